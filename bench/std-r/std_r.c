@@ -1,0 +1,349 @@
+/* std-r — Synthetic Task Dispatch Rate benchmark (first version: embedded
+ * engine, no-op handler). See docs/BENCHMARKS.md for what each number means.
+ *
+ * Open loop: job i is *intended* to be submitted at start + i/rate; latency
+ * is handler start minus that intended time, so a stall anywhere (generator,
+ * ring, reactor, worker) is charged to every job it delayed. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sched.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dispatchd.h"
+#include "telemetry.h"
+
+#define BATCH 256
+#define MAX_THREADS 256
+
+struct opts {
+	double rate; /* 0 = max */
+	double duration_s, warmup_s;
+	unsigned shards, workers;
+	uint64_t spin_ns;
+	uint64_t inflight;
+	const char *json;
+	int quiet;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Per-thread histograms: each worker records into its own, merged at the end. */
+static pthread_mutex_t hist_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct dd_tel_hist *hists[MAX_THREADS];
+static unsigned nhists;
+static __thread struct dd_tel_hist *tl_hist;
+static uint64_t measure_from, measure_to; /* intended-time window */
+static _Atomic uint64_t completed_in_window;
+static _Atomic uint64_t completed_all;
+
+static int noop_handler(const struct dd_job *job, void *arg)
+{
+	(void)arg;
+	if (job->intended_ns < measure_from || job->intended_ns >= measure_to)
+		return 0;
+	if (!tl_hist) {
+		pthread_mutex_lock(&hist_lock);
+		if (nhists < MAX_THREADS && (tl_hist = calloc(1, sizeof(*tl_hist))))
+			hists[nhists++] = tl_hist;
+		pthread_mutex_unlock(&hist_lock);
+		if (!tl_hist)
+			return 0;
+	}
+	dd_tel_hist_record(tl_hist, job->start_ns - job->intended_ns);
+	return 0;
+}
+
+/* Counts completions (the whole path) whose end falls in the window. */
+static void on_event(const struct dd_event *ev, void *arg)
+{
+	(void)arg;
+	/* one writer per shard; a plain atomic add is cheap next to the rest */
+	atomic_fetch_add_explicit(&completed_all, 1, memory_order_relaxed);
+	if (ev->at_ns >= measure_from && ev->at_ns < measure_to && ev->state == DD_SUCCEEDED)
+		atomic_fetch_add_explicit(&completed_in_window, 1, memory_order_relaxed);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: std-r [options]\n"
+		"  --rate R|max      offered rate in jobs/s, open loop (default max)\n"
+		"  --duration S      measured seconds (default 10)\n"
+		"  --warmup S        seconds excluded before measuring (default 2)\n"
+		"  --shards N        shards (default: one per NUMA node)\n"
+		"  --workers N       workers per shard (default: node CPUs less one)\n"
+		"  --spin-us N       spin budget before parking, µs (default 50)\n"
+		"  --inflight N      with --rate max: most jobs outstanding (default 8192)\n"
+		"  --json FILE       also write the report as JSON\n"
+		"  -q, --quiet       no progress lines\n"
+		"  -h, --help        this text\n"
+		"  -V, --version     version\n");
+}
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+		{"rate", required_argument, 0, 'r'},     {"duration", required_argument, 0, 'd'},
+		{"warmup", required_argument, 0, 'w'},   {"shards", required_argument, 0, 's'},
+		{"workers", required_argument, 0, 'W'},  {"spin-us", required_argument, 0, 'S'},
+		{"json", required_argument, 0, 'j'},     {"quiet", no_argument, 0, 'q'},
+		{"help", no_argument, 0, 'h'},           {"version", no_argument, 0, 'V'},
+		{"embedded", no_argument, 0, 'E'},       {"inflight", required_argument, 0, 'I'},
+		{0, 0, 0, 0},
+	};
+	int c;
+	char *end;
+	o->duration_s = 10;
+	o->warmup_s = 2;
+	o->spin_ns = 50000;
+	o->inflight = 8192;
+	while ((c = getopt_long(argc, argv, "qhV", lo, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			if (strcmp(optarg, "max") == 0) {
+				o->rate = 0;
+				break;
+			}
+			o->rate = strtod(optarg, &end);
+			if (*end || o->rate <= 0) {
+				fprintf(stderr, "std-r: --rate wants a positive number or 'max', not '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'd':
+		case 'w': {
+			double v = strtod(optarg, &end);
+			if (*end || v < 0 || (c == 'd' && v <= 0)) {
+				fprintf(stderr, "std-r: bad number of seconds '%s'\n", optarg);
+				return 2;
+			}
+			*(c == 'd' ? &o->duration_s : &o->warmup_s) = v;
+			break;
+		}
+		case 's':
+		case 'W':
+		case 'I':
+		case 'S': {
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 0 || v > 1000000) {
+				fprintf(stderr, "std-r: bad count '%s'\n", optarg);
+				return 2;
+			}
+			if (c == 's')
+				o->shards = (unsigned)v;
+			else if (c == 'W')
+				o->workers = (unsigned)v;
+			else if (c == 'I')
+				o->inflight = v ? (uint64_t)v : 1;
+			else
+				o->spin_ns = (uint64_t)v * 1000;
+			break;
+		}
+		case 'j':
+			o->json = optarg;
+			break;
+		case 'q':
+			o->quiet = 1;
+			break;
+		case 'E':
+			break; /* the only mode so far */
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("std-r %d.%d\n", DD_VERSION_MAJOR, DD_VERSION_MINOR);
+			exit(0);
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "std-r: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	return 0;
+}
+
+/* Sleeps until @t when it is far enough away, else spins: a sleep costs a
+ * timer wake-up (tens of µs in a VM) that would be charged to the jobs. */
+static void wait_until(uint64_t t)
+{
+	uint64_t now = now_ns();
+	if (t > now + 200000) {
+		uint64_t until = t - 100000;
+		struct timespec ts = {(time_t)(until / 1000000000ull), (long)(until % 1000000000ull)};
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+	}
+	while (now_ns() < t)
+		sched_yield(); /* lets a thread sharing this CPU run meanwhile */
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {0};
+	int r = parse(argc, argv, &o);
+	if (r)
+		return r;
+
+	struct dd_config cfg;
+	dd_config_init(&cfg);
+	cfg.shards = o.shards;
+	cfg.workers = o.workers;
+	cfg.spin_ns = o.spin_ns;
+	cfg.on_event = on_event;
+	cfg.event_mask = 1u << DD_SUCCEEDED;
+	cfg.retain_terminal = 0; /* a benchmark keeps nothing it does not need */
+	struct dd_engine *e;
+	if ((r = dd_engine_create(&cfg, &e)) < 0) {
+		fprintf(stderr, "std-r: cannot start the engine: %s\n", dd_strerror(r));
+		return 1;
+	}
+	if ((r = dd_handler_register(e, "noop", noop_handler, NULL)) < 0) {
+		fprintf(stderr, "std-r: cannot register handler: %s\n", dd_strerror(r));
+		dd_engine_destroy(e);
+		return 1;
+	}
+
+	struct dd_job_spec specs[BATCH];
+	uint64_t ids[BATCH];
+	memset(specs, 0, sizeof(specs));
+	for (int i = 0; i < BATCH; i++) {
+		specs[i].kind = "noop";
+		specs[i].priority = DD_PRIO_NORMAL;
+		specs[i].node = -1;
+		specs[i].shard = -1;
+	}
+
+	const char *gc = getenv("STDR_GEN_CPU");
+	if (gc) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(atoi(gc), &set);
+		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	}
+	uint64_t start = now_ns() + 1000000;
+	measure_from = start + (uint64_t)(o.warmup_s * 1e9);
+	measure_to = measure_from + (uint64_t)(o.duration_s * 1e9);
+	double interval = o.rate > 0 ? 1e9 / o.rate : 0;
+	uint64_t sent = 0, eagain = 0, next_progress = start + 1000000000ull;
+	uint64_t last_done = 0;
+	wait_until(start);
+	for (;;) {
+		uint64_t now = now_ns();
+		if (now >= measure_to)
+			break;
+		size_t n;
+		if (o.rate > 0) {
+			uint64_t due = (uint64_t)((double)(now - start) / interval) + 1;
+			if (due <= sent) {
+				wait_until(start + (uint64_t)((double)sent * interval));
+				continue;
+			}
+			n = due - sent < BATCH ? due - sent : BATCH;
+			for (size_t i = 0; i < n; i++)
+				specs[i].intended_ns = start + (uint64_t)((double)(sent + i) * interval);
+		} else {
+			/* Closed loop: bounded jobs in flight, or the queue (and so
+			 * every latency) would grow for as long as the run lasts. */
+			if (sent - atomic_load_explicit(&completed_all, memory_order_relaxed) >=
+			    o.inflight) {
+				struct timespec ts = {0, 20000};
+				nanosleep(&ts, NULL);
+				continue;
+			}
+			n = BATCH;
+			for (size_t i = 0; i < n; i++)
+				specs[i].intended_ns = now;
+		}
+		size_t done = 0;
+		r = dd_submit_batch(e, specs, n, DD_SUBMIT_BLOCK, ids, &done);
+		if (r < 0 && r != -EAGAIN) {
+			fprintf(stderr, "std-r: submit failed: %s\n", dd_strerror(r));
+			break;
+		}
+		eagain += r == -EAGAIN;
+		sent += done;
+		if (!o.quiet && now >= next_progress) {
+			struct dd_stats st;
+			dd_stats(e, &st);
+			fprintf(stderr, "std-r: %5.1fs  submitted %" PRIu64 "  completed %" PRIu64
+				"  rate %.0f/s\n",
+				(double)(now - start) / 1e9, sent, st.total.succeeded,
+				(double)(st.total.succeeded - last_done));
+			last_done = st.total.succeeded;
+			next_progress += 1000000000ull;
+		}
+	}
+	/* Let the jobs intended inside the window finish before reading. */
+	uint64_t drain_deadline = now_ns() + 5000000000ull;
+	struct dd_stats st;
+	do {
+		dd_stats(e, &st);
+		if (st.total.succeeded + st.total.failed >= sent)
+			break;
+		usleep(1000);
+	} while (now_ns() < drain_deadline);
+	dd_engine_destroy(e);
+
+	struct dd_tel_hist *all = calloc(1, sizeof(*all));
+	if (!all)
+		return 1;
+	for (unsigned i = 0; i < nhists; i++) {
+		dd_tel_hist_merge(all, hists[i]);
+		free(hists[i]);
+	}
+	double rate = (double)atomic_load(&completed_in_window) / o.duration_s;
+	uint64_t p50 = dd_tel_hist_quantile(all, 0.50), p99 = dd_tel_hist_quantile(all, 0.99);
+	uint64_t p999 = dd_tel_hist_quantile(all, 0.999), mx = all->max;
+
+	printf("std-r  embedded  noop  shards=%u workers/shard=%u  durability=none\n",
+	       st.nshards, st.shard[0].workers);
+	if (o.rate > 0)
+		printf("  offered rate        %12.0f jobs/s (open loop)\n", o.rate);
+	else
+		printf("  offered rate        %12s\n", "max (closed loop, batches of 256)");
+	printf("  measured            %12.1f s after %.1f s warm-up\n", o.duration_s, o.warmup_s);
+	printf("  dispatches/s        %12.0f\n", rate);
+	printf("  dispatch latency    p50 %8.2f µs  p99 %8.2f µs  p99.9 %8.2f µs  max %9.2f µs\n",
+	       p50 / 1e3, p99 / 1e3, p999 / 1e3, mx / 1e3);
+	printf("  samples             %12" PRIu64 "   ring-full retries %" PRIu64 "\n", all->count,
+	       eagain);
+	printf("  reactor parks       %12" PRIu64 "   producer wake-ups %" PRIu64 "\n",
+	       st.total.parks, st.total.wakeups);
+
+	if (o.json) {
+		char offered[64] = "\"max\"";
+		if (o.rate > 0)
+			snprintf(offered, sizeof(offered), "%.0f", o.rate);
+		FILE *f = fopen(o.json, "w");
+		if (!f) {
+			fprintf(stderr, "std-r: cannot write %s: %s\n", o.json, strerror(errno));
+			free(all);
+			return 1;
+		}
+		fprintf(f,
+			"{\n  \"mode\": \"embedded\",\n  \"kind\": \"noop\",\n  \"durability\": \"none\",\n"
+			"  \"shards\": %u,\n  \"workers_per_shard\": %u,\n"
+			"  \"offered_rate\": %s,\n  \"duration_s\": %.3f,\n  \"warmup_s\": %.3f,\n"
+			"  \"dispatches_per_sec\": %.1f,\n  \"samples\": %" PRIu64 ",\n"
+			"  \"latency_ns\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64
+			", \"p999\": %" PRIu64 ", \"max\": %" PRIu64 "}\n}\n",
+			st.nshards, st.shard[0].workers, offered, o.duration_s, o.warmup_s, rate, all->count, p50, p99, p999, mx);
+		fclose(f);
+	}
+	free(all);
+	return 0;
+}

@@ -1,0 +1,217 @@
+/* Requests from API callers to a shard's reactor (get, wait, cancel).
+ *
+ * The caller's struct dd_cmd lives on its stack; a pointer travels through
+ * the shard's MPSC command ring; the reactor answers by storing "done"
+ * (release) and waking the futex. A wait that times out is withdrawn by a
+ * second command, so the reactor never touches a dead stack frame. */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+void dd_cmd_complete(struct dd_cmd *c, int rc)
+{
+	c->rc = rc;
+	/* release pairs with the caller's acquire of done */
+	atomic_store_explicit(&c->done, 1, memory_order_release);
+	syscall(SYS_futex, &c->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void send(struct dd_engine *e, struct dd_cmd *c)
+{
+	struct dd_shard *s = &e->shards[dd_id_shard(c->id)];
+	atomic_store_explicit(&c->done, 0, memory_order_relaxed);
+	while (dd_queue_mpsc_enqueue(s->cmds, &c, 1) != 1) {
+		dd_queue_wake_notify(&s->wake);
+		sched_yield();
+	}
+	dd_queue_wake_notify(&s->wake);
+}
+
+/* Returns 1 when answered, 0 on time-out. */
+static int await(struct dd_cmd *c, const struct timespec *deadline)
+{
+	while (!atomic_load_explicit(&c->done, memory_order_acquire)) {
+		struct timespec rel, *relp = NULL;
+		if (deadline) {
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			int64_t ns = (int64_t)(deadline->tv_sec - now.tv_sec) * 1000000000 +
+				     (deadline->tv_nsec - now.tv_nsec);
+			if (ns <= 0)
+				return 0;
+			rel.tv_sec = ns / 1000000000;
+			rel.tv_nsec = ns % 1000000000;
+			relp = &rel;
+		}
+		syscall(SYS_futex, &c->done, FUTEX_WAIT_PRIVATE, 0, relp, NULL, 0);
+	}
+	return 1;
+}
+
+int dd_cmd_call(struct dd_engine *e, struct dd_cmd *c)
+{
+	if (dd_id_shard(c->id) >= e->nshards)
+		return -ENOENT;
+	if (atomic_load_explicit(&e->stopping, memory_order_relaxed))
+		return DD_ESHUTDOWN;
+	c->next = NULL;
+	send(e, c);
+	await(c, NULL);
+	return c->rc;
+}
+
+int dd_job_get(struct dd_engine *e, uint64_t id, struct dd_job_info *info)
+{
+	struct dd_cmd c = {.type = CMD_GET, .id = id};
+	int r = dd_cmd_call(e, &c);
+	if (r == 0 && info)
+		*info = c.info;
+	return r;
+}
+
+int dd_cancel(struct dd_engine *e, uint64_t id)
+{
+	struct dd_cmd c = {.type = CMD_CANCEL, .id = id};
+	return dd_cmd_call(e, &c);
+}
+
+int dd_wait(struct dd_engine *e, uint64_t id, uint64_t timeout_ns, struct dd_job_info *info)
+{
+	struct dd_cmd c = {.type = CMD_WAIT, .id = id};
+	if (dd_id_shard(id) >= e->nshards)
+		return -ENOENT;
+	if (atomic_load_explicit(&e->stopping, memory_order_relaxed))
+		return DD_ESHUTDOWN;
+	struct timespec dl, *dlp = NULL;
+	if (timeout_ns != UINT64_MAX) {
+		clock_gettime(CLOCK_MONOTONIC, &dl);
+		uint64_t ns = (uint64_t)dl.tv_nsec + timeout_ns % 1000000000ull;
+		dl.tv_sec += (time_t)(timeout_ns / 1000000000ull + ns / 1000000000ull);
+		dl.tv_nsec = (long)(ns % 1000000000ull);
+		dlp = &dl;
+	}
+	send(e, &c);
+	if (!await(&c, dlp)) {
+		/* Withdraw; the reactor answers our wait with -ETIMEDOUT unless it
+		 * has answered it already. Either way c is done afterwards. */
+		struct dd_cmd u = {.type = CMD_UNWAIT, .id = id, .target = &c};
+		send(e, &u);
+		await(&u, NULL);
+		await(&c, NULL);
+	}
+	if (c.rc == 0 && info)
+		*info = c.info;
+	return c.rc;
+}
+
+/* ---- reactor side ---- */
+
+static bool unlink_cmd(struct dd_cmd **list, struct dd_cmd *c)
+{
+	for (struct dd_cmd **pp = list; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			return true;
+		}
+	return false;
+}
+
+static void handle(struct dd_shard *s, struct dd_cmd *c)
+{
+	if (c->type == CMD_UNWAIT) {
+		struct dd_jobrec *j = dd_tab_find(s, c->target->id);
+		if ((j && unlink_cmd(&j->waiters, c->target)) ||
+		    unlink_cmd(&s->retry_cmds, c->target))
+			dd_cmd_complete(c->target, -ETIMEDOUT);
+		dd_cmd_complete(c, 0);
+		return;
+	}
+	struct dd_jobrec *j = dd_tab_find(s, c->id);
+	if (!j) {
+		uint64_t seq = c->id & DD_ID_SEQ_MASK;
+		uint8_t fate = dd_seq_get(s, c->id);
+		if (fate == SEQ_UNSEEN && seq > 0 &&
+		    seq < atomic_load_explicit(&s->next_seq, memory_order_acquire)) {
+			/* numbered but still in a ring: ask again next turn */
+			c->next = s->retry_cmds;
+			s->retry_cmds = c;
+			return;
+		}
+		dd_cmd_complete(c, fate == SEQ_UNSEEN ? -ENOENT : DD_EEVICTED);
+		return;
+	}
+	switch (c->type) {
+	case CMD_GET:
+		dd_job_info_fill(s, j, &c->info);
+		dd_cmd_complete(c, 0);
+		break;
+	case CMD_WAIT:
+		if (dd_state_terminal((enum dd_state)j->state)) {
+			dd_job_info_fill(s, j, &c->info);
+			dd_cmd_complete(c, 0);
+		} else {
+			c->next = j->waiters;
+			j->waiters = c;
+		}
+		break;
+	case CMD_CANCEL:
+		dd_cmd_complete(c, dd_job_cancel(s, j, DD_CANCELLED, "cancelled"));
+		break;
+	default:
+		dd_cmd_complete(c, -EINVAL);
+	}
+}
+
+size_t dd_cmd_drain(struct dd_shard *s)
+{
+	size_t total = 0;
+	struct dd_cmd *retry = s->retry_cmds, *batch[64];
+	s->retry_cmds = NULL;
+	while (retry) {
+		struct dd_cmd *c = retry;
+		retry = c->next;
+		handle(s, c);
+	}
+	size_t n;
+	while ((n = dd_queue_mpsc_dequeue(s->cmds, batch, 64)) > 0) {
+		for (size_t i = 0; i < n; i++)
+			handle(s, batch[i]);
+		total += n;
+	}
+	return total;
+}
+
+void dd_cmd_fail_all(struct dd_shard *s, int rc)
+{
+	struct dd_cmd *batch[64];
+	size_t n;
+	while ((n = dd_queue_mpsc_dequeue(s->cmds, batch, 64)) > 0)
+		for (size_t i = 0; i < n; i++) {
+			if (batch[i]->type == CMD_UNWAIT) {
+				/* still honour the withdrawal: it may free a wait */
+				handle(s, batch[i]);
+			} else {
+				dd_cmd_complete(batch[i], rc);
+			}
+		}
+	for (struct dd_cmd *c = s->retry_cmds, *nx; c; c = nx) {
+		nx = c->next;
+		dd_cmd_complete(c, rc);
+	}
+	s->retry_cmds = NULL;
+	for (size_t i = 0; i < s->tabcap; i++) {
+		struct dd_jobrec *j = s->tab[i];
+		if (!j)
+			continue;
+		for (struct dd_cmd *c = j->waiters, *nx; c; c = nx) {
+			nx = c->next;
+			dd_cmd_complete(c, rc);
+		}
+		j->waiters = NULL;
+	}
+}

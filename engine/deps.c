@@ -1,0 +1,234 @@
+/* Dependencies, within a shard and across shards.
+ *
+ * A dependant subscribes to each dependency at the dependency's owner shard
+ * (directly, or as an XS_SUBSCRIBE event over the shard-to-shard ring); the
+ * owner answers with the outcome once the dependency ends (directly or as an
+ * XS_OUTCOME event). A dependency that has not reached its reactor yet (its
+ * submission is still in a ring) is parked in the pending map until it
+ * arrives. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+static void xs_send(struct dd_shard *s, unsigned to, const struct dd_xs_event *ev)
+{
+	struct dd_xs_overflow *o = &s->xs_over[to];
+	/* Keep order: once something overflowed, later events queue behind it. */
+	if (o->n == 0 && dd_queue_spsc_enqueue(s->xs_out[to], ev, 1) == 1) {
+		s->xs_dirty |= 1ull << to;
+		return;
+	}
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 256;
+		struct dd_xs_event *nev = realloc(o->ev, cap * sizeof(*nev));
+		if (!nev)
+			return; /* out of memory: the dependant stays waiting; cancellable */
+		o->ev = nev;
+		o->cap = cap;
+	}
+	o->ev[o->n++] = *ev;
+}
+
+static void apply_outcome(struct dd_shard *s, uint64_t waiter, bool ok)
+{
+	struct dd_jobrec *j = dd_tab_find(s, waiter);
+	if (!j || j->state != DD_WAITING)
+		return; /* cancelled, or already failed by another dependency */
+	if (!ok)
+		dd_job_finish(s, j, DD_FAILED, "dependency");
+	else if (--j->deps_unmet == 0)
+		dd_job_make_ready(s, j);
+}
+
+static void outcome(struct dd_shard *s, uint64_t waiter, bool ok)
+{
+	unsigned to = dd_id_shard(waiter);
+	if (to == s->index) {
+		apply_outcome(s, waiter, ok);
+		return;
+	}
+	struct dd_xs_event ev = {.type = XS_OUTCOME, .ok = ok, .waiter = waiter};
+	xs_send(s, to, &ev);
+}
+
+static int add_dependant(struct dd_jobrec *j, uint64_t waiter)
+{
+	if (j->ndependants == j->capdependants) {
+		uint32_t cap = j->capdependants ? j->capdependants * 2 : 4;
+		uint64_t *d = realloc(j->dependants, cap * sizeof(*d));
+		if (!d)
+			return -ENOMEM;
+		j->dependants = d;
+		j->capdependants = cap;
+	}
+	j->dependants[j->ndependants++] = waiter;
+	return 0;
+}
+
+static size_t pend_slot(uint64_t dep, size_t cap)
+{
+	uint64_t h = (dep & DD_ID_SEQ_MASK) * 0x9e3779b97f4a7c15ull;
+	return (size_t)(h >> 40) & (cap - 1); /* chained: clustering is harmless */
+}
+
+static int pending_add(struct dd_shard *s, uint64_t dep, uint64_t waiter)
+{
+	if (s->npending >= s->pendcap) {
+		size_t cap = s->pendcap ? s->pendcap * 2 : 256;
+		struct dd_pending **b = calloc(cap, sizeof(*b));
+		if (!b)
+			return -ENOMEM;
+		for (size_t i = 0; i < s->pendcap; i++)
+			for (struct dd_pending *p = s->pending[i], *n; p; p = n) {
+				n = p->next;
+				size_t k = pend_slot(p->dep, cap);
+				p->next = b[k];
+				b[k] = p;
+			}
+		free(s->pending);
+		s->pending = b;
+		s->pendcap = cap;
+	}
+	struct dd_pending *p = malloc(sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->dep = dep;
+	p->waiter = waiter;
+	size_t k = pend_slot(dep, s->pendcap);
+	p->next = s->pending[k];
+	s->pending[k] = p;
+	s->npending++;
+	return 0;
+}
+
+static void local_subscribe(struct dd_shard *s, uint64_t dep, uint64_t waiter)
+{
+	struct dd_jobrec *d = dd_tab_find(s, dep);
+	if (d) {
+		if (dd_state_terminal((enum dd_state)d->state))
+			outcome(s, waiter, d->state == DD_SUCCEEDED);
+		else if (add_dependant(d, waiter) < 0)
+			outcome(s, waiter, false);
+		return;
+	}
+	switch (dd_seq_get(s, dep)) {
+	case SEQ_ENDED_OK:
+		outcome(s, waiter, true); /* ended and left memory */
+		break;
+	case SEQ_UNSEEN:
+		if (pending_add(s, dep, waiter) < 0)
+			outcome(s, waiter, false);
+		break;
+	default:
+		outcome(s, waiter, false);
+	}
+}
+
+void dd_deps_subscribe(struct dd_shard *s, uint64_t dep, uint64_t waiter)
+{
+	unsigned owner = dd_id_shard(dep);
+	if (owner == s->index) {
+		local_subscribe(s, dep, waiter);
+		return;
+	}
+	struct dd_xs_event ev = {.type = XS_SUBSCRIBE, .dep = dep, .waiter = waiter};
+	xs_send(s, owner, &ev);
+}
+
+void dd_deps_arrived(struct dd_shard *s, struct dd_jobrec *j)
+{
+	if (s->npending == 0)
+		return;
+	struct dd_pending **pp = &s->pending[pend_slot(j->id, s->pendcap)];
+	while (*pp) {
+		struct dd_pending *p = *pp;
+		if (p->dep != j->id) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		s->npending--;
+		if (add_dependant(j, p->waiter) < 0)
+			outcome(s, p->waiter, false);
+		free(p);
+	}
+}
+
+void dd_deps_release(struct dd_shard *s, struct dd_jobrec *j)
+{
+	bool ok = j->state == DD_SUCCEEDED;
+	for (uint32_t i = 0; i < j->ndependants; i++)
+		outcome(s, j->dependants[i], ok);
+	free(j->dependants);
+	j->dependants = NULL;
+	j->ndependants = j->capdependants = 0;
+}
+
+size_t dd_deps_drain(struct dd_shard *s)
+{
+	struct dd_xs_event ev[64];
+	size_t total = 0;
+	for (unsigned from = 0; from < s->eng->nshards; from++) {
+		if (from == s->index)
+			continue;
+		size_t n;
+		while ((n = dd_queue_spsc_dequeue(s->xs_in[from], ev, 64)) > 0) {
+			for (size_t i = 0; i < n; i++) {
+				if (ev[i].type == XS_SUBSCRIBE)
+					local_subscribe(s, ev[i].dep, ev[i].waiter);
+				else
+					apply_outcome(s, ev[i].waiter, ev[i].ok);
+			}
+			total += n;
+		}
+	}
+	return total;
+}
+
+void dd_deps_flush(struct dd_shard *s)
+{
+	for (unsigned to = 0; to < s->eng->nshards; to++) {
+		struct dd_xs_overflow *o = &s->xs_over[to];
+		if (o->n) {
+			size_t k = dd_queue_spsc_enqueue(s->xs_out[to], o->ev, o->n);
+			memmove(o->ev, o->ev + k, (o->n - k) * sizeof(*o->ev));
+			o->n -= k;
+			if (k)
+				s->xs_dirty |= 1ull << to;
+		}
+	}
+	for (uint64_t d = s->xs_dirty; d; d &= d - 1)
+		dd_queue_wake_notify(&s->eng->shards[__builtin_ctzll(d)].wake);
+	s->xs_dirty = 0;
+}
+
+bool dd_deps_ready(struct dd_shard *s)
+{
+	for (unsigned from = 0; from < s->eng->nshards; from++)
+		if (from != s->index && dd_queue_spsc_ready(s->xs_in[from]))
+			return true;
+	return false;
+}
+
+/* Events still parked for another shard make this one busy. */
+bool dd_deps_backlog(const struct dd_shard *s)
+{
+	for (unsigned to = 0; to < s->eng->nshards; to++)
+		if (s->xs_over && s->xs_over[to].n)
+			return true;
+	return false;
+}
+
+void dd_deps_destroy(struct dd_shard *s)
+{
+	for (size_t i = 0; i < s->pendcap; i++)
+		for (struct dd_pending *p = s->pending[i], *n; p; p = n) {
+			n = p->next;
+			free(p);
+		}
+	free(s->pending);
+	s->pending = NULL;
+	s->pendcap = s->npending = 0;
+}

@@ -1,0 +1,320 @@
+/* Engine construction, shutdown and statistics. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dd_config.h"
+#include "engine.h"
+
+void dd_config_init(struct dd_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->pin = true;
+	cfg->spin_ns = 50000;
+	cfg->worker_queue = 32;
+	cfg->durability = DD_DURABILITY_NONE;
+	cfg->ring_capacity = 4096;
+	cfg->max_live_jobs = 4u << 20;
+	cfg->retain_terminal = 1u << 20;
+	cfg->shutdown_grace_ns = 5000000000ull;
+	cfg->tick_ns = 100000;
+}
+
+static int check_config(const struct dd_config *c)
+{
+	if (c->durability != DD_DURABILITY_NONE)
+		return -EINVAL; /* buffered/fsync arrive with state/ */
+	if (c->worker_queue < 1 || c->worker_queue > DD_WORKER_INFLIGHT)
+		return -EINVAL;
+	if (c->shards > DD_MAX_SHARDS || c->workers > 1024 || c->ring_capacity < 2 ||
+	    c->ring_capacity > (1u << 24) || c->max_live_jobs == 0 || c->tick_ns == 0 ||
+	    c->pretend_nodes < 0 || c->pretend_nodes > DD_MAX_SHARDS)
+		return -EINVAL;
+	return 0;
+}
+
+/* The CPUs of shard k among m shards on one node: a contiguous share. */
+static void shard_cpus(const struct dd_numa_node *nd, unsigned k, unsigned m, int *first,
+		       int *count)
+{
+	int lo = (int)((long)k * nd->ncpus / m), hi = (int)((long)(k + 1) * nd->ncpus / m);
+	if (hi <= lo) {
+		lo = (int)(k % (unsigned)nd->ncpus);
+		hi = lo + 1;
+	}
+	*first = lo;
+	*count = hi - lo;
+}
+
+static int shard_init(struct dd_engine *e, struct dd_shard *s, unsigned idx)
+{
+	const struct dd_config *c = &e->cfg;
+	int r;
+	s->eng = e;
+	s->index = idx;
+	s->node = (int)(idx % (unsigned)e->topo->nnodes);
+	const struct dd_numa_node *nd = &e->topo->nodes[s->node];
+	s->os_node = nd->os_node;
+	unsigned m = (e->nshards + (unsigned)e->topo->nnodes - 1 - (unsigned)s->node) /
+		     (unsigned)e->topo->nnodes; /* shards on this node */
+	int first, count;
+	shard_cpus(nd, idx / (unsigned)e->topo->nnodes, m, &first, &count);
+	s->cpu = c->pin ? nd->cpus[first] : -1;
+
+	if ((r = dd_numa_arena_create(s->os_node, &s->arena)) < 0)
+		return r;
+	for (unsigned p = 0; p < DD_PRIO_LEVELS; p++)
+		if ((r = dd_queue_mpsc_create(c->ring_capacity, sizeof(struct dd_sub), &s->sub[p])) < 0)
+			return r;
+	if ((r = dd_queue_mpsc_create(1024, sizeof(struct dd_cmd *), &s->cmds)) < 0)
+		return r;
+	dd_queue_wake_init(&s->wake);
+	atomic_init(&s->next_seq, 1);
+	atomic_init(&s->live, 0);
+	dd_queue_lanes_init(&s->lanes);
+	s->retained.prev = s->retained.next = &s->retained;
+
+	s->nworkers = c->workers ? c->workers : (count > 1 ? (unsigned)count - 1 : 1);
+	s->workers = calloc(s->nworkers, sizeof(*s->workers));
+	if (!s->workers)
+		return -ENOMEM;
+	for (unsigned w = 0; w < s->nworkers; w++) {
+		struct dd_worker *wk = &s->workers[w];
+		wk->shard = s;
+		wk->index = w;
+		/* Workers take the shard's other CPUs; alone on one CPU they share it. */
+		wk->cpu = !c->pin ? -1
+			: count > 1 ? nd->cpus[first + 1 + (int)(w % (unsigned)(count - 1))]
+				    : nd->cpus[first];
+		if ((r = dd_queue_spsc_create(DD_WORKER_INFLIGHT, sizeof(void *), &wk->inbox)) < 0 ||
+		    (r = dd_queue_spsc_create(DD_WORKER_INFLIGHT, sizeof(void *), &wk->done)) < 0)
+			return r;
+		dd_queue_wake_init(&wk->wake);
+	}
+	s->xs_in = calloc(e->nshards, sizeof(*s->xs_in));
+	s->xs_out = calloc(e->nshards, sizeof(*s->xs_out));
+	s->xs_over = calloc(e->nshards, sizeof(*s->xs_over));
+	if (!s->xs_in || !s->xs_out || !s->xs_over)
+		return -ENOMEM;
+	return 0;
+}
+
+static void shard_fini(struct dd_shard *s)
+{
+	struct dd_sub m;
+	for (unsigned p = 0; p < DD_PRIO_LEVELS; p++) {
+		/* Submissions that raced with shutdown: free what they carried. */
+		while (s->sub[p] && dd_queue_mpsc_dequeue(s->sub[p], &m, 1)) {
+			if (m.payload_len > DD_INLINE_PAYLOAD)
+				dd_numa_arena_free(s->arena, m.payload.heap, m.payload_len);
+			if (m.ndeps > DD_INLINE_DEPS)
+				dd_numa_arena_free(s->arena, m.deps.heap, m.ndeps * sizeof(uint64_t));
+			if (m.key) {
+				dd_idem_remove(s->eng->idem, m.key_hash, m.key, m.id);
+				dd_numa_arena_free(s->arena, m.key, strlen(m.key) + 1);
+			}
+		}
+		dd_queue_mpsc_destroy(s->sub[p]);
+	}
+	dd_queue_mpsc_destroy(s->cmds);
+	dd_jobtab_destroy(s);
+	dd_deps_destroy(s);
+	for (unsigned w = 0; s->workers && w < s->nworkers; w++) {
+		dd_queue_spsc_destroy(s->workers[w].inbox);
+		dd_queue_spsc_destroy(s->workers[w].done);
+	}
+	free(s->workers);
+	for (unsigned i = 0; s->xs_in && i < s->eng->nshards; i++)
+		dd_queue_spsc_destroy(s->xs_in[i]);
+	free(s->xs_in);
+	free(s->xs_out);
+	for (unsigned i = 0; s->xs_over && i < s->eng->nshards; i++)
+		free(s->xs_over[i].ev);
+	free(s->xs_over);
+	dd_numa_arena_destroy(s->arena);
+}
+
+/* Ring from shard a to shard b, seen as a's xs_out[b] and b's xs_in[a]. */
+static int link_shards(struct dd_engine *e)
+{
+	for (unsigned a = 0; a < e->nshards; a++)
+		for (unsigned b = 0; b < e->nshards; b++) {
+			if (a == b)
+				continue;
+			struct dd_queue_spsc *r;
+			int rc = dd_queue_spsc_create(DD_XS_RING, sizeof(struct dd_xs_event), &r);
+			if (rc < 0)
+				return rc;
+			e->shards[a].xs_out[b] = r;
+			e->shards[b].xs_in[a] = r;
+		}
+	return 0;
+}
+
+/* Stops and joins whatever was started: reactors first (they finish the
+ * running work), then their workers. */
+static void stop_threads(struct dd_engine *e)
+{
+	atomic_store(&e->stopping, true);
+	for (unsigned i = 0; e->shards && i < e->nshards; i++) {
+		struct dd_shard *s = &e->shards[i];
+		if (s->reactor_started) {
+			dd_queue_wake_notify(&s->wake);
+			pthread_join(s->thread, NULL);
+			s->reactor_started = false;
+		}
+	}
+	for (unsigned i = 0; e->shards && i < e->nshards; i++) {
+		struct dd_shard *s = &e->shards[i];
+		for (unsigned w = 0; w < s->workers_started; w++) {
+			atomic_store(&s->workers[w].stop, true);
+			dd_queue_wake_notify(&s->workers[w].wake);
+			pthread_join(s->workers[w].thread, NULL);
+		}
+		s->workers_started = 0;
+	}
+}
+
+static int start_threads(struct dd_engine *e)
+{
+	for (unsigned i = 0; i < e->nshards; i++) {
+		struct dd_shard *s = &e->shards[i];
+		for (; s->workers_started < s->nworkers; s->workers_started++) {
+			struct dd_worker *w = &s->workers[s->workers_started];
+			int r = pthread_create(&w->thread, NULL, dd_worker_main, w);
+			if (r)
+				return -r;
+		}
+	}
+	for (unsigned i = 0; i < e->nshards; i++) {
+		struct dd_shard *s = &e->shards[i];
+		int r = pthread_create(&s->thread, NULL, dd_reactor_main, s);
+		if (r)
+			return -r;
+		s->reactor_started = true;
+	}
+	return 0;
+}
+
+int dd_engine_create(const struct dd_config *cfg, struct dd_engine **out)
+{
+	struct dd_engine *e = calloc(1, sizeof(*e));
+	int r;
+	if (!e)
+		return -ENOMEM;
+	if (cfg)
+		e->cfg = *cfg;
+	else
+		dd_config_init(&e->cfg);
+	if (e->cfg.on_event && !e->cfg.event_mask)
+		e->cfg.event_mask = DD_EVENTS_TERMINAL;
+	pthread_mutex_init(&e->reg_lock, NULL);
+	if ((r = check_config(&e->cfg)) < 0)
+		goto fail;
+	if ((r = dd_numa_topo_create(e->cfg.pretend_nodes, &e->topo)) < 0)
+		goto fail;
+	if ((r = dd_idem_create(&e->idem)) < 0)
+		goto fail;
+	e->nshards = e->cfg.shards ? e->cfg.shards : (unsigned)e->topo->nnodes;
+	if (e->nshards > DD_MAX_SHARDS)
+		e->nshards = DD_MAX_SHARDS;
+	e->shards = aligned_alloc(DD_CACHELINE, sizeof(*e->shards) * e->nshards);
+	if (!e->shards) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	memset(e->shards, 0, sizeof(*e->shards) * e->nshards);
+	for (unsigned i = 0; i < e->nshards; i++)
+		if ((r = shard_init(e, &e->shards[i], i)) < 0)
+			goto fail;
+	if ((r = link_shards(e)) < 0)
+		goto fail;
+	if ((r = start_threads(e)) < 0)
+		goto fail;
+	*out = e;
+	return 0;
+fail:
+	stop_threads(e);
+	for (unsigned i = 0; e->shards && i < e->nshards; i++)
+		shard_fini(&e->shards[i]);
+	free(e->shards);
+	dd_idem_destroy(e->idem);
+	dd_numa_topo_destroy(e->topo);
+	pthread_mutex_destroy(&e->reg_lock);
+	free(e);
+	return r;
+}
+
+void dd_engine_destroy(struct dd_engine *e)
+{
+	if (!e)
+		return;
+	stop_threads(e);
+	for (unsigned i = 0; i < e->nshards; i++)
+		shard_fini(&e->shards[i]);
+	free(e->shards);
+	dd_idem_destroy(e->idem);
+	dd_numa_topo_destroy(e->topo);
+	pthread_mutex_destroy(&e->reg_lock);
+	free(e);
+}
+
+unsigned dd_engine_shards(const struct dd_engine *e)
+{
+	return e->nshards;
+}
+
+int dd_engine_shard_node(const struct dd_engine *e, unsigned shard)
+{
+	return shard < e->nshards ? e->shards[shard].node : -EINVAL;
+}
+
+int dd_stats(struct dd_engine *e, struct dd_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->nshards = e->nshards;
+	st->numa_available = e->topo->numa_available;
+	st->jemalloc = DD_HAVE_JEMALLOC;
+	st->total.node = -1;
+	for (unsigned i = 0; i < e->nshards; i++) {
+		struct dd_shard *s = &e->shards[i];
+		struct dd_shard_stats *o = &st->shard[i];
+#define LD(k) atomic_load_explicit(&s->st[k], memory_order_relaxed)
+		o->node = s->node;
+		o->workers = s->nworkers;
+		o->submitted = LD(ST_SUBMITTED);
+		o->dispatched = LD(ST_DISPATCHED);
+		o->succeeded = LD(ST_SUCCEEDED);
+		o->failed = LD(ST_FAILED);
+		o->cancelled = LD(ST_CANCELLED);
+		o->timed_out = LD(ST_TIMED_OUT);
+		o->retried = LD(ST_RETRIED);
+		o->waiting = LD(ST_WAITING);
+		o->delayed = LD(ST_DELAYED);
+		o->queued = LD(ST_QUEUED);
+		o->running = LD(ST_RUNNING);
+		o->in_memory = LD(ST_IN_MEMORY);
+#undef LD
+		o->parks = atomic_load_explicit(&s->wake.parks, memory_order_relaxed);
+		o->wakeups = atomic_load_explicit(&s->wake.wakes, memory_order_relaxed);
+		o->arena_bytes = dd_numa_arena_allocated(s->arena);
+		struct dd_shard_stats *t = &st->total;
+		t->workers += o->workers;
+		t->submitted += o->submitted;
+		t->dispatched += o->dispatched;
+		t->succeeded += o->succeeded;
+		t->failed += o->failed;
+		t->cancelled += o->cancelled;
+		t->timed_out += o->timed_out;
+		t->retried += o->retried;
+		t->waiting += o->waiting;
+		t->delayed += o->delayed;
+		t->queued += o->queued;
+		t->running += o->running;
+		t->in_memory += o->in_memory;
+		t->parks += o->parks;
+		t->wakeups += o->wakeups;
+		t->arena_bytes += o->arena_bytes;
+	}
+	return 0;
+}

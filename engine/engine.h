@@ -1,0 +1,309 @@
+/* engine/ — shards, reactors, workers and the job lifecycle.
+ *
+ * Private header. Ownership: a job record belongs to its shard's reactor,
+ * which is the only thread that writes it, except that the worker running
+ * an attempt writes the attempt's result and times before handing the
+ * record back through its completion ring (release/acquire on the ring).
+ */
+#ifndef DD_ENGINE_H
+#define DD_ENGINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "dispatchd.h"
+#include "dd_numa.h"
+#include "queue.h"
+
+#define DD_ID_SHARD_SHIFT 56
+#define DD_ID_SEQ_MASK ((1ull << DD_ID_SHARD_SHIFT) - 1)
+#define DD_INLINE_PAYLOAD 48
+#define DD_INLINE_DEPS 2
+#define DD_MAX_HANDLERS 1024
+#define DD_WORKER_INFLIGHT 64 /* per worker: small, so that priorities still
+			       * decide which job runs next */
+#define DD_XS_RING 4096       /* cross-shard event ring cells */
+#define DD_DRAIN_BUDGET 1024  /* submissions taken per reactor turn */
+
+static inline uint64_t dd_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline unsigned dd_id_shard(uint64_t id)
+{
+	return (unsigned)(id >> DD_ID_SHARD_SHIFT);
+}
+
+/* ---- handlers (registry.c) ---- */
+
+struct dd_handler {
+	char name[64];
+	dd_handler_fn fn;
+	void *arg;
+};
+
+/* ---- idempotency keys (idem.c): engine-wide, striped locks ---- */
+
+struct dd_idem;
+int dd_idem_create(struct dd_idem **out);
+void dd_idem_destroy(struct dd_idem *m);
+void dd_idem_lock(struct dd_idem *m, uint64_t hash);
+void dd_idem_unlock(struct dd_idem *m, uint64_t hash);
+/* Under the stripe lock: id bound to the key, or 0. */
+uint64_t dd_idem_find(struct dd_idem *m, uint64_t hash, const char *key);
+/* Under the stripe lock: binds key to id. */
+int dd_idem_insert(struct dd_idem *m, uint64_t hash, const char *key, uint64_t id);
+/* Takes the lock itself: forgets the key if it is still bound to @id. */
+void dd_idem_remove(struct dd_idem *m, uint64_t hash, const char *key, uint64_t id);
+uint64_t dd_idem_hash(const char *key);
+
+/* ---- submission message: one MPSC cell ---- */
+
+enum { SUB_KEYED = 1u };
+
+struct dd_sub {
+	uint64_t id;
+	uint64_t intended_ns;
+	uint64_t not_before_ns; /* absolute, 0 = now */
+	uint64_t timeout_ns;
+	uint64_t backoff_ns;
+	uint64_t backoff_max_ns;
+	uint32_t max_attempts;
+	uint32_t payload_len;
+	uint32_t ndeps;
+	uint16_t handler;
+	uint8_t priority;
+	uint8_t flags;
+	union {
+		unsigned char inl[DD_INLINE_PAYLOAD];
+		void *heap; /* arena copy, ownership passes to the record */
+	} payload;
+	union {
+		uint64_t inl[DD_INLINE_DEPS];
+		uint64_t *heap; /* arena copy, freed by the reactor */
+	} deps;
+	char *key; /* arena copy, owned by the record, or NULL */
+	uint64_t key_hash;
+};
+
+/* ---- job record ---- */
+
+enum { JF_ON_WORKER = 1u, JF_KEYED = 2u };
+
+struct dd_jobrec {
+	struct dd_queue_node link;   /* lane, retention FIFO or free list */
+	struct dd_queue_timer timer; /* delay, back-off or time-out */
+	uint64_t id;
+	uint8_t state;
+	uint8_t priority;
+	uint8_t flags;
+	uint16_t handler;
+	uint32_t attempt;
+	uint32_t max_attempts;
+	uint32_t deps_unmet;
+	int32_t worker; /* of the current/last attempt, -1 none */
+	_Atomic uint32_t cancel; /* 0, or the state the job ended in early */
+	int32_t result;
+	int32_t w_result;   /* written by the worker while JF_ON_WORKER */
+	uint64_t w_start_ns; /* likewise */
+	const char *reason;
+	uint64_t timeout_ns, backoff_ns, backoff_max_ns;
+	uint64_t not_before_ns;
+	uint64_t intended_ns, submitted_ns, queued_ns, started_ns, ended_ns;
+	uint32_t payload_len;
+	uint32_t ndependants, capdependants;
+	void *payload; /* points at inline_payload or an arena copy */
+	uint64_t *dependants; /* ids waiting on this job (any shard) */
+	struct dd_cmd *waiters; /* dd_wait() callers */
+	char *key;
+	uint64_t key_hash;
+	unsigned char inline_payload[DD_INLINE_PAYLOAD];
+};
+
+/* ---- commands from API callers to a reactor ---- */
+
+enum dd_cmd_type { CMD_GET, CMD_WAIT, CMD_UNWAIT, CMD_CANCEL };
+
+struct dd_cmd {
+	enum dd_cmd_type type;
+	uint64_t id;
+	struct dd_cmd *target; /* CMD_UNWAIT: the wait to withdraw */
+	struct dd_cmd *next;   /* in a record's waiter list or the retry list */
+	int rc;
+	struct dd_job_info info;
+	_Atomic uint32_t done; /* futex word: 1 when the reactor has answered */
+};
+
+/* ---- cross-shard events (deps.c) ---- */
+
+enum { XS_SUBSCRIBE = 1, XS_OUTCOME = 2 };
+
+struct dd_xs_event {
+	uint32_t type;
+	uint32_t ok;        /* XS_OUTCOME: dependency succeeded */
+	uint64_t dep;       /* the dependency's id */
+	uint64_t waiter;    /* the dependant's id */
+};
+
+struct dd_xs_overflow {
+	struct dd_xs_event *ev;
+	size_t n, cap;
+};
+
+/* ---- workers ---- */
+
+struct dd_worker {
+	struct dd_shard *shard;
+	unsigned index;
+	int cpu; /* -1 unpinned */
+	pthread_t thread;
+	struct dd_queue_spsc *inbox; /* reactor -> worker: struct dd_jobrec * */
+	struct dd_queue_spsc *done;  /* worker -> reactor: struct dd_jobrec * */
+	struct dd_queue_wake wake;   /* the worker parks here */
+	unsigned inflight;           /* reactor's count of jobs handed over */
+	_Atomic bool stop;
+};
+
+/* ---- shards ---- */
+
+struct dd_seqmap { /* 1 byte of fate per sequence number, in pages */
+	uint8_t **page;
+	size_t npages;
+};
+
+enum { SEQ_UNSEEN = 0, SEQ_LIVE = 1, SEQ_ENDED_OK = 2, SEQ_ENDED_BAD = 3 };
+
+struct dd_pending { /* dependants of a job that has not arrived yet */
+	uint64_t dep;
+	uint64_t waiter;
+	struct dd_pending *next;
+};
+
+struct dd_shard {
+	struct dd_engine *eng;
+	unsigned index;
+	int node;    /* engine's node index */
+	int os_node; /* kernel node, -1 when made up */
+	int cpu;     /* reactor CPU, -1 unpinned */
+	pthread_t thread;
+	struct dd_numa_arena *arena;
+
+	/* producer side, read by any thread */
+	struct dd_queue_mpsc *sub[DD_PRIO_LEVELS];
+	struct dd_queue_mpsc *cmds; /* struct dd_cmd * */
+	struct dd_queue_wake wake;
+	_Alignas(DD_CACHELINE) _Atomic uint64_t next_seq;
+	_Alignas(DD_CACHELINE) _Atomic int64_t live; /* non-terminal jobs */
+
+	/* reactor-owned */
+	_Alignas(DD_CACHELINE) struct dd_queue_lanes lanes;
+	struct dd_queue_wheel wheel;
+	struct dd_worker *workers;
+	unsigned nworkers;
+	unsigned rr;
+	struct dd_jobrec **tab; /* open addressing by seq */
+	size_t tabcap, tabcount;
+	struct dd_queue_node retained; /* terminal records, oldest first */
+	size_t nretained;
+	struct dd_jobrec *freelist;
+	void **slabs;
+	size_t nslabs, capslabs;
+	struct dd_seqmap seqmap;
+	struct dd_pending **pending; /* hash by dep seq */
+	size_t pendcap, npending;
+	struct dd_cmd *retry_cmds;   /* for jobs that have not arrived yet */
+	struct dd_queue_spsc **xs_in;  /* [from shard] */
+	struct dd_queue_spsc **xs_out; /* [to shard], same rings seen from the producer */
+	struct dd_xs_overflow *xs_over; /* [to shard] */
+	uint64_t xs_dirty; /* shards sent events this turn, to be woken */
+	unsigned workers_started;
+	bool reactor_started;
+	uint64_t now;
+	bool stopping;
+	bool forced; /* running jobs were cancelled at the end of the grace */
+	uint64_t stop_deadline;
+
+	/* published counters: written by the reactor, read by dd_stats() */
+	_Alignas(DD_CACHELINE) _Atomic uint64_t st[16];
+};
+
+enum {
+	ST_SUBMITTED, ST_DISPATCHED, ST_SUCCEEDED, ST_FAILED, ST_CANCELLED, ST_TIMED_OUT,
+	ST_RETRIED, ST_WAITING, ST_DELAYED, ST_QUEUED, ST_RUNNING, ST_IN_MEMORY,
+};
+
+static inline void dd_st_add(struct dd_shard *s, unsigned k, int64_t d)
+{
+	/* single writer: a relaxed load and store, no read-modify-write */
+	uint64_t v = atomic_load_explicit(&s->st[k], memory_order_relaxed);
+	atomic_store_explicit(&s->st[k], v + (uint64_t)d, memory_order_relaxed);
+}
+
+struct dd_engine {
+	struct dd_config cfg;
+	struct dd_numa_topo *topo;
+	struct dd_shard *shards;
+	unsigned nshards;
+	_Atomic unsigned rr; /* round-robin routing */
+	_Atomic bool stopping;
+	struct dd_idem *idem;
+	struct dd_handler handlers[DD_MAX_HANDLERS];
+	_Atomic unsigned nhandlers; /* release publishes handlers[n-1] */
+	pthread_mutex_t reg_lock;   /* registration only */
+};
+
+/* registry.c */
+int dd_handler_find(struct dd_engine *e, const char *name);
+
+/* jobtab.c: records, id table, seq fates */
+struct dd_jobrec *dd_rec_alloc(struct dd_shard *s);
+void dd_rec_free(struct dd_shard *s, struct dd_jobrec *j);
+int dd_tab_insert(struct dd_shard *s, struct dd_jobrec *j);
+struct dd_jobrec *dd_tab_find(const struct dd_shard *s, uint64_t id);
+void dd_tab_remove(struct dd_shard *s, uint64_t id);
+uint8_t dd_seq_get(const struct dd_shard *s, uint64_t id);
+int dd_seq_set(struct dd_shard *s, uint64_t id, uint8_t fate);
+void dd_jobtab_destroy(struct dd_shard *s);
+
+/* lifecycle.c: state transitions, all on the reactor */
+void dd_job_arrive(struct dd_shard *s, struct dd_sub *m);
+void dd_job_make_ready(struct dd_shard *s, struct dd_jobrec *j);
+void dd_job_finish(struct dd_shard *s, struct dd_jobrec *j, enum dd_state st,
+		   const char *reason);
+void dd_job_completed(struct dd_shard *s, struct dd_jobrec *j);
+int dd_job_cancel(struct dd_shard *s, struct dd_jobrec *j, enum dd_state how,
+		  const char *reason);
+void dd_job_timer_fired(struct dd_queue_timer *t, void *arg);
+void dd_job_info_fill(const struct dd_shard *s, const struct dd_jobrec *j,
+		      struct dd_job_info *info);
+void dd_shard_set_state(struct dd_shard *s, struct dd_jobrec *j, enum dd_state st);
+
+/* deps.c */
+void dd_deps_subscribe(struct dd_shard *s, uint64_t dep, uint64_t waiter);
+void dd_deps_release(struct dd_shard *s, struct dd_jobrec *j);
+void dd_deps_arrived(struct dd_shard *s, struct dd_jobrec *j);
+size_t dd_deps_drain(struct dd_shard *s);
+void dd_deps_flush(struct dd_shard *s);
+bool dd_deps_ready(struct dd_shard *s);
+void dd_deps_destroy(struct dd_shard *s);
+bool dd_deps_backlog(const struct dd_shard *s);
+
+/* command.c */
+int dd_cmd_call(struct dd_engine *e, struct dd_cmd *c);
+size_t dd_cmd_drain(struct dd_shard *s);
+void dd_cmd_complete(struct dd_cmd *c, int rc);
+void dd_cmd_fail_all(struct dd_shard *s, int rc);
+
+/* worker.c */
+void *dd_worker_main(void *arg);
+
+/* reactor.c */
+void *dd_reactor_main(void *arg);
+
+#endif

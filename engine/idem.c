@@ -1,0 +1,157 @@
+/* Idempotency keys: engine-wide map key -> first job id.
+ *
+ * dd_submit() must answer "is this key known?" synchronously, from any
+ * thread, before the job reaches a reactor, so the map cannot be owned by a
+ * shard. It is split into stripes, each with its own mutex; only keyed
+ * submissions touch it. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+#define STRIPES 64
+
+struct idem_ent {
+	struct idem_ent *next;
+	uint64_t hash;
+	uint64_t id;
+	char key[];
+};
+
+struct stripe {
+	_Alignas(DD_CACHELINE) pthread_mutex_t lock;
+	struct idem_ent **b;
+	size_t cap, n;
+};
+
+struct dd_idem {
+	struct stripe s[STRIPES];
+};
+
+uint64_t dd_idem_hash(const char *key)
+{
+	/* FNV-1a, then a final mix so stripe and bucket bits are independent */
+	uint64_t h = 1469598103934665603ull;
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return h;
+}
+
+int dd_idem_create(struct dd_idem **out)
+{
+	struct dd_idem *m = aligned_alloc(DD_CACHELINE, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	memset(m, 0, sizeof(*m));
+	for (int i = 0; i < STRIPES; i++)
+		pthread_mutex_init(&m->s[i].lock, NULL);
+	*out = m;
+	return 0;
+}
+
+void dd_idem_destroy(struct dd_idem *m)
+{
+	if (!m)
+		return;
+	for (int i = 0; i < STRIPES; i++) {
+		struct stripe *s = &m->s[i];
+		for (size_t b = 0; b < s->cap; b++)
+			for (struct idem_ent *e = s->b[b], *n; e; e = n) {
+				n = e->next;
+				free(e);
+			}
+		free(s->b);
+		pthread_mutex_destroy(&s->lock);
+	}
+	free(m);
+}
+
+static struct stripe *stripe_of(struct dd_idem *m, uint64_t hash)
+{
+	return &m->s[hash % STRIPES];
+}
+
+void dd_idem_lock(struct dd_idem *m, uint64_t hash)
+{
+	pthread_mutex_lock(&stripe_of(m, hash)->lock);
+}
+
+void dd_idem_unlock(struct dd_idem *m, uint64_t hash)
+{
+	pthread_mutex_unlock(&stripe_of(m, hash)->lock);
+}
+
+uint64_t dd_idem_find(struct dd_idem *m, uint64_t hash, const char *key)
+{
+	struct stripe *s = stripe_of(m, hash);
+	if (!s->cap)
+		return 0;
+	for (struct idem_ent *e = s->b[(hash / STRIPES) & (s->cap - 1)]; e; e = e->next)
+		if (e->hash == hash && strcmp(e->key, key) == 0)
+			return e->id;
+	return 0;
+}
+
+static int grow(struct stripe *s)
+{
+	size_t cap = s->cap ? s->cap * 2 : 64;
+	struct idem_ent **b = calloc(cap, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->cap; i++)
+		for (struct idem_ent *e = s->b[i], *n; e; e = n) {
+			n = e->next;
+			size_t k = (e->hash / STRIPES) & (cap - 1);
+			e->next = b[k];
+			b[k] = e;
+		}
+	free(s->b);
+	s->b = b;
+	s->cap = cap;
+	return 0;
+}
+
+int dd_idem_insert(struct dd_idem *m, uint64_t hash, const char *key, uint64_t id)
+{
+	struct stripe *s = stripe_of(m, hash);
+	if (!s->cap || s->n * 4 >= s->cap * 3) {
+		int r = grow(s);
+		if (r < 0)
+			return r;
+	}
+	size_t len = strlen(key);
+	struct idem_ent *e = malloc(sizeof(*e) + len + 1);
+	if (!e)
+		return -ENOMEM;
+	e->hash = hash;
+	e->id = id;
+	memcpy(e->key, key, len + 1);
+	size_t k = (hash / STRIPES) & (s->cap - 1);
+	e->next = s->b[k];
+	s->b[k] = e;
+	s->n++;
+	return 0;
+}
+
+void dd_idem_remove(struct dd_idem *m, uint64_t hash, const char *key, uint64_t id)
+{
+	struct stripe *s = stripe_of(m, hash);
+	pthread_mutex_lock(&s->lock);
+	if (s->cap) {
+		struct idem_ent **pp = &s->b[(hash / STRIPES) & (s->cap - 1)];
+		for (; *pp; pp = &(*pp)->next) {
+			struct idem_ent *e = *pp;
+			if (e->hash == hash && e->id == id && strcmp(e->key, key) == 0) {
+				*pp = e->next;
+				free(e);
+				s->n--;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+}

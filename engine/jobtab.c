@@ -1,0 +1,197 @@
+/* A shard's records: slab pool from the shard's arena, the id table, and
+ * the per-sequence "fate" map. Reactor-only. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+#define SLAB_RECS 4096
+#define SEQ_PAGE_BITS 16
+#define SEQ_PAGE (1u << SEQ_PAGE_BITS)
+
+/* ---- record pool: whole slabs from the node-local arena, so that no job
+ * costs an allocator call once the pool is warm ---- */
+
+static int pool_grow(struct dd_shard *s)
+{
+	if (s->nslabs == s->capslabs) {
+		size_t cap = s->capslabs ? s->capslabs * 2 : 16;
+		void **sl = realloc(s->slabs, cap * sizeof(*sl));
+		if (!sl)
+			return -ENOMEM;
+		s->slabs = sl;
+		s->capslabs = cap;
+	}
+	struct dd_jobrec *slab = dd_numa_arena_alloc(s->arena, SLAB_RECS * sizeof(*slab));
+	if (!slab)
+		return -ENOMEM;
+	s->slabs[s->nslabs++] = slab;
+	for (size_t i = SLAB_RECS; i-- > 0;) {
+		slab[i].link.next = (struct dd_queue_node *)s->freelist;
+		s->freelist = &slab[i];
+	}
+	return 0;
+}
+
+struct dd_jobrec *dd_rec_alloc(struct dd_shard *s)
+{
+	if (!s->freelist && pool_grow(s) < 0)
+		return NULL;
+	struct dd_jobrec *j = s->freelist;
+	s->freelist = (struct dd_jobrec *)j->link.next;
+	memset(j, 0, offsetof(struct dd_jobrec, inline_payload));
+	j->worker = -1;
+	dd_st_add(s, ST_IN_MEMORY, 1);
+	return j;
+}
+
+void dd_rec_free(struct dd_shard *s, struct dd_jobrec *j)
+{
+	if (j->payload && j->payload != j->inline_payload)
+		dd_numa_arena_free(s->arena, j->payload, j->payload_len);
+	if (j->key) {
+		dd_idem_remove(s->eng->idem, j->key_hash, j->key, j->id);
+		dd_numa_arena_free(s->arena, j->key, strlen(j->key) + 1);
+	}
+	free(j->dependants);
+	j->link.next = (struct dd_queue_node *)s->freelist;
+	s->freelist = j;
+	dd_st_add(s, ST_IN_MEMORY, -1);
+}
+
+/* ---- id table: open addressing, linear probing, backward-shift delete ---- */
+
+static inline size_t slot_of(uint64_t id, size_t cap)
+{
+	/* splitmix64 finaliser: sequential ids must not form probe runs */
+	uint64_t h = id & DD_ID_SEQ_MASK;
+	h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+	h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+	h ^= h >> 31;
+	return (size_t)h & (cap - 1);
+}
+
+static int tab_grow(struct dd_shard *s)
+{
+	size_t cap = s->tabcap ? s->tabcap * 2 : 1u << 14;
+	struct dd_jobrec **t = calloc(cap, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->tabcap; i++) {
+		struct dd_jobrec *j = s->tab[i];
+		if (!j)
+			continue;
+		size_t k = slot_of(j->id, cap);
+		while (t[k])
+			k = (k + 1) & (cap - 1);
+		t[k] = j;
+	}
+	free(s->tab);
+	s->tab = t;
+	s->tabcap = cap;
+	return 0;
+}
+
+int dd_tab_insert(struct dd_shard *s, struct dd_jobrec *j)
+{
+	if ((s->tabcount + 1) * 2 > s->tabcap) {
+		int r = tab_grow(s);
+		if (r < 0)
+			return r;
+	}
+	size_t k = slot_of(j->id, s->tabcap);
+	while (s->tab[k])
+		k = (k + 1) & (s->tabcap - 1);
+	s->tab[k] = j;
+	s->tabcount++;
+	return 0;
+}
+
+struct dd_jobrec *dd_tab_find(const struct dd_shard *s, uint64_t id)
+{
+	if (!s->tabcap)
+		return NULL;
+	for (size_t k = slot_of(id, s->tabcap);; k = (k + 1) & (s->tabcap - 1)) {
+		struct dd_jobrec *j = s->tab[k];
+		if (!j || j->id == id)
+			return j;
+	}
+}
+
+void dd_tab_remove(struct dd_shard *s, uint64_t id)
+{
+	if (!s->tabcap)
+		return;
+	size_t mask = s->tabcap - 1, k = slot_of(id, s->tabcap);
+	while (s->tab[k] && s->tab[k]->id != id)
+		k = (k + 1) & mask;
+	if (!s->tab[k])
+		return;
+	/* Backward shift: pull later members of the probe run into the hole. */
+	size_t hole = k;
+	for (size_t i = (k + 1) & mask; s->tab[i]; i = (i + 1) & mask) {
+		size_t home = slot_of(s->tab[i]->id, s->tabcap);
+		/* move if home is not cyclically in (hole, i] */
+		bool stay = hole <= i ? (home > hole && home <= i) : (home > hole || home <= i);
+		if (!stay) {
+			s->tab[hole] = s->tab[i];
+			hole = i;
+		}
+	}
+	s->tab[hole] = NULL;
+	s->tabcount--;
+}
+
+/* ---- fate of every sequence number: lets a dependency on a job that has
+ * left memory still be answered, and tells "not arrived yet" apart from
+ * "gone". One byte per job; the durable store replaces it (state/). ---- */
+
+uint8_t dd_seq_get(const struct dd_shard *s, uint64_t id)
+{
+	uint64_t seq = id & DD_ID_SEQ_MASK;
+	size_t p = (size_t)(seq >> SEQ_PAGE_BITS);
+	if (p >= s->seqmap.npages || !s->seqmap.page[p])
+		return SEQ_UNSEEN;
+	return s->seqmap.page[p][seq & (SEQ_PAGE - 1)];
+}
+
+int dd_seq_set(struct dd_shard *s, uint64_t id, uint8_t fate)
+{
+	uint64_t seq = id & DD_ID_SEQ_MASK;
+	size_t p = (size_t)(seq >> SEQ_PAGE_BITS);
+	if (p >= s->seqmap.npages) {
+		size_t n = s->seqmap.npages ? s->seqmap.npages : 16;
+		while (n <= p)
+			n *= 2;
+		uint8_t **pg = realloc(s->seqmap.page, n * sizeof(*pg));
+		if (!pg)
+			return -ENOMEM;
+		memset(pg + s->seqmap.npages, 0, (n - s->seqmap.npages) * sizeof(*pg));
+		s->seqmap.page = pg;
+		s->seqmap.npages = n;
+	}
+	if (!s->seqmap.page[p] && !(s->seqmap.page[p] = calloc(SEQ_PAGE, 1)))
+		return -ENOMEM;
+	s->seqmap.page[p][seq & (SEQ_PAGE - 1)] = fate;
+	return 0;
+}
+
+void dd_jobtab_destroy(struct dd_shard *s)
+{
+	for (size_t i = 0; i < s->tabcap; i++)
+		if (s->tab[i])
+			dd_rec_free(s, s->tab[i]);
+	free(s->tab);
+	s->tab = NULL;
+	s->tabcap = s->tabcount = 0;
+	for (size_t i = 0; i < s->nslabs; i++)
+		dd_numa_arena_free(s->arena, s->slabs[i], SLAB_RECS * sizeof(struct dd_jobrec));
+	free(s->slabs);
+	s->slabs = NULL;
+	s->nslabs = 0;
+	for (size_t i = 0; i < s->seqmap.npages; i++)
+		free(s->seqmap.page[i]);
+	free(s->seqmap.page);
+	s->seqmap.page = NULL;
+}

@@ -1,0 +1,205 @@
+/* Job state transitions. Reactor thread only. */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+static const unsigned gauge_of[DD_STATE_COUNT] = {
+	[DD_WAITING] = ST_WAITING, [DD_DELAYED] = ST_DELAYED,
+	[DD_QUEUED] = ST_QUEUED,   [DD_RUNNING] = ST_RUNNING,
+	[DD_SUCCEEDED] = ST_SUCCEEDED, [DD_FAILED] = ST_FAILED,
+	[DD_CANCELLED] = ST_CANCELLED, [DD_TIMED_OUT] = ST_TIMED_OUT,
+};
+
+void dd_shard_set_state(struct dd_shard *s, struct dd_jobrec *j, enum dd_state st)
+{
+	enum dd_state prev = (enum dd_state)j->state;
+	if (prev && !dd_state_terminal(prev))
+		dd_st_add(s, gauge_of[prev], -1);
+	dd_st_add(s, gauge_of[st], 1);
+	j->state = (uint8_t)st;
+	const struct dd_config *c = &s->eng->cfg;
+	if (c->on_event && (c->event_mask & (1u << st))) {
+		struct dd_event ev = {
+			.id = j->id, .state = st, .prev_state = prev, .attempt = j->attempt,
+			.result = j->result, .reason = j->reason ? j->reason : "",
+			.intended_ns = j->intended_ns, .at_ns = s->now,
+		};
+		c->on_event(&ev, c->event_arg);
+	}
+}
+
+void dd_job_info_fill(const struct dd_shard *s, const struct dd_jobrec *j,
+		      struct dd_job_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->id = j->id;
+	info->state = (enum dd_state)j->state;
+	info->priority = j->priority;
+	info->attempt = j->attempt;
+	info->max_attempts = j->max_attempts;
+	info->result = j->result;
+	info->reason = j->reason ? j->reason : "";
+	snprintf(info->kind, sizeof(info->kind), "%s", s->eng->handlers[j->handler].name);
+	info->shard = s->index;
+	info->worker = j->worker;
+	info->submitted_ns = j->submitted_ns;
+	info->queued_ns = j->queued_ns;
+	info->started_ns = j->started_ns;
+	info->ended_ns = j->ended_ns;
+}
+
+void dd_job_make_ready(struct dd_shard *s, struct dd_jobrec *j)
+{
+	if (j->not_before_ns > s->now) {
+		dd_shard_set_state(s, j, DD_DELAYED);
+		dd_queue_wheel_arm(&s->wheel, &j->timer, j->not_before_ns);
+		return;
+	}
+	j->queued_ns = s->now;
+	dd_shard_set_state(s, j, DD_QUEUED);
+	dd_queue_lanes_push(&s->lanes, j->priority, &j->link);
+}
+
+void dd_job_arrive(struct dd_shard *s, struct dd_sub *m)
+{
+	struct dd_jobrec *j = dd_rec_alloc(s);
+	if (j)
+		j->id = m->id;
+	if (!j || dd_tab_insert(s, j) < 0) {
+		/* Out of memory: the job cannot be held. Count it failed and
+		 * remember its fate so dependants and callers get an answer. */
+		if (j)
+			dd_rec_free(s, j);
+		if (m->payload_len > DD_INLINE_PAYLOAD)
+			dd_numa_arena_free(s->arena, m->payload.heap, m->payload_len);
+		if (m->key) {
+			dd_idem_remove(s->eng->idem, m->key_hash, m->key, m->id);
+			dd_numa_arena_free(s->arena, m->key, strlen(m->key) + 1);
+		}
+		if (m->ndeps > DD_INLINE_DEPS)
+			dd_numa_arena_free(s->arena, m->deps.heap, m->ndeps * sizeof(uint64_t));
+		dd_seq_set(s, m->id, SEQ_ENDED_BAD);
+		dd_st_add(s, ST_SUBMITTED, 1);
+		dd_st_add(s, ST_FAILED, 1);
+		atomic_fetch_sub_explicit(&s->live, 1, memory_order_relaxed);
+		return;
+	}
+	j->id = m->id;
+	j->priority = m->priority;
+	j->handler = m->handler;
+	j->max_attempts = m->max_attempts;
+	j->timeout_ns = m->timeout_ns;
+	j->backoff_ns = m->backoff_ns;
+	j->backoff_max_ns = m->backoff_max_ns;
+	j->not_before_ns = m->not_before_ns;
+	j->intended_ns = m->intended_ns;
+	j->submitted_ns = s->now;
+	j->payload_len = m->payload_len;
+	if (m->payload_len > DD_INLINE_PAYLOAD) {
+		j->payload = m->payload.heap;
+	} else {
+		j->payload = j->inline_payload;
+		memcpy(j->inline_payload, m->payload.inl, m->payload_len);
+	}
+	j->key = m->key;
+	j->key_hash = m->key_hash;
+	dd_seq_set(s, j->id, SEQ_LIVE);
+	dd_st_add(s, ST_SUBMITTED, 1);
+	dd_deps_arrived(s, j);
+
+	const uint64_t *deps = m->ndeps > DD_INLINE_DEPS ? m->deps.heap : m->deps.inl;
+	if (s->stopping) {
+		j->state = DD_QUEUED; /* never queued: counted straight to cancelled */
+		dd_st_add(s, ST_QUEUED, 1);
+		dd_job_finish(s, j, DD_CANCELLED, "shutdown");
+	} else if (m->ndeps == 0) {
+		dd_job_make_ready(s, j);
+	} else {
+		j->deps_unmet = m->ndeps;
+		dd_shard_set_state(s, j, DD_WAITING);
+		/* A subscription may answer at once (dependency already ended)
+		 * and so finish j or make it ready inside this loop. */
+		for (uint32_t i = 0; i < m->ndeps; i++)
+			dd_deps_subscribe(s, deps[i], j->id);
+	}
+	if (m->ndeps > DD_INLINE_DEPS)
+		dd_numa_arena_free(s->arena, m->deps.heap, m->ndeps * sizeof(uint64_t));
+}
+
+void dd_job_finish(struct dd_shard *s, struct dd_jobrec *j, enum dd_state st,
+		   const char *reason)
+{
+	dd_queue_wheel_cancel(&s->wheel, &j->timer);
+	if (j->state == DD_QUEUED && j->link.next)
+		dd_queue_lanes_remove(&s->lanes, j->priority, &j->link);
+	j->reason = reason;
+	j->ended_ns = s->now;
+	dd_shard_set_state(s, j, st);
+	atomic_fetch_sub_explicit(&s->live, 1, memory_order_relaxed);
+	dd_seq_set(s, j->id, st == DD_SUCCEEDED ? SEQ_ENDED_OK : SEQ_ENDED_BAD);
+	dd_deps_release(s, j);
+	for (struct dd_cmd *c = j->waiters, *n; c; c = n) {
+		n = c->next;
+		dd_job_info_fill(s, j, &c->info);
+		dd_cmd_complete(c, 0);
+	}
+	j->waiters = NULL;
+	/* retention FIFO: oldest at the front, trimmed by the reactor loop */
+	j->link.next = &s->retained;
+	j->link.prev = s->retained.prev;
+	s->retained.prev->next = &j->link;
+	s->retained.prev = &j->link;
+	s->nretained++;
+}
+
+int dd_job_cancel(struct dd_shard *s, struct dd_jobrec *j, enum dd_state how,
+		  const char *reason)
+{
+	if (dd_state_terminal((enum dd_state)j->state))
+		return DD_ETERMINAL;
+	if (j->state == DD_RUNNING)
+		/* The handler polls this; its eventual result is ignored. */
+		atomic_store_explicit(&j->cancel, (uint32_t)how, memory_order_relaxed);
+	dd_job_finish(s, j, how, reason);
+	return 0;
+}
+
+void dd_job_completed(struct dd_shard *s, struct dd_jobrec *j)
+{
+	j->flags &= (uint8_t)~JF_ON_WORKER;
+	j->started_ns = j->w_start_ns;
+	if (dd_state_terminal((enum dd_state)j->state))
+		return; /* cancelled or timed out while it ran */
+	dd_queue_wheel_cancel(&s->wheel, &j->timer);
+	j->result = j->w_result;
+	if (j->result == 0) {
+		dd_job_finish(s, j, DD_SUCCEEDED, NULL);
+	} else if (s->stopping && j->attempt < j->max_attempts) {
+		dd_job_finish(s, j, DD_CANCELLED, "shutdown"); /* no retry now */
+	} else if (j->attempt < j->max_attempts) {
+		unsigned shift = j->attempt - 1 < 40 ? j->attempt - 1 : 40;
+		uint64_t wait = j->backoff_ns << shift;
+		if (wait > j->backoff_max_ns || (wait >> shift) != j->backoff_ns)
+			wait = j->backoff_max_ns;
+		j->not_before_ns = s->now + wait;
+		dd_st_add(s, ST_RETRIED, 1);
+		dd_job_make_ready(s, j);
+	} else {
+		dd_job_finish(s, j, DD_FAILED, "handler failed");
+	}
+}
+
+void dd_job_timer_fired(struct dd_queue_timer *t, void *arg)
+{
+	struct dd_shard *s = arg;
+	struct dd_jobrec *j = (struct dd_jobrec *)((char *)t - offsetof(struct dd_jobrec, timer));
+	if (j->state == DD_DELAYED) {
+		j->not_before_ns = 0;
+		dd_job_make_ready(s, j);
+	} else if (j->state == DD_RUNNING) {
+		dd_job_cancel(s, j, DD_TIMED_OUT, "timeout");
+	}
+}

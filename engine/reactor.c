@@ -1,0 +1,184 @@
+/* A shard's reactor: the scheduler loop (DESIGN.md section 3). */
+#include "engine.h"
+
+static bool shard_ready(void *arg)
+{
+	struct dd_shard *s = arg;
+	if (atomic_load_explicit(&s->eng->stopping, memory_order_relaxed) && !s->stopping)
+		return true;
+	for (unsigned p = 0; p < DD_PRIO_LEVELS; p++)
+		if (dd_queue_mpsc_ready(s->sub[p]))
+			return true;
+	if (dd_queue_mpsc_ready(s->cmds))
+		return true;
+	for (unsigned w = 0; w < s->nworkers; w++)
+		if (dd_queue_spsc_ready(s->workers[w].done))
+			return true;
+	return dd_deps_ready(s);
+}
+
+static size_t drain_completions(struct dd_shard *s)
+{
+	struct dd_jobrec *batch[DD_WORKER_INFLIGHT];
+	size_t total = 0;
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct dd_worker *w = &s->workers[i];
+		size_t n = dd_queue_spsc_dequeue(w->done, batch, DD_WORKER_INFLIGHT);
+		for (size_t k = 0; k < n; k++)
+			dd_job_completed(s, batch[k]);
+		w->inflight -= (unsigned)n;
+		total += n;
+	}
+	return total;
+}
+
+static size_t drain_submissions(struct dd_shard *s)
+{
+	struct dd_sub buf[64];
+	size_t total = 0;
+	/* Urgent lanes first, so a flood of low-priority work cannot hide an
+	 * urgent submission behind the budget. */
+	for (unsigned p = 0; p < DD_PRIO_LEVELS && total < DD_DRAIN_BUDGET; p++) {
+		size_t n;
+		while (total < DD_DRAIN_BUDGET &&
+		       (n = dd_queue_mpsc_dequeue(s->sub[p], buf, 64)) > 0) {
+			for (size_t i = 0; i < n; i++)
+				dd_job_arrive(s, &buf[i]);
+			total += n;
+		}
+	}
+	return total;
+}
+
+static void start_attempt(struct dd_shard *s, struct dd_jobrec *j, unsigned worker)
+{
+	j->attempt++;
+	j->worker = (int32_t)worker;
+	j->started_ns = s->now;
+	j->flags |= JF_ON_WORKER;
+	dd_shard_set_state(s, j, DD_RUNNING);
+	dd_st_add(s, ST_DISPATCHED, 1);
+	if (j->timeout_ns)
+		dd_queue_wheel_arm(&s->wheel, &j->timer, s->now + j->timeout_ns);
+}
+
+/* Hands queued jobs to workers, most urgent first, a few per worker so that
+ * priorities still choose what runs next. */
+static size_t dispatch(struct dd_shard *s)
+{
+	size_t total = 0;
+	struct dd_jobrec *batch[DD_WORKER_INFLIGHT];
+	for (unsigned tries = 0; tries < s->nworkers && s->lanes.total; tries++) {
+		struct dd_worker *w = &s->workers[s->rr];
+		s->rr = (s->rr + 1) % s->nworkers;
+		unsigned limit = s->eng->cfg.worker_queue;
+		unsigned room = w->inflight < limit ? limit - w->inflight : 0;
+		size_t share = (s->lanes.total + s->nworkers - 1) / s->nworkers;
+		size_t k = 0;
+		while (k < room && k < share) {
+			struct dd_queue_node *n = dd_queue_lanes_pop(&s->lanes);
+			if (!n)
+				break;
+			struct dd_jobrec *j = (struct dd_jobrec *)n;
+			start_attempt(s, j, w->index);
+			batch[k++] = j;
+		}
+		if (!k)
+			continue;
+		dd_queue_spsc_enqueue(w->inbox, batch, k); /* fits: inflight bounds it */
+		w->inflight += (unsigned)k;
+		total += k;
+		dd_queue_wake_notify(&w->wake);
+	}
+	return total;
+}
+
+/* Drops the oldest ended records beyond the retention count. A record a
+ * worker still holds (its handler outlived a cancel or time-out) is kept. */
+static void trim_retained(struct dd_shard *s)
+{
+	struct dd_queue_node *n = s->retained.next;
+	unsigned skipped = 0;
+	while (s->nretained > s->eng->cfg.retain_terminal && n != &s->retained && skipped < 16) {
+		struct dd_jobrec *j = (struct dd_jobrec *)n;
+		n = n->next;
+		if (j->flags & JF_ON_WORKER) {
+			skipped++;
+			continue;
+		}
+		j->link.prev->next = j->link.next;
+		j->link.next->prev = j->link.prev;
+		s->nretained--;
+		dd_tab_remove(s, j->id);
+		dd_rec_free(s, j);
+	}
+}
+
+static void begin_stop(struct dd_shard *s)
+{
+	s->stopping = true;
+	s->stop_deadline = s->now + s->eng->cfg.shutdown_grace_ns;
+	/* Nothing that has not started will start now. */
+	for (size_t i = 0; i < s->tabcap; i++) {
+		struct dd_jobrec *j = s->tab[i];
+		if (j && (j->state == DD_WAITING || j->state == DD_DELAYED || j->state == DD_QUEUED))
+			dd_job_finish(s, j, DD_CANCELLED, "shutdown");
+	}
+}
+
+static bool stop_done(struct dd_shard *s)
+{
+	if (!s->forced && s->now >= s->stop_deadline) {
+		s->forced = true;
+		for (size_t i = 0; i < s->tabcap; i++) {
+			struct dd_jobrec *j = s->tab[i];
+			if (j && j->state == DD_RUNNING)
+				dd_job_cancel(s, j, DD_CANCELLED, "shutdown");
+		}
+	}
+	for (unsigned w = 0; w < s->nworkers; w++)
+		if (s->workers[w].inflight)
+			return false;
+	return !dd_deps_backlog(s);
+}
+
+void *dd_reactor_main(void *arg)
+{
+	struct dd_shard *s = arg;
+	struct dd_engine *e = s->eng;
+	if (s->cpu >= 0)
+		dd_numa_pin_cpu(s->cpu); /* best effort: a cpuset may forbid it */
+	s->now = dd_now_ns();
+	dd_queue_wheel_init(&s->wheel, e->cfg.tick_ns, s->now);
+
+	for (;;) {
+		s->now = dd_now_ns();
+		size_t work = drain_completions(s);
+		work += dd_deps_drain(s);
+		work += drain_submissions(s);
+		work += dd_cmd_drain(s);
+		work += dd_queue_wheel_advance(&s->wheel, s->now, dd_job_timer_fired, s);
+		if (!s->stopping && atomic_load_explicit(&e->stopping, memory_order_relaxed))
+			begin_stop(s);
+		if (!s->stopping)
+			work += dispatch(s);
+		dd_deps_flush(s);
+		trim_retained(s);
+		if (s->stopping && stop_done(s) && !work)
+			break;
+		if (work)
+			continue;
+		uint64_t timeout = dd_queue_wheel_next_ns(&s->wheel, s->now);
+		if (s->retry_cmds || dd_deps_backlog(s))
+			timeout = 0; /* work waits on others: poll, without spinning hot */
+		if (s->stopping && timeout > 1000000)
+			timeout = 1000000;
+		if (timeout == 0) {
+			dd_queue_cpu_relax();
+			continue;
+		}
+		dd_queue_wake_wait(&s->wake, shard_ready, s, e->cfg.spin_ns, timeout);
+	}
+	dd_cmd_fail_all(s, DD_ESHUTDOWN);
+	return NULL;
+}

@@ -1,0 +1,38 @@
+/* Names of errors and states. */
+#include <string.h>
+
+#include "dispatchd.h"
+
+const char *dd_strerror(int err)
+{
+	switch (err) {
+	case 0:
+		return "success";
+	case DD_ETERMINAL:
+		return "job has already ended";
+	case DD_ENOHANDLER:
+		return "no handler is registered for that kind";
+	case DD_EDEPS:
+		return "a dependency names no job that can exist";
+	case DD_ESHUTDOWN:
+		return "engine is shutting down";
+	case DD_EEVICTED:
+		return "job has ended and is no longer held in memory";
+	}
+	if (err < 0 && err > DD_ERR_FIRST)
+		return strerror(-err);
+	return "unknown error";
+}
+
+const char *dd_state_name(enum dd_state s)
+{
+	static const char *const names[DD_STATE_COUNT] = {
+		[DD_WAITING] = "waiting",     [DD_DELAYED] = "delayed",
+		[DD_QUEUED] = "queued",       [DD_RUNNING] = "running",
+		[DD_SUCCEEDED] = "succeeded", [DD_FAILED] = "failed",
+		[DD_CANCELLED] = "cancelled", [DD_TIMED_OUT] = "timed_out",
+	};
+	if ((int)s <= 0 || (int)s >= DD_STATE_COUNT)
+		return "invalid";
+	return names[s];
+}

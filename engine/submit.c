@@ -1,0 +1,287 @@
+/* dd_submit(): validation, routing, and the producer side of the rings.
+ *
+ * A batch is cut into runs of jobs that go to the same shard and priority
+ * lane; each run is prepared off-ring (payload copies can fail and must not
+ * leave a claimed cell unpublished), then claimed with one CAS, numbered
+ * with one fetch_add and published. */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+#define RUN_MAX 64
+
+static __thread unsigned tl_rr; /* per-thread round-robin: no shared counter */
+
+static unsigned route(struct dd_engine *e, const struct dd_job_spec *sp, uint64_t key_hash)
+{
+	if (sp->shard >= 0)
+		return (unsigned)sp->shard;
+	if (sp->idem_key)
+		return (unsigned)(key_hash % e->nshards); /* one home per key */
+	if (sp->node >= 0) {
+		unsigned m = 0, pick;
+		for (unsigned i = 0; i < e->nshards; i++)
+			m += e->shards[i].node == sp->node;
+		pick = tl_rr++ % m;
+		for (unsigned i = 0; i < e->nshards; i++)
+			if (e->shards[i].node == sp->node && pick-- == 0)
+				return i;
+	}
+	return e->nshards == 1 ? 0 : tl_rr++ % e->nshards;
+}
+
+static int validate(struct dd_engine *e, const struct dd_job_spec *sp, int *handler)
+{
+	if (!sp->kind || (sp->payload_len && !sp->payload) || (sp->ndeps && !sp->deps))
+		return -EINVAL;
+	if (sp->priority < 0 || sp->priority >= DD_PRIO_LEVELS)
+		return -EINVAL;
+	if (sp->shard >= (int)e->nshards || sp->shard < -1)
+		return -EINVAL;
+	if (sp->node < -1 || sp->node >= e->topo->nnodes)
+		return -EINVAL;
+	if (sp->payload_len > DD_PAYLOAD_MAX || sp->ndeps > DD_DEPS_MAX)
+		return -E2BIG;
+	if (sp->idem_key && (!sp->idem_key[0] || strlen(sp->idem_key) > DD_KEY_MAX))
+		return sp->idem_key[0] ? -E2BIG : -EINVAL;
+	for (uint32_t i = 0; i < sp->ndeps; i++) {
+		uint64_t d = sp->deps[i];
+		unsigned sh = dd_id_shard(d);
+		uint64_t seq = d & DD_ID_SEQ_MASK;
+		if (sh >= e->nshards || seq == 0 ||
+		    seq >= atomic_load_explicit(&e->shards[sh].next_seq, memory_order_acquire))
+			return DD_EDEPS;
+	}
+	int h = dd_handler_find(e, sp->kind);
+	if (h < 0)
+		return DD_ENOHANDLER;
+	*handler = h;
+	return 0;
+}
+
+static void sub_release(struct dd_shard *s, struct dd_sub *m)
+{
+	if (m->payload_len > DD_INLINE_PAYLOAD)
+		dd_numa_arena_free(s->arena, m->payload.heap, m->payload_len);
+	if (m->ndeps > DD_INLINE_DEPS)
+		dd_numa_arena_free(s->arena, m->deps.heap, m->ndeps * sizeof(uint64_t));
+	if (m->key)
+		dd_numa_arena_free(s->arena, m->key, strlen(m->key) + 1);
+}
+
+static int sub_prepare(struct dd_shard *s, const struct dd_job_spec *sp, int handler,
+		       uint64_t now, uint64_t key_hash, struct dd_sub *m)
+{
+	m->id = 0;
+	m->intended_ns = sp->intended_ns ? sp->intended_ns : now;
+	m->not_before_ns = sp->delay_ns ? now + sp->delay_ns : 0;
+	m->timeout_ns = sp->timeout_ns;
+	m->backoff_ns = sp->backoff_ns ? sp->backoff_ns : 10000000ull;
+	m->backoff_max_ns = sp->backoff_max_ns ? sp->backoff_max_ns : 60000000000ull;
+	m->max_attempts = sp->max_attempts ? sp->max_attempts : 1;
+	m->payload_len = (uint32_t)sp->payload_len;
+	m->ndeps = sp->ndeps;
+	m->handler = (uint16_t)handler;
+	m->priority = (uint8_t)sp->priority;
+	m->flags = 0;
+	m->key = NULL;
+	m->key_hash = key_hash;
+	void *pay = NULL;
+	uint64_t *deps = NULL;
+	if (sp->payload_len <= DD_INLINE_PAYLOAD) {
+		if (sp->payload_len)
+			memcpy(m->payload.inl, sp->payload, sp->payload_len);
+	} else {
+		if (!(pay = dd_numa_arena_alloc(s->arena, sp->payload_len)))
+			goto nomem;
+		memcpy(pay, sp->payload, sp->payload_len);
+		m->payload.heap = pay;
+	}
+	if (sp->ndeps <= DD_INLINE_DEPS) {
+		if (sp->ndeps)
+			memcpy(m->deps.inl, sp->deps, sp->ndeps * sizeof(uint64_t));
+	} else {
+		if (!(deps = dd_numa_arena_alloc(s->arena, sp->ndeps * sizeof(uint64_t))))
+			goto nomem;
+		memcpy(deps, sp->deps, sp->ndeps * sizeof(uint64_t));
+		m->deps.heap = deps;
+	}
+	if (sp->idem_key) {
+		size_t len = strlen(sp->idem_key) + 1;
+		if (!(m->key = dd_numa_arena_alloc(s->arena, len)))
+			goto nomem;
+		memcpy(m->key, sp->idem_key, len);
+		m->flags |= SUB_KEYED;
+	}
+	return 0;
+nomem:
+	dd_numa_arena_free(s->arena, pay, sp->payload_len);
+	dd_numa_arena_free(s->arena, deps, sp->ndeps * sizeof(uint64_t));
+	return -ENOMEM;
+}
+
+/* Waits a little for room: yields first, then sleeps, so a blocked
+ * submitter does not steal the CPU its reactor needs. */
+static void backoff(unsigned *round)
+{
+	if (++*round < 16) {
+		sched_yield();
+	} else {
+		struct timespec ts = {0, 50000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Publishes the prepared run @m[0..n) to shard @s, lane @prio. Returns how
+ * many went in (fewer only without DD_SUBMIT_BLOCK); ids[] filled. */
+static size_t publish_run(struct dd_engine *e, struct dd_shard *s, unsigned prio,
+			  struct dd_sub *m, size_t n, unsigned flags, uint64_t *ids, int *err)
+{
+	size_t done = 0;
+	unsigned round = 0;
+	while (done < n) {
+		if (atomic_load_explicit(&e->stopping, memory_order_relaxed)) {
+			*err = DD_ESHUTDOWN;
+			break;
+		}
+		size_t want = n - done;
+		int64_t live = atomic_fetch_add_explicit(&s->live, (int64_t)want,
+							 memory_order_relaxed);
+		if ((size_t)live + want > e->cfg.max_live_jobs) {
+			atomic_fetch_sub_explicit(&s->live, (int64_t)want, memory_order_relaxed);
+			if (!(flags & DD_SUBMIT_BLOCK)) {
+				*err = -EAGAIN;
+				break;
+			}
+			backoff(&round);
+			continue;
+		}
+		uint64_t pos;
+		size_t got = dd_queue_mpsc_claim(s->sub[prio], want, &pos);
+		if (got < want)
+			atomic_fetch_sub_explicit(&s->live, (int64_t)(want - got), memory_order_relaxed);
+		if (got == 0) {
+			dd_queue_wake_notify(&s->wake); /* full: make sure it drains */
+			if (!(flags & DD_SUBMIT_BLOCK)) {
+				*err = -EAGAIN;
+				break;
+			}
+			backoff(&round);
+			continue;
+		}
+		/* Numbered only once the cells are ours, so that every id handed
+		 * out reaches the reactor. */
+		uint64_t seq = atomic_fetch_add_explicit(&s->next_seq, got, memory_order_acq_rel);
+		for (size_t i = 0; i < got; i++) {
+			struct dd_sub *x = &m[done + i];
+			x->id = ((uint64_t)s->index << DD_ID_SHARD_SHIFT) | (seq + i);
+			ids[done + i] = x->id;
+			memcpy(dd_queue_mpsc_slot(s->sub[prio], pos + i), x, sizeof(*x));
+			dd_queue_mpsc_publish(s->sub[prio], pos + i);
+		}
+		done += got;
+		round = 0;
+		dd_queue_wake_notify(&s->wake);
+	}
+	for (size_t i = done; i < n; i++)
+		sub_release(s, &m[i]);
+	return done;
+}
+
+/* A keyed job: check and bind the key under its stripe lock. */
+static int submit_keyed(struct dd_engine *e, const struct dd_job_spec *sp, int handler,
+			unsigned flags, uint64_t now, uint64_t *id)
+{
+	uint64_t h = dd_idem_hash(sp->idem_key);
+	struct dd_shard *s = &e->shards[route(e, sp, h)];
+	struct dd_sub m;
+	int r = 0;
+	dd_idem_lock(e->idem, h);
+	uint64_t found = dd_idem_find(e->idem, h, sp->idem_key);
+	if (found) {
+		*id = found;
+		goto out;
+	}
+	if ((r = sub_prepare(s, sp, handler, now, h, &m)) < 0)
+		goto out;
+	if (publish_run(e, s, (unsigned)sp->priority, &m, 1, flags, id, &r) == 1)
+		r = dd_idem_insert(e->idem, h, sp->idem_key, *id);
+	/* An insert that failed (ENOMEM) leaves the job submitted but unkeyed:
+	 * reported, since a retry by the caller could then duplicate it. */
+out:
+	dd_idem_unlock(e->idem, h);
+	return r;
+}
+
+int dd_submit_batch(struct dd_engine *e, const struct dd_job_spec *specs, size_t n,
+		    unsigned flags, uint64_t *ids, size_t *submitted)
+{
+	struct dd_sub run[RUN_MAX];
+	size_t i = 0;
+	int r = 0;
+	uint64_t now = dd_now_ns();
+	const char *last_kind = NULL;
+	int last_handler = -1;
+
+	while (i < n && r == 0) {
+		if (atomic_load_explicit(&e->stopping, memory_order_relaxed)) {
+			r = DD_ESHUTDOWN;
+			break;
+		}
+		const struct dd_job_spec *sp = &specs[i];
+		int handler = -1;
+		if (sp->kind && sp->kind == last_kind && !sp->ndeps && sp->priority >= 0 &&
+		    sp->priority < DD_PRIO_LEVELS && sp->payload_len <= DD_PAYLOAD_MAX &&
+		    sp->shard >= -1 && sp->shard < (int)e->nshards && sp->node >= -1 &&
+		    sp->node < e->topo->nnodes && (!sp->payload_len || sp->payload) &&
+		    !sp->idem_key)
+			handler = last_handler; /* same kind as before: skip the look-up */
+		else if ((r = validate(e, sp, &handler)) < 0)
+			break;
+		last_kind = sp->kind;
+		last_handler = handler;
+		if (sp->idem_key) {
+			if ((r = submit_keyed(e, sp, handler, flags, now, &ids[i])) == 0)
+				i++;
+			continue;
+		}
+		/* Gather a run: same shard, same lane, no keys. */
+		unsigned sh = route(e, sp, 0);
+		struct dd_shard *s = &e->shards[sh];
+		unsigned prio = (unsigned)sp->priority;
+		size_t k = 0;
+		while (k < RUN_MAX && i + k < n) {
+			const struct dd_job_spec *q = &specs[i + k];
+			if (k > 0) {
+				if (q->idem_key || q->priority != sp->priority ||
+				    (q->shard >= 0 && q->shard != (int)sh) ||
+				    (q->node >= 0 && q->node != s->node))
+					break;
+				if (q->kind == last_kind && !q->ndeps &&
+				    (!q->payload_len || q->payload) && q->payload_len <= DD_PAYLOAD_MAX)
+					handler = last_handler;
+				else if ((r = validate(e, q, &handler)) < 0)
+					break;
+			}
+			if ((r = sub_prepare(s, q, handler, now, 0, &run[k])) < 0)
+				break;
+			k++;
+		}
+		size_t got = publish_run(e, s, prio, run, k, flags, ids + i, &r);
+		i += got;
+		if (got < k && r == 0)
+			r = -EAGAIN;
+	}
+	if (submitted)
+		*submitted = i;
+	return r;
+}
+
+int dd_submit(struct dd_engine *e, const struct dd_job_spec *spec, unsigned flags, uint64_t *id)
+{
+	uint64_t tmp;
+	return dd_submit_batch(e, spec, 1, flags, id ? id : &tmp, NULL);
+}

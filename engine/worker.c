@@ -1,0 +1,68 @@
+/* Worker threads: run in-process handlers for the jobs their reactor hands
+ * them, and hand the records back through their completion ring. */
+#include "engine.h"
+
+#define BATCH DD_WORKER_INFLIGHT
+#define NOTIFY_AFTER_NS 5000 /* a long batch tells the reactor as it goes */
+
+bool dd_job_cancelled(const struct dd_job *job)
+{
+	const struct dd_jobrec *j = job->internal_;
+	return atomic_load_explicit(&j->cancel, memory_order_relaxed) != 0;
+}
+
+static bool worker_ready(void *arg)
+{
+	struct dd_worker *w = arg;
+	return dd_queue_spsc_ready(w->inbox) || atomic_load_explicit(&w->stop, memory_order_relaxed);
+}
+
+void *dd_worker_main(void *arg)
+{
+	struct dd_worker *w = arg;
+	struct dd_shard *s = w->shard;
+	struct dd_engine *e = s->eng;
+	struct dd_jobrec *batch[BATCH];
+
+	if (w->cpu >= 0)
+		dd_numa_pin_cpu(w->cpu); /* best effort: a cpuset may forbid it */
+	for (;;) {
+		size_t n = dd_queue_spsc_dequeue(w->inbox, batch, BATCH);
+		if (n == 0) {
+			if (atomic_load_explicit(&w->stop, memory_order_relaxed))
+				break;
+			dd_queue_wake_wait(&w->wake, worker_ready, w, e->cfg.spin_ns, UINT64_MAX);
+			continue;
+		}
+		uint64_t last_notify = 0;
+		for (size_t i = 0; i < n; i++) {
+			struct dd_jobrec *j = batch[i];
+			const struct dd_handler *h = &e->handlers[j->handler];
+			struct dd_job v = {
+				.id = j->id, .attempt = j->attempt, .max_attempts = j->max_attempts,
+				.kind = h->name, .payload = j->payload, .payload_len = j->payload_len,
+				.intended_ns = j->intended_ns, .shard = s->index, .worker = w->index,
+				.internal_ = j,
+			};
+			v.start_ns = dd_now_ns();
+			j->w_start_ns = v.start_ns;
+			/* cancelled between hand-over and start: do not run it */
+			j->w_result = atomic_load_explicit(&j->cancel, memory_order_relaxed)
+					      ? -1
+					      : h->fn(&v, h->arg);
+			/* release on the ring publishes w_result/w_start_ns */
+			dd_queue_spsc_enqueue(w->done, &j, 1);
+			if (i + 1 < n) {
+				uint64_t now = dd_now_ns();
+				if (!last_notify)
+					last_notify = v.start_ns;
+				if (now - last_notify > NOTIFY_AFTER_NS) {
+					dd_queue_wake_notify(&s->wake);
+					last_notify = now;
+				}
+			}
+		}
+		dd_queue_wake_notify(&s->wake);
+	}
+	return NULL;
+}

@@ -1,0 +1,292 @@
+/* dispatchd.h — the public API of libdispatchd.
+ *
+ * A low-jitter job-dispatch engine: jobs are submitted from any thread into
+ * per-shard lock-free rings; each shard's reactor thread (pinned to a core of
+ * its NUMA node) schedules them by priority, delay and dependencies and hands
+ * them to pinned worker threads that run in-process handlers.
+ *
+ * Conventions (as in liburing and LMDB):
+ *  - every int function returns 0 on success or a negative code: -errno, or
+ *    a DD_E* code from the range [DD_ERR_LAST, DD_ERR_FIRST], below errno;
+ *    dd_strerror() names both;
+ *  - constructors return the code and fill an out-parameter;
+ *  - the library never calls abort() or exit() on a runtime failure.
+ *
+ * Thread safety: every function may be called from any thread once
+ * dd_engine_create() has returned, except dd_engine_destroy(), which no other
+ * call may race with. Handlers and the event callback run on engine threads.
+ */
+#ifndef DISPATCHD_H
+#define DISPATCHD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DD_VERSION_MAJOR 0
+#define DD_VERSION_MINOR 1
+
+/* ---- errors -------------------------------------------------------------- */
+
+#define DD_ERR_FIRST (-5001)
+#define DD_ETERMINAL (-5001)  /* the job already ended; its state cannot change */
+#define DD_ENOHANDLER (-5002) /* no handler is registered under that kind */
+#define DD_EDEPS (-5003)      /* a dependency id names no job that can exist */
+#define DD_ESHUTDOWN (-5004)  /* the engine is stopping */
+#define DD_EEVICTED (-5005)   /* the job ended and left memory (retention) */
+#define DD_ERR_LAST (-5005)
+
+/* Text for a code returned by this library (DD_E* or -errno). Static storage;
+ * never NULL. */
+const char *dd_strerror(int err);
+
+/* ---- jobs ---------------------------------------------------------------- */
+
+enum dd_state {
+	DD_WAITING = 1, /* dependencies unmet */
+	DD_DELAYED,     /* not-before time (or retry back-off) in the future */
+	DD_QUEUED,      /* ready, waiting for a worker */
+	DD_RUNNING,
+	DD_SUCCEEDED, /* the four below are terminal and never change */
+	DD_FAILED,
+	DD_CANCELLED,
+	DD_TIMED_OUT,
+};
+#define DD_STATE_COUNT 9
+
+/* Lower-case state name ("queued"), or "invalid". */
+const char *dd_state_name(enum dd_state s);
+
+static inline bool dd_state_terminal(enum dd_state s)
+{
+	return s >= DD_SUCCEEDED;
+}
+
+/* Strict priorities, most urgent first; FIFO within a level. */
+enum dd_priority {
+	DD_PRIO_URGENT = 0,
+	DD_PRIO_HIGH = 1,
+	DD_PRIO_NORMAL = 2,
+	DD_PRIO_LOW = 3,
+};
+#define DD_PRIO_LEVELS 4
+
+/* What a submitter asks for. Zero-initialise it and set what you need; every
+ * pointer is read during dd_submit() only (the engine copies what it keeps).
+ */
+struct dd_job_spec {
+	const char *kind;      /* name of a registered handler (required) */
+	const void *payload;   /* bytes passed to the handler, may be NULL */
+	size_t payload_len;    /* at most DD_PAYLOAD_MAX */
+	int priority;          /* enum dd_priority; 0 in a zeroed spec is URGENT,
+				* so set it (DD_PRIO_NORMAL is the usual) */
+	uint64_t delay_ns;     /* not before now + delay */
+	uint64_t timeout_ns;   /* per attempt; 0 = none */
+	uint32_t max_attempts; /* 0 or 1 = no retry */
+	uint64_t backoff_ns;   /* first retry delay; doubles per attempt (default 10 ms) */
+	uint64_t backoff_max_ns; /* cap on the back-off (default 60 s) */
+	const uint64_t *deps;  /* ids that must succeed first */
+	uint32_t ndeps;        /* at most DD_DEPS_MAX */
+	int node;              /* NUMA node (engine's numbering) to run on, -1 = any */
+	int shard;             /* shard to run on, -1 = any (overrides node) */
+	const char *idem_key;  /* idempotency key, NUL-terminated, or NULL */
+	uint64_t intended_ns;  /* CLOCK_MONOTONIC time the caller meant to submit,
+				* for latency accounting; 0 = now */
+};
+
+#define DD_PAYLOAD_MAX (16u << 20)
+#define DD_DEPS_MAX 4096u
+#define DD_KEY_MAX 256u
+
+/* What a handler sees. Valid for the duration of the handler call. */
+struct dd_job {
+	uint64_t id;
+	uint32_t attempt; /* 1 for the first attempt */
+	uint32_t max_attempts;
+	const char *kind;
+	const void *payload;
+	size_t payload_len;
+	uint64_t intended_ns; /* intended submit time (CLOCK_MONOTONIC) */
+	uint64_t start_ns;    /* when this attempt's handler was entered */
+	unsigned shard;
+	unsigned worker;
+	const void *internal_; /* engine use */
+};
+
+/* An in-process handler: returns 0 for success; any other value fails the
+ * attempt (retried while attempts remain). Runs on a worker thread. */
+typedef int (*dd_handler_fn)(const struct dd_job *job, void *arg);
+
+/* True once the job was cancelled or its attempt timed out: a long handler
+ * should poll it and return early. Cheap (one relaxed load). */
+bool dd_job_cancelled(const struct dd_job *job);
+
+/* A snapshot of a job. */
+struct dd_job_info {
+	uint64_t id;
+	enum dd_state state;
+	int priority;
+	uint32_t attempt;
+	uint32_t max_attempts;
+	int result;          /* handler's return value of the last attempt */
+	const char *reason;  /* static text for FAILED/CANCELLED/TIMED_OUT, or "" */
+	char kind[64];
+	unsigned shard;
+	int worker;          /* worker of the last attempt, -1 if none */
+	uint64_t submitted_ns, queued_ns, started_ns, ended_ns; /* 0 = not yet */
+};
+
+/* ---- engine -------------------------------------------------------------- */
+
+enum dd_durability {
+	DD_DURABILITY_NONE = 0, /* acknowledged when queued in memory */
+	/* buffered and fsync come with the durable state (state/) */
+};
+
+/* A state change, delivered to the event callback. */
+struct dd_event {
+	uint64_t id;
+	enum dd_state state;
+	enum dd_state prev_state;
+	uint32_t attempt;
+	int result;
+	const char *reason;
+	uint64_t intended_ns; /* intended submit time */
+	uint64_t at_ns;       /* when the change happened */
+};
+
+/* Called on a shard's reactor thread for every state change whose bit
+ * (1u << state) is in the config's event_mask. It is on the hot path: it
+ * must not block, and must not call back into the engine except
+ * dd_submit()/dd_submit_batch() without DD_SUBMIT_BLOCK. */
+typedef void (*dd_event_fn)(const struct dd_event *ev, void *arg);
+
+#define DD_EVENTS_TERMINAL ((1u << DD_SUCCEEDED) | (1u << DD_FAILED) | \
+			    (1u << DD_CANCELLED) | (1u << DD_TIMED_OUT))
+#define DD_EVENTS_ALL 0x3feu
+
+struct dd_config {
+	unsigned shards;          /* 0 = one per NUMA node */
+	unsigned workers;         /* per shard; 0 = the node's CPUs less one, at least 1 */
+	int pretend_nodes;        /* >0: split the CPUs into that many made-up nodes (tests) */
+	bool pin;                 /* pin reactors and workers to their node's CPUs (default) */
+	uint64_t spin_ns;         /* spin this long before parking (default 50 µs) */
+	unsigned worker_queue;    /* jobs handed to a worker ahead of its completions,
+				   * 1..64 (default 32): larger batches the hand-over,
+				   * smaller keeps priorities exact when handlers are long */
+	enum dd_durability durability;
+	size_t ring_capacity;     /* submission ring cells per priority lane (default 4096) */
+	size_t max_live_jobs;     /* per shard, non-terminal jobs; beyond: -EAGAIN (default 4 Mi) */
+	size_t retain_terminal;   /* per shard, ended jobs kept in memory (default 1 Mi) */
+	uint64_t shutdown_grace_ns; /* running handlers get this long before
+				   * they are cancelled at destroy (default 5 s) */
+	uint64_t tick_ns;         /* timer wheel resolution (default 100 µs) */
+	dd_event_fn on_event;
+	void *event_arg;
+	uint32_t event_mask;      /* default DD_EVENTS_TERMINAL when on_event is set */
+};
+
+/* Fills @cfg with the defaults above. */
+void dd_config_init(struct dd_config *cfg);
+
+struct dd_engine;
+
+/* Creates an engine and starts its threads.
+ * @param cfg  settings, copied; NULL for the defaults.
+ * @param out  the engine on success.
+ * @return 0, -EINVAL (bad setting, e.g. durability not supported yet),
+ *         -ENOMEM, -EAGAIN (threads could not be started), -ENODEV (no CPU).
+ * Allocates; blocks until every thread is running. */
+int dd_engine_create(const struct dd_config *cfg, struct dd_engine **out);
+
+/* Stops accepting submissions, cancels jobs that have not started (reason
+ * "shutdown"), lets running handlers finish — cancelling them (dd_job_cancelled)
+ * after shutdown_grace_ns — then joins every thread and frees everything.
+ * Blocks until handlers return. NULL does nothing. */
+void dd_engine_destroy(struct dd_engine *e);
+
+/* Registers @fn under @name for jobs of that kind.
+ * @return 0, -EINVAL (empty or over 63 bytes), -EEXIST, -ENOSPC (over 1024
+ *         handlers), -ENOMEM. Handlers cannot be removed. */
+int dd_handler_register(struct dd_engine *e, const char *name, dd_handler_fn fn, void *arg);
+
+/* Number of shards, and the node each one serves. */
+unsigned dd_engine_shards(const struct dd_engine *e);
+int dd_engine_shard_node(const struct dd_engine *e, unsigned shard);
+
+/* ---- submission ------------------------------------------------------------ */
+
+#define DD_SUBMIT_BLOCK 1u /* wait for room instead of returning -EAGAIN */
+
+/* Submits one job and returns its id (the owning shard is in the high 8
+ * bits). With an idempotency key already known to the engine, no job is
+ * created and the first job's id is returned.
+ * @return 0, -EINVAL (bad spec), DD_ENOHANDLER, DD_EDEPS, -E2BIG (payload,
+ *         deps or key too large), -EAGAIN (rings or max_live_jobs full, and
+ *         no DD_SUBMIT_BLOCK), DD_ESHUTDOWN, -ENOMEM.
+ * No system call, lock or allocation for jobs without a key and with a
+ * payload of at most 48 bytes and at most 2 deps; keyed jobs take a striped
+ * lock. Callable from handlers and the event callback (without BLOCK). */
+int dd_submit(struct dd_engine *e, const struct dd_job_spec *spec, unsigned flags, uint64_t *id);
+
+/* Submits @n jobs; ids[i] receives each id. Jobs go to their shards in runs
+ * so that each run costs one atomic operation.
+ * @param submitted  how many were accepted (a prefix of @specs).
+ * @return 0 when all were accepted, else the error that stopped the batch. */
+int dd_submit_batch(struct dd_engine *e, const struct dd_job_spec *specs, size_t n,
+		    unsigned flags, uint64_t *ids, size_t *submitted);
+
+/* ---- control and queries ---------------------------------------------------- */
+
+/* Cancels a job: a waiting, delayed or queued job ends CANCELLED at once; a
+ * running one ends CANCELLED at once too and its handler sees
+ * dd_job_cancelled() (its return value is then ignored).
+ * @return 0, DD_ETERMINAL (already ended), -ENOENT (no such job),
+ *         DD_EEVICTED, DD_ESHUTDOWN. Blocks for a round trip to the shard. */
+int dd_cancel(struct dd_engine *e, uint64_t id);
+
+/* Fills @info with the job's current state.
+ * @return 0, -ENOENT, DD_EEVICTED (ended and no longer in memory),
+ *         DD_ESHUTDOWN. Blocks for a round trip to the shard. */
+int dd_job_get(struct dd_engine *e, uint64_t id, struct dd_job_info *info);
+
+/* Waits until the job is terminal or @timeout_ns passes (UINT64_MAX:
+ * forever) and fills @info (may be NULL).
+ * @return 0, -ETIMEDOUT, -ENOENT, DD_EEVICTED, DD_ESHUTDOWN. Blocks; never
+ *         call it from a handler or the event callback. */
+int dd_wait(struct dd_engine *e, uint64_t id, uint64_t timeout_ns, struct dd_job_info *info);
+
+/* ---- statistics ------------------------------------------------------------ */
+
+#define DD_MAX_SHARDS 64
+
+struct dd_shard_stats {
+	int node;
+	unsigned workers;
+	uint64_t submitted, dispatched, succeeded, failed, cancelled, timed_out, retried;
+	uint64_t waiting, delayed, queued, running; /* current counts */
+	uint64_t in_memory;      /* records held, terminal included */
+	uint64_t parks, wakeups; /* reactor parked / was woken by a producer */
+	uint64_t arena_bytes;    /* bytes in the shard's arena */
+};
+
+struct dd_stats {
+	unsigned nshards;
+	bool numa_available;
+	bool jemalloc;
+	struct dd_shard_stats shard[DD_MAX_SHARDS];
+	struct dd_shard_stats total; /* sums; node = -1 */
+};
+
+/* Fills @st from counters the reactors publish; lock-free and non-blocking,
+ * each counter exact, the set not a single instant. */
+int dd_stats(struct dd_engine *e, struct dd_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,87 @@
+/* Spin-then-park wake-up (an event count; see queue.h for the protocol). */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <sched.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "queue.h"
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void dd_queue_wake_init(struct dd_queue_wake *w)
+{
+	atomic_init(&w->epoch, 0);
+	atomic_init(&w->sleeping, 0);
+	atomic_init(&w->parks, 0);
+	atomic_init(&w->wakes, 0);
+}
+
+void dd_queue_wake_notify(struct dd_queue_wake *w)
+{
+	/* Pairs with the fence in dd_queue_wake_wait(): our element store is
+	 * ordered before the load of "sleeping". */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!atomic_load_explicit(&w->sleeping, memory_order_relaxed))
+		return;
+	atomic_fetch_add_explicit(&w->epoch, 1, memory_order_release);
+	atomic_fetch_add_explicit(&w->wakes, 1, memory_order_relaxed);
+	syscall(SYS_futex, &w->epoch, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+int dd_queue_wake_wait(struct dd_queue_wake *w, dd_queue_ready_fn ready, void *arg,
+		       uint64_t spin_ns, uint64_t timeout_ns)
+{
+	if (ready(arg))
+		return 1;
+	uint64_t start = 0;
+	if (spin_ns) {
+		start = mono_ns();
+		for (unsigned i = 1;; i++) {
+			if (ready(arg))
+				return 1;
+			dd_queue_cpu_relax();
+			if ((i & 63) == 0) {
+				/* Spin politely: a thread that shares this CPU (a
+				 * submitter, on a small machine) gets it at once. */
+				sched_yield();
+				uint64_t now = mono_ns();
+				if (now - start >= spin_ns)
+					break;
+				if (timeout_ns != UINT64_MAX && now - start >= timeout_ns)
+					return 0;
+			}
+		}
+	}
+	uint32_t epoch = atomic_load_explicit(&w->epoch, memory_order_acquire);
+	atomic_store_explicit(&w->sleeping, 1, memory_order_relaxed);
+	/* Pairs with the fence in dd_queue_wake_notify(). */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (ready(arg)) {
+		atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+		return 1;
+	}
+	struct timespec ts, *tsp = NULL;
+	if (timeout_ns != UINT64_MAX) {
+		uint64_t left = timeout_ns;
+		if (spin_ns) {
+			uint64_t spent = mono_ns() - start;
+			left = spent >= timeout_ns ? 0 : timeout_ns - spent;
+		}
+		ts.tv_sec = (time_t)(left / 1000000000ull);
+		ts.tv_nsec = (long)(left % 1000000000ull);
+		tsp = &ts;
+	}
+	atomic_fetch_add_explicit(&w->parks, 1, memory_order_relaxed);
+	/* EAGAIN: a producer bumped the epoch after we read it, so it saw us. */
+	syscall(SYS_futex, &w->epoch, FUTEX_WAIT_PRIVATE, epoch, tsp, NULL, 0);
+	atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+	return ready(arg) ? 1 : 0;
+}

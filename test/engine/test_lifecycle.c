@@ -1,0 +1,314 @@
+/* Single jobs through every state: success, failure, retries, delays,
+ * priorities, time-outs, idempotency keys, bad input. */
+#include <pthread.h>
+
+#include "util.h"
+
+Test(lifecycle, succeeds_and_records_times)
+{
+	struct dd_engine *e = make_engine(NULL);
+	struct dd_job_spec s = spec("ok");
+	uint64_t id = submit_ok(e, &s);
+	struct dd_job_info info;
+	cr_assert_eq(wait_state(e, id, &info), DD_SUCCEEDED);
+	cr_assert_eq(info.id, id);
+	cr_assert_eq(info.attempt, 1);
+	cr_assert_str_eq(info.kind, "ok");
+	cr_assert_eq(info.worker, 0);
+	cr_assert(info.submitted_ns && info.queued_ns && info.started_ns && info.ended_ns);
+	cr_assert(info.submitted_ns <= info.queued_ns && info.queued_ns <= info.started_ns &&
+		  info.started_ns <= info.ended_ns, "times in order");
+	struct dd_job_info again;
+	cr_assert_eq(dd_job_get(e, id, &again), 0);
+	cr_assert_eq(again.state, DD_SUCCEEDED, "terminal states never change");
+	dd_engine_destroy(e);
+}
+
+Test(lifecycle, failure_retries_with_backoff_then_fails)
+{
+	struct dd_engine *e = make_engine(NULL);
+	struct dd_job_spec s = spec("fail");
+	s.max_attempts = 3;
+	s.backoff_ns = 20 * MS;
+	uint64_t id = submit_ok(e, &s);
+	struct dd_job_info info;
+	cr_assert_eq(wait_state(e, id, &info), DD_FAILED);
+	cr_assert_eq(info.attempt, 3);
+	cr_assert_eq(info.result, 7);
+	cr_assert_str_eq(info.reason, "handler failed");
+	/* back-off 20 ms then 40 ms: at least 60 ms between submit and end */
+	cr_assert_geq(info.ended_ns - info.submitted_ns, 60 * MS);
+	struct dd_stats st;
+	dd_stats(e, &st);
+	cr_assert_eq(st.total.retried, 2);
+	cr_assert_eq(st.total.failed, 1);
+	dd_engine_destroy(e);
+}
+
+Test(lifecycle, retry_until_success)
+{
+	struct dd_engine *e = make_engine(NULL);
+	struct dd_job_spec s = spec("flaky");
+	uint32_t succeed_on = 3;
+	s.payload = &succeed_on;
+	s.payload_len = sizeof(succeed_on);
+	s.max_attempts = 5;
+	s.backoff_ns = 1 * MS;
+	uint64_t id = submit_ok(e, &s);
+	struct dd_job_info info;
+	cr_assert_eq(wait_state(e, id, &info), DD_SUCCEEDED);
+	cr_assert_eq(info.attempt, 3);
+	dd_engine_destroy(e);
+}
+
+Test(lifecycle, delay_holds_the_job)
+{
+	struct dd_engine *e = make_engine(NULL);
+	struct dd_job_spec s = spec("ok");
+	s.delay_ns = 80 * MS;
+	uint64_t id = submit_ok(e, &s);
+	await_state(e, id, DD_DELAYED);
+	struct dd_job_info info;
+	cr_assert_eq(wait_state(e, id, &info), DD_SUCCEEDED);
+	cr_assert_geq(info.started_ns - info.submitted_ns, 79 * MS, "not before its time");
+	dd_engine_destroy(e);
+}
+
+Test(lifecycle, priorities_order_queued_jobs)
+{
+	struct dd_config c;
+	dd_config_init(&c);
+	c.shards = 1;
+	c.workers = 1;
+	c.worker_queue = 1; /* hand over one at a time: the order is the scheduler's */
+	struct dd_engine *e = make_engine(&c);
+	struct dd_job_spec g = spec("gate");
+	uint64_t gate = submit_ok(e, &g);
+	await_state(e, gate, DD_RUNNING);
+	uint64_t ids[12];
+	for (int i = 0; i < 12; i++) {
+		struct dd_job_spec s = spec("order");
+		int tag = i;
+		s.priority = 3 - i % 4; /* LOW, NORMAL, HIGH, URGENT, LOW, ... */
+		s.payload = &tag;
+		s.payload_len = sizeof(tag);
+		ids[i] = submit_ok(e, &s);
+	}
+	for (int i = 0; i < 12; i++)
+		await_state(e, ids[i], DD_QUEUED);
+	atomic_store(&gate_open, 1);
+	for (int i = 0; i < 12; i++)
+		cr_assert_eq(wait_state(e, ids[i], NULL), DD_SUCCEEDED);
+	cr_assert_eq(atomic_load(&order_len), 12);
+	int last_prio = -1, last_tag = -1;
+	for (int k = 0; k < 12; k++) {
+		int tag = order_log[k], prio = 3 - tag % 4;
+		cr_assert_geq(prio, last_prio, "urgent first (pos %d tag %d)", k, tag);
+		if (prio == last_prio)
+			cr_assert_gt(tag, last_tag, "FIFO within a priority");
+		last_prio = prio;
+		last_tag = tag;
+	}
+	dd_engine_destroy(e);
+}
+
+Test(lifecycle, timeout_flags_the_handler_and_ends_timed_out)
+{
+	struct dd_engine *e = make_engine(NULL);
+	struct dd_job_spec s = spec("spin");
+	s.timeout_ns = 30 * MS;
+	uint64_t id = submit_ok(e, &s);
+	struct dd_job_info info;
+	cr_assert_eq(wait_state(e, id, &info), DD_TIMED_OUT);
+	cr_assert_str_eq(info.reason, "timeout");
+	cr_assert_geq(info.ended_ns - info.started_ns, 29 * MS);
+	/* the handler saw the flag and returned: the worker is free again */
+	struct dd_job_spec ok = spec("ok");
+	cr_assert_eq(wait_state(e, submit_ok(e, &ok), NULL), DD_SUCCEEDED);
+	dd_engine_destroy(e);
+}
+
+Test(lifecycle, idempotency_key_returns_first_id)
+{
+	struct dd_config c;
+	dd_config_init(&c);
+	c.pretend_nodes = 2;
+	struct dd_engine *e = make_engine(&c);
+	struct dd_job_spec s = spec("ok");
+	s.idem_key = "build-42";
+	uint64_t a = submit_ok(e, &s), b = submit_ok(e, &s);
+	cr_assert_eq(a, b);
+	s.idem_key = "build-43";
+	uint64_t d = submit_ok(e, &s);
+	cr_assert_neq(a, d);
+	cr_assert_eq(wait_state(e, a, NULL), DD_SUCCEEDED);
+	s.idem_key = "build-42";
+	cr_assert_eq(submit_ok(e, &s), a, "still known after the job ended");
+	struct dd_stats st;
+	dd_stats(e, &st);
+	dd_engine_destroy(e);
+}
+
+struct keyed_ctx {
+	struct dd_engine *e;
+	uint64_t ids[200];
+};
+
+static void *keyed_submitter(void *arg)
+{
+	struct keyed_ctx *k = arg;
+	for (int i = 0; i < 200; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "k%d", i);
+		struct dd_job_spec s = spec("ok");
+		s.idem_key = key;
+		if (dd_submit(k->e, &s, DD_SUBMIT_BLOCK, &k->ids[i]) != 0)
+			k->ids[i] = 0;
+	}
+	return NULL;
+}
+
+Test(lifecycle, idempotency_under_concurrent_submitters)
+{
+	struct dd_engine *e = make_engine(NULL);
+	struct keyed_ctx k[4];
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++) {
+		k[i].e = e;
+		pthread_create(&t[i], NULL, keyed_submitter, &k[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	for (int j = 0; j < 200; j++) {
+		cr_assert_neq(k[0].ids[j], 0);
+		for (int i = 1; i < 4; i++)
+			cr_assert_eq(k[i].ids[j], k[0].ids[j], "key k%d gave two jobs", j);
+	}
+	for (int j = 0; j < 200; j++)
+		cr_assert_eq(wait_state(e, k[0].ids[j], NULL), DD_SUCCEEDED);
+	struct dd_stats st;
+	dd_stats(e, &st);
+	cr_assert_eq(st.total.submitted, 200, "one job per key");
+	dd_engine_destroy(e);
+}
+
+Test(lifecycle, bad_input_is_refused_clearly)
+{
+	struct dd_engine *e = make_engine(NULL);
+	uint64_t id;
+	struct dd_job_spec s = spec(NULL);
+	cr_assert_eq(dd_submit(e, &s, 0, &id), -EINVAL);
+	s = spec("nope");
+	cr_assert_eq(dd_submit(e, &s, 0, &id), DD_ENOHANDLER);
+	s = spec("ok");
+	s.priority = 9;
+	cr_assert_eq(dd_submit(e, &s, 0, &id), -EINVAL);
+	s = spec("ok");
+	uint64_t bogus = 12345678;
+	s.deps = &bogus;
+	s.ndeps = 1;
+	cr_assert_eq(dd_submit(e, &s, 0, &id), DD_EDEPS);
+	s = spec("ok");
+	s.payload_len = 10; /* without a payload pointer */
+	cr_assert_eq(dd_submit(e, &s, 0, &id), -EINVAL);
+	char big[DD_KEY_MAX + 10];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	s = spec("ok");
+	s.idem_key = big;
+	cr_assert_eq(dd_submit(e, &s, 0, &id), -E2BIG);
+	s = spec("ok");
+	s.shard = 99;
+	cr_assert_eq(dd_submit(e, &s, 0, &id), -EINVAL);
+	cr_assert_eq(dd_handler_register(e, "ok", (dd_handler_fn)0x1, NULL), -EEXIST);
+	cr_assert_eq(dd_handler_register(e, "", (dd_handler_fn)0x1, NULL), -EINVAL);
+	cr_assert_eq(dd_job_get(e, 0x00ffffffffffffull, NULL), -ENOENT);
+	cr_assert_eq(dd_job_get(e, 0xff00000000000001ull, NULL), -ENOENT);
+	struct dd_config c;
+	dd_config_init(&c);
+	c.worker_queue = 0;
+	struct dd_engine *bad;
+	cr_assert_eq(dd_engine_create(&c, &bad), -EINVAL);
+	dd_engine_destroy(e);
+}
+
+Test(lifecycle, large_payload_arrives_intact)
+{
+	struct dd_engine *e = make_engine(NULL);
+	size_t n = 1 << 20;
+	unsigned char *p = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		p[i] = (unsigned char)(i * 31);
+	struct dd_job_spec s = spec("order"); /* reads the first int only */
+	s.payload = p;
+	s.payload_len = n;
+	uint64_t id = submit_ok(e, &s);
+	memset(p, 0, n); /* the engine must have copied it */
+	cr_assert_eq(wait_state(e, id, NULL), DD_SUCCEEDED);
+	int expect;
+	unsigned char first[4] = {0, 31, 62, 93};
+	memcpy(&expect, first, 4);
+	cr_assert_eq(order_log[0], expect);
+	free(p);
+	dd_engine_destroy(e);
+}
+
+Test(lifecycle, backpressure_returns_eagain)
+{
+	struct dd_config c;
+	dd_config_init(&c);
+	c.shards = 1;
+	c.workers = 1;
+	c.max_live_jobs = 4;
+	struct dd_engine *e = make_engine(&c);
+	struct dd_job_spec g = spec("gate");
+	uint64_t id;
+	int r = 0, n = 0;
+	while (n < 100 && (r = dd_submit(e, &g, 0, &id)) == 0)
+		n++;
+	cr_assert_eq(r, -EAGAIN);
+	cr_assert_eq(n, 4, "exactly max_live_jobs accepted");
+	atomic_store(&gate_open, 1);
+	cr_assert_eq(wait_state(e, id, NULL), DD_SUCCEEDED);
+	cr_assert_eq(dd_submit(e, &g, DD_SUBMIT_BLOCK, &id), 0, "room again");
+	dd_engine_destroy(e);
+}
+
+Test(lifecycle, strerror_names_every_code)
+{
+	for (int c = DD_ERR_FIRST; c >= DD_ERR_LAST; c--)
+		cr_assert_str_neq(dd_strerror(c), "unknown error");
+	cr_assert_str_eq(dd_strerror(-ENOENT), strerror(ENOENT));
+	cr_assert_str_eq(dd_state_name(DD_TIMED_OUT), "timed_out");
+	cr_assert_str_eq(dd_state_name((enum dd_state)42), "invalid");
+}
+
+static _Atomic int events[DD_STATE_COUNT];
+
+static void count_event(const struct dd_event *ev, void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&events[ev->state], 1);
+}
+
+Test(lifecycle, events_report_every_transition)
+{
+	struct dd_config c;
+	dd_config_init(&c);
+	c.on_event = count_event;
+	c.event_mask = DD_EVENTS_ALL;
+	struct dd_engine *e = make_engine(&c);
+	struct dd_job_spec s = spec("ok");
+	s.delay_ns = 5 * MS;
+	uint64_t a = submit_ok(e, &s);
+	struct dd_job_spec f = spec("fail");
+	uint64_t b = submit_ok(e, &f);
+	wait_state(e, a, NULL);
+	wait_state(e, b, NULL);
+	dd_engine_destroy(e);
+	cr_assert_eq(atomic_load(&events[DD_DELAYED]), 1);
+	cr_assert_eq(atomic_load(&events[DD_QUEUED]), 2);
+	cr_assert_eq(atomic_load(&events[DD_RUNNING]), 2);
+	cr_assert_eq(atomic_load(&events[DD_SUCCEEDED]), 1);
+	cr_assert_eq(atomic_load(&events[DD_FAILED]), 1);
+}

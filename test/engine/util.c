@@ -1,0 +1,135 @@
+#include "util.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+_Atomic int gate_open;
+_Atomic int order_len;
+int order_log[4096];
+_Atomic int started_count;
+
+void sleep_ms(unsigned ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+static int h_ok(const struct dd_job *j, void *a)
+{
+	(void)j, (void)a;
+	return 0;
+}
+
+static int h_fail(const struct dd_job *j, void *a)
+{
+	(void)j, (void)a;
+	return 7;
+}
+
+/* Fails until the attempt named in its payload. */
+static int h_flaky(const struct dd_job *j, void *a)
+{
+	(void)a;
+	uint32_t succeed_on;
+	memcpy(&succeed_on, j->payload, sizeof(succeed_on));
+	return j->attempt >= succeed_on ? 0 : 1;
+}
+
+/* Runs until cancelled (or 10 s, a safety net). */
+static int h_spin(const struct dd_job *j, void *a)
+{
+	(void)a;
+	atomic_fetch_add(&started_count, 1);
+	for (int i = 0; i < 10000 && !dd_job_cancelled(j); i++)
+		sleep_ms(1);
+	return dd_job_cancelled(j) ? 3 : 0;
+}
+
+static int h_gate(const struct dd_job *j, void *a)
+{
+	(void)j, (void)a;
+	atomic_fetch_add(&started_count, 1);
+	while (!atomic_load(&gate_open))
+		sleep_ms(1);
+	return 0;
+}
+
+static int h_order(const struct dd_job *j, void *a)
+{
+	(void)a;
+	int tag = 0;
+	memcpy(&tag, j->payload, sizeof(tag));
+	int k = atomic_fetch_add(&order_len, 1);
+	if (k < 4096)
+		order_log[k] = tag;
+	return 0;
+}
+
+void register_handlers(struct dd_engine *e)
+{
+	cr_assert_eq(dd_handler_register(e, "ok", h_ok, NULL), 0);
+	cr_assert_eq(dd_handler_register(e, "fail", h_fail, NULL), 0);
+	cr_assert_eq(dd_handler_register(e, "flaky", h_flaky, NULL), 0);
+	cr_assert_eq(dd_handler_register(e, "spin", h_spin, NULL), 0);
+	cr_assert_eq(dd_handler_register(e, "gate", h_gate, NULL), 0);
+	cr_assert_eq(dd_handler_register(e, "order", h_order, NULL), 0);
+}
+
+struct dd_engine *make_engine(struct dd_config *cfg)
+{
+	struct dd_engine *e = NULL;
+	int r = dd_engine_create(cfg, &e);
+	cr_assert_eq(r, 0, "dd_engine_create: %s", dd_strerror(r));
+	register_handlers(e);
+	return e;
+}
+
+struct dd_job_spec spec(const char *kind)
+{
+	struct dd_job_spec s;
+	memset(&s, 0, sizeof(s));
+	s.kind = kind;
+	s.priority = DD_PRIO_NORMAL;
+	s.node = -1;
+	s.shard = -1;
+	return s;
+}
+
+uint64_t submit_ok(struct dd_engine *e, const struct dd_job_spec *s)
+{
+	uint64_t id = 0;
+	int r = dd_submit(e, s, DD_SUBMIT_BLOCK, &id);
+	cr_assert_eq(r, 0, "dd_submit: %s", dd_strerror(r));
+	cr_assert_neq(id, 0);
+	return id;
+}
+
+enum dd_state wait_state(struct dd_engine *e, uint64_t id, struct dd_job_info *info)
+{
+	struct dd_job_info tmp;
+	if (!info)
+		info = &tmp;
+	int r = dd_wait(e, id, 5000 * MS, info);
+	cr_assert_eq(r, 0, "dd_wait(%lx): %s", (unsigned long)id, dd_strerror(r));
+	return info->state;
+}
+
+void await_state(struct dd_engine *e, uint64_t id, enum dd_state st)
+{
+	struct dd_job_info info;
+	for (int i = 0; i < 5000; i++) {
+		cr_assert_eq(dd_job_get(e, id, &info), 0);
+		if (info.state == st)
+			return;
+		sleep_ms(1);
+	}
+	cr_assert_fail("job %lx stuck in %s, wanted %s", (unsigned long)id,
+		       dd_state_name(info.state), dd_state_name(st));
+}
+
+unsigned test_scale(void)
+{
+	const char *s = getenv("DD_TEST_SCALE");
+	int v = s ? atoi(s) : 1;
+	return v > 0 ? (unsigned)v : 1;
+}

@@ -1,0 +1,36 @@
+/* Shared helpers for the engine suites. Every Criterion test runs in its
+ * own process, so the globals here are per test. */
+#ifndef TEST_ENGINE_UTIL_H
+#define TEST_ENGINE_UTIL_H
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "dispatchd.h"
+
+#define MS 1000000ull
+
+extern _Atomic int gate_open;      /* "gate" handlers block until it is 1 */
+extern _Atomic int order_len;      /* "order" handlers log their tag here */
+extern int order_log[4096];
+extern _Atomic int started_count;
+
+/* Registers ok, fail, flaky, spin, gate, order on @e. */
+void register_handlers(struct dd_engine *e);
+/* Engine with @cfg (defaults when NULL) and the handlers above. */
+struct dd_engine *make_engine(struct dd_config *cfg);
+struct dd_job_spec spec(const char *kind);
+uint64_t submit_ok(struct dd_engine *e, const struct dd_job_spec *s);
+/* Waits (5 s at most) and returns the final state. */
+enum dd_state wait_state(struct dd_engine *e, uint64_t id, struct dd_job_info *info);
+/* Polls until the job is in @st (5 s at most). */
+void await_state(struct dd_engine *e, uint64_t id, enum dd_state st);
+/* Divisor for stress sizes (DD_TEST_SCALE, e.g. under sanitizers). */
+unsigned test_scale(void);
+void sleep_ms(unsigned ms);
+
+#endif
