@@ -51,7 +51,9 @@ static void run(uint64_t spin_ns)
 	for (int i = 0; i < PRODUCERS; i++)
 		pthread_join(t[i], NULL);
 	cr_assert_eq(got, (uint64_t)PRODUCERS * ITEMS);
-	cr_assert_gt(atomic_load(&c.w.parks), 0, "the consumer did park (else the test proves nothing)");
+	if (spin_ns == 0) /* with a spin budget, parking depends on timing */
+		cr_assert_gt(atomic_load(&c.w.parks), 0,
+			     "the consumer did park (else the test proves nothing)");
 	dd_queue_mpsc_destroy(c.r);
 }
 
