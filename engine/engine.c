@@ -105,14 +105,9 @@ static void shard_fini(struct dd_shard *s)
 	for (unsigned p = 0; p < DD_PRIO_LEVELS; p++) {
 		/* Submissions that raced with shutdown: free what they carried. */
 		while (s->sub[p] && dd_queue_mpsc_dequeue(s->sub[p], &m, 1)) {
-			if (m.payload_len > DD_INLINE_PAYLOAD)
-				dd_numa_arena_free(s->arena, m.payload.heap, m.payload_len);
-			if (m.ndeps > DD_INLINE_DEPS)
-				dd_numa_arena_free(s->arena, m.deps.heap, m.ndeps * sizeof(uint64_t));
-			if (m.key) {
+			if (m.key)
 				dd_idem_remove(s->eng->idem, m.key_hash, m.key, m.id);
-				dd_numa_arena_free(s->arena, m.key, strlen(m.key) + 1);
-			}
+			dd_sub_release(s, &m);
 		}
 		dd_queue_mpsc_destroy(s->sub[p]);
 	}
@@ -234,23 +229,17 @@ int dd_engine_create(const struct dd_config *cfg, struct dd_engine **out)
 	*out = e;
 	return 0;
 fail:
-	stop_threads(e);
-	for (unsigned i = 0; e->shards && i < e->nshards; i++)
-		shard_fini(&e->shards[i]);
-	free(e->shards);
-	dd_idem_destroy(e->idem);
-	dd_numa_topo_destroy(e->topo);
-	pthread_mutex_destroy(&e->reg_lock);
-	free(e);
+	dd_engine_destroy(e);
 	return r;
 }
 
+/* Also the error path of dd_engine_create(): copes with a half-built engine. */
 void dd_engine_destroy(struct dd_engine *e)
 {
 	if (!e)
 		return;
 	stop_threads(e);
-	for (unsigned i = 0; i < e->nshards; i++)
+	for (unsigned i = 0; e->shards && i < e->nshards; i++)
 		shard_fini(&e->shards[i]);
 	free(e->shards);
 	dd_idem_destroy(e->idem);

@@ -258,6 +258,9 @@ struct dd_engine {
 	pthread_mutex_t reg_lock;   /* registration only */
 };
 
+/* submit.c: frees the arena copies a message carries (key binding untouched) */
+void dd_sub_release(struct dd_shard *s, struct dd_sub *m);
+
 /* registry.c */
 int dd_handler_find(struct dd_engine *e, const char *name);
 

@@ -73,14 +73,9 @@ void dd_job_arrive(struct dd_shard *s, struct dd_sub *m)
 		 * remember its fate so dependants and callers get an answer. */
 		if (j)
 			dd_rec_free(s, j);
-		if (m->payload_len > DD_INLINE_PAYLOAD)
-			dd_numa_arena_free(s->arena, m->payload.heap, m->payload_len);
-		if (m->key) {
+		if (m->key)
 			dd_idem_remove(s->eng->idem, m->key_hash, m->key, m->id);
-			dd_numa_arena_free(s->arena, m->key, strlen(m->key) + 1);
-		}
-		if (m->ndeps > DD_INLINE_DEPS)
-			dd_numa_arena_free(s->arena, m->deps.heap, m->ndeps * sizeof(uint64_t));
+		dd_sub_release(s, m);
 		dd_seq_set(s, m->id, SEQ_ENDED_BAD);
 		dd_st_add(s, ST_SUBMITTED, 1);
 		dd_st_add(s, ST_FAILED, 1);

@@ -62,7 +62,7 @@ static int validate(struct dd_engine *e, const struct dd_job_spec *sp, int *hand
 	return 0;
 }
 
-static void sub_release(struct dd_shard *s, struct dd_sub *m)
+void dd_sub_release(struct dd_shard *s, struct dd_sub *m)
 {
 	if (m->payload_len > DD_INLINE_PAYLOAD)
 		dd_numa_arena_free(s->arena, m->payload.heap, m->payload_len);
@@ -187,7 +187,7 @@ static size_t publish_run(struct dd_engine *e, struct dd_shard *s, unsigned prio
 		dd_queue_wake_notify(&s->wake);
 	}
 	for (size_t i = done; i < n; i++)
-		sub_release(s, &m[i]);
+		dd_sub_release(s, &m[i]);
 	return done;
 }
 

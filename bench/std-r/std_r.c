@@ -28,6 +28,7 @@ struct opts {
 	unsigned shards, workers;
 	uint64_t spin_ns;
 	uint64_t inflight;
+	int gen_cpu;
 	const char *json;
 	int quiet;
 };
@@ -86,6 +87,7 @@ static void usage(FILE *f)
 		"  --workers N       workers per shard (default: node CPUs less one)\n"
 		"  --spin-us N       spin budget before parking, µs (default 50)\n"
 		"  --inflight N      with --rate max: most jobs outstanding (default 8192)\n"
+		"  --gen-cpu N       pin the load generator to CPU N (default: unpinned)\n"
 		"  --json FILE       also write the report as JSON\n"
 		"  -q, --quiet       no progress lines\n"
 		"  -h, --help        this text\n"
@@ -101,6 +103,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"json", required_argument, 0, 'j'},     {"quiet", no_argument, 0, 'q'},
 		{"help", no_argument, 0, 'h'},           {"version", no_argument, 0, 'V'},
 		{"embedded", no_argument, 0, 'E'},       {"inflight", required_argument, 0, 'I'},
+		{"gen-cpu", required_argument, 0, 'G'},
 		{0, 0, 0, 0},
 	};
 	int c;
@@ -109,6 +112,7 @@ static int parse(int argc, char **argv, struct opts *o)
 	o->warmup_s = 2;
 	o->spin_ns = 50000;
 	o->inflight = 8192;
+	o->gen_cpu = -1;
 	while ((c = getopt_long(argc, argv, "qhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 'r':
@@ -151,6 +155,13 @@ static int parse(int argc, char **argv, struct opts *o)
 				o->spin_ns = (uint64_t)v * 1000;
 			break;
 		}
+		case 'G':
+			o->gen_cpu = (int)strtol(optarg, &end, 10);
+			if (*end || o->gen_cpu < -1) {
+				fprintf(stderr, "std-r: bad CPU '%s'\n", optarg);
+				return 2;
+			}
+			break;
 		case 'j':
 			o->json = optarg;
 			break;
@@ -227,12 +238,13 @@ int main(int argc, char **argv)
 		specs[i].shard = -1;
 	}
 
-	const char *gc = getenv("STDR_GEN_CPU");
-	if (gc) {
+	if (o.gen_cpu >= 0) {
 		cpu_set_t set;
 		CPU_ZERO(&set);
-		CPU_SET(atoi(gc), &set);
-		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+		CPU_SET(o.gen_cpu, &set);
+		if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0)
+			fprintf(stderr, "std-r: cannot pin the generator to CPU %d; running unpinned\n",
+				o.gen_cpu);
 	}
 	uint64_t start = now_ns() + 1000000;
 	measure_from = start + (uint64_t)(o.warmup_s * 1e9);
