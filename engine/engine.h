@@ -65,8 +65,6 @@ uint64_t dd_idem_hash(const char *key);
 
 /* ---- submission message: one MPSC cell ---- */
 
-enum { SUB_KEYED = 1u };
-
 struct dd_sub {
 	uint64_t id;
 	uint64_t intended_ns;
@@ -79,7 +77,6 @@ struct dd_sub {
 	uint32_t ndeps;
 	uint16_t handler;
 	uint8_t priority;
-	uint8_t flags;
 	union {
 		unsigned char inl[DD_INLINE_PAYLOAD];
 		void *heap; /* arena copy, ownership passes to the record */
@@ -94,7 +91,7 @@ struct dd_sub {
 
 /* ---- job record ---- */
 
-enum { JF_ON_WORKER = 1u, JF_KEYED = 2u };
+enum { JF_ON_WORKER = 1u }; /* a worker holds the record: not evictable */
 
 struct dd_jobrec {
 	struct dd_queue_node link;   /* lane, retention FIFO or free list */

@@ -86,7 +86,6 @@ static int sub_prepare(struct dd_shard *s, const struct dd_job_spec *sp, int han
 	m->ndeps = sp->ndeps;
 	m->handler = (uint16_t)handler;
 	m->priority = (uint8_t)sp->priority;
-	m->flags = 0;
 	m->key = NULL;
 	m->key_hash = key_hash;
 	void *pay = NULL;
@@ -114,7 +113,6 @@ static int sub_prepare(struct dd_shard *s, const struct dd_job_spec *sp, int han
 		if (!(m->key = dd_numa_arena_alloc(s->arena, len)))
 			goto nomem;
 		memcpy(m->key, sp->idem_key, len);
-		m->flags |= SUB_KEYED;
 	}
 	return 0;
 nomem:
