@@ -33,7 +33,14 @@ static unsigned route(struct dd_engine *e, const struct dd_job_spec *sp, uint64_
 	return e->nshards == 1 ? 0 : tl_rr++ % e->nshards;
 }
 
-static int validate(struct dd_engine *e, const struct dd_job_spec *sp, int *handler)
+/* The last kind resolved: a batch of one kind looks its handler up once. */
+struct kind_cache {
+	const char *kind;
+	int handler;
+};
+
+static int validate(struct dd_engine *e, const struct dd_job_spec *sp, struct kind_cache *kc,
+		    int *handler)
 {
 	if (!sp->kind || (sp->payload_len && !sp->payload) || (sp->ndeps && !sp->deps))
 		return -EINVAL;
@@ -55,10 +62,14 @@ static int validate(struct dd_engine *e, const struct dd_job_spec *sp, int *hand
 		    seq >= atomic_load_explicit(&e->shards[sh].next_seq, memory_order_acquire))
 			return DD_EDEPS;
 	}
-	int h = dd_handler_find(e, sp->kind);
-	if (h < 0)
-		return DD_ENOHANDLER;
-	*handler = h;
+	if (sp->kind != kc->kind) {
+		int h = dd_handler_find(e, sp->kind);
+		if (h < 0)
+			return DD_ENOHANDLER;
+		kc->kind = sp->kind;
+		kc->handler = h;
+	}
+	*handler = kc->handler;
 	return 0;
 }
 
@@ -221,8 +232,7 @@ int dd_submit_batch(struct dd_engine *e, const struct dd_job_spec *specs, size_t
 	size_t i = 0;
 	int r = 0;
 	uint64_t now = dd_now_ns();
-	const char *last_kind = NULL;
-	int last_handler = -1;
+	struct kind_cache kc = {NULL, -1};
 
 	while (i < n && r == 0) {
 		if (atomic_load_explicit(&e->stopping, memory_order_relaxed)) {
@@ -231,16 +241,8 @@ int dd_submit_batch(struct dd_engine *e, const struct dd_job_spec *specs, size_t
 		}
 		const struct dd_job_spec *sp = &specs[i];
 		int handler = -1;
-		if (sp->kind && sp->kind == last_kind && !sp->ndeps && sp->priority >= 0 &&
-		    sp->priority < DD_PRIO_LEVELS && sp->payload_len <= DD_PAYLOAD_MAX &&
-		    sp->shard >= -1 && sp->shard < (int)e->nshards && sp->node >= -1 &&
-		    sp->node < e->topo->nnodes && (!sp->payload_len || sp->payload) &&
-		    !sp->idem_key)
-			handler = last_handler; /* same kind as before: skip the look-up */
-		else if ((r = validate(e, sp, &handler)) < 0)
+		if ((r = validate(e, sp, &kc, &handler)) < 0)
 			break;
-		last_kind = sp->kind;
-		last_handler = handler;
 		if (sp->idem_key) {
 			if ((r = submit_keyed(e, sp, handler, flags, now, &ids[i])) == 0)
 				i++;
@@ -258,10 +260,7 @@ int dd_submit_batch(struct dd_engine *e, const struct dd_job_spec *specs, size_t
 				    (q->shard >= 0 && q->shard != (int)sh) ||
 				    (q->node >= 0 && q->node != s->node))
 					break;
-				if (q->kind == last_kind && !q->ndeps &&
-				    (!q->payload_len || q->payload) && q->payload_len <= DD_PAYLOAD_MAX)
-					handler = last_handler;
-				else if ((r = validate(e, q, &handler)) < 0)
+				if ((r = validate(e, q, &kc, &handler)) < 0)
 					break;
 			}
 			if ((r = sub_prepare(s, q, handler, now, 0, &run[k])) < 0)

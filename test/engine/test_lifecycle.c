@@ -226,6 +226,13 @@ Test(lifecycle, bad_input_is_refused_clearly)
 	s = spec("ok");
 	s.shard = 99;
 	cr_assert_eq(dd_submit(e, &s, 0, &id), -EINVAL);
+	/* a bad spec inside a batch is refused too, and only the good prefix goes in */
+	struct dd_job_spec batch[3] = {spec("ok"), spec("ok"), spec("ok")};
+	batch[2].node = -5;
+	uint64_t bids[3];
+	size_t done = 99;
+	cr_assert_eq(dd_submit_batch(e, batch, 3, 0, bids, &done), -EINVAL);
+	cr_assert_eq(done, 2);
 	cr_assert_eq(dd_handler_register(e, "ok", (dd_handler_fn)0x1, NULL), -EEXIST);
 	cr_assert_eq(dd_handler_register(e, "", (dd_handler_fn)0x1, NULL), -EINVAL);
 	cr_assert_eq(dd_job_get(e, 0x00ffffffffffffull, NULL), -ENOENT);
