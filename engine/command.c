@@ -53,6 +53,24 @@ static int await(struct dd_cmd *c, const struct timespec *deadline)
 	return 1;
 }
 
+static void handle(struct dd_shard *s, struct dd_cmd *c);
+static bool unlink_cmd(struct dd_cmd **list, struct dd_cmd *c);
+
+/* Called on the target shard's own reactor (an inline handler or an event
+ * callback): answer now, since queueing would wait for ourselves. A command
+ * that would have to wait is taken back and fails with -EDEADLK. */
+static int call_here(struct dd_shard *s, struct dd_cmd *c)
+{
+	atomic_store_explicit(&c->done, 0, memory_order_relaxed);
+	handle(s, c);
+	if (atomic_load_explicit(&c->done, memory_order_relaxed))
+		return c->rc;
+	struct dd_jobrec *j = dd_tab_find(s, c->id);
+	if (!(j && unlink_cmd(&j->waiters, c)))
+		unlink_cmd(&s->retry_cmds, c);
+	return -EDEADLK;
+}
+
 int dd_cmd_call(struct dd_engine *e, struct dd_cmd *c)
 {
 	if (dd_id_shard(c->id) >= e->nshards)
@@ -60,6 +78,8 @@ int dd_cmd_call(struct dd_engine *e, struct dd_cmd *c)
 	if (atomic_load_explicit(&e->stopping, memory_order_relaxed))
 		return DD_ESHUTDOWN;
 	c->next = NULL;
+	if (dd_tls_reactor == &e->shards[dd_id_shard(c->id)])
+		return call_here(dd_tls_reactor, c);
 	send(e, c);
 	await(c, NULL);
 	return c->rc;
@@ -87,6 +107,12 @@ int dd_wait(struct dd_engine *e, uint64_t id, uint64_t timeout_ns, struct dd_job
 		return -ENOENT;
 	if (atomic_load_explicit(&e->stopping, memory_order_relaxed))
 		return DD_ESHUTDOWN;
+	if (dd_tls_reactor == &e->shards[dd_id_shard(id)]) {
+		int r = call_here(dd_tls_reactor, &c);
+		if (r == 0 && info)
+			*info = c.info;
+		return r;
+	}
 	struct timespec dl, *dlp = NULL;
 	if (timeout_ns != UINT64_MAX) {
 		clock_gettime(CLOCK_MONOTONIC, &dl);

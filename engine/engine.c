@@ -74,8 +74,13 @@ static int shard_init(struct dd_engine *e, struct dd_shard *s, unsigned idx)
 	dd_queue_lanes_init(&s->lanes);
 	s->retained.prev = s->retained.next = &s->retained;
 
-	s->nworkers = c->workers ? c->workers : (count > 1 ? (unsigned)count - 1 : 1);
-	s->workers = calloc(s->nworkers, sizeof(*s->workers));
+	if (c->inline_handlers)
+		s->nworkers = 0;
+	else if (c->workers)
+		s->nworkers = c->workers;
+	else
+		s->nworkers = count > 1 ? (unsigned)count - 1 : 1;
+	s->workers = calloc(s->nworkers ? s->nworkers : 1, sizeof(*s->workers));
 	if (!s->workers)
 		return -ENOMEM;
 	for (unsigned w = 0; w < s->nworkers; w++) {

@@ -302,6 +302,12 @@ void dd_cmd_fail_all(struct dd_shard *s, int rc);
 
 /* worker.c */
 void *dd_worker_main(void *arg);
+/* Runs j's handler on the calling thread; fills w_start_ns and w_result. */
+void dd_run_handler(struct dd_shard *s, struct dd_jobrec *j, unsigned worker);
+
+/* The shard whose reactor is the calling thread, or NULL: calls that would
+ * wait for that reactor must not (inline handlers, event callbacks). */
+extern _Thread_local struct dd_shard *dd_tls_reactor;
 
 /* reactor.c */
 void *dd_reactor_main(void *arg);

@@ -1,6 +1,8 @@
 /* A shard's reactor: the scheduler loop (DESIGN.md section 3). */
 #include "engine.h"
 
+_Thread_local struct dd_shard *dd_tls_reactor;
+
 static bool shard_ready(void *arg)
 {
 	struct dd_shard *s = arg;
@@ -93,6 +95,27 @@ static size_t dispatch(struct dd_shard *s)
 	return total;
 }
 
+/* inline_handlers: the reactor runs the handlers itself, a bounded number
+ * per turn so that submissions and commands are still drained between
+ * them. Nothing can interrupt a handler here, so a deadline that passed
+ * while it ran is applied when it returns. */
+static size_t dispatch_inline(struct dd_shard *s)
+{
+	size_t k = 0;
+	struct dd_queue_node *n;
+	while (k < DD_WORKER_INFLIGHT && (n = dd_queue_lanes_pop(&s->lanes))) {
+		struct dd_jobrec *j = (struct dd_jobrec *)n;
+		start_attempt(s, j, 0);
+		dd_run_handler(s, j, 0);
+		s->now = dd_now_ns();
+		if (j->timeout_ns && s->now - j->started_ns >= j->timeout_ns)
+			dd_job_cancel(s, j, DD_TIMED_OUT, "timeout");
+		dd_job_completed(s, j);
+		k++;
+	}
+	return k;
+}
+
 /* Drops the oldest ended records beyond the retention count. A record a
  * worker still holds (its handler outlived a cancel or time-out) is kept. */
 static void trim_retained(struct dd_shard *s)
@@ -148,6 +171,7 @@ void *dd_reactor_main(void *arg)
 	struct dd_engine *e = s->eng;
 	if (s->cpu >= 0)
 		dd_numa_pin_cpu(s->cpu); /* best effort: a cpuset may forbid it */
+	dd_tls_reactor = s;
 	s->now = dd_now_ns();
 	dd_queue_wheel_init(&s->wheel, e->cfg.tick_ns, s->now);
 
@@ -161,7 +185,7 @@ void *dd_reactor_main(void *arg)
 		if (!s->stopping && atomic_load_explicit(&e->stopping, memory_order_relaxed))
 			begin_stop(s);
 		if (!s->stopping)
-			work += dispatch(s);
+			work += s->nworkers ? dispatch(s) : dispatch_inline(s);
 		dd_deps_flush(s);
 		trim_retained(s);
 		if (s->stopping && stop_done(s) && !work)

@@ -151,6 +151,8 @@ static size_t publish_run(struct dd_engine *e, struct dd_shard *s, unsigned prio
 {
 	size_t done = 0;
 	unsigned round = 0;
+	if (dd_tls_reactor == s)
+		flags &= ~(unsigned)DD_SUBMIT_BLOCK; /* it would wait for ourselves */
 	while (done < n) {
 		if (atomic_load_explicit(&e->stopping, memory_order_relaxed)) {
 			*err = DD_ESHUTDOWN;

@@ -11,6 +11,22 @@ bool dd_job_cancelled(const struct dd_job *job)
 	return atomic_load_explicit(&j->cancel, memory_order_relaxed) != 0;
 }
 
+void dd_run_handler(struct dd_shard *s, struct dd_jobrec *j, unsigned worker)
+{
+	const struct dd_handler *h = &s->eng->handlers[j->handler];
+	struct dd_job v = {
+		.id = j->id, .attempt = j->attempt, .max_attempts = j->max_attempts,
+		.kind = h->name, .payload = j->payload, .payload_len = j->payload_len,
+		.intended_ns = j->intended_ns, .shard = s->index, .worker = worker,
+		.internal_ = j,
+	};
+	v.start_ns = dd_now_ns();
+	j->w_start_ns = v.start_ns;
+	/* cancelled between hand-over and start: do not run it */
+	j->w_result = atomic_load_explicit(&j->cancel, memory_order_relaxed) ? -1
+									  : h->fn(&v, h->arg);
+}
+
 static bool worker_ready(void *arg)
 {
 	struct dd_worker *w = arg;
@@ -37,25 +53,13 @@ void *dd_worker_main(void *arg)
 		uint64_t last_notify = 0;
 		for (size_t i = 0; i < n; i++) {
 			struct dd_jobrec *j = batch[i];
-			const struct dd_handler *h = &e->handlers[j->handler];
-			struct dd_job v = {
-				.id = j->id, .attempt = j->attempt, .max_attempts = j->max_attempts,
-				.kind = h->name, .payload = j->payload, .payload_len = j->payload_len,
-				.intended_ns = j->intended_ns, .shard = s->index, .worker = w->index,
-				.internal_ = j,
-			};
-			v.start_ns = dd_now_ns();
-			j->w_start_ns = v.start_ns;
-			/* cancelled between hand-over and start: do not run it */
-			j->w_result = atomic_load_explicit(&j->cancel, memory_order_relaxed)
-					      ? -1
-					      : h->fn(&v, h->arg);
+			dd_run_handler(s, j, w->index);
 			/* release on the ring publishes w_result/w_start_ns */
 			dd_queue_spsc_enqueue(w->done, &j, 1);
 			if (i + 1 < n) {
 				uint64_t now = dd_now_ns();
 				if (!last_notify)
-					last_notify = v.start_ns;
+					last_notify = j->w_start_ns;
 				if (now - last_notify > NOTIFY_AFTER_NS) {
 					dd_queue_wake_notify(&s->wake);
 					last_notify = now;

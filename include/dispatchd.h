@@ -172,6 +172,19 @@ typedef void (*dd_event_fn)(const struct dd_event *ev, void *arg);
 struct dd_config {
 	unsigned shards;          /* 0 = one per NUMA node */
 	unsigned workers;         /* per shard; 0 = the node's CPUs less one, at least 1 */
+	bool inline_handlers;     /* run handlers on the reactor itself, no worker
+				   * threads (default false). For short handlers on
+				   * machines with few cores, where a worker would
+				   * share a CPU with the reactor: saves a hand-off and
+				   * a context switch per job. A running handler is not
+				   * interrupted: a time-out or cancel takes effect when
+				   * it returns (the job still ends TIMED_OUT/CANCELLED),
+				   * and dd_job_cancelled() stays false while it runs.
+				   * Inside such a handler, dd_job_get()/dd_cancel() on
+				   * the same shard are answered at once, and a call
+				   * that would wait on the same shard (dd_wait() on an
+				   * unfinished job, a blocking submit into a full ring)
+				   * returns -EDEADLK / -EAGAIN instead of hanging. */
 	int pretend_nodes;        /* >0: split the CPUs into that many made-up nodes (tests) */
 	bool pin;                 /* pin reactors and workers to their node's CPUs (default) */
 	uint64_t spin_ns;         /* spin this long before parking (default 50 µs) */

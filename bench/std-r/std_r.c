@@ -18,6 +18,7 @@
 
 #include "dispatchd.h"
 #include "telemetry.h"
+#include "floor.h"
 
 #define BATCH 256
 #define MAX_THREADS 256
@@ -29,6 +30,8 @@ struct opts {
 	uint64_t spin_ns;
 	uint64_t inflight;
 	int gen_cpu;
+	int executor; /* -1 auto, 0 workers, 1 inline */
+	double floor_s; /* stall floor measurement, 0 = skip */
 	const char *json;
 	int quiet;
 };
@@ -85,9 +88,14 @@ static void usage(FILE *f)
 		"  --warmup S        seconds excluded before measuring (default 2)\n"
 		"  --shards N        shards (default: one per NUMA node)\n"
 		"  --workers N       workers per shard (default: node CPUs less one)\n"
+		"  --executor E      auto|workers|inline: run handlers on worker threads or\n"
+		"                    on the reactor itself; auto picks inline when there are\n"
+		"                    too few CPUs for generator + reactor + a worker per shard\n"
 		"  --spin-us N       spin budget before parking, µs (default 50)\n"
 		"  --inflight N      with --rate max: most jobs outstanding (default 8192)\n"
 		"  --gen-cpu N       pin the load generator to CPU N (default: unpinned)\n"
+		"  --floor S         first measure the CPUs' own stall floor for S seconds\n"
+		"                    (default 1; 0 skips it)\n"
 		"  --json FILE       also write the report as JSON\n"
 		"  -q, --quiet       no progress lines\n"
 		"  -h, --help        this text\n"
@@ -103,7 +111,8 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"json", required_argument, 0, 'j'},     {"quiet", no_argument, 0, 'q'},
 		{"help", no_argument, 0, 'h'},           {"version", no_argument, 0, 'V'},
 		{"embedded", no_argument, 0, 'E'},       {"inflight", required_argument, 0, 'I'},
-		{"gen-cpu", required_argument, 0, 'G'},
+		{"gen-cpu", required_argument, 0, 'G'},  {"executor", required_argument, 0, 'X'},
+		{"floor", required_argument, 0, 'F'},
 		{0, 0, 0, 0},
 	};
 	int c;
@@ -113,8 +122,30 @@ static int parse(int argc, char **argv, struct opts *o)
 	o->spin_ns = 50000;
 	o->inflight = 8192;
 	o->gen_cpu = -1;
+	o->executor = -1;
+	o->floor_s = 1;
 	while ((c = getopt_long(argc, argv, "qhV", lo, NULL)) != -1) {
 		switch (c) {
+		case 'F':
+			o->floor_s = strtod(optarg, &end);
+			if (*end || o->floor_s < 0 || o->floor_s > 60) {
+				fprintf(stderr, "std-r: --floor wants seconds in 0..60, not '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'X':
+			if (strcmp(optarg, "auto") == 0) {
+				o->executor = -1;
+			} else if (strcmp(optarg, "workers") == 0) {
+				o->executor = 0;
+			} else if (strcmp(optarg, "inline") == 0) {
+				o->executor = 1;
+			} else {
+				fprintf(stderr, "std-r: --executor wants auto, workers or inline, not '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
 		case 'r':
 			if (strcmp(optarg, "max") == 0) {
 				o->rate = 0;
@@ -209,10 +240,26 @@ int main(int argc, char **argv)
 	if (r)
 		return r;
 
+	/* Before the engine starts: its threads would be the stalls. */
+	struct stall_floor fl = {0};
+	if (o.floor_s > 0 && (r = stall_floor_measure(o.floor_s, &fl)) < 0) {
+		fprintf(stderr, "std-r: cannot measure the stall floor: %s\n", strerror(-r));
+		fl.ncpus = 0;
+	}
+
 	struct dd_config cfg;
 	dd_config_init(&cfg);
 	cfg.shards = o.shards;
 	cfg.workers = o.workers;
+	cfg.inline_handlers = o.executor == 1;
+	if (o.executor < 0) {
+		/* Threads that spin need a CPU each; sharing one costs a
+		 * scheduler tick (ms) of latency whenever both are busy. */
+		cpu_set_t set;
+		unsigned ncpu = sched_getaffinity(0, sizeof(set), &set) == 0 ? (unsigned)CPU_COUNT(&set) : 1;
+		unsigned shards = o.shards ? o.shards : 1;
+		cfg.inline_handlers = !o.workers && ncpu < 1 + 2 * shards;
+	}
 	cfg.spin_ns = o.spin_ns;
 	cfg.on_event = on_event;
 	cfg.event_mask = 1u << DD_SUCCEEDED;
@@ -321,8 +368,12 @@ int main(int argc, char **argv)
 	uint64_t p50 = dd_tel_hist_quantile(all, 0.50), p99 = dd_tel_hist_quantile(all, 0.99);
 	uint64_t p999 = dd_tel_hist_quantile(all, 0.999), mx = all->max;
 
-	printf("std-r  embedded  noop  shards=%u workers/shard=%u  durability=none\n",
-	       st.nshards, st.shard[0].workers);
+	if (cfg.inline_handlers)
+		printf("std-r  embedded  noop  shards=%u executor=inline (reactor runs handlers)"
+		       "  durability=none\n", st.nshards);
+	else
+		printf("std-r  embedded  noop  shards=%u workers/shard=%u  durability=none\n",
+		       st.nshards, st.shard[0].workers);
 	if (o.rate > 0)
 		printf("  offered rate        %12.0f jobs/s (open loop)\n", o.rate);
 	else
@@ -335,6 +386,14 @@ int main(int argc, char **argv)
 	       eagain);
 	printf("  reactor parks       %12" PRIu64 "   producer wake-ups %" PRIu64 "\n",
 	       st.total.parks, st.total.wakeups);
+	if (fl.ncpus) {
+		printf("  stall floor         p99 %8.2f µs  p99.9 %8.2f µs  max %9.2f µs"
+		       "  (%u CPUs, %.1f s: %.2f%% of CPU time lost, %" PRIu64 " stalls >= 10 µs)\n",
+		       fl.p99_ns / 1e3, fl.p999_ns / 1e3, fl.max_ns / 1e3, fl.ncpus, fl.seconds,
+		       fl.lost_frac * 100, fl.stalls);
+		if (o.rate > 0)
+			printf("  p99 / floor p99     %12.2f\n", fl.p99_ns ? (double)p99 / fl.p99_ns : 0);
+	}
 
 	if (o.json) {
 		char offered[64] = "\"max\"";
@@ -348,12 +407,16 @@ int main(int argc, char **argv)
 		}
 		fprintf(f,
 			"{\n  \"mode\": \"embedded\",\n  \"kind\": \"noop\",\n  \"durability\": \"none\",\n"
-			"  \"shards\": %u,\n  \"workers_per_shard\": %u,\n"
+			"  \"shards\": %u,\n  \"executor\": \"%s\",\n  \"workers_per_shard\": %u,\n"
 			"  \"offered_rate\": %s,\n  \"duration_s\": %.3f,\n  \"warmup_s\": %.3f,\n"
 			"  \"dispatches_per_sec\": %.1f,\n  \"samples\": %" PRIu64 ",\n"
 			"  \"latency_ns\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64
-			", \"p999\": %" PRIu64 ", \"max\": %" PRIu64 "}\n}\n",
-			st.nshards, st.shard[0].workers, offered, o.duration_s, o.warmup_s, rate, all->count, p50, p99, p999, mx);
+			", \"p999\": %" PRIu64 ", \"max\": %" PRIu64 "},\n"
+			"  \"floors\": {\"stall\": {\"cpus\": %u, \"seconds\": %.3f, \"lost_frac\": %.5f,"
+			" \"stalls\": %" PRIu64 ", \"p99_ns\": %" PRIu64 ", \"p999_ns\": %" PRIu64
+			", \"max_ns\": %" PRIu64 "}}\n}\n",
+			st.nshards, cfg.inline_handlers ? "inline" : "workers", st.shard[0].workers, offered, o.duration_s, o.warmup_s, rate, all->count, p50, p99, p999, mx,
+			fl.ncpus, fl.seconds, fl.lost_frac, fl.stalls, fl.p99_ns, fl.p999_ns, fl.max_ns);
 		fclose(f);
 	}
 	free(all);
