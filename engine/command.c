@@ -5,6 +5,9 @@
  * (release) and waking the futex. A wait that times out is withdrawn by a
  * second command, so the reactor never touches a dead stack frame. */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <sched.h>
@@ -66,9 +69,9 @@ static int call_here(struct dd_shard *s, struct dd_cmd *c)
 	if (atomic_load_explicit(&c->done, memory_order_relaxed))
 		return c->rc;
 	struct dd_jobrec *j = dd_tab_find(s, c->id);
-	if (!(j && unlink_cmd(&j->waiters, c)))
-		unlink_cmd(&s->retry_cmds, c);
-	return -EDEADLK;
+	if (!(j && unlink_cmd(&j->waiters, c)) && !unlink_cmd(&s->retry_cmds, c))
+		dd_durable_unwait(s, c);
+	return c->rc = -EDEADLK;
 }
 
 int dd_cmd_call(struct dd_engine *e, struct dd_cmd *c)
@@ -85,10 +88,44 @@ int dd_cmd_call(struct dd_engine *e, struct dd_cmd *c)
 	return c->rc;
 }
 
+/* A job that left memory, from its shard's store (caller's thread). */
+static int from_store(struct dd_engine *e, uint64_t id, struct dd_job_info *info)
+{
+	struct dd_state_store *st = dd_durable_store(&e->shards[dd_id_shard(id)]);
+	struct dd_state_job job;
+	void *buf = NULL;
+	if (!st)
+		return DD_EEVICTED;
+	int r = dd_state_store_get(st, id, &job, &buf);
+	if (r == -ENOENT)
+		return DD_EEVICTED;
+	if (r < 0)
+		return r;
+	if (info) {
+		memset(info, 0, sizeof(*info));
+		info->id = id;
+		info->state = (enum dd_state)job.state;
+		info->priority = job.spec.priority;
+		info->attempt = job.attempt;
+		info->max_attempts = job.spec.max_attempts;
+		info->result = job.result;
+		/* reason must outlive the call: use the engine's own strings */
+		info->reason = dd_reason_intern(job.reason);
+		snprintf(info->kind, sizeof(info->kind), "%.*s", (int)job.spec.kind_len, job.spec.kind);
+		info->shard = dd_id_shard(id);
+		info->worker = job.worker;
+		/* monotonic fields are meaningless across runs: 0 */
+	}
+	free(buf);
+	return 0;
+}
+
 int dd_job_get(struct dd_engine *e, uint64_t id, struct dd_job_info *info)
 {
 	struct dd_cmd c = {.type = CMD_GET, .id = id};
 	int r = dd_cmd_call(e, &c);
+	if (r == DD_EEVICTED)
+		return from_store(e, id, info);
 	if (r == 0 && info)
 		*info = c.info;
 	return r;
@@ -97,22 +134,23 @@ int dd_job_get(struct dd_engine *e, uint64_t id, struct dd_job_info *info)
 int dd_cancel(struct dd_engine *e, uint64_t id)
 {
 	struct dd_cmd c = {.type = CMD_CANCEL, .id = id};
-	return dd_cmd_call(e, &c);
+	int r = dd_cmd_call(e, &c);
+	if (r == DD_EEVICTED && from_store(e, id, NULL) == 0)
+		return DD_ETERMINAL;
+	return r;
 }
 
-int dd_wait(struct dd_engine *e, uint64_t id, uint64_t timeout_ns, struct dd_job_info *info)
+/* Sends @c and waits for its answer up to @timeout_ns (UINT64_MAX: for
+ * ever); a wait that times out is withdrawn. Returns c->rc. */
+static int timed_call(struct dd_engine *e, struct dd_cmd *c, uint64_t timeout_ns)
 {
-	struct dd_cmd c = {.type = CMD_WAIT, .id = id};
+	uint64_t id = c->id;
 	if (dd_id_shard(id) >= e->nshards)
 		return -ENOENT;
 	if (atomic_load_explicit(&e->stopping, memory_order_relaxed))
 		return DD_ESHUTDOWN;
-	if (dd_tls_reactor == &e->shards[dd_id_shard(id)]) {
-		int r = call_here(dd_tls_reactor, &c);
-		if (r == 0 && info)
-			*info = c.info;
-		return r;
-	}
+	if (dd_tls_reactor == &e->shards[dd_id_shard(id)])
+		return call_here(dd_tls_reactor, c);
 	struct timespec dl, *dlp = NULL;
 	if (timeout_ns != UINT64_MAX) {
 		clock_gettime(CLOCK_MONOTONIC, &dl);
@@ -121,18 +159,54 @@ int dd_wait(struct dd_engine *e, uint64_t id, uint64_t timeout_ns, struct dd_job
 		dl.tv_nsec = (long)(ns % 1000000000ull);
 		dlp = &dl;
 	}
-	send(e, &c);
-	if (!await(&c, dlp)) {
+	send(e, c);
+	if (!await(c, dlp)) {
 		/* Withdraw; the reactor answers our wait with -ETIMEDOUT unless it
 		 * has answered it already. Either way c is done afterwards. */
-		struct dd_cmd u = {.type = CMD_UNWAIT, .id = id, .target = &c};
+		struct dd_cmd u = {.type = CMD_UNWAIT, .id = id, .target = c};
 		send(e, &u);
 		await(&u, NULL);
-		await(&c, NULL);
+		await(c, NULL);
 	}
+	return c->rc;
+}
+
+int dd_wait(struct dd_engine *e, uint64_t id, uint64_t timeout_ns, struct dd_job_info *info)
+{
+	struct dd_cmd c = {.type = CMD_WAIT, .id = id};
+	timed_call(e, &c, timeout_ns);
+	if (c.rc == DD_EEVICTED)
+		return from_store(e, id, info); /* ended: nothing to wait for */
 	if (c.rc == 0 && info)
 		*info = c.info;
 	return c.rc;
+}
+
+int dd_wait_durable(struct dd_engine *e, uint64_t id, uint64_t timeout_ns)
+{
+	struct dd_cmd c = {.type = CMD_WAIT_DURABLE, .id = id};
+	return timed_call(e, &c, timeout_ns);
+}
+
+int dd_job_list(struct dd_engine *e, enum dd_state state, uint64_t after, uint64_t *ids,
+		size_t max, size_t *n)
+{
+	*n = 0;
+	if (state < DD_WAITING || state > DD_TIMED_OUT || (max && !ids))
+		return -EINVAL;
+	if (!dd_durable_store(&e->shards[0]))
+		return -EOPNOTSUPP;
+	/* ids sort by shard first: walk the shards from the cursor's on */
+	for (unsigned sh = after ? dd_id_shard(after) : 0; sh < e->nshards && *n < max; sh++) {
+		uint64_t from = sh == dd_id_shard(after) ? after : (uint64_t)sh << DD_ID_SHARD_SHIFT;
+		size_t got;
+		int r = dd_state_store_list(dd_durable_store(&e->shards[sh]), (uint8_t)state, from,
+					    ids + *n, max - *n, &got);
+		if (r < 0)
+			return r;
+		*n += got;
+	}
+	return 0;
 }
 
 /* ---- reactor side ---- */
@@ -152,7 +226,7 @@ static void handle(struct dd_shard *s, struct dd_cmd *c)
 	if (c->type == CMD_UNWAIT) {
 		struct dd_jobrec *j = dd_tab_find(s, c->target->id);
 		if ((j && unlink_cmd(&j->waiters, c->target)) ||
-		    unlink_cmd(&s->retry_cmds, c->target))
+		    unlink_cmd(&s->retry_cmds, c->target) || dd_durable_unwait(s, c->target))
 			dd_cmd_complete(c->target, -ETIMEDOUT);
 		dd_cmd_complete(c, 0);
 		return;
@@ -160,7 +234,7 @@ static void handle(struct dd_shard *s, struct dd_cmd *c)
 	struct dd_jobrec *j = dd_tab_find(s, c->id);
 	if (!j) {
 		uint64_t seq = c->id & DD_ID_SEQ_MASK;
-		uint8_t fate = dd_seq_get(s, c->id);
+		uint8_t fate = dd_seq_fate(s, c->id);
 		if (fate == SEQ_UNSEEN && seq > 0 &&
 		    seq < atomic_load_explicit(&s->next_seq, memory_order_acquire)) {
 			/* numbered but still in a ring: ask again next turn */
@@ -168,7 +242,10 @@ static void handle(struct dd_shard *s, struct dd_cmd *c)
 			s->retry_cmds = c;
 			return;
 		}
-		dd_cmd_complete(c, fate == SEQ_UNSEEN ? -ENOENT : DD_EEVICTED);
+		if (c->type == CMD_WAIT_DURABLE && fate != SEQ_UNSEEN)
+			dd_cmd_complete(c, s->dur ? 0 : -EOPNOTSUPP); /* in the store */
+		else
+			dd_cmd_complete(c, fate == SEQ_UNSEEN ? -ENOENT : DD_EEVICTED);
 		return;
 	}
 	switch (c->type) {
@@ -187,6 +264,9 @@ static void handle(struct dd_shard *s, struct dd_cmd *c)
 		break;
 	case CMD_CANCEL:
 		dd_cmd_complete(c, dd_job_cancel(s, j, DD_CANCELLED, "cancelled"));
+		break;
+	case CMD_WAIT_DURABLE:
+		dd_durable_wait_cmd(s, j, c);
 		break;
 	default:
 		dd_cmd_complete(c, -EINVAL);

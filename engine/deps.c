@@ -113,7 +113,7 @@ static void local_subscribe(struct dd_shard *s, uint64_t dep, uint64_t waiter)
 			outcome(s, waiter, false);
 		return;
 	}
-	switch (dd_seq_get(s, dep)) {
+	switch (dd_seq_fate(s, dep)) {
 	case SEQ_ENDED_OK:
 		outcome(s, waiter, true); /* ended and left memory */
 		break;

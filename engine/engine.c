@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dd_config.h"
 #include "engine.h"
@@ -18,12 +19,22 @@ void dd_config_init(struct dd_config *cfg)
 	cfg->retain_terminal = 1u << 20;
 	cfg->shutdown_grace_ns = 5000000000ull;
 	cfg->tick_ns = 100000;
+	cfg->segment_bytes = 64u << 20;
+	cfg->map_initial = 64u << 20;
+	cfg->map_max = (size_t)64 << 30;
+	cfg->store_retain_ns = 7ull * 24 * 3600 * 1000000000ull;
+	cfg->store_retain_count = 10u << 20;
 }
 
 static int check_config(const struct dd_config *c)
 {
-	if (c->durability != DD_DURABILITY_NONE)
-		return -EINVAL; /* buffered/fsync arrive with state/ */
+	if (c->durability < DD_DURABILITY_NONE || c->durability > DD_DURABILITY_FSYNC)
+		return -EINVAL;
+	if (c->durability > DD_DURABILITY_NONE &&
+	    (!c->state_dir || !c->state_dir[0] || strlen(c->state_dir) > 3900 ||
+	     c->segment_bytes < (1u << 16) || c->map_initial < (1u << 20) ||
+	     c->map_max < c->map_initial))
+		return -EINVAL;
 	if (c->worker_queue < 1 || c->worker_queue > DD_WORKER_INFLIGHT)
 		return -EINVAL;
 	if (c->shards > DD_MAX_SHARDS || c->workers > 1024 || c->ring_capacity < 2 ||
@@ -73,6 +84,16 @@ static int shard_init(struct dd_engine *e, struct dd_shard *s, unsigned idx)
 	atomic_init(&s->live, 0);
 	dd_queue_lanes_init(&s->lanes);
 	s->retained.prev = s->retained.next = &s->retained;
+	s->nohandler.prev = s->nohandler.next = &s->nohandler;
+	s->first_seq = 1;
+	s->now = dd_now_ns();
+	{
+		struct timespec rt;
+		clock_gettime(CLOCK_REALTIME, &rt);
+		s->rt_offset = (int64_t)((uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec) -
+			       (int64_t)s->now;
+	}
+	dd_queue_wheel_init(&s->wheel, c->tick_ns, s->now);
 
 	if (c->inline_handlers)
 		s->nworkers = 0;
@@ -107,6 +128,7 @@ static int shard_init(struct dd_engine *e, struct dd_shard *s, unsigned idx)
 static void shard_fini(struct dd_shard *s)
 {
 	struct dd_sub m;
+	dd_durable_close(s); /* the reactor has flushed the log; the applier catches up */
 	for (unsigned p = 0; p < DD_PRIO_LEVELS; p++) {
 		/* Submissions that raced with shutdown: free what they carried. */
 		while (s->sub[p] && dd_queue_mpsc_dequeue(s->sub[p], &m, 1)) {
@@ -196,6 +218,47 @@ static int start_threads(struct dd_engine *e)
 	return 0;
 }
 
+/* Each shard's log is replayed into its store, then every shard's live
+ * jobs come back into memory, and only then are dependencies subscribed
+ * again, since they may cross shards. */
+static int open_state(struct dd_engine *e)
+{
+	uint64_t t0 = dd_now_ns();
+	struct dd_rwaits *w = calloc(e->nshards, sizeof(*w));
+	int r = 0;
+	if (!w)
+		return -ENOMEM;
+	for (unsigned i = 0; i < e->nshards && r == 0; i++) {
+		struct dd_state_recovery rec;
+		if ((r = dd_durable_open(&e->shards[i], &rec)) < 0)
+			break;
+		e->recovery.records_replayed += rec.replayed;
+		e->recovery.torn += rec.torn;
+	}
+	for (unsigned i = 0; i < e->nshards && r == 0; i++)
+		r = dd_durable_load(&e->shards[i], &e->recovery, &w[i]);
+	for (unsigned i = 0; i < e->nshards; i++) {
+		if (r == 0)
+			dd_durable_resubscribe(&e->shards[i], &w[i]);
+		else
+			for (size_t k = 0; k < w[i].n; k++)
+				free(w[i].v[k].deps);
+		if (r)
+			free(w[i].v);
+	}
+	free(w);
+	for (unsigned i = 0; i < e->nshards && r == 0; i++)
+		r = dd_applier_start(&e->shards[i]);
+	e->recovery.ns = dd_now_ns() - t0;
+	return r;
+}
+
+int dd_engine_recovery(struct dd_engine *e, struct dd_recovery *out)
+{
+	*out = e->recovery;
+	return e->cfg.durability > DD_DURABILITY_NONE ? 0 : -EOPNOTSUPP;
+}
+
 int dd_engine_create(const struct dd_config *cfg, struct dd_engine **out)
 {
 	struct dd_engine *e = calloc(1, sizeof(*e));
@@ -228,6 +291,8 @@ int dd_engine_create(const struct dd_config *cfg, struct dd_engine **out)
 		if ((r = shard_init(e, &e->shards[i], i)) < 0)
 			goto fail;
 	if ((r = link_shards(e)) < 0)
+		goto fail;
+	if (e->cfg.durability > DD_DURABILITY_NONE && (r = open_state(e)) < 0)
 		goto fail;
 	if ((r = start_threads(e)) < 0)
 		goto fail;
@@ -292,6 +357,7 @@ int dd_stats(struct dd_engine *e, struct dd_stats *st)
 		o->parks = atomic_load_explicit(&s->wake.parks, memory_order_relaxed);
 		o->wakeups = atomic_load_explicit(&s->wake.wakes, memory_order_relaxed);
 		o->arena_bytes = dd_numa_arena_allocated(s->arena);
+		dd_durable_stats(s, o);
 		struct dd_shard_stats *t = &st->total;
 		t->workers += o->workers;
 		t->submitted += o->submitted;
@@ -309,6 +375,12 @@ int dd_stats(struct dd_engine *e, struct dd_stats *st)
 		t->parks += o->parks;
 		t->wakeups += o->wakeups;
 		t->arena_bytes += o->arena_bytes;
+		t->log_records += o->log_records;
+		t->log_batches += o->log_batches;
+		t->store_jobs += o->store_jobs;
+		t->store_map_bytes += o->store_map_bytes;
+		if (!t->state_error)
+			t->state_error = o->state_error;
 	}
 	return 0;
 }

@@ -17,6 +17,7 @@
 #include "dispatchd.h"
 #include "dd_numa.h"
 #include "queue.h"
+#include "state.h"
 
 #define DD_ID_SHARD_SHIFT 56
 #define DD_ID_SEQ_MASK ((1ull << DD_ID_SHARD_SHIFT) - 1)
@@ -87,11 +88,18 @@ struct dd_sub {
 	} deps;
 	char *key; /* arena copy, owned by the record, or NULL */
 	uint64_t key_hash;
+	uint8_t level;  /* enum dd_durability, resolved */
+	uint8_t strict; /* DD_JOB_STRICT */
 };
 
 /* ---- job record ---- */
 
-enum { JF_ON_WORKER = 1u }; /* a worker holds the record: not evictable */
+enum {
+	JF_ON_WORKER = 1u, /* a worker holds the record: not evictable */
+	JF_LOGGED = 2u,    /* its transitions go to the log */
+	JF_HELD = 4u,      /* strict: an extra unmet "dependency" until durable */
+};
+#define DD_HANDLER_UNRESOLVED 0xffffu /* recovered before its kind was registered */
 
 struct dd_jobrec {
 	struct dd_queue_node link;   /* lane, retention FIFO or free list */
@@ -120,12 +128,15 @@ struct dd_jobrec {
 	struct dd_cmd *waiters; /* dd_wait() callers */
 	char *key;
 	uint64_t key_hash;
+	uint64_t sub_lsn, end_lsn; /* its SUBMIT and END records, 0 = none */
+	uint8_t level;              /* enum dd_durability */
+	char *kind; /* DD_HANDLER_UNRESOLVED: the kind's name (arena copy) */
 	unsigned char inline_payload[DD_INLINE_PAYLOAD];
 };
 
 /* ---- commands from API callers to a reactor ---- */
 
-enum dd_cmd_type { CMD_GET, CMD_WAIT, CMD_UNWAIT, CMD_CANCEL };
+enum dd_cmd_type { CMD_GET, CMD_WAIT, CMD_UNWAIT, CMD_CANCEL, CMD_WAIT_DURABLE };
 
 struct dd_cmd {
 	enum dd_cmd_type type;
@@ -134,6 +145,8 @@ struct dd_cmd {
 	struct dd_cmd *next;   /* in a record's waiter list or the retry list */
 	int rc;
 	struct dd_job_info info;
+	uint64_t lsn;  /* CMD_WAIT_DURABLE: the record it waits for */
+	uint8_t level; /* ...at this durability level */
 	_Atomic uint32_t done; /* futex word: 1 when the reactor has answered */
 };
 
@@ -225,6 +238,11 @@ struct dd_shard {
 	bool stopping;
 	bool forced; /* running jobs were cancelled at the end of the grace */
 	uint64_t stop_deadline;
+	uint64_t first_seq;     /* ids below were made before this run */
+	int64_t rt_offset;      /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
+	struct dd_durable *dur; /* NULL: durability none */
+	struct dd_queue_node nohandler; /* recovered jobs whose kind is unknown yet */
+	unsigned seen_handlers;
 
 	/* published counters: written by the reactor, read by dd_stats() */
 	_Alignas(DD_CACHELINE) _Atomic uint64_t st[16];
@@ -253,10 +271,14 @@ struct dd_engine {
 	struct dd_handler handlers[DD_MAX_HANDLERS];
 	_Atomic unsigned nhandlers; /* release publishes handlers[n-1] */
 	pthread_mutex_t reg_lock;   /* registration only */
+	struct dd_recovery recovery;
 };
 
 /* submit.c: frees the arena copies a message carries (key binding untouched) */
 void dd_sub_release(struct dd_shard *s, struct dd_sub *m);
+
+/* strings.c: a stored reason as one of the engine's static strings */
+const char *dd_reason_intern(const char *reason);
 
 /* registry.c */
 int dd_handler_find(struct dd_engine *e, const char *name);
@@ -268,6 +290,8 @@ int dd_tab_insert(struct dd_shard *s, struct dd_jobrec *j);
 struct dd_jobrec *dd_tab_find(const struct dd_shard *s, uint64_t id);
 void dd_tab_remove(struct dd_shard *s, uint64_t id);
 uint8_t dd_seq_get(const struct dd_shard *s, uint64_t id);
+/* dd_seq_get(), asking the store about ids from before this run. */
+uint8_t dd_seq_fate(struct dd_shard *s, uint64_t id);
 int dd_seq_set(struct dd_shard *s, uint64_t id, uint8_t fate);
 void dd_jobtab_destroy(struct dd_shard *s);
 
@@ -299,6 +323,52 @@ int dd_cmd_call(struct dd_engine *e, struct dd_cmd *c);
 size_t dd_cmd_drain(struct dd_shard *s);
 void dd_cmd_complete(struct dd_cmd *c, int rc);
 void dd_cmd_fail_all(struct dd_shard *s, int rc);
+
+/* durable.c: the log, the store and the shard's io_uring (reactor side) */
+int dd_durable_open(struct dd_shard *s, struct dd_state_recovery *rec);
+void dd_durable_close(struct dd_shard *s);
+/* recovery.c: recovered jobs back in memory, before any thread starts */
+struct dd_rwait { /* a recovered WAITING job and its dependencies */
+	uint64_t id;
+	uint32_t ndeps;
+	uint64_t *deps;
+};
+struct dd_rwaits {
+	struct dd_rwait *v;
+	size_t n, cap;
+};
+int dd_durable_load(struct dd_shard *s, struct dd_recovery *out, struct dd_rwaits *w);
+/* After every shard is loaded: subscribes the waiting jobs again; frees w. */
+void dd_durable_resubscribe(struct dd_shard *s, struct dd_rwaits *w);
+void dd_log_submit(struct dd_shard *s, struct dd_jobrec *j, const uint64_t *deps, uint32_t ndeps,
+		   bool strict);
+void dd_log_start(struct dd_shard *s, struct dd_jobrec *j);
+void dd_log_retry(struct dd_shard *s, struct dd_jobrec *j);
+void dd_log_end(struct dd_shard *s, struct dd_jobrec *j);
+size_t dd_durable_poll(struct dd_shard *s);
+bool dd_durable_ready(struct dd_shard *s);
+uint64_t dd_durable_timeout(struct dd_shard *s, uint64_t timeout);
+void dd_durable_flush(struct dd_shard *s); /* at reactor exit */
+bool dd_durable_evictable(struct dd_shard *s, const struct dd_jobrec *j);
+void dd_durable_wait_cmd(struct dd_shard *s, struct dd_jobrec *j, struct dd_cmd *c);
+void dd_durable_fail_waiters(struct dd_shard *s, int rc);
+bool dd_durable_unwait(struct dd_shard *s, struct dd_cmd *c); /* took it out */
+int dd_durable_error(const struct dd_shard *s); /* for submitters, any thread */
+struct dd_state_store *dd_durable_store(struct dd_shard *s);
+void dd_durable_stats(struct dd_shard *s, struct dd_shard_stats *o);
+/* The fields the applier shares with durable.c. */
+struct dd_durable_view {
+	_Atomic uint64_t *durable_lsn, *applied_lsn;
+	_Atomic int *store_err;
+	_Atomic bool *stop;
+	_Atomic uint64_t *store_jobs, *store_map;
+};
+void dd_durable_view(struct dd_shard *s, struct dd_durable_view *v, char *waldir, size_t n);
+uint8_t dd_durable_level(const struct dd_shard *s);
+/* applier.c: the shard's io thread, log -> store, retention, pruning */
+void *dd_applier_main(void *arg);
+int dd_applier_start(struct dd_shard *s);
+void dd_applier_stop(struct dd_shard *s);
 
 /* worker.c */
 void *dd_worker_main(void *arg);

@@ -55,6 +55,8 @@ void dd_rec_free(struct dd_shard *s, struct dd_jobrec *j)
 		dd_numa_arena_free(s->arena, j->key, strlen(j->key) + 1);
 	}
 	free(j->dependants);
+	if (j->kind)
+		dd_numa_arena_free(s->arena, j->kind, strlen(j->kind) + 1);
 	j->link.next = (struct dd_queue_node *)s->freelist;
 	s->freelist = j;
 	dd_st_add(s, ST_IN_MEMORY, -1);
@@ -175,6 +177,24 @@ int dd_seq_set(struct dd_shard *s, uint64_t id, uint8_t fate)
 		return -ENOMEM;
 	s->seqmap.page[p][seq & (SEQ_PAGE - 1)] = fate;
 	return 0;
+}
+
+uint8_t dd_seq_fate(struct dd_shard *s, uint64_t id)
+{
+	uint8_t f = dd_seq_get(s, id);
+	struct dd_state_store *st = dd_durable_store(s);
+	if (f != SEQ_UNSEEN || !st || (id & DD_ID_SEQ_MASK) >= s->first_seq)
+		return f;
+	/* From an earlier run and not in memory: it ended (recovery loaded
+	 * every live job). The store says how, unless retention took it. */
+	struct dd_state_job job;
+	void *buf = NULL;
+	f = SEQ_ENDED_BAD;
+	if (dd_state_store_get(st, id, &job, &buf) == 0 && job.state == DD_SUCCEEDED)
+		f = SEQ_ENDED_OK;
+	free(buf);
+	dd_seq_set(s, id, f);
+	return f;
 }
 
 void dd_jobtab_destroy(struct dd_shard *s)

@@ -42,7 +42,8 @@ void dd_job_info_fill(const struct dd_shard *s, const struct dd_jobrec *j,
 	info->max_attempts = j->max_attempts;
 	info->result = j->result;
 	info->reason = j->reason ? j->reason : "";
-	snprintf(info->kind, sizeof(info->kind), "%s", s->eng->handlers[j->handler].name);
+	snprintf(info->kind, sizeof(info->kind), "%s",
+		 j->handler == DD_HANDLER_UNRESOLVED ? j->kind : s->eng->handlers[j->handler].name);
 	info->shard = s->index;
 	info->worker = j->worker;
 	info->submitted_ns = j->submitted_ns;
@@ -101,19 +102,35 @@ void dd_job_arrive(struct dd_shard *s, struct dd_sub *m)
 	}
 	j->key = m->key;
 	j->key_hash = m->key_hash;
+	j->level = m->level;
 	dd_seq_set(s, j->id, SEQ_LIVE);
 	dd_st_add(s, ST_SUBMITTED, 1);
 	dd_deps_arrived(s, j);
 
 	const uint64_t *deps = m->ndeps > DD_INLINE_DEPS ? m->deps.heap : m->deps.inl;
+	if (m->level > DD_DURABILITY_NONE && s->dur) {
+		dd_log_submit(s, j, deps, m->ndeps, m->strict);
+		if (!(j->flags & JF_LOGGED)) {
+			/* The log refused it (no space, I/O error): the submitter
+			 * learns from dd_wait_durable(); the job must not run. */
+			j->state = DD_QUEUED;
+			dd_st_add(s, ST_QUEUED, 1);
+			dd_job_finish(s, j, DD_FAILED, "not logged");
+			if (m->ndeps > DD_INLINE_DEPS)
+				dd_numa_arena_free(s->arena, m->deps.heap, m->ndeps * sizeof(uint64_t));
+			return;
+		}
+	}
 	if (s->stopping) {
 		j->state = DD_QUEUED; /* never queued: counted straight to cancelled */
 		dd_st_add(s, ST_QUEUED, 1);
 		dd_job_finish(s, j, DD_CANCELLED, "shutdown");
-	} else if (m->ndeps == 0) {
+	} else if (m->ndeps == 0 && !(j->flags & JF_HELD)) {
 		dd_job_make_ready(s, j);
+	} else if (m->ndeps == 0) {
+		dd_shard_set_state(s, j, DD_WAITING); /* strict: until durable */
 	} else {
-		j->deps_unmet = m->ndeps;
+		j->deps_unmet += m->ndeps;
 		dd_shard_set_state(s, j, DD_WAITING);
 		/* A subscription may answer at once (dependency already ended)
 		 * and so finish j or make it ready inside this loop. */
@@ -133,6 +150,7 @@ void dd_job_finish(struct dd_shard *s, struct dd_jobrec *j, enum dd_state st,
 	j->reason = reason;
 	j->ended_ns = s->now;
 	dd_shard_set_state(s, j, st);
+	dd_log_end(s, j);
 	atomic_fetch_sub_explicit(&s->live, 1, memory_order_relaxed);
 	dd_seq_set(s, j->id, st == DD_SUCCEEDED ? SEQ_ENDED_OK : SEQ_ENDED_BAD);
 	dd_deps_release(s, j);
@@ -181,6 +199,7 @@ void dd_job_completed(struct dd_shard *s, struct dd_jobrec *j)
 			wait = j->backoff_max_ns;
 		j->not_before_ns = s->now + wait;
 		dd_st_add(s, ST_RETRIED, 1);
+		dd_log_retry(s, j);
 		dd_job_make_ready(s, j);
 	} else {
 		dd_job_finish(s, j, DD_FAILED, "handler failed");

@@ -16,7 +16,7 @@ static bool shard_ready(void *arg)
 	for (unsigned w = 0; w < s->nworkers; w++)
 		if (dd_queue_spsc_ready(s->workers[w].done))
 			return true;
-	return dd_deps_ready(s);
+	return dd_deps_ready(s) || dd_durable_ready(s);
 }
 
 static size_t drain_completions(struct dd_shard *s)
@@ -59,9 +59,48 @@ static void start_attempt(struct dd_shard *s, struct dd_jobrec *j, unsigned work
 	j->started_ns = s->now;
 	j->flags |= JF_ON_WORKER;
 	dd_shard_set_state(s, j, DD_RUNNING);
+	dd_log_start(s, j);
 	dd_st_add(s, ST_DISPATCHED, 1);
 	if (j->timeout_ns)
 		dd_queue_wheel_arm(&s->wheel, &j->timer, s->now + j->timeout_ns);
+}
+
+/* The most urgent queued job whose handler is known. A recovered job whose
+ * kind has not been registered yet waits aside until one is. */
+static struct dd_jobrec *next_job(struct dd_shard *s)
+{
+	struct dd_queue_node *n;
+	while ((n = dd_queue_lanes_pop(&s->lanes))) {
+		struct dd_jobrec *j = (struct dd_jobrec *)n;
+		if (j->handler != DD_HANDLER_UNRESOLVED)
+			return j;
+		int h = dd_handler_find(s->eng, j->kind);
+		if (h >= 0) {
+			j->handler = (uint16_t)h;
+			return j;
+		}
+		j->link.next = &s->nohandler;
+		j->link.prev = s->nohandler.prev;
+		s->nohandler.prev->next = &j->link;
+		s->nohandler.prev = &j->link;
+	}
+	return NULL;
+}
+
+/* New handlers: give the jobs set aside by next_job() another look. */
+static void requeue_nohandler(struct dd_shard *s)
+{
+	unsigned nh = atomic_load_explicit(&s->eng->nhandlers, memory_order_acquire);
+	if (nh == s->seen_handlers)
+		return;
+	s->seen_handlers = nh;
+	while (s->nohandler.next != &s->nohandler) {
+		struct dd_queue_node *n = s->nohandler.next;
+		n->prev->next = n->next;
+		n->next->prev = n->prev;
+		struct dd_jobrec *j = (struct dd_jobrec *)n;
+		dd_queue_lanes_push(&s->lanes, j->priority, &j->link);
+	}
 }
 
 /* Hands queued jobs to workers, most urgent first, a few per worker so that
@@ -78,10 +117,9 @@ static size_t dispatch(struct dd_shard *s)
 		size_t share = (s->lanes.total + s->nworkers - 1) / s->nworkers;
 		size_t k = 0;
 		while (k < room && k < share) {
-			struct dd_queue_node *n = dd_queue_lanes_pop(&s->lanes);
-			if (!n)
+			struct dd_jobrec *j = next_job(s);
+			if (!j)
 				break;
-			struct dd_jobrec *j = (struct dd_jobrec *)n;
 			start_attempt(s, j, w->index);
 			batch[k++] = j;
 		}
@@ -102,9 +140,8 @@ static size_t dispatch(struct dd_shard *s)
 static size_t dispatch_inline(struct dd_shard *s)
 {
 	size_t k = 0;
-	struct dd_queue_node *n;
-	while (k < DD_WORKER_INFLIGHT && (n = dd_queue_lanes_pop(&s->lanes))) {
-		struct dd_jobrec *j = (struct dd_jobrec *)n;
+	struct dd_jobrec *j;
+	while (k < DD_WORKER_INFLIGHT && (j = next_job(s))) {
 		start_attempt(s, j, 0);
 		dd_run_handler(s, j, 0);
 		s->now = dd_now_ns();
@@ -125,7 +162,7 @@ static void trim_retained(struct dd_shard *s)
 	while (s->nretained > s->eng->cfg.retain_terminal && n != &s->retained && skipped < 16) {
 		struct dd_jobrec *j = (struct dd_jobrec *)n;
 		n = n->next;
-		if (j->flags & JF_ON_WORKER) {
+		if ((j->flags & JF_ON_WORKER) || !dd_durable_evictable(s, j)) {
 			skipped++;
 			continue;
 		}
@@ -172,8 +209,6 @@ void *dd_reactor_main(void *arg)
 	if (s->cpu >= 0)
 		dd_numa_pin_cpu(s->cpu); /* best effort: a cpuset may forbid it */
 	dd_tls_reactor = s;
-	s->now = dd_now_ns();
-	dd_queue_wheel_init(&s->wheel, e->cfg.tick_ns, s->now);
 
 	for (;;) {
 		s->now = dd_now_ns();
@@ -181,6 +216,7 @@ void *dd_reactor_main(void *arg)
 		work += dd_deps_drain(s);
 		work += drain_submissions(s);
 		work += dd_cmd_drain(s);
+		requeue_nohandler(s);
 		work += dd_queue_wheel_advance(&s->wheel, s->now, dd_job_timer_fired, s);
 		if (!s->stopping && atomic_load_explicit(&e->stopping, memory_order_relaxed))
 			begin_stop(s);
@@ -188,11 +224,12 @@ void *dd_reactor_main(void *arg)
 			work += s->nworkers ? dispatch(s) : dispatch_inline(s);
 		dd_deps_flush(s);
 		trim_retained(s);
+		work += dd_durable_poll(s); /* after the turn's records are appended */
 		if (s->stopping && stop_done(s) && !work)
 			break;
 		if (work)
 			continue;
-		uint64_t timeout = dd_queue_wheel_next_ns(&s->wheel, s->now);
+		uint64_t timeout = dd_durable_timeout(s, dd_queue_wheel_next_ns(&s->wheel, s->now));
 		if (s->retry_cmds || dd_deps_backlog(s))
 			timeout = 0; /* work waits on others: poll, without spinning hot */
 		if (s->stopping && timeout > 1000000)
@@ -203,6 +240,7 @@ void *dd_reactor_main(void *arg)
 		}
 		dd_queue_wake_wait(&s->wake, shard_ready, s, e->cfg.spin_ns, timeout);
 	}
+	dd_durable_flush(s);
 	dd_cmd_fail_all(s, DD_ESHUTDOWN);
 	return NULL;
 }

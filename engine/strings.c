@@ -1,7 +1,7 @@
 /* Names of errors and states. */
 #include <string.h>
 
-#include "dispatchd.h"
+#include "engine.h"
 
 const char *dd_strerror(int err)
 {
@@ -18,6 +18,8 @@ const char *dd_strerror(int err)
 		return "engine is shutting down";
 	case DD_EEVICTED:
 		return "job has ended and is no longer held in memory";
+	case DD_ESTOREFULL:
+		return "state store is full (map_max reached): raise map_max or lower retention";
 	}
 	if (err < 0 && err > DD_ERR_FIRST)
 		return strerror(-err);
@@ -35,4 +37,18 @@ const char *dd_state_name(enum dd_state s)
 	if ((int)s <= 0 || (int)s >= DD_STATE_COUNT)
 		return "invalid";
 	return names[s];
+}
+
+const char *dd_reason_intern(const char *reason)
+{
+	static const char *const known[] = {
+		"handler failed", "timeout", "cancelled", "shutdown", "dependency",
+		"lost", "not logged",
+	};
+	if (!reason || !reason[0])
+		return "";
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(reason, known[i]) == 0)
+			return known[i];
+	return "other";
 }

@@ -46,6 +46,9 @@ static int validate(struct dd_engine *e, const struct dd_job_spec *sp, struct ki
 		return -EINVAL;
 	if (sp->priority < 0 || sp->priority >= DD_PRIO_LEVELS)
 		return -EINVAL;
+	if (sp->durability < DD_DURABILITY_DEFAULT || sp->durability > DD_DURABILITY_FSYNC ||
+	    (sp->flags & ~DD_JOB_STRICT))
+		return -EINVAL;
 	if (sp->shard >= (int)e->nshards || sp->shard < -1)
 		return -EINVAL;
 	if (sp->node < -1 || sp->node >= e->topo->nnodes)
@@ -99,6 +102,10 @@ static int sub_prepare(struct dd_shard *s, const struct dd_job_spec *sp, int han
 	m->priority = (uint8_t)sp->priority;
 	m->key = NULL;
 	m->key_hash = key_hash;
+	/* a job may lower the engine's level, never raise it */
+	uint8_t lvl = (uint8_t)s->eng->cfg.durability;
+	m->level = sp->durability && sp->durability < lvl ? (uint8_t)sp->durability : lvl;
+	m->strict = (sp->flags & DD_JOB_STRICT) && m->level > DD_DURABILITY_NONE;
 	void *pay = NULL;
 	uint64_t *deps = NULL;
 	if (sp->payload_len <= DD_INLINE_PAYLOAD) {
@@ -158,6 +165,12 @@ static size_t publish_run(struct dd_engine *e, struct dd_shard *s, unsigned prio
 			*err = DD_ESHUTDOWN;
 			break;
 		}
+		int serr = dd_durable_error(s);
+		if (serr) {
+			/* the log or the store cannot take it: say why, keep nothing */
+			*err = serr;
+			break;
+		}
 		size_t want = n - done;
 		int64_t live = atomic_fetch_add_explicit(&s->live, (int64_t)want,
 							 memory_order_relaxed);
@@ -212,6 +225,12 @@ static int submit_keyed(struct dd_engine *e, const struct dd_job_spec *sp, int h
 	int r = 0;
 	dd_idem_lock(e->idem, h);
 	uint64_t found = dd_idem_find(e->idem, h, sp->idem_key);
+	struct dd_state_store *st = dd_durable_store(s);
+	/* Keys from earlier runs (or whose job left memory) are in the store;
+	 * a key bound in this run is in memory until its job is evicted, and
+	 * eviction waits for the store. */
+	if (!found && st && dd_state_store_idem_find(st, sp->idem_key, &found) < 0)
+		found = 0;
 	if (found) {
 		*id = found;
 		goto out;

@@ -38,7 +38,8 @@ extern "C" {
 #define DD_EDEPS (-5003)      /* a dependency id names no job that can exist */
 #define DD_ESHUTDOWN (-5004)  /* the engine is stopping */
 #define DD_EEVICTED (-5005)   /* the job ended and left memory (retention) */
-#define DD_ERR_LAST (-5005)
+#define DD_ESTOREFULL (-5006) /* the state store reached its map_max */
+#define DD_ERR_LAST (-5006)
 
 /* Text for a code returned by this library (DD_E* or -errno). Static storage;
  * never NULL. */
@@ -96,7 +97,15 @@ struct dd_job_spec {
 	const char *idem_key;  /* idempotency key, NUL-terminated, or NULL */
 	uint64_t intended_ns;  /* CLOCK_MONOTONIC time the caller meant to submit,
 				* for latency accounting; 0 = now */
+	int durability;        /* enum dd_durability: DEFAULT (0) takes the
+				* engine's; a job may only lower it */
+	unsigned flags;        /* DD_JOB_STRICT */
 };
+
+/* Do not start the job before its submission record is durable (at its
+ * durability level). Without it a job may run while its record is still on
+ * its way to the device; dispatch latency then never includes an fsync. */
+#define DD_JOB_STRICT 1u
 
 #define DD_PAYLOAD_MAX (16u << 20)
 #define DD_DEPS_MAX 4096u
@@ -143,8 +152,12 @@ struct dd_job_info {
 /* ---- engine -------------------------------------------------------------- */
 
 enum dd_durability {
-	DD_DURABILITY_NONE = 0, /* acknowledged when queued in memory */
-	/* buffered and fsync come with the durable state (state/) */
+	DD_DURABILITY_DEFAULT = 0,  /* in a job spec: the engine's level */
+	DD_DURABILITY_NONE = 1,     /* acknowledged when queued in memory */
+	DD_DURABILITY_BUFFERED = 2, /* ... when its log record is in the page
+				     * cache: survives a crash of the process */
+	DD_DURABILITY_FSYNC = 3,    /* ... when its log record is on the device
+				     * (fdatasync done): survives power loss */
 };
 
 /* A state change, delivered to the event callback. */
@@ -169,6 +182,11 @@ typedef void (*dd_event_fn)(const struct dd_event *ev, void *arg);
 			    (1u << DD_CANCELLED) | (1u << DD_TIMED_OUT))
 #define DD_EVENTS_ALL 0x3feu
 
+/* Called on a shard's reactor after each log batch completes, with the ids
+ * of the submissions it made durable at their level (in submission order
+ * per shard). Same rules as dd_event_fn: it must not block. */
+typedef void (*dd_durable_fn)(const uint64_t *ids, size_t n, void *arg);
+
 struct dd_config {
 	unsigned shards;          /* 0 = one per NUMA node */
 	unsigned workers;         /* per shard; 0 = the node's CPUs less one, at least 1 */
@@ -191,7 +209,21 @@ struct dd_config {
 	unsigned worker_queue;    /* jobs handed to a worker ahead of its completions,
 				   * 1..64 (default 32): larger batches the hand-over,
 				   * smaller keeps priorities exact when handlers are long */
-	enum dd_durability durability;
+	enum dd_durability durability; /* default NONE; BUFFERED and FSYNC need
+				   * state_dir */
+	const char *state_dir;    /* durable state: a write-ahead log and an LMDB
+				   * store per shard under <state_dir>/shard-N;
+				   * created if missing; copied */
+	uint64_t segment_bytes;   /* log segment size (default 64 MiB) */
+	size_t map_initial;       /* LMDB map per shard, starts at (default 64 MiB) */
+	size_t map_max;           /* ...and doubles up to (default 64 GiB); beyond,
+				   * submissions fail with DD_ESTOREFULL */
+	uint64_t store_retain_ns; /* ended jobs leave the store after this long
+				   * (default 7 days; 0 = no age limit) */
+	size_t store_retain_count; /* ...or beyond this many per shard (default
+				   * 10 Mi; SIZE_MAX = no limit) */
+	dd_durable_fn on_durable; /* submissions made durable, see below */
+	void *durable_arg;
 	size_t ring_capacity;     /* submission ring cells per priority lane (default 4096) */
 	size_t max_live_jobs;     /* per shard, non-terminal jobs; beyond: -EAGAIN (default 4 Mi) */
 	size_t retain_terminal;   /* per shard, ended jobs kept in memory (default 1 Mi) */
@@ -263,7 +295,9 @@ int dd_submit_batch(struct dd_engine *e, const struct dd_job_spec *specs, size_t
 int dd_cancel(struct dd_engine *e, uint64_t id);
 
 /* Fills @info with the job's current state.
- * @return 0, -ENOENT, DD_EEVICTED (ended and no longer in memory),
+ * A job no longer in memory is read from the state store when there is
+ * one (then info->worker is the last attempt's and times are as logged).
+ * @return 0, -ENOENT, DD_EEVICTED (ended, no longer in memory or store),
  *         DD_ESHUTDOWN. Blocks for a round trip to the shard. */
 int dd_job_get(struct dd_engine *e, uint64_t id, struct dd_job_info *info);
 
@@ -272,6 +306,34 @@ int dd_job_get(struct dd_engine *e, uint64_t id, struct dd_job_info *info);
  * @return 0, -ETIMEDOUT, -ENOENT, DD_EEVICTED, DD_ESHUTDOWN. Blocks; never
  *         call it from a handler or the event callback. */
 int dd_wait(struct dd_engine *e, uint64_t id, uint64_t timeout_ns, struct dd_job_info *info);
+
+/* Waits until the job's submission record is durable at the job's level.
+ * @return 0, -ETIMEDOUT, -EOPNOTSUPP (the job's durability is NONE),
+ *         -ENOSPC / -EIO (the log cannot be written: the job is not durable
+ *         yet; the engine retries on its own and service resumes when space
+ *         returns), -ENOENT, DD_ESHUTDOWN. Blocks; not from a handler. */
+int dd_wait_durable(struct dd_engine *e, uint64_t id, uint64_t timeout_ns);
+
+/* Lists ids of jobs in @state, ascending, greater than @after (0 to start;
+ * pass the last id returned to go on), at most @max, from the state store.
+ * The store follows the log a few milliseconds behind; a non-terminal state
+ * there is the last one logged (WAITING, DELAYED, QUEUED, RUNNING).
+ * @return 0 (*n filled; fewer than @max means the end), -EOPNOTSUPP (no
+ *         state_dir), -EINVAL, -EIO. Any thread; does not wait for reactors. */
+int dd_job_list(struct dd_engine *e, enum dd_state state, uint64_t after, uint64_t *ids,
+		size_t max, size_t *n);
+
+/* What the engine found in its state directory when it was created. */
+struct dd_recovery {
+	uint64_t jobs_loaded;   /* non-terminal jobs put back in memory */
+	uint64_t jobs_lost;     /* were RUNNING with no attempt left: FAILED "lost" */
+	uint64_t jobs_retried;  /* were RUNNING: queued for another attempt */
+	uint64_t records_replayed; /* log records applied to the stores */
+	unsigned torn;          /* shards whose log ended in a torn or corrupt
+				 * record (cut off, reported on stderr) */
+	uint64_t ns;            /* time recovery took */
+};
+int dd_engine_recovery(struct dd_engine *e, struct dd_recovery *out);
 
 /* ---- statistics ------------------------------------------------------------ */
 
@@ -285,6 +347,13 @@ struct dd_shard_stats {
 	uint64_t in_memory;      /* records held, terminal included */
 	uint64_t parks, wakeups; /* reactor parked / was woken by a producer */
 	uint64_t arena_bytes;    /* bytes in the shard's arena */
+	uint64_t log_records, log_batches; /* written to the log */
+	uint64_t durable_lsn;    /* last record on the device */
+	uint64_t applied_lsn;    /* last record in the store */
+	uint64_t store_jobs;     /* jobs held in the store */
+	uint64_t store_map_bytes;
+	int state_error;         /* 0, or why submissions are refused now
+				  * (-ENOSPC, -EIO, DD_ESTOREFULL) */
 };
 
 struct dd_stats {

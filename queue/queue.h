@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <string.h>
 
 #define DD_CACHELINE 64
@@ -160,6 +161,13 @@ struct dd_queue_wake {
 	/* statistics, written by the consumer / producers respectively */
 	_Atomic uint64_t parks;
 	_Atomic uint64_t wakes;
+	/* Consumer side, optional: park elsewhere than in a futex system call
+	 * (the engine parks in its io_uring, so that I/O completions wake it
+	 * too). It must return once *word != expected or after a wake-up on
+	 * word, and may return early; NULL parks in FUTEX_WAIT. */
+	void (*park)(void *ctx, _Atomic uint32_t *word, uint32_t expected,
+		     const struct timespec *timeout);
+	void *park_ctx;
 };
 
 typedef bool (*dd_queue_ready_fn)(void *arg);

@@ -22,6 +22,8 @@ void dd_queue_wake_init(struct dd_queue_wake *w)
 	atomic_init(&w->sleeping, 0);
 	atomic_init(&w->parks, 0);
 	atomic_init(&w->wakes, 0);
+	w->park = NULL;
+	w->park_ctx = NULL;
 }
 
 void dd_queue_wake_notify(struct dd_queue_wake *w)
@@ -81,7 +83,10 @@ int dd_queue_wake_wait(struct dd_queue_wake *w, dd_queue_ready_fn ready, void *a
 	}
 	atomic_fetch_add_explicit(&w->parks, 1, memory_order_relaxed);
 	/* EAGAIN: a producer bumped the epoch after we read it, so it saw us. */
-	syscall(SYS_futex, &w->epoch, FUTEX_WAIT_PRIVATE, epoch, tsp, NULL, 0);
+	if (w->park)
+		w->park(w->park_ctx, &w->epoch, epoch, tsp);
+	else
+		syscall(SYS_futex, &w->epoch, FUTEX_WAIT_PRIVATE, epoch, tsp, NULL, 0);
 	atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
 	return ready(arg) ? 1 : 0;
 }

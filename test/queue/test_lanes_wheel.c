@@ -41,7 +41,7 @@ Test(lanes, strict_priority_fifo_within)
 	cr_assert_eq(l.nonempty, 0);
 }
 
-struct tm {
+struct tmr {
 	struct dd_queue_timer t; /* first */
 	uint64_t when;
 	uint64_t fired_at;
@@ -53,7 +53,7 @@ static uint64_t g_now;
 static void on_fire(struct dd_queue_timer *t, void *arg)
 {
 	(void)arg;
-	struct tm *m = (struct tm *)t;
+	struct tmr *m = (struct tmr *)t;
 	m->fired++;
 	m->fired_at = g_now;
 }
@@ -68,7 +68,7 @@ Test(wheel, random_timers_fire_once_never_early, .timeout = 60)
 	g_now = 5000;
 	dd_queue_wheel_init(w, tick, g_now);
 	enum { N = 5000 };
-	struct tm *t = calloc(N, sizeof(*t));
+	struct tmr *t = calloc(N, sizeof(*t));
 	srand(42);
 	for (int i = 0; i < N; i++) {
 		uint64_t d;
@@ -113,7 +113,7 @@ Test(wheel, next_ns_is_a_lower_bound_and_rearm_moves)
 	struct dd_queue_wheel w;
 	dd_queue_wheel_init(&w, 100, 0);
 	cr_assert_eq(dd_queue_wheel_next_ns(&w, 0), UINT64_MAX);
-	struct tm a = {0};
+	struct tmr a = {0};
 	g_now = 0;
 	dd_queue_wheel_arm(&w, &a.t, 1000000);
 	uint64_t nx = dd_queue_wheel_next_ns(&w, 0);

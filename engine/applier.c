@@ -1,0 +1,156 @@
+/* The shard's io thread: follows the durable part of the log into the LMDB
+ * store in large transactions, away from the reactor; trims ended jobs by
+ * age and count in bounded transactions; deletes log segments once the
+ * store covering them is on the device. It reads the log back from the
+ * page cache rather than taking records from the reactor, so the reactor
+ * hands it nothing but one LSN, and it runs the same code as recovery. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+#define APPLY_MAX 65536          /* records per transaction */
+#define IDLE_NS 1000000ull       /* poll the LSN this often when idle */
+#define MAINT_NS 100000000ull    /* retention and pruning */
+#define TRIM_BUDGET 8192         /* deletions per transaction */
+
+
+static uint64_t rt_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void nap(uint64_t ns)
+{
+	struct timespec ts = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)};
+	nanosleep(&ts, NULL);
+}
+
+/* Opens the segment holding @lsn. */
+static int seek(struct dd_state_reader *rd, int dirfd, uint64_t lsn)
+{
+	uint64_t *firsts;
+	size_t n;
+	int r = dd_state_segments(dirfd, &firsts, &n);
+	if (r < 0)
+		return r;
+	uint64_t pick = 0;
+	for (size_t i = 0; i < n && firsts[i] <= lsn; i++)
+		pick = firsts[i];
+	free(firsts);
+	if (!pick)
+		return -ENOENT;
+	return dd_state_reader_open(rd, dirfd, pick, pick - 1);
+}
+
+static void maintain(struct dd_shard *s, struct dd_state_store *st, int dirfd,
+		     const struct dd_durable_view *v)
+{
+	const struct dd_config *c = &s->eng->cfg;
+	for (int round = 0; round < 16; round++) {
+		long gone = dd_state_store_trim(st, rt_ns(), c->store_retain_ns,
+						c->store_retain_count, TRIM_BUDGET);
+		if (gone < TRIM_BUDGET)
+			break;
+	}
+	dd_state_wal_prune(dirfd, st, dd_state_store_checkpoint(st));
+	atomic_store_explicit(v->store_jobs, dd_state_store_count(st), memory_order_relaxed);
+	atomic_store_explicit(v->store_map, dd_state_store_map_size(st), memory_order_relaxed);
+}
+
+void *dd_applier_main(void *arg)
+{
+	struct dd_shard *s = arg;
+	struct dd_state_store *st = dd_durable_store(s);
+	struct dd_durable_view v;
+	char waldir[4200];
+	dd_durable_view(s, &v, waldir, sizeof(waldir));
+	struct dd_state_reader rd = {.fd = -1};
+	struct dd_state_batch b = {0};
+	int dirfd = open(waldir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	uint64_t applied = dd_state_store_checkpoint(st), next_maint = 0;
+	bool fresh = false;
+
+	for (;;) {
+		/* acquire pairs with the reactor's release of durable_lsn */
+		uint64_t durable = atomic_load_explicit(v.durable_lsn, memory_order_acquire);
+		bool stop = atomic_load_explicit(v.stop, memory_order_acquire);
+		if (applied >= durable) {
+			if (stop)
+				break;
+			uint64_t now = (uint64_t)dd_now_ns();
+			if (now >= next_maint) {
+				maintain(s, st, dirfd, &v);
+				next_maint = now + MAINT_NS;
+			}
+			nap(IDLE_NS);
+			continue;
+		}
+		if (rd.fd < 0 && seek(&rd, dirfd, applied + 1) < 0) {
+			nap(IDLE_NS);
+			continue;
+		}
+		uint64_t want = applied + b.n + 1;
+		while (b.n < APPLY_MAX && want <= durable) {
+			struct dd_rec rec;
+			int rc = dd_state_reader_next(&rd, &rec, fresh);
+			if (rc == DD_REC_OK) {
+				fresh = false;
+				if (rec.lsn < want)
+					continue; /* before where we are: already applied */
+				if (rec.lsn > want || dd_state_batch_add(&b, &rd) < 0)
+					break;
+				want++;
+				continue;
+			}
+			if (!fresh) {
+				/* read before the writer got there: read again */
+				fresh = true;
+				continue;
+			}
+			fresh = false;
+			/* the segment ends here: the next is named after its first LSN */
+			if (b.n == 0 && dd_state_reader_open(&rd, dirfd, want, want - 1) == 0)
+				continue;
+			break;
+		}
+		if (b.n == 0) {
+			nap(IDLE_NS);
+			continue;
+		}
+		uint64_t last = b.last_lsn;
+		int r = dd_state_batch_apply(&b, st);
+		if (r < 0) {
+			if (r == -ENOSPC && dd_state_store_map_size(st) >= s->eng->cfg.map_max)
+				r = DD_ESTOREFULL;
+			if (!atomic_load_explicit(v.store_err, memory_order_relaxed))
+				fprintf(stderr, "dispatchd: shard %u: cannot update the state store: %s; "
+						"refusing submissions until it can\n",
+					s->index, dd_strerror(r));
+			atomic_store_explicit(v.store_err, r, memory_order_relaxed);
+			/* Start over from the last applied record, after retention
+			 * has had a chance to make room. */
+			b.n = b.len = 0;
+			dd_state_reader_close(&rd);
+			maintain(s, st, dirfd, &v);
+			nap(MAINT_NS);
+			continue;
+		}
+		atomic_store_explicit(v.store_err, 0, memory_order_relaxed);
+		applied = last;
+		atomic_store_explicit(v.applied_lsn, applied, memory_order_release);
+	}
+	maintain(s, st, dirfd, &v);
+	dd_state_batch_free(&b);
+	dd_state_reader_close(&rd);
+	if (dirfd >= 0)
+		close(dirfd);
+	return NULL;
+}

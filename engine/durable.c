@@ -1,0 +1,530 @@
+/* The reactor's side of durable state (DESIGN.md section 4): it appends a
+ * record per transition to the shard's log, drives the log's batches
+ * through the shard's io_uring, and releases durability acknowledgements
+ * (callback, dd_wait_durable, strict starts) when the fsync of the batch
+ * holding a submission completes — never before. The reactor also parks in
+ * this ring, so that an I/O completion wakes it as a submission does. */
+#include <errno.h>
+#include <liburing.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+#define RING_ENTRIES 64
+#define TAG_FUTEX 0x4655545800000000ull
+#define OP_FUTEX_WAIT 51 /* IORING_OP_FUTEX_WAIT, Linux 6.7; newer than our liburing */
+#define FUTEX2_U32_PRIVATE (0x02 | 128)
+#define FLUSH_LIMIT_NS 10000000000ull
+
+struct ack {
+	uint64_t lsn;
+	uint64_t id;
+	uint8_t level;
+	uint8_t held;
+};
+
+struct dd_durable {
+	struct io_uring ring;
+	bool ring_ok;
+	bool futex_op;    /* the kernel can wait on a futex inside the ring */
+	bool futex_armed; /* such a wait is queued */
+	uint8_t level;    /* the engine's */
+	char dir[4096];
+	struct dd_state_wal *wal;
+	struct dd_state_store *store;
+	struct ack *acks; /* owed, in LSN order; ring buffer */
+	size_t ahead, acount, acap;
+	uint64_t *cb_ids;
+	size_t cb_cap;
+	struct dd_cmd *waiters; /* CMD_WAIT_DURABLE not yet answered */
+	uint64_t seen_written, seen_synced;
+	/* shared with the applier and with submitters */
+	_Alignas(DD_CACHELINE) _Atomic uint64_t durable_lsn;
+	_Atomic uint64_t applied_lsn;
+	_Atomic int wal_err, store_err;
+	_Atomic bool stop;
+	_Atomic uint64_t records, batches, store_jobs, store_map;
+	pthread_t applier;
+	bool applier_started;
+};
+
+static uint64_t rt_now(const struct dd_shard *s)
+{
+	return (uint64_t)((int64_t)s->now + s->rt_offset);
+}
+
+/* ---- opening, recovery ---- */
+
+static int mkdirs(const char *path)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static void ring_park(void *ctx, _Atomic uint32_t *word, uint32_t expected,
+		      const struct timespec *ts)
+{
+	struct dd_shard *s = ctx;
+	struct dd_durable *d = s->dur;
+	if (!d->futex_op) {
+		/* no futex op in this kernel: sleep on the futex, but only briefly
+		 * while a batch is in flight, since its completion cannot wake us */
+		struct timespec brief = {0, 200000};
+		if (dd_state_wal_inflight(d->wal) &&
+		    (!ts || ts->tv_sec > 0 || ts->tv_nsec > brief.tv_nsec))
+			ts = &brief;
+		syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, ts, NULL, 0);
+		return;
+	}
+	if (!d->futex_armed) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&d->ring);
+		if (sqe) {
+			io_uring_prep_rw(OP_FUTEX_WAIT, sqe, FUTEX2_U32_PRIVATE, (void *)word, 0,
+					 expected);
+			sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+			sqe->rw_flags = 0;
+			sqe->user_data = TAG_FUTEX;
+			d->futex_armed = true;
+		}
+	}
+	struct io_uring_cqe *cqe;
+	struct __kernel_timespec kts;
+	if (ts) {
+		kts.tv_sec = ts->tv_sec;
+		kts.tv_nsec = ts->tv_nsec;
+	}
+	io_uring_submit_and_wait_timeout(&d->ring, &cqe, 1, ts ? &kts : NULL, NULL);
+}
+
+int dd_durable_open(struct dd_shard *s, struct dd_state_recovery *rec)
+{
+	const struct dd_config *c = &s->eng->cfg;
+	struct dd_durable *d = aligned_alloc(DD_CACHELINE, sizeof(*d));
+	char path[4200];
+	int r;
+	if (!d)
+		return -ENOMEM;
+	memset(d, 0, sizeof(*d));
+	s->dur = d;
+	d->level = (uint8_t)c->durability;
+	snprintf(d->dir, sizeof(d->dir), "%s/shard-%u", c->state_dir, s->index);
+	if ((r = mkdirs(c->state_dir)) < 0 || (r = mkdirs(d->dir)) < 0)
+		return r;
+	snprintf(path, sizeof(path), "%s/wal", d->dir);
+	if ((r = mkdirs(path)) < 0)
+		return r;
+	struct dd_state_store_opts so = {.map_initial = c->map_initial, .map_max = c->map_max};
+	snprintf(path, sizeof(path), "%s/store", d->dir);
+	if ((r = dd_state_store_open(path, &so, &d->store)) < 0)
+		return r;
+	snprintf(path, sizeof(path), "%s/wal", d->dir);
+	if ((r = dd_state_recover(path, d->store, rec)) < 0)
+		return r;
+	if ((r = io_uring_queue_init(RING_ENTRIES, &d->ring, 0)) < 0)
+		return r;
+	d->ring_ok = true;
+	struct io_uring_probe *p = io_uring_get_probe_ring(&d->ring);
+	d->futex_op = p && io_uring_opcode_supported(p, OP_FUTEX_WAIT);
+	io_uring_free_probe(p);
+	if ((r = dd_state_wal_open(path, c->segment_bytes, d->level == DD_DURABILITY_FSYNC,
+				   &rec->pos, &d->ring, &d->wal)) < 0)
+		return r;
+	atomic_init(&d->durable_lsn, rec->last_lsn);
+	atomic_init(&d->applied_lsn, dd_state_store_checkpoint(d->store));
+	d->seen_written = d->seen_synced = rec->last_lsn;
+	s->first_seq = dd_state_store_next_seq(d->store);
+	atomic_store(&s->next_seq, s->first_seq);
+	s->wake.park = ring_park;
+	s->wake.park_ctx = s;
+	return 0;
+}
+
+void dd_durable_close(struct dd_shard *s)
+{
+	struct dd_durable *d = s->dur;
+	if (!d)
+		return;
+	dd_applier_stop(s);
+	dd_state_wal_close(d->wal);
+	if (d->ring_ok)
+		io_uring_queue_exit(&d->ring);
+	dd_state_store_close(d->store);
+	free(d->acks);
+	free(d->cb_ids);
+	free(d);
+	s->dur = NULL;
+}
+
+/* ---- appending ---- */
+
+static int append(struct dd_shard *s, struct dd_rec *r)
+{
+	struct dd_durable *d = s->dur;
+	int rc = dd_state_wal_append(d->wal, r);
+	if (rc < 0) {
+		atomic_store_explicit(&d->wal_err, rc, memory_order_relaxed);
+		return rc;
+	}
+	atomic_store_explicit(&d->records, atomic_load_explicit(&d->records, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	return 0;
+}
+
+static int ack_push(struct dd_durable *d, const struct ack *a)
+{
+	if (d->acount == d->acap) {
+		size_t cap = d->acap ? d->acap * 2 : 1024;
+		struct ack *n = malloc(cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		for (size_t i = 0; i < d->acount; i++)
+			n[i] = d->acks[(d->ahead + i) & (d->acap - 1)];
+		free(d->acks);
+		d->acks = n;
+		d->acap = cap;
+		d->ahead = 0;
+	}
+	d->acks[(d->ahead + d->acount++) & (d->acap - 1)] = *a;
+	return 0;
+}
+
+void dd_log_submit(struct dd_shard *s, struct dd_jobrec *j, const uint64_t *deps, uint32_t ndeps,
+		   bool strict)
+{
+	struct dd_durable *d = s->dur;
+	const char *kind = s->eng->handlers[j->handler].name;
+	struct dd_rec r = {
+		.type = DD_REC_SUBMIT, .id = j->id, .at_rt = rt_now(s),
+		.not_before_rt = j->not_before_ns ? (uint64_t)((int64_t)j->not_before_ns + s->rt_offset) : 0,
+		.timeout_ns = j->timeout_ns, .backoff_ns = j->backoff_ns,
+		.backoff_max_ns = j->backoff_max_ns, .max_attempts = j->max_attempts,
+		.priority = j->priority, .flags = strict ? DD_REC_F_STRICT : 0,
+		.kind = kind, .kind_len = (uint32_t)strlen(kind),
+		.payload = j->payload, .payload_len = j->payload_len,
+		.deps = (const unsigned char *)deps, .ndeps = ndeps,
+		.key = j->key, .key_len = j->key ? (uint32_t)strlen(j->key) : 0,
+	};
+	if (append(s, &r) < 0)
+		return; /* not logged: the caller fails the job */
+	j->flags |= JF_LOGGED;
+	j->sub_lsn = r.lsn;
+	struct ack a = {.lsn = r.lsn, .id = j->id, .level = j->level, .held = strict};
+	if (ack_push(d, &a) < 0 && strict)
+		j->sub_lsn = 0; /* cannot track it: start it now rather than never */
+	if (strict && j->sub_lsn) {
+		j->flags |= JF_HELD;
+		j->deps_unmet++;
+	}
+}
+
+void dd_log_start(struct dd_shard *s, struct dd_jobrec *j)
+{
+	if (!(j->flags & JF_LOGGED))
+		return;
+	struct dd_rec r = {.type = DD_REC_START, .id = j->id, .at_rt = rt_now(s),
+			   .attempt = j->attempt, .worker = j->worker};
+	append(s, &r);
+}
+
+void dd_log_retry(struct dd_shard *s, struct dd_jobrec *j)
+{
+	if (!(j->flags & JF_LOGGED))
+		return;
+	struct dd_rec r = {.type = DD_REC_RETRY, .id = j->id, .at_rt = rt_now(s),
+			   .attempt = j->attempt,
+			   .not_before_rt = (uint64_t)((int64_t)j->not_before_ns + s->rt_offset)};
+	append(s, &r);
+}
+
+void dd_log_end(struct dd_shard *s, struct dd_jobrec *j)
+{
+	if (!(j->flags & JF_LOGGED))
+		return;
+	/* Stopping is not an ending: the job stays in the log as it was and
+	 * resumes (or is retried) when the state dir is opened again. */
+	if (s->stopping && j->reason && strcmp(j->reason, "shutdown") == 0)
+		return;
+	struct dd_rec r = {.type = DD_REC_END, .id = j->id, .at_rt = rt_now(s),
+			   .attempt = j->attempt, .state = j->state, .result = j->result,
+			   .reason = j->reason, .reason_len = j->reason ? (uint32_t)strlen(j->reason) : 0};
+	if (append(s, &r) == 0)
+		j->end_lsn = r.lsn;
+}
+
+/* ---- completions ---- */
+
+static uint64_t mark_for(const struct dd_durable *d, uint8_t level)
+{
+	return level == DD_DURABILITY_FSYNC ? dd_state_wal_synced(d->wal)
+					    : dd_state_wal_written(d->wal);
+}
+
+static void unhold(struct dd_shard *s, uint64_t id)
+{
+	struct dd_jobrec *j = dd_tab_find(s, id);
+	if (!j || !(j->flags & JF_HELD))
+		return;
+	j->flags &= (uint8_t)~JF_HELD;
+	if (j->state == DD_WAITING && --j->deps_unmet == 0)
+		dd_job_make_ready(s, j);
+}
+
+static void release_acks(struct dd_shard *s)
+{
+	struct dd_durable *d = s->dur;
+	dd_durable_fn cb = s->eng->cfg.on_durable;
+	size_t n = 0;
+	while (d->acount) {
+		struct ack *a = &d->acks[d->ahead];
+		if (a->lsn > mark_for(d, a->level))
+			break;
+		if (a->held)
+			unhold(s, a->id);
+		if (cb) {
+			if (n == d->cb_cap) {
+				size_t cap = d->cb_cap ? d->cb_cap * 2 : 256;
+				uint64_t *ids = realloc(d->cb_ids, cap * sizeof(*ids));
+				if (ids) {
+					d->cb_ids = ids;
+					d->cb_cap = cap;
+				}
+			}
+			if (n < d->cb_cap)
+				d->cb_ids[n++] = a->id;
+		}
+		d->ahead = (d->ahead + 1) & (d->acap - 1);
+		d->acount--;
+	}
+	if (cb && n)
+		cb(d->cb_ids, n, s->eng->cfg.durable_arg);
+	for (struct dd_cmd **pp = &d->waiters; *pp;) {
+		struct dd_cmd *c = *pp;
+		if (c->lsn <= mark_for(d, c->level)) {
+			*pp = c->next;
+			dd_cmd_complete(c, 0);
+		} else {
+			pp = &c->next;
+		}
+	}
+}
+
+bool dd_durable_unwait(struct dd_shard *s, struct dd_cmd *c)
+{
+	if (!s->dur)
+		return false;
+	for (struct dd_cmd **pp = &s->dur->waiters; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			return true;
+		}
+	return false;
+}
+
+void dd_durable_fail_waiters(struct dd_shard *s, int rc)
+{
+	if (!s->dur)
+		return;
+	for (struct dd_cmd *c = s->dur->waiters, *n; c; c = n) {
+		n = c->next;
+		dd_cmd_complete(c, rc);
+	}
+	s->dur->waiters = NULL;
+}
+
+/* A CMD_WAIT_DURABLE for a job in memory. */
+void dd_durable_wait_cmd(struct dd_shard *s, struct dd_jobrec *j, struct dd_cmd *c)
+{
+	struct dd_durable *d = s->dur;
+	if (!d || j->level <= DD_DURABILITY_NONE) {
+		dd_cmd_complete(c, -EOPNOTSUPP);
+		return;
+	}
+	if (!(j->flags & JF_LOGGED)) {
+		int err = atomic_load_explicit(&d->wal_err, memory_order_relaxed);
+		dd_cmd_complete(c, err ? err : -EIO);
+		return;
+	}
+	if (j->sub_lsn <= mark_for(d, j->level)) {
+		dd_cmd_complete(c, 0);
+		return;
+	}
+	int err = dd_state_wal_error(d->wal);
+	if (err) {
+		dd_cmd_complete(c, err);
+		return;
+	}
+	c->lsn = j->sub_lsn;
+	c->level = j->level;
+	c->next = d->waiters;
+	d->waiters = c;
+}
+
+size_t dd_durable_poll(struct dd_shard *s)
+{
+	struct dd_durable *d = s->dur;
+	if (!d)
+		return 0;
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+	io_uring_for_each_cqe(&d->ring, head, cqe)
+	{
+		uint64_t ud = cqe->user_data;
+		if ((ud & DD_WAL_TAG_MASK) == DD_WAL_TAG)
+			dd_state_wal_complete(d->wal, ud, cqe->res, s->now);
+		else if (ud == TAG_FUTEX)
+			d->futex_armed = false;
+		n++;
+	}
+	io_uring_cq_advance(&d->ring, n);
+	uint64_t w = dd_state_wal_written(d->wal), sy = dd_state_wal_synced(d->wal);
+	if (w != d->seen_written || sy != d->seen_synced) {
+		d->seen_written = w;
+		d->seen_synced = sy;
+		/* release pairs with the applier's acquire: the log bytes up to
+		 * here are written before it reads them */
+		atomic_store_explicit(&d->durable_lsn, d->level == DD_DURABILITY_FSYNC ? sy : w,
+				      memory_order_release);
+		release_acks(s);
+	}
+	int err = dd_state_wal_error(d->wal);
+	if (err != atomic_load_explicit(&d->wal_err, memory_order_relaxed)) {
+		if (err && !atomic_load_explicit(&d->wal_err, memory_order_relaxed))
+			fprintf(stderr, "dispatchd: shard %u: cannot write the log: %s; "
+					"refusing submissions until it can\n",
+				s->index, dd_strerror(err));
+		atomic_store_explicit(&d->wal_err, err, memory_order_relaxed);
+		if (err)
+			dd_durable_fail_waiters(s, err);
+	}
+	if (dd_state_wal_kick(d->wal, s->now)) {
+		io_uring_submit(&d->ring);
+		atomic_store_explicit(&d->batches,
+				      atomic_load_explicit(&d->batches, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+	}
+	return n;
+}
+
+bool dd_durable_ready(struct dd_shard *s)
+{
+	return s->dur && io_uring_cq_ready(&s->dur->ring);
+}
+
+uint64_t dd_durable_timeout(struct dd_shard *s, uint64_t timeout)
+{
+	struct dd_durable *d = s->dur;
+	if (!d || !dd_state_wal_busy(d->wal) || dd_state_wal_inflight(d->wal))
+		return timeout;
+	/* written records wait for a retry (a full disk): look again soon */
+	return timeout < 20000000 ? timeout : 20000000;
+}
+
+void dd_durable_flush(struct dd_shard *s)
+{
+	struct dd_durable *d = s->dur;
+	if (!d)
+		return;
+	uint64_t until = dd_now_ns() + FLUSH_LIMIT_NS;
+	for (;;) {
+		s->now = dd_now_ns();
+		dd_durable_poll(s);
+		if (!dd_state_wal_busy(d->wal) || s->now > until)
+			break;
+		if (dd_state_wal_inflight(d->wal)) {
+			struct io_uring_cqe *cqe;
+			struct __kernel_timespec ts = {0, 10000000};
+			io_uring_wait_cqe_timeout(&d->ring, &cqe, &ts);
+		} else {
+			struct timespec ts = {0, 10000000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	dd_durable_fail_waiters(s, DD_ESHUTDOWN);
+}
+
+bool dd_durable_evictable(struct dd_shard *s, const struct dd_jobrec *j)
+{
+	struct dd_durable *d = s->dur;
+	if (!d || !(j->flags & JF_LOGGED))
+		return true;
+	/* kept until the store has it, so that a look-up never misses it */
+	return j->end_lsn && j->end_lsn <= atomic_load_explicit(&d->applied_lsn, memory_order_relaxed);
+}
+
+int dd_durable_error(const struct dd_shard *s)
+{
+	const struct dd_durable *d = s->dur;
+	if (!d)
+		return 0;
+	int e = atomic_load_explicit(&d->wal_err, memory_order_relaxed);
+	return e ? e : atomic_load_explicit(&d->store_err, memory_order_relaxed);
+}
+
+struct dd_state_store *dd_durable_store(struct dd_shard *s)
+{
+	return s->dur ? s->dur->store : NULL;
+}
+
+void dd_durable_stats(struct dd_shard *s, struct dd_shard_stats *o)
+{
+	struct dd_durable *d = s->dur;
+	if (!d)
+		return;
+	o->log_records = atomic_load_explicit(&d->records, memory_order_relaxed);
+	o->log_batches = atomic_load_explicit(&d->batches, memory_order_relaxed);
+	o->durable_lsn = atomic_load_explicit(&d->durable_lsn, memory_order_relaxed);
+	o->applied_lsn = atomic_load_explicit(&d->applied_lsn, memory_order_relaxed);
+	o->store_jobs = atomic_load_explicit(&d->store_jobs, memory_order_relaxed);
+	o->store_map_bytes = atomic_load_explicit(&d->store_map, memory_order_relaxed);
+	o->state_error = dd_durable_error(s);
+}
+
+/* ---- the applier thread (applier.c) ---- */
+
+void dd_durable_view(struct dd_shard *s, struct dd_durable_view *v, char *waldir, size_t n)
+{
+	struct dd_durable *d = s->dur;
+	v->durable_lsn = &d->durable_lsn;
+	v->applied_lsn = &d->applied_lsn;
+	v->store_err = &d->store_err;
+	v->stop = &d->stop;
+	v->store_jobs = &d->store_jobs;
+	v->store_map = &d->store_map;
+	snprintf(waldir, n, "%s/wal", d->dir);
+}
+
+int dd_applier_start(struct dd_shard *s)
+{
+	struct dd_durable *d = s->dur;
+	if (!d || d->applier_started)
+		return 0;
+	int r = pthread_create(&d->applier, NULL, dd_applier_main, s);
+	if (r)
+		return -r;
+	d->applier_started = true;
+	return 0;
+}
+
+/* After the reactor has flushed the log: the applier catches up, then ends. */
+void dd_applier_stop(struct dd_shard *s)
+{
+	struct dd_durable *d = s->dur;
+	if (!d || !d->applier_started)
+		return;
+	atomic_store_explicit(&d->stop, true, memory_order_release);
+	pthread_join(d->applier, NULL);
+	d->applier_started = false;
+}
+
+uint8_t dd_durable_level(const struct dd_shard *s)
+{
+	return s->dur ? s->dur->level : DD_DURABILITY_NONE;
+}

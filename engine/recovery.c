@@ -1,0 +1,140 @@
+/* Recovered jobs back into memory (DESIGN.md sections 2 and 4). Runs in
+ * dd_engine_create() before any thread starts, after the log has been
+ * replayed into the store: every non-terminal job in the store becomes a
+ * record again. A job that was RUNNING is retried if attempts remain, else
+ * ends FAILED "lost" (at least once). Kinds are looked up by name when the
+ * job is first dispatched, since handlers are registered after create. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+struct load_ctx {
+	struct dd_shard *s;
+	struct dd_recovery *out;
+	struct dd_rwaits *w;
+	uint64_t now_rt;
+};
+
+static uint64_t rt_to_mono(const struct dd_shard *s, uint64_t rt)
+{
+	int64_t m = (int64_t)rt - s->rt_offset;
+	return m > (int64_t)s->now ? (uint64_t)m : s->now;
+}
+
+static void *arena_dup(struct dd_shard *s, const void *p, size_t n)
+{
+	void *c = dd_numa_arena_alloc(s->arena, n);
+	if (c)
+		memcpy(c, p, n);
+	return c;
+}
+
+static int remember_wait(struct load_ctx *lc, struct dd_jobrec *j, const struct dd_rec *sp)
+{
+	struct dd_rwaits *w = lc->w;
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 64;
+		struct dd_rwait *v = realloc(w->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		w->v = v;
+		w->cap = cap;
+	}
+	uint64_t *deps = malloc(sp->ndeps * sizeof(uint64_t));
+	if (!deps)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < sp->ndeps; i++)
+		deps[i] = dd_rec_dep(sp, i);
+	w->v[w->n++] = (struct dd_rwait){.id = j->id, .ndeps = sp->ndeps, .deps = deps};
+	return 0;
+}
+
+static int load_one(const struct dd_state_job *sj, void *arg)
+{
+	struct load_ctx *lc = arg;
+	struct dd_shard *s = lc->s;
+	const struct dd_rec *sp = &sj->spec;
+	struct dd_jobrec *j = dd_rec_alloc(s);
+	if (!j)
+		return -ENOMEM;
+	j->id = sp->id;
+	j->priority = sp->priority;
+	j->max_attempts = sp->max_attempts;
+	j->attempt = sj->attempt;
+	j->timeout_ns = sp->timeout_ns;
+	j->backoff_ns = sp->backoff_ns;
+	j->backoff_max_ns = sp->backoff_max_ns;
+	j->submitted_ns = j->intended_ns = s->now;
+	j->flags = JF_LOGGED;
+	j->level = dd_durable_level(s);
+	j->sub_lsn = 1; /* it came from the log: durable */
+	j->handler = DD_HANDLER_UNRESOLVED;
+	j->kind = dd_numa_arena_alloc(s->arena, sp->kind_len + 1);
+	j->payload_len = sp->payload_len;
+	if (sp->payload_len <= DD_INLINE_PAYLOAD) {
+		j->payload = j->inline_payload;
+		memcpy(j->inline_payload, sp->payload, sp->payload_len);
+	} else {
+		j->payload = arena_dup(s, sp->payload, sp->payload_len);
+	}
+	if (!j->kind || !j->payload || dd_tab_insert(s, j) < 0) {
+		dd_rec_free(s, j);
+		return -ENOMEM;
+	}
+	memcpy(j->kind, sp->kind, sp->kind_len);
+	j->kind[sp->kind_len] = 0;
+	/* the key stays in the store, which answers for it */
+	dd_seq_set(s, j->id, SEQ_LIVE);
+	atomic_fetch_add_explicit(&s->live, 1, memory_order_relaxed);
+	lc->out->jobs_loaded++;
+	switch (sj->state) {
+	case DD_RUNNING:
+		if (j->attempt < j->max_attempts) {
+			j->not_before_ns = 0;
+			dd_log_retry(s, j);
+			lc->out->jobs_retried++;
+			dd_st_add(s, ST_RETRIED, 1);
+			dd_job_make_ready(s, j);
+		} else {
+			j->state = DD_RUNNING;
+			dd_st_add(s, ST_RUNNING, 1);
+			lc->out->jobs_lost++;
+			dd_job_finish(s, j, DD_FAILED, "lost");
+		}
+		break;
+	case DD_WAITING:
+		j->not_before_ns = sp->not_before_rt ? rt_to_mono(s, sp->not_before_rt) : 0;
+		j->deps_unmet = sp->ndeps;
+		dd_shard_set_state(s, j, DD_WAITING);
+		if (sp->ndeps == 0) {
+			dd_job_make_ready(s, j); /* held for strict start only */
+		} else if (remember_wait(lc, j, sp) < 0) {
+			dd_job_finish(s, j, DD_FAILED, "dependency");
+		}
+		break;
+	default: /* DELAYED, QUEUED */
+		j->not_before_ns = sp->not_before_rt ? rt_to_mono(s, sp->not_before_rt) : 0;
+		dd_job_make_ready(s, j);
+	}
+	return 0;
+}
+
+int dd_durable_load(struct dd_shard *s, struct dd_recovery *out, struct dd_rwaits *w)
+{
+	struct load_ctx lc = {.s = s, .out = out, .w = w};
+	s->now = dd_now_ns();
+	return dd_state_store_scan_live(dd_durable_store(s), load_one, &lc);
+}
+
+void dd_durable_resubscribe(struct dd_shard *s, struct dd_rwaits *w)
+{
+	for (size_t i = 0; i < w->n; i++) {
+		for (uint32_t k = 0; k < w->v[i].ndeps; k++)
+			dd_deps_subscribe(s, w->v[i].deps[k], w->v[i].id);
+		free(w->v[i].deps);
+	}
+	free(w->v);
+	memset(w, 0, sizeof(*w));
+}

@@ -1,0 +1,257 @@
+/* Log record encoding and the decoder that recovery (and the store's
+ * applier) trusts with whatever is on disk: every length is checked against
+ * what is there before it is used. test/state/fuzz_record.c fuzzes it. */
+#include <endian.h>
+#include <errno.h>
+#include <string.h>
+
+#include "state.h"
+
+#define COMMON 20u /* id, at_rt, attempt */
+
+struct wr {
+	unsigned char *p; /* NULL: only count */
+	size_t n;
+};
+
+static void put(struct wr *w, const void *v, size_t len)
+{
+	if (w->p && len)
+		memcpy(w->p + w->n, v, len);
+	w->n += len;
+}
+
+static void put64(struct wr *w, uint64_t v)
+{
+	v = htole64(v);
+	put(w, &v, 8);
+}
+
+static void put32(struct wr *w, uint32_t v)
+{
+	v = htole32(v);
+	put(w, &v, 4);
+}
+
+static void put8(struct wr *w, uint8_t v)
+{
+	put(w, &v, 1);
+}
+
+struct rd {
+	const unsigned char *p;
+	size_t n, off;
+	bool bad;
+};
+
+static const void *take(struct rd *r, size_t len)
+{
+	if (r->bad || len > r->n - r->off) {
+		r->bad = true;
+		return NULL;
+	}
+	const void *v = r->p + r->off;
+	r->off += len;
+	return v;
+}
+
+static uint64_t get64(struct rd *r)
+{
+	uint64_t v = 0;
+	const void *s = take(r, 8);
+	if (s)
+		memcpy(&v, s, 8);
+	return le64toh(v);
+}
+
+static uint32_t get32(struct rd *r)
+{
+	uint32_t v = 0;
+	const void *s = take(r, 4);
+	if (s)
+		memcpy(&v, s, 4);
+	return le32toh(v);
+}
+
+static uint8_t get8(struct rd *r)
+{
+	const uint8_t *s = take(r, 1);
+	return s ? *s : 0;
+}
+
+uint64_t dd_rec_dep(const struct dd_rec *r, uint32_t i)
+{
+	uint64_t v;
+	memcpy(&v, r->deps + (size_t)i * 8, 8);
+	return le64toh(v);
+}
+
+size_t dd_rec_encode_body(const struct dd_rec *r, void *buf)
+{
+	struct wr w = {buf, 0};
+	put64(&w, r->id);
+	put64(&w, r->at_rt);
+	put32(&w, r->attempt);
+	switch (r->type) {
+	case DD_REC_SUBMIT:
+		put64(&w, r->not_before_rt);
+		put64(&w, r->timeout_ns);
+		put64(&w, r->backoff_ns);
+		put64(&w, r->backoff_max_ns);
+		put32(&w, r->max_attempts);
+		put8(&w, r->priority);
+		put8(&w, r->flags);
+		put8(&w, 0);
+		put8(&w, 0);
+		put32(&w, r->kind_len);
+		put32(&w, r->payload_len);
+		put32(&w, r->ndeps);
+		put32(&w, r->key_len);
+		put(&w, r->kind, r->kind_len);
+		put(&w, r->payload, r->payload_len);
+		put(&w, r->deps, (size_t)r->ndeps * 8);
+		put(&w, r->key, r->key_len);
+		break;
+	case DD_REC_START:
+		put32(&w, (uint32_t)r->worker);
+		break;
+	case DD_REC_END:
+		put8(&w, r->state);
+		put8(&w, 0);
+		put8(&w, 0);
+		put8(&w, 0);
+		put32(&w, (uint32_t)r->result);
+		put32(&w, r->reason_len);
+		put(&w, r->reason, r->reason_len);
+		break;
+	case DD_REC_RETRY:
+		put64(&w, r->not_before_rt);
+		break;
+	}
+	return w.n;
+}
+
+size_t dd_rec_size(const struct dd_rec *r)
+{
+	size_t n = DD_REC_HDR + dd_rec_encode_body(r, NULL);
+	return (n + DD_REC_ALIGN - 1) & ~(size_t)(DD_REC_ALIGN - 1);
+}
+
+size_t dd_rec_encode(const struct dd_rec *r, void *buf)
+{
+	unsigned char *b = buf;
+	size_t blen = dd_rec_encode_body(r, b + DD_REC_HDR);
+	size_t len = (DD_REC_HDR + blen + DD_REC_ALIGN - 1) & ~(size_t)(DD_REC_ALIGN - 1);
+	memset(b + DD_REC_HDR + blen, 0, len - DD_REC_HDR - blen);
+	struct wr w = {b, 0};
+	put32(&w, (uint32_t)len);
+	put32(&w, 0);
+	put64(&w, r->lsn);
+	put32(&w, r->type);
+	put32(&w, (uint32_t)blen);
+	uint32_t crc = htole32(dd_state_crc32c(0, b + 8, len - 8));
+	memcpy(b + 4, &crc, 4);
+	return len;
+}
+
+int dd_rec_decode_body(uint32_t type, const void *body, size_t blen, struct dd_rec *out)
+{
+	struct rd r = {body, blen, 0, false};
+	out->type = type;
+	out->id = get64(&r);
+	out->at_rt = get64(&r);
+	out->attempt = get32(&r);
+	switch (type) {
+	case DD_REC_SUBMIT:
+		out->not_before_rt = get64(&r);
+		out->timeout_ns = get64(&r);
+		out->backoff_ns = get64(&r);
+		out->backoff_max_ns = get64(&r);
+		out->max_attempts = get32(&r);
+		out->priority = get8(&r);
+		out->flags = get8(&r);
+		get8(&r);
+		get8(&r);
+		out->kind_len = get32(&r);
+		out->payload_len = get32(&r);
+		out->ndeps = get32(&r);
+		out->key_len = get32(&r);
+		if (r.bad || out->ndeps > (blen >> 3))
+			return -EPROTO;
+		out->kind = take(&r, out->kind_len);
+		out->payload = take(&r, out->payload_len);
+		out->deps = take(&r, (size_t)out->ndeps * 8);
+		out->key = take(&r, out->key_len);
+		if (!r.bad && (out->kind_len == 0 || out->priority > 3 || out->max_attempts == 0 ||
+			       memchr(out->kind, 0, out->kind_len) ||
+			       (out->key_len && memchr(out->key, 0, out->key_len))))
+			return -EPROTO;
+		break;
+	case DD_REC_START:
+		out->worker = (int32_t)get32(&r);
+		break;
+	case DD_REC_END:
+		out->state = get8(&r);
+		get8(&r);
+		get8(&r);
+		get8(&r);
+		out->result = (int32_t)get32(&r);
+		out->reason_len = get32(&r);
+		out->reason = take(&r, out->reason_len);
+		if (!r.bad && (out->state < 5 || out->state > 8))
+			return -EPROTO; /* DD_SUCCEEDED..DD_TIMED_OUT */
+		break;
+	case DD_REC_RETRY:
+		out->not_before_rt = get64(&r);
+		break;
+	default:
+		return -EPROTO;
+	}
+	if (r.bad || r.off != blen || out->id == 0)
+		return -EPROTO;
+	return 0;
+}
+
+int dd_rec_decode(const void *buf, size_t avail, struct dd_rec *out, size_t *used)
+{
+	const unsigned char *b = buf;
+	uint32_t len, crc, type, blen;
+	uint64_t lsn;
+	if (avail < 4)
+		return avail == 0 ? DD_REC_EOF : -EAGAIN;
+	memcpy(&len, b, 4);
+	len = le32toh(len);
+	if (len == 0)
+		return DD_REC_EOF;
+	if (len < DD_REC_HDR || len % DD_REC_ALIGN || len > DD_REC_MAX)
+		return -EPROTO;
+	if (len > avail)
+		return -EAGAIN;
+	memcpy(&crc, b + 4, 4);
+	if (le32toh(crc) != dd_state_crc32c(0, b + 8, len - 8))
+		return -EBADMSG;
+	memcpy(&lsn, b + 8, 8);
+	memcpy(&type, b + 16, 4);
+	memcpy(&blen, b + 20, 4);
+	blen = le32toh(blen);
+	if (blen > len - DD_REC_HDR || len - DD_REC_HDR - blen >= DD_REC_ALIGN)
+		return -EPROTO;
+	memset(out, 0, sizeof(*out));
+	int r = dd_rec_decode_body(le32toh(type), b + DD_REC_HDR, blen, out);
+	if (r < 0)
+		return r;
+	out->lsn = le64toh(lsn);
+	*used = len;
+	return DD_REC_OK;
+}
+
+const char *dd_rec_type_name(uint32_t type)
+{
+	switch (type) {
+	case DD_REC_SUBMIT: return "submit";
+	case DD_REC_START: return "start";
+	case DD_REC_END: return "end";
+	case DD_REC_RETRY: return "retry";
+	default: return "unknown";
+	}
+}

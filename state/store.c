@@ -1,0 +1,578 @@
+/* The LMDB store of one shard. Written by one thread in large transactions
+ * (the applier), read by any. Committed with MDB_NOMETASYNC: LMDB syncs the
+ * data pages and then writes the meta page without syncing it, so a power
+ * loss can lose the newest meta page (the tree then is the previous, still
+ * consistent one, and the log replays onto it) but never leaves a meta page
+ * pointing at pages that are not on the device — which MDB_NOSYNC could. */
+#include <endian.h>
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "state.h"
+
+#define SCHEMA 1u
+
+struct dd_state_store {
+	MDB_env *env;
+	MDB_dbi meta, jobs, bystate, ended, idem;
+	size_t map, map_max;
+	/* Resizing the map needs every transaction of this process closed:
+	 * readers hold this shared, a resize holds it exclusive. */
+	pthread_rwlock_t resize;
+	uint64_t ckpt, next_seq; /* the writer's copies */
+};
+
+/* Stored value: this header, then the reason, then the SUBMIT body. */
+struct job_hdr {
+	uint8_t state;
+	uint8_t pad[3];
+	uint32_t attempt;
+	int32_t result;
+	int32_t worker;
+	uint64_t started_rt, ended_rt, not_before_rt;
+	uint32_t reason_len;
+	uint32_t body_len;
+};
+
+static int err_of(int rc)
+{
+	switch (rc) {
+	case 0: return 0;
+	case MDB_MAP_FULL: return -ENOSPC;
+	case MDB_NOTFOUND: return -ENOENT;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND: return -EIO;
+	default: return rc > 0 ? -rc : -EIO;
+	}
+}
+
+static void be64(unsigned char *p, uint64_t v)
+{
+	v = htobe64(v);
+	memcpy(p, &v, 8);
+}
+
+static uint64_t unbe64(const unsigned char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return be64toh(v);
+}
+
+static int meta_get(MDB_txn *t, MDB_dbi dbi, const char *name, uint64_t *v)
+{
+	MDB_val k = {strlen(name), (void *)name}, d;
+	int rc = mdb_get(t, dbi, &k, &d);
+	if (rc == 0 && d.mv_size == 8)
+		memcpy(v, d.mv_data, 8);
+	return rc;
+}
+
+static int meta_put(MDB_txn *t, MDB_dbi dbi, const char *name, uint64_t v)
+{
+	MDB_val k = {strlen(name), (void *)name}, d = {8, &v};
+	return mdb_put(t, dbi, &k, &d, 0);
+}
+
+int dd_state_store_open(const char *dir, const struct dd_state_store_opts *o,
+			struct dd_state_store **out)
+{
+	struct dd_state_store *st = calloc(1, sizeof(*st));
+	MDB_txn *t = NULL;
+	int rc;
+	if (!st)
+		return -ENOMEM;
+	pthread_rwlock_init(&st->resize, NULL);
+	st->map_max = o->map_max;
+	if ((rc = mkdir(dir, 0700)) < 0 && errno != EEXIST) {
+		rc = -errno;
+		goto fail;
+	}
+	if ((rc = mdb_env_create(&st->env)) || (rc = mdb_env_set_maxdbs(st->env, 8)))
+		goto fail_mdb;
+	{
+		/* an existing map may be larger than the initial size: keep it */
+		struct stat sb;
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/data.mdb", dir);
+		st->map = o->map_initial;
+		if (stat(path, &sb) == 0 && (size_t)sb.st_size > st->map)
+			st->map = (size_t)sb.st_size;
+	}
+	if ((rc = mdb_env_set_mapsize(st->env, st->map)) ||
+	    (rc = mdb_env_open(st->env, dir, MDB_NOMETASYNC | MDB_NOTLS, 0600)))
+		goto fail_mdb;
+	if ((rc = mdb_txn_begin(st->env, NULL, 0, &t)) ||
+	    (rc = mdb_dbi_open(t, "meta", MDB_CREATE, &st->meta)) ||
+	    (rc = mdb_dbi_open(t, "jobs", MDB_CREATE, &st->jobs)) ||
+	    (rc = mdb_dbi_open(t, "bystate", MDB_CREATE, &st->bystate)) ||
+	    (rc = mdb_dbi_open(t, "ended", MDB_CREATE, &st->ended)) ||
+	    (rc = mdb_dbi_open(t, "idem", MDB_CREATE, &st->idem)))
+		goto fail_mdb;
+	uint64_t schema = 0;
+	rc = meta_get(t, st->meta, "schema", &schema);
+	if (rc == MDB_NOTFOUND) {
+		if ((rc = meta_put(t, st->meta, "schema", SCHEMA)))
+			goto fail_mdb;
+	} else if (rc) {
+		goto fail_mdb;
+	} else if (schema != SCHEMA) {
+		rc = -EPROTONOSUPPORT; /* written by another version */
+		goto fail;
+	}
+	st->next_seq = 1;
+	meta_get(t, st->meta, "ckpt", &st->ckpt);
+	meta_get(t, st->meta, "next_seq", &st->next_seq);
+	if ((rc = mdb_txn_commit(t))) {
+		t = NULL;
+		goto fail_mdb;
+	}
+	*out = st;
+	return 0;
+fail_mdb:
+	rc = err_of(rc);
+fail:
+	if (t)
+		mdb_txn_abort(t);
+	if (st->env)
+		mdb_env_close(st->env);
+	pthread_rwlock_destroy(&st->resize);
+	free(st);
+	return rc;
+}
+
+void dd_state_store_close(struct dd_state_store *st)
+{
+	if (!st)
+		return;
+	mdb_env_close(st->env);
+	pthread_rwlock_destroy(&st->resize);
+	free(st);
+}
+
+static int state_key(MDB_txn *t, MDB_dbi dbi, uint8_t state, uint64_t id, bool add)
+{
+	unsigned char k[9];
+	k[0] = state;
+	be64(k + 1, id);
+	MDB_val key = {9, k}, d = {0, ""};
+	if (add)
+		return mdb_put(t, dbi, &key, &d, 0);
+	int rc = mdb_del(t, dbi, &key, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int ended_key(MDB_txn *t, MDB_dbi dbi, uint64_t at, uint64_t id, bool add)
+{
+	unsigned char k[16];
+	be64(k, at);
+	be64(k + 8, id);
+	MDB_val key = {16, k}, d = {0, ""};
+	if (add)
+		return mdb_put(t, dbi, &key, &d, 0);
+	int rc = mdb_del(t, dbi, &key, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int apply_submit(struct dd_state_store *st, MDB_txn *t, const struct dd_rec *r)
+{
+	unsigned char k[8];
+	be64(k, r->id);
+	MDB_val key = {8, k}, d;
+	if (mdb_get(t, st->jobs, &key, &d) == 0)
+		return 0; /* replayed */
+	size_t blen = dd_rec_encode_body(r, NULL);
+	d.mv_size = sizeof(struct job_hdr) + blen;
+	int rc = mdb_put(t, st->jobs, &key, &d, MDB_RESERVE);
+	if (rc)
+		return rc;
+	struct job_hdr h = {0};
+	h.state = r->ndeps ? 1 : r->not_before_rt ? 2 : 3; /* WAITING, DELAYED, QUEUED */
+	h.worker = -1;
+	h.not_before_rt = r->not_before_rt;
+	h.body_len = (uint32_t)blen;
+	memcpy(d.mv_data, &h, sizeof(h));
+	dd_rec_encode_body(r, (unsigned char *)d.mv_data + sizeof(h));
+	if ((rc = state_key(t, st->bystate, h.state, r->id, true)))
+		return rc;
+	if (r->key_len) {
+		MDB_val ik = {r->key_len, (void *)r->key}, iv = {8, k};
+		if ((rc = mdb_put(t, st->idem, &ik, &iv, MDB_NOOVERWRITE)) && rc != MDB_KEYEXIST)
+			return rc;
+	}
+	uint64_t seq = (r->id & ((1ull << 56) - 1)) + 1;
+	if (seq > st->next_seq)
+		st->next_seq = seq;
+	return 0;
+}
+
+static int apply_change(struct dd_state_store *st, MDB_txn *t, const struct dd_rec *r)
+{
+	unsigned char k[8];
+	be64(k, r->id);
+	MDB_val key = {8, k}, d;
+	int rc = mdb_get(t, st->jobs, &key, &d);
+	if (rc == MDB_NOTFOUND)
+		return 0; /* trimmed already, or logged without its submit (none level) */
+	if (rc)
+		return rc;
+	struct job_hdr h;
+	memcpy(&h, d.mv_data, sizeof(h));
+	if (h.state >= 5)
+		return 0; /* terminal never changes (and replays change nothing) */
+	uint8_t old = h.state;
+	const unsigned char *body = (const unsigned char *)d.mv_data + sizeof(h) + h.reason_len;
+	uint32_t reason_len = 0;
+	const char *reason = NULL;
+	switch (r->type) {
+	case DD_REC_START:
+		h.state = 4;
+		h.attempt = r->attempt;
+		h.worker = r->worker;
+		h.started_rt = r->at_rt;
+		break;
+	case DD_REC_RETRY:
+		h.state = 2;
+		h.attempt = r->attempt;
+		h.not_before_rt = r->not_before_rt;
+		break;
+	case DD_REC_END:
+		h.state = r->state;
+		h.result = r->result;
+		h.ended_rt = r->at_rt;
+		if (r->attempt > h.attempt)
+			h.attempt = r->attempt;
+		reason = r->reason;
+		reason_len = r->reason_len < 63 ? r->reason_len : 63;
+		break;
+	default:
+		return 0;
+	}
+	/* d points into the map: copy the body out before the put reuses it */
+	size_t blen = h.body_len;
+	unsigned char *copy = malloc(blen ? blen : 1);
+	if (!copy)
+		return ENOMEM;
+	memcpy(copy, body, blen);
+	h.reason_len = reason_len;
+	MDB_val nd = {sizeof(h) + reason_len + blen, NULL};
+	if ((rc = mdb_put(t, st->jobs, &key, &nd, MDB_RESERVE)) == 0) {
+		memcpy(nd.mv_data, &h, sizeof(h));
+		memcpy((unsigned char *)nd.mv_data + sizeof(h), reason, reason_len);
+		memcpy((unsigned char *)nd.mv_data + sizeof(h) + reason_len, copy, blen);
+	}
+	free(copy);
+	if (rc)
+		return rc;
+	if (old != h.state && ((rc = state_key(t, st->bystate, old, r->id, false)) ||
+			       (rc = state_key(t, st->bystate, h.state, r->id, true))))
+		return rc;
+	if (h.state >= 5 && (rc = ended_key(t, st->ended, h.ended_rt, r->id, true)))
+		return rc;
+	return 0;
+}
+
+/* Doubles the map; the caller holds no transaction. */
+static int grow(struct dd_state_store *st)
+{
+	if (st->map >= st->map_max)
+		return -ENOSPC;
+	size_t want = st->map * 2 < st->map_max ? st->map * 2 : st->map_max;
+	pthread_rwlock_wrlock(&st->resize);
+	int rc = mdb_env_set_mapsize(st->env, want);
+	pthread_rwlock_unlock(&st->resize);
+	if (rc)
+		return err_of(rc);
+	st->map = want;
+	return 0;
+}
+
+int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, size_t n)
+{
+	if (n == 0)
+		return 0;
+	for (;;) {
+		MDB_txn *t;
+		uint64_t next_seq = st->next_seq;
+		int rc = mdb_txn_begin(st->env, NULL, 0, &t);
+		if (rc)
+			return err_of(rc);
+		for (size_t i = 0; i < n && !rc; i++) {
+			if (recs[i].lsn <= st->ckpt)
+				continue; /* already in the tree */
+			rc = recs[i].type == DD_REC_SUBMIT ? apply_submit(st, t, &recs[i])
+							   : apply_change(st, t, &recs[i]);
+		}
+		uint64_t last = recs[n - 1].lsn > st->ckpt ? recs[n - 1].lsn : st->ckpt;
+		if (!rc)
+			rc = meta_put(t, st->meta, "ckpt", last);
+		if (!rc)
+			rc = meta_put(t, st->meta, "next_seq", st->next_seq);
+		if (!rc) {
+			rc = mdb_txn_commit(t);
+			if (!rc) {
+				st->ckpt = last;
+				return 0;
+			}
+		} else {
+			mdb_txn_abort(t);
+		}
+		st->next_seq = next_seq;
+		if (rc != MDB_MAP_FULL)
+			return err_of(rc);
+		if ((rc = grow(st)) < 0)
+			return rc;
+	}
+}
+
+uint64_t dd_state_store_checkpoint(struct dd_state_store *st)
+{
+	return st->ckpt;
+}
+
+uint64_t dd_state_store_next_seq(struct dd_state_store *st)
+{
+	return st->next_seq;
+}
+
+int dd_state_store_sync(struct dd_state_store *st)
+{
+	return err_of(mdb_env_sync(st->env, 1));
+}
+
+static int read_begin(struct dd_state_store *st, MDB_txn **t)
+{
+	pthread_rwlock_rdlock(&st->resize);
+	int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, t);
+	if (rc == MDB_MAP_RESIZED) /* another process grew it: adopt */
+		rc = mdb_env_set_mapsize(st->env, 0) ?: mdb_txn_begin(st->env, NULL, MDB_RDONLY, t);
+	if (rc)
+		pthread_rwlock_unlock(&st->resize);
+	return rc;
+}
+
+static void read_end(struct dd_state_store *st, MDB_txn *t)
+{
+	mdb_txn_abort(t);
+	pthread_rwlock_unlock(&st->resize);
+}
+
+static int job_decode(uint64_t id, const MDB_val *d, struct dd_state_job *job)
+{
+	struct job_hdr h;
+	if (d->mv_size < sizeof(h))
+		return -EIO;
+	memcpy(&h, d->mv_data, sizeof(h));
+	if (sizeof(h) + h.reason_len + (size_t)h.body_len != d->mv_size || h.reason_len > 63)
+		return -EIO;
+	memset(job, 0, sizeof(*job));
+	job->state = h.state;
+	job->attempt = h.attempt;
+	job->result = h.result;
+	job->worker = h.worker;
+	job->started_rt = h.started_rt;
+	job->ended_rt = h.ended_rt;
+	memcpy(job->reason, (const char *)d->mv_data + sizeof(h), h.reason_len);
+	job->reason[h.reason_len] = 0;
+	const unsigned char *body = (const unsigned char *)d->mv_data + sizeof(h) + h.reason_len;
+	if (dd_rec_decode_body(DD_REC_SUBMIT, body, h.body_len, &job->spec) < 0 ||
+	    job->spec.id != id)
+		return -EIO;
+	job->spec.not_before_rt = h.not_before_rt;
+	return 0;
+}
+
+/* Copies the value so the job outlives the read transaction. */
+static int job_copy(uint64_t id, const MDB_val *d, struct dd_state_job *job, void **buf)
+{
+	void *copy = malloc(d->mv_size);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, d->mv_data, d->mv_size);
+	MDB_val c = {d->mv_size, copy};
+	int r = job_decode(id, &c, job);
+	if (r < 0) {
+		free(copy);
+		return r;
+	}
+	*buf = copy;
+	return 0;
+}
+
+int dd_state_store_get(struct dd_state_store *st, uint64_t id, struct dd_state_job *job,
+		       void **buf)
+{
+	MDB_txn *t;
+	unsigned char k[8];
+	be64(k, id);
+	MDB_val key = {8, k}, d;
+	int rc = read_begin(st, &t);
+	if (rc)
+		return err_of(rc);
+	rc = mdb_get(t, st->jobs, &key, &d);
+	int r = rc ? err_of(rc) : job_copy(id, &d, job, buf);
+	read_end(st, t);
+	return r;
+}
+
+int dd_state_store_idem_find(struct dd_state_store *st, const char *key, uint64_t *id)
+{
+	MDB_txn *t;
+	MDB_val k = {strlen(key), (void *)key}, d;
+	int rc = read_begin(st, &t);
+	if (rc)
+		return err_of(rc);
+	rc = mdb_get(t, st->idem, &k, &d);
+	if (rc == 0 && d.mv_size == 8)
+		*id = unbe64(d.mv_data);
+	read_end(st, t);
+	return err_of(rc);
+}
+
+int dd_state_store_list(struct dd_state_store *st, uint8_t state, uint64_t after, uint64_t *ids,
+			size_t max, size_t *n)
+{
+	MDB_txn *t;
+	MDB_cursor *c;
+	unsigned char k[9];
+	k[0] = state;
+	be64(k + 1, after + 1);
+	MDB_val key = {9, k}, d;
+	*n = 0;
+	if (after == UINT64_MAX)
+		return 0;
+	int rc = read_begin(st, &t);
+	if (rc)
+		return err_of(rc);
+	if ((rc = mdb_cursor_open(t, st->bystate, &c)) == 0) {
+		rc = mdb_cursor_get(c, &key, &d, MDB_SET_RANGE);
+		while (rc == 0 && *n < max && key.mv_size == 9 &&
+		       ((unsigned char *)key.mv_data)[0] == state) {
+			ids[(*n)++] = unbe64((unsigned char *)key.mv_data + 1);
+			rc = mdb_cursor_get(c, &key, &d, MDB_NEXT);
+		}
+		mdb_cursor_close(c);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	read_end(st, t);
+	return err_of(rc);
+}
+
+int dd_state_store_scan_live(struct dd_state_store *st,
+			     int (*fn)(const struct dd_state_job *job, void *arg), void *arg)
+{
+	MDB_txn *t;
+	MDB_cursor *c;
+	int rc = read_begin(st, &t), r = 0;
+	if (rc)
+		return err_of(rc);
+	if ((rc = mdb_cursor_open(t, st->bystate, &c)) == 0) {
+		MDB_val key, d;
+		rc = mdb_cursor_get(c, &key, &d, MDB_FIRST);
+		while (rc == 0 && r == 0 && ((unsigned char *)key.mv_data)[0] < 5) {
+			uint64_t id = unbe64((unsigned char *)key.mv_data + 1);
+			unsigned char k[8];
+			be64(k, id);
+			MDB_val jk = {8, k}, jd;
+			struct dd_state_job job;
+			if ((rc = mdb_get(t, st->jobs, &jk, &jd)) != 0)
+				break;
+			if ((r = job_decode(id, &jd, &job)) == 0)
+				r = fn(&job, arg);
+			rc = mdb_cursor_get(c, &key, &d, MDB_NEXT);
+		}
+		mdb_cursor_close(c);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	read_end(st, t);
+	return r ? r : err_of(rc);
+}
+
+long dd_state_store_trim(struct dd_state_store *st, uint64_t now_rt, uint64_t max_age_ns,
+			 size_t max_count, unsigned budget)
+{
+	MDB_txn *t;
+	MDB_cursor *c;
+	MDB_stat ms;
+	long gone = 0;
+	int rc = mdb_txn_begin(st->env, NULL, 0, &t);
+	if (rc)
+		return err_of(rc);
+	if ((rc = mdb_stat(t, st->ended, &ms)) || (rc = mdb_cursor_open(t, st->ended, &c))) {
+		mdb_txn_abort(t);
+		return err_of(rc);
+	}
+	size_t count = ms.ms_entries;
+	MDB_val key, d;
+	rc = mdb_cursor_get(c, &key, &d, MDB_FIRST);
+	while (rc == 0 && gone < (long)budget) {
+		uint64_t at = unbe64(key.mv_data), id = unbe64((unsigned char *)key.mv_data + 8);
+		bool old = max_age_ns && now_rt > at && now_rt - at > max_age_ns;
+		if (!old && count <= max_count)
+			break;
+		unsigned char k[8];
+		be64(k, id);
+		MDB_val jk = {8, k}, jd;
+		if (mdb_get(t, st->jobs, &jk, &jd) == 0) {
+			struct dd_state_job job;
+			uint8_t state = 0;
+			char keybuf[300];
+			size_t klen = 0;
+			if (job_decode(id, &jd, &job) == 0) {
+				state = job.state;
+				klen = job.spec.key_len < sizeof(keybuf) ? job.spec.key_len : 0;
+				memcpy(keybuf, job.spec.key, klen);
+			}
+			if ((rc = mdb_del(t, st->jobs, &jk, NULL)))
+				break;
+			if (state && (rc = state_key(t, st->bystate, state, id, false)))
+				break;
+			if (klen) {
+				MDB_val ik = {klen, keybuf}, iv;
+				/* only if the key still names this job */
+				if (mdb_get(t, st->idem, &ik, &iv) == 0 && iv.mv_size == 8 &&
+				    unbe64(iv.mv_data) == id && (rc = mdb_del(t, st->idem, &ik, NULL)))
+					break;
+			}
+		}
+		if ((rc = mdb_cursor_del(c, 0)))
+			break;
+		count--;
+		gone++;
+		rc = mdb_cursor_get(c, &key, &d, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (rc && rc != MDB_NOTFOUND) {
+		mdb_txn_abort(t);
+		return err_of(rc);
+	}
+	if (gone == 0) {
+		mdb_txn_abort(t);
+		return 0;
+	}
+	rc = mdb_txn_commit(t);
+	return rc ? err_of(rc) : gone;
+}
+
+size_t dd_state_store_map_size(struct dd_state_store *st)
+{
+	return st->map;
+}
+
+size_t dd_state_store_count(struct dd_state_store *st)
+{
+	MDB_txn *t;
+	MDB_stat ms = {0};
+	if (read_begin(st, &t))
+		return 0;
+	mdb_stat(t, st->jobs, &ms);
+	read_end(st, t);
+	return ms.ms_entries;
+}
