@@ -22,6 +22,7 @@
 #define OP_FUTEX_WAIT 51 /* IORING_OP_FUTEX_WAIT, Linux 6.7; newer than our liburing */
 #define FUTEX2_U32_PRIVATE (0x02 | 128)
 #define FLUSH_LIMIT_NS 10000000000ull
+#define RESERVE_CHUNK (1ull << 20) /* ids reserved per RESERVE record */
 
 struct ack {
 	uint64_t lsn;
@@ -45,6 +46,7 @@ struct dd_durable {
 	size_t cb_cap;
 	struct dd_cmd *waiters; /* CMD_WAIT_DURABLE not yet answered */
 	uint64_t seen_written, seen_synced;
+	uint64_t reserve_lsn, reserve_to; /* a RESERVE on its way, 0 none */
 	/* shared with the applier and with submitters */
 	_Alignas(DD_CACHELINE) _Atomic uint64_t durable_lsn;
 	_Atomic uint64_t applied_lsn;
@@ -142,6 +144,7 @@ int dd_durable_open(struct dd_shard *s, struct dd_state_recovery *rec)
 	d->seen_written = d->seen_synced = rec->last_lsn;
 	s->first_seq = dd_state_store_next_seq(d->store);
 	atomic_store(&s->next_seq, s->first_seq);
+	atomic_store(&s->reserved_seq, s->first_seq); /* none yet: see reserve() */
 	s->wake.park = ring_park;
 	s->wake.park_ctx = s;
 	return 0;
@@ -367,6 +370,30 @@ void dd_durable_wait_cmd(struct dd_shard *s, struct dd_jobrec *j, struct dd_cmd 
 	d->waiters = c;
 }
 
+/* Keeps the reservation of ids a chunk ahead of the ids handed out. */
+static void reserve(struct dd_shard *s)
+{
+	struct dd_durable *d = s->dur;
+	uint64_t have = atomic_load_explicit(&s->reserved_seq, memory_order_relaxed);
+	if (d->reserve_lsn) {
+		if (dd_state_wal_synced(d->wal) < d->reserve_lsn)
+			return;
+		/* release pairs with submitters' acquire: on the device now */
+		atomic_store_explicit(&s->reserved_seq, d->reserve_to, memory_order_release);
+		d->reserve_lsn = 0;
+		return;
+	}
+	uint64_t next = atomic_load_explicit(&s->next_seq, memory_order_relaxed);
+	if (have > next + RESERVE_CHUNK / 2)
+		return;
+	struct dd_rec r = {.type = DD_REC_RESERVE, .id = (next > have ? next : have) + RESERVE_CHUNK,
+			   .at_rt = rt_now(s)};
+	if (append(s, &r) == 0) {
+		d->reserve_lsn = r.lsn;
+		d->reserve_to = r.id;
+	}
+}
+
 size_t dd_durable_poll(struct dd_shard *s)
 {
 	struct dd_durable *d = s->dur;
@@ -404,6 +431,7 @@ size_t dd_durable_poll(struct dd_shard *s)
 		if (err)
 			dd_durable_fail_waiters(s, err);
 	}
+	reserve(s);
 	if (dd_state_wal_kick(d->wal, s->now)) {
 		io_uring_submit(&d->ring);
 		atomic_store_explicit(&d->batches,

@@ -81,6 +81,7 @@ static int shard_init(struct dd_engine *e, struct dd_shard *s, unsigned idx)
 		return r;
 	dd_queue_wake_init(&s->wake);
 	atomic_init(&s->next_seq, 1);
+	atomic_init(&s->reserved_seq, UINT64_MAX);
 	atomic_init(&s->live, 0);
 	dd_queue_lanes_init(&s->lanes);
 	s->retained.prev = s->retained.next = &s->retained;

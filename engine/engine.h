@@ -209,6 +209,10 @@ struct dd_shard {
 	struct dd_queue_mpsc *cmds; /* struct dd_cmd * */
 	struct dd_queue_wake wake;
 	_Alignas(DD_CACHELINE) _Atomic uint64_t next_seq;
+	/* Durable state: sequence numbers below this are reserved in the log
+	 * (a RESERVE record on the device), so an id handed out is never
+	 * handed out again after a crash. UINT64_MAX without durability. */
+	_Atomic uint64_t reserved_seq;
 	_Alignas(DD_CACHELINE) _Atomic int64_t live; /* non-terminal jobs */
 
 	/* reactor-owned */

@@ -199,6 +199,18 @@ static size_t publish_run(struct dd_engine *e, struct dd_shard *s, unsigned prio
 		/* Numbered only once the cells are ours, so that every id handed
 		 * out reaches the reactor. */
 		uint64_t seq = atomic_fetch_add_explicit(&s->next_seq, got, memory_order_acq_rel);
+		/* Durable state: wait until these ids are reserved on the device
+		 * (the reactor keeps a million ahead: this almost never waits).
+		 * The reactor itself cannot wait for itself. */
+		if (seq + got > atomic_load_explicit(&s->reserved_seq, memory_order_acquire) &&
+		    dd_tls_reactor != s) {
+			unsigned spins = 0;
+			while (seq + got > atomic_load_explicit(&s->reserved_seq, memory_order_acquire) &&
+			       !atomic_load_explicit(&e->stopping, memory_order_relaxed)) {
+				dd_queue_wake_notify(&s->wake);
+				backoff(&spins);
+			}
+		}
 		for (size_t i = 0; i < got; i++) {
 			struct dd_sub *x = &m[done + i];
 			x->id = ((uint64_t)s->index << DD_ID_SHARD_SHIFT) | (seq + i);

@@ -204,6 +204,8 @@ int dd_rec_decode_body(uint32_t type, const void *body, size_t blen, struct dd_r
 	case DD_REC_RETRY:
 		out->not_before_rt = get64(&r);
 		break;
+	case DD_REC_RESERVE:
+		break;
 	default:
 		return -EPROTO;
 	}
@@ -252,6 +254,7 @@ const char *dd_rec_type_name(uint32_t type)
 	case DD_REC_START: return "start";
 	case DD_REC_END: return "end";
 	case DD_REC_RETRY: return "retry";
+	case DD_REC_RESERVE: return "reserve";
 	default: return "unknown";
 	}
 }

@@ -37,6 +37,7 @@ enum dd_rec_type {
 	DD_REC_START = 2,  /* an attempt began (RUNNING) */
 	DD_REC_END = 3,    /* terminal state */
 	DD_REC_RETRY = 4,  /* a failed attempt; back to DELAYED until not_before */
+	DD_REC_RESERVE = 5, /* ids below r.id may be handed out: never reuse them */
 };
 
 enum { DD_REC_F_STRICT = 1u }; /* submit flags */

@@ -305,6 +305,12 @@ int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, s
 		for (size_t i = 0; i < n && !rc; i++) {
 			if (recs[i].lsn <= st->ckpt)
 				continue; /* already in the tree */
+			if (recs[i].type == DD_REC_RESERVE) {
+				/* the id field holds a sequence bound, not a job */
+				if (recs[i].id > st->next_seq)
+					st->next_seq = recs[i].id;
+				continue;
+			}
 			rc = recs[i].type == DD_REC_SUBMIT ? apply_submit(st, t, &recs[i])
 							   : apply_change(st, t, &recs[i]);
 		}

@@ -20,4 +20,13 @@ struct stall_floor {
  * @seconds, all at once, and fills @out. Returns 0 or -errno. */
 int stall_floor_measure(double seconds, struct stall_floor *out);
 
+
+struct fsync_floor {
+	uint64_t count;
+	uint64_t p50_ns, p99_ns, max_ns;
+};
+
+/* 4 KiB pwrite + fdatasync in a loop for @seconds in @dir. 0 or -errno. */
+int fsync_floor_measure(const char *dir, double seconds, struct fsync_floor *out);
+
 #endif

@@ -19,6 +19,9 @@
 #include "dispatchd.h"
 #include "telemetry.h"
 #include "floor.h"
+#include "durable_acct.h"
+#include <ftw.h>
+#include <sys/stat.h>
 
 #define BATCH 256
 #define MAX_THREADS 256
@@ -32,6 +35,8 @@ struct opts {
 	int gen_cpu;
 	int executor; /* -1 auto, 0 workers, 1 inline */
 	double floor_s; /* stall floor measurement, 0 = skip */
+	int durability; /* enum dd_durability */
+	const char *state_dir;
 	const char *json;
 	int quiet;
 };
@@ -96,6 +101,9 @@ static void usage(FILE *f)
 		"  --gen-cpu N       pin the load generator to CPU N (default: unpinned)\n"
 		"  --floor S         first measure the CPUs' own stall floor for S seconds\n"
 		"                    (default 1; 0 skips it)\n"
+		"  --durability L    none|buffered|fsync (default none)\n"
+		"  --state-dir DIR   state directory for buffered/fsync (default: a new\n"
+		"                    directory under $TMPDIR or /var/tmp, removed after)\n"
 		"  --json FILE       also write the report as JSON\n"
 		"  -q, --quiet       no progress lines\n"
 		"  -h, --help        this text\n"
@@ -113,6 +121,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"embedded", no_argument, 0, 'E'},       {"inflight", required_argument, 0, 'I'},
 		{"gen-cpu", required_argument, 0, 'G'},  {"executor", required_argument, 0, 'X'},
 		{"floor", required_argument, 0, 'F'},
+		{"durability", required_argument, 0, 'D'}, {"state-dir", required_argument, 0, 'T'},
 		{0, 0, 0, 0},
 	};
 	int c;
@@ -124,8 +133,25 @@ static int parse(int argc, char **argv, struct opts *o)
 	o->gen_cpu = -1;
 	o->executor = -1;
 	o->floor_s = 1;
+	o->durability = DD_DURABILITY_NONE;
 	while ((c = getopt_long(argc, argv, "qhV", lo, NULL)) != -1) {
 		switch (c) {
+		case 'D':
+			if (strcmp(optarg, "none") == 0) {
+				o->durability = DD_DURABILITY_NONE;
+			} else if (strcmp(optarg, "buffered") == 0) {
+				o->durability = DD_DURABILITY_BUFFERED;
+			} else if (strcmp(optarg, "fsync") == 0) {
+				o->durability = DD_DURABILITY_FSYNC;
+			} else {
+				fprintf(stderr, "std-r: --durability wants none, buffered or fsync, not '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'T':
+			o->state_dir = optarg;
+			break;
 		case 'F':
 			o->floor_s = strtod(optarg, &end);
 			if (*end || o->floor_s < 0 || o->floor_s > 60) {
@@ -233,6 +259,21 @@ static void wait_until(uint64_t t)
 		sched_yield(); /* lets a thread sharing this CPU run meanwhile */
 }
 
+/* Records on the device so far, all shards. */
+static uint64_t durable_records(const struct dd_stats *st)
+{
+	uint64_t n = 0;
+	for (unsigned i = 0; i < st->nshards; i++)
+		n += st->shard[i].durable_lsn;
+	return n;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(path);
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {0};
@@ -261,6 +302,32 @@ int main(int argc, char **argv)
 		cfg.inline_handlers = !o.workers && ncpu < 1 + 2 * shards;
 	}
 	cfg.spin_ns = o.spin_ns;
+	cfg.durability = (enum dd_durability)o.durability;
+	char *tmp_state = NULL;
+	struct fsync_floor ff = {0};
+	if (o.durability > DD_DURABILITY_NONE) {
+		if (!o.state_dir) {
+			const char *base = getenv("TMPDIR");
+			if (asprintf(&tmp_state, "%s/std-r-XXXXXX", base && *base ? base : "/var/tmp") < 0 ||
+			    !mkdtemp(tmp_state)) {
+				fprintf(stderr, "std-r: cannot make a state directory under %s: %s\n",
+					base && *base ? base : "/var/tmp", strerror(errno));
+				return 1;
+			}
+			o.state_dir = tmp_state;
+		} else if (mkdir(o.state_dir, 0700) < 0 && errno != EEXIST) {
+			fprintf(stderr, "std-r: cannot create --state-dir %s: %s\n", o.state_dir,
+				strerror(errno));
+			return 1;
+		}
+		cfg.state_dir = o.state_dir;
+		cfg.on_durable = acct_on_durable;
+		/* the benchmark's jobs need not outlive it */
+		cfg.store_retain_count = 100000;
+		if (o.floor_s > 0 && (r = fsync_floor_measure(o.state_dir, o.floor_s, &ff)) < 0)
+			fprintf(stderr, "std-r: cannot measure the fsync floor in %s: %s\n",
+				o.state_dir, strerror(-r));
+	}
 	cfg.on_event = on_event;
 	cfg.event_mask = 1u << DD_SUCCEEDED;
 	cfg.retain_terminal = 0; /* a benchmark keeps nothing it does not need */
@@ -268,6 +335,15 @@ int main(int argc, char **argv)
 	if ((r = dd_engine_create(&cfg, &e)) < 0) {
 		fprintf(stderr, "std-r: cannot start the engine: %s\n", dd_strerror(r));
 		return 1;
+	}
+	if (o.durability > DD_DURABILITY_NONE) {
+		double secs = o.warmup_s + o.duration_s + 6;
+		double per = (o.rate > 0 ? o.rate * 1.25 : 8e6) * secs + 100000;
+		if (acct_init(dd_engine_shards(e), (uint64_t)per) < 0) {
+			fprintf(stderr, "std-r: out of memory for durable accounting\n");
+			dd_engine_destroy(e);
+			return 1;
+		}
 	}
 	if ((r = dd_handler_register(e, "noop", noop_handler, NULL)) < 0) {
 		fprintf(stderr, "std-r: cannot register handler: %s\n", dd_strerror(r));
@@ -296,6 +372,9 @@ int main(int argc, char **argv)
 	uint64_t start = now_ns() + 1000000;
 	measure_from = start + (uint64_t)(o.warmup_s * 1e9);
 	measure_to = measure_from + (uint64_t)(o.duration_s * 1e9);
+	acct_window(measure_from, measure_to);
+	uint64_t lsn_from = 0, lsn_to = 0; /* durable records at the window's ends */
+	bool in_window = false;
 	double interval = o.rate > 0 ? 1e9 / o.rate : 0;
 	uint64_t sent = 0, eagain = 0, next_progress = start + 1000000000ull;
 	uint64_t last_done = 0;
@@ -327,8 +406,17 @@ int main(int argc, char **argv)
 			for (size_t i = 0; i < n; i++)
 				specs[i].intended_ns = now;
 		}
+		if (o.durability > DD_DURABILITY_NONE && !in_window && now >= measure_from) {
+			struct dd_stats st;
+			dd_stats(e, &st);
+			lsn_from = durable_records(&st);
+			in_window = true;
+		}
 		size_t done = 0;
 		r = dd_submit_batch(e, specs, n, DD_SUBMIT_BLOCK, ids, &done);
+		if (o.durability > DD_DURABILITY_NONE)
+			for (size_t i = 0; i < done; i++)
+				acct_submitted(ids[i], specs[i].intended_ns);
 		if (r < 0 && r != -EAGAIN) {
 			fprintf(stderr, "std-r: submit failed: %s\n", dd_strerror(r));
 			break;
@@ -345,6 +433,11 @@ int main(int argc, char **argv)
 			last_done = st.total.succeeded;
 			next_progress += 1000000000ull;
 		}
+	}
+	if (o.durability > DD_DURABILITY_NONE) {
+		struct dd_stats st;
+		dd_stats(e, &st);
+		lsn_to = durable_records(&st);
 	}
 	/* Let the jobs intended inside the window finish before reading. */
 	uint64_t drain_deadline = now_ns() + 5000000000ull;
@@ -368,12 +461,14 @@ int main(int argc, char **argv)
 	uint64_t p50 = dd_tel_hist_quantile(all, 0.50), p99 = dd_tel_hist_quantile(all, 0.99);
 	uint64_t p999 = dd_tel_hist_quantile(all, 0.999), mx = all->max;
 
+	static const char *const level_name[] = {"default", "none", "buffered", "fsync"};
+	const char *lvl = level_name[o.durability];
 	if (cfg.inline_handlers)
 		printf("std-r  embedded  noop  shards=%u executor=inline (reactor runs handlers)"
-		       "  durability=none\n", st.nshards);
+		       "  durability=%s\n", st.nshards, lvl);
 	else
-		printf("std-r  embedded  noop  shards=%u workers/shard=%u  durability=none\n",
-		       st.nshards, st.shard[0].workers);
+		printf("std-r  embedded  noop  shards=%u workers/shard=%u  durability=%s\n",
+		       st.nshards, st.shard[0].workers, lvl);
 	if (o.rate > 0)
 		printf("  offered rate        %12.0f jobs/s (open loop)\n", o.rate);
 	else
@@ -386,6 +481,32 @@ int main(int argc, char **argv)
 	       eagain);
 	printf("  reactor parks       %12" PRIu64 "   producer wake-ups %" PRIu64 "\n",
 	       st.total.parks, st.total.wakeups);
+	double stx = 0;
+	uint64_t a50 = 0, a99 = 0, amax = 0, acount = 0;
+	if (o.durability > DD_DURABILITY_NONE) {
+		const struct dd_tel_hist *ah = acct_hist();
+		stx = (double)(lsn_to - lsn_from) / o.duration_s;
+		a50 = dd_tel_hist_quantile(ah, 0.5);
+		a99 = dd_tel_hist_quantile(ah, 0.99);
+		amax = ah->max;
+		acount = ah->count;
+		printf("  S-TR                %12.0f state records/s made durable\n", stx);
+		printf("  durable ack         p50 %8.2f µs  p99 %8.2f µs  max %9.2f µs  (%" PRIu64
+		       " acks)\n", a50 / 1e3, a99 / 1e3, amax / 1e3, acount);
+		printf("  log                 %12" PRIu64 " records in %" PRIu64
+		       " batches (%.1f per batch); state dir %s\n",
+		       st.total.log_records, st.total.log_batches,
+		       st.total.log_batches ? (double)st.total.log_records / st.total.log_batches : 0,
+		       tmp_state ? "(temporary)" : o.state_dir);
+		if (ff.count) {
+			printf("  fsync floor         p50 %8.2f µs  p99 %8.2f µs  max %9.2f µs"
+			       "  (4 KiB write + fdatasync, %" PRIu64 " runs, same device)\n",
+			       ff.p50_ns / 1e3, ff.p99_ns / 1e3, ff.max_ns / 1e3, ff.count);
+			printf("  ack p99 / floor p99 %12.2f\n", ff.p99_ns ? (double)a99 / ff.p99_ns : 0);
+		}
+		if (st.total.state_error)
+			printf("  state error         %s\n", dd_strerror(st.total.state_error));
+	}
 	if (fl.ncpus) {
 		printf("  stall floor         p99 %8.2f µs  p99.9 %8.2f µs  max %9.2f µs"
 		       "  (%u CPUs, %.1f s: %.2f%% of CPU time lost, %" PRIu64 " stalls >= 10 µs)\n",
@@ -395,6 +516,7 @@ int main(int argc, char **argv)
 			printf("  p99 / floor p99     %12.2f\n", fl.p99_ns ? (double)p99 / fl.p99_ns : 0);
 	}
 
+	int rc = 0;
 	if (o.json) {
 		char offered[64] = "\"max\"";
 		if (o.rate > 0)
@@ -402,23 +524,39 @@ int main(int argc, char **argv)
 		FILE *f = fopen(o.json, "w");
 		if (!f) {
 			fprintf(stderr, "std-r: cannot write %s: %s\n", o.json, strerror(errno));
-			free(all);
-			return 1;
+			rc = 1;
+		} else {
+			fprintf(f,
+				"{\n  \"mode\": \"embedded\",\n  \"kind\": \"noop\",\n  \"durability\": \"%s\",\n"
+				"  \"shards\": %u,\n  \"executor\": \"%s\",\n  \"workers_per_shard\": %u,\n"
+				"  \"offered_rate\": %s,\n  \"duration_s\": %.3f,\n  \"warmup_s\": %.3f,\n"
+				"  \"dispatches_per_sec\": %.1f,\n  \"samples\": %" PRIu64 ",\n"
+				"  \"latency_ns\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64
+				", \"p999\": %" PRIu64 ", \"max\": %" PRIu64 "},\n",
+				lvl, st.nshards, cfg.inline_handlers ? "inline" : "workers",
+				st.shard[0].workers, offered, o.duration_s, o.warmup_s, rate, all->count, p50,
+				p99, p999, mx);
+			if (o.durability > DD_DURABILITY_NONE)
+				fprintf(f,
+					"  \"state_tx_per_sec\": %.1f,\n"
+					"  \"durable_ack_ns\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64
+					", \"max\": %" PRIu64 ", \"count\": %" PRIu64 "},\n"
+					"  \"fsync_floor_ns\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64
+					", \"max\": %" PRIu64 ", \"count\": %" PRIu64 "},\n",
+					stx, a50, a99, amax, acount, ff.p50_ns, ff.p99_ns, ff.max_ns, ff.count);
+			fprintf(f,
+				"  \"floors\": {\"stall\": {\"cpus\": %u, \"seconds\": %.3f, \"lost_frac\": %.5f,"
+				" \"stalls\": %" PRIu64 ", \"p99_ns\": %" PRIu64 ", \"p999_ns\": %" PRIu64
+				", \"max_ns\": %" PRIu64 "}}\n}\n",
+				fl.ncpus, fl.seconds, fl.lost_frac, fl.stalls, fl.p99_ns, fl.p999_ns, fl.max_ns);
+			fclose(f);
 		}
-		fprintf(f,
-			"{\n  \"mode\": \"embedded\",\n  \"kind\": \"noop\",\n  \"durability\": \"none\",\n"
-			"  \"shards\": %u,\n  \"executor\": \"%s\",\n  \"workers_per_shard\": %u,\n"
-			"  \"offered_rate\": %s,\n  \"duration_s\": %.3f,\n  \"warmup_s\": %.3f,\n"
-			"  \"dispatches_per_sec\": %.1f,\n  \"samples\": %" PRIu64 ",\n"
-			"  \"latency_ns\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64
-			", \"p999\": %" PRIu64 ", \"max\": %" PRIu64 "},\n"
-			"  \"floors\": {\"stall\": {\"cpus\": %u, \"seconds\": %.3f, \"lost_frac\": %.5f,"
-			" \"stalls\": %" PRIu64 ", \"p99_ns\": %" PRIu64 ", \"p999_ns\": %" PRIu64
-			", \"max_ns\": %" PRIu64 "}}\n}\n",
-			st.nshards, cfg.inline_handlers ? "inline" : "workers", st.shard[0].workers, offered, o.duration_s, o.warmup_s, rate, all->count, p50, p99, p999, mx,
-			fl.ncpus, fl.seconds, fl.lost_frac, fl.stalls, fl.p99_ns, fl.p999_ns, fl.max_ns);
-		fclose(f);
 	}
 	free(all);
-	return 0;
+	acct_free();
+	if (tmp_state) {
+		nftw(tmp_state, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		free(tmp_state);
+	}
+	return rc;
 }
