@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "state.h"
@@ -182,6 +183,13 @@ static struct batch *batch_new(struct dd_state_wal *w, size_t need)
 }
 
 /* The batch the next record of @size bytes goes into. */
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static int batch_for(struct dd_state_wal *w, size_t size, struct batch **out)
 {
 	struct batch *t = w->tail;
@@ -209,8 +217,14 @@ static int batch_for(struct dd_state_wal *w, size_t size, struct batch **out)
 			w->seg_bytes = size; /* one record larger than a segment */
 		int r = seg_open(w, w->next_lsn, 0, true, &s);
 		w->seg_bytes = saved;
-		if (r < 0)
+		if (r < 0) {
+			/* no room for a segment: an error until a retry finds room */
+			w->err = r;
+			w->retry_at = mono_ns() + RETRY_NS;
 			return r;
+		}
+		if (!w->inflight && !w->head)
+			w->err = 0;
 		seg_put(w->cur);
 		w->cur = s;
 	}
@@ -245,9 +259,24 @@ int dd_state_wal_append(struct dd_state_wal *w, struct dd_rec *r)
 	return 0;
 }
 
+/* After a failed segment creation: try again, so that the error clears
+ * by itself once space returns. */
+static void retry_segment(struct dd_state_wal *w, uint64_t now_ns)
+{
+	struct segment *s;
+	w->retry_at = now_ns + RETRY_NS;
+	if (seg_open(w, w->next_lsn, 0, true, &s) < 0)
+		return;
+	seg_put(w->cur);
+	w->cur = s;
+	w->err = 0;
+}
+
 bool dd_state_wal_kick(struct dd_state_wal *w, uint64_t now_ns)
 {
 	struct batch *b = w->head;
+	if (!b && w->err && !w->fatal && !w->inflight && now_ns >= w->retry_at)
+		retry_segment(w, now_ns);
 	if (w->inflight || !b || w->fatal || (w->err && now_ns < w->retry_at))
 		return false;
 	unsigned need = 1 + (w->sync ? 1 : 0) + (b->seg->fresh ? 1 : 0);
