@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "state.h"
 
@@ -25,7 +26,9 @@ struct dd_state_store {
 	 * readers hold this shared, a resize holds it exclusive. */
 	pthread_rwlock_t resize;
 	uint64_t ckpt, next_seq; /* the writer's copies */
+	char dir[4096];
 };
+
 
 /* Stored value: this header, then the reason, then the SUBMIT body. */
 struct job_hdr {
@@ -49,6 +52,18 @@ static int err_of(int rc)
 	case MDB_PAGE_NOTFOUND: return -EIO;
 	default: return rc > 0 ? -rc : -EIO;
 	}
+}
+
+/* LMDB turns a write cut short by a full disk into EIO ("short write").
+ * Tell the two apart by asking the file system how much room is left. */
+static int write_err(const struct dd_state_store *st, int rc)
+{
+	struct statvfs vfs;
+	int r = err_of(rc);
+	if (r == -EIO && statvfs(st->dir, &vfs) == 0 &&
+	    (uint64_t)vfs.f_bavail * vfs.f_frsize < (8u << 20))
+		return -ENOSPC;
+	return r;
 }
 
 static void be64(unsigned char *p, uint64_t v)
@@ -89,6 +104,7 @@ int dd_state_store_open(const char *dir, const struct dd_state_store_opts *o,
 		return -ENOMEM;
 	pthread_rwlock_init(&st->resize, NULL);
 	st->map_max = o->map_max;
+	snprintf(st->dir, sizeof(st->dir), "%s", dir);
 	if ((rc = mkdir(dir, 0700)) < 0 && errno != EEXIST) {
 		rc = -errno;
 		goto fail;
@@ -330,7 +346,7 @@ int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, s
 		}
 		st->next_seq = next_seq;
 		if (rc != MDB_MAP_FULL)
-			return err_of(rc);
+			return write_err(st, rc);
 		if ((rc = grow(st)) < 0)
 			return rc;
 	}
@@ -564,7 +580,7 @@ long dd_state_store_trim(struct dd_state_store *st, uint64_t now_rt, uint64_t ma
 		return 0;
 	}
 	rc = mdb_txn_commit(t);
-	return rc ? err_of(rc) : gone;
+	return rc ? write_err(st, rc) : gone;
 }
 
 size_t dd_state_store_map_size(struct dd_state_store *st)

@@ -84,3 +84,141 @@ Test(durable, running_job_is_retried_after_restart)
 	rm_tree(dir);
 	free(dir);
 }
+
+Test(durable, idempotency_key_holds_across_restart)
+{
+	char *dir = make_tmpdir("idem");
+	struct dd_engine *e = open_engine(dir, DD_DURABILITY_FSYNC, NULL);
+	struct dd_job_spec s = job("ok");
+	s.idem_key = "order-17";
+	uint64_t id, again;
+	cr_assert_eq(dd_submit(e, &s, 0, &id), 0);
+	cr_assert_eq(dd_wait(e, id, 5000 * MS, NULL), 0);
+	dd_engine_destroy(e);
+	e = open_engine(dir, DD_DURABILITY_FSYNC, NULL);
+	cr_assert_eq(dd_submit(e, &s, 0, &again), 0);
+	cr_assert_eq(again, id, "the key still names the first job");
+	dd_engine_destroy(e);
+	rm_tree(dir);
+	free(dir);
+}
+
+static _Atomic uint64_t durable_seen;
+static void count_durable(const uint64_t *ids, size_t n, void *arg)
+{
+	(void)ids, (void)arg;
+	atomic_fetch_add(&durable_seen, n);
+}
+
+Test(durable, strict_job_starts_only_once_durable_and_levels_lower_per_job)
+{
+	char *dir = make_tmpdir("strict");
+	struct dd_config cfg;
+	config_for(&cfg, dir, DD_DURABILITY_FSYNC);
+	cfg.on_durable = count_durable;
+	struct dd_engine *e = open_engine(dir, DD_DURABILITY_FSYNC, &cfg);
+	struct dd_job_spec s = job("ok");
+	s.flags = DD_JOB_STRICT;
+	uint64_t id;
+	cr_assert_eq(dd_submit(e, &s, 0, &id), 0);
+	struct dd_job_info info;
+	cr_assert_eq(dd_wait(e, id, 5000 * MS, &info), 0);
+	cr_assert_eq(info.state, DD_SUCCEEDED);
+	cr_assert_eq(dd_wait_durable(e, id, 0), 0, "started, so durable before");
+	cr_assert_geq(atomic_load(&durable_seen), 1);
+
+	s = job("ok");
+	s.durability = DD_DURABILITY_NONE;
+	cr_assert_eq(dd_submit(e, &s, 0, &id), 0);
+	cr_assert_eq(dd_wait_durable(e, id, 1000 * MS), -EOPNOTSUPP);
+	s.durability = DD_DURABILITY_BUFFERED;
+	cr_assert_eq(dd_submit(e, &s, 0, &id), 0);
+	cr_assert_eq(dd_wait_durable(e, id, 5000 * MS), 0);
+	s.durability = 9;
+	cr_assert_eq(dd_submit(e, &s, 0, &id), -EINVAL);
+	dd_engine_destroy(e);
+	rm_tree(dir);
+	free(dir);
+}
+
+Test(durable, list_by_state_with_a_cursor)
+{
+	char *dir = make_tmpdir("list");
+	struct dd_engine *e = open_engine(dir, DD_DURABILITY_FSYNC, NULL);
+	uint64_t ids[25];
+	for (int i = 0; i < 25; i++) {
+		struct dd_job_spec s = job(i % 5 == 0 ? "fail" : "ok");
+		cr_assert_eq(dd_submit(e, &s, 0, &ids[i]), 0);
+	}
+	for (int i = 0; i < 25; i++)
+		cr_assert_eq(dd_wait(e, ids[i], 5000 * MS, NULL), 0);
+	/* the store follows the log: wait until it has every ending */
+	struct dd_stats st;
+	for (int k = 0; k < 500; k++) {
+		dd_stats(e, &st);
+		if (st.total.applied_lsn && st.shard[0].applied_lsn >= st.shard[0].durable_lsn &&
+		    st.total.succeeded + st.total.failed == 25)
+			break;
+		struct timespec ts = {0, 10000000};
+		nanosleep(&ts, NULL);
+	}
+	uint64_t got[8], after = 0;
+	size_t n, total = 0;
+	do {
+		cr_assert_eq(dd_job_list(e, DD_SUCCEEDED, after, got, 8, &n), 0);
+		for (size_t i = 0; i < n; i++) {
+			cr_assert_gt(got[i], after, "ascending");
+			total++;
+			after = got[i];
+		}
+	} while (n == 8);
+	cr_assert_eq(total, 20);
+	cr_assert_eq(dd_job_list(e, DD_FAILED, 0, got, 8, &n), 0);
+	cr_assert_eq(n, 5);
+	cr_assert_eq(dd_job_list(e, 42, 0, got, 8, &n), -EINVAL);
+	dd_engine_destroy(e);
+	rm_tree(dir);
+	free(dir);
+}
+
+Test(durable, retention_keeps_the_store_flat_and_the_map_grows)
+{
+	char *dir = make_tmpdir("retain");
+	struct dd_config cfg;
+	config_for(&cfg, dir, DD_DURABILITY_BUFFERED);
+	cfg.store_retain_count = 1000;
+	cfg.map_initial = 1u << 20; /* 1 MiB: 4 KiB payloads overflow it soon */
+	cfg.retain_terminal = 100;
+	struct dd_engine *e = open_engine(dir, DD_DURABILITY_BUFFERED, &cfg);
+	static char payload[4096];
+	uint64_t first = 0, id = 0;
+	for (int i = 0; i < 6000; i++) {
+		struct dd_job_spec s = job("ok");
+		s.payload = payload;
+		s.payload_len = sizeof(payload);
+		cr_assert_eq(dd_submit(e, &s, DD_SUBMIT_BLOCK, &id), 0);
+		if (!first)
+			first = id;
+	}
+	cr_assert_eq(dd_wait(e, id, 10000 * MS, NULL), 0);
+	struct dd_stats st;
+	struct dd_job_info info;
+	int r = 0;
+	for (int k = 0; k < 1000; k++) { /* retention runs every 100 ms */
+		dd_stats(e, &st);
+		r = dd_job_get(e, first, &info);
+		if (r == DD_EEVICTED && st.total.store_jobs && st.total.store_jobs <= 1000)
+			break;
+		struct timespec ts = {0, 10000000};
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_leq(st.total.store_jobs, 1000, "store holds %lu", (unsigned long)st.total.store_jobs);
+	cr_assert_gt(st.total.store_map_bytes, 1u << 20, "the map grew past its start");
+	cr_assert_eq(st.total.state_error, 0);
+	cr_assert_eq(dd_job_get(e, id, &info), 0, "the newest are kept");
+	cr_assert_eq(r, DD_EEVICTED, "the oldest are gone: %s, state %s", dd_strerror(r),
+		     dd_state_name(info.state));
+	dd_engine_destroy(e);
+	rm_tree(dir);
+	free(dir);
+}
