@@ -57,7 +57,8 @@ int dd_state_segments(int dirfd, uint64_t **firsts, size_t *n)
 		free(v);
 		return r;
 	}
-	qsort(v, cnt, sizeof(*v), cmp_u64);
+	if (cnt)
+		qsort(v, cnt, sizeof(*v), cmp_u64);
 	*firsts = v;
 	*n = cnt;
 	return 0;

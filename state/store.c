@@ -279,7 +279,8 @@ static int apply_change(struct dd_state_store *st, MDB_txn *t, const struct dd_r
 	MDB_val nd = {sizeof(h) + reason_len + blen, NULL};
 	if ((rc = mdb_put(t, st->jobs, &key, &nd, MDB_RESERVE)) == 0) {
 		memcpy(nd.mv_data, &h, sizeof(h));
-		memcpy((unsigned char *)nd.mv_data + sizeof(h), reason, reason_len);
+		if (reason_len)
+			memcpy((unsigned char *)nd.mv_data + sizeof(h), reason, reason_len);
 		memcpy((unsigned char *)nd.mv_data + sizeof(h) + reason_len, copy, blen);
 	}
 	free(copy);

@@ -222,3 +222,57 @@ Test(durable, retention_keeps_the_store_flat_and_the_map_grows)
 	rm_tree(dir);
 	free(dir);
 }
+
+static unsigned scale(void)
+{
+	const char *s = getenv("DD_TEST_SCALE");
+	unsigned v = s ? (unsigned)atoi(s) : 1;
+	return v ? v : 1;
+}
+
+Test(durable, recovers_a_million_jobs, .timeout = 600)
+{
+	char *dir = make_tmpdir("million");
+	struct dd_config cfg;
+	config_for(&cfg, dir, DD_DURABILITY_FSYNC);
+	cfg.retain_terminal = 0;
+	struct dd_engine *e = open_engine(dir, DD_DURABILITY_FSYNC, &cfg);
+	unsigned n = 1000000 / scale();
+	enum { B = 256 };
+	struct dd_job_spec specs[B];
+	uint64_t ids[B], last = 0;
+	for (int i = 0; i < B; i++) {
+		specs[i] = job("ok");
+		specs[i].delay_ns = 3600000 * MS; /* an hour: still waiting at restart */
+	}
+	for (unsigned done = 0; done < n;) {
+		size_t k = n - done < B ? n - done : B, got;
+		cr_assert_eq(dd_submit_batch(e, specs, k, DD_SUBMIT_BLOCK, ids, &got), 0);
+		done += (unsigned)got;
+		last = ids[got - 1];
+	}
+	cr_assert_eq(dd_wait_durable(e, last, 60000 * MS), 0);
+	dd_engine_destroy(e);
+
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	e = open_engine(dir, DD_DURABILITY_FSYNC, &cfg);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	struct dd_recovery rec;
+	cr_assert_eq(dd_engine_recovery(e, &rec), 0);
+	cr_assert_eq(rec.jobs_loaded, n, "loaded %lu of %u", (unsigned long)rec.jobs_loaded, n);
+	struct dd_stats st;
+	dd_stats(e, &st);
+	cr_assert_eq(st.total.delayed, n);
+	struct dd_job_info info;
+	cr_assert_eq(dd_job_get(e, last, &info), 0);
+	cr_assert_eq(info.state, DD_DELAYED);
+	fprintf(stderr, "recovery: %u jobs back in memory in %.2f s (engine create %.2f s), %lu log "
+			"records replayed\n",
+		n, rec.ns / 1e9,
+		(double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
+		(unsigned long)rec.records_replayed);
+	dd_engine_destroy(e);
+	rm_tree(dir);
+	free(dir);
+}
