@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -77,6 +79,11 @@ void *dd_applier_main(void *arg)
 	int dirfd = open(waldir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	uint64_t applied = dd_state_store_checkpoint(st), next_maint = 0;
 	bool fresh = false;
+	/* Below the reactor and the workers: on a small machine this thread
+	 * shares their CPUs, and its large transactions must not take a
+	 * scheduler slice (milliseconds) from the hot path. It runs in their
+	 * idle time; the log, not the store, is what acknowledges a job. */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
 
 	for (;;) {
 		/* acquire pairs with the reactor's release of durable_lsn */
@@ -135,6 +142,8 @@ void *dd_applier_main(void *arg)
 						"refusing submissions until it can\n",
 					s->index, dd_strerror(r));
 			atomic_store_explicit(v.store_err, r, memory_order_relaxed);
+			if (stop)
+				break; /* the log keeps them: recovery applies them later */
 			/* Start over from the last applied record, after retention
 			 * has had a chance to make room. */
 			b.n = b.len = 0;

@@ -276,3 +276,37 @@ Test(durable, recovers_a_million_jobs, .timeout = 600)
 	rm_tree(dir);
 	free(dir);
 }
+
+Test(durable, store_at_its_map_limit_refuses_with_a_clear_error)
+{
+	char *dir = make_tmpdir("mapmax");
+	struct dd_config cfg;
+	config_for(&cfg, dir, DD_DURABILITY_BUFFERED);
+	cfg.map_initial = 1u << 20;
+	cfg.map_max = 2u << 20; /* room for a few hundred 4 KiB jobs */
+	struct dd_engine *e = open_engine(dir, DD_DURABILITY_BUFFERED, &cfg);
+	static char payload[4096];
+	int err = 0;
+	uint64_t id;
+	for (int i = 0; i < 100000 && !err; i++) {
+		struct dd_job_spec s = job("later"); /* no handler: they stay */
+		s.payload = payload;
+		s.payload_len = sizeof(payload);
+		s.kind = "hold";
+		s.delay_ns = 3600000 * MS;
+		err = dd_submit(e, &s, DD_SUBMIT_BLOCK, &id);
+		if (i % 64 == 0 && !err) {
+			struct timespec ts = {0, 1000000}; /* let the applier keep up */
+			nanosleep(&ts, NULL);
+		}
+	}
+	cr_assert_eq(err, DD_ESTOREFULL, "ended with: %s", dd_strerror(err));
+	cr_assert(strstr(dd_strerror(err), "map_max"), "the message says what to change");
+	struct dd_stats st;
+	dd_stats(e, &st);
+	cr_assert_eq(st.total.state_error, DD_ESTOREFULL);
+	cr_assert_eq(st.total.store_map_bytes, 2u << 20);
+	dd_engine_destroy(e);
+	rm_tree(dir);
+	free(dir);
+}
