@@ -137,6 +137,8 @@ void *dd_applier_main(void *arg)
 		if (r < 0) {
 			if (r == -ENOSPC && dd_state_store_map_size(st) >= s->eng->cfg.map_max)
 				r = DD_ESTOREFULL;
+			atomic_store_explicit(v.store_map, dd_state_store_map_size(st),
+					      memory_order_relaxed); /* before the error shows */
 			if (!atomic_load_explicit(v.store_err, memory_order_relaxed))
 				fprintf(stderr, "dispatchd: shard %u: cannot update the state store: %s; "
 						"refusing submissions until it can\n",

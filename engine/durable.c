@@ -449,9 +449,12 @@ bool dd_durable_ready(struct dd_shard *s)
 uint64_t dd_durable_timeout(struct dd_shard *s, uint64_t timeout)
 {
 	struct dd_durable *d = s->dur;
-	if (!d || !dd_state_wal_busy(d->wal) || dd_state_wal_inflight(d->wal))
+	if (!d || dd_state_wal_inflight(d->wal) ||
+	    (!dd_state_wal_busy(d->wal) && !dd_state_wal_error(d->wal)))
 		return timeout;
-	/* written records wait for a retry (a full disk): look again soon */
+	/* Records wait for a retry, or the log waits to make a segment (a full
+	 * disk): look again soon, since no submission will wake us — they are
+	 * refused until the error clears. */
 	return timeout < 20000000 ? timeout : 20000000;
 }
 

@@ -7,7 +7,8 @@
 
 #define SHARD_SHIFT 56 /* ids carry their shard in the high bits */
 
-static _Atomic uint64_t **intended; /* [shard][seq] */
+static _Atomic uint64_t **intended; /* [shard][seq - base[shard]] */
+static _Atomic uint64_t *base;        /* first seq seen per shard, +1 */
 static unsigned nshards;
 static uint64_t cap, from, to;
 static struct dd_tel_hist hist; /* written by reactors: one shard, or a lock */
@@ -21,7 +22,8 @@ void acct_window(uint64_t from_ns, uint64_t to_ns)
 int acct_init(unsigned shards, uint64_t per_shard)
 {
 	intended = calloc(shards, sizeof(*intended));
-	if (!intended)
+	base = calloc(shards, sizeof(*base));
+	if (!intended || !base)
 		return -ENOMEM;
 	nshards = shards;
 	cap = per_shard;
@@ -36,14 +38,32 @@ void acct_free(void)
 	for (unsigned i = 0; intended && i < nshards; i++)
 		free((void *)intended[i]);
 	free(intended);
+	free((void *)base);
 	intended = NULL;
+	base = NULL;
+}
+
+/* Index of @id in its shard's array, or cap if out of range. A state dir
+ * that was used before numbers on from where it stopped: index from the
+ * first id the generator saw. */
+static uint64_t slot(unsigned sh, uint64_t id)
+{
+	uint64_t seq = id & ((1ull << SHARD_SHIFT) - 1);
+	uint64_t b = atomic_load_explicit(&base[sh], memory_order_acquire);
+	if (!b)
+		return cap;
+	return seq + 1 >= b && seq + 1 - b < cap ? seq + 1 - b : cap;
 }
 
 void acct_submitted(uint64_t id, uint64_t intended_ns)
 {
 	unsigned sh = (unsigned)(id >> SHARD_SHIFT);
-	uint64_t seq = id & ((1ull << SHARD_SHIFT) - 1);
-	if (sh < nshards && seq < cap)
+	if (sh >= nshards)
+		return;
+	uint64_t zero = 0, seq = id & ((1ull << SHARD_SHIFT) - 1);
+	atomic_compare_exchange_strong(&base[sh], &zero, seq + 1); /* the first one */
+	seq = slot(sh, id);
+	if (seq < cap)
 		atomic_store_explicit(&intended[sh][seq], intended_ns, memory_order_release);
 }
 
@@ -64,8 +84,10 @@ void acct_on_durable(const uint64_t *ids, size_t n, void *arg)
 		;
 	for (size_t i = 0; i < n; i++) {
 		unsigned sh = (unsigned)(ids[i] >> SHARD_SHIFT);
-		uint64_t seq = ids[i] & ((1ull << SHARD_SHIFT) - 1);
-		if (sh >= nshards || seq >= cap)
+		if (sh >= nshards)
+			continue;
+		uint64_t seq = slot(sh, ids[i]);
+		if (seq >= cap)
 			continue;
 		uint64_t t = atomic_load_explicit(&intended[sh][seq], memory_order_acquire);
 		if (t && t >= from && t < to && now >= t)

@@ -337,6 +337,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (o.durability > DD_DURABILITY_NONE) {
+		struct dd_recovery rec;
+		if (dd_engine_recovery(e, &rec) == 0 && (rec.jobs_loaded || rec.records_replayed))
+			printf("std-r: recovered %s: %" PRIu64 " jobs back in memory (%" PRIu64
+			       " retried, %" PRIu64 " lost), %" PRIu64 " log records replayed, %.3f s\n",
+			       o.state_dir, rec.jobs_loaded, rec.jobs_retried, rec.jobs_lost,
+			       rec.records_replayed, rec.ns / 1e9);
 		double secs = o.warmup_s + o.duration_s + 6;
 		double per = (o.rate > 0 ? o.rate * 1.25 : 8e6) * secs + 100000;
 		if (acct_init(dd_engine_shards(e), (uint64_t)per) < 0) {
