@@ -79,6 +79,7 @@ void *dd_applier_main(void *arg)
 	int dirfd = open(waldir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	uint64_t applied = dd_state_store_checkpoint(st), next_maint = 0;
 	bool fresh = false;
+	uint64_t stuck_at = 0, stuck_since = 0;
 	/* Below the reactor and the workers: on a small machine this thread
 	 * shares their CPUs, and its large transactions must not take a
 	 * scheduler slice (milliseconds) from the hot path. It runs in their
@@ -129,9 +130,23 @@ void *dd_applier_main(void *arg)
 			break;
 		}
 		if (b.n == 0) {
+			/* The log says LSN `want` is durable but it cannot be read
+			 * back: say so once, and keep trying (the store lags; the
+			 * log still has everything for the next recovery). */
+			if (!stuck_at || stuck_at != want) {
+				stuck_since = dd_now_ns();
+				stuck_at = want;
+			} else if (stuck_since && dd_now_ns() - stuck_since > 5000000000ull) {
+				fprintf(stderr, "dispatchd: shard %u: cannot read log record %llu back "
+						"for the store; retrying\n",
+					s->index, (unsigned long long)want);
+				stuck_since = 0;
+			}
+			dd_state_reader_close(&rd); /* look for its segment again */
 			nap(IDLE_NS);
 			continue;
 		}
+		stuck_at = 0;
 		uint64_t last = b.last_lsn;
 		int r = dd_state_batch_apply(&b, st);
 		if (r < 0) {
