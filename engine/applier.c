@@ -14,7 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "durable.h"
 
 #define APPLY_MAX 65536          /* records per transaction */
 #define IDLE_NS 1000000ull       /* poll the LSN this often when idle */
@@ -53,7 +53,7 @@ static int seek(struct dd_state_reader *rd, int dirfd, uint64_t lsn)
 }
 
 static void maintain(struct dd_shard *s, struct dd_state_store *st, int dirfd,
-		     const struct dd_durable_view *v)
+		     struct dd_durable *v)
 {
 	const struct dd_config *c = &s->eng->cfg;
 	for (int round = 0; round < 16; round++) {
@@ -63,17 +63,17 @@ static void maintain(struct dd_shard *s, struct dd_state_store *st, int dirfd,
 			break;
 	}
 	dd_state_wal_prune(dirfd, st, dd_state_store_checkpoint(st));
-	atomic_store_explicit(v->store_jobs, dd_state_store_count(st), memory_order_relaxed);
-	atomic_store_explicit(v->store_map, dd_state_store_map_size(st), memory_order_relaxed);
+	atomic_store_explicit(&v->store_jobs, dd_state_store_count(st), memory_order_relaxed);
+	atomic_store_explicit(&v->store_map, dd_state_store_map_size(st), memory_order_relaxed);
 }
 
 void *dd_applier_main(void *arg)
 {
 	struct dd_shard *s = arg;
 	struct dd_state_store *st = dd_durable_store(s);
-	struct dd_durable_view v;
+	struct dd_durable *v = s->dur;
 	char waldir[4200];
-	dd_durable_view(s, &v, waldir, sizeof(waldir));
+	snprintf(waldir, sizeof(waldir), "%s/wal", v->dir);
 	struct dd_state_reader rd = {.fd = -1};
 	struct dd_state_batch b = {0};
 	int dirfd = open(waldir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -88,14 +88,14 @@ void *dd_applier_main(void *arg)
 
 	for (;;) {
 		/* acquire pairs with the reactor's release of durable_lsn */
-		uint64_t durable = atomic_load_explicit(v.durable_lsn, memory_order_acquire);
-		bool stop = atomic_load_explicit(v.stop, memory_order_acquire);
+		uint64_t durable = atomic_load_explicit(&v->durable_lsn, memory_order_acquire);
+		bool stop = atomic_load_explicit(&v->stop, memory_order_acquire);
 		if (applied >= durable) {
 			if (stop)
 				break;
 			uint64_t now = (uint64_t)dd_now_ns();
 			if (now >= next_maint) {
-				maintain(s, st, dirfd, &v);
+				maintain(s, st, dirfd, v);
 				next_maint = now + MAINT_NS;
 			}
 			nap(IDLE_NS);
@@ -152,28 +152,28 @@ void *dd_applier_main(void *arg)
 		if (r < 0) {
 			if (r == -ENOSPC && dd_state_store_map_size(st) >= s->eng->cfg.map_max)
 				r = DD_ESTOREFULL;
-			atomic_store_explicit(v.store_map, dd_state_store_map_size(st),
+			atomic_store_explicit(&v->store_map, dd_state_store_map_size(st),
 					      memory_order_relaxed); /* before the error shows */
-			if (!atomic_load_explicit(v.store_err, memory_order_relaxed))
+			if (!atomic_load_explicit(&v->store_err, memory_order_relaxed))
 				fprintf(stderr, "dispatchd: shard %u: cannot update the state store: %s; "
 						"refusing submissions until it can\n",
 					s->index, dd_strerror(r));
-			atomic_store_explicit(v.store_err, r, memory_order_relaxed);
+			atomic_store_explicit(&v->store_err, r, memory_order_relaxed);
 			if (stop)
 				break; /* the log keeps them: recovery applies them later */
 			/* Start over from the last applied record, after retention
 			 * has had a chance to make room. */
 			b.n = b.len = 0;
 			dd_state_reader_close(&rd);
-			maintain(s, st, dirfd, &v);
+			maintain(s, st, dirfd, v);
 			nap(MAINT_NS);
 			continue;
 		}
-		atomic_store_explicit(v.store_err, 0, memory_order_relaxed);
+		atomic_store_explicit(&v->store_err, 0, memory_order_relaxed);
 		applied = last;
-		atomic_store_explicit(v.applied_lsn, applied, memory_order_release);
+		atomic_store_explicit(&v->applied_lsn, applied, memory_order_release);
 	}
-	maintain(s, st, dirfd, &v);
+	maintain(s, st, dirfd, v);
 	dd_state_batch_free(&b);
 	dd_state_reader_close(&rd);
 	if (dirfd >= 0)

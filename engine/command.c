@@ -263,7 +263,7 @@ static void handle(struct dd_shard *s, struct dd_cmd *c)
 		}
 		break;
 	case CMD_CANCEL:
-		dd_cmd_complete(c, dd_job_cancel(s, j, DD_CANCELLED, "cancelled"));
+		dd_cmd_complete(c, dd_job_cancel(s, j, DD_CANCELLED, dd_reason[R_CANCELLED]));
 		break;
 	case CMD_WAIT_DURABLE:
 		dd_durable_wait_cmd(s, j, c);

@@ -37,7 +37,7 @@ static void apply_outcome(struct dd_shard *s, uint64_t waiter, bool ok)
 	if (!j || j->state != DD_WAITING)
 		return; /* cancelled, or already failed by another dependency */
 	if (!ok)
-		dd_job_finish(s, j, DD_FAILED, "dependency");
+		dd_job_finish(s, j, DD_FAILED, dd_reason[R_DEPENDENCY]);
 	else if (--j->deps_unmet == 0)
 		dd_job_make_ready(s, j);
 }

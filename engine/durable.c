@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "durable.h"
 
 #define RING_ENTRIES 64
 #define TAG_FUTEX 0x4655545800000000ull
@@ -23,39 +23,6 @@
 #define FUTEX2_U32_PRIVATE (0x02 | 128)
 #define FLUSH_LIMIT_NS 10000000000ull
 #define RESERVE_CHUNK (1ull << 20) /* ids reserved per RESERVE record */
-
-struct ack {
-	uint64_t lsn;
-	uint64_t id;
-	uint8_t level;
-	uint8_t held;
-};
-
-struct dd_durable {
-	struct io_uring ring;
-	bool ring_ok;
-	bool futex_op;    /* the kernel can wait on a futex inside the ring */
-	bool futex_armed; /* such a wait is queued */
-	uint8_t level;    /* the engine's */
-	char dir[4096];
-	struct dd_state_wal *wal;
-	struct dd_state_store *store;
-	struct ack *acks; /* owed, in LSN order; ring buffer */
-	size_t ahead, acount, acap;
-	uint64_t *cb_ids;
-	size_t cb_cap;
-	struct dd_cmd *waiters; /* CMD_WAIT_DURABLE not yet answered */
-	uint64_t seen_written, seen_synced;
-	uint64_t reserve_lsn, reserve_to; /* a RESERVE on its way, 0 none */
-	/* shared with the applier and with submitters */
-	_Alignas(DD_CACHELINE) _Atomic uint64_t durable_lsn;
-	_Atomic uint64_t applied_lsn;
-	_Atomic int wal_err, store_err;
-	_Atomic bool stop;
-	_Atomic uint64_t records, batches, store_jobs, store_map;
-	pthread_t applier;
-	bool applier_started;
-};
 
 static uint64_t rt_now(const struct dd_shard *s)
 {
@@ -181,11 +148,11 @@ static int append(struct dd_shard *s, struct dd_rec *r)
 	return 0;
 }
 
-static int ack_push(struct dd_durable *d, const struct ack *a)
+static int ack_push(struct dd_durable *d, const struct dd_ack *a)
 {
 	if (d->acount == d->acap) {
 		size_t cap = d->acap ? d->acap * 2 : 1024;
-		struct ack *n = malloc(cap * sizeof(*n));
+		struct dd_ack *n = malloc(cap * sizeof(*n));
 		if (!n)
 			return -ENOMEM;
 		for (size_t i = 0; i < d->acount; i++)
@@ -219,7 +186,7 @@ void dd_log_submit(struct dd_shard *s, struct dd_jobrec *j, const uint64_t *deps
 		return; /* not logged: the caller fails the job */
 	j->flags |= JF_LOGGED;
 	j->sub_lsn = r.lsn;
-	struct ack a = {.lsn = r.lsn, .id = j->id, .level = j->level, .held = strict};
+	struct dd_ack a = {.lsn = r.lsn, .id = j->id, .level = j->level, .held = strict};
 	if (ack_push(d, &a) < 0 && strict)
 		j->sub_lsn = 0; /* cannot track it: start it now rather than never */
 	if (strict && j->sub_lsn) {
@@ -253,7 +220,7 @@ void dd_log_end(struct dd_shard *s, struct dd_jobrec *j)
 		return;
 	/* Stopping is not an ending: the job stays in the log as it was and
 	 * resumes (or is retried) when the state dir is opened again. */
-	if (s->stopping && j->reason && strcmp(j->reason, "shutdown") == 0)
+	if (j->reason == dd_reason[R_SHUTDOWN])
 		return;
 	struct dd_rec r = {.type = DD_REC_END, .id = j->id, .at_rt = rt_now(s),
 			   .attempt = j->attempt, .state = j->state, .result = j->result,
@@ -286,7 +253,7 @@ static void release_acks(struct dd_shard *s)
 	dd_durable_fn cb = s->eng->cfg.on_durable;
 	size_t n = 0;
 	while (d->acount) {
-		struct ack *a = &d->acks[d->ahead];
+		struct dd_ack *a = &d->acks[d->ahead];
 		if (a->lsn > mark_for(d, a->level))
 			break;
 		if (a->held)
@@ -421,6 +388,15 @@ size_t dd_durable_poll(struct dd_shard *s)
 				      memory_order_release);
 		release_acks(s);
 	}
+	reserve(s);
+	if (dd_state_wal_kick(d->wal, s->now)) {
+		io_uring_submit(&d->ring);
+		atomic_store_explicit(&d->batches,
+				      atomic_load_explicit(&d->batches, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+	}
+	/* after the kick: it may have cleared the error (a segment made at
+	 * last), and a refused submitter will not wake us to publish that */
 	int err = dd_state_wal_error(d->wal);
 	if (err != atomic_load_explicit(&d->wal_err, memory_order_relaxed)) {
 		if (err && !atomic_load_explicit(&d->wal_err, memory_order_relaxed))
@@ -430,13 +406,6 @@ size_t dd_durable_poll(struct dd_shard *s)
 		atomic_store_explicit(&d->wal_err, err, memory_order_relaxed);
 		if (err)
 			dd_durable_fail_waiters(s, err);
-	}
-	reserve(s);
-	if (dd_state_wal_kick(d->wal, s->now)) {
-		io_uring_submit(&d->ring);
-		atomic_store_explicit(&d->batches,
-				      atomic_load_explicit(&d->batches, memory_order_relaxed) + 1,
-				      memory_order_relaxed);
 	}
 	return n;
 }
@@ -519,18 +488,6 @@ void dd_durable_stats(struct dd_shard *s, struct dd_shard_stats *o)
 }
 
 /* ---- the applier thread (applier.c) ---- */
-
-void dd_durable_view(struct dd_shard *s, struct dd_durable_view *v, char *waldir, size_t n)
-{
-	struct dd_durable *d = s->dur;
-	v->durable_lsn = &d->durable_lsn;
-	v->applied_lsn = &d->applied_lsn;
-	v->store_err = &d->store_err;
-	v->stop = &d->stop;
-	v->store_jobs = &d->store_jobs;
-	v->store_map = &d->store_map;
-	snprintf(waldir, n, "%s/wal", d->dir);
-}
 
 int dd_applier_start(struct dd_shard *s)
 {

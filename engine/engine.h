@@ -281,7 +281,16 @@ struct dd_engine {
 /* submit.c: frees the arena copies a message carries (key binding untouched) */
 void dd_sub_release(struct dd_shard *s, struct dd_sub *m);
 
-/* strings.c: a stored reason as one of the engine's static strings */
+/* strings.c: why a job ended, as the engine's own static strings (a
+ * record's reason points at one of them, so a reason can be compared by
+ * pointer and outlives any record) */
+enum {
+	R_HANDLER_FAILED, R_TIMEOUT, R_CANCELLED, R_SHUTDOWN, R_DEPENDENCY, R_LOST,
+	R_NOT_LOGGED, R_COUNT,
+};
+extern const char *const dd_reason[R_COUNT];
+/* A reason read back from the store, as one of dd_reason[] ("other" if
+ * it is none of them). */
 const char *dd_reason_intern(const char *reason);
 
 /* registry.c */
@@ -360,14 +369,6 @@ bool dd_durable_unwait(struct dd_shard *s, struct dd_cmd *c); /* took it out */
 int dd_durable_error(const struct dd_shard *s); /* for submitters, any thread */
 struct dd_state_store *dd_durable_store(struct dd_shard *s);
 void dd_durable_stats(struct dd_shard *s, struct dd_shard_stats *o);
-/* The fields the applier shares with durable.c. */
-struct dd_durable_view {
-	_Atomic uint64_t *durable_lsn, *applied_lsn;
-	_Atomic int *store_err;
-	_Atomic bool *stop;
-	_Atomic uint64_t *store_jobs, *store_map;
-};
-void dd_durable_view(struct dd_shard *s, struct dd_durable_view *v, char *waldir, size_t n);
 uint8_t dd_durable_level(const struct dd_shard *s);
 /* applier.c: the shard's io thread, log -> store, retention, pruning */
 void *dd_applier_main(void *arg);

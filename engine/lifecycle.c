@@ -115,7 +115,7 @@ void dd_job_arrive(struct dd_shard *s, struct dd_sub *m)
 			 * learns from dd_wait_durable(); the job must not run. */
 			j->state = DD_QUEUED;
 			dd_st_add(s, ST_QUEUED, 1);
-			dd_job_finish(s, j, DD_FAILED, "not logged");
+			dd_job_finish(s, j, DD_FAILED, dd_reason[R_NOT_LOGGED]);
 			if (m->ndeps > DD_INLINE_DEPS)
 				dd_numa_arena_free(s->arena, m->deps.heap, m->ndeps * sizeof(uint64_t));
 			return;
@@ -124,7 +124,7 @@ void dd_job_arrive(struct dd_shard *s, struct dd_sub *m)
 	if (s->stopping) {
 		j->state = DD_QUEUED; /* never queued: counted straight to cancelled */
 		dd_st_add(s, ST_QUEUED, 1);
-		dd_job_finish(s, j, DD_CANCELLED, "shutdown");
+		dd_job_finish(s, j, DD_CANCELLED, dd_reason[R_SHUTDOWN]);
 	} else if (m->ndeps == 0 && !(j->flags & JF_HELD)) {
 		dd_job_make_ready(s, j);
 	} else if (m->ndeps == 0) {
@@ -191,7 +191,7 @@ void dd_job_completed(struct dd_shard *s, struct dd_jobrec *j)
 	if (j->result == 0) {
 		dd_job_finish(s, j, DD_SUCCEEDED, NULL);
 	} else if (s->stopping && j->attempt < j->max_attempts) {
-		dd_job_finish(s, j, DD_CANCELLED, "shutdown"); /* no retry now */
+		dd_job_finish(s, j, DD_CANCELLED, dd_reason[R_SHUTDOWN]); /* no retry now */
 	} else if (j->attempt < j->max_attempts) {
 		unsigned shift = j->attempt - 1 < 40 ? j->attempt - 1 : 40;
 		uint64_t wait = j->backoff_ns << shift;
@@ -202,7 +202,7 @@ void dd_job_completed(struct dd_shard *s, struct dd_jobrec *j)
 		dd_log_retry(s, j);
 		dd_job_make_ready(s, j);
 	} else {
-		dd_job_finish(s, j, DD_FAILED, "handler failed");
+		dd_job_finish(s, j, DD_FAILED, dd_reason[R_HANDLER_FAILED]);
 	}
 }
 
@@ -214,6 +214,6 @@ void dd_job_timer_fired(struct dd_queue_timer *t, void *arg)
 		j->not_before_ns = 0;
 		dd_job_make_ready(s, j);
 	} else if (j->state == DD_RUNNING) {
-		dd_job_cancel(s, j, DD_TIMED_OUT, "timeout");
+		dd_job_cancel(s, j, DD_TIMED_OUT, dd_reason[R_TIMEOUT]);
 	}
 }

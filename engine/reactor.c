@@ -146,7 +146,7 @@ static size_t dispatch_inline(struct dd_shard *s)
 		dd_run_handler(s, j, 0);
 		s->now = dd_now_ns();
 		if (j->timeout_ns && s->now - j->started_ns >= j->timeout_ns)
-			dd_job_cancel(s, j, DD_TIMED_OUT, "timeout");
+			dd_job_cancel(s, j, DD_TIMED_OUT, dd_reason[R_TIMEOUT]);
 		dd_job_completed(s, j);
 		k++;
 	}
@@ -182,7 +182,7 @@ static void begin_stop(struct dd_shard *s)
 	for (size_t i = 0; i < s->tabcap; i++) {
 		struct dd_jobrec *j = s->tab[i];
 		if (j && (j->state == DD_WAITING || j->state == DD_DELAYED || j->state == DD_QUEUED))
-			dd_job_finish(s, j, DD_CANCELLED, "shutdown");
+			dd_job_finish(s, j, DD_CANCELLED, dd_reason[R_SHUTDOWN]);
 	}
 }
 
@@ -193,7 +193,7 @@ static bool stop_done(struct dd_shard *s)
 		for (size_t i = 0; i < s->tabcap; i++) {
 			struct dd_jobrec *j = s->tab[i];
 			if (j && j->state == DD_RUNNING)
-				dd_job_cancel(s, j, DD_CANCELLED, "shutdown");
+				dd_job_cancel(s, j, DD_CANCELLED, dd_reason[R_SHUTDOWN]);
 		}
 	}
 	for (unsigned w = 0; w < s->nworkers; w++)

@@ -101,7 +101,7 @@ static int load_one(const struct dd_state_job *sj, void *arg)
 			j->state = DD_RUNNING;
 			dd_st_add(s, ST_RUNNING, 1);
 			lc->out->jobs_lost++;
-			dd_job_finish(s, j, DD_FAILED, "lost");
+			dd_job_finish(s, j, DD_FAILED, dd_reason[R_LOST]);
 		}
 		break;
 	case DD_WAITING:
@@ -111,7 +111,7 @@ static int load_one(const struct dd_state_job *sj, void *arg)
 		if (sp->ndeps == 0) {
 			dd_job_make_ready(s, j); /* held for strict start only */
 		} else if (remember_wait(lc, j, sp) < 0) {
-			dd_job_finish(s, j, DD_FAILED, "dependency");
+			dd_job_finish(s, j, DD_FAILED, dd_reason[R_DEPENDENCY]);
 		}
 		break;
 	default: /* DELAYED, QUEUED */

@@ -39,16 +39,19 @@ const char *dd_state_name(enum dd_state s)
 	return names[s];
 }
 
+const char *const dd_reason[R_COUNT] = {
+	[R_HANDLER_FAILED] = "handler failed", [R_TIMEOUT] = "timeout",
+	[R_CANCELLED] = "cancelled",	       [R_SHUTDOWN] = "shutdown",
+	[R_DEPENDENCY] = "dependency",	       [R_LOST] = "lost",
+	[R_NOT_LOGGED] = "not logged",
+};
+
 const char *dd_reason_intern(const char *reason)
 {
-	static const char *const known[] = {
-		"handler failed", "timeout", "cancelled", "shutdown", "dependency",
-		"lost", "not logged",
-	};
 	if (!reason || !reason[0])
 		return "";
-	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-		if (strcmp(reason, known[i]) == 0)
-			return known[i];
+	for (unsigned i = 0; i < R_COUNT; i++)
+		if (strcmp(reason, dd_reason[i]) == 0)
+			return dd_reason[i];
 	return "other";
 }

@@ -275,7 +275,7 @@ int dd_engine_shard_node(const struct dd_engine *e, unsigned shard);
  *         no DD_SUBMIT_BLOCK), DD_ESHUTDOWN, -ENOMEM.
  * No system call, lock or allocation for jobs without a key and with a
  * payload of at most 48 bytes and at most 2 deps; keyed jobs take a striped
- * lock. Callable from handlers and the event callback (without BLOCK). */
+ * lock and, with a state_dir, read the store once (keys of earlier runs). Callable from handlers and the event callback (without BLOCK). */
 int dd_submit(struct dd_engine *e, const struct dd_job_spec *spec, unsigned flags, uint64_t *id);
 
 /* Submits @n jobs; ids[i] receives each id. Jobs go to their shards in runs

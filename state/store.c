@@ -171,28 +171,32 @@ void dd_state_store_close(struct dd_state_store *st)
 	free(st);
 }
 
-static int state_key(MDB_txn *t, MDB_dbi dbi, uint8_t state, uint64_t id, bool add)
+/* Adds or removes an entry of an index (a key with an empty value). */
+static int index_put(MDB_txn *t, MDB_dbi dbi, void *k, size_t klen, bool add)
 {
-	unsigned char k[9];
-	k[0] = state;
-	be64(k + 1, id);
-	MDB_val key = {9, k}, d = {0, ""};
+	MDB_val key = {klen, k}, d = {0, ""};
 	if (add)
 		return mdb_put(t, dbi, &key, &d, 0);
 	int rc = mdb_del(t, dbi, &key, NULL);
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-static int ended_key(MDB_txn *t, MDB_dbi dbi, uint64_t at, uint64_t id, bool add)
+/* bystate: state byte, then the id big-endian, so ids sort within a state */
+static int state_key(MDB_txn *t, MDB_dbi dbi, uint8_t state, uint64_t id, bool add)
+{
+	unsigned char k[9];
+	k[0] = state;
+	be64(k + 1, id);
+	return index_put(t, dbi, k, sizeof(k), add);
+}
+
+/* ended: end time, then id, both big-endian: oldest first */
+static int ended_key(MDB_txn *t, MDB_dbi dbi, uint64_t at, uint64_t id)
 {
 	unsigned char k[16];
 	be64(k, at);
 	be64(k + 8, id);
-	MDB_val key = {16, k}, d = {0, ""};
-	if (add)
-		return mdb_put(t, dbi, &key, &d, 0);
-	int rc = mdb_del(t, dbi, &key, NULL);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	return index_put(t, dbi, k, sizeof(k), true);
 }
 
 static int apply_submit(struct dd_state_store *st, MDB_txn *t, const struct dd_rec *r)
@@ -289,7 +293,7 @@ static int apply_change(struct dd_state_store *st, MDB_txn *t, const struct dd_r
 	if (old != h.state && ((rc = state_key(t, st->bystate, old, r->id, false)) ||
 			       (rc = state_key(t, st->bystate, h.state, r->id, true))))
 		return rc;
-	if (h.state >= 5 && (rc = ended_key(t, st->ended, h.ended_rt, r->id, true)))
+	if (h.state >= 5 && (rc = ended_key(t, st->ended, h.ended_rt, r->id)))
 		return rc;
 	return 0;
 }

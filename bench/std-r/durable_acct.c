@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "clock.h"
 #include "durable_acct.h"
 
 #define SHARD_SHIFT 56 /* ids carry their shard in the high bits */
@@ -65,13 +66,6 @@ void acct_submitted(uint64_t id, uint64_t intended_ns)
 	seq = slot(sh, id);
 	if (seq < cap)
 		atomic_store_explicit(&intended[sh][seq], intended_ns, memory_order_release);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static _Atomic int lock; /* shards > 1: their reactors share the histogram */

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "floor.h"
 
 #define GAP_NS 1000ull      /* below this a gap is the loop itself */
@@ -32,13 +33,6 @@ struct spinner {
 	uint64_t lost;
 	uint64_t start_ns; /* all threads begin together */
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void *spin(void *arg)
 {

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "dispatchd.h"
 #include "telemetry.h"
 #include "floor.h"
@@ -40,13 +41,6 @@ struct opts {
 	const char *json;
 	int quiet;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* Per-thread histograms: each worker records into its own, merged at the end. */
 static pthread_mutex_t hist_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -308,6 +302,7 @@ int main(int argc, char **argv)
 	if (o.durability > DD_DURABILITY_NONE) {
 		if (!o.state_dir) {
 			const char *base = getenv("TMPDIR");
+			/* mkdtemp() fills in the six X's */
 			if (asprintf(&tmp_state, "%s/std-r-XXXXXX", base && *base ? base : "/var/tmp") < 0 ||
 			    !mkdtemp(tmp_state)) {
 				fprintf(stderr, "std-r: cannot make a state directory under %s: %s\n",

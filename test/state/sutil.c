@@ -11,6 +11,7 @@ char *make_tmpdir(const char *tag)
 {
 	const char *base = getenv("TMPDIR");
 	char *p;
+	/* a mkdtemp() template: it replaces the six X's */
 	if (asprintf(&p, "%s/dd-%s-XXXXXX", base && *base ? base : "/tmp", tag) < 0)
 		return NULL;
 	cr_assert_not_null(mkdtemp(p), "mkdtemp: %s", strerror(errno));
@@ -27,6 +28,12 @@ void rm_tree(const char *dir)
 {
 	if (dir)
 		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void drop_tmpdir(char *dir)
+{
+	rm_tree(dir);
+	free(dir);
 }
 
 static int h_ok(const struct dd_job *j, void *a)

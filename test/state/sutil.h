@@ -17,6 +17,8 @@
 /* A fresh directory under $TMPDIR (or /tmp); removed by rm_tree(). */
 char *make_tmpdir(const char *tag);
 void rm_tree(const char *dir);
+/* rm_tree() and free() */
+void drop_tmpdir(char *dir);
 /* Engine on @dir at @level with handlers "ok", "fail" and "hold" (blocks
  * while hold_gate is 0) registered; cfg may be NULL. */
 extern _Atomic int hold_gate;

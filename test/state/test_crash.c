@@ -187,7 +187,6 @@ Test(crash, sigkill_under_load_keeps_every_acknowledged_job, .timeout = 600)
 	fprintf(stderr, "crash: %u kills, %lu acknowledged jobs checked, %lu handler runs\n", iters,
 		(unsigned long)atomic_load(&sh->nacked), (unsigned long)atomic_load(&sh->runs));
 	free(seen.state);
-	rm_tree(dir);
-	free(dir);
+	drop_tmpdir(dir);
 	munmap(sh, sizeof(*sh));
 }

@@ -46,8 +46,7 @@ Test(durable, acknowledged_jobs_survive_a_restart)
 	cr_assert_eq(dd_submit(e, &s, 0, &next), 0);
 	cr_assert_gt(next, held_id);
 	dd_engine_destroy(e);
-	rm_tree(dir);
-	free(dir);
+	drop_tmpdir(dir);
 }
 
 Test(durable, running_job_is_retried_after_restart)
@@ -68,8 +67,6 @@ Test(durable, running_job_is_retried_after_restart)
 		nanosleep(&ts, NULL);
 	}
 	cr_assert_eq(info.state, DD_RUNNING);
-	struct dd_config cfg;
-	dd_config_init(&cfg);
 	dd_engine_destroy(e);
 
 	atomic_store(&hold_gate, 1);
@@ -81,8 +78,7 @@ Test(durable, running_job_is_retried_after_restart)
 	cr_assert_eq(info.state, DD_SUCCEEDED);
 	cr_assert_eq(info.attempt, 2, "attempt %u", info.attempt);
 	dd_engine_destroy(e);
-	rm_tree(dir);
-	free(dir);
+	drop_tmpdir(dir);
 }
 
 Test(durable, idempotency_key_holds_across_restart)
@@ -99,8 +95,7 @@ Test(durable, idempotency_key_holds_across_restart)
 	cr_assert_eq(dd_submit(e, &s, 0, &again), 0);
 	cr_assert_eq(again, id, "the key still names the first job");
 	dd_engine_destroy(e);
-	rm_tree(dir);
-	free(dir);
+	drop_tmpdir(dir);
 }
 
 static _Atomic uint64_t durable_seen;
@@ -137,8 +132,7 @@ Test(durable, strict_job_starts_only_once_durable_and_levels_lower_per_job)
 	s.durability = 9;
 	cr_assert_eq(dd_submit(e, &s, 0, &id), -EINVAL);
 	dd_engine_destroy(e);
-	rm_tree(dir);
-	free(dir);
+	drop_tmpdir(dir);
 }
 
 Test(durable, list_by_state_with_a_cursor)
@@ -177,8 +171,7 @@ Test(durable, list_by_state_with_a_cursor)
 	cr_assert_eq(n, 5);
 	cr_assert_eq(dd_job_list(e, 42, 0, got, 8, &n), -EINVAL);
 	dd_engine_destroy(e);
-	rm_tree(dir);
-	free(dir);
+	drop_tmpdir(dir);
 }
 
 Test(durable, retention_keeps_the_store_flat_and_the_map_grows)
@@ -219,8 +212,7 @@ Test(durable, retention_keeps_the_store_flat_and_the_map_grows)
 	cr_assert_eq(r, DD_EEVICTED, "the oldest are gone: %s, state %s", dd_strerror(r),
 		     dd_state_name(info.state));
 	dd_engine_destroy(e);
-	rm_tree(dir);
-	free(dir);
+	drop_tmpdir(dir);
 }
 
 static unsigned scale(void)
@@ -273,8 +265,7 @@ Test(durable, recovers_a_million_jobs, .timeout = 600)
 		(double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
 		(unsigned long)rec.records_replayed);
 	dd_engine_destroy(e);
-	rm_tree(dir);
-	free(dir);
+	drop_tmpdir(dir);
 }
 
 Test(durable, store_at_its_map_limit_refuses_with_a_clear_error)
@@ -320,6 +311,5 @@ Test(durable, store_at_its_map_limit_refuses_with_a_clear_error)
 	cr_assert_eq(st.total.state_error, DD_ESTOREFULL);
 	cr_assert_eq(st.total.store_map_bytes, 2u << 20);
 	dd_engine_destroy(e);
-	rm_tree(dir);
-	free(dir);
+	drop_tmpdir(dir);
 }

@@ -51,6 +51,12 @@ Test(enospc, full_disk_is_an_error_then_service_resumes, .timeout = 120)
 	cfg.segment_bytes = 1u << 20;
 	cfg.map_initial = 1u << 20;
 	struct dd_engine *e = open_engine(dir, DD_DURABILITY_FSYNC, &cfg);
+	/* Up and running first (log segment made, ids reserved): filling the
+	 * disk while it starts would fail its start-up instead. */
+	struct dd_job_spec first = job("ok");
+	uint64_t first_id;
+	cr_assert_eq(dd_submit(e, &first, 0, &first_id), 0);
+	cr_assert_eq(dd_wait_durable(e, first_id, 5000 * MS), 0);
 	int filler = fill(mnt, 3u << 20);
 
 	static char payload[16384];

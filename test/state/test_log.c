@@ -132,8 +132,7 @@ Test(log, records_round_trip_across_segments)
 	cr_assert_eq(dd_state_recover(l.wal, st, &rec), 0);
 	cr_assert_eq(rec.replayed, 0);
 	dd_state_store_close(st);
-	rm_tree(l.dir);
-	free(l.dir);
+	drop_tmpdir(l.dir);
 }
 
 Test(log, torn_tail_recovers_to_the_last_whole_record)
@@ -164,8 +163,7 @@ Test(log, torn_tail_recovers_to_the_last_whole_record)
 	cr_assert_eq(jobs_in(st), 64, "replayed %lu last %lu segs %u", (unsigned long)rec.replayed, (unsigned long)rec.last_lsn, rec.segments);
 	dd_state_store_close(st);
 	free(p);
-	rm_tree(l.dir);
-	free(l.dir);
+	drop_tmpdir(l.dir);
 }
 
 Test(log, flipped_byte_stops_recovery_at_the_record_before)
@@ -197,6 +195,5 @@ Test(log, flipped_byte_stops_recovery_at_the_record_before)
 	cr_assert_eq(jobs_in(st), 29);
 	dd_state_store_close(st);
 	free(p);
-	rm_tree(l.dir);
-	free(l.dir);
+	drop_tmpdir(l.dir);
 }

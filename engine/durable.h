@@ -1,0 +1,43 @@
+/* engine/ — what durable.c (the reactor's side of durable state) and
+ * applier.c (the shard's io thread) share. Private to those two files. */
+#ifndef DD_ENGINE_DURABLE_H
+#define DD_ENGINE_DURABLE_H
+
+#include <liburing.h>
+
+#include "engine.h"
+
+struct dd_ack {
+	uint64_t lsn;
+	uint64_t id;
+	uint8_t level;
+	uint8_t held;
+};
+
+struct dd_durable {
+	struct io_uring ring;
+	bool ring_ok;
+	bool futex_op;    /* the kernel can wait on a futex inside the ring */
+	bool futex_armed; /* such a wait is queued */
+	uint8_t level;    /* the engine's */
+	char dir[4096];
+	struct dd_state_wal *wal;
+	struct dd_state_store *store;
+	struct dd_ack *acks; /* owed, in LSN order; ring buffer */
+	size_t ahead, acount, acap;
+	uint64_t *cb_ids;
+	size_t cb_cap;
+	struct dd_cmd *waiters; /* CMD_WAIT_DURABLE not yet answered */
+	uint64_t seen_written, seen_synced;
+	uint64_t reserve_lsn, reserve_to; /* a RESERVE on its way, 0 none */
+	/* shared with the applier and with submitters */
+	_Alignas(DD_CACHELINE) _Atomic uint64_t durable_lsn;
+	_Atomic uint64_t applied_lsn;
+	_Atomic int wal_err, store_err;
+	_Atomic bool stop;
+	_Atomic uint64_t records, batches, store_jobs, store_map;
+	pthread_t applier;
+	bool applier_started;
+};
+
+#endif
