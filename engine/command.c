@@ -114,6 +114,10 @@ static int from_store(struct dd_engine *e, uint64_t id, struct dd_job_info *info
 		snprintf(info->kind, sizeof(info->kind), "%.*s", (int)job.spec.kind_len, job.spec.kind);
 		info->shard = dd_id_shard(id);
 		info->worker = job.worker;
+		info->uid = job.spec.uid;
+		info->gid = job.spec.gid;
+		dd_job_info_exec(info, (job.spec.flags & DD_REC_F_EXEC) != 0,
+				 dd_state_terminal((enum dd_state)job.state) ? job.result : -1);
 		/* monotonic fields are meaningless across runs: 0 */
 	}
 	free(buf);

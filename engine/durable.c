@@ -2,25 +2,20 @@
  * record per transition to the shard's log, drives the log's batches
  * through the shard's io_uring, and releases durability acknowledgements
  * (callback, dd_wait_durable, strict starts) when the fsync of the batch
- * holding a submission completes — never before. The reactor also parks in
- * this ring, so that an I/O completion wakes it as a submission does. */
+ * holding a submission completes — never before. The ring is the shard's
+ * (ring.c), which the reactor also parks in. */
 #include <errno.h>
 #include <liburing.h>
-#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "durable.h"
+#include "ring.h"
 
-#define RING_ENTRIES 64
-#define TAG_FUTEX 0x4655545800000000ull
-#define OP_FUTEX_WAIT 51 /* IORING_OP_FUTEX_WAIT, Linux 6.7; newer than our liburing */
-#define FUTEX2_U32_PRIVATE (0x02 | 128)
 #define FLUSH_LIMIT_NS 10000000000ull
 #define RESERVE_CHUNK (1ull << 20) /* ids reserved per RESERVE record */
 
@@ -36,41 +31,6 @@ static int mkdirs(const char *path)
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
-}
-
-static void ring_park(void *ctx, _Atomic uint32_t *word, uint32_t expected,
-		      const struct timespec *ts)
-{
-	struct dd_shard *s = ctx;
-	struct dd_durable *d = s->dur;
-	if (!d->futex_op) {
-		/* no futex op in this kernel: sleep on the futex, but only briefly
-		 * while a batch is in flight, since its completion cannot wake us */
-		struct timespec brief = {0, 200000};
-		if (dd_state_wal_inflight(d->wal) &&
-		    (!ts || ts->tv_sec > 0 || ts->tv_nsec > brief.tv_nsec))
-			ts = &brief;
-		syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, ts, NULL, 0);
-		return;
-	}
-	if (!d->futex_armed) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&d->ring);
-		if (sqe) {
-			io_uring_prep_rw(OP_FUTEX_WAIT, sqe, FUTEX2_U32_PRIVATE, (void *)word, 0,
-					 expected);
-			sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
-			sqe->rw_flags = 0;
-			sqe->user_data = TAG_FUTEX;
-			d->futex_armed = true;
-		}
-	}
-	struct io_uring_cqe *cqe;
-	struct __kernel_timespec kts;
-	if (ts) {
-		kts.tv_sec = ts->tv_sec;
-		kts.tv_nsec = ts->tv_nsec;
-	}
-	io_uring_submit_and_wait_timeout(&d->ring, &cqe, 1, ts ? &kts : NULL, NULL);
 }
 
 int dd_durable_open(struct dd_shard *s, struct dd_state_recovery *rec)
@@ -97,14 +57,10 @@ int dd_durable_open(struct dd_shard *s, struct dd_state_recovery *rec)
 	snprintf(path, sizeof(path), "%s/wal", d->dir);
 	if ((r = dd_state_recover(path, d->store, rec)) < 0)
 		return r;
-	if ((r = io_uring_queue_init(RING_ENTRIES, &d->ring, 0)) < 0)
-		return r;
-	d->ring_ok = true;
-	struct io_uring_probe *p = io_uring_get_probe_ring(&d->ring);
-	d->futex_op = p && io_uring_opcode_supported(p, OP_FUTEX_WAIT);
-	io_uring_free_probe(p);
+	if (!s->ring)
+		return -ENOSYS; /* the shard has no io_uring: see dd_ring_open() */
 	if ((r = dd_state_wal_open(path, c->segment_bytes, d->level == DD_DURABILITY_FSYNC,
-				   &rec->pos, &d->ring, &d->wal)) < 0)
+				   &rec->pos, &s->ring->ring, &d->wal)) < 0)
 		return r;
 	atomic_init(&d->durable_lsn, rec->last_lsn);
 	atomic_init(&d->applied_lsn, dd_state_store_checkpoint(d->store));
@@ -112,8 +68,6 @@ int dd_durable_open(struct dd_shard *s, struct dd_state_recovery *rec)
 	s->first_seq = dd_state_store_next_seq(d->store);
 	atomic_store(&s->next_seq, s->first_seq);
 	atomic_store(&s->reserved_seq, s->first_seq); /* none yet: see reserve() */
-	s->wake.park = ring_park;
-	s->wake.park_ctx = s;
 	return 0;
 }
 
@@ -124,8 +78,6 @@ void dd_durable_close(struct dd_shard *s)
 		return;
 	dd_applier_stop(s);
 	dd_state_wal_close(d->wal);
-	if (d->ring_ok)
-		io_uring_queue_exit(&d->ring);
 	dd_state_store_close(d->store);
 	free(d->acks);
 	free(d->cb_ids);
@@ -176,7 +128,9 @@ void dd_log_submit(struct dd_shard *s, struct dd_jobrec *j, const uint64_t *deps
 		.not_before_rt = j->not_before_ns ? (uint64_t)((int64_t)j->not_before_ns + s->rt_offset) : 0,
 		.timeout_ns = j->timeout_ns, .backoff_ns = j->backoff_ns,
 		.backoff_max_ns = j->backoff_max_ns, .max_attempts = j->max_attempts,
-		.priority = j->priority, .flags = strict ? DD_REC_F_STRICT : 0,
+		.priority = j->priority,
+		.flags = (strict ? DD_REC_F_STRICT : 0) | ((j->flags & JF_EXEC) ? DD_REC_F_EXEC : 0),
+		.uid = j->uid, .gid = j->gid,
 		.kind = kind, .kind_len = (uint32_t)strlen(kind),
 		.payload = j->payload, .payload_len = j->payload_len,
 		.deps = (const unsigned char *)deps, .ndeps = ndeps,
@@ -366,18 +320,7 @@ size_t dd_durable_poll(struct dd_shard *s)
 	struct dd_durable *d = s->dur;
 	if (!d)
 		return 0;
-	struct io_uring_cqe *cqe;
-	unsigned head, n = 0;
-	io_uring_for_each_cqe(&d->ring, head, cqe)
-	{
-		uint64_t ud = cqe->user_data;
-		if ((ud & DD_WAL_TAG_MASK) == DD_WAL_TAG)
-			dd_state_wal_complete(d->wal, ud, cqe->res, s->now);
-		else if (ud == TAG_FUTEX)
-			d->futex_armed = false;
-		n++;
-	}
-	io_uring_cq_advance(&d->ring, n);
+	size_t n = 0;
 	uint64_t w = dd_state_wal_written(d->wal), sy = dd_state_wal_synced(d->wal);
 	if (w != d->seen_written || sy != d->seen_synced) {
 		d->seen_written = w;
@@ -390,7 +333,7 @@ size_t dd_durable_poll(struct dd_shard *s)
 	}
 	reserve(s);
 	if (dd_state_wal_kick(d->wal, s->now)) {
-		io_uring_submit(&d->ring);
+		io_uring_submit(&s->ring->ring);
 		atomic_store_explicit(&d->batches,
 				      atomic_load_explicit(&d->batches, memory_order_relaxed) + 1,
 				      memory_order_relaxed);
@@ -410,9 +353,15 @@ size_t dd_durable_poll(struct dd_shard *s)
 	return n;
 }
 
-bool dd_durable_ready(struct dd_shard *s)
+void dd_durable_complete(struct dd_shard *s, uint64_t user_data, int res)
 {
-	return s->dur && io_uring_cq_ready(&s->dur->ring);
+	if (s->dur)
+		dd_state_wal_complete(s->dur->wal, user_data, res, s->now);
+}
+
+bool dd_durable_inflight(const struct dd_shard *s)
+{
+	return s->dur && dd_state_wal_inflight(s->dur->wal);
 }
 
 uint64_t dd_durable_timeout(struct dd_shard *s, uint64_t timeout)
@@ -435,13 +384,14 @@ void dd_durable_flush(struct dd_shard *s)
 	uint64_t until = dd_now_ns() + FLUSH_LIMIT_NS;
 	for (;;) {
 		s->now = dd_now_ns();
+		dd_ring_reap(s);
 		dd_durable_poll(s);
 		if (!dd_state_wal_busy(d->wal) || s->now > until)
 			break;
 		if (dd_state_wal_inflight(d->wal)) {
 			struct io_uring_cqe *cqe;
 			struct __kernel_timespec ts = {0, 10000000};
-			io_uring_wait_cqe_timeout(&d->ring, &cqe, &ts);
+			io_uring_wait_cqe_timeout(&s->ring->ring, &cqe, &ts);
 		} else {
 			struct timespec ts = {0, 10000000};
 			nanosleep(&ts, NULL);

@@ -15,10 +15,6 @@ struct dd_ack {
 };
 
 struct dd_durable {
-	struct io_uring ring;
-	bool ring_ok;
-	bool futex_op;    /* the kernel can wait on a futex inside the ring */
-	bool futex_armed; /* such a wait is queued */
 	uint8_t level;    /* the engine's */
 	char dir[4096];
 	struct dd_state_wal *wal;

@@ -1,11 +1,15 @@
 /* Engine construction, shutdown and statistics. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dd_config.h"
 #include "engine.h"
+#include "ring.h"
 
 void dd_config_init(struct dd_config *cfg)
 {
@@ -24,6 +28,8 @@ void dd_config_init(struct dd_config *cfg)
 	cfg->map_max = (size_t)64 << 30;
 	cfg->store_retain_ns = 7ull * 24 * 3600 * 1000000000ull;
 	cfg->store_retain_count = 10u << 20;
+	cfg->output_max = 64u << 20;
+	cfg->kill_grace_ns = 5000000000ull;
 }
 
 static int check_config(const struct dd_config *c)
@@ -130,6 +136,8 @@ static void shard_fini(struct dd_shard *s)
 {
 	struct dd_sub m;
 	dd_durable_close(s); /* the reactor has flushed the log; the applier catches up */
+	dd_ring_close(s);
+	dd_exec_free_all(s);
 	for (unsigned p = 0; p < DD_PRIO_LEVELS; p++) {
 		/* Submissions that raced with shutdown: free what they carried. */
 		while (s->sub[p] && dd_queue_mpsc_dequeue(s->sub[p], &m, 1)) {
@@ -222,6 +230,38 @@ static int start_threads(struct dd_engine *e)
 /* Each shard's log is replayed into its store, then every shard's live
  * jobs come back into memory, and only then are dependencies subscribed
  * again, since they may cross shards. */
+/* Every shard gets an io_uring: the log needs it, and so does watching
+ * processes. Without durability an engine works on without one (process
+ * jobs then fail with ENOSYS), since io_uring may be forbidden (seccomp). */
+static int open_rings(struct dd_engine *e)
+{
+	e->euid = (uint32_t)geteuid();
+	e->egid = (uint32_t)getegid();
+	const char *od = e->cfg.output_dir;
+	char buf[4200];
+	if (!od && e->cfg.state_dir) {
+		snprintf(buf, sizeof(buf), "%s/output", e->cfg.state_dir);
+		od = buf;
+	}
+	if (od) {
+		if (e->cfg.state_dir && mkdir(e->cfg.state_dir, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		if (mkdir(od, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		if (!(e->output_dir = strdup(od)))
+			return -ENOMEM;
+	}
+	for (unsigned i = 0; i < e->nshards; i++) {
+		int r = dd_ring_open(&e->shards[i]);
+		if (r < 0 && e->cfg.durability > DD_DURABILITY_NONE)
+			return r;
+		if (r < 0 && i == 0)
+			fprintf(stderr, "dispatchd: no io_uring (%s): process jobs cannot run\n",
+				dd_strerror(r));
+	}
+	return 0;
+}
+
 static int open_state(struct dd_engine *e)
 {
 	uint64_t t0 = dd_now_ns();
@@ -293,6 +333,8 @@ int dd_engine_create(const struct dd_config *cfg, struct dd_engine **out)
 			goto fail;
 	if ((r = link_shards(e)) < 0)
 		goto fail;
+	if ((r = open_rings(e)) < 0)
+		goto fail;
 	if (e->cfg.durability > DD_DURABILITY_NONE && (r = open_state(e)) < 0)
 		goto fail;
 	if ((r = start_threads(e)) < 0)
@@ -313,6 +355,7 @@ void dd_engine_destroy(struct dd_engine *e)
 	for (unsigned i = 0; e->shards && i < e->nshards; i++)
 		shard_fini(&e->shards[i]);
 	free(e->shards);
+	free(e->output_dir);
 	dd_idem_destroy(e->idem);
 	dd_numa_topo_destroy(e->topo);
 	pthread_mutex_destroy(&e->reg_lock);

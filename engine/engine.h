@@ -90,6 +90,8 @@ struct dd_sub {
 	uint64_t key_hash;
 	uint8_t level;  /* enum dd_durability, resolved */
 	uint8_t strict; /* DD_JOB_STRICT */
+	uint8_t exec;   /* the payload is an encoded process spec (exec.c) */
+	uint32_t uid, gid; /* owner */
 };
 
 /* ---- job record ---- */
@@ -98,6 +100,7 @@ enum {
 	JF_ON_WORKER = 1u, /* a worker holds the record: not evictable */
 	JF_LOGGED = 2u,    /* its transitions go to the log */
 	JF_HELD = 4u,      /* strict: an extra unmet "dependency" until durable */
+	JF_EXEC = 8u,      /* a process job: payload is its encoded spec */
 };
 #define DD_HANDLER_UNRESOLVED 0xffffu /* recovered before its kind was registered */
 
@@ -130,6 +133,9 @@ struct dd_jobrec {
 	uint64_t key_hash;
 	uint64_t sub_lsn, end_lsn; /* its SUBMIT and END records, 0 = none */
 	uint8_t level;              /* enum dd_durability */
+	uint32_t uid, gid;          /* owner */
+	int32_t pid;                /* JF_EXEC: last attempt's process, 0 none */
+	struct dd_proc *proc;       /* JF_EXEC: its running process, or NULL */
 	char *kind; /* DD_HANDLER_UNRESOLVED: the kind's name (arena copy) */
 	unsigned char inline_payload[DD_INLINE_PAYLOAD];
 };
@@ -245,6 +251,10 @@ struct dd_shard {
 	uint64_t first_seq;     /* ids below were made before this run */
 	int64_t rt_offset;      /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
 	struct dd_durable *dur; /* NULL: durability none */
+	struct dd_ring *ring;   /* the shard's io_uring (ring.c), or NULL */
+	struct dd_proc *procs;  /* running processes (exec.c), a list */
+	unsigned nprocs;
+	uint64_t proc_sweep_ns; /* next look at their output sizes */
 	struct dd_queue_node nohandler; /* recovered jobs whose kind is unknown yet */
 	unsigned seen_handlers;
 
@@ -276,6 +286,8 @@ struct dd_engine {
 	_Atomic unsigned nhandlers; /* release publishes handlers[n-1] */
 	pthread_mutex_t reg_lock;   /* registration only */
 	struct dd_recovery recovery;
+	char *output_dir; /* process jobs' output files, or NULL */
+	uint32_t euid, egid; /* the engine's, the default owner */
 };
 
 /* submit.c: frees the arena copies a message carries (key binding untouched) */
@@ -295,6 +307,9 @@ const char *dd_reason_intern(const char *reason);
 
 /* registry.c */
 int dd_handler_find(struct dd_engine *e, const char *name);
+/* The kind of a process job: any name, registered (without a handler)
+ * the first time it is seen. Returns its index or a negative code. */
+int dd_kind_for_exec(struct dd_engine *e, const char *name);
 
 /* jobtab.c: records, id table, seq fates */
 struct dd_jobrec *dd_rec_alloc(struct dd_shard *s);
@@ -314,6 +329,11 @@ void dd_job_make_ready(struct dd_shard *s, struct dd_jobrec *j);
 void dd_job_finish(struct dd_shard *s, struct dd_jobrec *j, enum dd_state st,
 		   const char *reason);
 void dd_job_completed(struct dd_shard *s, struct dd_jobrec *j);
+/* An attempt ended with @result (0 = success): succeed, retry or fail. */
+void dd_job_attempt_done(struct dd_shard *s, struct dd_jobrec *j, int result,
+			 const char *fail_reason);
+/* exit_code/term_signal of a process job from its result (wait status). */
+void dd_job_info_exec(struct dd_job_info *info, bool exec, int result);
 int dd_job_cancel(struct dd_shard *s, struct dd_jobrec *j, enum dd_state how,
 		  const char *reason);
 void dd_job_timer_fired(struct dd_queue_timer *t, void *arg);
@@ -337,6 +357,50 @@ size_t dd_cmd_drain(struct dd_shard *s);
 void dd_cmd_complete(struct dd_cmd *c, int rc);
 void dd_cmd_fail_all(struct dd_shard *s, int rc);
 
+/* ring.c (see ring.h) */
+size_t dd_ring_reap(struct dd_shard *s);
+bool dd_ring_ready(const struct dd_shard *s);
+
+/* exec.c: the process executor. Spawning runs on a worker; the rest on
+ * the reactor. */
+struct dd_proc;
+/* Worker: starts j's process; sets j->proc and w_result (0, or -errno). */
+void dd_exec_spawn(struct dd_shard *s, struct dd_jobrec *j);
+/* Reactor: j came back from its worker; watch its process or end it. */
+void dd_exec_started(struct dd_shard *s, struct dd_jobrec *j);
+/* Reactor: a completion for p's exit watch. */
+void dd_exec_reaped(struct dd_shard *s, struct dd_proc *p, int res);
+/* Reactor: signal a running process job's group (cancel, time-out); the
+ * job ends when the process has gone. */
+void dd_exec_kill(struct dd_shard *s, struct dd_jobrec *j);
+/* Reactor: output size checks; returns the next time it wants to run. */
+void dd_exec_sweep(struct dd_shard *s);
+/* Reactor exit: kill what still runs and wait for it (bounded). */
+void dd_exec_shutdown(struct dd_shard *s);
+/* After the ring is closed: frees what is left. */
+void dd_exec_free_all(struct dd_shard *s);
+void dd_exec_grace_over(struct dd_shard *s, struct dd_jobrec *j);
+/* A reason read back from the store that is a process status or an errno
+ * text, as the static string; NULL if it is neither. */
+const char *dd_exec_text_intern(const char *reason);
+/* Text for an exit status (result of a process job): "exit 3",
+ * "signal 9 (Killed)"; static storage. */
+const char *dd_exec_status_text(int status);
+/* Encoded process spec (execspec.c). */
+int dd_exec_encode(const struct dd_exec_spec *x, void **out, size_t *len);
+struct dd_exec_decoded {
+	char **argv;  /* NULL-terminated, pointing into blk */
+	char **env;   /* NULL-terminated, or NULL */
+	bool env_replace;
+	char *cwd;    /* or NULL */
+	uint64_t output_max;
+	struct dd_rlimit rl[DD_RLIMITS_MAX];
+	unsigned nrl;
+	void *blk;    /* one allocation holding all of it */
+};
+int dd_exec_decode(const void *buf, size_t len, struct dd_exec_decoded *out);
+void dd_exec_decoded_free(struct dd_exec_decoded *d);
+
 /* durable.c: the log, the store and the shard's io_uring (reactor side) */
 int dd_durable_open(struct dd_shard *s, struct dd_state_recovery *rec);
 void dd_durable_close(struct dd_shard *s);
@@ -359,7 +423,8 @@ void dd_log_start(struct dd_shard *s, struct dd_jobrec *j);
 void dd_log_retry(struct dd_shard *s, struct dd_jobrec *j);
 void dd_log_end(struct dd_shard *s, struct dd_jobrec *j);
 size_t dd_durable_poll(struct dd_shard *s);
-bool dd_durable_ready(struct dd_shard *s);
+void dd_durable_complete(struct dd_shard *s, uint64_t user_data, int res);
+bool dd_durable_inflight(const struct dd_shard *s);
 uint64_t dd_durable_timeout(struct dd_shard *s, uint64_t timeout);
 void dd_durable_flush(struct dd_shard *s); /* at reactor exit */
 bool dd_durable_evictable(struct dd_shard *s, const struct dd_jobrec *j);

@@ -50,6 +50,23 @@ void dd_job_info_fill(const struct dd_shard *s, const struct dd_jobrec *j,
 	info->queued_ns = j->queued_ns;
 	info->started_ns = j->started_ns;
 	info->ended_ns = j->ended_ns;
+	info->uid = j->uid;
+	info->gid = j->gid;
+	dd_job_info_exec(info, (j->flags & JF_EXEC) != 0, j->result);
+	info->pid = j->pid;
+}
+
+void dd_job_info_exec(struct dd_job_info *info, bool exec, int result)
+{
+	info->exec = exec;
+	info->exit_code = -1;
+	info->term_signal = 0;
+	if (!exec || result < 0)
+		return; /* no status yet, or the process never started (-errno) */
+	if ((result & 0x7f) == 0)
+		info->exit_code = (result >> 8) & 0xff;
+	else
+		info->term_signal = result & 0x7f;
 }
 
 void dd_job_make_ready(struct dd_shard *s, struct dd_jobrec *j)
@@ -103,6 +120,12 @@ void dd_job_arrive(struct dd_shard *s, struct dd_sub *m)
 	j->key = m->key;
 	j->key_hash = m->key_hash;
 	j->level = m->level;
+	j->uid = m->uid;
+	j->gid = m->gid;
+	if (m->exec) {
+		j->flags |= JF_EXEC;
+		j->result = -1; /* no exit status yet */
+	}
 	dd_seq_set(s, j->id, SEQ_LIVE);
 	dd_st_add(s, ST_SUBMITTED, 1);
 	dd_deps_arrived(s, j);
@@ -173,6 +196,15 @@ int dd_job_cancel(struct dd_shard *s, struct dd_jobrec *j, enum dd_state how,
 {
 	if (dd_state_terminal((enum dd_state)j->state))
 		return DD_ETERMINAL;
+	if (j->state == DD_RUNNING && (j->flags & JF_EXEC)) {
+		/* A process: signal it; the job ends when it has gone. */
+		if (!atomic_load_explicit(&j->cancel, memory_order_relaxed)) {
+			atomic_store_explicit(&j->cancel, (uint32_t)how, memory_order_relaxed);
+			j->reason = reason;
+			dd_exec_kill(s, j);
+		}
+		return 0;
+	}
 	if (j->state == DD_RUNNING)
 		/* The handler polls this; its eventual result is ignored. */
 		atomic_store_explicit(&j->cancel, (uint32_t)how, memory_order_relaxed);
@@ -184,10 +216,20 @@ void dd_job_completed(struct dd_shard *s, struct dd_jobrec *j)
 {
 	j->flags &= (uint8_t)~JF_ON_WORKER;
 	j->started_ns = j->w_start_ns;
+	if (j->flags & JF_EXEC) {
+		dd_exec_started(s, j);
+		return;
+	}
 	if (dd_state_terminal((enum dd_state)j->state))
 		return; /* cancelled or timed out while it ran */
+	dd_job_attempt_done(s, j, j->w_result, dd_reason[R_HANDLER_FAILED]);
+}
+
+void dd_job_attempt_done(struct dd_shard *s, struct dd_jobrec *j, int result,
+			 const char *fail_reason)
+{
 	dd_queue_wheel_cancel(&s->wheel, &j->timer);
-	j->result = j->w_result;
+	j->result = result;
 	if (j->result == 0) {
 		dd_job_finish(s, j, DD_SUCCEEDED, NULL);
 	} else if (s->stopping && j->attempt < j->max_attempts) {
@@ -198,11 +240,12 @@ void dd_job_completed(struct dd_shard *s, struct dd_jobrec *j)
 		if (wait > j->backoff_max_ns || (wait >> shift) != j->backoff_ns)
 			wait = j->backoff_max_ns;
 		j->not_before_ns = s->now + wait;
+		j->reason = fail_reason; /* why the last attempt failed */
 		dd_st_add(s, ST_RETRIED, 1);
 		dd_log_retry(s, j);
 		dd_job_make_ready(s, j);
 	} else {
-		dd_job_finish(s, j, DD_FAILED, dd_reason[R_HANDLER_FAILED]);
+		dd_job_finish(s, j, DD_FAILED, fail_reason);
 	}
 }
 
@@ -213,6 +256,9 @@ void dd_job_timer_fired(struct dd_queue_timer *t, void *arg)
 	if (j->state == DD_DELAYED) {
 		j->not_before_ns = 0;
 		dd_job_make_ready(s, j);
+	} else if (j->state == DD_RUNNING && (j->flags & JF_EXEC) &&
+		   atomic_load_explicit(&j->cancel, memory_order_relaxed)) {
+		dd_exec_grace_over(s, j); /* SIGTERM was not enough */
 	} else if (j->state == DD_RUNNING) {
 		dd_job_cancel(s, j, DD_TIMED_OUT, dd_reason[R_TIMEOUT]);
 	}

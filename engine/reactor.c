@@ -16,7 +16,7 @@ static bool shard_ready(void *arg)
 	for (unsigned w = 0; w < s->nworkers; w++)
 		if (dd_queue_spsc_ready(s->workers[w].done))
 			return true;
-	return dd_deps_ready(s) || dd_durable_ready(s);
+	return dd_deps_ready(s) || dd_ring_ready(s);
 }
 
 static size_t drain_completions(struct dd_shard *s)
@@ -74,7 +74,10 @@ static struct dd_jobrec *next_job(struct dd_shard *s)
 		struct dd_jobrec *j = (struct dd_jobrec *)n;
 		if (j->handler != DD_HANDLER_UNRESOLVED)
 			return j;
-		int h = dd_handler_find(s->eng, j->kind);
+		int h = (j->flags & JF_EXEC) ? dd_kind_for_exec(s->eng, j->kind)
+					      : dd_handler_find(s->eng, j->kind);
+		if (h >= 0 && !(j->flags & JF_EXEC) && !s->eng->handlers[h].fn)
+			h = -1; /* a kind for process jobs only: no handler for this one */
 		if (h >= 0) {
 			j->handler = (uint16_t)h;
 			return j;
@@ -199,7 +202,7 @@ static bool stop_done(struct dd_shard *s)
 	for (unsigned w = 0; w < s->nworkers; w++)
 		if (s->workers[w].inflight)
 			return false;
-	return !dd_deps_backlog(s);
+	return !s->nprocs && !dd_deps_backlog(s);
 }
 
 void *dd_reactor_main(void *arg)
@@ -224,6 +227,8 @@ void *dd_reactor_main(void *arg)
 			work += s->nworkers ? dispatch(s) : dispatch_inline(s);
 		dd_deps_flush(s);
 		trim_retained(s);
+		work += dd_ring_reap(s); /* log batches done, processes exited */
+		dd_exec_sweep(s);
 		work += dd_durable_poll(s); /* after the turn's records are appended */
 		if (s->stopping && stop_done(s) && !work)
 			break;
@@ -234,12 +239,15 @@ void *dd_reactor_main(void *arg)
 			timeout = 0; /* work waits on others: poll, without spinning hot */
 		if (s->stopping && timeout > 1000000)
 			timeout = 1000000;
+		if (s->nprocs && timeout > 250000000)
+			timeout = 250000000; /* dd_exec_sweep() */
 		if (timeout == 0) {
 			dd_queue_cpu_relax();
 			continue;
 		}
 		dd_queue_wake_wait(&s->wake, shard_ready, s, e->cfg.spin_ns, timeout);
 	}
+	dd_exec_shutdown(s);
 	dd_durable_flush(s);
 	dd_cmd_fail_all(s, DD_ESHUTDOWN);
 	return NULL;

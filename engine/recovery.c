@@ -67,7 +67,10 @@ static int load_one(const struct dd_state_job *sj, void *arg)
 	j->backoff_ns = sp->backoff_ns;
 	j->backoff_max_ns = sp->backoff_max_ns;
 	j->submitted_ns = j->intended_ns = s->now;
-	j->flags = JF_LOGGED;
+	j->flags = JF_LOGGED | ((sp->flags & DD_REC_F_EXEC) ? JF_EXEC : 0);
+	j->uid = sp->uid;
+	j->gid = sp->gid;
+	j->result = (sp->flags & DD_REC_F_EXEC) ? -1 : 0;
 	j->level = dd_durable_level(s);
 	j->sub_lsn = 1; /* it came from the log: durable */
 	j->handler = DD_HANDLER_UNRESOLVED;

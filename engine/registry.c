@@ -7,7 +7,7 @@
 
 int dd_handler_register(struct dd_engine *e, const char *name, dd_handler_fn fn, void *arg)
 {
-	if (!name || !fn || !name[0] || strlen(name) >= sizeof(e->handlers[0].name))
+	if (!name || !name[0] || strlen(name) >= sizeof(e->handlers[0].name))
 		return -EINVAL;
 	pthread_mutex_lock(&e->reg_lock);
 	int r = 0;
@@ -26,6 +26,18 @@ int dd_handler_register(struct dd_engine *e, const char *name, dd_handler_fn fn,
 	}
 	pthread_mutex_unlock(&e->reg_lock);
 	return r;
+}
+
+int dd_kind_for_exec(struct dd_engine *e, const char *name)
+{
+	int h = dd_handler_find(e, name);
+	if (h >= 0)
+		return h;
+	int r = dd_handler_register(e, name, NULL, NULL);
+	if (r < 0 && r != -EEXIST)
+		return r;
+	h = dd_handler_find(e, name);
+	return h >= 0 ? h : -ENOENT;
 }
 
 int dd_handler_find(struct dd_engine *e, const char *name)

@@ -53,5 +53,6 @@ const char *dd_reason_intern(const char *reason)
 	for (unsigned i = 0; i < R_COUNT; i++)
 		if (strcmp(reason, dd_reason[i]) == 0)
 			return dd_reason[i];
-	return "other";
+	const char *x = dd_exec_text_intern(reason);
+	return x ? x : "other";
 }

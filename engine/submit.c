@@ -47,8 +47,10 @@ static int validate(struct dd_engine *e, const struct dd_job_spec *sp, struct ki
 	if (sp->priority < 0 || sp->priority >= DD_PRIO_LEVELS)
 		return -EINVAL;
 	if (sp->durability < DD_DURABILITY_DEFAULT || sp->durability > DD_DURABILITY_FSYNC ||
-	    (sp->flags & ~DD_JOB_STRICT))
+	    (sp->flags & ~(DD_JOB_STRICT | DD_JOB_OWNER)))
 		return -EINVAL;
+	if (sp->exec && (sp->payload_len || !sp->exec->argv || !sp->exec->argv[0]))
+		return -EINVAL; /* a process job's payload is its spec */
 	if (sp->shard >= (int)e->nshards || sp->shard < -1)
 		return -EINVAL;
 	if (sp->node < -1 || sp->node >= e->topo->nnodes)
@@ -65,9 +67,17 @@ static int validate(struct dd_engine *e, const struct dd_job_spec *sp, struct ki
 		    seq >= atomic_load_explicit(&e->shards[sh].next_seq, memory_order_acquire))
 			return DD_EDEPS;
 	}
+	if (sp->exec) {
+		int h = dd_kind_for_exec(e, sp->kind);
+		if (h < 0)
+			return h == -ENOENT ? DD_ENOHANDLER : h;
+		*handler = h;
+		return 0;
+	}
 	if (sp->kind != kc->kind) {
 		int h = dd_handler_find(e, sp->kind);
-		if (h < 0)
+		/* a kind without a handler holds process jobs only */
+		if (h < 0 || !e->handlers[h].fn)
 			return DD_ENOHANDLER;
 		kc->kind = sp->kind;
 		kc->handler = h;
@@ -106,17 +116,36 @@ static int sub_prepare(struct dd_shard *s, const struct dd_job_spec *sp, int han
 	uint8_t lvl = (uint8_t)s->eng->cfg.durability;
 	m->level = sp->durability && sp->durability < lvl ? (uint8_t)sp->durability : lvl;
 	m->strict = (sp->flags & DD_JOB_STRICT) && m->level > DD_DURABILITY_NONE;
-	void *pay = NULL;
-	uint64_t *deps = NULL;
-	if (sp->payload_len <= DD_INLINE_PAYLOAD) {
-		if (sp->payload_len)
-			memcpy(m->payload.inl, sp->payload, sp->payload_len);
+	m->exec = sp->exec != NULL;
+	if (sp->flags & DD_JOB_OWNER) {
+		m->uid = sp->uid;
+		m->gid = sp->gid;
 	} else {
-		if (!(pay = dd_numa_arena_alloc(s->arena, sp->payload_len)))
+		m->uid = s->eng->euid; /* cached: no system call on this path */
+		m->gid = s->eng->egid;
+	}
+	void *pay = NULL, *xbuf = NULL;
+	uint64_t *deps = NULL;
+	const void *src = sp->payload;
+	size_t plen = sp->payload_len;
+	if (sp->exec) {
+		int r = dd_exec_encode(sp->exec, &xbuf, &plen);
+		if (r < 0)
+			return r;
+		src = xbuf;
+		m->payload_len = (uint32_t)plen;
+	}
+	if (plen <= DD_INLINE_PAYLOAD) {
+		if (plen)
+			memcpy(m->payload.inl, src, plen);
+	} else {
+		if (!(pay = dd_numa_arena_alloc(s->arena, plen)))
 			goto nomem;
-		memcpy(pay, sp->payload, sp->payload_len);
+		memcpy(pay, src, plen);
 		m->payload.heap = pay;
 	}
+	free(xbuf);
+	xbuf = NULL;
 	if (sp->ndeps <= DD_INLINE_DEPS) {
 		if (sp->ndeps)
 			memcpy(m->deps.inl, sp->deps, sp->ndeps * sizeof(uint64_t));
@@ -134,7 +163,8 @@ static int sub_prepare(struct dd_shard *s, const struct dd_job_spec *sp, int han
 	}
 	return 0;
 nomem:
-	dd_numa_arena_free(s->arena, pay, sp->payload_len);
+	free(xbuf);
+	dd_numa_arena_free(s->arena, pay, plen);
 	dd_numa_arena_free(s->arena, deps, sp->ndeps * sizeof(uint64_t));
 	return -ENOMEM;
 }

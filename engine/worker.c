@@ -13,6 +13,10 @@ bool dd_job_cancelled(const struct dd_job *job)
 
 void dd_run_handler(struct dd_shard *s, struct dd_jobrec *j, unsigned worker)
 {
+	if (j->flags & JF_EXEC) {
+		dd_exec_spawn(s, j);
+		return;
+	}
 	const struct dd_handler *h = &s->eng->handlers[j->handler];
 	struct dd_job v = {
 		.id = j->id, .attempt = j->attempt, .max_attempts = j->max_attempts,

@@ -76,6 +76,31 @@ enum dd_priority {
 };
 #define DD_PRIO_LEVELS 4
 
+/* A resource limit for a process job (setrlimit(2) inside the child). */
+struct dd_rlimit {
+	int resource;  /* RLIMIT_* */
+	uint64_t cur, max;
+};
+#define DD_RLIMITS_MAX 16
+
+/* A process to run: a job with one is started by the process executor
+ * (fork-free vfork-style spawn on a worker thread, exit collected through a
+ * pidfd on the shard's io_uring) instead of an in-process handler. Every
+ * pointer is read during dd_submit() only. */
+struct dd_exec_spec {
+	const char *const *argv; /* NULL-terminated, at least argv[0]; a name
+				  * without '/' is looked up in PATH */
+	const char *const *env;  /* "KEY=VALUE" strings, NULL-terminated, or NULL */
+	bool env_replace;        /* env is the whole environment (default: added
+				  * to the engine's own) */
+	const char *cwd;         /* working directory, NULL = the engine's */
+	uint64_t output_max;     /* bytes of stdout and of stderr kept; 0 = the
+				  * engine's output_max */
+	const struct dd_rlimit *rlimits;
+	unsigned nrlimits;       /* at most DD_RLIMITS_MAX */
+};
+#define DD_EXEC_MAX (1u << 20) /* encoded argv + env + cwd, bytes */
+
 /* What a submitter asks for. Zero-initialise it and set what you need; every
  * pointer is read during dd_submit() only (the engine copies what it keeps).
  */
@@ -99,13 +124,21 @@ struct dd_job_spec {
 				* for latency accounting; 0 = now */
 	int durability;        /* enum dd_durability: DEFAULT (0) takes the
 				* engine's; a job may only lower it */
-	unsigned flags;        /* DD_JOB_STRICT */
+	unsigned flags;        /* DD_JOB_STRICT, DD_JOB_OWNER */
+	const struct dd_exec_spec *exec; /* a process job (kind is then only a
+				* label, and need not name a handler), or NULL */
+	uint32_t uid, gid;     /* with DD_JOB_OWNER: the job's owner. A process
+				* job of an engine running as root runs as its
+				* owner; without the flag the owner is the
+				* engine's effective uid/gid */
 };
 
 /* Do not start the job before its submission record is durable (at its
  * durability level). Without it a job may run while its record is still on
  * its way to the device; dispatch latency then never includes an fsync. */
 #define DD_JOB_STRICT 1u
+/* spec.uid/gid name the job's owner. */
+#define DD_JOB_OWNER 2u
 
 #define DD_PAYLOAD_MAX (16u << 20)
 #define DD_DEPS_MAX 4096u
@@ -147,6 +180,11 @@ struct dd_job_info {
 	unsigned shard;
 	int worker;          /* worker of the last attempt, -1 if none */
 	uint64_t submitted_ns, queued_ns, started_ns, ended_ns; /* 0 = not yet */
+	uint32_t uid, gid;   /* owner */
+	bool exec;           /* a process job; then: */
+	int exit_code;       /* of the last attempt's process, -1 if it did not exit */
+	int term_signal;     /* signal that ended it, 0 if none */
+	int pid;             /* last attempt's process id, 0 if none (in memory only) */
 };
 
 /* ---- engine -------------------------------------------------------------- */
@@ -170,6 +208,7 @@ struct dd_event {
 	const char *reason;
 	uint64_t intended_ns; /* intended submit time */
 	uint64_t at_ns;       /* when the change happened */
+	uint32_t uid;         /* the job's owner */
 };
 
 /* Called on a shard's reactor thread for every state change whose bit
@@ -222,6 +261,14 @@ struct dd_config {
 				   * (default 7 days; 0 = no age limit) */
 	size_t store_retain_count; /* ...or beyond this many per shard (default
 				   * 10 Mi; SIZE_MAX = no limit) */
+	const char *output_dir;   /* process jobs' stdout/stderr files, copied
+				   * (default <state_dir>/output; without either,
+				   * output goes to /dev/null) */
+	uint64_t output_max;      /* bytes kept per stream (default 64 MiB): the
+				   * file is cut back to this while the process
+				   * runs and when it ends */
+	uint64_t kill_grace_ns;   /* a timed-out or cancelled process gets SIGTERM,
+				   * then SIGKILL this long after (default 5 s) */
 	dd_durable_fn on_durable; /* submissions made durable, see below */
 	void *durable_arg;
 	size_t ring_capacity;     /* submission ring cells per priority lane (default 4096) */
@@ -289,7 +336,9 @@ int dd_submit_batch(struct dd_engine *e, const struct dd_job_spec *specs, size_t
 
 /* Cancels a job: a waiting, delayed or queued job ends CANCELLED at once; a
  * running one ends CANCELLED at once too and its handler sees
- * dd_job_cancelled() (its return value is then ignored).
+ * dd_job_cancelled() (its return value is then ignored). A running process
+ * job gets SIGTERM (its process group), SIGKILL after kill_grace_ns, and
+ * ends CANCELLED when it has exited, with the signal recorded.
  * @return 0, DD_ETERMINAL (already ended), -ENOENT (no such job),
  *         DD_EEVICTED, DD_ESHUTDOWN. Blocks for a round trip to the shard. */
 int dd_cancel(struct dd_engine *e, uint64_t id);
@@ -300,6 +349,11 @@ int dd_cancel(struct dd_engine *e, uint64_t id);
  * @return 0, -ENOENT, DD_EEVICTED (ended, no longer in memory or store),
  *         DD_ESHUTDOWN. Blocks for a round trip to the shard. */
 int dd_job_get(struct dd_engine *e, uint64_t id, struct dd_job_info *info);
+
+/* Path of a process job's captured output (@stream 1 = stdout, 2 =
+ * stderr), into @buf of @n bytes. The file exists once the job started.
+ * @return 0, -EINVAL, -ENAMETOOLONG, -EOPNOTSUPP (no output dir). */
+int dd_job_output_path(struct dd_engine *e, uint64_t id, int stream, char *buf, size_t n);
 
 /* Waits until the job is terminal or @timeout_ns passes (UINT64_MAX:
  * forever) and fills @info (may be NULL).

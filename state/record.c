@@ -103,6 +103,8 @@ size_t dd_rec_encode_body(const struct dd_rec *r, void *buf)
 		put8(&w, r->flags);
 		put8(&w, 0);
 		put8(&w, 0);
+		put32(&w, r->uid);
+		put32(&w, r->gid);
 		put32(&w, r->kind_len);
 		put32(&w, r->payload_len);
 		put32(&w, r->ndeps);
@@ -172,6 +174,8 @@ int dd_rec_decode_body(uint32_t type, const void *body, size_t blen, struct dd_r
 		out->flags = get8(&r);
 		get8(&r);
 		get8(&r);
+		out->uid = get32(&r);
+		out->gid = get32(&r);
 		out->kind_len = get32(&r);
 		out->payload_len = get32(&r);
 		out->ndeps = get32(&r);

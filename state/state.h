@@ -40,7 +40,10 @@ enum dd_rec_type {
 	DD_REC_RESERVE = 5, /* ids below r.id may be handed out: never reuse them */
 };
 
-enum { DD_REC_F_STRICT = 1u }; /* submit flags */
+enum {
+	DD_REC_F_STRICT = 1u, /* submit flags */
+	DD_REC_F_EXEC = 2u,   /* the payload is an encoded process spec */
+};
 
 /* One decoded record. Pointers point into the buffer it was decoded from. */
 struct dd_rec {
@@ -54,6 +57,7 @@ struct dd_rec {
 	uint64_t timeout_ns, backoff_ns, backoff_max_ns;
 	uint32_t max_attempts;
 	uint8_t priority, flags;
+	uint32_t uid, gid; /* owner */
 	const char *kind;
 	uint32_t kind_len;
 	const void *payload;

@@ -16,7 +16,7 @@
 
 #include "state.h"
 
-#define SCHEMA 1u
+#define SCHEMA 2u /* 2: SUBMIT bodies carry the owner (uid, gid) */
 
 struct dd_state_store {
 	MDB_env *env;

@@ -1,0 +1,192 @@
+/* A process spec as bytes: the payload of a process job, so that the log,
+ * the store and recovery carry it like any payload.
+ *
+ *   u32 magic "DDX1"   u32 flags (1 env_replace, 2 cwd present)
+ *   u64 output_max     u32 nrlimits   u32 argc   u32 envc
+ *   nrlimits x { i32 resource, u64 cur, u64 max }
+ *   [cwd] argv[argc] env[envc], each u32 length + bytes (no NUL)
+ *
+ * Host byte order: a state directory is not moved between machines of
+ * different endianness. The decoder trusts nothing (recovered bytes, fuzz). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+#define MAGIC 0x31584444u /* "DDX1" */
+#define F_ENV_REPLACE 1u
+#define F_CWD 2u
+
+struct wbuf {
+	unsigned char *p;
+	size_t n, cap;
+};
+
+static void put(struct wbuf *w, const void *v, size_t n)
+{
+	if (w->p && w->n + n <= w->cap)
+		memcpy(w->p + w->n, v, n);
+	w->n += n;
+}
+
+static void put_str(struct wbuf *w, const char *s)
+{
+	uint32_t len = (uint32_t)strlen(s);
+	put(w, &len, 4);
+	put(w, s, len);
+}
+
+static size_t encode(const struct dd_exec_spec *x, struct wbuf *w)
+{
+	uint32_t argc = 0, envc = 0, u;
+	while (x->argv[argc])
+		argc++;
+	while (x->env && x->env[envc])
+		envc++;
+	u = MAGIC;
+	put(w, &u, 4);
+	u = (x->env_replace ? F_ENV_REPLACE : 0) | (x->cwd ? F_CWD : 0);
+	put(w, &u, 4);
+	put(w, &x->output_max, 8);
+	put(w, &x->nrlimits, 4);
+	put(w, &argc, 4);
+	put(w, &envc, 4);
+	for (unsigned i = 0; i < x->nrlimits; i++) {
+		int32_t r = x->rlimits[i].resource;
+		put(w, &r, 4);
+		put(w, &x->rlimits[i].cur, 8);
+		put(w, &x->rlimits[i].max, 8);
+	}
+	if (x->cwd)
+		put_str(w, x->cwd);
+	for (uint32_t i = 0; i < argc; i++)
+		put_str(w, x->argv[i]);
+	for (uint32_t i = 0; i < envc; i++)
+		put_str(w, x->env[i]);
+	return w->n;
+}
+
+int dd_exec_encode(const struct dd_exec_spec *x, void **out, size_t *len)
+{
+	if (!x->argv || !x->argv[0] || !x->argv[0][0] || x->nrlimits > DD_RLIMITS_MAX ||
+	    (x->nrlimits && !x->rlimits))
+		return -EINVAL;
+	for (size_t i = 0; x->env && x->env[i]; i++)
+		if (!strchr(x->env[i], '=') || x->env[i][0] == '=')
+			return -EINVAL;
+	for (unsigned i = 0; i < x->nrlimits; i++)
+		if (x->rlimits[i].resource < 0 || x->rlimits[i].resource >= 16 ||
+		    x->rlimits[i].cur > x->rlimits[i].max)
+			return -EINVAL;
+	struct wbuf w = {0};
+	size_t n = encode(x, &w);
+	if (n > DD_EXEC_MAX)
+		return -E2BIG;
+	w = (struct wbuf){.p = malloc(n), .cap = n};
+	if (!w.p)
+		return -ENOMEM;
+	encode(x, &w);
+	*out = w.p;
+	*len = n;
+	return 0;
+}
+
+struct rbuf {
+	const unsigned char *p;
+	size_t n, off;
+	bool bad;
+};
+
+static void get(struct rbuf *r, void *v, size_t n)
+{
+	if (r->bad || r->n - r->off < n) {
+		r->bad = true;
+		memset(v, 0, n);
+		return;
+	}
+	memcpy(v, r->p + r->off, n);
+	r->off += n;
+}
+
+/* Copies the next string into *dst (NUL-terminated) and moves *dst on. */
+static char *get_str(struct rbuf *r, char **dst)
+{
+	uint32_t len;
+	get(r, &len, 4);
+	if (r->bad || r->n - r->off < len || memchr(r->p + r->off, 0, len)) {
+		r->bad = true;
+		return NULL;
+	}
+	char *s = *dst;
+	memcpy(s, r->p + r->off, len);
+	s[len] = 0;
+	*dst += len + 1;
+	r->off += len;
+	return s;
+}
+
+int dd_exec_decode(const void *buf, size_t len, struct dd_exec_decoded *out)
+{
+	struct rbuf r = {.p = buf, .n = len};
+	uint32_t magic, flags, nrl, argc, envc;
+	memset(out, 0, sizeof(*out));
+	get(&r, &magic, 4);
+	get(&r, &flags, 4);
+	get(&r, &out->output_max, 8);
+	get(&r, &nrl, 4);
+	get(&r, &argc, 4);
+	get(&r, &envc, 4);
+	/* every string takes at least its 4-byte length: bounds the counts */
+	if (r.bad || magic != MAGIC || (flags & ~(F_ENV_REPLACE | F_CWD)) || nrl > DD_RLIMITS_MAX ||
+	    argc == 0 || argc > len / 4 || envc > len / 4)
+		return -EPROTO;
+	out->env_replace = flags & F_ENV_REPLACE;
+	out->nrl = nrl;
+	for (unsigned i = 0; i < nrl; i++) {
+		int32_t res;
+		get(&r, &res, 4);
+		get(&r, &out->rl[i].cur, 8);
+		get(&r, &out->rl[i].max, 8);
+		out->rl[i].resource = res;
+		if (res < 0 || res >= 16 || out->rl[i].cur > out->rl[i].max)
+			return -EPROTO;
+	}
+	if (r.bad)
+		return -EPROTO;
+	/* pointers, then the strings with their NULs: never more than the rest
+	 * of the buffer plus one byte per string */
+	size_t nptr = (size_t)argc + 1 + (envc ? (size_t)envc + 1 : 0);
+	size_t bytes = nptr * sizeof(char *) + (len - r.off) + (size_t)argc + envc + 1;
+	out->blk = malloc(bytes);
+	if (!out->blk)
+		return -ENOMEM;
+	char **ptrs = out->blk;
+	char *dst = (char *)(ptrs + nptr);
+	if (flags & F_CWD)
+		out->cwd = get_str(&r, &dst);
+	out->argv = ptrs;
+	for (uint32_t i = 0; i < argc; i++)
+		out->argv[i] = get_str(&r, &dst);
+	out->argv[argc] = NULL;
+	if (envc) {
+		out->env = ptrs + argc + 1;
+		for (uint32_t i = 0; i < envc; i++) {
+			out->env[i] = get_str(&r, &dst);
+			if (out->env[i] && (!strchr(out->env[i], '=') || out->env[i][0] == '='))
+				r.bad = true;
+		}
+		out->env[envc] = NULL;
+	}
+	if (r.bad || r.off != len || !out->argv[0][0]) {
+		dd_exec_decoded_free(out);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+void dd_exec_decoded_free(struct dd_exec_decoded *d)
+{
+	free(d->blk);
+	memset(d, 0, sizeof(*d));
+}
