@@ -235,6 +235,10 @@ static void handle(struct dd_shard *s, struct dd_cmd *c)
 		dd_cmd_complete(c, 0);
 		return;
 	}
+	if (c->type == CMD_RESERVE) {
+		dd_lease_reserve(s, c);
+		return;
+	}
 	struct dd_jobrec *j = dd_tab_find(s, c->id);
 	if (!j) {
 		uint64_t seq = c->id & DD_ID_SEQ_MASK;
@@ -271,6 +275,11 @@ static void handle(struct dd_shard *s, struct dd_cmd *c)
 		break;
 	case CMD_WAIT_DURABLE:
 		dd_durable_wait_cmd(s, j, c);
+		break;
+	case CMD_ACK:
+	case CMD_NACK:
+	case CMD_TOUCH:
+		dd_lease_cmd(s, j, c);
 		break;
 	default:
 		dd_cmd_complete(c, -EINVAL);

@@ -138,6 +138,7 @@ static void shard_fini(struct dd_shard *s)
 	dd_durable_close(s); /* the reactor has flushed the log; the applier catches up */
 	dd_ring_close(s);
 	dd_exec_free_all(s);
+	dd_lease_destroy(s);
 	for (unsigned p = 0; p < DD_PRIO_LEVELS; p++) {
 		/* Submissions that raced with shutdown: free what they carried. */
 		while (s->sub[p] && dd_queue_mpsc_dequeue(s->sub[p], &m, 1)) {

@@ -101,6 +101,8 @@ enum {
 	JF_LOGGED = 2u,    /* its transitions go to the log */
 	JF_HELD = 4u,      /* strict: an extra unmet "dependency" until durable */
 	JF_EXEC = 8u,      /* a process job: payload is its encoded spec */
+	JF_EXTQ = 16u,     /* queued in an external queue's lanes (lease.c) */
+	JF_LEASED = 32u,   /* running under a lease; the timer is its deadline */
 };
 #define DD_HANDLER_UNRESOLVED 0xffffu /* recovered before its kind was registered */
 
@@ -142,7 +144,10 @@ struct dd_jobrec {
 
 /* ---- commands from API callers to a reactor ---- */
 
-enum dd_cmd_type { CMD_GET, CMD_WAIT, CMD_UNWAIT, CMD_CANCEL, CMD_WAIT_DURABLE };
+enum dd_cmd_type {
+	CMD_GET, CMD_WAIT, CMD_UNWAIT, CMD_CANCEL, CMD_WAIT_DURABLE,
+	CMD_RESERVE, CMD_ACK, CMD_NACK, CMD_TOUCH,
+};
 
 struct dd_cmd {
 	enum dd_cmd_type type;
@@ -153,6 +158,12 @@ struct dd_cmd {
 	struct dd_job_info info;
 	uint64_t lsn;  /* CMD_WAIT_DURABLE: the record it waits for */
 	uint8_t level; /* ...at this durability level */
+	/* leases: CMD_RESERVE (handler, owner, ttr -> lease), ACK/NACK/TOUCH */
+	uint16_t handler;
+	uint32_t owner, attempt;
+	int result;
+	uint64_t ttr;
+	struct dd_lease *lease;
 	_Atomic uint32_t done; /* futex word: 1 when the reactor has answered */
 };
 
@@ -256,6 +267,8 @@ struct dd_shard {
 	unsigned nprocs;
 	uint64_t proc_sweep_ns; /* next look at their output sizes */
 	struct dd_queue_node nohandler; /* recovered jobs whose kind is unknown yet */
+	struct dd_queue_lanes **extq;   /* [handler]: queued jobs of external
+					 * queues, allocated when first used */
 	unsigned seen_handlers;
 
 	/* published counters: written by the reactor, read by dd_stats() */
@@ -298,7 +311,7 @@ void dd_sub_release(struct dd_shard *s, struct dd_sub *m);
  * pointer and outlives any record) */
 enum {
 	R_HANDLER_FAILED, R_TIMEOUT, R_CANCELLED, R_SHUTDOWN, R_DEPENDENCY, R_LOST,
-	R_NOT_LOGGED, R_COUNT,
+	R_NOT_LOGGED, R_LEASE_EXPIRED, R_NACK, R_COUNT,
 };
 extern const char *const dd_reason[R_COUNT];
 /* A reason read back from the store, as one of dd_reason[] ("other" if
@@ -340,6 +353,22 @@ void dd_job_timer_fired(struct dd_queue_timer *t, void *arg);
 void dd_job_info_fill(const struct dd_shard *s, const struct dd_jobrec *j,
 		      struct dd_job_info *info);
 void dd_shard_set_state(struct dd_shard *s, struct dd_jobrec *j, enum dd_state st);
+
+/* lease.c: external queues (reactor side) */
+static inline bool dd_job_external(const struct dd_shard *s, const struct dd_jobrec *j)
+{
+	return !(j->flags & JF_EXEC) && j->handler != DD_HANDLER_UNRESOLVED &&
+	       !s->eng->handlers[j->handler].fn;
+}
+/* Queues j (QUEUED, external kind) in its queue's lanes. */
+void dd_lease_queue(struct dd_shard *s, struct dd_jobrec *j);
+/* Takes j out of them (finish, cancel). */
+void dd_lease_unqueue(struct dd_shard *s, struct dd_jobrec *j);
+void dd_lease_cmd(struct dd_shard *s, struct dd_jobrec *j, struct dd_cmd *c);
+void dd_lease_reserve(struct dd_shard *s, struct dd_cmd *c);
+void dd_lease_destroy(struct dd_shard *s);
+/* reactor.c: the attempt's bookkeeping, shared with reserve */
+void dd_start_attempt(struct dd_shard *s, struct dd_jobrec *j, int worker);
 
 /* deps.c */
 void dd_deps_subscribe(struct dd_shard *s, uint64_t dep, uint64_t waiter);

@@ -1,4 +1,5 @@
 /* Job state transitions. Reactor thread only. */
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +79,10 @@ void dd_job_make_ready(struct dd_shard *s, struct dd_jobrec *j)
 	}
 	j->queued_ns = s->now;
 	dd_shard_set_state(s, j, DD_QUEUED);
-	dd_queue_lanes_push(&s->lanes, j->priority, &j->link);
+	if (dd_job_external(s, j))
+		dd_lease_queue(s, j);
+	else
+		dd_queue_lanes_push(&s->lanes, j->priority, &j->link);
 }
 
 void dd_job_arrive(struct dd_shard *s, struct dd_sub *m)
@@ -168,8 +172,11 @@ void dd_job_finish(struct dd_shard *s, struct dd_jobrec *j, enum dd_state st,
 		   const char *reason)
 {
 	dd_queue_wheel_cancel(&s->wheel, &j->timer);
-	if (j->state == DD_QUEUED && j->link.next)
+	if (j->flags & JF_EXTQ)
+		dd_lease_unqueue(s, j);
+	else if (j->state == DD_QUEUED && j->link.next)
 		dd_queue_lanes_remove(&s->lanes, j->priority, &j->link);
+	j->flags &= (uint8_t)~JF_LEASED;
 	j->reason = reason;
 	j->ended_ns = s->now;
 	dd_shard_set_state(s, j, st);
@@ -256,6 +263,9 @@ void dd_job_timer_fired(struct dd_queue_timer *t, void *arg)
 	if (j->state == DD_DELAYED) {
 		j->not_before_ns = 0;
 		dd_job_make_ready(s, j);
+	} else if (j->state == DD_RUNNING && (j->flags & JF_LEASED)) {
+		j->flags &= (uint8_t)~JF_LEASED;
+		dd_job_attempt_done(s, j, -ETIMEDOUT, dd_reason[R_LEASE_EXPIRED]);
 	} else if (j->state == DD_RUNNING && (j->flags & JF_EXEC) &&
 		   atomic_load_explicit(&j->cancel, memory_order_relaxed)) {
 		dd_exec_grace_over(s, j); /* SIGTERM was not enough */

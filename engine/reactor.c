@@ -52,16 +52,17 @@ static size_t drain_submissions(struct dd_shard *s)
 	return total;
 }
 
-static void start_attempt(struct dd_shard *s, struct dd_jobrec *j, unsigned worker)
+void dd_start_attempt(struct dd_shard *s, struct dd_jobrec *j, int worker)
 {
 	j->attempt++;
 	j->worker = (int32_t)worker;
 	j->started_ns = s->now;
-	j->flags |= JF_ON_WORKER;
+	if (worker >= 0)
+		j->flags |= JF_ON_WORKER;
 	dd_shard_set_state(s, j, DD_RUNNING);
 	dd_log_start(s, j);
 	dd_st_add(s, ST_DISPATCHED, 1);
-	if (j->timeout_ns)
+	if (j->timeout_ns && worker >= 0)
 		dd_queue_wheel_arm(&s->wheel, &j->timer, s->now + j->timeout_ns);
 }
 
@@ -76,11 +77,12 @@ static struct dd_jobrec *next_job(struct dd_shard *s)
 			return j;
 		int h = (j->flags & JF_EXEC) ? dd_kind_for_exec(s->eng, j->kind)
 					      : dd_handler_find(s->eng, j->kind);
-		if (h >= 0 && !(j->flags & JF_EXEC) && !s->eng->handlers[h].fn)
-			h = -1; /* a kind for process jobs only: no handler for this one */
 		if (h >= 0) {
 			j->handler = (uint16_t)h;
-			return j;
+			if (!dd_job_external(s, j))
+				return j;
+			dd_lease_queue(s, j); /* an external queue's: leased, not run here */
+			continue;
 		}
 		j->link.next = &s->nohandler;
 		j->link.prev = s->nohandler.prev;
@@ -123,7 +125,7 @@ static size_t dispatch(struct dd_shard *s)
 			struct dd_jobrec *j = next_job(s);
 			if (!j)
 				break;
-			start_attempt(s, j, w->index);
+			dd_start_attempt(s, j, (int)w->index);
 			batch[k++] = j;
 		}
 		if (!k)
@@ -145,7 +147,7 @@ static size_t dispatch_inline(struct dd_shard *s)
 	size_t k = 0;
 	struct dd_jobrec *j;
 	while (k < DD_WORKER_INFLIGHT && (j = next_job(s))) {
-		start_attempt(s, j, 0);
+		dd_start_attempt(s, j, 0);
 		dd_run_handler(s, j, 0);
 		s->now = dd_now_ns();
 		if (j->timeout_ns && s->now - j->started_ns >= j->timeout_ns)

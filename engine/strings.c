@@ -43,7 +43,8 @@ const char *const dd_reason[R_COUNT] = {
 	[R_HANDLER_FAILED] = "handler failed", [R_TIMEOUT] = "timeout",
 	[R_CANCELLED] = "cancelled",	       [R_SHUTDOWN] = "shutdown",
 	[R_DEPENDENCY] = "dependency",	       [R_LOST] = "lost",
-	[R_NOT_LOGGED] = "not logged",
+	[R_NOT_LOGGED] = "not logged",	       [R_LEASE_EXPIRED] = "lease expired",
+	[R_NACK] = "nack",
 };
 
 const char *dd_reason_intern(const char *reason)

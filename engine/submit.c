@@ -76,8 +76,7 @@ static int validate(struct dd_engine *e, const struct dd_job_spec *sp, struct ki
 	}
 	if (sp->kind != kc->kind) {
 		int h = dd_handler_find(e, sp->kind);
-		/* a kind without a handler holds process jobs only */
-		if (h < 0 || !e->handlers[h].fn)
+		if (h < 0)
 			return DD_ENOHANDLER;
 		kc->kind = sp->kind;
 		kc->handler = h;

@@ -301,7 +301,9 @@ int dd_engine_create(const struct dd_config *cfg, struct dd_engine **out);
  * Blocks until handlers return. NULL does nothing. */
 void dd_engine_destroy(struct dd_engine *e);
 
-/* Registers @fn under @name for jobs of that kind.
+/* Registers @fn under @name for jobs of that kind. With @fn NULL, @name is
+ * an external queue: its jobs wait until a worker outside the engine takes
+ * them with dd_reserve() (process jobs of that kind still run here).
  * @return 0, -EINVAL (empty or over 63 bytes), -EEXIST, -ENOSPC (over 1024
  *         handlers), -ENOMEM. Handlers cannot be removed. */
 int dd_handler_register(struct dd_engine *e, const char *name, dd_handler_fn fn, void *arg);
@@ -388,6 +390,45 @@ struct dd_recovery {
 	uint64_t ns;            /* time recovery took */
 };
 int dd_engine_recovery(struct dd_engine *e, struct dd_recovery *out);
+
+/* ---- external workers: leases ----------------------------------------------
+ *
+ * A job of an external queue (a kind registered with no handler) is taken
+ * by a worker outside the engine with dd_reserve(), which starts an attempt
+ * (RUNNING) under a lease that ends at deadline_ns. The worker answers with
+ * dd_lease_ack() (the attempt succeeded), dd_lease_nack() (it failed:
+ * retried while attempts remain) or extends the lease with dd_lease_touch().
+ * A lease that runs out is a failed attempt with reason "lease expired",
+ * retried like any other. The job's timeout_ns does not apply to leases.
+ * Each call names the attempt, so an answer to an expired lease can never
+ * settle a later attempt of the same job. */
+
+struct dd_lease {
+	uint64_t id;
+	uint32_t attempt, max_attempts;
+	uint32_t uid, gid;     /* the job's owner */
+	int priority;
+	uint64_t deadline_ns;  /* CLOCK_MONOTONIC: answer or touch before */
+	void *payload;         /* a malloc'd copy: the caller frees it */
+	size_t payload_len;
+};
+
+#define DD_ANY_OWNER UINT32_MAX
+
+/* Leases the most urgent, oldest queued job of @queue owned by @owner
+ * (DD_ANY_OWNER: any) for @ttr_ns. Does not wait for one to arrive.
+ * @return 0, -EAGAIN (none queued now), DD_ENOHANDLER (no such external
+ *         queue: unknown, or it has an in-process handler), -EINVAL (ttr 0),
+ *         -ENOMEM, DD_ESHUTDOWN. Blocks for a round trip to each shard. */
+int dd_reserve(struct dd_engine *e, const char *queue, uint64_t ttr_ns, uint32_t owner,
+	       struct dd_lease *out);
+/* @return 0, -ESTALE (that attempt's lease is over), DD_ETERMINAL, -ENOENT,
+ *         DD_EEVICTED, DD_ESHUTDOWN. */
+int dd_lease_ack(struct dd_engine *e, uint64_t id, uint32_t attempt);
+/* @result: the attempt's result (non-zero; 0 is taken as 1). Same codes. */
+int dd_lease_nack(struct dd_engine *e, uint64_t id, uint32_t attempt, int result);
+/* The lease now ends @ttr_ns from now. Same codes, and -EINVAL. */
+int dd_lease_touch(struct dd_engine *e, uint64_t id, uint32_t attempt, uint64_t ttr_ns);
 
 /* ---- statistics ------------------------------------------------------------ */
 

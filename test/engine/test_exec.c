@@ -292,11 +292,15 @@ Test(exec, rejects_bad_specs)
 	s.payload = "x";
 	s.payload_len = 1;
 	cr_assert_eq(dd_submit(e, &s, 0, &id), -EINVAL);
-	/* a kind used for process jobs has no handler for other jobs */
+	/* a kind first used for process jobs is an external queue for others */
 	s.payload_len = 0;
 	s.payload = NULL;
 	cr_assert_eq(dd_submit(e, &s, 0, &id), 0);
 	s.exec = NULL;
-	cr_assert_eq(dd_submit(e, &s, 0, &id), DD_ENOHANDLER);
+	cr_assert_eq(dd_submit(e, &s, 0, &id), 0);
+	await_state(e, id, DD_QUEUED);
+	struct dd_lease l;
+	cr_assert_eq(dd_reserve(e, "procs", 1000 * MS, DD_ANY_OWNER, &l), 0);
+	cr_assert_eq(l.id, id);
 	dd_engine_destroy(e);
 }
