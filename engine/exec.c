@@ -1,14 +1,17 @@
 /* The process executor (DESIGN.md section 5).
  *
  * A worker spawns the process — never the reactor, since exec of a large
- * binary can take milliseconds — in the manner of posix_spawn: a clone that
+ * binary can take milliseconds — the way posix_spawn does: vfork, which
  * shares the worker's memory and suspends it until the child has called
- * execve (CLONE_VM | CLONE_VFORK), so no page tables are copied. We do not
- * call posix_spawn itself because on glibc 2.36 it can neither set rlimits,
- * drop to the submitting user, nor return a pidfd; the child below does
- * those few system calls and nothing else. CLONE_PIDFD gives the pidfd
- * atomically; the exit signal is 0, so an application's SIGCHLD handler or
- * waitpid(-1) in the embedding program never steals our children.
+ * execve, so no page tables are copied. We do not call posix_spawn itself
+ * because on glibc 2.36 it can neither set rlimits nor drop to the
+ * submitting user; the child below does those few system calls and
+ * nothing else. (A clone with CLONE_PIDFD on a separate stack would also
+ * give the pidfd atomically, but ThreadSanitizer cannot follow a CLONE_VM
+ * child, and our sanitizer builds must run this code.) The pidfd is
+ * opened right after: our unreaped child's pid cannot be reused. An
+ * embedding program must not reap children it did not start (SIGCHLD set
+ * to SIG_IGN, or waitpid(-1)), or process jobs end "signal 9".
  *
  * The reactor then watches the pidfd on the shard's io_uring
  * (IORING_OP_WAITID where the kernel has it, else a poll on the pidfd and a
@@ -24,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -37,7 +39,6 @@
 #define P_PIDFD 3
 #endif
 #define OP_WAITID 50
-#define CHILD_STACK (64u << 10)
 #define SWEEP_NS 250000000ull /* output size checks of running processes */
 
 extern char **environ;
@@ -112,15 +113,15 @@ struct spawn_args {
 	bool drop;
 	uid_t uid;
 	gid_t gid;
-	int fail; /* the child's errno when it could not exec */
 };
 
-/* The child, on its own stack but in the worker's memory, with the worker
- * suspended: raw system calls only (glibc's setuid family would try to
- * signal the worker's sibling threads), nothing that takes a lock. */
-static int child_main(void *arg)
+/* The child, in the worker's memory with the worker suspended (vfork):
+ * raw system calls only (glibc's setuid family would try to signal the
+ * worker's sibling threads), nothing that takes a lock, no return. Why it
+ * could not exec goes back through a close-on-exec pipe: an empty read in
+ * the parent means execve succeeded. */
+static void __attribute__((noreturn)) child_main(const struct spawn_args *a, int report)
 {
-	struct spawn_args *a = arg;
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	sigset_t none;
 	for (int sig = 1; sig < _NSIG; sig++)
@@ -129,7 +130,6 @@ static int child_main(void *arg)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (setpgid(0, 0) < 0 || dup2(a->in, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->err, 2) < 0)
 		goto fail;
-	syscall(SYS_close_range, 3u, ~0u, 0u); /* the fd table is the child's own */
 	if (a->cwd && chdir(a->cwd) < 0)
 		goto fail;
 	for (unsigned i = 0; i < a->nrl; i++) {
@@ -142,12 +142,21 @@ static int child_main(void *arg)
 			syscall(SYS_setresuid, a->uid, a->uid, a->uid) < 0))
 		goto fail;
 	execve(a->path, a->argv, a->envp);
-fail:
-	a->fail = errno ? errno : EINVAL;
+fail:;
+	int e = errno ? errno : EINVAL;
+	(void)!write(report, &e, sizeof(e));
 	_exit(127);
 }
 
-static _Thread_local void *tl_stack;
+/* Alone in its own frame, so that vfork's shared stack clobbers nothing
+ * of the caller's. */
+static pid_t __attribute__((noinline)) start_child(const struct spawn_args *a, int report)
+{
+	pid_t pid = vfork();
+	if (pid == 0)
+		child_main(a, report);
+	return pid;
+}
 
 /* PATH look-up, as execvp would do it, but before the clone. */
 static int resolve(const char *name, char *const *envp, char *buf, size_t n)
@@ -233,39 +242,50 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_proc *p)
 		rc = -errno;
 		goto out;
 	}
-	if (!tl_stack) {
-		void *st = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE,
-				MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-		if (st == MAP_FAILED) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		tl_stack = st;
-	}
 	struct spawn_args a = {
 		.path = path, .argv = x.argv, .envp = envp, .cwd = x.cwd,
 		.in = in, .out = p->out, .err = p->err, .rl = x.rl, .nrl = x.nrl,
 		/* as root, a job runs as its owner; root only if root owns it */
 		.drop = geteuid() == 0 && j->uid != 0, .uid = j->uid, .gid = j->gid,
 	};
+	int report[2];
+	if (pipe2(report, O_CLOEXEC) < 0) {
+		rc = -errno;
+		goto out;
+	}
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old); /* no handler may run in the child */
-	int pidfd = -1;
-	pid_t pid = clone(child_main, (char *)tl_stack + CHILD_STACK,
-			  CLONE_VM | CLONE_VFORK | CLONE_PIDFD, &a, &pidfd);
+	pid_t pid = start_child(&a, report[1]);
 	int cerr = errno;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	close(report[1]);
 	if (pid < 0) {
+		close(report[0]);
 		rc = -cerr;
 		goto out;
 	}
-	if (a.fail) {
-		/* it exited without exec: reap it, report why */
-		siginfo_t si;
-		waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | __WALL);
-		close(pidfd);
-		rc = -a.fail;
+	int fail = 0;
+	ssize_t got;
+	while ((got = read(report[0], &fail, sizeof(fail))) < 0 && errno == EINTR)
+		;
+	close(report[0]);
+	/* Our child, not yet waited for: its pid cannot have been reused. */
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (got > 0 || pidfd < 0) {
+		/* it exited without exec (or we cannot watch it): reap it */
+		if (pidfd < 0) {
+			if (got <= 0) {
+				fail = errno;
+				kill(pid, SIGKILL);
+			}
+			waitpid(pid, NULL, __WALL);
+		} else {
+			siginfo_t si;
+			waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | __WALL);
+			close(pidfd);
+		}
+		rc = -(fail ? fail : EIO);
 		goto out;
 	}
 	p->pid = pid;

@@ -176,7 +176,8 @@ void dd_job_finish(struct dd_shard *s, struct dd_jobrec *j, enum dd_state st,
 		dd_lease_unqueue(s, j);
 	else if (j->state == DD_QUEUED && j->link.next)
 		dd_queue_lanes_remove(&s->lanes, j->priority, &j->link);
-	j->flags &= (uint8_t)~JF_LEASED;
+	if (j->flags & JF_LEASED) /* only then: a worker may be reading flags */
+		j->flags &= (uint8_t)~JF_LEASED;
 	j->reason = reason;
 	j->ended_ns = s->now;
 	dd_shard_set_state(s, j, st);
