@@ -184,7 +184,11 @@ void dd_job_finish(struct dd_shard *s, struct dd_jobrec *j, enum dd_state st,
 	dd_log_end(s, j);
 	atomic_fetch_sub_explicit(&s->live, 1, memory_order_relaxed);
 	dd_seq_set(s, j->id, st == DD_SUCCEEDED ? SEQ_ENDED_OK : SEQ_ENDED_BAD);
-	dd_deps_release(s, j);
+	/* A job stopped by shutdown has not failed: its dependants stay
+	 * waiting (their own shard stops them too) and, with durable state,
+	 * run after the next start. */
+	if (reason != dd_reason[R_SHUTDOWN])
+		dd_deps_release(s, j);
 	for (struct dd_cmd *c = j->waiters, *n; c; c = n) {
 		n = c->next;
 		dd_job_info_fill(s, j, &c->info);

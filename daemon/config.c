@@ -1,0 +1,181 @@
+/* Settings: one table of keys shared by the INI file and the flags. */
+#include <errno.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "dispatchd.h"
+
+void dd_dcfg_defaults(struct dd_dcfg *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->durability = DD_DURABILITY_FSYNC; /* a service acknowledges what is on disk */
+	c->max_frame = 1u << 20;
+	c->max_jobs_per_user = 1000000;
+	c->max_batch = 10000;
+	c->max_conns = 4096;
+	c->output_max = 64u << 20;
+	c->kill_grace_ns = 5000000000ull;
+	c->shutdown_grace_ns = 10000000000ull;
+}
+
+static int parse_u64(const char *v, uint64_t max, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!*v || *v == '-')
+		return -1;
+	unsigned long long x = strtoull(v, &end, 10);
+	if (errno || *end || x > max)
+		return -1;
+	*out = x;
+	return 0;
+}
+
+/* "1.5" seconds (or "250ms") into ns. */
+static int parse_secs(const char *v, uint64_t *ns)
+{
+	char *end;
+	errno = 0;
+	double d = strtod(v, &end);
+	if (errno || end == v || d < 0 || d > 1e9)
+		return -1;
+	if (!strcmp(end, "ms"))
+		d /= 1000;
+	else if (*end && strcmp(end, "s"))
+		return -1;
+	*ns = (uint64_t)(d * 1e9);
+	return 0;
+}
+
+static int copy(char *dst, size_t n, const char *v)
+{
+	return snprintf(dst, n, "%s", v) < (int)n ? 0 : -1;
+}
+
+int dd_dcfg_set(struct dd_dcfg *c, const char *key, const char *v, char *err, size_t errlen)
+{
+	uint64_t u = 0;
+	int bad = 0;
+	if (!strcmp(key, "state_dir") || !strcmp(key, "state-dir"))
+		bad = copy(c->state_dir, sizeof(c->state_dir), v);
+	else if (!strcmp(key, "socket"))
+		bad = copy(c->socket, sizeof(c->socket), v);
+	else if (!strcmp(key, "listen"))
+		bad = copy(c->listen, sizeof(c->listen), v);
+	else if (!strcmp(key, "token_file") || !strcmp(key, "token-file"))
+		bad = copy(c->token_file, sizeof(c->token_file), v);
+	else if (!strcmp(key, "metrics"))
+		bad = copy(c->metrics, sizeof(c->metrics), v);
+	else if (!strcmp(key, "log_file") || !strcmp(key, "log-file"))
+		bad = copy(c->log_file, sizeof(c->log_file), v);
+	else if (!strcmp(key, "shards"))
+		bad = parse_u64(v, DD_MAX_SHARDS, &u) || (c->shards = (unsigned)u, 0);
+	else if (!strcmp(key, "workers"))
+		bad = parse_u64(v, 1024, &u) || (c->workers = (unsigned)u, 0);
+	else if (!strcmp(key, "durability")) {
+		if (!strcmp(v, "none"))
+			c->durability = DD_DURABILITY_NONE;
+		else if (!strcmp(v, "buffered"))
+			c->durability = DD_DURABILITY_BUFFERED;
+		else if (!strcmp(v, "fsync"))
+			c->durability = DD_DURABILITY_FSYNC;
+		else
+			bad = 1;
+	} else if (!strcmp(key, "max_frame") || !strcmp(key, "max-frame"))
+		bad = parse_u64(v, 1u << 30, &u) || u < 1024 || (c->max_frame = u, 0);
+	else if (!strcmp(key, "max_jobs_per_user"))
+		bad = parse_u64(v, UINT64_MAX, &u) || u == 0 || (c->max_jobs_per_user = u, 0);
+	else if (!strcmp(key, "max_batch"))
+		bad = parse_u64(v, 1000000, &u) || u == 0 || (c->max_batch = u, 0);
+	else if (!strcmp(key, "max_conns"))
+		bad = parse_u64(v, 1000000, &u) || u == 0 || (c->max_conns = (unsigned)u, 0);
+	else if (!strcmp(key, "output_max"))
+		bad = parse_u64(v, UINT64_MAX, &u) || (c->output_max = u, 0);
+	else if (!strcmp(key, "kill_grace"))
+		bad = parse_secs(v, &c->kill_grace_ns);
+	else if (!strcmp(key, "shutdown_grace"))
+		bad = parse_secs(v, &c->shutdown_grace_ns);
+	else {
+		snprintf(err, errlen, "unknown setting '%s'", key);
+		return -1;
+	}
+	if (bad) {
+		snprintf(err, errlen, "bad value '%s' for %s", v, key);
+		return -1;
+	}
+	return 0;
+}
+
+struct load_ctx {
+	struct dd_dcfg *c;
+	char *err;
+	size_t errlen;
+	bool failed;
+};
+
+static int on_key(void *arg, const char *section, const char *name, const char *value)
+{
+	struct load_ctx *lc = arg;
+	if (lc->failed)
+		return 0;
+	if (section[0] && strcmp(section, "dispatchd")) {
+		snprintf(lc->err, lc->errlen, "unknown section [%s]", section);
+		lc->failed = true;
+		return 0;
+	}
+	if (dd_dcfg_set(lc->c, name, value, lc->err, lc->errlen) < 0) {
+		lc->failed = true;
+		return 0;
+	}
+	return 1;
+}
+
+static int finish(struct load_ctx *lc, int rc, const char *where)
+{
+	char tmp[512];
+	if (rc == -1) {
+		snprintf(lc->err, lc->errlen, "%s: cannot open: %s", where, strerror(errno));
+		return -1;
+	}
+	if (lc->failed || rc) {
+		/* inih reports the first line its handler refused (or could not parse) */
+		snprintf(tmp, sizeof(tmp), "%s", lc->failed ? lc->err : "syntax error");
+		snprintf(lc->err, lc->errlen, "%s:%d: %s", where, rc > 0 ? rc : 0, tmp);
+		return -1;
+	}
+	return 0;
+}
+
+int dd_dcfg_load(struct dd_dcfg *c, const char *path, char *err, size_t errlen)
+{
+	struct load_ctx lc = {c, err, errlen, false};
+	int rc = ini_parse(path, on_key, &lc);
+	if (finish(&lc, rc, path) < 0)
+		return -1;
+	return copy(c->config, sizeof(c->config), path);
+}
+
+int dd_dcfg_load_string(struct dd_dcfg *c, const char *text, char *err, size_t errlen)
+{
+	struct load_ctx lc = {c, err, errlen, false};
+	return finish(&lc, ini_parse_string(text, on_key, &lc), "<string>");
+}
+
+void dd_default_socket(char *buf, size_t n, bool for_client)
+{
+	const char *env = for_client ? getenv("DISPATCHD_SOCKET") : NULL;
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	if (env && env[0])
+		snprintf(buf, n, "%s", env);
+	else if (geteuid() != 0 && xdg && xdg[0])
+		snprintf(buf, n, "%s/dispatchd.sock", xdg);
+	else if (geteuid() != 0)
+		snprintf(buf, n, "/tmp/dispatchd-%u.sock", (unsigned)geteuid());
+	else
+		snprintf(buf, n, "/run/dispatchd/dispatchd.sock");
+}

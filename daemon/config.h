@@ -1,0 +1,42 @@
+/* dispatchd's settings: defaults, the INI file (inih), then flags. */
+#ifndef DD_DAEMON_CONFIG_H
+#define DD_DAEMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct dd_dcfg {
+	char state_dir[1024];
+	char socket[1024];     /* "" = the default for this user */
+	char listen[256];      /* HOST:PORT, "" = no TCP */
+	char token_file[1024];
+	char metrics[256];
+	char log_file[1024];   /* "" = stderr */
+	char config[1024];     /* the file these came from, for SIGHUP */
+	unsigned shards, workers;
+	int durability;        /* enum dd_durability */
+	/* limits, reloaded on SIGHUP */
+	size_t max_frame;      /* bytes per request line */
+	uint64_t max_jobs_per_user; /* non-terminal jobs a uid may have */
+	size_t max_batch;      /* jobs per submit_batch */
+	unsigned max_conns;
+	uint64_t output_max;
+	uint64_t kill_grace_ns;
+	uint64_t shutdown_grace_ns;
+	int verbose;
+};
+
+void dd_dcfg_defaults(struct dd_dcfg *c);
+/* Reads an INI file over @c. Keys may sit before any section or under
+ * [dispatchd]. Returns 0, or -1 with a message in @err ("file:line: ..."). */
+int dd_dcfg_load(struct dd_dcfg *c, const char *path, char *err, size_t errlen);
+/* The same from a string (fuzzing, tests). */
+int dd_dcfg_load_string(struct dd_dcfg *c, const char *text, char *err, size_t errlen);
+/* One key: the file's and the flags' common path. Returns 0 or -1 (err). */
+int dd_dcfg_set(struct dd_dcfg *c, const char *key, const char *value, char *err, size_t errlen);
+/* The default socket path: $XDG_RUNTIME_DIR/dispatchd.sock for a user,
+ * /run/dispatchd/dispatchd.sock for root; DISPATCHD_SOCKET overrides. */
+void dd_default_socket(char *buf, size_t n, bool for_client);
+
+#endif

@@ -1,0 +1,134 @@
+/* dispatchctl's connection: one request at a time, answers by tag. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "ctl.h"
+
+int ctl_connect(struct ctl *c, const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	memset(c, 0, sizeof(*c));
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "dispatchctl: socket path too long: %s\n", path);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		fprintf(stderr,
+			"dispatchctl: cannot connect to %s: %s\n"
+			"  is dispatchd running? (start it, or point -s / DISPATCHD_SOCKET at its socket)\n",
+			path, strerror(errno));
+		if (c->fd >= 0)
+			close(c->fd);
+		c->fd = -1;
+		return -1;
+	}
+	return 0;
+}
+
+void ctl_close(struct ctl *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->buf);
+	c->fd = -1;
+	c->buf = NULL;
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* The next line from the daemon (NUL-terminated in c->buf), or NULL. */
+static char *read_line(struct ctl *c, size_t *len)
+{
+	for (;;) {
+		char *nl = c->len ? memchr(c->buf, '\n', c->len) : NULL;
+		if (nl) {
+			*nl = 0;
+			*len = (size_t)(nl - c->buf);
+			return c->buf;
+		}
+		if (c->cap - c->len < 65536) {
+			size_t cap = c->cap ? c->cap * 2 : 131072;
+			char *p = realloc(c->buf, cap);
+			if (!p)
+				return NULL;
+			c->buf = p;
+			c->cap = cap;
+		}
+		ssize_t k = recv(c->fd, c->buf + c->len, c->cap - c->len - 1, 0);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return NULL;
+		c->len += (size_t)k;
+	}
+}
+
+static void consume(struct ctl *c, size_t len)
+{
+	memmove(c->buf, c->buf + len + 1, c->len - len - 1);
+	c->len -= len + 1;
+}
+
+json_t *ctl_call(struct ctl *c, json_t *req)
+{
+	unsigned tag = ++c->tag;
+	json_object_set_new(req, "tag", json_integer(tag));
+	char *s = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	if (!s || send_all(c->fd, s, strlen(s)) < 0 || send_all(c->fd, "\n", 1) < 0) {
+		free(s);
+		fprintf(stderr, "dispatchctl: lost the connection to dispatchd\n");
+		return NULL;
+	}
+	free(s);
+	for (;;) {
+		size_t len;
+		char *line = read_line(c, &len);
+		if (!line) {
+			fprintf(stderr, "dispatchctl: dispatchd closed the connection\n");
+			return NULL;
+		}
+		json_error_t je;
+		json_t *o = json_loadb(line, len, 0, &je);
+		consume(c, len);
+		if (!o) {
+			fprintf(stderr, "dispatchctl: unreadable answer: %s\n", je.text);
+			return NULL;
+		}
+		json_t *t = json_object_get(o, "tag");
+		if (json_is_integer(t) && json_integer_value(t) == tag)
+			return o;
+		json_decref(o); /* an answer to nothing we still wait for */
+	}
+}
+
+json_t *ctl_result(json_t *resp)
+{
+	if (!resp)
+		return NULL;
+	if (json_is_true(json_object_get(resp, "ok")))
+		return json_object_get(resp, "result");
+	json_t *e = json_object_get(resp, "error");
+	fprintf(stderr, "dispatchctl: %s: %s\n", json_string_value(json_object_get(e, "code")),
+		json_string_value(json_object_get(e, "message")));
+	return NULL;
+}

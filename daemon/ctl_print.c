@@ -1,0 +1,98 @@
+/* dispatchctl's human-readable tables. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctl.h"
+
+static const char *str(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+static void fmt_time(json_t *v, char *buf, size_t n)
+{
+	if (!json_is_number(v)) {
+		snprintf(buf, n, "-");
+		return;
+	}
+	double t = json_number_value(v);
+	time_t s = (time_t)t;
+	struct tm tm;
+	size_t k = strftime(buf, n, "%H:%M:%S", localtime_r(&s, &tm));
+	snprintf(buf + k, n - k, ".%03d", (int)((t - (double)s) * 1000));
+}
+
+static void exit_text(json_t *j, char *buf, size_t n)
+{
+	json_t *ec = json_object_get(j, "exit_code"), *sig = json_object_get(j, "signal");
+	if (json_is_integer(ec))
+		snprintf(buf, n, "%lld", (long long)json_integer_value(ec));
+	else if (json_is_integer(sig))
+		snprintf(buf, n, "sig %lld", (long long)json_integer_value(sig));
+	else
+		snprintf(buf, n, "-");
+}
+
+void ctl_print_jobs(json_t *jobs, bool header)
+{
+	if (header)
+		printf("%-20s %-10s %-16s %-7s %-8s %-6s %s\n", "ID", "STATE", "QUEUE", "ATTEMPT",
+		       "EXIT", "UID", "REASON");
+	size_t i;
+	json_t *j;
+	json_array_foreach(jobs, i, j)
+	{
+		char ex[32], att[24];
+		exit_text(j, ex, sizeof(ex));
+		snprintf(att, sizeof(att), "%lld/%lld",
+			 (long long)json_integer_value(json_object_get(j, "attempt")),
+			 (long long)json_integer_value(json_object_get(j, "max_attempts")));
+		printf("%-20lld %-10s %-16s %-7s %-8s %-6lld %s\n",
+		       (long long)json_integer_value(json_object_get(j, "id")), str(j, "state"),
+		       str(j, "queue"), att, ex, (long long)json_integer_value(json_object_get(j, "uid")),
+		       str(j, "reason"));
+	}
+}
+
+void ctl_print_job(json_t *j)
+{
+	char ex[32], t1[32], t2[32], t3[32];
+	exit_text(j, ex, sizeof(ex));
+	fmt_time(json_object_get(j, "submitted_at"), t1, sizeof(t1));
+	fmt_time(json_object_get(j, "started_at"), t2, sizeof(t2));
+	fmt_time(json_object_get(j, "ended_at"), t3, sizeof(t3));
+	printf("id:        %lld\nstate:     %s\nqueue:     %s\npriority:  %s\n"
+	       "attempt:   %lld of %lld\nowner:     uid %lld gid %lld\n",
+	       (long long)json_integer_value(json_object_get(j, "id")), str(j, "state"),
+	       str(j, "queue"), str(j, "priority"),
+	       (long long)json_integer_value(json_object_get(j, "attempt")),
+	       (long long)json_integer_value(json_object_get(j, "max_attempts")),
+	       (long long)json_integer_value(json_object_get(j, "uid")),
+	       (long long)json_integer_value(json_object_get(j, "gid")));
+	if (json_is_true(json_object_get(j, "exec")))
+		printf("process:   exit %s%s%lld\n", ex, json_object_get(j, "pid") ? ", pid " : "",
+		       (long long)json_integer_value(json_object_get(j, "pid")));
+	else
+		printf("result:    %lld\n", (long long)json_integer_value(json_object_get(j, "result")));
+	if (str(j, "reason")[0])
+		printf("reason:    %s\n", str(j, "reason"));
+	printf("submitted: %s\nstarted:   %s\nended:     %s\n", t1, t2, t3);
+}
+
+void ctl_print_stats(json_t *st)
+{
+	static const char *const keys[] = {"submitted", "dispatched", "succeeded", "failed",
+					   "cancelled", "timed_out", "retried", "waiting",
+					   "delayed", "queued", "running", "store_jobs"};
+	json_t *t = json_object_get(st, "total"), *d = json_object_get(st, "daemon");
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		printf("%-12s %lld\n", keys[i], (long long)json_integer_value(json_object_get(t, keys[i])));
+	printf("%-12s %zu\n", "shards", json_array_size(json_object_get(st, "shards")));
+	printf("%-12s %lld\n%-12s %lld\n", "connections",
+	       (long long)json_integer_value(json_object_get(d, "connections")), "requests",
+	       (long long)json_integer_value(json_object_get(d, "requests")));
+	if (json_is_true(json_object_get(d, "draining")))
+		printf("draining\n");
+}

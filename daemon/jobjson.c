@@ -1,0 +1,86 @@
+/* Jobs, events and statistics as JSON (docs/PROTOCOL.md). */
+#include <time.h>
+
+#include "server.h"
+
+static json_t *when(const struct dd_server *srv, uint64_t mono_ns)
+{
+	/* seconds since the epoch; the engine counts on CLOCK_MONOTONIC */
+	return json_real((double)((int64_t)mono_ns + srv->rt_offset) / 1e9);
+}
+
+static const char *prio_name(int p)
+{
+	static const char *const n[] = {"urgent", "high", "normal", "low"};
+	return p >= 0 && p < 4 ? n[p] : "normal";
+}
+
+json_t *dd_job_json(const struct dd_server *srv, const struct dd_job_info *in)
+{
+	json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:i, s:i, s:i, s:s, s:i, s:i, s:i}",
+			      "id", (json_int_t)in->id, "state", dd_state_name(in->state),
+			      "queue", in->kind, "priority", prio_name(in->priority),
+			      "attempt", (int)in->attempt, "max_attempts", (int)in->max_attempts,
+			      "result", in->result, "reason", in->reason ? in->reason : "",
+			      "uid", (int)in->uid, "gid", (int)in->gid, "shard", (int)in->shard);
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "exec", json_boolean(in->exec));
+	if (in->exec) {
+		json_object_set_new(o, "exit_code",
+				    in->exit_code >= 0 ? json_integer(in->exit_code) : json_null());
+		json_object_set_new(o, "signal",
+				    in->term_signal ? json_integer(in->term_signal) : json_null());
+		if (in->pid)
+			json_object_set_new(o, "pid", json_integer(in->pid));
+	}
+	if (in->submitted_ns)
+		json_object_set_new(o, "submitted_at", when(srv, in->submitted_ns));
+	if (in->started_ns)
+		json_object_set_new(o, "started_at", when(srv, in->started_ns));
+	if (in->ended_ns)
+		json_object_set_new(o, "ended_at", when(srv, in->ended_ns));
+	return o;
+}
+
+json_t *dd_event_json(const struct dd_server *srv, const struct dd_event *ev)
+{
+	return json_pack("{s:I, s:s, s:s, s:i, s:i, s:s, s:o}", "id", (json_int_t)ev->id,
+			 "state", dd_state_name(ev->state), "prev",
+			 ev->prev_state ? dd_state_name(ev->prev_state) : "new", "attempt",
+			 (int)ev->attempt, "result", ev->result, "reason",
+			 ev->reason ? ev->reason : "", "at", when(srv, ev->at_ns));
+}
+
+static json_t *shard_json(const struct dd_shard_stats *s)
+{
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i}",
+			 "submitted", (json_int_t)s->submitted, "dispatched",
+			 (json_int_t)s->dispatched, "succeeded", (json_int_t)s->succeeded,
+			 "failed", (json_int_t)s->failed, "cancelled", (json_int_t)s->cancelled,
+			 "timed_out", (json_int_t)s->timed_out, "retried", (json_int_t)s->retried,
+			 "waiting", (json_int_t)s->waiting, "delayed", (json_int_t)s->delayed,
+			 "queued", (json_int_t)s->queued, "running", (json_int_t)s->running,
+			 "log_records", (json_int_t)s->log_records, "log_batches",
+			 (json_int_t)s->log_batches, "store_jobs", (json_int_t)s->store_jobs,
+			 "durable_lsn", (json_int_t)s->durable_lsn, "state_error", s->state_error);
+}
+
+json_t *dd_stats_json(struct dd_server *srv)
+{
+	struct dd_stats st;
+	dd_stats(srv->eng, &st);
+	json_t *shards = json_array();
+	for (unsigned i = 0; i < st.nshards; i++) {
+		json_t *sj = shard_json(&st.shard[i]);
+		json_object_set_new(sj, "node", json_integer(st.shard[i].node));
+		json_object_set_new(sj, "workers", json_integer(st.shard[i].workers));
+		json_array_append_new(shards, sj);
+	}
+	return json_pack("{s:o, s:o, s:{s:i, s:I, s:I, s:b, s:I, s:I}}", "total",
+			 shard_json(&st.total), "shards", shards, "daemon", "connections",
+			 (int)srv->nconns, "requests", (json_int_t)srv->requests, "errors",
+			 (json_int_t)srv->errors, "draining", srv->draining, "pending_submits",
+			 (json_int_t)dd_idmap_count(srv->durable_wait), "pending_waits",
+			 (json_int_t)dd_idmap_count(srv->end_wait));
+}

@@ -1,0 +1,232 @@
+/* dispatchd: the job-dispatch service (DESIGN.md section 8, dispatchd(8)). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dd_config.h"
+#include "events.h"
+#include "notify.h"
+#include "server.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: dispatchd --state-dir DIR [--socket PATH] [--listen HOST:PORT --token-file F]\n"
+		"                 [--metrics HOST:PORT] [--shards N] [--workers N]\n"
+		"                 [--durability none|buffered|fsync] [-c CONFIG] [-v]\n"
+		"  -d, --state-dir DIR     job log, store and output files (required)\n"
+		"  -s, --socket PATH       Unix socket (default: $XDG_RUNTIME_DIR/dispatchd.sock,\n"
+		"                          or /run/dispatchd/dispatchd.sock as root)\n"
+		"  -l, --listen HOST:PORT  also listen on TCP (needs --token-file)\n"
+		"  -t, --token-file F      the token TCP clients must send first\n"
+		"  -m, --metrics HOST:PORT Prometheus endpoint\n"
+		"      --shards N          shards (default: one per NUMA node)\n"
+		"      --workers N         worker threads per shard\n"
+		"      --durability L      when a submit is acknowledged (default fsync)\n"
+		"      --log-file F        log here instead of stderr (reopened on SIGHUP)\n"
+		"  -c, --config F          INI file with the same keys; flags win\n"
+		"  -v, --verbose           say more\n"
+		"  -h, --help, -V, --version\n");
+}
+
+static int read_token(struct dd_server *srv, char *err, size_t errlen)
+{
+	FILE *f = fopen(srv->cfg.token_file, "r");
+	if (!f) {
+		snprintf(err, errlen, "token file %s: %s", srv->cfg.token_file, strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
+		fclose(f);
+		snprintf(err, errlen, "token file %s is readable by others: chmod 600 it",
+			 srv->cfg.token_file);
+		return -1;
+	}
+	size_t n = fread(srv->token, 1, sizeof(srv->token) - 1, f);
+	fclose(f);
+	while (n && (srv->token[n - 1] == '\n' || srv->token[n - 1] == '\r'))
+		n--;
+	srv->token[n] = 0;
+	if (n < 16) {
+		snprintf(err, errlen, "token in %s is shorter than 16 bytes", srv->cfg.token_file);
+		return -1;
+	}
+	return 0;
+}
+
+static int check_state_dir(const char *dir, char *err, size_t errlen)
+{
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create state dir %s: %s: pass a --state-dir you may write",
+			 dir, strerror(errno));
+		return -1;
+	}
+	if (access(dir, W_OK | X_OK) < 0) {
+		snprintf(err, errlen,
+			 "state dir %s is not writable: run as its owner or pass --state-dir", dir);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"state-dir", required_argument, NULL, 'd'}, {"socket", required_argument, NULL, 's'},
+		{"listen", required_argument, NULL, 'l'},    {"token-file", required_argument, NULL, 't'},
+		{"metrics", required_argument, NULL, 'm'},   {"shards", required_argument, NULL, 'S'},
+		{"workers", required_argument, NULL, 'W'},   {"durability", required_argument, NULL, 'D'},
+		{"log-file", required_argument, NULL, 'L'},  {"config", required_argument, NULL, 'c'},
+		{"verbose", no_argument, NULL, 'v'},	     {"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},	     {NULL, 0, NULL, 0},
+	};
+	static const char *const keys[128] = {
+		['d'] = "state_dir", ['s'] = "socket",	 ['l'] = "listen",  ['t'] = "token_file",
+		['m'] = "metrics",   ['S'] = "shards",	 ['W'] = "workers", ['D'] = "durability",
+		['L'] = "log_file",
+	};
+	struct dd_server srv;
+	char err[4400];
+	memset(&srv, 0, sizeof(srv));
+	srv.sigfd = srv.epfd = -1;
+	dd_dcfg_defaults(&srv.cfg);
+
+	/* the file first, wherever -c is, so that flags override it */
+	int o, verbose = 0;
+	const char *config = NULL;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "d:s:l:t:m:c:vhV", opts, NULL)) != -1)
+		if (o == 'c')
+			config = optarg;
+	if (config && dd_dcfg_load(&srv.cfg, config, err, sizeof(err)) < 0) {
+		fprintf(stderr, "dispatchd: %s\n", err);
+		return 2;
+	}
+	optind = 1;
+	opterr = 1;
+	while ((o = getopt_long(argc, argv, "d:s:l:t:m:c:vhV", opts, NULL)) != -1) {
+		if (o == 'h') {
+			usage(stdout);
+			return 0;
+		} else if (o == 'V') {
+			printf("dispatchd %s\n", DD_VERSION);
+			return 0;
+		} else if (o == 'v') {
+			verbose++;
+		} else if (o == 'c') {
+			continue;
+		} else if (o > 0 && o < 128 && keys[o]) {
+			if (dd_dcfg_set(&srv.cfg, keys[o], optarg, err, sizeof(err)) < 0) {
+				fprintf(stderr, "dispatchd: --%s: %s\n", keys[o], err);
+				return 2;
+			}
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "dispatchd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	srv.cfg.verbose = verbose;
+	if (!srv.cfg.state_dir[0]) {
+		fprintf(stderr, "dispatchd: --state-dir is required (where jobs are kept)\n");
+		return 2;
+	}
+	if (srv.cfg.listen[0] && !srv.cfg.token_file[0]) {
+		fprintf(stderr, "dispatchd: --listen needs --token-file: TCP clients must "
+				"authenticate\n");
+		return 2;
+	}
+	if (srv.cfg.metrics[0]) {
+		fprintf(stderr, "dispatchd: --metrics: the Prometheus endpoint is not built yet "
+				"(telemetry); start without it\n");
+		return 2;
+	}
+	if (!srv.cfg.socket[0])
+		dd_default_socket(srv.cfg.socket, sizeof(srv.cfg.socket), false);
+	if (srv.cfg.log_file[0] && !freopen(srv.cfg.log_file, "a", stderr)) {
+		fprintf(stdout, "dispatchd: cannot open log file %s: %s\n", srv.cfg.log_file,
+			strerror(errno));
+		return 1;
+	}
+	setvbuf(stderr, NULL, _IOLBF, 0);
+	if (check_state_dir(srv.cfg.state_dir, err, sizeof(err)) < 0 ||
+	    (srv.cfg.token_file[0] && read_token(&srv, err, sizeof(err)) < 0)) {
+		dd_server_log("%s", err);
+		return 1;
+	}
+	int r = dd_server_init(&srv);
+	if (r < 0) {
+		dd_server_log("cannot start: %s", strerror(-r));
+		return 1;
+	}
+
+	struct dd_config ec;
+	dd_config_init(&ec);
+	ec.state_dir = srv.cfg.state_dir;
+	ec.durability = srv.cfg.durability;
+	ec.shards = srv.cfg.shards;
+	ec.workers = srv.cfg.workers;
+	ec.output_max = srv.cfg.output_max;
+	ec.kill_grace_ns = srv.cfg.kill_grace_ns;
+	ec.shutdown_grace_ns = srv.cfg.shutdown_grace_ns;
+	ec.on_event = dd_events_on_event;
+	ec.event_arg = srv.events;
+	ec.event_mask = DD_EVENTS_ALL;
+	ec.on_durable = dd_events_on_durable;
+	ec.durable_arg = srv.events;
+	r = dd_engine_create(&ec, &srv.eng);
+	if (r < 0) {
+		dd_server_log("cannot start the engine on %s: %s", srv.cfg.state_dir, dd_strerror(r));
+		dd_server_destroy(&srv);
+		return 1;
+	}
+	struct dd_recovery rec;
+	if (dd_engine_recovery(srv.eng, &rec) == 0 && (rec.jobs_loaded || rec.records_replayed))
+		dd_server_log("recovered %llu unfinished jobs (%llu retried, %llu lost) from %llu log "
+			      "records in %.1f ms%s",
+			      (unsigned long long)rec.jobs_loaded, (unsigned long long)rec.jobs_retried,
+			      (unsigned long long)rec.jobs_lost, (unsigned long long)rec.records_replayed,
+			      (double)rec.ns / 1e6, rec.torn ? "; a torn log tail was cut" : "");
+	if (dd_server_listen_unix(&srv, srv.cfg.socket, err, sizeof(err)) < 0 ||
+	    (srv.cfg.listen[0] && dd_server_listen_tcp(&srv, srv.cfg.listen, err, sizeof(err)) < 0)) {
+		dd_server_log("%s", err);
+		dd_engine_destroy(srv.eng);
+		dd_server_destroy(&srv);
+		return 1;
+	}
+	dd_server_log("ready: socket %s%s%s, state %s, %u shard(s), durability %s", srv.cfg.socket,
+		      srv.cfg.listen[0] ? ", tcp " : "", srv.cfg.listen, srv.cfg.state_dir,
+		      dd_engine_shards(srv.eng),
+		      srv.cfg.durability == DD_DURABILITY_FSYNC      ? "fsync"
+		      : srv.cfg.durability == DD_DURABILITY_BUFFERED ? "buffered"
+								     : "none");
+	char status[1200];
+	snprintf(status, sizeof(status), "READY=1\nSTATUS=serving on %s\nMAINPID=%d", srv.cfg.socket,
+		 (int)getpid());
+	dd_notify(status);
+
+	r = dd_server_run(&srv);
+
+	/* Drain: no new connections or jobs; running work finishes (or is
+	 * cancelled after the grace and retried at the next start); queued
+	 * jobs stay in the log for the next start. */
+	dd_notify("STOPPING=1\nSTATUS=draining");
+	dd_server_close_listeners(&srv);
+	dd_server_log("draining: waiting up to %.0f s for running jobs",
+		      (double)srv.cfg.shutdown_grace_ns / 1e9);
+	dd_engine_destroy(srv.eng);
+	srv.eng = NULL;
+	dd_server_finish(&srv);
+	dd_server_destroy(&srv);
+	dd_server_log("stopped");
+	return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,447 @@
+/* Request decoding (docs/PROTOCOL.md). JSON itself is jansson's job; this
+ * file knows the operations and their fields, and trusts nothing. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "proto.h"
+
+/* Field types: s string, i integer, n number, b boolean, a array, o object,
+ * p priority (string or integer), j any JSON value. */
+struct field {
+	const char *name;
+	char type;
+};
+
+struct opdef {
+	const char *name;
+	const struct field *fields;
+};
+
+static const struct field F_NONE[] = {{NULL, 0}};
+static const struct field F_AUTH[] = {{"token", 's'}, {NULL, 0}};
+static const struct field F_JOB[] = {
+	{"queue", 's'}, {"argv", 'a'}, {"env", 'o'}, {"env_replace", 'b'}, {"cwd", 's'},
+	{"priority", 'p'}, {"after", 'a'}, {"delay", 'n'}, {"timeout", 'n'}, {"retries", 'i'},
+	{"backoff", 'n'}, {"key", 's'}, {"payload", 's'}, {"payload_b64", 's'},
+	{"durability", 's'}, {"output_max", 'i'}, {"rlimits", 'o'}, {"strict", 'b'},
+	{NULL, 0}};
+static const struct field F_BATCH[] = {{"jobs", 'a'}, {NULL, 0}};
+static const struct field F_ID[] = {{"id", 'i'}, {NULL, 0}};
+static const struct field F_IDS[] = {{"id", 'i'}, {"ids", 'a'}, {NULL, 0}};
+static const struct field F_WAIT[] = {{"id", 'i'}, {"ids", 'a'}, {"timeout", 'n'}, {NULL, 0}};
+static const struct field F_WATCH[] = {{"ids", 'a'}, {"queue", 's'}, {NULL, 0}};
+static const struct field F_LIST[] = {
+	{"state", 's'}, {"queue", 's'}, {"after", 'i'}, {"limit", 'i'}, {NULL, 0}};
+static const struct field F_OUTPUT[] = {
+	{"id", 'i'}, {"stream", 's'}, {"offset", 'i'}, {"max", 'i'}, {NULL, 0}};
+static const struct field F_RESERVE[] = {
+	{"queue", 's'}, {"ttr", 'n'}, {"timeout", 'n'}, {NULL, 0}};
+static const struct field F_ACK[] = {{"id", 'i'}, {"attempt", 'i'}, {NULL, 0}};
+static const struct field F_NACK[] = {{"id", 'i'}, {"attempt", 'i'}, {"result", 'i'}, {NULL, 0}};
+static const struct field F_TOUCH[] = {{"id", 'i'}, {"attempt", 'i'}, {"ttr", 'n'}, {NULL, 0}};
+
+static const struct opdef OPS[OP_COUNT] = {
+	[OP_PING] = {"ping", F_NONE},		[OP_AUTH] = {"auth", F_AUTH},
+	[OP_SUBMIT] = {"submit", F_JOB},	[OP_SUBMIT_BATCH] = {"submit_batch", F_BATCH},
+	[OP_GET] = {"get", F_ID},		[OP_WAIT] = {"wait", F_WAIT},
+	[OP_WATCH] = {"watch", F_WATCH},	[OP_UNWATCH] = {"unwatch", F_NONE},
+	[OP_CANCEL] = {"cancel", F_IDS},	[OP_LIST] = {"list", F_LIST},
+	[OP_OUTPUT] = {"output", F_OUTPUT},	[OP_RESERVE] = {"reserve", F_RESERVE},
+	[OP_ACK] = {"ack", F_ACK},		[OP_NACK] = {"nack", F_NACK},
+	[OP_TOUCH] = {"touch", F_TOUCH},	[OP_STATS] = {"stats", F_NONE},
+	[OP_DRAIN] = {"drain", F_NONE},
+};
+
+const char *dd_op_name(enum dd_op op)
+{
+	return op < OP_COUNT ? OPS[op].name : "?";
+}
+
+static int fail(struct dd_perr *e, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	e->code = code;
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static bool type_ok(json_t *v, char t)
+{
+	switch (t) {
+	case 's': return json_is_string(v);
+	case 'i': return json_is_integer(v);
+	case 'n': return json_is_number(v);
+	case 'b': return json_is_boolean(v);
+	case 'a': return json_is_array(v);
+	case 'o': return json_is_object(v);
+	case 'p': return json_is_string(v) || json_is_integer(v);
+	default: return true;
+	}
+}
+
+static const char *type_name(char t)
+{
+	switch (t) {
+	case 's': return "a string";
+	case 'i': return "an integer";
+	case 'n': return "a number";
+	case 'b': return "true or false";
+	case 'a': return "an array";
+	case 'o': return "an object";
+	case 'p': return "a priority name or 0..3";
+	default: return "a value";
+	}
+}
+
+/* Every key of @o is in @f (or is op/tag when @top), of its type. */
+static int check_fields(json_t *o, const struct field *f, bool top, struct dd_perr *e)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v)
+	{
+		if (top && (!strcmp(k, "op") || !strcmp(k, "tag")))
+			continue;
+		const struct field *x = f;
+		while (x->name && strcmp(x->name, k))
+			x++;
+		if (!x->name)
+			return fail(e, "EINVAL", "unknown field '%.64s'", k);
+		if (!type_ok(v, x->type))
+			return fail(e, "EINVAL", "field '%s' must be %s", k, type_name(x->type));
+	}
+	return 0;
+}
+
+int dd_proto_parse(const char *line, size_t len, struct dd_req *r, struct dd_perr *e)
+{
+	json_error_t je;
+	memset(r, 0, sizeof(*r));
+	/* JSON_REJECT_DUPLICATES: a key given twice is ambiguous, so an error */
+	r->root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+	if (!r->root)
+		return fail(e, "EPROTO", "not JSON: %s at column %d", je.text, je.column);
+	if (!json_is_object(r->root))
+		return fail(e, "EPROTO", "a request is a JSON object");
+	r->tag = json_object_get(r->root, "tag");
+	json_t *op = json_object_get(r->root, "op");
+	if (!json_is_string(op))
+		return fail(e, "EINVAL", "missing \"op\" (a string)");
+	const char *name = json_string_value(op);
+	for (unsigned i = 0; i < OP_COUNT; i++)
+		if (!strcmp(OPS[i].name, name)) {
+			r->op = (enum dd_op)i;
+			return check_fields(r->root, OPS[i].fields, true, e);
+		}
+	return fail(e, "EINVAL", "unknown op '%.64s'", name);
+}
+
+void dd_req_free(struct dd_req *r)
+{
+	json_decref(r->root);
+	memset(r, 0, sizeof(*r));
+}
+
+bool dd_get_u64(json_t *o, const char *key, uint64_t *out)
+{
+	json_t *v = json_object_get(o, key);
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return false;
+	*out = (uint64_t)json_integer_value(v);
+	return true;
+}
+
+bool dd_get_secs(json_t *o, const char *key, uint64_t *ns)
+{
+	json_t *v = json_object_get(o, key);
+	if (!json_is_number(v))
+		return false;
+	double d = json_number_value(v);
+	if (!(d >= 0 && d <= 1e9)) /* NaN fails too */
+		return false;
+	*ns = (uint64_t)llround(d * 1e9);
+	return true;
+}
+
+/* ---- jobs ---- */
+
+static const struct {
+	const char *name;
+	int res;
+} RLIMITS[] = {
+	{"cpu", RLIMIT_CPU},	   {"fsize", RLIMIT_FSIZE},   {"data", RLIMIT_DATA},
+	{"stack", RLIMIT_STACK},   {"core", RLIMIT_CORE},     {"rss", RLIMIT_RSS},
+	{"nproc", RLIMIT_NPROC},   {"nofile", RLIMIT_NOFILE}, {"memlock", RLIMIT_MEMLOCK},
+	{"as", RLIMIT_AS},	   {"locks", RLIMIT_LOCKS},   {"sigpending", RLIMIT_SIGPENDING},
+	{"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE}, {"rtprio", RLIMIT_RTPRIO},
+	{"rttime", RLIMIT_RTTIME},
+};
+
+static int secs(json_t *o, const char *key, uint64_t *ns, struct dd_perr *e)
+{
+	if (json_object_get(o, key) && !dd_get_secs(o, key, ns))
+		return fail(e, "EINVAL", "'%s' is seconds, 0 to 1e9", key);
+	return 0;
+}
+
+static int job_argv(json_t *a, struct dd_jobdec *jd, struct dd_perr *e)
+{
+	size_t n = json_array_size(a);
+	if (n == 0)
+		return fail(e, "EINVAL", "'argv' needs at least the program");
+	if (n > 65536)
+		return fail(e, "E2BIG", "'argv' has over 65536 elements");
+	if (!(jd->argv = calloc(n + 1, sizeof(char *))))
+		return fail(e, "ENOMEM", "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		json_t *v = json_array_get(a, i);
+		if (!json_is_string(v) || memchr(json_string_value(v), 0, json_string_length(v)))
+			return fail(e, "EINVAL", "'argv' holds strings without NUL bytes");
+		jd->argv[i] = json_string_value(v);
+	}
+	if (!jd->argv[0][0])
+		return fail(e, "EINVAL", "'argv[0]' is empty");
+	jd->exec.argv = jd->argv;
+	return 0;
+}
+
+static int job_env(json_t *o, struct dd_jobdec *jd, struct dd_perr *e)
+{
+	size_t n = json_object_size(o), bytes = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v)
+	{
+		if (!json_is_string(v) || !k[0] || strchr(k, '=') ||
+		    memchr(json_string_value(v), 0, json_string_length(v)))
+			return fail(e, "EINVAL",
+				    "'env' maps names (no '=') to strings without NUL bytes");
+		bytes += strlen(k) + json_string_length(v) + 2;
+	}
+	if (!(jd->env = calloc(n + 1, sizeof(char *))) || !(jd->envbuf = malloc(bytes + 1)))
+		return fail(e, "ENOMEM", "out of memory");
+	char *p = jd->envbuf;
+	size_t i = 0;
+	json_object_foreach(o, k, v)
+	{
+		jd->env[i++] = p;
+		p += sprintf(p, "%s=%s", k, json_string_value(v)) + 1;
+	}
+	jd->exec.env = jd->env;
+	return 0;
+}
+
+static int job_rlimits(json_t *o, struct dd_jobdec *jd, struct dd_perr *e)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v)
+	{
+		size_t r = 0;
+		while (r < sizeof(RLIMITS) / sizeof(RLIMITS[0]) && strcmp(RLIMITS[r].name, k))
+			r++;
+		if (r == sizeof(RLIMITS) / sizeof(RLIMITS[0]))
+			return fail(e, "EINVAL", "unknown rlimit '%.32s'", k);
+		json_int_t cur, max;
+		if (json_is_integer(v)) {
+			cur = max = json_integer_value(v);
+		} else if (json_is_array(v) && json_array_size(v) == 2 &&
+			   json_is_integer(json_array_get(v, 0)) &&
+			   json_is_integer(json_array_get(v, 1))) {
+			cur = json_integer_value(json_array_get(v, 0));
+			max = json_integer_value(json_array_get(v, 1));
+		} else {
+			return fail(e, "EINVAL", "rlimit '%s' is N or [soft, hard]", k);
+		}
+		if (cur < 0 || max < 0 || cur > max)
+			return fail(e, "EINVAL", "rlimit '%s': 0 <= soft <= hard", k);
+		if (jd->exec.nrlimits >= DD_RLIMITS_MAX)
+			return fail(e, "E2BIG", "too many rlimits");
+		jd->rl[jd->exec.nrlimits++] = (struct dd_rlimit){
+			.resource = RLIMITS[r].res, .cur = (uint64_t)cur, .max = (uint64_t)max};
+	}
+	jd->exec.rlimits = jd->rl;
+	return 0;
+}
+
+static int job_deps(json_t *a, struct dd_jobdec *jd, struct dd_perr *e)
+{
+	size_t n = json_array_size(a);
+	if (n > DD_DEPS_MAX)
+		return fail(e, "E2BIG", "'after' holds at most %u ids", DD_DEPS_MAX);
+	if (n && !(jd->deps = malloc(n * sizeof(uint64_t))))
+		return fail(e, "ENOMEM", "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		json_t *v = json_array_get(a, i);
+		if (!json_is_integer(v) || json_integer_value(v) <= 0)
+			return fail(e, "EINVAL", "'after' holds job ids");
+		jd->deps[i] = (uint64_t)json_integer_value(v);
+	}
+	jd->spec.deps = jd->deps;
+	jd->spec.ndeps = (uint32_t)n;
+	return 0;
+}
+
+static int job_priority(json_t *v, struct dd_jobdec *jd, struct dd_perr *e)
+{
+	static const char *const names[] = {"urgent", "high", "normal", "low"};
+	if (json_is_integer(v)) {
+		json_int_t p = json_integer_value(v);
+		if (p < 0 || p > 3)
+			return fail(e, "EINVAL", "'priority' is 0 (urgent) to 3 (low)");
+		jd->spec.priority = (int)p;
+		return 0;
+	}
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(json_string_value(v), names[i])) {
+			jd->spec.priority = i;
+			return 0;
+		}
+	return fail(e, "EINVAL", "'priority' is urgent, high, normal or low");
+}
+
+static int job_payload(json_t *o, struct dd_jobdec *jd, struct dd_perr *e)
+{
+	json_t *p = json_object_get(o, "payload"), *b = json_object_get(o, "payload_b64");
+	if (p && b)
+		return fail(e, "EINVAL", "give 'payload' or 'payload_b64', not both");
+	if (!p && !b)
+		return 0;
+	size_t len = json_string_length(p ? p : b);
+	if ((p ? len : len / 4 * 3) > DD_PAYLOAD_MAX)
+		return fail(e, "E2BIG", "payload over %u bytes", DD_PAYLOAD_MAX);
+	if (!(jd->payload = malloc(len + 1)))
+		return fail(e, "ENOMEM", "out of memory");
+	if (p) {
+		memcpy(jd->payload, json_string_value(p), len);
+	} else {
+		long n = dd_b64_decode(json_string_value(b), len, jd->payload);
+		if (n < 0)
+			return fail(e, "EINVAL", "'payload_b64' is not base64");
+		len = (size_t)n;
+	}
+	jd->spec.payload = jd->payload;
+	jd->spec.payload_len = len;
+	return 0;
+}
+
+int dd_proto_job(json_t *o, bool top, struct dd_jobdec *jd, struct dd_perr *e)
+{
+	memset(jd, 0, sizeof(*jd));
+	if (!json_is_object(o))
+		return fail(e, "EINVAL", "a job is an object");
+	if (check_fields(o, F_JOB, top, e) < 0)
+		return -1;
+	struct dd_job_spec *s = &jd->spec;
+	s->priority = DD_PRIO_NORMAL;
+	s->node = s->shard = -1;
+	json_t *v;
+	const char *q = "default";
+	if ((v = json_object_get(o, "queue"))) {
+		q = json_string_value(v);
+		if (!q[0] || json_string_length(v) >= sizeof(jd->queue) ||
+		    strlen(q) != json_string_length(v))
+			return fail(e, "EINVAL", "'queue' is 1 to 63 bytes");
+	}
+	strcpy(jd->queue, q);
+	s->kind = jd->queue;
+	if ((v = json_object_get(o, "argv"))) {
+		if (job_argv(v, jd, e) < 0)
+			return -1;
+		s->exec = &jd->exec;
+		if ((v = json_object_get(o, "env")) && job_env(v, jd, e) < 0)
+			return -1;
+		jd->exec.env_replace = json_is_true(json_object_get(o, "env_replace"));
+		if ((v = json_object_get(o, "cwd"))) {
+			if (!json_string_value(v)[0] || strlen(json_string_value(v)) != json_string_length(v))
+				return fail(e, "EINVAL", "'cwd' is a path");
+			jd->exec.cwd = json_string_value(v);
+		}
+		if ((v = json_object_get(o, "rlimits")) && job_rlimits(v, jd, e) < 0)
+			return -1;
+		uint64_t om;
+		if (dd_get_u64(o, "output_max", &om))
+			jd->exec.output_max = om ? om : 1; /* 0 would mean "the default" */
+		else if (json_object_get(o, "output_max"))
+			return fail(e, "EINVAL", "'output_max' is bytes, >= 0");
+		if (json_object_get(o, "payload") || json_object_get(o, "payload_b64"))
+			return fail(e, "EINVAL", "a process job (argv) has no payload");
+	} else {
+		static const char *const exec_only[] = {"env", "env_replace", "cwd", "rlimits",
+							"output_max"};
+		for (size_t i = 0; i < sizeof(exec_only) / sizeof(exec_only[0]); i++)
+			if (json_object_get(o, exec_only[i]))
+				return fail(e, "EINVAL", "'%s' needs 'argv'", exec_only[i]);
+		if (job_payload(o, jd, e) < 0)
+			return -1;
+	}
+	if ((v = json_object_get(o, "priority")) && job_priority(v, jd, e) < 0)
+		return -1;
+	if ((v = json_object_get(o, "after")) && job_deps(v, jd, e) < 0)
+		return -1;
+	if (secs(o, "delay", &s->delay_ns, e) < 0 || secs(o, "timeout", &s->timeout_ns, e) < 0 ||
+	    secs(o, "backoff", &s->backoff_ns, e) < 0)
+		return -1;
+	if ((v = json_object_get(o, "retries"))) {
+		json_int_t r = json_integer_value(v);
+		if (r < 0 || r > 1000000)
+			return fail(e, "EINVAL", "'retries' is 0 to 1000000");
+		s->max_attempts = (uint32_t)r + 1;
+	}
+	if ((v = json_object_get(o, "key"))) {
+		size_t kl = json_string_length(v);
+		if (!kl || kl > DD_KEY_MAX || strlen(json_string_value(v)) != kl)
+			return fail(e, "EINVAL", "'key' is 1 to %u bytes", DD_KEY_MAX);
+		s->idem_key = json_string_value(v);
+	}
+	if ((v = json_object_get(o, "durability"))) {
+		const char *d = json_string_value(v);
+		s->durability = !strcmp(d, "none")       ? DD_DURABILITY_NONE
+				: !strcmp(d, "buffered") ? DD_DURABILITY_BUFFERED
+				: !strcmp(d, "fsync")    ? DD_DURABILITY_FSYNC
+							 : -1;
+		if (s->durability < 0)
+			return fail(e, "EINVAL", "'durability' is none, buffered or fsync");
+	}
+	if (json_is_true(json_object_get(o, "strict")))
+		s->flags |= DD_JOB_STRICT;
+	return 0;
+}
+
+void dd_jobdec_free(struct dd_jobdec *jd)
+{
+	free(jd->argv);
+	free(jd->env);
+	free(jd->envbuf);
+	free(jd->deps);
+	free(jd->payload);
+	memset(jd, 0, sizeof(*jd));
+}
+
+/* ---- errors ---- */
+
+void dd_perr_engine(struct dd_perr *e, int err, const char *what)
+{
+	static const struct {
+		int err;
+		const char *code;
+	} map[] = {
+		{DD_ETERMINAL, "ETERMINAL"}, {DD_ENOHANDLER, "ENOQUEUE"}, {DD_EDEPS, "EDEPS"},
+		{DD_ESHUTDOWN, "ESHUTDOWN"}, {DD_EEVICTED, "EEVICTED"}, {DD_ESTOREFULL, "ESTOREFULL"},
+		{-EINVAL, "EINVAL"}, {-ENOENT, "ENOENT"}, {-EAGAIN, "EAGAIN"}, {-E2BIG, "E2BIG"},
+		{-ETIMEDOUT, "ETIMEDOUT"}, {-ENOSPC, "ENOSPC"}, {-EIO, "EIO"}, {-ENOMEM, "ENOMEM"},
+		{-ESTALE, "ESTALE"}, {-EPERM, "EPERM"}, {-EOPNOTSUPP, "ENOTSUP"},
+	};
+	e->code = "EIO";
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (map[i].err == err)
+			e->code = map[i].code;
+	snprintf(e->msg, sizeof(e->msg), "%s: %s", what, dd_strerror(err));
+}

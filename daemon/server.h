@@ -1,0 +1,116 @@
+/* dispatchd's server: one thread, an epoll loop over the listening sockets,
+ * the connections, a signalfd and an eventfd that the engine's callbacks
+ * ring (events.c). Requests are answered in order per connection unless
+ * they wait (submit until durable, wait, reserve), and then carry their
+ * tag. Private to daemon/. */
+#ifndef DD_DAEMON_SERVER_H
+#define DD_DAEMON_SERVER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "dispatchd.h"
+#include "idmap.h"
+
+struct dd_server;
+
+struct conn {
+	struct conn *next, *prev;
+	struct dd_server *srv;
+	int fd;
+	uint64_t serial;
+	uint32_t uid, gid; /* the peer's (SO_PEERCRED); TCP: the daemon's, once authed */
+	pid_t pid;
+	bool tcp, authed;
+	bool closing;      /* flush what is queued, then close */
+	bool dead;         /* closed; freed when refs drops to 0 */
+	bool paused;       /* not reading: too much output queued */
+	bool watching;
+	json_t *watch_ids; /* object "id" -> true, or NULL for every job */
+	json_t *watch_tag;
+	unsigned refs;     /* pending answers that point here */
+	char *in;
+	size_t in_len, in_cap;
+	char *out;
+	size_t out_len, out_off, out_cap;
+};
+
+/* An answer that waits: submit (until durable), wait, reserve. */
+enum pend_kind { PEND_SUBMIT, PEND_WAIT, PEND_RESERVE };
+
+struct pend {
+	struct pend *next, *prev; /* the server's list, for time-outs */
+	enum pend_kind kind;
+	struct conn *c;
+	json_t *tag;
+	uint64_t deadline;  /* CLOCK_MONOTONIC ns, UINT64_MAX none */
+	uint64_t *ids;
+	size_t n, left;
+	json_t *jobs;       /* PEND_WAIT: answers so far, by index */
+	struct dd_perr_s { const char *code; char msg[320]; } err; /* submit_batch cut short */
+	bool has_err;
+	bool batch, single; /* how to answer: "ids"/"id", "jobs"/"job" */
+	uint64_t since;     /* PEND_SUBMIT: when it began waiting */
+	char queue[64];     /* PEND_RESERVE */
+	uint64_t ttr;
+	uint32_t owner;
+};
+
+struct dd_server {
+	struct dd_dcfg cfg;
+	struct dd_engine *eng;
+	int epfd, sigfd, evfd;
+	int unix_fd, tcp_fd;
+	char token[256];
+	struct conn conns; /* list head */
+	struct conn *graveyard; /* closed, unreferenced: freed after the turn */
+	unsigned nconns;
+	uint64_t serial;
+	struct pend pends; /* list head */
+	struct dd_idmap *durable_wait; /* job id -> struct pend (submit) */
+	struct dd_idmap *end_wait;     /* job id -> struct pend (wait) */
+	struct dd_events *events;
+	unsigned nreserves, nwatchers;
+	bool draining, stop;
+	uint64_t requests, errors;
+	int64_t rt_offset; /* CLOCK_REALTIME - CLOCK_MONOTONIC */
+};
+
+uint64_t dd_mono_ns(void);
+
+/* server.c */
+int dd_server_init(struct dd_server *srv);
+int dd_server_listen_unix(struct dd_server *srv, const char *path, char *err, size_t errlen);
+int dd_server_listen_tcp(struct dd_server *srv, const char *hostport, char *err, size_t errlen);
+/* Runs until a drain (signal or request). Returns 0 or -1. */
+int dd_server_run(struct dd_server *srv);
+void dd_server_close_listeners(struct dd_server *srv);
+/* After the engine stopped: last answers, then every connection closed. */
+void dd_server_finish(struct dd_server *srv);
+void dd_server_destroy(struct dd_server *srv);
+/* Queues one line (adds the newline) for @c; the loop flushes it. */
+void dd_conn_send(struct conn *c, const char *line, size_t len);
+void dd_conn_unref(struct conn *c);
+void dd_server_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ops.c */
+void dd_ops_handle(struct conn *c, const char *line, size_t len);
+void dd_ops_reply(struct conn *c, json_t *tag, json_t *result);
+void dd_ops_error(struct conn *c, json_t *tag, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* After the engine's callbacks rang: answers that were waiting for them. */
+void dd_ops_events(struct dd_server *srv);
+/* Time-outs of waits and reserves, retries of reserves, log errors. */
+void dd_ops_tick(struct dd_server *srv);
+uint64_t dd_ops_next_tick(struct dd_server *srv); /* ms to wait, -1 none */
+void dd_pend_free(struct dd_server *srv, struct pend *p);
+
+/* jobjson.c */
+json_t *dd_job_json(const struct dd_server *srv, const struct dd_job_info *info);
+json_t *dd_event_json(const struct dd_server *srv, const struct dd_event *ev);
+json_t *dd_stats_json(struct dd_server *srv);
+
+#endif
