@@ -200,6 +200,9 @@ int dd_job_list(struct dd_engine *e, enum dd_state state, uint64_t after, uint64
 		return -EINVAL;
 	if (!dd_durable_store(&e->shards[0]))
 		return -EOPNOTSUPP;
+	/* read your writes: a job that ended before this call is listed by it */
+	for (unsigned sh = 0; sh < e->nshards; sh++)
+		dd_durable_catch_up(&e->shards[sh], 2000000000ull);
 	/* ids sort by shard first: walk the shards from the cursor's on */
 	for (unsigned sh = after ? dd_id_shard(after) : 0; sh < e->nshards && *n < max; sh++) {
 		uint64_t from = sh == dd_id_shard(after) ? after : (uint64_t)sh << DD_ID_SHARD_SHIFT;

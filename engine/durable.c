@@ -466,3 +466,21 @@ uint8_t dd_durable_level(const struct dd_shard *s)
 {
 	return s->dur ? s->dur->level : DD_DURABILITY_NONE;
 }
+
+bool dd_durable_catch_up(struct dd_shard *s, uint64_t timeout_ns)
+{
+	struct dd_durable *d = s->dur;
+	if (!d)
+		return true;
+	/* acquire pairs with the reactor's release: what was durable when we
+	 * were called; the applier's release of applied_lsn pairs with ours */
+	uint64_t want = atomic_load_explicit(&d->durable_lsn, memory_order_acquire);
+	uint64_t until = dd_now_ns() + timeout_ns;
+	while (atomic_load_explicit(&d->applied_lsn, memory_order_acquire) < want) {
+		if (dd_now_ns() >= until)
+			return false;
+		struct timespec ts = {0, 500000};
+		nanosleep(&ts, NULL);
+	}
+	return true;
+}

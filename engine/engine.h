@@ -367,6 +367,9 @@ void dd_lease_unqueue(struct dd_shard *s, struct dd_jobrec *j);
 void dd_lease_cmd(struct dd_shard *s, struct dd_jobrec *j, struct dd_cmd *c);
 void dd_lease_reserve(struct dd_shard *s, struct dd_cmd *c);
 void dd_lease_destroy(struct dd_shard *s);
+/* reactor.c: jobs whose kind was unknown, looked at again after a
+ * registration (also before a reserve) */
+void dd_requeue_nohandler(struct dd_shard *s);
 /* reactor.c: the attempt's bookkeeping, shared with reserve */
 void dd_start_attempt(struct dd_shard *s, struct dd_jobrec *j, int worker);
 
@@ -462,6 +465,9 @@ void dd_durable_fail_waiters(struct dd_shard *s, int rc);
 bool dd_durable_unwait(struct dd_shard *s, struct dd_cmd *c); /* took it out */
 int dd_durable_error(const struct dd_shard *s); /* for submitters, any thread */
 struct dd_state_store *dd_durable_store(struct dd_shard *s);
+/* Any thread: waits (up to @timeout_ns) until the store holds everything
+ * that was durable when called. Returns whether it does. */
+bool dd_durable_catch_up(struct dd_shard *s, uint64_t timeout_ns);
 void dd_durable_stats(struct dd_shard *s, struct dd_shard_stats *o);
 uint8_t dd_durable_level(const struct dd_shard *s);
 /* applier.c: the shard's io thread, log -> store, retention, pruning */

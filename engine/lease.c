@@ -56,6 +56,7 @@ static struct dd_jobrec *pick(struct dd_queue_lanes *l, uint32_t owner)
 
 void dd_lease_reserve(struct dd_shard *s, struct dd_cmd *c)
 {
+	dd_requeue_nohandler(s); /* the queue may have been named just now */
 	struct dd_queue_lanes *l = s->stopping ? NULL : lanes_of(s, c->handler, false);
 	struct dd_jobrec *j = l && l->total ? pick(l, c->owner) : NULL;
 	if (!j) {

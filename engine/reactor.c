@@ -92,8 +92,9 @@ static struct dd_jobrec *next_job(struct dd_shard *s)
 	return NULL;
 }
 
-/* New handlers: give the jobs set aside by next_job() another look. */
-static void requeue_nohandler(struct dd_shard *s)
+/* New handlers: give the jobs set aside by next_job() another look, and
+ * put those of external queues where dd_reserve() finds them. */
+void dd_requeue_nohandler(struct dd_shard *s)
 {
 	unsigned nh = atomic_load_explicit(&s->eng->nhandlers, memory_order_acquire);
 	if (nh == s->seen_handlers)
@@ -104,7 +105,14 @@ static void requeue_nohandler(struct dd_shard *s)
 		n->prev->next = n->next;
 		n->next->prev = n->prev;
 		struct dd_jobrec *j = (struct dd_jobrec *)n;
-		dd_queue_lanes_push(&s->lanes, j->priority, &j->link);
+		int h = dd_handler_find(s->eng, j->kind);
+		if (h >= 0 && dd_job_external(s, &(struct dd_jobrec){.handler = (uint16_t)h,
+								       .flags = j->flags})) {
+			j->handler = (uint16_t)h;
+			dd_lease_queue(s, j);
+		} else {
+			dd_queue_lanes_push(&s->lanes, j->priority, &j->link);
+		}
 	}
 }
 
@@ -221,7 +229,7 @@ void *dd_reactor_main(void *arg)
 		work += dd_deps_drain(s);
 		work += drain_submissions(s);
 		work += dd_cmd_drain(s);
-		requeue_nohandler(s);
+		dd_requeue_nohandler(s);
 		work += dd_queue_wheel_advance(&s->wheel, s->now, dd_job_timer_fired, s);
 		if (!s->stopping && atomic_load_explicit(&e->stopping, memory_order_relaxed))
 			begin_stop(s);

@@ -1,0 +1,203 @@
+"""Integration test harness: starts a real dispatchd on a temporary state
+dir and socket, and speaks its protocol over raw sockets (or runs
+dispatchctl). Standard library only."""
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+DISPATCHD = os.environ.get("DISPATCHD", "build/daemon/dispatchd")
+DISPATCHCTL = os.environ.get("DISPATCHCTL", "build/daemon/dispatchctl")
+
+
+def raise_nofile(n=16384):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(n, hard) if hard != resource.RLIM_INFINITY else n
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+class Daemon:
+    """One dispatchd. Use as a context manager; stop() drains it."""
+
+    def __init__(self, *extra, config=None, state=None, env=None, autostart=True):
+        self.dir = tempfile.mkdtemp(prefix="dd-it-")
+        os.chmod(self.dir, 0o755)  # a second user's client must reach the socket
+        self.autostart = autostart
+        self.state = state or os.path.join(self.dir, "state")
+        self.sock = os.path.join(self.dir, "sock")
+        self.log = os.path.join(self.dir, "log")
+        self.extra = list(extra)
+        self.config = config
+        self.env = env
+        self.proc = None
+
+    def start(self, wait=True):
+        args = [DISPATCHD, "--state-dir", self.state, "--socket", self.sock, "--workers", "2"] + self.extra
+        if self.config is not None:
+            path = os.path.join(self.dir, "dispatchd.ini")
+            with open(path, "w") as f:
+                f.write(self.config)
+            args += ["-c", path]
+        env = dict(os.environ, **(self.env or {}))
+        self.logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT, env=env,
+                                     preexec_fn=raise_nofile)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("dispatchd exited %d:\n%s" % (self.proc.returncode, self.logtext()))
+            try:
+                with Client(self.sock) as c:
+                    if c.call("ping")["ok"]:
+                        return
+            except OSError:
+                time.sleep(0.02)
+        raise AssertionError("dispatchd not ready:\n" + self.logtext())
+
+    def logtext(self):
+        with open(self.log, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("dispatchd did not stop on %s:\n%s" % (sig, self.logtext()))
+        rc = self.proc.returncode if self.proc else 0
+        if self.proc:
+            self.logf.close()
+        return rc
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.logf.close()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def client(self):
+        return Client(self.sock)
+
+    def ctl(self, *args, check=None, user=None, input=None):
+        env = dict(os.environ, DISPATCHD_SOCKET=self.sock)
+        pre = None
+        if user is not None:
+            def pre():
+                os.setgid(0)
+                os.setuid(user)
+        r = subprocess.run([DISPATCHCTL] + list(args), capture_output=True, env=env, timeout=60,
+                           preexec_fn=pre, input=input)
+        if check is not None:
+            assert r.returncode == check, "dispatchctl %s: exit %d (want %d)\nstdout: %s\nstderr: %s" % (
+                " ".join(args), r.returncode, check, r.stdout.decode(), r.stderr.decode())
+        return r
+
+    def __enter__(self):
+        return self.start() if self.autostart else self
+
+    def __exit__(self, *exc):
+        try:
+            if self.proc and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Client:
+    """A protocol client: call() sends one request and returns its answer
+    (matched by tag); send()/recv() for pipelining and raw bytes."""
+
+    def __init__(self, path=None, tcp=None, timeout=30):
+        if tcp:
+            self.s = socket.create_connection(tcp, timeout=timeout)
+        else:
+            self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.s.settimeout(timeout)
+            self.s.connect(path)
+        self.buf = b""
+        self.tag = 0
+        self.events = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.s.close()
+
+    def send_raw(self, data):
+        self.s.sendall(data)
+
+    def send(self, op, **fields):
+        self.tag += 1
+        req = dict(fields, op=op, tag=self.tag)
+        self.s.sendall(json.dumps(req).encode() + b"\n")
+        return self.tag
+
+    def line(self):
+        while b"\n" not in self.buf:
+            chunk = self.s.recv(1 << 20)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def recv(self, tag):
+        while True:
+            m = self.line()
+            if m is None:
+                raise ConnectionError("closed by dispatchd")
+            if "event" in m:
+                self.events.append(m)
+                continue
+            if m.get("tag") == tag:
+                return m
+
+    def call(self, op, **fields):
+        return self.recv(self.send(op, **fields))
+
+    def ok(self, op, **fields):
+        m = self.call(op, **fields)
+        assert m["ok"], "%s %s: %s" % (op, fields, m)
+        return m["result"]
+
+    def err(self, op, code, **fields):
+        m = self.call(op, **fields)
+        assert not m["ok"] and m["error"]["code"] == code, "%s %s: want %s, got %s" % (op, fields, code, m)
+        return m["error"]
+
+    def wait(self, jid, timeout=30):
+        return self.ok("wait", id=jid, timeout=timeout)["job"]
+
+
+def until(pred, timeout=10, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for " + what)
