@@ -389,9 +389,13 @@ static void signal_group(struct dd_proc *p, int sig)
 
 void dd_exec_kill(struct dd_shard *s, struct dd_jobrec *j)
 {
+	/* still on its worker, which writes j->proc: dd_exec_started() will
+	 * see the cancel flag and do this when the record comes back */
+	if (j->flags & JF_ON_WORKER)
+		return;
 	struct dd_proc *p = j->proc;
 	if (!p)
-		return; /* still on its worker: dd_exec_started() does it */
+		return;
 	signal_group(p, SIGTERM);
 	dd_queue_wheel_cancel(&s->wheel, &j->timer);
 	dd_queue_wheel_arm(&s->wheel, &j->timer, s->now + s->eng->cfg.kill_grace_ns);

@@ -114,8 +114,11 @@ class Daemon:
     def __enter__(self):
         return self.start() if self.autostart else self
 
-    def __exit__(self, *exc):
+    def __exit__(self, etype, *exc):
         try:
+            if etype is not None and self.proc:
+                import sys
+                sys.stderr.write("---- dispatchd log ----\n%s\n" % self.logtext()[-20000:])
             if self.proc and self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
