@@ -21,6 +21,7 @@ void dd_dcfg_defaults(struct dd_dcfg *c)
 	c->output_max = 64u << 20;
 	c->kill_grace_ns = 5000000000ull;
 	c->shutdown_grace_ns = 10000000000ull;
+	c->spin_ns = 50000;
 }
 
 static int parse_u64(const char *v, uint64_t max, uint64_t *out)
@@ -100,6 +101,8 @@ int dd_dcfg_set(struct dd_dcfg *c, const char *key, const char *v, char *err, si
 		bad = parse_secs(v, &c->kill_grace_ns);
 	else if (!strcmp(key, "shutdown_grace"))
 		bad = parse_secs(v, &c->shutdown_grace_ns);
+	else if (!strcmp(key, "spin"))
+		bad = parse_secs(v, &c->spin_ns) || c->spin_ns > 1000000000ull;
 	else {
 		snprintf(err, errlen, "unknown setting '%s'", key);
 		return -1;

@@ -24,6 +24,7 @@ struct dd_dcfg {
 	uint64_t output_max;
 	uint64_t kill_grace_ns;
 	uint64_t shutdown_grace_ns;
+	uint64_t spin_ns;      /* engine threads spin this long before parking */
 	int verbose;
 };
 

@@ -20,7 +20,8 @@
 #define OUTPUT_CHUNK (1u << 20)
 #define OUTPUT_CHUNK_MAX (16u << 20)
 #define DEFAULT_TTR_NS 60000000000ull
-#define SUBMIT_CHECK_NS 100000000ull /* a submit waiting this long: is the log stuck? */
+#define SUBMIT_CHECK_NS 100000000ull
+#define RING_WAIT_NS 100000000ull /* a full ring: wait this long for room */ /* a submit waiting this long: is the log stuck? */
 
 /* ---- answers ---- */
 
@@ -222,6 +223,16 @@ static void op_submit(struct conn *c, struct dd_req *r, bool batch)
 	dd_events_user_add(srv->events, c->uid, (int64_t)n); /* before: an end may come first */
 	size_t got = 0;
 	int rc = dd_submit_batch(srv->eng, specs, n, 0, p->ids, &got);
+	/* Rings full: the reactors drain them in microseconds, so wait a
+	 * little for room rather than refuse; a limit that does not clear
+	 * (max live jobs) is refused after RING_WAIT_NS. */
+	for (uint64_t t0 = dd_mono_ns(); rc == -EAGAIN && dd_mono_ns() - t0 < RING_WAIT_NS;) {
+		struct timespec ts = {0, 20000};
+		nanosleep(&ts, NULL);
+		size_t more = 0;
+		rc = dd_submit_batch(srv->eng, specs + got, n - got, 0, p->ids + got, &more);
+		got += more;
+	}
 	dd_events_user_add(srv->events, c->uid, -(int64_t)(n - got));
 	p->n = got;
 	if (rc < 0) {

@@ -238,6 +238,8 @@ static int open_rings(struct dd_engine *e)
 {
 	e->euid = (uint32_t)geteuid();
 	e->egid = (uint32_t)getegid();
+	/* before any thread is pinned (threads start later) */
+	e->proc_cpus_ok = sched_getaffinity(0, sizeof(e->proc_cpus), &e->proc_cpus) == 0;
 	const char *od = e->cfg.output_dir;
 	char buf[4200];
 	if (!od && e->cfg.state_dir) {

@@ -9,6 +9,7 @@
 #define DD_ENGINE_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -301,6 +302,10 @@ struct dd_engine {
 	struct dd_recovery recovery;
 	char *output_dir; /* process jobs' output files, or NULL */
 	uint32_t euid, egid; /* the engine's, the default owner */
+	cpu_set_t proc_cpus; /* the CPUs the process had before we pinned any
+			      * thread: jobs' processes get these, not the
+			      * spawning worker's one CPU */
+	bool proc_cpus_ok;
 };
 
 /* submit.c: frees the arena copies a message carries (key binding untouched) */

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -110,6 +111,7 @@ struct spawn_args {
 	int in, out, err;
 	const struct dd_rlimit *rl;
 	unsigned nrl;
+	const cpu_set_t *cpus; /* NULL: keep the worker's */
 	bool drop;
 	uid_t uid;
 	gid_t gid;
@@ -118,9 +120,10 @@ struct spawn_args {
 /* The child, in the worker's memory with the worker suspended (vfork):
  * raw system calls only (glibc's setuid family would try to signal the
  * worker's sibling threads), nothing that takes a lock, no return. Why it
- * could not exec goes back through a close-on-exec pipe: an empty read in
- * the parent means execve succeeded. */
-static void __attribute__((noreturn)) child_main(const struct spawn_args *a, int report)
+ * could not exec goes into @report, a shared page. Not a pipe: another
+ * worker's child, forked meanwhile, would hold its write end open until
+ * its own exec, and make us wait for that (it halved the spawn rate). */
+static void __attribute__((noreturn)) child_main(const struct spawn_args *a, volatile int *report)
 {
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	sigset_t none;
@@ -130,6 +133,10 @@ static void __attribute__((noreturn)) child_main(const struct spawn_args *a, int
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (setpgid(0, 0) < 0 || dup2(a->in, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->err, 2) < 0)
 		goto fail;
+	syscall(SYS_close_range, 3u, ~0u, 0u); /* the fd table is the child's own copy */
+	/* not pinned to the worker's CPU: the job may use any of ours */
+	if (a->cpus)
+		syscall(SYS_sched_setaffinity, 0, sizeof(*a->cpus), a->cpus);
 	if (a->cwd && chdir(a->cwd) < 0)
 		goto fail;
 	for (unsigned i = 0; i < a->nrl; i++) {
@@ -142,15 +149,14 @@ static void __attribute__((noreturn)) child_main(const struct spawn_args *a, int
 			syscall(SYS_setresuid, a->uid, a->uid, a->uid) < 0))
 		goto fail;
 	execve(a->path, a->argv, a->envp);
-fail:;
-	int e = errno ? errno : EINVAL;
-	(void)!write(report, &e, sizeof(e));
+fail:
+	*report = errno ? errno : EINVAL;
 	_exit(127);
 }
 
 /* Alone in its own frame, so that vfork's shared stack clobbers nothing
  * of the caller's. */
-static pid_t __attribute__((noinline)) start_child(const struct spawn_args *a, int report)
+static pid_t __attribute__((noinline)) start_child(const struct spawn_args *a, volatile int *report)
 {
 	pid_t pid = vfork();
 	if (pid == 0)
@@ -247,35 +253,38 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_proc *p)
 		.in = in, .out = p->out, .err = p->err, .rl = x.rl, .nrl = x.nrl,
 		/* as root, a job runs as its owner; root only if root owns it */
 		.drop = geteuid() == 0 && j->uid != 0, .uid = j->uid, .gid = j->gid,
+		.cpus = s->eng->proc_cpus_ok ? &s->eng->proc_cpus : NULL,
 	};
-	int report[2];
-	if (pipe2(report, O_CLOEXEC) < 0) {
-		rc = -errno;
-		goto out;
+	/* MAP_SHARED, so that it is shared even where vfork is a fork (the
+	 * ThreadSanitizer runtime makes it one) */
+	static _Thread_local volatile int *report;
+	if (!report) {
+		void *pg = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (pg == MAP_FAILED) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		report = pg;
 	}
+	*report = 0;
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old); /* no handler may run in the child */
-	pid_t pid = start_child(&a, report[1]);
+	pid_t pid = start_child(&a, report);
 	int cerr = errno;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	close(report[1]);
 	if (pid < 0) {
-		close(report[0]);
 		rc = -cerr;
 		goto out;
 	}
-	int fail = 0;
-	ssize_t got;
-	while ((got = read(report[0], &fail, sizeof(fail))) < 0 && errno == EINTR)
-		;
-	close(report[0]);
+	/* vfork returned: the child has called execve, or failed and exited */
+	int fail = *report;
 	/* Our child, not yet waited for: its pid cannot have been reused. */
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (got > 0 || pidfd < 0) {
+	if (fail || pidfd < 0) {
 		/* it exited without exec (or we cannot watch it): reap it */
 		if (pidfd < 0) {
-			if (got <= 0) {
+			if (!fail) {
 				fail = errno;
 				kill(pid, SIGKILL);
 			}

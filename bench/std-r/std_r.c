@@ -21,6 +21,7 @@
 #include "telemetry.h"
 #include "floor.h"
 #include "durable_acct.h"
+#include "via_daemon.h"
 #include <ftw.h>
 #include <sys/stat.h>
 
@@ -40,6 +41,9 @@ struct opts {
 	const char *state_dir;
 	const char *json;
 	int quiet;
+	bool via_daemon;
+	unsigned batch, depth;
+	const char *dispatchd;
 };
 
 /* Per-thread histograms: each worker records into its own, merged at the end. */
@@ -98,6 +102,12 @@ static void usage(FILE *f)
 		"  --durability L    none|buffered|fsync (default none)\n"
 		"  --state-dir DIR   state directory for buffered/fsync (default: a new\n"
 		"                    directory under $TMPDIR or /var/tmp, removed after)\n"
+		"  --via-daemon      start a dispatchd and submit to it over its socket in\n"
+		"                    batches (durability fsync unless given); its built-in\n"
+		"                    no-op task runs the jobs\n"
+		"  --batch N         --via-daemon: jobs per submit_batch (default 1000)\n"
+		"  --depth N         --via-daemon, closed loop: batches in flight (default 8)\n"
+		"  --dispatchd PATH  --via-daemon: the daemon (default: the build's)\n"
 		"  --json FILE       also write the report as JSON\n"
 		"  -q, --quiet       no progress lines\n"
 		"  -h, --help        this text\n"
@@ -116,6 +126,8 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"gen-cpu", required_argument, 0, 'G'},  {"executor", required_argument, 0, 'X'},
 		{"floor", required_argument, 0, 'F'},
 		{"durability", required_argument, 0, 'D'}, {"state-dir", required_argument, 0, 'T'},
+		{"via-daemon", no_argument, 0, 'Y'},     {"batch", required_argument, 0, 'B'},
+		{"depth", required_argument, 0, 'P'},    {"dispatchd", required_argument, 0, 'Z'},
 		{0, 0, 0, 0},
 	};
 	int c;
@@ -127,7 +139,9 @@ static int parse(int argc, char **argv, struct opts *o)
 	o->gen_cpu = -1;
 	o->executor = -1;
 	o->floor_s = 1;
-	o->durability = DD_DURABILITY_NONE;
+	o->durability = DD_DURABILITY_DEFAULT; /* none embedded, fsync via the daemon */
+	o->batch = 1000;
+	o->depth = 8;
 	while ((c = getopt_long(argc, argv, "qhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 'D':
@@ -146,6 +160,22 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'T':
 			o->state_dir = optarg;
 			break;
+		case 'Y':
+			o->via_daemon = true;
+			break;
+		case 'Z':
+			o->dispatchd = optarg;
+			break;
+		case 'B':
+		case 'P': {
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > 100000) {
+				fprintf(stderr, "std-r: bad count '%s'\n", optarg);
+				return 2;
+			}
+			*(c == 'B' ? &o->batch : &o->depth) = (unsigned)v;
+			break;
+		}
 		case 'F':
 			o->floor_s = strtod(optarg, &end);
 			if (*end || o->floor_s < 0 || o->floor_s > 60) {
@@ -274,6 +304,18 @@ int main(int argc, char **argv)
 	int r = parse(argc, argv, &o);
 	if (r)
 		return r;
+	if (o.via_daemon) {
+		struct via_opts v = {
+			.rate = o.rate, .duration_s = o.duration_s, .warmup_s = o.warmup_s,
+			.shards = o.shards, .workers = o.workers, .durability = o.durability,
+			.batch = o.batch, .depth = o.depth, .dispatchd = o.dispatchd,
+			.state_dir = o.state_dir, .json = o.json, .floor_s = o.floor_s,
+			.quiet = o.quiet,
+		};
+		return via_daemon_run(&v);
+	}
+	if (o.durability == DD_DURABILITY_DEFAULT)
+		o.durability = DD_DURABILITY_NONE;
 
 	/* Before the engine starts: its threads would be the stalls. */
 	struct stall_floor fl = {0};

@@ -518,6 +518,21 @@ def config_and_signals():
         assert d.proc.wait(20) == 2
 
 
+@case
+def python_example():
+    """docs/examples/dispatchd_client.py works against a real daemon."""
+    import subprocess
+    ex = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "examples",
+                      "dispatchd_client.py")
+    with Daemon() as d:
+        r = subprocess.run([sys.executable, ex], capture_output=True, timeout=60,
+                           env=dict(os.environ, DISPATCHD_SOCKET=d.sock))
+        out = r.stdout.decode()
+        assert r.returncode == 0, out + r.stderr.decode()
+        assert "succeeded, exit 0" in out and "worker got item-2" in out, out
+        assert "batch: ['succeeded', 'succeeded', 'succeeded']" in out, out
+
+
 def main():
     if len(sys.argv) == 2 and sys.argv[1] == "--list":
         print("\n".join(CASES))

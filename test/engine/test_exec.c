@@ -304,3 +304,17 @@ Test(exec, rejects_bad_specs)
 	cr_assert_eq(l.id, id);
 	dd_engine_destroy(e);
 }
+
+Test(exec, exits_collected_by_pidfd_poll_on_older_kernels)
+{
+	setenv("DD_NO_WAITID", "1", 1); /* this test's own process only */
+	struct dd_engine *e = exec_engine(100 * MS, 0);
+	struct dd_job_info info;
+	const char *three[] = {"sh", "-c", "exit 3", NULL};
+	cr_assert_eq(wait_state(e, run(e, three, NULL, 0), &info), DD_FAILED);
+	cr_assert_eq(info.exit_code, 3);
+	const char *sleeper[] = {"sleep", "30", NULL};
+	cr_assert_eq(wait_state(e, run(e, sleeper, NULL, 50 * MS), &info), DD_TIMED_OUT);
+	cr_assert_eq(info.term_signal, SIGTERM);
+	dd_engine_destroy(e);
+}

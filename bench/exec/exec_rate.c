@@ -1,0 +1,183 @@
+/* exec-rate: how fast the process executor runs /bin/true, against the
+ * machine's own limit measured in the same run — a bare loop of
+ * posix_spawn + waitpid on as many threads as the engine has workers.
+ * Rounds alternate (bare, engine, bare, engine, ...) so that a noisy
+ * neighbour hurts both alike; the report gives the median of each and
+ * their ratio.
+ *
+ *   exec-rate [--seconds S] [--rounds N] [--threads N] [--program PATH] [--no-pin]
+ *
+ * By default the engine pins its threads as it always does (reactor on one
+ * CPU, workers on the node's others: on 2 CPUs both workers share one);
+ * --no-pin lets them float like the bare loop's threads. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dispatchd.h"
+
+extern char **environ;
+
+static const char *program = "/bin/true";
+static double seconds = 2;
+static bool pin = true;
+static _Atomic bool stop;
+static _Atomic uint64_t spawned, ended;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void *bare_loop(void *arg)
+{
+	(void)arg;
+	char *const argv[] = {(char *)program, NULL};
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		pid_t pid;
+		if (posix_spawn(&pid, program, NULL, NULL, argv, environ) != 0)
+			continue;
+		waitpid(pid, NULL, 0);
+		atomic_fetch_add_explicit(&spawned, 1, memory_order_relaxed);
+	}
+	return NULL;
+}
+
+static double bare(unsigned threads)
+{
+	pthread_t t[256];
+	atomic_store(&stop, false);
+	atomic_store(&spawned, 0);
+	for (unsigned i = 0; i < threads; i++)
+		pthread_create(&t[i], NULL, bare_loop, NULL);
+	uint64_t t0 = now_ns(), n0 = atomic_load(&spawned);
+	usleep((useconds_t)(seconds * 1e6));
+	uint64_t n1 = atomic_load(&spawned), t1 = now_ns();
+	atomic_store(&stop, true);
+	for (unsigned i = 0; i < threads; i++)
+		pthread_join(t[i], NULL);
+	return (double)(n1 - n0) / ((double)(t1 - t0) / 1e9);
+}
+
+static void on_event(const struct dd_event *ev, void *arg)
+{
+	(void)arg;
+	if (dd_state_terminal(ev->state))
+		atomic_fetch_add_explicit(&ended, 1, memory_order_relaxed);
+}
+
+static double engine(unsigned threads, uint64_t *failures)
+{
+	struct dd_config cfg;
+	dd_config_init(&cfg);
+	cfg.shards = 1;
+	cfg.workers = threads;
+	cfg.on_event = on_event;
+	cfg.event_mask = DD_EVENTS_TERMINAL;
+	cfg.retain_terminal = 1000;
+	cfg.pin = pin;
+	struct dd_engine *e;
+	int r = dd_engine_create(&cfg, &e);
+	if (r < 0) {
+		fprintf(stderr, "exec-rate: engine: %s\n", dd_strerror(r));
+		exit(1);
+	}
+	const char *argv[] = {program, NULL};
+	struct dd_exec_spec x = {.argv = argv};
+	struct dd_job_spec s = {.kind = "bench", .exec = &x, .priority = DD_PRIO_NORMAL,
+				.node = -1, .shard = -1};
+	atomic_store(&ended, 0);
+	uint64_t sent = 0, inflight = 4ull * threads; /* workers never wait for work */
+	uint64_t t0 = 0, n0 = 0, warm = now_ns() + 200000000ull, until = 0;
+	for (;;) {
+		uint64_t now = now_ns();
+		if (!t0 && now >= warm) {
+			t0 = now;
+			n0 = atomic_load(&ended);
+			until = t0 + (uint64_t)(seconds * 1e9);
+		}
+		if (t0 && now >= until)
+			break;
+		if (sent - atomic_load(&ended) < inflight) {
+			uint64_t id;
+			if (dd_submit(e, &s, DD_SUBMIT_BLOCK, &id) == 0)
+				sent++;
+		} else {
+			usleep(50);
+		}
+	}
+	uint64_t n1 = atomic_load(&ended), t1 = now_ns();
+	struct dd_stats st;
+	dd_stats(e, &st);
+	*failures += st.total.failed;
+	dd_engine_destroy(e);
+	return (double)(n1 - n0) / ((double)(t1 - t0) / 1e9);
+}
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"seconds", required_argument, 0, 's'}, {"rounds", required_argument, 0, 'r'},
+		{"threads", required_argument, 0, 't'}, {"program", required_argument, 0, 'p'},
+		{"no-pin", no_argument, 0, 'n'},       {"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0}};
+	unsigned rounds = 5, threads = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+	int c;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		if (c == 's')
+			seconds = atof(optarg);
+		else if (c == 'r')
+			rounds = (unsigned)atoi(optarg);
+		else if (c == 't')
+			threads = (unsigned)atoi(optarg);
+		else if (c == 'p')
+			program = optarg;
+		else if (c == 'n')
+			pin = false; /* workers float, like the bare loop's threads */
+		else {
+			fprintf(c == 'h' ? stdout : stderr,
+				"usage: exec-rate [--seconds S] [--rounds N] [--threads N] [--program P] [--no-pin]\n");
+			return c == 'h' ? 0 : 2;
+		}
+	}
+	if (rounds < 1 || rounds > 64 || threads < 1 || threads > 256 || seconds <= 0) {
+		fprintf(stderr, "exec-rate: bad arguments\n");
+		return 2;
+	}
+	double b[64], en[64];
+	uint64_t failures = 0;
+	for (unsigned i = 0; i < rounds; i++) {
+		b[i] = bare(threads);
+		en[i] = engine(threads, &failures);
+		fprintf(stderr, "exec-rate: round %u: bare %.0f/s, engine %.0f/s\n", i + 1, b[i], en[i]);
+	}
+	qsort(b, rounds, sizeof(double), cmp);
+	qsort(en, rounds, sizeof(double), cmp);
+	double mb = b[rounds / 2], me = en[rounds / 2];
+	printf("exec-rate  %s  %u threads/workers (%s)  %u rounds of %.1f s\n", program, threads,
+	       pin ? "engine threads pinned" : "unpinned", rounds, seconds);
+	printf("  bare posix_spawn+waitpid  median %8.0f /s  (min %.0f, max %.0f)\n", mb, b[0],
+	       b[rounds - 1]);
+	printf("  engine process jobs       median %8.0f /s  (min %.0f, max %.0f)\n", me, en[0],
+	       en[rounds - 1]);
+	printf("  engine / bare             %8.3f\n", mb > 0 ? me / mb : 0);
+	if (failures)
+		printf("  failed jobs               %8llu\n", (unsigned long long)failures);
+	return failures ? 1 : 0;
+}
