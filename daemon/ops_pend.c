@@ -1,0 +1,175 @@
+/* Answers that wait: their bookkeeping, what the engine's callbacks
+ * release (durability, ends, watch events), and the clock (time-outs,
+ * reserves that wait, a log that cannot be written). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dd_config.h"
+#include "events.h"
+#include "ops.h"
+#include "proto.h"
+#include "server.h"
+
+struct pend *pend_new(struct conn *c, enum pend_kind kind, json_t *tag, size_t n)
+{
+	struct dd_server *srv = c->srv;
+	struct pend *p = calloc(1, sizeof(*p));
+	if (!p || (n && !(p->ids = calloc(n, sizeof(uint64_t))))) {
+		free(p);
+		return NULL;
+	}
+	p->kind = kind;
+	p->c = c;
+	c->refs++;
+	p->tag = tag ? json_incref(tag) : NULL;
+	p->n = n;
+	p->deadline = UINT64_MAX;
+	p->since = dd_mono_ns();
+	p->next = &srv->pends;
+	p->prev = srv->pends.prev;
+	srv->pends.prev->next = p;
+	srv->pends.prev = p;
+	return p;
+}
+
+void dd_pend_free(struct dd_server *srv, struct pend *p)
+{
+	p->prev->next = p->next;
+	p->next->prev = p->prev;
+	struct dd_idmap *m = p->kind == PEND_SUBMIT ? srv->durable_wait : srv->end_wait;
+	if (p->left)
+		for (size_t i = 0; i < p->n; i++)
+			dd_idmap_del(m, p->ids[i], p);
+	if (p->kind == PEND_WAIT)
+		dd_events_want(srv->events, -1, 0);
+	if (p->kind == PEND_RESERVE)
+		srv->nreserves--;
+	json_decref(p->tag);
+	json_decref(p->jobs);
+	free(p->ids);
+	dd_conn_unref(p->c);
+	free(p);
+}
+
+json_t *ids_json(const uint64_t *ids, size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_integer((json_int_t)ids[i]));
+	return a;
+}
+
+void submit_answer(struct dd_server *srv, struct pend *p)
+{
+	if (!p->c->dead) {
+		json_t *r = p->batch ? json_pack("{s:o}", "ids", ids_json(p->ids, p->n))
+				     : json_pack("{s:I}", "id", (json_int_t)p->ids[0]);
+		if (p->has_err) {
+			json_t *o = error_obj(p->tag, p->err.code, p->err.msg);
+			json_object_set_new(json_object_get(o, "error"), "submitted", r);
+			p->c->srv->errors++;
+			send_json(p->c, o);
+		} else {
+			dd_ops_reply(p->c, p->tag, r);
+		}
+	}
+	p->left = 0;
+	dd_pend_free(srv, p);
+}
+
+void on_durable(void *val, uint64_t id, void *arg)
+{
+	struct pend *p = val;
+	if (--p->left == 0)
+		submit_answer(arg, p);
+}
+
+
+/* ---- from the engine's callbacks, and the clock ---- */
+
+static void send_event(struct dd_server *srv, const struct dd_event *ev)
+{
+	char key[24];
+	snprintf(key, sizeof(key), "%llu", (unsigned long long)ev->id);
+	for (struct conn *c = srv->conns.next; c != &srv->conns; c = c->next) {
+		if (!c->watching || c->dead || (c->watch_ids && !json_object_get(c->watch_ids, key)))
+			continue;
+		json_t *o = json_object();
+		if (c->watch_tag)
+			json_object_set(o, "tag", c->watch_tag);
+		json_object_set_new(o, "event", dd_event_json(srv, ev));
+		send_json(c, o);
+	}
+}
+
+void dd_ops_events(struct dd_server *srv)
+{
+	const struct dd_event *ev;
+	const uint64_t *dur;
+	size_t nev, ndur;
+	dd_events_take(srv->events, &ev, &nev, &dur, &ndur);
+	for (size_t i = 0; i < ndur; i++)
+		dd_idmap_take(srv->durable_wait, dur[i], on_durable, srv);
+	for (size_t i = 0; i < nev && srv->eng; i++) {
+		if (dd_state_terminal(ev[i].state))
+			dd_idmap_take(srv->end_wait, ev[i].id, on_end, srv);
+		if (srv->nwatchers)
+			send_event(srv, &ev[i]);
+	}
+}
+
+void dd_ops_tick(struct dd_server *srv)
+{
+	uint64_t now = dd_mono_ns();
+	int log_err = 0;
+	struct dd_stats st;
+	if (dd_idmap_count(srv->durable_wait)) {
+		dd_stats(srv->eng, &st);
+		for (unsigned i = 0; i < st.nshards; i++)
+			if (st.shard[i].state_error)
+				log_err = st.shard[i].state_error;
+	}
+	for (struct pend *p = srv->pends.next, *nx; p != &srv->pends; p = nx) {
+		nx = p->next;
+		if (p->kind == PEND_SUBMIT && log_err && now - p->since > SUBMIT_CHECK_NS) {
+			/* the log cannot take them: the jobs failed "not logged" */
+			struct dd_perr pe;
+			dd_perr_engine(&pe, log_err, "not on disk");
+			p->has_err = true;
+			p->err.code = pe.code;
+			snprintf(p->err.msg, sizeof(p->err.msg),
+				 "%s; these jobs will not run: submit them again", pe.msg);
+			submit_answer(srv, p);
+		} else if (p->kind == PEND_RESERVE && !p->c->dead) {
+			int got = try_reserve(p->c, p->tag, p->queue, p->ttr, p->owner);
+			if (got == 0 && now >= p->deadline)
+				dd_ops_reply(p->c, p->tag, json_pack("{s:n}", "job"));
+			if (got != 0 || now >= p->deadline)
+				dd_pend_free(srv, p);
+		} else if (p->kind == PEND_WAIT && now >= p->deadline) {
+			if (!p->c->dead)
+				dd_ops_error(p->c, p->tag, "ETIMEDOUT",
+					     "%zu of %zu jobs had not ended within the timeout", p->left,
+					     p->n);
+			dd_pend_free(srv, p);
+		} else if (p->c->dead && p->kind != PEND_SUBMIT) {
+			dd_pend_free(srv, p);
+		}
+	}
+}
+
+uint64_t dd_ops_next_tick(struct dd_server *srv)
+{
+	if (srv->nreserves)
+		return 5; /* ms: a reserve that waits looks again this often */
+	if (srv->pends.next != &srv->pends)
+		return 50;
+	return (uint64_t)-1;
+}
