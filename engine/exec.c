@@ -39,6 +39,16 @@
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
+
+/* ThreadSanitizer's runtime turns vfork into fork: the parent goes on
+ * before the child has exec'd, so there it waits for that explicitly. */
+#if defined(__SANITIZE_THREAD__)
+#define VFORK_IS_FORK 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define VFORK_IS_FORK 1
+#endif
+#endif
 #define OP_WAITID 50
 #define SWEEP_NS 250000000ull /* output size checks of running processes */
 
@@ -112,6 +122,7 @@ struct spawn_args {
 	const struct dd_rlimit *rl;
 	unsigned nrl;
 	const cpu_set_t *cpus; /* NULL: keep the worker's */
+	int keep; /* an fd >= 3 to leave open (close-on-exec), or -1 */
 	bool drop;
 	uid_t uid;
 	gid_t gid;
@@ -133,7 +144,14 @@ static void __attribute__((noreturn)) child_main(const struct spawn_args *a, vol
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (setpgid(0, 0) < 0 || dup2(a->in, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->err, 2) < 0)
 		goto fail;
-	syscall(SYS_close_range, 3u, ~0u, 0u); /* the fd table is the child's own copy */
+	/* the fd table is the child's own copy */
+	if (a->keep >= 3) {
+		if (a->keep > 3)
+			syscall(SYS_close_range, 3u, (unsigned)a->keep - 1, 0u);
+		syscall(SYS_close_range, (unsigned)a->keep + 1, ~0u, 0u);
+	} else {
+		syscall(SYS_close_range, 3u, ~0u, 0u);
+	}
 	/* not pinned to the worker's CPU: the job may use any of ours */
 	if (a->cpus)
 		syscall(SYS_sched_setaffinity, 0, sizeof(*a->cpus), a->cpus);
@@ -253,7 +271,7 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_proc *p)
 		.in = in, .out = p->out, .err = p->err, .rl = x.rl, .nrl = x.nrl,
 		/* as root, a job runs as its owner; root only if root owns it */
 		.drop = geteuid() == 0 && j->uid != 0, .uid = j->uid, .gid = j->gid,
-		.cpus = s->eng->proc_cpus_ok ? &s->eng->proc_cpus : NULL,
+		.cpus = s->eng->proc_cpus_ok ? &s->eng->proc_cpus : NULL, .keep = -1,
 	};
 	/* MAP_SHARED, so that it is shared even where vfork is a fork (the
 	 * ThreadSanitizer runtime makes it one) */
@@ -267,12 +285,29 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_proc *p)
 		report = pg;
 	}
 	*report = 0;
+#ifdef VFORK_IS_FORK
+	int sync[2]; /* the child holds the write end until exec or exit */
+	if (pipe2(sync, O_CLOEXEC) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	a.keep = sync[1];
+#endif
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old); /* no handler may run in the child */
 	pid_t pid = start_child(&a, report);
 	int cerr = errno;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+#ifdef VFORK_IS_FORK
+	close(sync[1]);
+	char eof;
+	ssize_t k;
+	do
+		k = pid > 0 ? read(sync[0], &eof, 1) : 0;
+	while (k > 0 || (k < 0 && errno == EINTR));
+	close(sync[0]);
+#endif
 	if (pid < 0) {
 		rc = -cerr;
 		goto out;

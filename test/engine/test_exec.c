@@ -88,11 +88,11 @@ Test(exec, spawn_errors_fail_with_errno_text)
 	struct dd_job_info info;
 	const char *missing[] = {"/nonexistent/dd-no-such-program", NULL};
 	cr_assert_eq(wait_state(e, run(e, missing, NULL, 0), &info), DD_FAILED);
-	cr_assert_str_eq(info.reason, "No such file or directory");
+	cr_assert_str_eq(info.reason, "No such file or directory", "got %s", info.reason);
 	cr_assert_eq(info.exit_code, -1);
 	const char *nopath[] = {"dd-no-such-program-in-path", NULL};
 	cr_assert_eq(wait_state(e, run(e, nopath, NULL, 0), &info), DD_FAILED);
-	cr_assert_str_eq(info.reason, "No such file or directory");
+	cr_assert_str_eq(info.reason, "No such file or directory", "got %s", info.reason);
 
 	char path[64];
 	snprintf(path, sizeof(path), "%s/noexec.sh", outdir);
@@ -103,12 +103,12 @@ Test(exec, spawn_errors_fail_with_errno_text)
 	const char *noexec[] = {path, NULL};
 	cr_assert_eq(wait_state(e, run(e, noexec, NULL, 0), &info), DD_FAILED);
 	/* even root: execve needs at least one x bit */
-	cr_assert_str_eq(info.reason, "Permission denied");
+	cr_assert_str_eq(info.reason, "Permission denied", "got %s", info.reason);
 
 	const char *badcwd[] = {"true", NULL};
 	struct dd_exec_spec x = {.cwd = "/nonexistent-dir"};
 	cr_assert_eq(wait_state(e, run(e, badcwd, &x, 0), &info), DD_FAILED);
-	cr_assert_str_eq(info.reason, "No such file or directory");
+	cr_assert_str_eq(info.reason, "No such file or directory", "got %s", info.reason);
 	dd_engine_destroy(e);
 }
 
