@@ -168,11 +168,18 @@ struct dd_queue_wake {
 	void (*park)(void *ctx, _Atomic uint32_t *word, uint32_t expected,
 		     const struct timespec *timeout);
 	void *park_ctx;
+	/* Consumer side: the spin budget now, adapted between a floor and the
+	 * caller's spin_ns (0 = not yet adapted): it shrinks while parks turn
+	 * out long (work comes seldom: spinning only burns a CPU others need)
+	 * and grows back when work comes within the spin or soon after a park. */
+	uint64_t spin_budget;
 };
 
 typedef bool (*dd_queue_ready_fn)(void *arg);
 
 void dd_queue_wake_init(struct dd_queue_wake *w);
+#define DD_QUEUE_SPIN_FLOOR_NS 1000 /* the adaptive spin never goes below */
+
 /* Producer side: call after publishing work. Costs a fence and a load while
  * the consumer is awake; a futex wake only when it parked. */
 void dd_queue_wake_notify(struct dd_queue_wake *w);

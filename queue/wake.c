@@ -44,18 +44,21 @@ int dd_queue_wake_wait(struct dd_queue_wake *w, dd_queue_ready_fn ready, void *a
 	if (ready(arg))
 		return 1;
 	uint64_t start = 0;
-	if (spin_ns) {
+	uint64_t budget = w->spin_budget && w->spin_budget < spin_ns ? w->spin_budget : spin_ns;
+	if (budget) {
 		start = mono_ns();
 		for (unsigned i = 1;; i++) {
-			if (ready(arg))
+			if (ready(arg)) {
+				w->spin_budget = budget * 2 < spin_ns ? budget * 2 : spin_ns;
 				return 1;
+			}
 			dd_queue_cpu_relax();
 			if ((i & 63) == 0) {
 				/* Spin politely: a thread that shares this CPU (a
 				 * submitter, on a small machine) gets it at once. */
 				sched_yield();
 				uint64_t now = mono_ns();
-				if (now - start >= spin_ns)
+				if (now - start >= budget)
 					break;
 				if (timeout_ns != UINT64_MAX && now - start >= timeout_ns)
 					return 0;
@@ -73,7 +76,7 @@ int dd_queue_wake_wait(struct dd_queue_wake *w, dd_queue_ready_fn ready, void *a
 	struct timespec ts, *tsp = NULL;
 	if (timeout_ns != UINT64_MAX) {
 		uint64_t left = timeout_ns;
-		if (spin_ns) {
+		if (budget) {
 			uint64_t spent = mono_ns() - start;
 			left = spent >= timeout_ns ? 0 : timeout_ns - spent;
 		}
@@ -82,11 +85,24 @@ int dd_queue_wake_wait(struct dd_queue_wake *w, dd_queue_ready_fn ready, void *a
 		tsp = &ts;
 	}
 	atomic_fetch_add_explicit(&w->parks, 1, memory_order_relaxed);
+	uint64_t parked = spin_ns ? mono_ns() : 0;
 	/* EAGAIN: a producer bumped the epoch after we read it, so it saw us. */
 	if (w->park)
 		w->park(w->park_ctx, &w->epoch, epoch, tsp);
 	else
 		syscall(SYS_futex, &w->epoch, FUTEX_WAIT_PRIVATE, epoch, tsp, NULL, 0);
 	atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+	if (spin_ns) {
+		/* woken within what a full spin would have covered: spin longer
+		 * next time; else the CPU is better given away sooner */
+		uint64_t slept = mono_ns() - parked;
+		if (slept < spin_ns)
+			budget = budget * 2 > DD_QUEUE_SPIN_FLOOR_NS ? budget * 2 : DD_QUEUE_SPIN_FLOOR_NS;
+		else
+			budget /= 2;
+		w->spin_budget = budget < DD_QUEUE_SPIN_FLOOR_NS ? DD_QUEUE_SPIN_FLOOR_NS
+				 : budget < spin_ns		  ? budget
+								  : spin_ns;
+	}
 	return ready(arg) ? 1 : 0;
 }

@@ -6,6 +6,7 @@
  * their ratio.
  *
  *   exec-rate [--seconds S] [--rounds N] [--threads N] [--program PATH] [--no-pin]
+ *             [--spin-us N]
  *
  * By default the engine pins its threads as it always does (reactor on one
  * CPU, workers on the node's others: on 2 CPUs both workers share one);
@@ -13,6 +14,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -29,6 +31,7 @@ extern char **environ;
 static const char *program = "/bin/true";
 static double seconds = 2;
 static bool pin = true;
+static long spin_us = -1; /* -1: the engine's default */
 static _Atomic bool stop;
 static _Atomic uint64_t spawned, ended;
 
@@ -69,11 +72,15 @@ static double bare(unsigned threads)
 	return (double)(n1 - n0) / ((double)(t1 - t0) / 1e9);
 }
 
+static sem_t room; /* one post per ended job: the submitter sleeps on it */
+
 static void on_event(const struct dd_event *ev, void *arg)
 {
 	(void)arg;
-	if (dd_state_terminal(ev->state))
+	if (dd_state_terminal(ev->state)) {
 		atomic_fetch_add_explicit(&ended, 1, memory_order_relaxed);
+		sem_post(&room);
+	}
 }
 
 static double engine(unsigned threads, uint64_t *failures)
@@ -86,6 +93,8 @@ static double engine(unsigned threads, uint64_t *failures)
 	cfg.event_mask = DD_EVENTS_TERMINAL;
 	cfg.retain_terminal = 1000;
 	cfg.pin = pin;
+	if (spin_us >= 0)
+		cfg.spin_ns = (uint64_t)spin_us * 1000;
 	struct dd_engine *e;
 	int r = dd_engine_create(&cfg, &e);
 	if (r < 0) {
@@ -97,7 +106,8 @@ static double engine(unsigned threads, uint64_t *failures)
 	struct dd_job_spec s = {.kind = "bench", .exec = &x, .priority = DD_PRIO_NORMAL,
 				.node = -1, .shard = -1};
 	atomic_store(&ended, 0);
-	uint64_t sent = 0, inflight = 4ull * threads; /* workers never wait for work */
+	uint64_t inflight = 4ull * threads; /* workers never wait for work */
+	sem_init(&room, 0, (unsigned)inflight);
 	uint64_t t0 = 0, n0 = 0, warm = now_ns() + 200000000ull, until = 0;
 	for (;;) {
 		uint64_t now = now_ns();
@@ -108,19 +118,27 @@ static double engine(unsigned threads, uint64_t *failures)
 		}
 		if (t0 && now >= until)
 			break;
-		if (sent - atomic_load(&ended) < inflight) {
-			uint64_t id;
-			if (dd_submit(e, &s, DD_SUBMIT_BLOCK, &id) == 0)
-				sent++;
-		} else {
-			usleep(50);
+		/* a slot frees when a job ends; no polling, so the submitter
+		 * takes no CPU from the processes while it waits */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
 		}
+		if (sem_timedwait(&room, &ts) < 0)
+			continue;
+		uint64_t id;
+		if (dd_submit(e, &s, DD_SUBMIT_BLOCK, &id) < 0)
+			sem_post(&room);
 	}
 	uint64_t n1 = atomic_load(&ended), t1 = now_ns();
 	struct dd_stats st;
 	dd_stats(e, &st);
 	*failures += st.total.failed;
 	dd_engine_destroy(e);
+	sem_destroy(&room);
 	return (double)(n1 - n0) / ((double)(t1 - t0) / 1e9);
 }
 
@@ -135,7 +153,8 @@ int main(int argc, char **argv)
 	static const struct option lo[] = {
 		{"seconds", required_argument, 0, 's'}, {"rounds", required_argument, 0, 'r'},
 		{"threads", required_argument, 0, 't'}, {"program", required_argument, 0, 'p'},
-		{"no-pin", no_argument, 0, 'n'},       {"help", no_argument, 0, 'h'},
+		{"no-pin", no_argument, 0, 'n'},       {"spin-us", required_argument, 0, 'S'},
+		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0}};
 	unsigned rounds = 5, threads = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	int c;
@@ -150,9 +169,11 @@ int main(int argc, char **argv)
 			program = optarg;
 		else if (c == 'n')
 			pin = false; /* workers float, like the bare loop's threads */
+		else if (c == 'S')
+			spin_us = atol(optarg);
 		else {
 			fprintf(c == 'h' ? stdout : stderr,
-				"usage: exec-rate [--seconds S] [--rounds N] [--threads N] [--program P] [--no-pin]\n");
+				"usage: exec-rate [--seconds S] [--rounds N] [--threads N] [--program P] [--no-pin] [--spin-us N]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
