@@ -191,6 +191,9 @@ int main(int argc, char **argv)
 	ec.shutdown_grace_ns = srv.cfg.shutdown_grace_ns;
 	ec.spin_ns = srv.cfg.spin_ns;
 	ec.ring_capacity = 16384; /* a few large batches in flight fit */
+	/* ended jobs are read from the store once they leave memory: keep
+	 * fewer in memory than the library's default, for a smaller table */
+	ec.retain_terminal = 65536;
 	ec.on_event = dd_events_on_event;
 	ec.event_arg = srv.events;
 	ec.event_mask = DD_EVENTS_ALL;

@@ -20,6 +20,8 @@
 #define IDLE_NS 1000000ull       /* poll the LSN this often when idle */
 #define MAINT_NS 100000000ull    /* retention and pruning */
 #define TRIM_BUDGET 8192         /* deletions per transaction */
+#define GATHER_MIN 16384         /* a backlog this large is applied at once... */
+#define GATHER_NS 20000000ull    /* ...a smaller one after this long */
 
 
 static uint64_t rt_ns(void)
@@ -79,7 +81,7 @@ void *dd_applier_main(void *arg)
 	int dirfd = open(waldir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	uint64_t applied = dd_state_store_checkpoint(st), next_maint = 0;
 	bool fresh = false;
-	uint64_t stuck_at = 0, stuck_since = 0;
+	uint64_t stuck_at = 0, stuck_since = 0, last_commit = 0;
 	/* Below the reactor and the workers: on a small machine this thread
 	 * shares their CPUs, and its large transactions must not take a
 	 * scheduler slice (milliseconds) from the hot path. It runs in their
@@ -90,6 +92,15 @@ void *dd_applier_main(void *arg)
 		/* acquire pairs with the reactor's release of durable_lsn */
 		uint64_t durable = atomic_load_explicit(&v->durable_lsn, memory_order_acquire);
 		bool stop = atomic_load_explicit(&v->stop, memory_order_acquire);
+		/* Each store commit syncs its data pages (MDB_NOMETASYNC): let a
+		 * small backlog grow for a little while, so that a busy log costs
+		 * a few commits a second, not one per log batch. A reader of the
+		 * store waits for it (dd_durable_catch_up). */
+		if (!stop && applied < durable && durable - applied < GATHER_MIN &&
+		    dd_now_ns() - last_commit < GATHER_NS) {
+			nap(IDLE_NS);
+			continue;
+		}
 		if (applied >= durable) {
 			if (stop)
 				break;
@@ -170,6 +181,7 @@ void *dd_applier_main(void *arg)
 			continue;
 		}
 		atomic_store_explicit(&v->store_err, 0, memory_order_relaxed);
+		last_commit = dd_now_ns();
 		applied = last;
 		atomic_store_explicit(&v->applied_lsn, applied, memory_order_release);
 	}

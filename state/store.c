@@ -199,26 +199,96 @@ static int ended_key(MDB_txn *t, MDB_dbi dbi, uint64_t at, uint64_t id)
 	return index_put(t, dbi, k, sizeof(k), true);
 }
 
-static int apply_submit(struct dd_state_store *st, MDB_txn *t, const struct dd_rec *r)
+/* What a change record does to a job's header. Returns false when it
+ * changes nothing (a terminal job never changes; replays change nothing). */
+static bool fold(struct job_hdr *h, const struct dd_rec *r, const char **reason,
+		 uint32_t *reason_len)
 {
+	if (h->state >= 5)
+		return false;
+	switch (r->type) {
+	case DD_REC_START:
+		h->state = 4;
+		h->attempt = r->attempt;
+		h->worker = r->worker;
+		h->started_rt = r->at_rt;
+		return true;
+	case DD_REC_RETRY:
+		h->state = 2;
+		h->attempt = r->attempt;
+		h->not_before_rt = r->not_before_rt;
+		return true;
+	case DD_REC_END:
+		h->state = r->state;
+		h->result = r->result;
+		h->ended_rt = r->at_rt;
+		if (r->attempt > h->attempt)
+			h->attempt = r->attempt;
+		*reason = r->reason;
+		*reason_len = r->reason_len < 63 ? r->reason_len : 63;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Writes a job record: header, reason, SUBMIT body. @body may point into
+ * the map (the old record): it is copied out first when it does. */
+static int put_job(struct dd_state_store *st, MDB_txn *t, MDB_val *key, const struct job_hdr *h,
+		   const char *reason, const unsigned char *body, bool body_in_map,
+		   const struct dd_rec *sub)
+{
+	unsigned char *copy = NULL;
+	if (body_in_map) {
+		if (!(copy = malloc(h->body_len ? h->body_len : 1)))
+			return ENOMEM;
+		memcpy(copy, body, h->body_len);
+		body = copy;
+	}
+	MDB_val d = {sizeof(*h) + h->reason_len + h->body_len, NULL};
+	int rc = mdb_put(t, st->jobs, key, &d, MDB_RESERVE);
+	if (rc == 0) {
+		unsigned char *p = d.mv_data;
+		memcpy(p, h, sizeof(*h));
+		if (h->reason_len)
+			memcpy(p + sizeof(*h), reason, h->reason_len);
+		if (sub)
+			dd_rec_encode_body(sub, p + sizeof(*h) + h->reason_len);
+		else
+			memcpy(p + sizeof(*h) + h->reason_len, body, h->body_len);
+	}
+	free(copy);
+	return rc;
+}
+
+/* A new job, with the changes that follow it in the same transaction
+ * folded in (@chain: their indexes in @recs, linked by @next; each one
+ * folded is marked in @done). A job that starts and ends within one
+ * batch — most of them, at a high rate — is then written once, in its
+ * final state, instead of three times with its index entries moved twice. */
+static int apply_submit(struct dd_state_store *st, MDB_txn *t, const struct dd_rec *recs,
+			uint32_t i, const uint32_t *next, bool *done)
+{
+	const struct dd_rec *r = &recs[i];
 	unsigned char k[8];
 	be64(k, r->id);
 	MDB_val key = {8, k}, d;
 	if (mdb_get(t, st->jobs, &key, &d) == 0)
-		return 0; /* replayed */
-	size_t blen = dd_rec_encode_body(r, NULL);
-	d.mv_size = sizeof(struct job_hdr) + blen;
-	int rc = mdb_put(t, st->jobs, &key, &d, MDB_RESERVE);
-	if (rc)
-		return rc;
+		return 0; /* replayed: its changes are applied one by one */
 	struct job_hdr h = {0};
 	h.state = r->ndeps ? 1 : r->not_before_rt ? 2 : 3; /* WAITING, DELAYED, QUEUED */
 	h.worker = -1;
 	h.not_before_rt = r->not_before_rt;
-	h.body_len = (uint32_t)blen;
-	memcpy(d.mv_data, &h, sizeof(h));
-	dd_rec_encode_body(r, (unsigned char *)d.mv_data + sizeof(h));
-	if ((rc = state_key(t, st->bystate, h.state, r->id, true)))
+	h.body_len = (uint32_t)dd_rec_encode_body(r, NULL);
+	const char *reason = NULL;
+	for (uint32_t j = next ? next[i] : UINT32_MAX; j != UINT32_MAX; j = next[j]) {
+		fold(&h, &recs[j], &reason, &h.reason_len);
+		done[j] = true;
+	}
+	int rc = put_job(st, t, &key, &h, reason, NULL, false, r);
+	if (rc || (rc = state_key(t, st->bystate, h.state, r->id, true)))
+		return rc;
+	if (h.state >= 5 && (rc = ended_key(t, st->ended, h.ended_rt, r->id)))
 		return rc;
 	if (r->key_len) {
 		MDB_val ik = {r->key_len, (void *)r->key}, iv = {8, k};
@@ -243,52 +313,15 @@ static int apply_change(struct dd_state_store *st, MDB_txn *t, const struct dd_r
 		return rc;
 	struct job_hdr h;
 	memcpy(&h, d.mv_data, sizeof(h));
-	if (h.state >= 5)
-		return 0; /* terminal never changes (and replays change nothing) */
 	uint8_t old = h.state;
 	const unsigned char *body = (const unsigned char *)d.mv_data + sizeof(h) + h.reason_len;
-	uint32_t reason_len = 0;
 	const char *reason = NULL;
-	switch (r->type) {
-	case DD_REC_START:
-		h.state = 4;
-		h.attempt = r->attempt;
-		h.worker = r->worker;
-		h.started_rt = r->at_rt;
-		break;
-	case DD_REC_RETRY:
-		h.state = 2;
-		h.attempt = r->attempt;
-		h.not_before_rt = r->not_before_rt;
-		break;
-	case DD_REC_END:
-		h.state = r->state;
-		h.result = r->result;
-		h.ended_rt = r->at_rt;
-		if (r->attempt > h.attempt)
-			h.attempt = r->attempt;
-		reason = r->reason;
-		reason_len = r->reason_len < 63 ? r->reason_len : 63;
-		break;
-	default:
+	uint32_t reason_len = 0;
+	if (!fold(&h, r, &reason, &reason_len))
 		return 0;
-	}
-	/* d points into the map: copy the body out before the put reuses it */
-	size_t blen = h.body_len;
-	unsigned char *copy = malloc(blen ? blen : 1);
-	if (!copy)
-		return ENOMEM;
-	memcpy(copy, body, blen);
 	h.reason_len = reason_len;
-	MDB_val nd = {sizeof(h) + reason_len + blen, NULL};
-	if ((rc = mdb_put(t, st->jobs, &key, &nd, MDB_RESERVE)) == 0) {
-		memcpy(nd.mv_data, &h, sizeof(h));
-		if (reason_len)
-			memcpy((unsigned char *)nd.mv_data + sizeof(h), reason, reason_len);
-		memcpy((unsigned char *)nd.mv_data + sizeof(h) + reason_len, copy, blen);
-	}
-	free(copy);
-	if (rc)
+	/* body points into the map: put_job copies it out before the put */
+	if ((rc = put_job(st, t, &key, &h, reason, body, true, NULL)))
 		return rc;
 	if (old != h.state && ((rc = state_key(t, st->bystate, old, r->id, false)) ||
 			       (rc = state_key(t, st->bystate, h.state, r->id, true))))
@@ -296,6 +329,47 @@ static int apply_change(struct dd_state_store *st, MDB_txn *t, const struct dd_r
 	if (h.state >= 5 && (rc = ended_key(t, st->ended, h.ended_rt, r->id)))
 		return rc;
 	return 0;
+}
+
+/* Links each change record to the SUBMIT of its job earlier in the same
+ * batch (next[]: the chain from that SUBMIT, in log order). Returns false
+ * when out of memory: then nothing is folded. */
+static bool chain_batch(const struct dd_rec *recs, size_t n, uint64_t ckpt, uint32_t *next)
+{
+	size_t cap = 64;
+	while (cap < 2 * n)
+		cap *= 2;
+	uint64_t *hid = malloc(cap * sizeof(uint64_t));
+	uint32_t *htail = malloc(cap * sizeof(uint32_t));
+	if (!hid || !htail) {
+		free(hid);
+		free(htail);
+		return false;
+	}
+	for (size_t i = 0; i < cap; i++)
+		htail[i] = UINT32_MAX;
+	for (size_t i = 0; i < n; i++) {
+		next[i] = UINT32_MAX;
+		const struct dd_rec *r = &recs[i];
+		if (r->lsn <= ckpt || r->type == DD_REC_RESERVE)
+			continue;
+		uint64_t hsh = r->id * 0x9e3779b97f4a7c15ull;
+		size_t sl = (size_t)(hsh >> 32) & (cap - 1);
+		while (htail[sl] != UINT32_MAX && hid[sl] != r->id)
+			sl = (sl + 1) & (cap - 1);
+		if (r->type == DD_REC_SUBMIT) {
+			if (htail[sl] == UINT32_MAX) { /* a second SUBMIT of an id: not folded */
+				hid[sl] = r->id;
+				htail[sl] = (uint32_t)i;
+			}
+		} else if (htail[sl] != UINT32_MAX) {
+			next[htail[sl]] = (uint32_t)i;
+			htail[sl] = (uint32_t)i;
+		}
+	}
+	free(hid);
+	free(htail);
+	return true;
 }
 
 /* Doubles the map; the caller holds no transaction. */
@@ -317,23 +391,34 @@ int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, s
 {
 	if (n == 0)
 		return 0;
+	uint32_t *next = n < UINT32_MAX ? malloc(n * sizeof(uint32_t)) : NULL;
+	bool *done = calloc(n, sizeof(bool));
+	if (next && (!done || !chain_batch(recs, n, st->ckpt, next))) {
+		free(next);
+		next = NULL; /* apply one by one */
+	}
+	int rc;
 	for (;;) {
 		MDB_txn *t;
 		uint64_t next_seq = st->next_seq;
-		int rc = mdb_txn_begin(st->env, NULL, 0, &t);
-		if (rc)
-			return err_of(rc);
+		if ((rc = mdb_txn_begin(st->env, NULL, 0, &t))) {
+			rc = err_of(rc);
+			break;
+		}
+		if (done)
+			memset(done, 0, n * sizeof(bool));
 		for (size_t i = 0; i < n && !rc; i++) {
-			if (recs[i].lsn <= st->ckpt)
-				continue; /* already in the tree */
+			if (recs[i].lsn <= st->ckpt || (done && done[i]))
+				continue; /* already in the tree, or folded into its SUBMIT */
 			if (recs[i].type == DD_REC_RESERVE) {
 				/* the id field holds a sequence bound, not a job */
 				if (recs[i].id > st->next_seq)
 					st->next_seq = recs[i].id;
 				continue;
 			}
-			rc = recs[i].type == DD_REC_SUBMIT ? apply_submit(st, t, &recs[i])
-							   : apply_change(st, t, &recs[i]);
+			rc = recs[i].type == DD_REC_SUBMIT
+				     ? apply_submit(st, t, recs, (uint32_t)i, next, done)
+				     : apply_change(st, t, &recs[i]);
 		}
 		uint64_t last = recs[n - 1].lsn > st->ckpt ? recs[n - 1].lsn : st->ckpt;
 		if (!rc)
@@ -344,17 +429,22 @@ int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, s
 			rc = mdb_txn_commit(t);
 			if (!rc) {
 				st->ckpt = last;
-				return 0;
+				break;
 			}
 		} else {
 			mdb_txn_abort(t);
 		}
 		st->next_seq = next_seq;
-		if (rc != MDB_MAP_FULL)
-			return write_err(st, rc);
+		if (rc != MDB_MAP_FULL) {
+			rc = write_err(st, rc);
+			break;
+		}
 		if ((rc = grow(st)) < 0)
-			return rc;
+			break;
 	}
+	free(next);
+	free(done);
+	return rc;
 }
 
 uint64_t dd_state_store_checkpoint(struct dd_state_store *st)
