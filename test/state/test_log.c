@@ -197,3 +197,58 @@ Test(log, flipped_byte_stops_recovery_at_the_record_before)
 	free(p);
 	drop_tmpdir(l.dir);
 }
+
+/* A job submitted, started and ended within one store transaction is
+ * written once in its final state; one still running keeps its START; the
+ * indexes (by state, by end time) agree; a replay changes nothing. */
+Test(store, changes_in_the_same_transaction_fold_into_the_submit)
+{
+	struct logdir l;
+	logdir_init(&l, "fold");
+	struct dd_state_store *st = fresh_store(&l);
+	struct dd_rec recs[] = {
+		{.type = DD_REC_SUBMIT, .lsn = 1, .id = 7, .at_rt = 10, .max_attempts = 2,
+		 .priority = 2, .kind = "k", .kind_len = 1, .uid = 1000, .gid = 100},
+		{.type = DD_REC_SUBMIT, .lsn = 2, .id = 8, .at_rt = 11, .max_attempts = 1,
+		 .priority = 2, .kind = "k", .kind_len = 1},
+		{.type = DD_REC_START, .lsn = 3, .id = 7, .at_rt = 12, .attempt = 1, .worker = 3},
+		{.type = DD_REC_RETRY, .lsn = 4, .id = 7, .at_rt = 13, .attempt = 1,
+		 .not_before_rt = 20},
+		{.type = DD_REC_START, .lsn = 5, .id = 8, .at_rt = 14, .attempt = 1, .worker = 1},
+		{.type = DD_REC_START, .lsn = 6, .id = 7, .at_rt = 21, .attempt = 2, .worker = 0},
+		{.type = DD_REC_END, .lsn = 7, .id = 7, .at_rt = 22, .attempt = 2, .state = 6,
+		 .result = 768, .reason = "exit 3", .reason_len = 6},
+	};
+	for (int pass = 0; pass < 2; pass++) { /* the second: a replay */
+		cr_assert_eq(dd_state_store_apply(st, recs, 7), 0);
+		struct dd_state_job j;
+		void *buf;
+		cr_assert_eq(dd_state_store_get(st, 7, &j, &buf), 0);
+		cr_assert_eq(j.state, 6, "FAILED");
+		cr_assert_eq(j.attempt, 2);
+		cr_assert_eq(j.result, 768);
+		cr_assert_str_eq(j.reason, "exit 3");
+		cr_assert_eq(j.spec.uid, 1000);
+		cr_assert_eq(j.spec.max_attempts, 2);
+		free(buf);
+		cr_assert_eq(dd_state_store_get(st, 8, &j, &buf), 0);
+		cr_assert_eq(j.state, 4, "RUNNING");
+		cr_assert_eq(j.worker, 1);
+		free(buf);
+		uint64_t ids[4];
+		size_t n;
+		cr_assert_eq(dd_state_store_list(st, 6, 0, ids, 4, &n), 0);
+		cr_assert(n == 1 && ids[0] == 7);
+		cr_assert_eq(dd_state_store_list(st, 4, 0, ids, 4, &n), 0);
+		cr_assert(n == 1 && ids[0] == 8);
+		for (uint8_t s = 1; s <= 3; s++) {
+			cr_assert_eq(dd_state_store_list(st, s, 0, ids, 4, &n), 0);
+			cr_assert_eq(n, 0, "no stale index entry in state %u", s);
+		}
+	}
+	/* the end-time index has it: retention by count removes it */
+	cr_assert_eq(dd_state_store_trim(st, 100, 0, 0, 100), 1);
+	cr_assert_eq(dd_state_store_count(st), 1);
+	dd_state_store_close(st);
+	drop_tmpdir(l.dir);
+}
