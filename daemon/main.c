@@ -29,7 +29,7 @@ static void usage(FILE *f)
 		"      --durability L      when a submit is acknowledged (default fsync)\n"
 		"      --log-file F        log here instead of stderr (reopened on SIGHUP)\n"
 		"  -c, --config F          INI file with the same keys; flags win\n"
-		"  -v, --verbose           say more\n"
+		"  -v, --verbose           log connections (-vv: and every refused request)\n"
 		"  -h, --help, -V, --version\n");
 }
 

@@ -63,6 +63,8 @@ void dd_ops_error(struct conn *c, json_t *tag, const char *code, const char *fmt
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	c->srv->errors++;
+	if (c->srv->cfg.verbose > 1)
+		dd_server_log("connection %llu: %s: %s", (unsigned long long)c->serial, code, msg);
 	send_json(c, error_obj(tag, code, msg));
 }
 

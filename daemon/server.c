@@ -66,6 +66,8 @@ static void conn_close(struct conn *c)
 	if (c->dead)
 		return;
 	c->dead = true;
+	if (srv->cfg.verbose)
+		dd_server_log("connection %llu closed", (unsigned long long)c->serial);
 	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	c->fd = -1;
@@ -282,6 +284,9 @@ static void accept_all(struct dd_server *srv, int lfd, bool tcp)
 		}
 		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
 		epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev);
+		if (srv->cfg.verbose)
+			dd_server_log("connection %llu: %s, uid %u pid %d", (unsigned long long)c->serial,
+				      tcp ? "tcp" : "unix", c->uid, (int)c->pid);
 		c->next = &srv->conns;
 		c->prev = srv->conns.prev;
 		srv->conns.prev->next = c;

@@ -202,9 +202,12 @@ int dd_state_store_scan_live(struct dd_state_store *st,
 			     int (*fn)(const struct dd_state_job *job, void *arg), void *arg);
 /* Removes up to @budget ended jobs that are older than @max_age_ns (0: no
  * age limit) or beyond the newest @max_count (SIZE_MAX: no count limit), in
- * one transaction. Returns how many went, or a negative error. */
+ * one transaction. @exec_ids (room for @budget, or NULL) receives the ids
+ * of the process jobs among them, *nexec their count, once committed (so
+ * the caller can remove their output files). Returns how many went, or a
+ * negative error. */
 long dd_state_store_trim(struct dd_state_store *st, uint64_t now_rt, uint64_t max_age_ns,
-			 size_t max_count, unsigned budget);
+			 size_t max_count, unsigned budget, uint64_t *exec_ids, size_t *nexec);
 size_t dd_state_store_map_size(struct dd_state_store *st);
 size_t dd_state_store_count(struct dd_state_store *st); /* jobs held */
 

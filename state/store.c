@@ -613,9 +613,12 @@ int dd_state_store_scan_live(struct dd_state_store *st,
 }
 
 long dd_state_store_trim(struct dd_state_store *st, uint64_t now_rt, uint64_t max_age_ns,
-			 size_t max_count, unsigned budget)
+			 size_t max_count, unsigned budget, uint64_t *exec_ids, size_t *nexec)
 {
 	MDB_txn *t;
+	size_t nx = 0;
+	if (nexec)
+		*nexec = 0;
 	MDB_cursor *c;
 	MDB_stat ms;
 	long gone = 0;
@@ -646,6 +649,8 @@ long dd_state_store_trim(struct dd_state_store *st, uint64_t now_rt, uint64_t ma
 				state = job.state;
 				klen = job.spec.key_len < sizeof(keybuf) ? job.spec.key_len : 0;
 				memcpy(keybuf, job.spec.key, klen);
+				if (exec_ids && (job.spec.flags & DD_REC_F_EXEC) && nx < budget)
+					exec_ids[nx++] = id;
 			}
 			if ((rc = mdb_del(t, st->jobs, &jk, NULL)))
 				break;
@@ -675,7 +680,11 @@ long dd_state_store_trim(struct dd_state_store *st, uint64_t now_rt, uint64_t ma
 		return 0;
 	}
 	rc = mdb_txn_commit(t);
-	return rc ? write_err(st, rc) : gone;
+	if (rc)
+		return write_err(st, rc);
+	if (nexec)
+		*nexec = nx;
+	return gone;
 }
 
 size_t dd_state_store_map_size(struct dd_state_store *st)

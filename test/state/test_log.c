@@ -247,7 +247,10 @@ Test(store, changes_in_the_same_transaction_fold_into_the_submit)
 		}
 	}
 	/* the end-time index has it: retention by count removes it */
-	cr_assert_eq(dd_state_store_trim(st, 100, 0, 0, 100), 1);
+	uint64_t gone_exec[100];
+	size_t nexec = 9;
+	cr_assert_eq(dd_state_store_trim(st, 100, 0, 0, 100, gone_exec, &nexec), 1);
+	cr_assert_eq(nexec, 0, "job 7 was not a process job");
 	cr_assert_eq(dd_state_store_count(st), 1);
 	dd_state_store_close(st);
 	drop_tmpdir(l.dir);
