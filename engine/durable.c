@@ -445,6 +445,11 @@ int dd_applier_start(struct dd_shard *s)
 	if (!d || d->applier_started)
 		return 0;
 	int r = pthread_create(&d->applier, NULL, dd_applier_main, s);
+	if (r == 0) {
+		char name[16];
+		snprintf(name, sizeof(name), "dd-apply-%u", s->index);
+		pthread_setname_np(d->applier, name);
+	}
 	if (r)
 		return -r;
 	d->applier_started = true;

@@ -220,6 +220,9 @@ static int start_threads(struct dd_engine *e)
 			int r = pthread_create(&w->thread, NULL, dd_worker_main, w);
 			if (r)
 				return -r;
+			char name[16]; /* for top -H, perf and gdb */
+			snprintf(name, sizeof(name), "dd-work-%u.%u", i, s->workers_started);
+			pthread_setname_np(w->thread, name);
 		}
 	}
 	for (unsigned i = 0; i < e->nshards; i++) {
@@ -228,6 +231,9 @@ static int start_threads(struct dd_engine *e)
 		if (r)
 			return -r;
 		s->reactor_started = true;
+		char name[16];
+		snprintf(name, sizeof(name), "dd-reactor-%u", i);
+		pthread_setname_np(s->thread, name);
 	}
 	return 0;
 }

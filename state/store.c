@@ -196,7 +196,11 @@ static int ended_key(MDB_txn *t, MDB_dbi dbi, uint64_t at, uint64_t id)
 	unsigned char k[16];
 	be64(k, at);
 	be64(k + 8, id);
-	return index_put(t, dbi, k, sizeof(k), true);
+	/* jobs end in time order, so this key is almost always the last:
+	 * MDB_APPEND skips the search (and refuses, cheaply, when it is not) */
+	MDB_val key = {sizeof(k), k}, d = {0, ""};
+	int rc = mdb_put(t, dbi, &key, &d, MDB_APPEND);
+	return rc == MDB_KEYEXIST ? index_put(t, dbi, k, sizeof(k), true) : rc;
 }
 
 /* What a change record does to a job's header. Returns false when it
@@ -236,7 +240,7 @@ static bool fold(struct job_hdr *h, const struct dd_rec *r, const char **reason,
  * the map (the old record): it is copied out first when it does. */
 static int put_job(struct dd_state_store *st, MDB_txn *t, MDB_val *key, const struct job_hdr *h,
 		   const char *reason, const unsigned char *body, bool body_in_map,
-		   const struct dd_rec *sub)
+		   const struct dd_rec *sub, unsigned flags)
 {
 	unsigned char *copy = NULL;
 	if (body_in_map) {
@@ -246,7 +250,12 @@ static int put_job(struct dd_state_store *st, MDB_txn *t, MDB_val *key, const st
 		body = copy;
 	}
 	MDB_val d = {sizeof(*h) + h->reason_len + h->body_len, NULL};
-	int rc = mdb_put(t, st->jobs, key, &d, MDB_RESERVE);
+	int rc = mdb_put(t, st->jobs, key, &d, MDB_RESERVE | flags);
+	if (rc == MDB_KEYEXIST && (flags & MDB_APPEND)) {
+		/* not the highest id so far (lanes reorder submissions): search */
+		d.mv_size = sizeof(*h) + h->reason_len + h->body_len;
+		rc = mdb_put(t, st->jobs, key, &d, MDB_RESERVE | (flags & ~(unsigned)MDB_APPEND));
+	}
 	if (rc == 0) {
 		unsigned char *p = d.mv_data;
 		memcpy(p, h, sizeof(*h));
@@ -272,22 +281,24 @@ static int apply_submit(struct dd_state_store *st, MDB_txn *t, const struct dd_r
 	const struct dd_rec *r = &recs[i];
 	unsigned char k[8];
 	be64(k, r->id);
-	MDB_val key = {8, k}, d;
-	if (mdb_get(t, st->jobs, &key, &d) == 0)
-		return 0; /* replayed: its changes are applied one by one */
+	MDB_val key = {8, k};
 	struct job_hdr h = {0};
 	h.state = r->ndeps ? 1 : r->not_before_rt ? 2 : 3; /* WAITING, DELAYED, QUEUED */
 	h.worker = -1;
 	h.not_before_rt = r->not_before_rt;
 	h.body_len = (uint32_t)dd_rec_encode_body(r, NULL);
 	const char *reason = NULL;
-	for (uint32_t j = next ? next[i] : UINT32_MAX; j != UINT32_MAX; j = next[j]) {
+	for (uint32_t j = next ? next[i] : UINT32_MAX; j != UINT32_MAX; j = next[j])
 		fold(&h, &recs[j], &reason, &h.reason_len);
-		done[j] = true;
-	}
-	int rc = put_job(st, t, &key, &h, reason, NULL, false, r);
+	/* ids mostly grow, so try appending; an id already there is a replay
+	 * (then its changes are applied one by one, as they come) */
+	int rc = put_job(st, t, &key, &h, reason, NULL, false, r, MDB_NOOVERWRITE | MDB_APPEND);
+	if (rc == MDB_KEYEXIST)
+		return 0;
 	if (rc || (rc = state_key(t, st->bystate, h.state, r->id, true)))
 		return rc;
+	for (uint32_t j = next ? next[i] : UINT32_MAX; j != UINT32_MAX; j = next[j])
+		done[j] = true;
 	if (h.state >= 5 && (rc = ended_key(t, st->ended, h.ended_rt, r->id)))
 		return rc;
 	if (r->key_len) {
@@ -321,7 +332,7 @@ static int apply_change(struct dd_state_store *st, MDB_txn *t, const struct dd_r
 		return 0;
 	h.reason_len = reason_len;
 	/* body points into the map: put_job copies it out before the put */
-	if ((rc = put_job(st, t, &key, &h, reason, body, true, NULL)))
+	if ((rc = put_job(st, t, &key, &h, reason, body, true, NULL, 0)))
 		return rc;
 	if (old != h.state && ((rc = state_key(t, st->bystate, old, r->id, false)) ||
 			       (rc = state_key(t, st->bystate, h.state, r->id, true))))
