@@ -186,6 +186,13 @@ int main(int argc, char **argv)
 	ec.durability = srv.cfg.durability;
 	ec.shards = srv.cfg.shards;
 	ec.workers = srv.cfg.workers;
+	/* The engine's default is the node's CPUs less one (the reactor's).
+	 * On a machine of 2 or 3 CPUs that is one worker, and a process job
+	 * holds its worker for a whole spawn, so one worker would serialize
+	 * them; the extra worker floats (it has no CPU of its own). Measured on
+	 * 2 vCPUs: std-r --via-daemon 238k/s with 1 worker, 395k/s with 2. */
+	if (!ec.workers && sysconf(_SC_NPROCESSORS_ONLN) <= 3)
+		ec.workers = 2;
 	ec.output_max = srv.cfg.output_max;
 	ec.kill_grace_ns = srv.cfg.kill_grace_ns;
 	ec.shutdown_grace_ns = srv.cfg.shutdown_grace_ns;

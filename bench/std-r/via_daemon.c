@@ -147,14 +147,18 @@ static pid_t start_daemon(const struct via_opts *o, const char *exe, const char 
 	static const char *const lv[] = {"fsync", "none", "buffered", "fsync"};
 	char shards[16], workers[16], log[PATH_MAX + 8];
 	snprintf(shards, sizeof(shards), "%u", o->shards);
-	snprintf(workers, sizeof(workers), "%u", o->workers ? o->workers : 1);
+	snprintf(workers, sizeof(workers), "%u", o->workers);
 	snprintf(log, sizeof(log), "%s.log", state);
 	pid_t pid = fork();
 	if (pid != 0)
 		return pid;
 	const char *argv[16] = {exe, "--state-dir", state, "--socket", sock, "--durability",
-				lv[o->durability], "--workers", workers};
-	int k = 9;
+				lv[o->durability]};
+	int k = 7;
+	if (o->workers) { /* else the daemon's own default */
+		argv[k++] = "--workers";
+		argv[k++] = workers;
+	}
 	if (o->shards) {
 		argv[k++] = "--shards";
 		argv[k++] = shards;
