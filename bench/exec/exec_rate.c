@@ -6,7 +6,11 @@
  * their ratio.
  *
  *   exec-rate [--seconds S] [--rounds N] [--threads N] [--program PATH] [--no-pin]
- *             [--spin-us N]
+ *             [--spin-us N] [--via-daemon [--dispatchd PATH] [--daemon-inflight N]]
+ *
+ * --via-daemon adds a third loop each round: the same jobs submitted to a
+ * real dispatchd (durability fsync) over its socket, 64 in flight (a job's
+ * round trip there includes the fsync of its submission).
  *
  * By default the engine pins its threads as it always does (reactor on one
  * CPU, workers on the node's others: on 2 CPUs both workers share one);
@@ -25,6 +29,7 @@
 #include <unistd.h>
 
 #include "dispatchd.h"
+#include "via_daemon_exec.h"
 
 extern char **environ;
 
@@ -32,6 +37,9 @@ static const char *program = "/bin/true";
 static double seconds = 2;
 static bool pin = true;
 static long spin_us = -1; /* -1: the engine's default */
+static bool via_daemon;
+static unsigned daemon_inflight = 64; /* a job's round trip includes an fsync */
+static const char *dispatchd;
 static _Atomic bool stop;
 static _Atomic uint64_t spawned, ended;
 
@@ -154,6 +162,8 @@ int main(int argc, char **argv)
 		{"seconds", required_argument, 0, 's'}, {"rounds", required_argument, 0, 'r'},
 		{"threads", required_argument, 0, 't'}, {"program", required_argument, 0, 'p'},
 		{"no-pin", no_argument, 0, 'n'},       {"spin-us", required_argument, 0, 'S'},
+		{"via-daemon", no_argument, 0, 'D'},    {"dispatchd", required_argument, 0, 'P'},
+		{"daemon-inflight", required_argument, 0, 'I'},
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0}};
 	unsigned rounds = 5, threads = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
@@ -171,9 +181,16 @@ int main(int argc, char **argv)
 			pin = false; /* workers float, like the bare loop's threads */
 		else if (c == 'S')
 			spin_us = atol(optarg);
+		else if (c == 'D')
+			via_daemon = true;
+		else if (c == 'P')
+			dispatchd = optarg;
+		else if (c == 'I')
+			daemon_inflight = (unsigned)atoi(optarg);
 		else {
 			fprintf(c == 'h' ? stdout : stderr,
-				"usage: exec-rate [--seconds S] [--rounds N] [--threads N] [--program P] [--no-pin] [--spin-us N]\n");
+				"usage: exec-rate [--seconds S] [--rounds N] [--threads N] [--program P] [--no-pin]\n"
+				"                 [--spin-us N] [--via-daemon [--dispatchd PATH] [--daemon-inflight N]]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -181,15 +198,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "exec-rate: bad arguments\n");
 		return 2;
 	}
-	double b[64], en[64];
+	double b[64], en[64], dm[64];
 	uint64_t failures = 0;
 	for (unsigned i = 0; i < rounds; i++) {
 		b[i] = bare(threads);
 		en[i] = engine(threads, &failures);
-		fprintf(stderr, "exec-rate: round %u: bare %.0f/s, engine %.0f/s\n", i + 1, b[i], en[i]);
+		dm[i] = via_daemon ? daemon_exec_rate(dispatchd, program, seconds, daemon_inflight,
+						      &failures)
+				   : 0;
+		fprintf(stderr, "exec-rate: round %u: bare %.0f/s, engine %.0f/s, daemon %.0f/s\n",
+			i + 1, b[i], en[i], dm[i]);
 	}
 	qsort(b, rounds, sizeof(double), cmp);
 	qsort(en, rounds, sizeof(double), cmp);
+	qsort(dm, rounds, sizeof(double), cmp);
 	double mb = b[rounds / 2], me = en[rounds / 2];
 	printf("exec-rate  %s  %u threads/workers (%s)  %u rounds of %.1f s\n", program, threads,
 	       pin ? "engine threads pinned" : "unpinned", rounds, seconds);
@@ -198,6 +220,12 @@ int main(int argc, char **argv)
 	printf("  engine process jobs       median %8.0f /s  (min %.0f, max %.0f)\n", me, en[0],
 	       en[rounds - 1]);
 	printf("  engine / bare             %8.3f\n", mb > 0 ? me / mb : 0);
+	if (via_daemon) {
+		double md = dm[rounds / 2];
+		printf("  via dispatchd (fsync)     median %8.0f /s  (min %.0f, max %.0f)\n", md, dm[0],
+		       dm[rounds - 1]);
+		printf("  dispatchd / bare          %8.3f\n", mb > 0 ? md / mb : 0);
+	}
 	if (failures)
 		printf("  failed jobs               %8llu\n", (unsigned long long)failures);
 	return failures ? 1 : 0;

@@ -1,0 +1,150 @@
+/* exec-rate --via-daemon: process jobs through a real dispatchd. One
+ * socket, pipelined: each "submit" answer is followed by a "wait" for that
+ * job, and each "wait" answer by the next "submit", so that @inflight jobs
+ * are always in the daemon. */
+#include <errno.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "via_daemon_exec.h"
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static int send_str(int fd, const char *s)
+{
+	size_t n = strlen(s);
+	while (n) {
+		ssize_t k = send(fd, s, n, MSG_NOSIGNAL);
+		if (k <= 0 && errno != EINTR)
+			return -1;
+		if (k > 0) {
+			s += k;
+			n -= (size_t)k;
+		}
+	}
+	return 0;
+}
+
+double daemon_exec_rate(const char *exe, const char *program, double seconds, unsigned inflight,
+			uint64_t *failures)
+{
+	char self[PATH_MAX - 64], path[PATH_MAX], dir[] = "/var/tmp/exec-rate-XXXXXX";
+	if (!exe) {
+		ssize_t k = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (k <= 0)
+			return 0;
+		self[k] = 0;
+		*strrchr(self, '/') = 0; /* <build>/bench/exec -> <build>/daemon/dispatchd */
+		snprintf(path, sizeof(path), "%s/../../daemon/dispatchd", self);
+		exe = path;
+	}
+	if (!mkdtemp(dir))
+		return 0;
+	char sock[100], state[PATH_MAX];
+	snprintf(sock, sizeof(sock), "%s/sock", dir);
+	snprintf(state, sizeof(state), "%s/state", dir);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (!freopen("/dev/null", "w", stderr))
+			_exit(127);
+		execl(exe, exe, "--state-dir", state, "--socket", sock, (char *)NULL);
+		_exit(127);
+	}
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	int fd = -1;
+	for (int i = 0; i < 500 && fd < 0; i++) {
+		usleep(20000);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+			close(fd);
+			fd = -1;
+		}
+	}
+	double rate = 0;
+	if (fd < 0)
+		goto out;
+	char submit[PATH_MAX + 64];
+	json_t *av = json_pack("[s]", program);
+	char *avs = json_dumps(av, JSON_COMPACT);
+	snprintf(submit, sizeof(submit), "{\"op\":\"submit\",\"tag\":\"s\",\"argv\":%s}\n", avs);
+	free(avs);
+	json_decref(av);
+	for (unsigned i = 0; i < inflight; i++)
+		if (send_str(fd, submit) < 0)
+			goto out;
+	static char buf[1 << 16];
+	size_t len = 0;
+	uint64_t ended = 0, t0 = 0, n0 = 0, warm = now_ns() + 300000000ull, until = 0, t1 = 0;
+	for (;;) {
+		uint64_t now = now_ns();
+		if (!t0 && now >= warm) {
+			t0 = now;
+			n0 = ended;
+			until = t0 + (uint64_t)(seconds * 1e9);
+		}
+		if (t0 && now >= until) {
+			t1 = now;
+			break;
+		}
+		char *nl = memchr(buf, '\n', len);
+		if (!nl) {
+			ssize_t k = recv(fd, buf + len, sizeof(buf) - len, 0);
+			if (k <= 0)
+				goto out;
+			len += (size_t)k;
+			continue;
+		}
+		json_t *m = json_loadb(buf, (size_t)(nl - buf), 0, NULL);
+		memmove(buf, nl + 1, len - (size_t)(nl - buf) - 1);
+		len -= (size_t)(nl - buf) + 1;
+		const char *tag = json_string_value(json_object_get(m, "tag"));
+		json_t *res = json_object_get(m, "result");
+		char req[128];
+		if (tag && !strcmp(tag, "s") && res) {
+			snprintf(req, sizeof(req), "{\"op\":\"wait\",\"tag\":\"w\",\"id\":%lld}\n",
+				 (long long)json_integer_value(json_object_get(res, "id")));
+			send_str(fd, req);
+		} else if (tag && !strcmp(tag, "w") && res) {
+			ended++;
+			if (strcmp(json_string_value(json_object_get(json_object_get(res, "job"), "state")),
+				   "succeeded"))
+				(*failures)++;
+			send_str(fd, submit);
+		} else {
+			(*failures)++;
+			send_str(fd, submit);
+		}
+		json_decref(m);
+	}
+	rate = (double)(ended - n0) / ((double)(t1 - t0) / 1e9);
+out:
+	if (fd >= 0)
+		close(fd);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return rate;
+}
