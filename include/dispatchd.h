@@ -353,7 +353,9 @@ int dd_cancel(struct dd_engine *e, uint64_t id);
 int dd_job_get(struct dd_engine *e, uint64_t id, struct dd_job_info *info);
 
 /* Path of a process job's captured output (@stream 1 = stdout, 2 =
- * stderr), into @buf of @n bytes. The file exists once the job started.
+ * stderr), into @buf of @n bytes. The file exists once the job has written
+ * to that stream (looked at every 250 ms while it runs, and when it ends):
+ * a job that wrote nothing has none. It holds the last attempt's output.
  * @return 0, -EINVAL, -ENAMETOOLONG, -EOPNOTSUPP (no output dir). */
 int dd_job_output_path(struct dd_engine *e, uint64_t id, int stream, char *buf, size_t n);
 
