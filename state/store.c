@@ -61,8 +61,13 @@ static int write_err(const struct dd_state_store *st, int rc)
 	struct statvfs vfs;
 	int r = err_of(rc);
 	if (r == -EIO && statvfs(st->dir, &vfs) == 0 &&
-	    (uint64_t)vfs.f_bavail * vfs.f_frsize < (8u << 20))
+	    (uint64_t)vfs.f_bavail * vfs.f_frsize < (8u << 20)) {
+		/* say what LMDB said too: the mapping is a guess, if a good one */
+		fprintf(stderr, "dispatchd: store %s: %s, with %llu bytes free: taken as a full disk\n",
+			st->dir, mdb_strerror(rc),
+			(unsigned long long)vfs.f_bavail * vfs.f_frsize);
 		return -ENOSPC;
+	}
 	return r;
 }
 

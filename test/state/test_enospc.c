@@ -81,7 +81,10 @@ Test(enospc, full_disk_is_an_error_then_service_resumes, .timeout = 120)
 	}
 	cr_assert_eq(err, -ENOSPC, "submit ended with: %s", dd_strerror(err));
 	cr_assert_str_eq(dd_strerror(err), "No space left on device");
-	cr_assert_gt(nacked, 10, "some jobs went in before the disk filled: %zu acked of %zu, "
+	/* The log or the store may be first to find the disk full (the store
+	 * writes in its own time): either way submissions stop with ENOSPC;
+	 * at least one job went in before. */
+	cr_assert_geq(nacked, 1, "some jobs went in before the disk filled: %zu acked of %zu, "
 				 "first wait error %s", nacked, nsub, dd_strerror(first_werr));
 
 	/* give the space back: the engine finds out by itself */
