@@ -64,6 +64,7 @@ int dd_durable_open(struct dd_shard *s, struct dd_state_recovery *rec)
 		return r;
 	atomic_init(&d->durable_lsn, rec->last_lsn);
 	atomic_init(&d->applied_lsn, dd_state_store_checkpoint(d->store));
+	atomic_init(&d->appended_lsn, rec->last_lsn);
 	d->seen_written = d->seen_synced = rec->last_lsn;
 	s->first_seq = dd_state_store_next_seq(d->store);
 	atomic_store(&s->next_seq, s->first_seq);
@@ -97,6 +98,7 @@ static int append(struct dd_shard *s, struct dd_rec *r)
 	}
 	atomic_store_explicit(&d->records, atomic_load_explicit(&d->records, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
+	atomic_store_explicit(&d->appended_lsn, r->lsn, memory_order_relaxed);
 	return 0;
 }
 
@@ -446,8 +448,9 @@ int dd_applier_start(struct dd_shard *s)
 		return 0;
 	int r = pthread_create(&d->applier, NULL, dd_applier_main, s);
 	if (r == 0) {
-		char name[16];
+		char name[32];
 		snprintf(name, sizeof(name), "dd-apply-%u", s->index);
+		name[15] = 0;
 		pthread_setname_np(d->applier, name);
 	}
 	if (r)
@@ -477,9 +480,10 @@ bool dd_durable_catch_up(struct dd_shard *s, uint64_t timeout_ns)
 	struct dd_durable *d = s->dur;
 	if (!d)
 		return true;
-	/* acquire pairs with the reactor's release: what was durable when we
-	 * were called; the applier's release of applied_lsn pairs with ours */
-	uint64_t want = atomic_load_explicit(&d->durable_lsn, memory_order_acquire);
+	/* everything logged before the call (a job seen ended has its END
+	 * record appended, if not yet on the device); the applier's release
+	 * of applied_lsn pairs with our acquire */
+	uint64_t want = atomic_load_explicit(&d->appended_lsn, memory_order_relaxed);
 	uint64_t until = dd_now_ns() + timeout_ns;
 	while (atomic_load_explicit(&d->applied_lsn, memory_order_acquire) < want) {
 		if (dd_now_ns() >= until)

@@ -29,6 +29,7 @@ struct dd_durable {
 	/* shared with the applier and with submitters */
 	_Alignas(DD_CACHELINE) _Atomic uint64_t durable_lsn;
 	_Atomic uint64_t applied_lsn;
+	_Atomic uint64_t appended_lsn; /* last record put in the log's buffer */
 	_Atomic int wal_err, store_err;
 	_Atomic bool stop;
 	_Atomic uint64_t records, batches, store_jobs, store_map;

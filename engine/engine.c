@@ -220,8 +220,9 @@ static int start_threads(struct dd_engine *e)
 			int r = pthread_create(&w->thread, NULL, dd_worker_main, w);
 			if (r)
 				return -r;
-			char name[16]; /* for top -H, perf and gdb */
+			char name[32]; /* for top -H, perf and gdb; 15 characters kept */
 			snprintf(name, sizeof(name), "dd-work-%u.%u", i, s->workers_started);
+			name[15] = 0;
 			pthread_setname_np(w->thread, name);
 		}
 	}
@@ -231,8 +232,9 @@ static int start_threads(struct dd_engine *e)
 		if (r)
 			return -r;
 		s->reactor_started = true;
-		char name[16];
+		char name[32];
 		snprintf(name, sizeof(name), "dd-reactor-%u", i);
+		name[15] = 0;
 		pthread_setname_np(s->thread, name);
 	}
 	return 0;

@@ -471,7 +471,7 @@ bool dd_durable_unwait(struct dd_shard *s, struct dd_cmd *c); /* took it out */
 int dd_durable_error(const struct dd_shard *s); /* for submitters, any thread */
 struct dd_state_store *dd_durable_store(struct dd_shard *s);
 /* Any thread: waits (up to @timeout_ns) until the store holds everything
- * that was durable when called. Returns whether it does. */
+ * logged when called. Returns whether it does. */
 bool dd_durable_catch_up(struct dd_shard *s, uint64_t timeout_ns);
 void dd_durable_stats(struct dd_shard *s, struct dd_shard_stats *o);
 uint8_t dd_durable_level(const struct dd_shard *s);

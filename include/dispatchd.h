@@ -375,8 +375,8 @@ int dd_wait_durable(struct dd_engine *e, uint64_t id, uint64_t timeout_ns);
 /* Lists ids of jobs in @state, ascending, greater than @after (0 to start;
  * pass the last id returned to go on), at most @max, from the state store.
  * The store follows the log a few milliseconds behind: the call first waits
- * (up to 2 s) until it holds every change that was on disk when it was
- * called, so a job that ended before the call is listed in its end state.
+ * (up to 2 s) until it holds every change logged before it was called, so
+ * a job that ended before the call is listed in its end state.
  * A non-terminal state there is the last one logged (WAITING, DELAYED,
  * QUEUED, RUNNING).
  * @return 0 (*n filled; fewer than @max means the end), -EOPNOTSUPP (no
