@@ -23,7 +23,8 @@ static void usage(FILE *f)
 		"                          or /run/dispatchd/dispatchd.sock as root)\n"
 		"  -l, --listen HOST:PORT  also listen on TCP (needs --token-file)\n"
 		"  -t, --token-file F      the token TCP clients must send first\n"
-		"  -m, --metrics HOST:PORT Prometheus endpoint\n"
+		"  -m, --metrics HOST:PORT serve Prometheus metrics at /metrics (HOST defaults\n"
+		"                          to 127.0.0.1)\n"
 		"      --shards N          shards (default: one per NUMA node)\n"
 		"      --workers N         worker threads per shard\n"
 		"      --durability L      when a submit is acknowledged (default fsync)\n"
@@ -156,11 +157,6 @@ int main(int argc, char **argv)
 				"authenticate\n");
 		return 2;
 	}
-	if (srv.cfg.metrics[0]) {
-		fprintf(stderr, "dispatchd: --metrics: the Prometheus endpoint is not built yet "
-				"(telemetry); start without it\n");
-		return 2;
-	}
 	if (!srv.cfg.socket[0])
 		dd_default_socket(srv.cfg.socket, sizeof(srv.cfg.socket), false);
 	if (srv.cfg.log_file[0] && !freopen(srv.cfg.log_file, "a", stderr)) {
@@ -226,8 +222,10 @@ int main(int argc, char **argv)
 			      (unsigned long long)rec.jobs_lost, (unsigned long long)rec.records_replayed,
 			      (double)rec.ns / 1e6, rec.torn ? "; a torn log tail was cut" : "");
 	if (dd_server_listen_unix(&srv, srv.cfg.socket, err, sizeof(err)) < 0 ||
-	    (srv.cfg.listen[0] && dd_server_listen_tcp(&srv, srv.cfg.listen, err, sizeof(err)) < 0)) {
+	    (srv.cfg.listen[0] && dd_server_listen_tcp(&srv, srv.cfg.listen, err, sizeof(err)) < 0) ||
+	    (srv.cfg.metrics[0] && dd_metrics_start(&srv, srv.cfg.metrics, err, sizeof(err)) < 0)) {
 		dd_server_log("%s", err);
+		dd_metrics_stop(&srv);
 		dd_engine_destroy(srv.eng);
 		dd_server_destroy(&srv);
 		return 1;
@@ -250,6 +248,7 @@ int main(int argc, char **argv)
 	 * jobs stay in the log for the next start. */
 	dd_notify("STOPPING=1\nSTATUS=draining");
 	dd_server_close_listeners(&srv);
+	dd_metrics_stop(&srv); /* before the engine it reads goes */
 	dd_server_log("draining: waiting up to %.0f s for running jobs",
 		      (double)srv.cfg.shutdown_grace_ns / 1e9);
 	dd_engine_destroy(srv.eng);

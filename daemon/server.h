@@ -7,6 +7,7 @@
 #define DD_DAEMON_SERVER_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -67,7 +68,7 @@ struct dd_server {
 	char token[256];
 	struct conn conns; /* list head */
 	struct conn *graveyard; /* closed, unreferenced: freed after the turn */
-	unsigned nconns;
+	_Atomic unsigned nconns; /* atomic: the metrics thread reads it */
 	uint64_t serial;
 	struct pend pends; /* list head */
 	struct dd_idmap *durable_wait; /* job id -> struct pend (submit) */
@@ -75,7 +76,8 @@ struct dd_server {
 	struct dd_events *events;
 	unsigned nreserves, nwatchers;
 	bool draining, stop;
-	uint64_t requests, errors;
+	_Atomic uint64_t requests, errors; /* likewise */
+	struct dd_metrics *metrics;
 	int64_t rt_offset; /* CLOCK_REALTIME - CLOCK_MONOTONIC */
 };
 
@@ -95,6 +97,11 @@ void dd_server_destroy(struct dd_server *srv);
 void dd_conn_send(struct conn *c, const char *line, size_t len);
 void dd_conn_unref(struct conn *c);
 void dd_server_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* metrics.c: Prometheus text on --metrics HOST:PORT (libmicrohttpd, its
+ * own thread). Returns 0, or -1 with a message in @err. */
+int dd_metrics_start(struct dd_server *srv, const char *hostport, char *err, size_t errlen);
+void dd_metrics_stop(struct dd_server *srv);
 
 /* ops.c */
 void dd_ops_handle(struct conn *c, const char *line, size_t len);

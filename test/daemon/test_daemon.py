@@ -519,6 +519,53 @@ def config_and_signals():
 
 
 @case
+def prometheus_metrics():
+    """--metrics serves /metrics in the Prometheus text format; promtool
+    (Debian's prometheus package) accepts it."""
+    import shutil as sh
+    import subprocess
+    import urllib.error
+    import urllib.request
+    port = 30000 + os.getpid() % 20000
+    with Daemon("--metrics", "127.0.0.1:%d" % port) as d, d.client() as c:
+        ids = c.ok("submit_batch", jobs=[{"argv": ["true"]}, {"argv": ["false"]}])["ids"]
+        c.ok("wait", ids=ids)
+        c.call("frob")  # an error, counted
+        url = "http://127.0.0.1:%d/metrics" % port
+        with urllib.request.urlopen(url, timeout=10) as r:
+            assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
+            text = r.read().decode()
+        want = ['dispatchd_jobs_submitted_total{shard="0"} 2',
+                'dispatchd_jobs_succeeded_total{shard="0"} 1',
+                'dispatchd_jobs_failed_total{shard="0"} 1',
+                'dispatchd_jobs{shard="0",state="queued"} 0',
+                "# TYPE dispatchd_requests_total counter",
+                'dispatchd_build_info{version="']
+        for w in want:
+            assert w in text, (w, text)
+        errs = [ln for ln in text.splitlines() if ln.startswith("dispatchd_request_errors_total ")]
+        assert errs and int(errs[0].split()[1]) >= 1, errs
+        promtool = sh.which("promtool")
+        assert promtool, "promtool missing: scripts/setup installs Debian's prometheus package"
+        r = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/nope" % port, timeout=10)
+            raise AssertionError("404 expected")
+        except urllib.error.HTTPError as e:
+            assert e.code == 404
+    # a port in use is a clear error at start
+    with Daemon("--metrics", "127.0.0.1:%d" % port) as a:
+        b = Daemon("--metrics", "127.0.0.1:%d" % port, autostart=False)
+        with b:
+            b.start(wait=False)
+            assert b.proc.wait(20) == 1
+            assert "cannot serve metrics" in b.logtext(), b.logtext()
+        del a
+
+
+@case
 def python_example():
     """docs/examples/dispatchd_client.py works against a real daemon."""
     import subprocess

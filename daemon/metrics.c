@@ -1,0 +1,191 @@
+/* Prometheus text exposition (format 0.0.4) at /metrics, served by
+ * libmicrohttpd on its own thread. It reads only what may be read from any
+ * thread: dd_stats() (lock-free counters the reactors publish) and the
+ * server's atomic counters. */
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dd_config.h"
+#include "server.h"
+
+struct dd_metrics {
+	struct MHD_Daemon *mhd;
+};
+
+struct family {
+	const char *name, *type, *help;
+	size_t off; /* of the uint64_t in struct dd_shard_stats */
+};
+
+#define F(n, t, h, field) {n, t, h, offsetof(struct dd_shard_stats, field)}
+static const struct family FAMILIES[] = {
+	F("dispatchd_jobs_submitted_total", "counter", "Jobs submitted.", submitted),
+	F("dispatchd_jobs_dispatched_total", "counter", "Attempts started.", dispatched),
+	F("dispatchd_jobs_succeeded_total", "counter", "Jobs that ended succeeded.", succeeded),
+	F("dispatchd_jobs_failed_total", "counter", "Jobs that ended failed.", failed),
+	F("dispatchd_jobs_cancelled_total", "counter", "Jobs that ended cancelled.", cancelled),
+	F("dispatchd_jobs_timed_out_total", "counter", "Jobs that ended timed out.", timed_out),
+	F("dispatchd_jobs_retried_total", "counter", "Failed attempts retried.", retried),
+	F("dispatchd_log_records_total", "counter", "Records written to the log.", log_records),
+	F("dispatchd_log_batches_total", "counter", "Log batches written (one fsync each).",
+	  log_batches),
+	F("dispatchd_reactor_parks_total", "counter", "Times the reactor went to sleep.", parks),
+	F("dispatchd_reactor_wakeups_total", "counter", "Times a producer woke the reactor.",
+	  wakeups),
+	F("dispatchd_jobs_in_memory", "gauge", "Job records held in memory, ended ones included.",
+	  in_memory),
+	F("dispatchd_store_jobs", "gauge", "Jobs held in the state store.", store_jobs),
+	F("dispatchd_store_map_bytes", "gauge", "Size of the state store's map.", store_map_bytes),
+	F("dispatchd_log_durable_lsn", "gauge", "Last log record on the device.", durable_lsn),
+	F("dispatchd_log_applied_lsn", "gauge", "Last log record in the store.", applied_lsn),
+};
+
+static const struct {
+	const char *state;
+	size_t off;
+} STATES[] = {
+	{"waiting", offsetof(struct dd_shard_stats, waiting)},
+	{"delayed", offsetof(struct dd_shard_stats, delayed)},
+	{"queued", offsetof(struct dd_shard_stats, queued)},
+	{"running", offsetof(struct dd_shard_stats, running)},
+};
+
+static uint64_t field(const struct dd_shard_stats *s, size_t off)
+{
+	uint64_t v;
+	memcpy(&v, (const char *)s + off, sizeof(v));
+	return v;
+}
+
+static char *render(struct dd_server *srv, size_t *len)
+{
+	char *buf = NULL;
+	FILE *f = open_memstream(&buf, len);
+	if (!f)
+		return NULL;
+	struct dd_stats st;
+	dd_stats(srv->eng, &st);
+	for (size_t k = 0; k < sizeof(FAMILIES) / sizeof(FAMILIES[0]); k++) {
+		const struct family *fm = &FAMILIES[k];
+		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", fm->name, fm->help, fm->name, fm->type);
+		for (unsigned i = 0; i < st.nshards; i++)
+			fprintf(f, "%s{shard=\"%u\"} %llu\n", fm->name, i,
+				(unsigned long long)field(&st.shard[i], fm->off));
+	}
+	fprintf(f, "# HELP dispatchd_jobs Unfinished jobs by state.\n# TYPE dispatchd_jobs gauge\n");
+	for (unsigned i = 0; i < st.nshards; i++)
+		for (size_t k = 0; k < sizeof(STATES) / sizeof(STATES[0]); k++)
+			fprintf(f, "dispatchd_jobs{shard=\"%u\",state=\"%s\"} %llu\n", i, STATES[k].state,
+				(unsigned long long)field(&st.shard[i], STATES[k].off));
+	fprintf(f, "# HELP dispatchd_workers Worker threads.\n# TYPE dispatchd_workers gauge\n");
+	for (unsigned i = 0; i < st.nshards; i++)
+		fprintf(f, "dispatchd_workers{shard=\"%u\"} %u\n", i, st.shard[i].workers);
+	fprintf(f, "# HELP dispatchd_state_error Why the shard refuses submissions (a negative "
+		   "error code), 0 when it takes them.\n# TYPE dispatchd_state_error gauge\n");
+	for (unsigned i = 0; i < st.nshards; i++)
+		fprintf(f, "dispatchd_state_error{shard=\"%u\"} %d\n", i, st.shard[i].state_error);
+	fprintf(f,
+		"# HELP dispatchd_connections Client connections open.\n"
+		"# TYPE dispatchd_connections gauge\ndispatchd_connections %u\n"
+		"# HELP dispatchd_requests_total Requests read.\n"
+		"# TYPE dispatchd_requests_total counter\ndispatchd_requests_total %llu\n"
+		"# HELP dispatchd_request_errors_total Requests answered with an error.\n"
+		"# TYPE dispatchd_request_errors_total counter\ndispatchd_request_errors_total %llu\n"
+		"# HELP dispatchd_build_info Version of this dispatchd.\n"
+		"# TYPE dispatchd_build_info gauge\ndispatchd_build_info{version=\"%s\"} 1\n",
+		atomic_load_explicit(&srv->nconns, memory_order_relaxed),
+		(unsigned long long)atomic_load_explicit(&srv->requests, memory_order_relaxed),
+		(unsigned long long)atomic_load_explicit(&srv->errors, memory_order_relaxed),
+		DD_VERSION);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, char *body, size_t len,
+			     const char *type, enum MHD_ResponseMemoryMode mode)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", type);
+	enum MHD_Result ok = MHD_queue_response(c, code, r);
+	MHD_destroy_response(r);
+	return ok;
+}
+
+static enum MHD_Result handle(void *arg, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version, const char *data,
+			      size_t *data_len, void **state)
+{
+	(void)version, (void)data, (void)data_len, (void)state;
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET /metrics\n", 13, "text/plain",
+			     MHD_RESPMEM_PERSISTENT);
+	if (strcmp(url, "/metrics"))
+		return reply(c, MHD_HTTP_NOT_FOUND, "not found: try /metrics\n", 24, "text/plain",
+			     MHD_RESPMEM_PERSISTENT);
+	size_t len = 0;
+	char *body = render(arg, &len);
+	if (!body)
+		return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", 14, "text/plain",
+			     MHD_RESPMEM_PERSISTENT);
+	return reply(c, MHD_HTTP_OK, body, len, "text/plain; version=0.0.4; charset=utf-8",
+		     MHD_RESPMEM_MUST_FREE);
+}
+
+int dd_metrics_start(struct dd_server *srv, const char *hostport, char *err, size_t errlen)
+{
+	char host[256];
+	snprintf(host, sizeof(host), "%s", hostport);
+	char *colon = strrchr(host, ':');
+	if (!colon || !colon[1]) {
+		snprintf(err, errlen, "--metrics wants HOST:PORT, got '%s'", hostport);
+		return -1;
+	}
+	*colon = 0;
+	const char *h = host[0] ? host : "127.0.0.1"; /* loopback unless told */
+	if (h[0] == '[') {
+		h++;
+		char *rb = strchr(host, ']');
+		if (rb)
+			*rb = 0;
+	}
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *ai;
+	int g = getaddrinfo(h, colon + 1, &hints, &ai);
+	if (g) {
+		snprintf(err, errlen, "--metrics %s: %s", hostport, gai_strerror(g));
+		return -1;
+	}
+	struct dd_metrics *m = calloc(1, sizeof(*m));
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	if (ai->ai_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	if (m)
+		m->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR,
+					  ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT, 64u,
+					  MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+	freeaddrinfo(ai);
+	if (!m || !m->mhd) {
+		free(m);
+		snprintf(err, errlen, "cannot serve metrics on %s (port in use?)", hostport);
+		return -1;
+	}
+	srv->metrics = m;
+	return 0;
+}
+
+void dd_metrics_stop(struct dd_server *srv)
+{
+	if (!srv->metrics)
+		return;
+	MHD_stop_daemon(srv->metrics->mhd);
+	free(srv->metrics);
+	srv->metrics = NULL;
+}
