@@ -101,15 +101,39 @@ void wait_answer(struct dd_server *srv, struct pend *p)
 	dd_pend_free(srv, p);
 }
 
+/* p->order: the indexes of p->ids sorted by id, so that an end finds its
+ * place(s) in O(log n) — a wait may name 10,000 jobs. */
+static const uint64_t *sort_ids;
+
+static int by_id(const void *a, const void *b)
+{
+	uint64_t x = sort_ids[*(const uint32_t *)a], y = sort_ids[*(const uint32_t *)b];
+	return x < y ? -1 : x > y;
+}
+
 void on_end(void *val, uint64_t id, void *arg)
 {
 	struct pend *p = val;
 	struct dd_server *srv = arg;
 	struct dd_job_info in;
-	for (size_t i = 0; i < p->n; i++)
-		if (p->ids[i] == id && json_is_null(json_array_get(p->jobs, i)) &&
-		    dd_job_get(srv->eng, id, &in) == 0)
-			json_array_set_new(p->jobs, i, dd_job_json(srv, &in));
+	size_t lo = 0, hi = p->n;
+	while (lo < hi) { /* first position whose id is >= id */
+		size_t mid = (lo + hi) / 2;
+		if (p->ids[p->order[mid]] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	bool got = false;
+	for (size_t k = lo; k < p->n && p->ids[p->order[k]] == id; k++) {
+		uint32_t i = p->order[k];
+		if (!json_is_null(json_array_get(p->jobs, i)))
+			continue; /* the same id named twice: filled already */
+		if (!got && dd_job_get(srv->eng, id, &in) < 0)
+			break;
+		got = true;
+		json_array_set_new(p->jobs, i, dd_job_json(srv, &in));
+	}
 	if (--p->left == 0)
 		wait_answer(srv, p);
 }
@@ -136,6 +160,15 @@ void op_wait(struct conn *c, struct dd_req *r)
 	p->n = (size_t)n;
 	p->single = !json_object_get(r->root, "ids");
 	p->jobs = json_array();
+	if (!(p->order = malloc((size_t)n * sizeof(uint32_t)))) {
+		dd_ops_error(c, r->tag, "ENOMEM", "out of memory");
+		dd_pend_free(srv, p);
+		return;
+	}
+	for (long i = 0; i < n; i++)
+		p->order[i] = (uint32_t)i;
+	sort_ids = ids; /* one thread: the server's */
+	qsort(p->order, (size_t)n, sizeof(uint32_t), by_id);
 	/* Interest first: an end that comes after it is queued for us, one
 	 * that came before shows in the look-up below. */
 	dd_events_want(srv->events, 1, 0);

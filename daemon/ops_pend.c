@@ -53,6 +53,7 @@ void dd_pend_free(struct dd_server *srv, struct pend *p)
 		srv->nreserves--;
 	json_decref(p->tag);
 	json_decref(p->jobs);
+	free(p->order);
 	free(p->ids);
 	dd_conn_unref(p->c);
 	free(p);

@@ -51,6 +51,7 @@ struct pend {
 	uint64_t *ids;
 	size_t n, left;
 	json_t *jobs;       /* PEND_WAIT: answers so far, by index */
+	uint32_t *order;    /* PEND_WAIT: indexes of ids, sorted by id */
 	struct dd_perr_s { const char *code; char msg[320]; } err; /* submit_batch cut short */
 	bool has_err;
 	bool batch, single; /* how to answer: "ids"/"id", "jobs"/"job" */
