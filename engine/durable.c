@@ -142,7 +142,7 @@ void dd_log_submit(struct dd_shard *s, struct dd_jobrec *j, const uint64_t *deps
 		return; /* not logged: the caller fails the job */
 	j->flags |= JF_LOGGED;
 	j->sub_lsn = r.lsn;
-	struct dd_ack a = {.lsn = r.lsn, .id = j->id, .level = j->level, .held = strict};
+	struct dd_ack a = {.lsn = r.lsn, .id = j->id, .at = s->now, .level = j->level, .held = strict};
 	if (ack_push(d, &a) < 0 && strict)
 		j->sub_lsn = 0; /* cannot track it: start it now rather than never */
 	if (strict && j->sub_lsn) {
@@ -214,6 +214,7 @@ static void release_acks(struct dd_shard *s)
 			break;
 		if (a->held)
 			unhold(s, a->id);
+		dd_hist_rec(s, DD_HIST_DURABLE_ACK, a->at, s->now);
 		if (cb) {
 			if (n == d->cb_cap) {
 				size_t cap = d->cb_cap ? d->cb_cap * 2 : 256;
@@ -325,6 +326,10 @@ size_t dd_durable_poll(struct dd_shard *s)
 	size_t n = 0;
 	uint64_t w = dd_state_wal_written(d->wal), sy = dd_state_wal_synced(d->wal);
 	if (w != d->seen_written || sy != d->seen_synced) {
+		/* one sample per batch: when its last step (the sync, or the
+		 * write without one) completed */
+		if (d->level == DD_DURABILITY_FSYNC ? sy != d->seen_synced : w != d->seen_written)
+			dd_hist_rec(s, DD_HIST_LOG_IO, 0, dd_state_wal_last_io_ns(d->wal));
 		d->seen_written = w;
 		d->seen_synced = sy;
 		/* release pairs with the applier's acquire: the log bytes up to

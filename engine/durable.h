@@ -10,6 +10,7 @@
 struct dd_ack {
 	uint64_t lsn;
 	uint64_t id;
+	uint64_t at; /* when it was logged (reactor clock), for DD_HIST_DURABLE_ACK */
 	uint8_t level;
 	uint8_t held;
 };

@@ -78,7 +78,7 @@ static int shard_init(struct dd_engine *e, struct dd_shard *s, unsigned idx)
 	shard_cpus(nd, idx / (unsigned)e->topo->nnodes, m, &first, &count);
 	s->cpu = c->pin ? nd->cpus[first] : -1;
 
-	if ((r = dd_numa_arena_create(s->os_node, &s->arena)) < 0)
+	if ((r = dd_numa_arena_create(s->os_node, &s->arena)) < 0 || (r = dd_hists_create(s)) < 0)
 		return r;
 	for (unsigned p = 0; p < DD_PRIO_LEVELS; p++)
 		if ((r = dd_queue_mpsc_create(c->ring_capacity, sizeof(struct dd_sub), &s->sub[p])) < 0)
@@ -168,6 +168,7 @@ static void shard_fini(struct dd_shard *s)
 		free(s->xs_over[i].ev);
 	free(s->xs_over);
 	dd_numa_arena_destroy(s->arena);
+	dd_hists_destroy(s);
 }
 
 /* Ring from shard a to shard b, seen as a's xs_out[b] and b's xs_in[a]. */
@@ -441,5 +442,6 @@ int dd_stats(struct dd_engine *e, struct dd_stats *st)
 		if (!t->state_error)
 			t->state_error = o->state_error;
 	}
+	dd_hists_fill(e, st);
 	return 0;
 }

@@ -19,6 +19,7 @@
 #include "dd_numa.h"
 #include "queue.h"
 #include "state.h"
+#include "telemetry.h"
 
 #define DD_ID_SHARD_SHIFT 56
 #define DD_ID_SEQ_MASK ((1ull << DD_ID_SHARD_SHIFT) - 1)
@@ -272,6 +273,8 @@ struct dd_shard {
 					 * queues, allocated when first used */
 	unsigned seen_handlers;
 
+	struct dd_tel_shist *hist; /* [DD_HIST_COUNT], written by the reactor */
+
 	/* published counters: written by the reactor, read by dd_stats() */
 	_Alignas(DD_CACHELINE) _Atomic uint64_t st[16];
 };
@@ -307,6 +310,18 @@ struct dd_engine {
 			      * spawning worker's one CPU */
 	bool proc_cpus_ok;
 };
+
+/* hist.c: the shard's latency histograms */
+int dd_hists_create(struct dd_shard *s);
+void dd_hists_destroy(struct dd_shard *s);
+void dd_hists_fill(struct dd_engine *e, struct dd_stats *st);
+static inline void dd_hist_rec(struct dd_shard *s, enum dd_hist_kind k, uint64_t a, uint64_t b)
+{
+	/* b - a, or 0 when the clock ran the other way (an intended time in
+	 * the future, a record without a start) */
+	if (s->hist)
+		dd_tel_shist_record(&s->hist[k], b > a ? b - a : 0);
+}
 
 /* submit.c: frees the arena copies a message carries (key binding untouched) */
 void dd_sub_release(struct dd_shard *s, struct dd_sub *m);

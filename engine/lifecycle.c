@@ -240,6 +240,9 @@ void dd_job_completed(struct dd_shard *s, struct dd_jobrec *j)
 void dd_job_attempt_done(struct dd_shard *s, struct dd_jobrec *j, int result,
 			 const char *fail_reason)
 {
+	dd_hist_rec(s, DD_HIST_DISPATCH, j->intended_ns, j->started_ns);
+	dd_hist_rec(s, DD_HIST_QUEUE_WAIT, j->queued_ns, j->started_ns);
+	dd_hist_rec(s, DD_HIST_RUN, j->started_ns, s->now);
 	dd_queue_wheel_cancel(&s->wheel, &j->timer);
 	j->result = result;
 	if (j->result == 0) {

@@ -439,6 +439,22 @@ int dd_lease_touch(struct dd_engine *e, uint64_t id, uint32_t attempt, uint64_t 
 
 #define DD_MAX_SHARDS 64
 
+/* Latency distributions each shard records (nanoseconds; log-linear
+ * buckets, within 1/128 of the true value). */
+enum dd_hist_kind {
+	DD_HIST_DISPATCH = 0,    /* intended submit time -> the attempt started */
+	DD_HIST_QUEUE_WAIT = 1,  /* queued -> the attempt started */
+	DD_HIST_RUN = 2,         /* attempt started -> it ended (handler, process, lease) */
+	DD_HIST_DURABLE_ACK = 3, /* submission -> its log record durable at its level */
+	DD_HIST_LOG_IO = 4,      /* one log batch: write (+ fdatasync) */
+};
+#define DD_HIST_COUNT 5
+
+struct dd_hist_summary {
+	uint64_t count, sum_ns, min_ns, max_ns;
+	uint64_t p50_ns, p90_ns, p99_ns, p999_ns;
+};
+
 struct dd_shard_stats {
 	int node;
 	unsigned workers;
@@ -454,6 +470,7 @@ struct dd_shard_stats {
 	uint64_t store_map_bytes;
 	int state_error;         /* 0, or why submissions are refused now
 				  * (-ENOSPC, -EIO, DD_ESTOREFULL) */
+	struct dd_hist_summary hist[DD_HIST_COUNT]; /* since the engine started */
 };
 
 struct dd_stats {
@@ -465,8 +482,17 @@ struct dd_stats {
 };
 
 /* Fills @st from counters the reactors publish; lock-free and non-blocking,
- * each counter exact, the set not a single instant. */
+ * each counter exact, the set not a single instant. Computes the histogram
+ * summaries, so it costs tens of microseconds: not for a hot path. */
 int dd_stats(struct dd_engine *e, struct dd_stats *st);
+
+/* One distribution as cumulative counts, for exposition (Prometheus
+ * "le" buckets): @count_le[i] = values at most @le_ns[i] (to bucket
+ * resolution), for @n bounds; *count and *sum_ns the totals.
+ * @shard: a shard, or -1 for all of them.
+ * @return 0, -EINVAL. Lock-free; tens of microseconds. */
+int dd_stats_hist(struct dd_engine *e, int shard, enum dd_hist_kind kind, const uint64_t *le_ns,
+		  size_t n, uint64_t *count_le, uint64_t *count, uint64_t *sum_ns);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,38 @@ void dd_tel_hist_merge(struct dd_tel_hist *dst, const struct dd_tel_hist *src)
 		dst->bucket[i] += src->bucket[i];
 }
 
+void dd_tel_shist_merge_into(struct dd_tel_hist *dst, const struct dd_tel_shist *src)
+{
+	uint64_t count = atomic_load_explicit(&src->count, memory_order_relaxed);
+	if (count == 0)
+		return;
+	uint64_t mn = atomic_load_explicit(&src->min, memory_order_relaxed);
+	uint64_t mx = atomic_load_explicit(&src->max, memory_order_relaxed);
+	if (dst->count == 0 || mn < dst->min)
+		dst->min = mn;
+	if (mx > dst->max)
+		dst->max = mx;
+	/* the count is the sum of the buckets read, so that quantiles and
+	 * cumulative counts agree with it whatever the writer did meanwhile */
+	uint64_t n = 0;
+	for (unsigned i = 0; i < DD_TEL_BUCKETS; i++) {
+		uint64_t b = atomic_load_explicit(&src->bucket[i], memory_order_relaxed);
+		dst->bucket[i] += b;
+		n += b;
+	}
+	dst->count += n;
+	dst->sum += atomic_load_explicit(&src->sum, memory_order_relaxed);
+}
+
+uint64_t dd_tel_hist_count_le(const struct dd_tel_hist *h, uint64_t v)
+{
+	unsigned last = dd_tel_bucket(v);
+	uint64_t n = 0;
+	for (unsigned b = 0; b <= last; b++)
+		n += h->bucket[b];
+	return n;
+}
+
 uint64_t dd_tel_bucket_low(unsigned b)
 {
 	if (b < DD_TEL_SUB)

@@ -9,6 +9,7 @@
 #ifndef DD_TEL_H
 #define DD_TEL_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #define DD_TEL_SUB_BITS 7
@@ -46,6 +47,40 @@ static inline void dd_tel_hist_record(struct dd_tel_hist *h, uint64_t v)
 	if (v < h->min || h->count == 1)
 		h->min = v;
 }
+
+/* A histogram with one writer that any thread may read while it is being
+ * written: the writer's updates are relaxed loads and stores (plain moves
+ * on x86 — no locked instruction, no fence); a reader takes a snapshot,
+ * each field exact, the set not one instant. */
+struct dd_tel_shist {
+	_Atomic uint64_t count, sum, max, min;
+	_Atomic uint64_t bucket[DD_TEL_BUCKETS];
+};
+
+static inline void dd_tel_inc(_Atomic uint64_t *x, uint64_t d)
+{
+	atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + d,
+			      memory_order_relaxed);
+}
+
+/* Single writer. */
+static inline void dd_tel_shist_record(struct dd_tel_shist *h, uint64_t v)
+{
+	dd_tel_inc(&h->bucket[dd_tel_bucket(v)], 1);
+	uint64_t n = atomic_load_explicit(&h->count, memory_order_relaxed);
+	atomic_store_explicit(&h->count, n + 1, memory_order_relaxed);
+	dd_tel_inc(&h->sum, v);
+	if (v > atomic_load_explicit(&h->max, memory_order_relaxed))
+		atomic_store_explicit(&h->max, v, memory_order_relaxed);
+	if (n == 0 || v < atomic_load_explicit(&h->min, memory_order_relaxed))
+		atomic_store_explicit(&h->min, v, memory_order_relaxed);
+}
+
+/* Any thread: adds a snapshot of @src into @dst. */
+void dd_tel_shist_merge_into(struct dd_tel_hist *dst, const struct dd_tel_shist *src);
+/* How many recorded values are at most @v (bucket resolution: counts the
+ * whole bucket holding @v). */
+uint64_t dd_tel_hist_count_le(const struct dd_tel_hist *h, uint64_t v);
 
 void dd_tel_hist_reset(struct dd_tel_hist *h);
 /* Adds @src into @dst. */

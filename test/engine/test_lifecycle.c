@@ -330,3 +330,42 @@ Test(lifecycle, events_report_every_transition)
 	cr_assert_eq(atomic_load(&events[DD_SUCCEEDED]), 1);
 	cr_assert_eq(atomic_load(&events[DD_FAILED]), 1);
 }
+
+/* The shard's latency histograms: every ended attempt is in them, run
+ * times reflect what the handler did, cumulative counts add up. */
+static int h_sleep2ms(const struct dd_job *j, void *a)
+{
+	(void)j, (void)a;
+	sleep_ms(2);
+	return 0;
+}
+
+Test(lifecycle, latency_histograms_count_every_attempt)
+{
+	struct dd_engine *e = make_engine(NULL);
+	cr_assert_eq(dd_handler_register(e, "sleep2ms", h_sleep2ms, NULL), 0);
+	struct dd_job_spec s = spec("sleep2ms");
+	enum { N = 20 };
+	uint64_t ids[N];
+	for (int i = 0; i < N; i++)
+		ids[i] = submit_ok(e, &s);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(wait_state(e, ids[i], NULL), DD_SUCCEEDED);
+	struct dd_stats st;
+	cr_assert_eq(dd_stats(e, &st), 0);
+	const struct dd_hist_summary *run = &st.total.hist[DD_HIST_RUN];
+	cr_assert_eq(run->count, N);
+	cr_assert_geq(run->p50_ns, 1900000, "a 2 ms handler ran %llu ns", (unsigned long long)run->p50_ns);
+	cr_assert(run->min_ns <= run->p50_ns && run->p50_ns <= run->p99_ns && run->p99_ns <= run->max_ns);
+	cr_assert_eq(st.total.hist[DD_HIST_DISPATCH].count, N);
+	cr_assert_eq(st.total.hist[DD_HIST_QUEUE_WAIT].count, N);
+	cr_assert_eq(st.total.hist[DD_HIST_DURABLE_ACK].count, 0, "no durability: no acks");
+	uint64_t le[] = {1000000, 1000000000000ull}, cnt[2], count, sum;
+	cr_assert_eq(dd_stats_hist(e, -1, DD_HIST_RUN, le, 2, cnt, &count, &sum), 0);
+	cr_assert_eq(count, N);
+	cr_assert_eq(cnt[0], 0, "none ran under 1 ms");
+	cr_assert_eq(cnt[1], N);
+	cr_assert_geq(sum, N * 1900000ull);
+	cr_assert_eq(dd_stats_hist(e, 7, DD_HIST_RUN, le, 2, cnt, NULL, NULL), -EINVAL);
+	dd_engine_destroy(e);
+}

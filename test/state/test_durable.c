@@ -347,3 +347,29 @@ Test(durable, retention_removes_output_files)
 	dd_engine_destroy(e);
 	drop_tmpdir(dir);
 }
+
+/* Durable acknowledgements and log batches are timed: one sample per
+ * acknowledged submission, one per batch. */
+Test(durable, ack_and_log_latency_histograms)
+{
+	char *dir = make_tmpdir("hist");
+	struct dd_engine *e = open_engine(dir, DD_DURABILITY_FSYNC, NULL);
+	enum { N = 50 };
+	for (int i = 0; i < N; i++) {
+		struct dd_job_spec s = job("ok");
+		uint64_t id;
+		cr_assert_eq(dd_submit(e, &s, DD_SUBMIT_BLOCK, &id), 0);
+		cr_assert_eq(dd_wait_durable(e, id, 10000 * MS), 0);
+	}
+	struct dd_stats st;
+	dd_stats(e, &st);
+	const struct dd_hist_summary *ack = &st.total.hist[DD_HIST_DURABLE_ACK];
+	const struct dd_hist_summary *io = &st.total.hist[DD_HIST_LOG_IO];
+	cr_assert_eq(ack->count, N);
+	cr_assert_gt(ack->p50_ns, 0);
+	cr_assert_geq(io->count, 1);
+	cr_assert_leq(io->count, st.total.log_batches);
+	cr_assert_gt(io->max_ns, 0);
+	dd_engine_destroy(e);
+	drop_tmpdir(dir);
+}
