@@ -95,4 +95,24 @@ void ctl_print_stats(json_t *st)
 	       (long long)json_integer_value(json_object_get(d, "requests")));
 	if (json_is_true(json_object_get(d, "draining")))
 		printf("draining\n");
+	json_t *lat = json_object_get(t, "latency");
+	if (lat) {
+		printf("\n%-12s %10s %10s %10s %10s %10s %10s\n", "LATENCY", "COUNT", "P50", "P90", "P99",
+		       "P99.9", "MAX");
+		const char *k;
+		json_t *h;
+		json_object_foreach(lat, k, h)
+		{
+			printf("%-12s %10lld", k, (long long)json_integer_value(json_object_get(h, "count")));
+			static const char *const q[] = {"p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns"};
+			for (int i = 0; i < 5; i++) {
+				double ns = (double)json_integer_value(json_object_get(h, q[i]));
+				if (ns >= 1e6)
+					printf(" %8.2fms", ns / 1e6);
+				else
+					printf(" %8.1fus", ns / 1e3);
+			}
+			printf("\n");
+		}
+	}
 }

@@ -52,7 +52,37 @@ json_t *dd_event_json(const struct dd_server *srv, const struct dd_event *ev)
 			 ev->reason ? ev->reason : "", "at", when(srv, ev->at_ns));
 }
 
+static json_t *shard_counters(const struct dd_shard_stats *s);
+
+static json_t *hist_json(const struct dd_hist_summary *h)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "count", (json_int_t)h->count,
+			 "p50_ns", (json_int_t)h->p50_ns, "p90_ns", (json_int_t)h->p90_ns, "p99_ns",
+			 (json_int_t)h->p99_ns, "p999_ns", (json_int_t)h->p999_ns, "max_ns",
+			 (json_int_t)h->max_ns, "sum_ns", (json_int_t)h->sum_ns);
+}
+
+static json_t *latency_json(const struct dd_shard_stats *s)
+{
+	static const char *const names[DD_HIST_COUNT] = {
+		[DD_HIST_DISPATCH] = "dispatch", [DD_HIST_QUEUE_WAIT] = "queue_wait",
+		[DD_HIST_RUN] = "run",		 [DD_HIST_DURABLE_ACK] = "durable_ack",
+		[DD_HIST_LOG_IO] = "log_io",
+	};
+	json_t *o = json_object();
+	for (unsigned k = 0; k < DD_HIST_COUNT; k++)
+		json_object_set_new(o, names[k], hist_json(&s->hist[k]));
+	return o;
+}
+
 static json_t *shard_json(const struct dd_shard_stats *s)
+{
+	json_t *o = shard_counters(s);
+	json_object_set_new(o, "latency", latency_json(s));
+	return o;
+}
+
+static json_t *shard_counters(const struct dd_shard_stats *s)
 {
 	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i}",
 			 "submitted", (json_int_t)s->submitted, "dispatched",

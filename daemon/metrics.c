@@ -53,6 +53,51 @@ static const struct {
 	{"running", offsetof(struct dd_shard_stats, running)},
 };
 
+/* Latency histograms: Prometheus buckets at these bounds, from the
+ * engine's finer log-linear ones (a bound counts the whole fine bucket it
+ * falls in: within 1/128). */
+static const struct {
+	const char *name, *help;
+	enum dd_hist_kind kind;
+} HISTS[] = {
+	{"dispatchd_dispatch_latency_seconds", "Intended submit time to the attempt's start.",
+	 DD_HIST_DISPATCH},
+	{"dispatchd_queue_wait_seconds", "Queued to the attempt's start.", DD_HIST_QUEUE_WAIT},
+	{"dispatchd_run_seconds", "An attempt's start to its end.", DD_HIST_RUN},
+	{"dispatchd_durable_ack_seconds", "Submission to its log record being durable.",
+	 DD_HIST_DURABLE_ACK},
+	{"dispatchd_log_io_seconds", "One log batch: write and fdatasync.", DD_HIST_LOG_IO},
+};
+static const uint64_t LE_NS[] = {
+	1000,	   2500,      5000,	 10000,	     25000,	 50000,	     100000,
+	250000,	   500000,    1000000,	 2500000,    5000000,	 10000000,   25000000,
+	50000000,  100000000, 250000000, 500000000,  1000000000, 2500000000, 5000000000,
+	10000000000, 30000000000, 60000000000,
+};
+#define NLE (sizeof(LE_NS) / sizeof(LE_NS[0]))
+
+static void histograms(FILE *f, struct dd_server *srv, unsigned nshards)
+{
+	uint64_t le[NLE], count, sum;
+	for (size_t k = 0; k < sizeof(HISTS) / sizeof(HISTS[0]); k++) {
+		fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", HISTS[k].name, HISTS[k].help,
+			HISTS[k].name);
+		for (unsigned i = 0; i < nshards; i++) {
+			if (dd_stats_hist(srv->eng, (int)i, HISTS[k].kind, LE_NS, NLE, le, &count,
+					  &sum) < 0)
+				continue;
+			for (size_t b = 0; b < NLE; b++)
+				fprintf(f, "%s_bucket{shard=\"%u\",le=\"%g\"} %llu\n", HISTS[k].name, i,
+					(double)LE_NS[b] / 1e9, (unsigned long long)le[b]);
+			fprintf(f, "%s_bucket{shard=\"%u\",le=\"+Inf\"} %llu\n", HISTS[k].name, i,
+				(unsigned long long)count);
+			fprintf(f, "%s_sum{shard=\"%u\"} %.9f\n%s_count{shard=\"%u\"} %llu\n",
+				HISTS[k].name, i, (double)sum / 1e9, HISTS[k].name, i,
+				(unsigned long long)count);
+		}
+	}
+}
+
 static uint64_t field(const struct dd_shard_stats *s, size_t off)
 {
 	uint64_t v;
@@ -87,6 +132,7 @@ static char *render(struct dd_server *srv, size_t *len)
 		   "error code), 0 when it takes them.\n# TYPE dispatchd_state_error gauge\n");
 	for (unsigned i = 0; i < st.nshards; i++)
 		fprintf(f, "dispatchd_state_error{shard=\"%u\"} %d\n", i, st.shard[i].state_error);
+	histograms(f, srv, st.nshards);
 	fprintf(f,
 		"# HELP dispatchd_connections Client connections open.\n"
 		"# TYPE dispatchd_connections gauge\ndispatchd_connections %u\n"

@@ -540,6 +540,10 @@ def prometheus_metrics():
                 'dispatchd_jobs_failed_total{shard="0"} 1',
                 'dispatchd_jobs{shard="0",state="queued"} 0',
                 "# TYPE dispatchd_requests_total counter",
+                "# TYPE dispatchd_run_seconds histogram",
+                'dispatchd_run_seconds_count{shard="0"} 2',
+                'dispatchd_run_seconds_bucket{shard="0",le="+Inf"} 2',
+                'dispatchd_durable_ack_seconds_count{shard="0"} 2',
                 'dispatchd_build_info{version="']
         for w in want:
             assert w in text, (w, text)
