@@ -30,6 +30,7 @@ static void usage(FILE *f)
 		"  cancel ID..                        cancel jobs\n"
 		"  list [--state S] [--queue Q] [--limit N] [--after ID]\n"
 		"  output [--stderr] ID               what a process job wrote\n"
+		"  top [--count N]                    a live view, every second (q to quit)\n"
 		"  stats | ping | drain\n"
 		"  -s, --socket PATH   dispatchd's socket (default: $DISPATCHD_SOCKET, else the\n"
 		"                      daemon's default for this user)\n"
@@ -469,7 +470,7 @@ int main(int argc, char **argv)
 	int ac = argc - optind;
 	const char *cmd = av[0];
 	static const char *const known[] = {"submit", "run", "get", "wait", "cancel", "list",
-					    "output", "stats", "ping", "drain"};
+					    "output", "stats", "ping", "drain", "top"};
 	bool ok = false;
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		ok |= !strcmp(cmd, known[i]);
@@ -498,7 +499,13 @@ int main(int argc, char **argv)
 		rc = cmd_list(&c, ac, av);
 	else if (!strcmp(cmd, "output"))
 		rc = cmd_output(&c, ac, av);
-	else if (!strcmp(cmd, "stats"))
+	else if (!strcmp(cmd, "top")) {
+		int frames = 0;
+		if (ac == 3 && !strcmp(av[1], "--count"))
+			frames = atoi(av[2]);
+		rc = (ac != 1 && (ac != 3 || frames <= 0)) ? usage_err("top [--count N]%s", "")
+							   : ctl_top(&c, frames);
+	} else if (!strcmp(cmd, "stats"))
 		rc = simple(&c, json_pack("{s:s}", "op", "stats"), show_stats);
 	else if (!strcmp(cmd, "ping"))
 		rc = simple(&c, json_pack("{s:s}", "op", "ping"), show_pong);

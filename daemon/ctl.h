@@ -21,6 +21,10 @@ json_t *ctl_call(struct ctl *c, json_t *req);
 json_t *ctl_result(json_t *resp);
 void ctl_close(struct ctl *c);
 
+/* ctl_top.c: the live view; @frames > 0 stops after that many. Returns
+ * the exit code. */
+int ctl_top(struct ctl *c, int frames);
+
 /* ctl_print.c */
 void ctl_print_jobs(json_t *jobs, bool header);
 void ctl_print_job(json_t *job);

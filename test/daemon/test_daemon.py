@@ -570,6 +570,45 @@ def prometheus_metrics():
 
 
 @case
+def dispatchctl_top():
+    """top: frames on a pipe; in a terminal it redraws and ends on q."""
+    import pty
+    import select
+    with Daemon() as d, d.client() as c:
+        c.ok("wait", ids=c.ok("submit_batch", jobs=[{"queue": "dispatchd.noop"}] * 50)["ids"])
+        r = d.ctl("top", "--count", "2", check=0)
+        out = r.stdout.decode()
+        assert out.count("per second") == 2 and "dispatch" in out and "durable_ack" in out, out
+        d.ctl("top", "--count", "x", check=2)
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.environ["DISPATCHD_SOCKET"] = d.sock
+            os.execv(os.environ.get("DISPATCHCTL", "build/daemon/dispatchctl"),
+                     ["dispatchctl", "top"])
+        seen = b""
+        deadline = time.time() + 10
+        while b"q to quit" not in seen and time.time() < deadline:
+            if select.select([fd], [], [], 0.5)[0]:
+                seen += os.read(fd, 65536)
+        assert b"q to quit" in seen and b"\x1b[2J" in seen, seen[-500:]
+        os.write(fd, b"q")
+        deadline = time.time() + 5
+        status = None
+        while time.time() < deadline:
+            p2, st = os.waitpid(pid, os.WNOHANG)
+            if p2 == pid:
+                status = st
+                break
+            try:
+                if select.select([fd], [], [], 0.1)[0]:
+                    os.read(fd, 65536)
+            except OSError:
+                pass
+        assert status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        os.close(fd)
+
+
+@case
 def python_example():
     """docs/examples/dispatchd_client.py works against a real daemon."""
     import subprocess

@@ -1,0 +1,138 @@
+/* dispatchctl top: a live view of a dispatchd, one frame a second — job
+ * rates (from the counters' differences), queue depths, latency
+ * percentiles since start. In a terminal it redraws in place and ends on
+ * q or Ctrl-C; otherwise (a pipe) it prints --count frames one after the
+ * other. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl.h"
+
+static volatile sig_atomic_t stop;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long long num(json_t *o, const char *k)
+{
+	return (long long)json_integer_value(json_object_get(o, k));
+}
+
+static void fmt_ns(char *buf, size_t n, long long ns)
+{
+	if (ns >= 1000000)
+		snprintf(buf, n, "%.2fms", (double)ns / 1e6);
+	else
+		snprintf(buf, n, "%.1fus", (double)ns / 1e3);
+}
+
+static void frame(json_t *st, json_t *prev, double dt, bool tty)
+{
+	static const char *const rates[] = {"submitted", "dispatched", "succeeded", "failed",
+					    "retried"};
+	json_t *t = json_object_get(st, "total"), *pt = prev ? json_object_get(prev, "total") : NULL;
+	json_t *d = json_object_get(st, "daemon");
+	if (tty)
+		printf("\033[H\033[2J"); /* home, clear */
+	time_t wall = time(NULL);
+	char when[32];
+	strftime(when, sizeof(when), "%H:%M:%S", localtime(&wall));
+	printf("dispatchd  %s  shards %zu  connections %lld  requests %lld%s\n\n", when,
+	       json_array_size(json_object_get(st, "shards")), num(d, "connections"),
+	       num(d, "requests"), json_is_true(json_object_get(d, "draining")) ? "  DRAINING" : "");
+	printf("%-12s", "per second");
+	for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++)
+		printf(" %12s", rates[i]);
+	printf("\n%-12s", "");
+	for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
+		double r = pt && dt > 0 ? (double)(num(t, rates[i]) - num(pt, rates[i])) / dt : 0;
+		printf(" %12.0f", r);
+	}
+	printf("\n\n%-12s %12s %12s %12s %12s %12s\n", "jobs now", "waiting", "delayed", "queued",
+	       "running", "in store");
+	printf("%-12s %12lld %12lld %12lld %12lld %12lld\n\n", "", num(t, "waiting"),
+	       num(t, "delayed"), num(t, "queued"), num(t, "running"), num(t, "store_jobs"));
+	printf("%-12s %10s %10s %10s %10s %10s %10s\n", "latency", "count", "p50", "p90", "p99",
+	       "p99.9", "max");
+	const char *k;
+	json_t *h;
+	json_object_foreach(json_object_get(t, "latency"), k, h)
+	{
+		static const char *const q[] = {"p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns"};
+		printf("%-12s %10lld", k, num(h, "count"));
+		for (int i = 0; i < 5; i++) {
+			char b[32];
+			fmt_ns(b, sizeof(b), num(h, q[i]));
+			printf(" %10s", b);
+		}
+		printf("\n");
+	}
+	if (num(t, "state_error"))
+		printf("\nstate error %lld: submissions are refused\n", num(t, "state_error"));
+	if (tty)
+		printf("\n(q to quit)\n");
+	fflush(stdout);
+}
+
+int ctl_top(struct ctl *c, int frames)
+{
+	bool tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+	struct termios saved, raw;
+	if (tty && tcgetattr(STDIN_FILENO, &saved) == 0) {
+		raw = saved;
+		raw.c_lflag &= (tcflag_t) ~(ICANON | ECHO); /* keys one at a time */
+		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+	} else {
+		tty = false;
+	}
+	signal(SIGINT, on_sigint);
+	json_t *prev = NULL;
+	double tprev = 0;
+	int rc = 0;
+	for (int n = 0; !stop && (frames <= 0 || n < frames); n++) {
+		json_t *resp = ctl_call(c, json_pack("{s:s}", "op", "stats"));
+		json_t *r = ctl_result(resp);
+		if (!r) {
+			json_decref(resp);
+			rc = 1;
+			break;
+		}
+		double t = now_s();
+		frame(r, prev, t - tprev, tty);
+		json_decref(prev);
+		prev = json_incref(r);
+		tprev = t;
+		json_decref(resp);
+		if (frames > 0 && n + 1 >= frames)
+			break;
+		/* a second, or a key */
+		struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+		int k = poll(&p, tty ? 1 : 0, 1000);
+		if (k > 0) {
+			char ch;
+			if (read(STDIN_FILENO, &ch, 1) == 1 && (ch == 'q' || ch == 'Q'))
+				break;
+		}
+	}
+	json_decref(prev);
+	if (tty)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+	return rc;
+}
