@@ -29,6 +29,7 @@ void dd_config_init(struct dd_config *cfg)
 	cfg->store_retain_ns = 7ull * 24 * 3600 * 1000000000ull;
 	cfg->store_retain_count = 10u << 20;
 	cfg->output_max = 64u << 20;
+	cfg->histograms = true;
 	cfg->kill_grace_ns = 5000000000ull;
 }
 
@@ -78,7 +79,8 @@ static int shard_init(struct dd_engine *e, struct dd_shard *s, unsigned idx)
 	shard_cpus(nd, idx / (unsigned)e->topo->nnodes, m, &first, &count);
 	s->cpu = c->pin ? nd->cpus[first] : -1;
 
-	if ((r = dd_numa_arena_create(s->os_node, &s->arena)) < 0 || (r = dd_hists_create(s)) < 0)
+	if ((r = dd_numa_arena_create(s->os_node, &s->arena)) < 0 ||
+	    (c->histograms && (r = dd_hists_create(s)) < 0))
 		return r;
 	for (unsigned p = 0; p < DD_PRIO_LEVELS; p++)
 		if ((r = dd_queue_mpsc_create(c->ring_capacity, sizeof(struct dd_sub), &s->sub[p])) < 0)

@@ -267,6 +267,8 @@ struct dd_config {
 	uint64_t output_max;      /* bytes kept per stream (default 64 MiB): the
 				   * file is cut back to this while the process
 				   * runs and when it ends */
+	bool histograms;          /* record the latency histograms of dd_stats
+				   * (default true; false measures their cost) */
 	uint64_t kill_grace_ns;   /* a timed-out or cancelled process gets SIGTERM,
 				   * then SIGKILL this long after (default 5 s) */
 	dd_durable_fn on_durable; /* submissions made durable, see below */

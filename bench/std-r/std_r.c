@@ -21,6 +21,7 @@
 #include "telemetry.h"
 #include "floor.h"
 #include "durable_acct.h"
+#include "telemetry_cost.h"
 #include "via_daemon.h"
 #include <ftw.h>
 #include <sys/stat.h>
@@ -44,6 +45,8 @@ struct opts {
 	bool via_daemon;
 	unsigned batch, depth;
 	const char *dispatchd;
+	bool histograms_off;
+	int telemetry_cost; /* rounds, 0 = not this mode */
 };
 
 /* Per-thread histograms: each worker records into its own, merged at the end. */
@@ -108,6 +111,9 @@ static void usage(FILE *f)
 		"  --batch N         --via-daemon: jobs per submit_batch (default 1000)\n"
 		"  --depth N         --via-daemon, closed loop: batches in flight (default 8)\n"
 		"  --dispatchd PATH  --via-daemon: the daemon (default: the build's)\n"
+		"  --histograms on|off  the engine's latency histograms (default on)\n"
+		"  --telemetry-cost N   N rounds of this run with histograms on, then off;\n"
+		"                    prints the medians and the cost\n"
 		"  --json FILE       also write the report as JSON\n"
 		"  -q, --quiet       no progress lines\n"
 		"  -h, --help        this text\n"
@@ -128,6 +134,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"durability", required_argument, 0, 'D'}, {"state-dir", required_argument, 0, 'T'},
 		{"via-daemon", no_argument, 0, 'Y'},     {"batch", required_argument, 0, 'B'},
 		{"depth", required_argument, 0, 'P'},    {"dispatchd", required_argument, 0, 'Z'},
+		{"histograms", required_argument, 0, 'H'}, {"telemetry-cost", required_argument, 0, 'C'},
 		{0, 0, 0, 0},
 	};
 	int c;
@@ -162,6 +169,20 @@ static int parse(int argc, char **argv, struct opts *o)
 			break;
 		case 'Y':
 			o->via_daemon = true;
+			break;
+		case 'H':
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				fprintf(stderr, "std-r: --histograms wants on or off\n");
+				return 2;
+			}
+			o->histograms_off = !strcmp(optarg, "off");
+			break;
+		case 'C':
+			o->telemetry_cost = atoi(optarg);
+			if (o->telemetry_cost < 1 || o->telemetry_cost > 64) {
+				fprintf(stderr, "std-r: --telemetry-cost wants 1..64 rounds\n");
+				return 2;
+			}
 			break;
 		case 'Z':
 			o->dispatchd = optarg;
@@ -304,6 +325,23 @@ int main(int argc, char **argv)
 	int r = parse(argc, argv, &o);
 	if (r)
 		return r;
+	if (o.telemetry_cost) {
+		/* the same arguments, less this option and its value */
+		char **av = calloc((size_t)argc + 1, sizeof(char *));
+		int ac = 0;
+		for (int i = 0; i < argc; i++) {
+			if (!strcmp(argv[i], "--telemetry-cost")) {
+				i++;
+				continue;
+			}
+			if (!strncmp(argv[i], "--telemetry-cost=", 17))
+				continue;
+			av[ac++] = argv[i];
+		}
+		int rc = telemetry_cost_run(o.telemetry_cost, ac, av);
+		free(av);
+		return rc;
+	}
 	if (o.via_daemon) {
 		struct via_opts v = {
 			.rate = o.rate, .duration_s = o.duration_s, .warmup_s = o.warmup_s,
@@ -328,6 +366,7 @@ int main(int argc, char **argv)
 	dd_config_init(&cfg);
 	cfg.shards = o.shards;
 	cfg.workers = o.workers;
+	cfg.histograms = !o.histograms_off;
 	cfg.inline_handlers = o.executor == 1;
 	if (o.executor < 0) {
 		/* Threads that spin need a CPU each; sharing one costs a
