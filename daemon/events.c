@@ -1,6 +1,7 @@
 /* Engine callbacks to the server thread. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -51,7 +52,7 @@ int dd_events_create(struct dd_events **out)
 	if (!q)
 		return -ENOMEM;
 	pthread_mutex_init(&q->mu, NULL);
-	q->ev[0].size = q->ev[1].size = sizeof(struct dd_event);
+	q->ev[0].size = q->ev[1].size = sizeof(struct dd_evrec);
 	q->dur[0].size = q->dur[1].size = sizeof(uint64_t);
 	for (unsigned i = 0; i < USERS; i++)
 		atomic_init(&q->users[i].uid, NO_UID);
@@ -125,8 +126,11 @@ void dd_events_on_event(const struct dd_event *ev, void *arg)
 	if (!atomic_load_explicit(&q->all, memory_order_relaxed) &&
 	    !(end && atomic_load_explicit(&q->ends, memory_order_relaxed)))
 		return;
+	struct dd_evrec r = {.ev = *ev};
+	snprintf(r.kind, sizeof(r.kind), "%s", ev->kind ? ev->kind : "");
+	r.ev.kind = NULL; /* the server uses r.kind */
 	pthread_mutex_lock(&q->mu);
-	if (push(&q->ev[0], ev, 1) == 0)
+	if (push(&q->ev[0], &r, 1) == 0)
 		ring(q);
 	pthread_mutex_unlock(&q->mu);
 }
@@ -147,7 +151,7 @@ void dd_events_want(struct dd_events *q, int ends, int all)
 	atomic_fetch_add_explicit(&q->all, all, memory_order_seq_cst);
 }
 
-void dd_events_take(struct dd_events *q, const struct dd_event **ev, size_t *nev,
+void dd_events_take(struct dd_events *q, const struct dd_evrec **ev, size_t *nev,
 		    const uint64_t **dur, size_t *ndur)
 {
 	uint64_t v;

@@ -23,9 +23,16 @@ void dd_events_on_event(const struct dd_event *ev, void *arg);
 void dd_events_on_durable(const uint64_t *ids, size_t n, void *arg);
 /* Interest: ends are queued while ends > 0, every change while all > 0. */
 void dd_events_want(struct dd_events *q, int ends, int all);
+/* A state change as queued: the event, with its kind copied (the engine's
+ * pointer is good only during the callback). */
+struct dd_evrec {
+	struct dd_event ev;
+	char kind[64];
+};
+
 /* Server: swaps out what was queued. The arrays stay valid until the next
  * call; clears the eventfd. */
-void dd_events_take(struct dd_events *q, const struct dd_event **ev, size_t *nev,
+void dd_events_take(struct dd_events *q, const struct dd_evrec **ev, size_t *nev,
 		    const uint64_t **dur, size_t *ndur);
 
 /* Live jobs per uid: add at submit (server), drop at the end (callback). */

@@ -232,6 +232,14 @@ void op_watch(struct conn *c, struct dd_req *r, bool on)
 			json_object_set_new(c->watch_ids, key, json_true());
 		}
 	}
+	json_t *q = json_object_get(r->root, "queue");
+	if (q && (!json_string_length(q) || json_string_length(q) > 63)) {
+		json_decref(c->watch_ids);
+		c->watch_ids = NULL;
+		dd_ops_error(c, r->tag, "EINVAL", "'queue' is 1 to 63 bytes");
+		return;
+	}
+	snprintf(c->watch_queue, sizeof(c->watch_queue), "%s", q ? json_string_value(q) : "");
 	c->watching = true;
 	c->watch_tag = r->tag ? json_incref(r->tag) : NULL;
 	srv->nwatchers++;

@@ -95,12 +95,14 @@ void on_durable(void *val, uint64_t id, void *arg)
 
 /* ---- from the engine's callbacks, and the clock ---- */
 
-static void send_event(struct dd_server *srv, const struct dd_event *ev)
+static void send_event(struct dd_server *srv, const struct dd_evrec *r)
 {
+	const struct dd_event *ev = &r->ev;
 	char key[24];
 	snprintf(key, sizeof(key), "%llu", (unsigned long long)ev->id);
 	for (struct conn *c = srv->conns.next; c != &srv->conns; c = c->next) {
-		if (!c->watching || c->dead || (c->watch_ids && !json_object_get(c->watch_ids, key)))
+		if (!c->watching || c->dead || (c->watch_ids && !json_object_get(c->watch_ids, key)) ||
+		    (c->watch_queue[0] && strcmp(c->watch_queue, r->kind)))
 			continue;
 		json_t *o = json_object();
 		if (c->watch_tag)
@@ -112,15 +114,15 @@ static void send_event(struct dd_server *srv, const struct dd_event *ev)
 
 void dd_ops_events(struct dd_server *srv)
 {
-	const struct dd_event *ev;
+	const struct dd_evrec *ev;
 	const uint64_t *dur;
 	size_t nev, ndur;
 	dd_events_take(srv->events, &ev, &nev, &dur, &ndur);
 	for (size_t i = 0; i < ndur; i++)
 		dd_idmap_take(srv->durable_wait, dur[i], on_durable, srv);
 	for (size_t i = 0; i < nev && srv->eng; i++) {
-		if (dd_state_terminal(ev[i].state))
-			dd_idmap_take(srv->end_wait, ev[i].id, on_end, srv);
+		if (dd_state_terminal(ev[i].ev.state))
+			dd_idmap_take(srv->end_wait, ev[i].ev.id, on_end, srv);
 		if (srv->nwatchers)
 			send_event(srv, &ev[i]);
 	}

@@ -32,6 +32,7 @@ struct conn {
 	bool watching;
 	json_t *watch_ids; /* object "id" -> true, or NULL for every job */
 	json_t *watch_tag;
+	char watch_queue[64]; /* "" = every queue */
 	unsigned refs;     /* pending answers that point here */
 	char *in;
 	size_t in_len, in_cap;

@@ -26,7 +26,9 @@ void dd_shard_set_state(struct dd_shard *s, struct dd_jobrec *j, enum dd_state s
 		struct dd_event ev = {
 			.id = j->id, .state = st, .prev_state = prev, .attempt = j->attempt,
 			.result = j->result, .reason = j->reason ? j->reason : "",
-			.intended_ns = j->intended_ns, .at_ns = s->now,
+			.intended_ns = j->intended_ns, .at_ns = s->now, .uid = j->uid,
+			.kind = j->handler == DD_HANDLER_UNRESOLVED ? j->kind
+								   : s->eng->handlers[j->handler].name,
 		};
 		c->on_event(&ev, c->event_arg);
 	}

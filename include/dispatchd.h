@@ -209,6 +209,7 @@ struct dd_event {
 	uint64_t intended_ns; /* intended submit time */
 	uint64_t at_ns;       /* when the change happened */
 	uint32_t uid;         /* the job's owner */
+	const char *kind;     /* the job's kind (queue); valid during the callback */
 };
 
 /* Called on a shard's reactor thread for every state change whose bit

@@ -89,6 +89,21 @@ def every_operation():
                     states.append(m["event"]["state"])
             assert states[0] in ("queued", "running") and states[-1] == "succeeded", states
             w2.ok("unwatch")
+        # a watch of one queue sees only its jobs
+        with d.client() as w3:
+            tag = w3.send("watch", queue="watched")
+            assert w3.recv(tag)["ok"]
+            other = c.ok("submit", argv=["true"], queue="unwatched")["id"]
+            c.wait(other)
+            mine = c.ok("submit", argv=["true"], queue="watched")["id"]
+            c.wait(mine)
+            seen = set()
+            while True:
+                m = w3.line()
+                seen.add(m["event"]["id"])
+                if m["event"]["id"] == mine and m["event"]["state"] == "succeeded":
+                    break
+            assert seen == {mine}, seen
         assert c.ok("drain")["draining"]
         rc = d.stop()
         assert rc == 0, (rc, d.logtext())
@@ -386,7 +401,7 @@ def malformed_input():
 def permissions():
     if os.geteuid() != 0:
         raise Skip("needs root to act as a second user")
-    with Daemon() as d:
+    with Daemon(config="max_jobs_per_user = 3\n") as d:
         other = 65534
 
         def as_other(fn):
@@ -436,6 +451,10 @@ def permissions():
                 out["mine"] = o.wait(mine)
                 out["mine_out"] = base64.b64decode(o.ok("output", id=mine)["data"]).decode()
                 o.ok("cancel", id=o.ok("submit", argv=["sleep", "30"])["id"])
+                # the per-user limit (3) counts only unfinished jobs: ended
+                # ones are given back, for this uid too
+                for _ in range(4):
+                    o.wait(o.ok("submit", argv=["true"])["id"])
                 out["drain"] = o.call("drain")["error"]["code"]
             return out
 
