@@ -1,0 +1,80 @@
+/* The jitter probe's loader: open -> set rodata -> load -> attach, one
+ * cleanup path (libbpf-tools' shape). */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jitter.skel.h"
+#include "probe.h"
+
+struct dd_tel_probe {
+	struct jitter_bpf *skel;
+};
+
+static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	/* we say why ourselves, once; DD_BPF_DEBUG=1 shows libbpf's (and the
+	 * verifier's) own account */
+	if (level == LIBBPF_DEBUG || !getenv("DD_BPF_DEBUG"))
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+int dd_tel_probe_open(int tgid, struct dd_tel_probe **out, char *why, size_t n)
+{
+	struct dd_tel_probe *p = calloc(1, sizeof(*p));
+	int err;
+	if (!p) {
+		snprintf(why, n, "out of memory");
+		return -ENOMEM;
+	}
+	libbpf_set_print(quiet);
+	p->skel = jitter_bpf__open();
+	if (!p->skel) {
+		err = -errno;
+		snprintf(why, n, "cannot open the BPF object: %s", strerror(-err));
+		goto fail;
+	}
+	p->skel->rodata->targ_tgid = tgid;
+	if ((err = jitter_bpf__load(p->skel)) < 0) {
+		snprintf(why, n, "cannot load the BPF program: %s%s", strerror(-err),
+			 err == -EPERM ? " (needs CAP_BPF and CAP_PERFMON, or root)" : "");
+		goto fail;
+	}
+	if ((err = jitter_bpf__attach(p->skel)) < 0) {
+		snprintf(why, n, "cannot attach to the scheduler tracepoints: %s", strerror(-err));
+		goto fail;
+	}
+	*out = p;
+	return 0;
+fail:
+	jitter_bpf__destroy(p->skel);
+	free(p);
+	return err ? err : -EINVAL;
+}
+
+void dd_tel_probe_close(struct dd_tel_probe *p)
+{
+	if (!p)
+		return;
+	jitter_bpf__destroy(p->skel);
+	free(p);
+}
+
+int dd_tel_probe_role(struct dd_tel_probe *p, int tid, enum dd_jit_role role)
+{
+	uint32_t k = (uint32_t)tid, v = (uint32_t)role;
+	return bpf_map__update_elem(p->skel->maps.roles, &k, sizeof(k), &v, sizeof(v), BPF_ANY);
+}
+
+int dd_tel_probe_read(struct dd_tel_probe *p, enum dd_jit_role role, struct dd_jit_hist *out)
+{
+	uint32_t k = (uint32_t)role;
+	if (k >= DD_JIT_ROLES)
+		return -EINVAL;
+	return bpf_map__lookup_elem(p->skel->maps.hists, &k, sizeof(k), out, sizeof(*out), 0);
+}
