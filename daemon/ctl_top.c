@@ -84,6 +84,23 @@ static void frame(json_t *st, json_t *prev, double dt, bool tty)
 		}
 		printf("\n");
 	}
+	json_t *probe = json_object_get(st, "probe"), *rq = json_object_get(probe, "runqueue");
+	if (rq) {
+		printf("\n%-12s %10s %10s %10s %10s %10s %10s\n", "run queue", "waits", "p50", "p90",
+		       "p99", "max", "preempted");
+		json_object_foreach(rq, k, h)
+		{
+			char a[32], b[32], c2[32], m[32];
+			fmt_ns(a, sizeof(a), num(h, "p50_ns"));
+			fmt_ns(b, sizeof(b), num(h, "p90_ns"));
+			fmt_ns(c2, sizeof(c2), num(h, "p99_ns"));
+			fmt_ns(m, sizeof(m), num(h, "max_ns"));
+			printf("%-12s %10lld %10s %10s %10s %10s %10lld\n", k, num(h, "count"), a, b, c2, m,
+			       num(h, "preempted"));
+		}
+	} else if (probe) {
+		printf("\njitter probe: %s\n", json_string_value(json_object_get(probe, "status")));
+	}
 	if (num(t, "state_error"))
 		printf("\nstate error %lld: submissions are refused\n", num(t, "state_error"));
 	if (tty)

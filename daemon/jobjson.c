@@ -96,9 +96,25 @@ static json_t *shard_counters(const struct dd_shard_stats *s)
 			 "durable_lsn", (json_int_t)s->durable_lsn, "state_error", s->state_error);
 }
 
+static json_t *probe_json(const struct dd_stats *st)
+{
+	static const char *const role[DD_ROLE_COUNT] = {"other", "reactor", "worker", "io"};
+	json_t *o = json_pack("{s:s}", "status", st->probe_status);
+	if (!st->probe_loaded)
+		return o;
+	json_t *roles = json_object();
+	for (unsigned r = 0; r < DD_ROLE_COUNT; r++) {
+		json_t *h = hist_json(&st->runq[r]);
+		json_object_set_new(h, "preempted", json_integer((json_int_t)st->preempted[r]));
+		json_object_set_new(roles, role[r], h);
+	}
+	json_object_set_new(o, "runqueue", roles);
+	return o;
+}
+
 json_t *dd_stats_json(struct dd_server *srv)
 {
-	struct dd_stats st;
+	static _Thread_local struct dd_stats st; /* large: not on the stack */
 	dd_stats(srv->eng, &st);
 	json_t *shards = json_array();
 	for (unsigned i = 0; i < st.nshards; i++) {
@@ -107,7 +123,8 @@ json_t *dd_stats_json(struct dd_server *srv)
 		json_object_set_new(sj, "workers", json_integer(st.shard[i].workers));
 		json_array_append_new(shards, sj);
 	}
-	return json_pack("{s:o, s:o, s:{s:i, s:I, s:I, s:b, s:I, s:I}}", "total",
+	return json_pack("{s:o, s:o, s:o, s:{s:i, s:I, s:I, s:b, s:I, s:I}}", "probe",
+			 probe_json(&st), "total",
 			 shard_json(&st.total), "shards", shards, "daemon", "connections",
 			 (int)srv->nconns, "requests", (json_int_t)srv->requests, "errors",
 			 (json_int_t)srv->errors, "draining", srv->draining, "pending_submits",

@@ -98,6 +98,37 @@ static void histograms(FILE *f, struct dd_server *srv, unsigned nshards)
 	}
 }
 
+/* The eBPF probe's run-queue latency per thread role, as a summary (its
+ * quantiles come from the probe's own finer buckets). */
+static void probe(FILE *f, const struct dd_stats *st)
+{
+	static const char *const role[DD_ROLE_COUNT] = {"other", "reactor", "worker", "io"};
+	fprintf(f, "# HELP dispatchd_probe_loaded Whether the eBPF jitter probe is loaded.\n"
+		   "# TYPE dispatchd_probe_loaded gauge\ndispatchd_probe_loaded %d\n",
+		st->probe_loaded);
+	if (!st->probe_loaded)
+		return;
+	fprintf(f, "# HELP dispatchd_runqueue_latency_seconds From runnable to on a CPU, by thread "
+		   "role, measured in the kernel.\n"
+		   "# TYPE dispatchd_runqueue_latency_seconds summary\n");
+	for (unsigned r = 0; r < DD_ROLE_COUNT; r++) {
+		const struct dd_hist_summary *h = &st->runq[r];
+		static const double q[] = {0.5, 0.9, 0.99, 0.999};
+		uint64_t v[] = {h->p50_ns, h->p90_ns, h->p99_ns, h->p999_ns};
+		for (int k = 0; k < 4; k++)
+			fprintf(f, "dispatchd_runqueue_latency_seconds{role=\"%s\",quantile=\"%g\"} %.9f\n",
+				role[r], q[k], (double)v[k] / 1e9);
+		fprintf(f, "dispatchd_runqueue_latency_seconds_sum{role=\"%s\"} %.9f\n"
+			   "dispatchd_runqueue_latency_seconds_count{role=\"%s\"} %llu\n",
+			role[r], (double)h->sum_ns / 1e9, role[r], (unsigned long long)h->count);
+	}
+	fprintf(f, "# HELP dispatchd_preemptions_total Involuntary switches away from the "
+		   "engine's threads, by role.\n# TYPE dispatchd_preemptions_total counter\n");
+	for (unsigned r = 0; r < DD_ROLE_COUNT; r++)
+		fprintf(f, "dispatchd_preemptions_total{role=\"%s\"} %llu\n", role[r],
+			(unsigned long long)st->preempted[r]);
+}
+
 static uint64_t field(const struct dd_shard_stats *s, size_t off)
 {
 	uint64_t v;
@@ -133,6 +164,7 @@ static char *render(struct dd_server *srv, size_t *len)
 	for (unsigned i = 0; i < st.nshards; i++)
 		fprintf(f, "dispatchd_state_error{shard=\"%u\"} %d\n", i, st.shard[i].state_error);
 	histograms(f, srv, st.nshards);
+	probe(f, &st);
 	fprintf(f,
 		"# HELP dispatchd_connections Client connections open.\n"
 		"# TYPE dispatchd_connections gauge\ndispatchd_connections %u\n"

@@ -96,6 +96,7 @@ void *dd_applier_main(void *arg)
 	 * scheduler slice (milliseconds) from the hot path. It runs in their
 	 * idle time; the log, not the store, is what acknowledges a job. */
 	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+	dd_probe_thread(s->eng, DD_ROLE_IO);
 
 	for (;;) {
 		/* acquire pairs with the reactor's release of durable_lsn */

@@ -355,6 +355,8 @@ int dd_engine_create(const struct dd_config *cfg, struct dd_engine **out)
 		goto fail;
 	if (e->cfg.durability > DD_DURABILITY_NONE && (r = open_state(e)) < 0)
 		goto fail;
+	if ((r = dd_probe_start(e)) < 0) /* before the threads: they register */
+		goto fail;
 	if ((r = start_threads(e)) < 0)
 		goto fail;
 	*out = e;
@@ -374,6 +376,7 @@ void dd_engine_destroy(struct dd_engine *e)
 		shard_fini(&e->shards[i]);
 	free(e->shards);
 	free(e->output_dir);
+	dd_probe_stop(e);
 	dd_idem_destroy(e->idem);
 	dd_numa_topo_destroy(e->topo);
 	pthread_mutex_destroy(&e->reg_lock);
@@ -445,5 +448,6 @@ int dd_stats(struct dd_engine *e, struct dd_stats *st)
 			t->state_error = o->state_error;
 	}
 	dd_hists_fill(e, st);
+	dd_probe_fill(e, st);
 	return 0;
 }

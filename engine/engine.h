@@ -305,11 +305,20 @@ struct dd_engine {
 	struct dd_recovery recovery;
 	char *output_dir; /* process jobs' output files, or NULL */
 	uint32_t euid, egid; /* the engine's, the default owner */
+	struct dd_tel_probe *probe; /* the jitter probe, or NULL */
+	char probe_status[160];
 	cpu_set_t proc_cpus; /* the CPUs the process had before we pinned any
 			      * thread: jobs' processes get these, not the
 			      * spawning worker's one CPU */
 	bool proc_cpus_ok;
 };
+
+/* probe.c: the jitter probe (telemetry/probe.h) as the engine uses it */
+int dd_probe_start(struct dd_engine *e);
+void dd_probe_stop(struct dd_engine *e);
+/* The calling thread plays @role (a thread calls it as it starts). */
+void dd_probe_thread(struct dd_engine *e, enum dd_probe_role role);
+void dd_probe_fill(struct dd_engine *e, struct dd_stats *st);
 
 /* hist.c: the shard's latency histograms */
 int dd_hists_create(struct dd_shard *s);

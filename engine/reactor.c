@@ -222,6 +222,7 @@ void *dd_reactor_main(void *arg)
 	if (s->cpu >= 0)
 		dd_numa_pin_cpu(s->cpu); /* best effort: a cpuset may forbid it */
 	dd_tls_reactor = s;
+	dd_probe_thread(e, DD_ROLE_REACTOR);
 
 	for (;;) {
 		s->now = dd_now_ns();

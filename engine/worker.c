@@ -46,6 +46,7 @@ void *dd_worker_main(void *arg)
 
 	if (w->cpu >= 0)
 		dd_numa_pin_cpu(w->cpu); /* best effort: a cpuset may forbid it */
+	dd_probe_thread(e, DD_ROLE_WORKER);
 	for (;;) {
 		size_t n = dd_queue_spsc_dequeue(w->inbox, batch, BATCH);
 		if (n == 0) {

@@ -270,6 +270,10 @@ struct dd_config {
 				   * runs and when it ends */
 	bool histograms;          /* record the latency histograms of dd_stats
 				   * (default true; false measures their cost) */
+	int probe;                /* the eBPF jitter probe: DD_PROBE_AUTO (default:
+				   * load it if permitted, else say why in
+				   * dd_stats and go on), DD_PROBE_ON (creating the
+				   * engine fails without it), DD_PROBE_OFF */
 	uint64_t kill_grace_ns;   /* a timed-out or cancelled process gets SIGTERM,
 				   * then SIGKILL this long after (default 5 s) */
 	dd_durable_fn on_durable; /* submissions made durable, see below */
@@ -476,8 +480,23 @@ struct dd_shard_stats {
 	struct dd_hist_summary hist[DD_HIST_COUNT]; /* since the engine started */
 };
 
+enum { DD_PROBE_AUTO = 0, DD_PROBE_ON = 1, DD_PROBE_OFF = 2 };
+
+/* Thread roles the jitter probe tells apart. */
+enum dd_probe_role {
+	DD_ROLE_OTHER = 0, DD_ROLE_REACTOR = 1, DD_ROLE_WORKER = 2, DD_ROLE_IO = 3,
+};
+#define DD_ROLE_COUNT 4
+
 struct dd_stats {
 	unsigned nshards;
+	/* The eBPF jitter probe: run-queue latency (made runnable -> on a CPU)
+	 * of the engine's threads, by role, measured in the kernel, and how
+	 * often they were preempted. */
+	bool probe_loaded;
+	char probe_status[160];  /* "loaded", "off", or "unavailable: <why>" */
+	struct dd_hist_summary runq[DD_ROLE_COUNT];
+	uint64_t preempted[DD_ROLE_COUNT];
 	bool numa_available;
 	bool jemalloc;
 	struct dd_shard_stats shard[DD_MAX_SHARDS];

@@ -91,13 +91,14 @@ int BPF_PROG(on_wakeup_new, struct task_struct *p)
 SEC("tp_btf/sched_switch")
 int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	/* taken off the CPU while still runnable: its wait starts now */
+	/* taken off the CPU while still runnable (preempted, or it yielded):
+	 * its wait starts now; only a preemption is counted as one */
 	if (BPF_CORE_READ(prev, tgid) == targ_tgid &&
 	    BPF_CORE_READ(prev, __state) == TASK_RUNNING) {
 		u32 ptid = BPF_CORE_READ(prev, pid);
 		u64 now = bpf_ktime_get_ns();
 		bpf_map_update_elem(&start, &ptid, &now, BPF_ANY);
-		struct dd_jit_hist *h = hist_of(ptid);
+		struct dd_jit_hist *h = preempt ? hist_of(ptid) : 0;
 		if (h)
 			__sync_fetch_and_add(&h->preempted, 1);
 	}

@@ -25,7 +25,7 @@ enum dd_jit_role {
 struct dd_jit_hist {
 	unsigned long long slot[DD_JIT_SLOT_CAP]; /* [DD_JIT_SLOTS..] stay 0 */
 	unsigned long long count, sum, max;
-	unsigned long long preempted; /* involuntary switches away */
+	unsigned long long preempted; /* involuntary switches away (not yields) */
 };
 
 #endif

@@ -589,6 +589,17 @@ int main(int argc, char **argv)
 		if (st.total.state_error)
 			printf("  state error         %s\n", dd_strerror(st.total.state_error));
 	}
+	static const char *const role_name[DD_ROLE_COUNT] = {"other", "reactor", "worker", "io"};
+	if (st.probe_loaded) {
+		for (unsigned rl = 1; rl < DD_ROLE_COUNT; rl++)
+			if (st.runq[rl].count)
+				printf("  run queue %-8s  p50 %8.2f µs  p99 %8.2f µs  max %9.2f µs  (%" PRIu64
+				       " waits, %" PRIu64 " preempted; eBPF probe)\n",
+				       role_name[rl], st.runq[rl].p50_ns / 1e3, st.runq[rl].p99_ns / 1e3,
+				       st.runq[rl].max_ns / 1e3, st.runq[rl].count, st.preempted[rl]);
+	} else {
+		printf("  jitter probe        %s\n", st.probe_status);
+	}
 	if (fl.ncpus) {
 		printf("  stall floor         p99 %8.2f µs  p99.9 %8.2f µs  max %9.2f µs"
 		       "  (%u CPUs, %.1f s: %.2f%% of CPU time lost, %" PRIu64 " stalls >= 10 µs)\n",
@@ -626,6 +637,16 @@ int main(int argc, char **argv)
 					"  \"fsync_floor_ns\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64
 					", \"max\": %" PRIu64 ", \"count\": %" PRIu64 "},\n",
 					stx, a50, a99, amax, acount, ff.p50_ns, ff.p99_ns, ff.max_ns, ff.count);
+			fprintf(f, "  \"probe\": {\"status\": \"%s\"", st.probe_loaded ? "loaded"
+										     : "unavailable");
+			for (unsigned rl = 0; st.probe_loaded && rl < DD_ROLE_COUNT; rl++)
+				fprintf(f,
+					", \"%s\": {\"count\": %" PRIu64 ", \"p50_ns\": %" PRIu64
+					", \"p99_ns\": %" PRIu64 ", \"max_ns\": %" PRIu64
+					", \"preempted\": %" PRIu64 "}",
+					role_name[rl], st.runq[rl].count, st.runq[rl].p50_ns,
+					st.runq[rl].p99_ns, st.runq[rl].max_ns, st.preempted[rl]);
+			fprintf(f, "},\n");
 			fprintf(f,
 				"  \"floors\": {\"stall\": {\"cpus\": %u, \"seconds\": %.3f, \"lost_frac\": %.5f,"
 				" \"stalls\": %" PRIu64 ", \"p99_ns\": %" PRIu64 ", \"p999_ns\": %" PRIu64

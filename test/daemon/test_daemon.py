@@ -566,6 +566,13 @@ def prometheus_metrics():
                 'dispatchd_build_info{version="']
         for w in want:
             assert w in text, (w, text)
+        # the jitter probe: loaded (root, BTF) or said to be absent
+        assert "dispatchd_probe_loaded " in text
+        if "dispatchd_probe_loaded 1" in text:
+            assert 'dispatchd_runqueue_latency_seconds_count{role="worker"}' in text, text
+            assert c.ok("stats")["probe"]["status"] == "loaded"
+        else:
+            assert c.ok("stats")["probe"]["status"].startswith("unavailable")
         errs = [ln for ln in text.splitlines() if ln.startswith("dispatchd_request_errors_total ")]
         assert errs and int(errs[0].split()[1]) >= 1, errs
         promtool = sh.which("promtool")

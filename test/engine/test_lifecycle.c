@@ -369,3 +369,40 @@ Test(lifecycle, latency_histograms_count_every_attempt)
 	cr_assert_eq(dd_stats_hist(e, 7, DD_HIST_RUN, le, 2, cnt, NULL, NULL), -EINVAL);
 	dd_engine_destroy(e);
 }
+
+/* The jitter probe, loaded by the engine (cfg.probe auto): the engine's
+ * threads register their roles and their run-queue waits show in
+ * dd_stats; without BPF the status says why and the engine works on. */
+Test(lifecycle, jitter_probe_in_stats)
+{
+	probe_wanted = true;
+	struct dd_engine *e = make_engine(NULL);
+	struct dd_job_spec s = spec("sleep2ms");
+	cr_assert_eq(dd_handler_register(e, "sleep2ms", h_sleep2ms, NULL), 0);
+	for (int i = 0; i < 50; i++)
+		cr_assert_eq(wait_state(e, submit_ok(e, &s), NULL), DD_SUCCEEDED);
+	struct dd_stats st;
+	dd_stats(e, &st);
+	if (!st.probe_loaded) {
+		cr_assert(!strncmp(st.probe_status, "unavailable: ", 13), "%s", st.probe_status);
+		dd_engine_destroy(e);
+		cr_skip_test("probe %s", st.probe_status);
+	}
+	cr_assert_str_eq(st.probe_status, "loaded");
+	/* a worker that slept in each handler was woken for each next job or
+	 * sleep: its waits were counted */
+	cr_assert_geq(st.runq[DD_ROLE_WORKER].count, 50, "worker waits %llu",
+		      (unsigned long long)st.runq[DD_ROLE_WORKER].count);
+	cr_assert_gt(st.runq[DD_ROLE_REACTOR].count, 0);
+	cr_assert_leq(st.runq[DD_ROLE_WORKER].p50_ns, st.runq[DD_ROLE_WORKER].max_ns);
+	dd_engine_destroy(e);
+
+	struct dd_config off;
+	dd_config_init(&off);
+	off.probe = DD_PROBE_OFF;
+	e = make_engine(&off);
+	dd_stats(e, &st);
+	cr_assert(!st.probe_loaded);
+	cr_assert_str_eq(st.probe_status, "off");
+	dd_engine_destroy(e);
+}

@@ -4,6 +4,7 @@
 #include <time.h>
 
 _Atomic int gate_open;
+bool probe_wanted;
 _Atomic int order_len;
 int order_log[4096];
 _Atomic int started_count;
@@ -78,6 +79,15 @@ void register_handlers(struct dd_engine *e)
 struct dd_engine *make_engine(struct dd_config *cfg)
 {
 	struct dd_engine *e = NULL;
+	struct dd_config def;
+	if (!cfg) {
+		dd_config_init(&def);
+		cfg = &def;
+	}
+	/* Loading the eBPF probe takes a while, and these tests do not read
+	 * it: off, unless a test asks for it (test_probe.c). */
+	if (cfg->probe == DD_PROBE_AUTO && !probe_wanted)
+		cfg->probe = DD_PROBE_OFF;
 	int r = dd_engine_create(cfg, &e);
 	cr_assert_eq(r, 0, "dd_engine_create: %s", dd_strerror(r));
 	register_handlers(e);

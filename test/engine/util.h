@@ -18,6 +18,7 @@ extern _Atomic int gate_open;      /* "gate" handlers block until it is 1 */
 extern _Atomic int order_len;      /* "order" handlers log their tag here */
 extern int order_log[4096];
 extern _Atomic int started_count;
+extern bool probe_wanted; /* make_engine() leaves the probe on (auto) */
 
 /* Registers ok, fail, flaky, spin, gate, order on @e. */
 void register_handlers(struct dd_engine *e);

@@ -72,6 +72,7 @@ void config_for(struct dd_config *cfg, const char *dir, enum dd_durability level
 	cfg->state_dir = dir;
 	cfg->pin = false;
 	cfg->spin_ns = 20000;
+	cfg->probe = DD_PROBE_OFF; /* loading it takes a while; not read here */
 }
 
 struct dd_engine *open_engine(const char *dir, enum dd_durability level, struct dd_config *cfg)
