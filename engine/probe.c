@@ -23,7 +23,9 @@ int dd_probe_start(struct dd_engine *e)
 		/* auto: the engine works on without it */
 		return e->cfg.probe == DD_PROBE_ON ? r : 0;
 	}
-	snprintf(e->probe_status, sizeof(e->probe_status), "loaded");
+	/* "loaded" alone means the BTF-typed tracepoints */
+	snprintf(e->probe_status, sizeof(e->probe_status), "%s",
+		 dd_tel_probe_raw(e->probe) ? "loaded (raw tracepoints)" : "loaded");
 	return 0;
 }
 

@@ -74,22 +74,8 @@ static __always_inline void runnable(struct task_struct *p)
 	bpf_map_update_elem(&start, &tid, &now, BPF_ANY);
 }
 
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(on_wakeup, struct task_struct *p)
-{
-	runnable(p);
-	return 0;
-}
-
-SEC("tp_btf/sched_wakeup_new")
-int BPF_PROG(on_wakeup_new, struct task_struct *p)
-{
-	runnable(p);
-	return 0;
-}
-
-SEC("tp_btf/sched_switch")
-int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+static __always_inline int switched(bool preempt, struct task_struct *prev,
+				    struct task_struct *next)
 {
 	/* taken off the CPU while still runnable (preempted, or it yielded):
 	 * its wait starts now; only a preemption is counted as one */
@@ -120,6 +106,49 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 	if (d > h->max)
 		h->max = d; /* racy between CPUs: a lower max may win, rarely */
 	return 0;
+}
+
+/* BTF-typed tracepoints (5.5+), the default */
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(on_wakeup, struct task_struct *p)
+{
+	runnable(p);
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(on_wakeup_new, struct task_struct *p)
+{
+	runnable(p);
+	return 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	return switched(preempt, prev, next);
+}
+
+/* Raw tracepoints: the fallback where tp_btf cannot load (the loader
+ * enables one set or the other) */
+SEC("raw_tp/sched_wakeup")
+int BPF_PROG(on_wakeup_raw, struct task_struct *p)
+{
+	runnable(p);
+	return 0;
+}
+
+SEC("raw_tp/sched_wakeup_new")
+int BPF_PROG(on_wakeup_new_raw, struct task_struct *p)
+{
+	runnable(p);
+	return 0;
+}
+
+SEC("raw_tp/sched_switch")
+int BPF_PROG(on_switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	return switched(preempt, prev, next);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 struct dd_tel_probe {
 	struct jitter_bpf *skel;
+	bool raw; /* raw tracepoints, not tp_btf */
 };
 
 static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -24,6 +26,28 @@ static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 	return vfprintf(stderr, fmt, ap);
 }
 
+/* Opens, sets and loads the skeleton with one set of programs: the
+ * BTF-typed tracepoints, or the raw ones. */
+static int try_load(struct dd_tel_probe *p, int tgid, bool raw)
+{
+	p->skel = jitter_bpf__open();
+	if (!p->skel)
+		return -errno;
+	p->skel->rodata->targ_tgid = tgid;
+	bpf_program__set_autoload(p->skel->progs.on_wakeup, !raw);
+	bpf_program__set_autoload(p->skel->progs.on_wakeup_new, !raw);
+	bpf_program__set_autoload(p->skel->progs.on_switch, !raw);
+	bpf_program__set_autoload(p->skel->progs.on_wakeup_raw, raw);
+	bpf_program__set_autoload(p->skel->progs.on_wakeup_new_raw, raw);
+	bpf_program__set_autoload(p->skel->progs.on_switch_raw, raw);
+	int err = jitter_bpf__load(p->skel);
+	if (err < 0) {
+		jitter_bpf__destroy(p->skel);
+		p->skel = NULL;
+	}
+	return err;
+}
+
 int dd_tel_probe_open(int tgid, struct dd_tel_probe **out, char *why, size_t n)
 {
 	struct dd_tel_probe *p = calloc(1, sizeof(*p));
@@ -33,14 +57,15 @@ int dd_tel_probe_open(int tgid, struct dd_tel_probe **out, char *why, size_t n)
 		return -ENOMEM;
 	}
 	libbpf_set_print(quiet);
-	p->skel = jitter_bpf__open();
-	if (!p->skel) {
-		err = -errno;
-		snprintf(why, n, "cannot open the BPF object: %s", strerror(-err));
-		goto fail;
+	/* DD_PROBE_RAW=1 forces the raw tracepoints (their test) */
+	bool force_raw = getenv("DD_PROBE_RAW") != NULL;
+	p->raw = force_raw;
+	err = try_load(p, tgid, force_raw);
+	if (err < 0 && !force_raw && err != -EPERM) {
+		p->raw = true; /* an older kernel: no tp_btf */
+		err = try_load(p, tgid, true);
 	}
-	p->skel->rodata->targ_tgid = tgid;
-	if ((err = jitter_bpf__load(p->skel)) < 0) {
+	if (err < 0) {
 		snprintf(why, n, "cannot load the BPF program: %s%s", strerror(-err),
 			 err == -EPERM ? " (needs CAP_BPF and CAP_PERFMON, or root)" : "");
 		goto fail;
@@ -55,6 +80,11 @@ fail:
 	jitter_bpf__destroy(p->skel);
 	free(p);
 	return err ? err : -EINVAL;
+}
+
+bool dd_tel_probe_raw(const struct dd_tel_probe *p)
+{
+	return p && p->raw;
 }
 
 void dd_tel_probe_close(struct dd_tel_probe *p)

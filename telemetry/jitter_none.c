@@ -18,6 +18,12 @@ void dd_tel_probe_close(struct dd_tel_probe *p)
 	(void)p;
 }
 
+bool dd_tel_probe_raw(const struct dd_tel_probe *p)
+{
+	(void)p;
+	return false;
+}
+
 int dd_tel_probe_role(struct dd_tel_probe *p, int tid, enum dd_jit_role role)
 {
 	(void)p, (void)tid, (void)role;

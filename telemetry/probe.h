@@ -4,6 +4,7 @@
 #ifndef DD_TEL_PROBE_H
 #define DD_TEL_PROBE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,9 @@ struct dd_tel_probe;
  * (no BPF permission, no BTF, built without it). */
 int dd_tel_probe_open(int tgid, struct dd_tel_probe **out, char *why, size_t n);
 void dd_tel_probe_close(struct dd_tel_probe *p);
+/* Whether it runs on raw tracepoints (kernels without tp_btf), not the
+ * BTF-typed ones. */
+bool dd_tel_probe_raw(const struct dd_tel_probe *p);
 /* Thread @tid plays @role from now on. Returns 0 or -errno. */
 int dd_tel_probe_role(struct dd_tel_probe *p, int tid, enum dd_jit_role role);
 /* A copy of @role's histogram. Returns 0 or -errno. */

@@ -46,6 +46,7 @@ struct opts {
 	unsigned batch, depth;
 	const char *dispatchd;
 	bool histograms_off;
+	int probe; /* DD_PROBE_* */
 	int telemetry_cost; /* rounds, 0 = not this mode */
 };
 
@@ -112,8 +113,9 @@ static void usage(FILE *f)
 		"  --depth N         --via-daemon, closed loop: batches in flight (default 8)\n"
 		"  --dispatchd PATH  --via-daemon: the daemon (default: the build's)\n"
 		"  --histograms on|off  the engine's latency histograms (default on)\n"
-		"  --telemetry-cost N   N rounds of this run with histograms on, then off;\n"
-		"                    prints the medians and the cost\n"
+		"  --probe auto|on|off  the eBPF jitter probe (default auto)\n"
+		"  --telemetry-cost N   N rounds of this run with telemetry (histograms and\n"
+		"                    probe) on, then off; prints the medians and the cost\n"
 		"  --json FILE       also write the report as JSON\n"
 		"  -q, --quiet       no progress lines\n"
 		"  -h, --help        this text\n"
@@ -135,6 +137,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"via-daemon", no_argument, 0, 'Y'},     {"batch", required_argument, 0, 'B'},
 		{"depth", required_argument, 0, 'P'},    {"dispatchd", required_argument, 0, 'Z'},
 		{"histograms", required_argument, 0, 'H'}, {"telemetry-cost", required_argument, 0, 'C'},
+		{"probe", required_argument, 0, 'O'},
 		{0, 0, 0, 0},
 	};
 	int c;
@@ -176,6 +179,18 @@ static int parse(int argc, char **argv, struct opts *o)
 				return 2;
 			}
 			o->histograms_off = !strcmp(optarg, "off");
+			break;
+		case 'O':
+			if (!strcmp(optarg, "auto"))
+				o->probe = DD_PROBE_AUTO;
+			else if (!strcmp(optarg, "on"))
+				o->probe = DD_PROBE_ON;
+			else if (!strcmp(optarg, "off"))
+				o->probe = DD_PROBE_OFF;
+			else {
+				fprintf(stderr, "std-r: --probe wants auto, on or off\n");
+				return 2;
+			}
 			break;
 		case 'C':
 			o->telemetry_cost = atoi(optarg);
@@ -367,6 +382,7 @@ int main(int argc, char **argv)
 	cfg.shards = o.shards;
 	cfg.workers = o.workers;
 	cfg.histograms = !o.histograms_off;
+	cfg.probe = o.probe;
 	cfg.inline_handlers = o.executor == 1;
 	if (o.executor < 0) {
 		/* Threads that spin need a CPU each; sharing one costs a

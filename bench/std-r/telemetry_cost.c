@@ -29,6 +29,8 @@ static double one_run(int argc, char **argv, bool on)
 		av[k++] = argv[i];
 	av[k++] = "--histograms";
 	av[k++] = on ? "on" : "off";
+	av[k++] = "--probe";
+	av[k++] = on ? "auto" : "off";
 	av[k++] = "--json";
 	av[k++] = json;
 	av[k++] = "-q";
@@ -72,16 +74,17 @@ int telemetry_cost_run(int rounds, int argc, char **argv)
 			fprintf(stderr, "std-r: a run failed (run it without --telemetry-cost to see why)\n");
 			return 1;
 		}
-		fprintf(stderr, "std-r: round %d: histograms on %.0f/s, off %.0f/s\n", r + 1, on[r],
+		fprintf(stderr, "std-r: round %d: telemetry on %.0f/s, off %.0f/s\n", r + 1, on[r],
 			off[r]);
 	}
 	qsort(on, (size_t)rounds, sizeof(double), cmp);
 	qsort(off, (size_t)rounds, sizeof(double), cmp);
 	double mon = on[rounds / 2], moff = off[rounds / 2];
 	printf("std-r  telemetry cost  %d rounds, alternating\n", rounds);
-	printf("  histograms on       median %12.0f dispatches/s  (%.0f - %.0f)\n", mon, on[0],
+	printf("  telemetry on        median %12.0f dispatches/s  (%.0f - %.0f)\n"
+	       "                      (histograms, and the eBPF probe where it loads)\n", mon, on[0],
 	       on[rounds - 1]);
-	printf("  histograms off      median %12.0f dispatches/s  (%.0f - %.0f)\n", moff, off[0],
+	printf("  telemetry off       median %12.0f dispatches/s  (%.0f - %.0f)\n", moff, off[0],
 	       off[rounds - 1]);
 	printf("  cost                %12.2f %%  (1 - on/off of the medians; noise on this\n"
 	       "                      machine is larger: compare the spreads)\n",

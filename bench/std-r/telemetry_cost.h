@@ -1,7 +1,8 @@
-/* std-r --telemetry-cost N: the cost of the engine's own latency
- * histograms, measured in one run: N rounds, each running std-r twice
- * (histograms on, then off) with the caller's other options, alternating
- * so that a noisy neighbour hurts both alike. */
+/* std-r --telemetry-cost N: the cost of the engine's own telemetry (its
+ * latency histograms and the eBPF jitter probe), measured in one run: N
+ * rounds, each running std-r twice (telemetry on, then off) with the
+ * caller's other options, alternating so that a noisy neighbour hurts both
+ * alike. */
 #ifndef STD_R_TELEMETRY_COST_H
 #define STD_R_TELEMETRY_COST_H
 

@@ -4,6 +4,8 @@
  * probe was not built, with the probe's own reason. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -22,13 +24,14 @@ static void *sleeper(void *arg)
 	return NULL;
 }
 
-Test(probe, counts_every_wakeup_of_a_known_thread)
+static void known_workload(bool raw)
 {
 	struct dd_tel_probe *p;
 	char why[256];
 	int r = dd_tel_probe_open(getpid(), &p, why, sizeof(why));
 	if (r < 0)
 		cr_skip_test("probe unavailable: %s", why);
+	cr_assert_eq(dd_tel_probe_raw(p), raw);
 	pthread_t t;
 	cr_assert_eq(pthread_create(&t, NULL, sleeper, p), 0);
 	pthread_join(t, NULL);
@@ -51,4 +54,16 @@ Test(probe, counts_every_wakeup_of_a_known_thread)
 	cr_assert_eq(reactor.count, 0, "no thread has that role");
 	cr_assert_eq(dd_tel_probe_read(p, DD_JIT_ROLES, &reactor), -EINVAL);
 	dd_tel_probe_close(p);
+}
+
+Test(probe, counts_every_wakeup_of_a_known_thread)
+{
+	known_workload(false);
+}
+
+/* The fallback for kernels without BTF-typed tracepoints, forced. */
+Test(probe, raw_tracepoints_count_the_same)
+{
+	setenv("DD_PROBE_RAW", "1", 1); /* this test's own process */
+	known_workload(true);
 }
