@@ -1,6 +1,6 @@
 /* dispatchctl top: a live view of a dispatchd, one frame a second — job
- * rates (from the counters' differences), queue depths, latency
- * percentiles since start. In a terminal it redraws in place and ends on
+ * rates and latency percentiles of the last second (the daemon's stats
+ * window), queue depths, the jitter probe. In a terminal it redraws in place and ends on
  * q or Ctrl-C; otherwise (a pipe) it prints --count frames one after the
  * other. */
 #include <errno.h>
@@ -23,13 +23,6 @@ static void on_sigint(int sig)
 	stop = 1;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static long long num(json_t *o, const char *k)
 {
 	return (long long)json_integer_value(json_object_get(o, k));
@@ -43,11 +36,12 @@ static void fmt_ns(char *buf, size_t n, long long ns)
 		snprintf(buf, n, "%.1fus", (double)ns / 1e3);
 }
 
-static void frame(json_t *st, json_t *prev, double dt, bool tty)
+static void frame(json_t *st, bool tty)
 {
 	static const char *const rates[] = {"submitted", "dispatched", "succeeded", "failed",
 					    "retried"};
-	json_t *t = json_object_get(st, "total"), *pt = prev ? json_object_get(prev, "total") : NULL;
+	json_t *t = json_object_get(st, "total");
+	double dt = json_number_value(json_object_get(st, "window_s"));
 	json_t *d = json_object_get(st, "daemon");
 	if (tty)
 		printf("\033[H\033[2J"); /* home, clear */
@@ -62,15 +56,15 @@ static void frame(json_t *st, json_t *prev, double dt, bool tty)
 		printf(" %12s", rates[i]);
 	printf("\n%-12s", "");
 	for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
-		double r = pt && dt > 0 ? (double)(num(t, rates[i]) - num(pt, rates[i])) / dt : 0;
+		double r = dt > 0 ? (double)num(t, rates[i]) / dt : 0;
 		printf(" %12.0f", r);
 	}
 	printf("\n\n%-12s %12s %12s %12s %12s %12s\n", "jobs now", "waiting", "delayed", "queued",
 	       "running", "in store");
 	printf("%-12s %12lld %12lld %12lld %12lld %12lld\n\n", "", num(t, "waiting"),
 	       num(t, "delayed"), num(t, "queued"), num(t, "running"), num(t, "store_jobs"));
-	printf("%-12s %10s %10s %10s %10s %10s %10s\n", "latency", "count", "p50", "p90", "p99",
-	       "p99.9", "max");
+	printf("%-12s %10s %10s %10s %10s %10s %10s\n", "last second", "count", "p50", "p90",
+	       "p99", "p99.9", "max");
 	const char *k;
 	json_t *h;
 	json_object_foreach(json_object_get(t, "latency"), k, h)
@@ -120,22 +114,17 @@ int ctl_top(struct ctl *c, int frames)
 		tty = false;
 	}
 	signal(SIGINT, on_sigint);
-	json_t *prev = NULL;
-	double tprev = 0;
 	int rc = 0;
 	for (int n = 0; !stop && (frames <= 0 || n < frames); n++) {
-		json_t *resp = ctl_call(c, json_pack("{s:s}", "op", "stats"));
+		/* a window: rates and latencies of the last second, not since start */
+		json_t *resp = ctl_call(c, json_pack("{s:s, s:b}", "op", "stats", "window", 1));
 		json_t *r = ctl_result(resp);
 		if (!r) {
 			json_decref(resp);
 			rc = 1;
 			break;
 		}
-		double t = now_s();
-		frame(r, prev, t - tprev, tty);
-		json_decref(prev);
-		prev = json_incref(r);
-		tprev = t;
+		frame(r, tty);
 		json_decref(resp);
 		if (frames > 0 && n + 1 >= frames)
 			break;
@@ -148,7 +137,6 @@ int ctl_top(struct ctl *c, int frames)
 				break;
 		}
 	}
-	json_decref(prev);
 	if (tty)
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
 	return rc;

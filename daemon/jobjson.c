@@ -112,10 +112,11 @@ static json_t *probe_json(const struct dd_stats *st)
 	return o;
 }
 
-json_t *dd_stats_json(struct dd_server *srv)
+json_t *dd_stats_json(struct dd_server *srv, struct dd_stats_window *win)
 {
 	static _Thread_local struct dd_stats st; /* large: not on the stack */
-	dd_stats(srv->eng, &st);
+	if (!win || dd_stats_window_read(srv->eng, win, &st) < 0)
+		dd_stats(srv->eng, &st);
 	json_t *shards = json_array();
 	for (unsigned i = 0; i < st.nshards; i++) {
 		json_t *sj = shard_json(&st.shard[i]);
@@ -123,8 +124,8 @@ json_t *dd_stats_json(struct dd_server *srv)
 		json_object_set_new(sj, "workers", json_integer(st.shard[i].workers));
 		json_array_append_new(shards, sj);
 	}
-	return json_pack("{s:o, s:o, s:o, s:{s:i, s:I, s:I, s:b, s:I, s:I}}", "probe",
-			 probe_json(&st), "total",
+	return json_pack("{s:f, s:o, s:o, s:o, s:{s:i, s:I, s:I, s:b, s:I, s:I}}", "window_s",
+			 (double)st.window_ns / 1e9, "probe", probe_json(&st), "total",
 			 shard_json(&st.total), "shards", shards, "daemon", "connections",
 			 (int)srv->nconns, "requests", (json_int_t)srv->requests, "errors",
 			 (json_int_t)srv->errors, "draining", srv->draining, "pending_submits",

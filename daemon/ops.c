@@ -151,7 +151,14 @@ void dd_ops_handle(struct conn *c, const char *line, size_t len)
 	case OP_ACK:
 	case OP_NACK:
 	case OP_TOUCH: op_lease(c, &r); break;
-	case OP_STATS: dd_ops_reply(c, r.tag, dd_stats_json(srv)); break;
+	case OP_STATS:
+		if (json_is_true(json_object_get(r.root, "window")) && !c->win &&
+		    dd_stats_window_create(srv->eng, &c->win) < 0)
+			c->win = NULL; /* out of memory: cumulative it is */
+		dd_ops_reply(c, r.tag,
+			     dd_stats_json(srv, json_is_true(json_object_get(r.root, "window")) ? c->win
+											 : NULL));
+		break;
 	case OP_DRAIN: op_drain(c, &r); break;
 	default: dd_ops_error(c, r.tag, "EINVAL", "unknown op"); break;
 	}

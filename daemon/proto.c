@@ -41,6 +41,7 @@ static const struct field F_OUTPUT[] = {
 	{"id", 'i'}, {"stream", 's'}, {"offset", 'i'}, {"max", 'i'}, {NULL, 0}};
 static const struct field F_RESERVE[] = {
 	{"queue", 's'}, {"ttr", 'n'}, {"timeout", 'n'}, {NULL, 0}};
+static const struct field F_STATS[] = {{"window", 'b'}, {NULL, 0}};
 static const struct field F_ACK[] = {{"id", 'i'}, {"attempt", 'i'}, {NULL, 0}};
 static const struct field F_NACK[] = {{"id", 'i'}, {"attempt", 'i'}, {"result", 'i'}, {NULL, 0}};
 static const struct field F_TOUCH[] = {{"id", 'i'}, {"attempt", 'i'}, {"ttr", 'n'}, {NULL, 0}};
@@ -53,7 +54,7 @@ static const struct opdef OPS[OP_COUNT] = {
 	[OP_CANCEL] = {"cancel", F_IDS},	[OP_LIST] = {"list", F_LIST},
 	[OP_OUTPUT] = {"output", F_OUTPUT},	[OP_RESERVE] = {"reserve", F_RESERVE},
 	[OP_ACK] = {"ack", F_ACK},		[OP_NACK] = {"nack", F_NACK},
-	[OP_TOUCH] = {"touch", F_TOUCH},	[OP_STATS] = {"stats", F_NONE},
+	[OP_TOUCH] = {"touch", F_TOUCH},	[OP_STATS] = {"stats", F_STATS},
 	[OP_DRAIN] = {"drain", F_NONE},
 };
 

@@ -84,6 +84,8 @@ static void conn_close(struct conn *c)
 	free(c->in);
 	free(c->out);
 	c->in = c->out = NULL;
+	dd_stats_window_destroy(c->win);
+	c->win = NULL;
 	c->in_len = c->in_cap = c->out_len = c->out_off = c->out_cap = 0;
 	dd_conn_unref(c); /* the reference the open socket held */
 }

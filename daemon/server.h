@@ -33,6 +33,7 @@ struct conn {
 	json_t *watch_ids; /* object "id" -> true, or NULL for every job */
 	json_t *watch_tag;
 	char watch_queue[64]; /* "" = every queue */
+	struct dd_stats_window *win; /* "stats" with "window": since its last such */
 	unsigned refs;     /* pending answers that point here */
 	char *in;
 	size_t in_len, in_cap;
@@ -120,6 +121,7 @@ void dd_pend_free(struct dd_server *srv, struct pend *p);
 /* jobjson.c */
 json_t *dd_job_json(const struct dd_server *srv, const struct dd_job_info *info);
 json_t *dd_event_json(const struct dd_server *srv, const struct dd_event *ev);
-json_t *dd_stats_json(struct dd_server *srv);
+/* @win: counters and latencies since the window's last read, or NULL */
+json_t *dd_stats_json(struct dd_server *srv, struct dd_stats_window *win);
 
 #endif

@@ -490,6 +490,7 @@ enum dd_probe_role {
 
 struct dd_stats {
 	unsigned nshards;
+	uint64_t window_ns; /* dd_stats_window_read(): the window's length; else 0 */
 	/* The eBPF jitter probe: run-queue latency (made runnable -> on a CPU)
 	 * of the engine's threads, by role, measured in the kernel, and how
 	 * often they were preempted. */
@@ -507,6 +508,20 @@ struct dd_stats {
  * each counter exact, the set not a single instant. Computes the histogram
  * summaries, so it costs tens of microseconds: not for a hot path. */
 int dd_stats(struct dd_engine *e, struct dd_stats *st);
+
+/* A reader's window, for rates and recent percentiles: each
+ * dd_stats_window_read() fills @st like dd_stats(), but its event counters
+ * (submitted ... retried, log records and batches, parks, wake-ups) and its
+ * histogram summaries cover only the time since the previous read with the
+ * same window (the first: since the engine started), whose length is
+ * st->window_ns. Gauges (queued, running ...) are as now. Each reader has
+ * its own window; the engine's threads are not disturbed. Not for the jitter
+ * probe's summaries, which stay cumulative.
+ * @return 0, -ENOMEM. Not thread-safe per window. */
+struct dd_stats_window;
+int dd_stats_window_create(struct dd_engine *e, struct dd_stats_window **out);
+void dd_stats_window_destroy(struct dd_stats_window *w);
+int dd_stats_window_read(struct dd_engine *e, struct dd_stats_window *w, struct dd_stats *st);
 
 /* One distribution as cumulative counts, for exposition (Prometheus
  * "le" buckets): @count_le[i] = values at most @le_ns[i] (to bucket

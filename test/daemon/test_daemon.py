@@ -73,6 +73,9 @@ def every_operation():
         b = c.ok("submit", queue="bin", payload_b64=base64.b64encode(b"\xff\x00\x01").decode())["id"]
         lease = c.ok("reserve", queue="bin")["job"]
         assert lease["id"] == b and base64.b64decode(lease["payload_b64"]) == b"\xff\x00\x01"
+        win = c.ok("stats", window=True)  # the first window: since start
+        assert win["total"]["submitted"] == 6 and win["window_s"] > 0, win
+        assert c.ok("stats", window=True)["total"]["submitted"] == 0, "nothing since"
         st = c.ok("stats")
         assert st["total"]["submitted"] == 6 and st["daemon"]["connections"] >= 1, st
         # watch: a stream of changes, each with the watch's tag

@@ -406,3 +406,36 @@ Test(lifecycle, jitter_probe_in_stats)
 	cr_assert_str_eq(st.probe_status, "off");
 	dd_engine_destroy(e);
 }
+
+/* A reader's window: each read covers what happened since the last. */
+Test(lifecycle, stats_window_resets_on_read)
+{
+	struct dd_engine *e = make_engine(NULL);
+	cr_assert_eq(dd_handler_register(e, "sleep2ms", h_sleep2ms, NULL), 0);
+	struct dd_stats_window *w;
+	cr_assert_eq(dd_stats_window_create(e, &w), 0);
+	struct dd_job_spec s = spec("sleep2ms");
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(wait_state(e, submit_ok(e, &s), NULL), DD_SUCCEEDED);
+	struct dd_stats st;
+	cr_assert_eq(dd_stats_window_read(e, w, &st), 0);
+	cr_assert_eq(st.total.submitted, 10);
+	cr_assert_eq(st.total.hist[DD_HIST_RUN].count, 10);
+	cr_assert_gt(st.window_ns, 0);
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(wait_state(e, submit_ok(e, &s), NULL), DD_SUCCEEDED);
+	cr_assert_eq(dd_stats_window_read(e, w, &st), 0);
+	cr_assert_eq(st.total.submitted, 5, "only the window's");
+	cr_assert_eq(st.total.succeeded, 5);
+	cr_assert_eq(st.total.hist[DD_HIST_RUN].count, 5);
+	cr_assert_geq(st.total.hist[DD_HIST_RUN].p50_ns, 1900000);
+	cr_assert_leq(st.total.hist[DD_HIST_RUN].min_ns, st.total.hist[DD_HIST_RUN].max_ns);
+	cr_assert_eq(dd_stats_window_read(e, w, &st), 0);
+	cr_assert_eq(st.total.hist[DD_HIST_RUN].count, 0, "nothing since");
+	struct dd_stats cum;
+	dd_stats(e, &cum);
+	cr_assert_eq(cum.total.submitted, 15, "cumulative stats untouched");
+	cr_assert_eq(cum.window_ns, 0);
+	dd_stats_window_destroy(w);
+	dd_engine_destroy(e);
+}
