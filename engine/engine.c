@@ -351,11 +351,13 @@ int dd_engine_create(const struct dd_config *cfg, struct dd_engine **out)
 			goto fail;
 	if ((r = link_shards(e)) < 0)
 		goto fail;
+	/* before any thread starts (the appliers start in open_state): each
+	 * registers its role with the probe as it starts */
+	if ((r = dd_probe_start(e)) < 0)
+		goto fail;
 	if ((r = open_rings(e)) < 0)
 		goto fail;
 	if (e->cfg.durability > DD_DURABILITY_NONE && (r = open_state(e)) < 0)
-		goto fail;
-	if ((r = dd_probe_start(e)) < 0) /* before the threads: they register */
 		goto fail;
 	if ((r = start_threads(e)) < 0)
 		goto fail;
