@@ -8,24 +8,17 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "wire.h"
 
 int ctl_connect(struct ctl *c, const char *path)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	memset(c, 0, sizeof(*c));
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "dispatchctl: socket path too long: %s\n", path);
-		return -1;
-	}
-	strcpy(sa.sun_path, path);
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	c->fd = dd_wire_connect(path);
+	if (c->fd < 0) {
 		fprintf(stderr,
 			"dispatchctl: cannot connect to %s: %s\n"
 			"  is dispatchd running? (start it, or point -s / DISPATCHD_SOCKET at its socket)\n",
-			path, strerror(errno));
-		if (c->fd >= 0)
-			close(c->fd);
+			path, strerror(-c->fd));
 		c->fd = -1;
 		return -1;
 	}
@@ -39,20 +32,6 @@ void ctl_close(struct ctl *c)
 	free(c->buf);
 	c->fd = -1;
 	c->buf = NULL;
-}
-
-static int send_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
 }
 
 /* The next line from the daemon (NUL-terminated in c->buf), or NULL. */
@@ -94,7 +73,7 @@ json_t *ctl_call(struct ctl *c, json_t *req)
 	json_object_set_new(req, "tag", json_integer(tag));
 	char *s = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
-	if (!s || send_all(c->fd, s, strlen(s)) < 0 || send_all(c->fd, "\n", 1) < 0) {
+	if (!s || dd_wire_send(c->fd, s, strlen(s)) < 0 || dd_wire_send(c->fd, "\n", 1) < 0) {
 		free(s);
 		fprintf(stderr, "dispatchctl: lost the connection to dispatchd\n");
 		return NULL;

@@ -1,4 +1,6 @@
-/* Chained hash multimap; grows by doubling at load 1. */
+/* Chained hash multimap; grows by doubling at load 1. Entries removed go
+ * to a free list and are reused: a submit waiting for durability adds one
+ * per job, and the hot path should not malloc per job. */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -13,7 +15,14 @@ struct ent {
 struct dd_idmap {
 	struct ent **b;
 	size_t nb, n;
+	struct ent *free; /* spare entries */
 };
+
+static void put_back(struct dd_idmap *m, struct ent *e)
+{
+	e->next = m->free;
+	m->free = e;
+}
 
 static size_t slot(const struct dd_idmap *m, uint64_t id)
 {
@@ -44,6 +53,11 @@ void dd_idmap_destroy(struct dd_idmap *m)
 			nx = e->next;
 			free(e);
 		}
+	while (m->free) {
+		struct ent *e = m->free;
+		m->free = e->next;
+		free(e);
+	}
 	free(m->b);
 	free(m);
 }
@@ -69,8 +83,10 @@ int dd_idmap_add(struct dd_idmap *m, uint64_t id, void *val)
 {
 	if (m->n >= m->nb)
 		grow(m);
-	struct ent *e = malloc(sizeof(*e));
-	if (!e)
+	struct ent *e = m->free;
+	if (e)
+		m->free = e->next;
+	else if (!(e = malloc(sizeof(*e))))
 		return -ENOMEM;
 	size_t s = slot(m, id);
 	*e = (struct ent){.next = m->b[s], .id = id, .val = val};
@@ -85,7 +101,7 @@ int dd_idmap_del(struct dd_idmap *m, uint64_t id, void *val)
 		if ((*pp)->id == id && (*pp)->val == val) {
 			struct ent *e = *pp;
 			*pp = e->next;
-			free(e);
+			put_back(m, e);
 			m->n--;
 			return 1;
 		}
@@ -105,7 +121,7 @@ void dd_idmap_take(struct dd_idmap *m, uint64_t id, void (*fn)(void *, uint64_t,
 		*pp = e->next;
 		m->n--;
 		void *v = e->val;
-		free(e);
+		put_back(m, e);
 		fn(v, id, arg);
 	}
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "via_daemon_exec.h"
+#include "wire.h"
 
 static uint64_t now_ns(void)
 {
@@ -32,34 +33,11 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 	return remove(path);
 }
 
-static int send_str(int fd, const char *s)
-{
-	size_t n = strlen(s);
-	while (n) {
-		ssize_t k = send(fd, s, n, MSG_NOSIGNAL);
-		if (k <= 0 && errno != EINTR)
-			return -1;
-		if (k > 0) {
-			s += k;
-			n -= (size_t)k;
-		}
-	}
-	return 0;
-}
-
 double daemon_exec_rate(const char *exe, const char *program, double seconds, unsigned inflight,
 			uint64_t *failures)
 {
-	char self[PATH_MAX - 64], path[PATH_MAX], dir[] = "/var/tmp/exec-rate-XXXXXX";
-	if (!exe) {
-		ssize_t k = readlink("/proc/self/exe", self, sizeof(self) - 1);
-		if (k <= 0)
-			return 0;
-		self[k] = 0;
-		*strrchr(self, '/') = 0; /* <build>/bench/exec -> <build>/daemon/dispatchd */
-		snprintf(path, sizeof(path), "%s/../../daemon/dispatchd", self);
-		exe = path;
-	}
+	char path[PATH_MAX], dir[] = "/var/tmp/exec-rate-XXXXXX"; /* mkdtemp fills the X's */
+	exe = dd_wire_dispatchd(exe, path, sizeof(path));
 	if (!mkdtemp(dir))
 		return 0;
 	char sock[100], state[PATH_MAX];
@@ -72,16 +50,10 @@ double daemon_exec_rate(const char *exe, const char *program, double seconds, un
 		execl(exe, exe, "--state-dir", state, "--socket", sock, (char *)NULL);
 		_exit(127);
 	}
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
 	int fd = -1;
 	for (int i = 0; i < 500 && fd < 0; i++) {
 		usleep(20000);
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-			close(fd);
-			fd = -1;
-		}
+		fd = dd_wire_connect(sock);
 	}
 	double rate = 0;
 	if (fd < 0)
@@ -93,7 +65,7 @@ double daemon_exec_rate(const char *exe, const char *program, double seconds, un
 	free(avs);
 	json_decref(av);
 	for (unsigned i = 0; i < inflight; i++)
-		if (send_str(fd, submit) < 0)
+		if (dd_wire_send(fd, submit, strlen(submit)) < 0)
 			goto out;
 	static char buf[1 << 16];
 	size_t len = 0;
@@ -126,16 +98,16 @@ double daemon_exec_rate(const char *exe, const char *program, double seconds, un
 		if (tag && !strcmp(tag, "s") && res) {
 			snprintf(req, sizeof(req), "{\"op\":\"wait\",\"tag\":\"w\",\"id\":%lld}\n",
 				 (long long)json_integer_value(json_object_get(res, "id")));
-			send_str(fd, req);
+			dd_wire_send(fd, req, strlen(req));
 		} else if (tag && !strcmp(tag, "w") && res) {
 			ended++;
 			if (strcmp(json_string_value(json_object_get(json_object_get(res, "job"), "state")),
 				   "succeeded"))
 				(*failures)++;
-			send_str(fd, submit);
+			dd_wire_send(fd, submit, strlen(submit));
 		} else {
 			(*failures)++;
-			send_str(fd, submit);
+			dd_wire_send(fd, submit, strlen(submit));
 		}
 		json_decref(m);
 	}

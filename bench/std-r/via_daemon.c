@@ -26,6 +26,7 @@
 #include "floor.h"
 #include "telemetry.h"
 #include "via_daemon.h"
+#include "wire.h"
 
 #define MAX_INFLIGHT 4096
 
@@ -37,15 +38,9 @@ struct conn {
 
 static int conn_open(struct conn *c, const char *path)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	memset(c, 0, sizeof(*c));
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		if (c->fd >= 0)
-			close(c->fd);
+	if ((c->fd = dd_wire_connect(path)) < 0)
 		return -1;
-	}
 	c->cap = 1 << 20;
 	c->buf = malloc(c->cap);
 	return c->buf ? 0 : -1;
@@ -56,20 +51,6 @@ static void conn_close(struct conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->buf);
-}
-
-static int send_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
 }
 
 /* Next answer line as a JSON object (caller decrefs), or NULL. */
@@ -102,7 +83,7 @@ static json_t *next_line(struct conn *c)
 
 static json_t *call(struct conn *c, const char *req)
 {
-	if (send_all(c->fd, req, strlen(req)) < 0)
+	if (dd_wire_send(c->fd, req, strlen(req)) < 0)
 		return NULL;
 	return next_line(c);
 }
@@ -114,25 +95,6 @@ static uint64_t daemon_succeeded(struct conn *c)
 		json_object_get(json_object_get(json_object_get(r, "result"), "total"), "succeeded"));
 	json_decref(r);
 	return v;
-}
-
-static const char *find_dispatchd(const char *given, char *buf, size_t n)
-{
-	if (given)
-		return given;
-	char self[PATH_MAX - 32];
-	ssize_t k = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (k > 0) {
-		self[k] = 0;
-		char *slash = strrchr(self, '/');
-		if (slash) {
-			*slash = 0; /* <build>/bench/std-r -> <build>/daemon/dispatchd */
-			snprintf(buf, n, "%s/../../daemon/dispatchd", self);
-			if (access(buf, X_OK) == 0)
-				return buf;
-		}
-	}
-	return "dispatchd"; /* from PATH */
 }
 
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -193,7 +155,7 @@ static char *batch_request(unsigned n, size_t *tag_at)
 int via_daemon_run(const struct via_opts *o)
 {
 	char exebuf[PATH_MAX], state[PATH_MAX], sock[PATH_MAX + 8];
-	const char *exe = find_dispatchd(o->dispatchd, exebuf, sizeof(exebuf));
+	const char *exe = dd_wire_dispatchd(o->dispatchd, exebuf, sizeof(exebuf));
 	char *tmp = NULL;
 	if (o->state_dir) {
 		snprintf(state, sizeof(state), "%s", o->state_dir);
@@ -268,7 +230,7 @@ int via_daemon_run(const struct via_opts *o)
 			memcpy(req + tag_at, tag, 10);
 			sent_at[batches % MAX_INFLIGHT] =
 				o->rate > 0 ? start + (uint64_t)((double)batches * interval) : now;
-			if (send_all(c.fd, req, req_len) < 0)
+			if (dd_wire_send(c.fd, req, req_len) < 0)
 				break;
 			batches++;
 			continue;

@@ -383,10 +383,8 @@ def malformed_input():
         # half a request, then silence: others are served meanwhile
         with d.client() as stall, d.client() as c:
             stall.send_raw(b'{"op":"submit","queue":')
-            t0 = time.time()
-            for _ in range(50):
+            for _ in range(50):  # answered while the other waits (no wall-clock bound)
                 c.ok("ping")
-            assert time.time() - t0 < 5
             stall.send_raw(b'"late","payload":"ok"}\n')
             assert stall.line()["ok"]  # and the stalled one finishes later
         # a client that vanishes mid-request
