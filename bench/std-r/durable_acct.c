@@ -28,6 +28,7 @@ int acct_init(unsigned shards, uint64_t per_shard)
 		return -ENOMEM;
 	nshards = shards;
 	cap = per_shard;
+	dd_tel_hist_reset(&hist); /* a sweep's runs each start afresh */
 	for (unsigned i = 0; i < shards; i++)
 		if (!(intended[i] = calloc(per_shard, sizeof(uint64_t))))
 			return -ENOMEM;

@@ -1,7 +1,10 @@
-/* std-r --via-daemon. Starts a dispatchd on a temporary state directory,
- * sends it batches of jobs of its built-in synthetic task
- * ("dispatchd.noop": runs in-process, does nothing), and measures:
+/* std-r --via-daemon. Starts a dispatchd on the run's state directory (or
+ * uses the one at --socket), sends it batches of jobs — its built-in
+ * synthetic task ("dispatchd.noop": runs in-process, does nothing) or, for
+ * --kind exec, processes — and measures:
  *   - dispatches/s: jobs the daemon ran, from its own counters ("stats");
+ *   - dispatch latency: the daemon's own histogram over the window (its
+ *     stats with "window": submission received -> the attempt started);
  *   - acknowledgement latency: from a batch's intended send time until
  *     its answer, which the daemon sends once the batch is durable.
  * Closed loop (--rate max) keeps --depth batches in flight; open loop sends
@@ -23,9 +26,9 @@
 
 #include "clock.h"
 #include "dispatchd.h"
-#include "floor.h"
 #include "telemetry.h"
 #include "via_daemon.h"
+#include "result.h"
 #include "wire.h"
 
 #define MAX_INFLIGHT 4096
@@ -88,22 +91,62 @@ static json_t *call(struct conn *c, const char *req)
 	return next_line(c);
 }
 
+static uint64_t total_counter(json_t *stats, const char *name)
+{
+	return (uint64_t)json_integer_value(json_object_get(
+		json_object_get(json_object_get(stats, "result"), "total"), name));
+}
+
 static uint64_t daemon_succeeded(struct conn *c)
 {
 	json_t *r = call(c, "{\"op\":\"stats\"}\n");
-	uint64_t v = (uint64_t)json_integer_value(
-		json_object_get(json_object_get(json_object_get(r, "result"), "total"), "succeeded"));
+	uint64_t v = total_counter(r, "succeeded");
 	json_decref(r);
 	return v;
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+/* The daemon's counters and latencies since this connection's last
+ * windowed stats. */
+static json_t *window_stats(struct conn *c)
 {
-	(void)sb, (void)flag, (void)ftw;
-	return remove(path);
+	return call(c, "{\"op\":\"stats\",\"window\":true}\n");
 }
 
-static pid_t start_daemon(const struct via_opts *o, const char *exe, const char *state,
+static void take_summary(json_t *h, struct dd_hist_summary *out)
+{
+	out->count = (uint64_t)json_integer_value(json_object_get(h, "count"));
+	out->p50_ns = (uint64_t)json_integer_value(json_object_get(h, "p50_ns"));
+	out->p90_ns = (uint64_t)json_integer_value(json_object_get(h, "p90_ns"));
+	out->p99_ns = (uint64_t)json_integer_value(json_object_get(h, "p99_ns"));
+	out->p999_ns = (uint64_t)json_integer_value(json_object_get(h, "p999_ns"));
+	out->max_ns = (uint64_t)json_integer_value(json_object_get(h, "max_ns"));
+}
+
+/* What the window's stats say: dispatch latency, log and probe figures. */
+static void take_window(json_t *stats, struct run_result *res)
+{
+	json_t *r = json_object_get(stats, "result"), *t = json_object_get(r, "total");
+	take_summary(json_object_get(json_object_get(t, "latency"), "dispatch"), &res->lat);
+	res->log_records = (uint64_t)json_integer_value(json_object_get(t, "log_records"));
+	res->log_batches = (uint64_t)json_integer_value(json_object_get(t, "log_batches"));
+	res->state_error = (int)json_integer_value(json_object_get(t, "state_error"));
+	res->shards = (unsigned)json_array_size(json_object_get(r, "shards"));
+	res->workers = (unsigned)json_integer_value(
+		json_object_get(json_array_get(json_object_get(r, "shards"), 0), "workers"));
+	json_t *p = json_object_get(r, "probe");
+	snprintf(res->probe_status, sizeof(res->probe_status), "%s",
+		 json_string_value(json_object_get(p, "status")) ?: "");
+	json_t *rq = json_object_get(p, "runqueue");
+	res->probe_loaded = json_is_object(rq);
+	static const char *const role[DD_ROLE_COUNT] = {"other", "reactor", "worker", "io"};
+	for (unsigned k = 0; res->probe_loaded && k < DD_ROLE_COUNT; k++) {
+		json_t *h = json_object_get(rq, role[k]);
+		take_summary(h, &res->runq[k]);
+		res->preempted[k] = (uint64_t)json_integer_value(json_object_get(h, "preempted"));
+	}
+}
+
+static pid_t start_daemon(const struct opts *o, const char *exe, const char *state,
 			  const char *sock)
 {
 	static const char *const lv[] = {"fsync", "none", "buffered", "fsync"};
@@ -134,9 +177,19 @@ static pid_t start_daemon(const struct via_opts *o, const char *exe, const char 
 }
 
 /* One batch request, built once: {"op":"submit_batch","tag":N,"jobs":[...]} */
-static char *batch_request(unsigned n, size_t *tag_at)
+static char *batch_request(const struct opts *o, size_t *tag_at)
 {
-	const char *job = "{\"queue\":\"dispatchd.noop\"},";
+	unsigned n = o->batch;
+	char job[1200];
+	if (o->kind == KIND_EXEC) {
+		json_t *argv = json_pack("[s]", o->cmd ? o->cmd : "/bin/true");
+		char *a = json_dumps(argv, JSON_COMPACT);
+		json_decref(argv);
+		snprintf(job, sizeof(job), "{\"queue\":\"std-r.exec\",\"argv\":%s},", a ? a : "[]");
+		free(a);
+	} else {
+		snprintf(job, sizeof(job), "{\"queue\":\"dispatchd.noop\"},");
+	}
 	size_t len = 64 + n * strlen(job) + 8;
 	char *s = malloc(len);
 	if (!s)
@@ -152,55 +205,67 @@ static char *batch_request(unsigned n, size_t *tag_at)
 	return s;
 }
 
-int via_daemon_run(const struct via_opts *o)
+/* Starts the daemon on @state and connects @c and @st to it. The pid, or
+ * -1 after saying why. */
+static pid_t launch(const struct opts *o, const char *state, const char *sock, struct conn *c,
+		    struct conn *st)
 {
-	char exebuf[PATH_MAX], state[PATH_MAX], sock[PATH_MAX + 8];
+	char exebuf[PATH_MAX];
 	const char *exe = dd_wire_dispatchd(o->dispatchd, exebuf, sizeof(exebuf));
-	char *tmp = NULL;
-	if (o->state_dir) {
-		snprintf(state, sizeof(state), "%s", o->state_dir);
-	} else {
-		const char *base = getenv("TMPDIR");
-		/* mkdtemp() fills in the six X's */
-		snprintf(state, sizeof(state), "%s/std-r-daemon-XXXXXX", base && *base ? base : "/var/tmp");
-		if (!mkdtemp(state)) {
-			fprintf(stderr, "std-r: cannot make a state directory: %s\n", strerror(errno));
-			return 1;
-		}
-		tmp = state;
-	}
-	snprintf(sock, sizeof(sock), "%s/sock", state);
-	struct fsync_floor ff = {0};
-	if (o->floor_s > 0)
-		fsync_floor_measure(state, o->floor_s, &ff);
 	pid_t pid = start_daemon(o, exe, state, sock);
-	struct conn c, st;
+	if (pid < 0) {
+		fprintf(stderr, "std-r: cannot fork: %s\n", strerror(errno));
+		return -1;
+	}
 	int up = -1;
 	for (int i = 0; i < 500 && up < 0; i++) {
 		usleep(20000);
 		if (waitpid(pid, NULL, WNOHANG) == pid)
 			break;
-		up = conn_open(&c, sock);
+		up = conn_open(c, sock);
 	}
-	if (up < 0 || conn_open(&st, sock) < 0) {
+	if (up < 0 || conn_open(st, sock) < 0) {
 		fprintf(stderr, "std-r: dispatchd (%s) did not start; see %s.log\n", exe, state);
+		if (up == 0)
+			conn_close(c);
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
-		return 1;
+		return -1;
+	}
+	return pid;
+}
+
+int via_daemon_run(const struct opts *o, double rate, const char *state_dir,
+		   struct run_result *res)
+{
+	char sock[PATH_MAX + 8];
+	struct conn c, st;
+	pid_t pid = -1;
+	if (o->socket) {
+		if (conn_open(&c, o->socket) < 0 || conn_open(&st, o->socket) < 0) {
+			fprintf(stderr, "std-r: cannot connect to dispatchd at %s: %s\n", o->socket,
+				strerror(errno));
+			return 1;
+		}
+	} else {
+		snprintf(sock, sizeof(sock), "%s/sock", state_dir);
+		if ((pid = launch(o, state_dir, sock, &c, &st)) < 0)
+			return 1;
 	}
 
 	size_t tag_at = 0;
-	char *req = batch_request(o->batch, &tag_at);
-	size_t req_len = strlen(req);
+	char *req = batch_request(o, &tag_at);
+	size_t req_len = req ? strlen(req) : 0;
 	uint64_t *sent_at = calloc(MAX_INFLIGHT, sizeof(uint64_t));
-	struct dd_tel_hist *acks = calloc(1, sizeof(*acks));
-	if (!req || !sent_at || !acks)
+	if (!req || !sent_at) {
+		fprintf(stderr, "std-r: out of memory\n");
 		return 1;
+	}
 	uint64_t start = now_ns() + 1000000, from = start + (uint64_t)(o->warmup_s * 1e9);
 	uint64_t to = from + (uint64_t)(o->duration_s * 1e9);
-	double interval = o->rate > 0 ? 1e9 * o->batch / o->rate : 0;
+	double interval = rate > 0 ? 1e9 * o->batch / rate : 0;
 	uint64_t batches = 0, answered = 0, failed = 0, done_from = 0, done_to = 0;
-	uint64_t ran = 0, next_poll = 0;
+	uint64_t ran = 0, next_poll = 0, next_progress = start + 1000000000ull, last_ran = 0;
 	bool in_window = false;
 	unsigned depth = o->depth > MAX_INFLIGHT ? MAX_INFLIGHT : o->depth;
 	while (now_ns() < start)
@@ -208,28 +273,44 @@ int via_daemon_run(const struct via_opts *o)
 	for (;;) {
 		uint64_t now = now_ns();
 		if (!in_window && now >= from) {
-			done_from = daemon_succeeded(&st);
+			json_t *w = window_stats(&st); /* the window starts now */
+			done_from = total_counter(w, "succeeded");
+			json_decref(w);
 			in_window = true;
 		}
 		if (now >= to)
 			break;
+		if (!o->quiet && now >= next_progress) {
+			json_t *s = call(&st, "{\"op\":\"stats\"}\n");
+			uint64_t n = total_counter(s, "succeeded");
+			uint64_t p99 = (uint64_t)json_integer_value(json_object_get(
+				json_object_get(json_object_get(json_object_get(json_object_get(
+							s, "result"), "total"), "latency"), "dispatch"),
+				"p99_ns"));
+			json_decref(s);
+			fprintf(stderr, "std-r: %5.1fs  rate %8.0f/s  p99 %8.2f µs so far (daemon's)%s\n",
+				(double)(now - start) / 1e9, (double)(n - last_ran), p99 / 1e3,
+				now < from ? "  (warm-up)" : "");
+			last_ran = n;
+			next_progress += 1000000000ull;
+		}
 		/* closed loop: a bounded number of batches unanswered, and of jobs
 		 * not yet run (the daemon's counter, looked at every 2 ms), or the
 		 * backlog — and every latency — would grow for the whole run */
-		if (o->rate == 0 && now >= next_poll) {
+		if (rate == 0 && now >= next_poll) {
 			ran = daemon_succeeded(&st);
 			next_poll = now + 2000000;
 		}
-		bool may_send = o->rate > 0 ? now >= start + (uint64_t)((double)batches * interval)
-					    : batches - answered < depth &&
-						      (batches - failed) * o->batch - ran <
-							      (uint64_t)depth * o->batch;
+		bool may_send = rate > 0 ? now >= start + (uint64_t)((double)batches * interval)
+					 : batches - answered < depth &&
+						   (batches - failed) * o->batch - ran <
+							   (uint64_t)depth * o->batch;
 		if (may_send && batches - answered < MAX_INFLIGHT) {
 			char tag[16];
 			snprintf(tag, sizeof(tag), "%010u", (unsigned)(batches % 1000000000u));
 			memcpy(req + tag_at, tag, 10);
 			sent_at[batches % MAX_INFLIGHT] =
-				o->rate > 0 ? start + (uint64_t)((double)batches * interval) : now;
+				rate > 0 ? start + (uint64_t)((double)batches * interval) : now;
 			if (dd_wire_send(c.fd, req, req_len) < 0)
 				break;
 			batches++;
@@ -252,11 +333,14 @@ int via_daemon_run(const struct via_opts *o)
 				json_string_value(json_object_get(e, "message")));
 		}
 		if (s >= from && s < to)
-			dd_tel_hist_record(acks, t - s);
+			dd_tel_hist_record(res->ack_hist, t - s);
 		answered++;
 		json_decref(a);
 	}
-	done_to = daemon_succeeded(&st);
+	json_t *w = window_stats(&st);
+	done_to = total_counter(w, "succeeded");
+	take_window(w, res);
+	json_decref(w);
 	while (answered < batches) { /* the rest of the answers */
 		json_t *a = next_line(&c);
 		if (!a)
@@ -264,57 +348,40 @@ int via_daemon_run(const struct via_opts *o)
 		answered++;
 		json_decref(a);
 	}
-	json_decref(call(&st, "{\"op\":\"drain\"}\n"));
 	int status = 0;
-	waitpid(pid, &status, 0);
+	if (pid > 0) {
+		json_decref(call(&st, "{\"op\":\"drain\"}\n"));
+		waitpid(pid, &status, 0);
+		if (WIFEXITED(status))
+			snprintf(res->daemon_exit, sizeof(res->daemon_exit), "exit %d",
+				 WEXITSTATUS(status));
+		else
+			snprintf(res->daemon_exit, sizeof(res->daemon_exit), "signal %d",
+				 WTERMSIG(status));
+	}
 	conn_close(&c);
 	conn_close(&st);
 
-	double rate = (double)(done_to - done_from) / o->duration_s;
-	static const char *const lv[] = {"fsync", "none", "buffered", "fsync"};
-	printf("std-r  via-daemon  dispatchd.noop  durability=%s  batch=%u %s\n",
-	       lv[o->durability], o->batch, o->rate > 0 ? "(open loop)" : "(closed loop)");
-	if (o->rate > 0)
-		printf("  offered rate        %12.0f jobs/s in batches\n", o->rate);
-	else
-		printf("  offered rate        %12s (%u batches in flight)\n", "max", depth);
-	printf("  measured            %12.1f s after %.1f s warm-up\n", o->duration_s, o->warmup_s);
-	printf("  dispatches/s        %12.0f   (jobs the daemon ran, its own counters)\n", rate);
-	printf("  durable ack         p50 %8.2f µs  p99 %8.2f µs  max %9.2f µs  (%" PRIu64
-	       " batches of %u; %" PRIu64 " refused)\n",
-	       dd_tel_hist_quantile(acks, 0.5) / 1e3, dd_tel_hist_quantile(acks, 0.99) / 1e3,
-	       acks->max / 1e3, acks->count, o->batch, failed);
-	if (ff.count)
-		printf("  fsync floor         p50 %8.2f µs  p99 %8.2f µs  (4 KiB write + fdatasync)\n",
-		       ff.p50_ns / 1e3, ff.p99_ns / 1e3);
-	printf("  daemon exit         %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-	if (o->json) {
-		FILE *f = fopen(o->json, "w");
-		if (f) {
-			fprintf(f,
-				"{\n  \"mode\": \"via-daemon\",\n  \"kind\": \"dispatchd.noop\",\n"
-				"  \"durability\": \"%s\",\n  \"batch\": %u,\n  \"offered_rate\": %.0f,\n"
-				"  \"duration_s\": %.3f,\n  \"dispatches_per_sec\": %.1f,\n"
-				"  \"durable_ack_ns\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64
-				", \"max\": %" PRIu64 ", \"count\": %" PRIu64 "},\n"
-				"  \"fsync_floor_ns\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64 "}\n}\n",
-				lv[o->durability], o->batch, o->rate, o->duration_s, rate,
-				dd_tel_hist_quantile(acks, 0.5), dd_tel_hist_quantile(acks, 0.99),
-				acks->max, acks->count, ff.p50_ns, ff.p99_ns);
-			fclose(f);
-		}
-	}
+	res->mode = "via-daemon";
+	res->kind = kind_name(o->kind);
+	res->durability = o->durability;
+	res->offered = rate;
+	res->duration_s = o->duration_s;
+	res->warmup_s = o->warmup_s;
+	res->dispatches_per_sec = (double)(done_to - done_from) / o->duration_s;
+	res->failed = failed * o->batch;
+	res->ack_batch = o->batch;
+	result_summarise(res->ack_hist, &res->ack);
+	res->state_tx_per_sec = (double)res->log_records / o->duration_s;
 	free(req);
 	free(sent_at);
-	free(acks);
-	if (tmp) {
-		nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	if (pid > 0 && state_dir) {
 		char log[PATH_MAX + 8];
-		snprintf(log, sizeof(log), "%s.log", tmp);
+		snprintf(log, sizeof(log), "%s.log", state_dir);
 		if (!WIFEXITED(status) || WEXITSTATUS(status))
 			fprintf(stderr, "std-r: dispatchd's log: %s\n", log);
 		else
 			unlink(log);
 	}
-	return failed || !WIFEXITED(status) || WEXITSTATUS(status) ? 1 : 0;
+	return failed || (pid > 0 && (!WIFEXITED(status) || WEXITSTATUS(status))) ? 1 : 0;
 }
