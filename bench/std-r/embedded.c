@@ -273,7 +273,12 @@ int embedded_run(const struct opts *o, double rate, const char *state_dir, struc
 	const char *argv[] = {o->cmd ? o->cmd : "/bin/true", NULL};
 	struct dd_exec_spec ex = {.argv = argv};
 	memset(specs, 0, sizeof(specs));
+	char *payload = o->payload ? malloc(o->payload) : NULL;
+	if (payload)
+		memset(payload, 'x', o->payload);
 	for (int i = 0; i < BATCH; i++) {
+		specs[i].payload = payload;
+		specs[i].payload_len = payload ? o->payload : 0;
 		specs[i].kind = o->kind == KIND_LOOKUP ? "lookup" : o->kind == KIND_EXEC ? "exec" : "noop";
 		specs[i].exec = o->kind == KIND_EXEC ? &ex : NULL;
 		specs[i].priority = DD_PRIO_NORMAL;
@@ -395,6 +400,7 @@ int embedded_run(const struct opts *o, double rate, const char *state_dir, struc
 		dd_stats_window_destroy(win);
 	dd_engine_destroy(e);
 	free(st);
+	free(payload);
 
 	res->mode = "embedded";
 	res->kind = kind_name(o->kind);

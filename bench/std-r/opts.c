@@ -19,6 +19,7 @@ static void usage(FILE *f)
 		"  --kind K          noop | lookup (the handler reads another job's record)\n"
 		"                    | exec (a process: /bin/true or --cmd) (default noop)\n"
 		"  --cmd PATH        the exec kind's program (default /bin/true)\n"
+		"  --payload N       bytes of payload per job (default 0; at most 65536)\n"
 		"  --durability L    none|buffered|fsync (default none embedded, fsync\n"
 		"                    via the daemon)\n"
 		"  --shards N        shards (default: one per NUMA node)\n"
@@ -140,6 +141,7 @@ int opts_parse(int argc, char **argv, struct opts *o)
 		{"cmd", required_argument, 0, 'c'},      {"jobs-in-state", required_argument, 0, 'J'},
 		{"sweep", required_argument, 0, 'u'},    {"p99-bound", required_argument, 0, 'b'},
 		{"socket", required_argument, 0, 'o'},   {"plot-dir", required_argument, 0, 'p'},
+		{"payload", required_argument, 0, 'L'},
 		{0, 0, 0, 0},
 	};
 	int c;
@@ -176,6 +178,11 @@ int opts_parse(int argc, char **argv, struct opts *o)
 			break;
 		case 'c':
 			o->cmd = optarg;
+			break;
+		case 'L':
+			if (parse_count(optarg, 0, 65536, &v))
+				return bad("--payload wants 0..65536 bytes", optarg);
+			o->payload = (unsigned)v;
 			break;
 		case 'J':
 			if (parse_count(optarg, 0, 100000000, &v))

@@ -176,6 +176,8 @@ static pid_t start_daemon(const struct opts *o, const char *exe, const char *sta
 	_exit(127);
 }
 
+static char *batch_join(const char *job, unsigned n, size_t *tag_at);
+
 /* One batch request, built once: {"op":"submit_batch","tag":N,"jobs":[...]} */
 static char *batch_request(const struct opts *o, size_t *tag_at)
 {
@@ -190,6 +192,26 @@ static char *batch_request(const struct opts *o, size_t *tag_at)
 	} else {
 		snprintf(job, sizeof(job), "{\"queue\":\"dispatchd.noop\"},");
 	}
+	if (o->payload) { /* the same bytes in every job: "xxx...", before the closing brace */
+		size_t jl = strlen(job) - 2, pl = o->payload;
+		char *bigger = malloc(jl + pl + 32);
+		if (!bigger)
+			return NULL;
+		memcpy(bigger, job, jl);
+		jl += (size_t)sprintf(bigger + jl, ",\"payload\":\"");
+		memset(bigger + jl, 'x', pl);
+		strcpy(bigger + jl + pl, "\"},");
+		char *s = batch_join(bigger, n, tag_at);
+		free(bigger);
+		return s;
+	}
+	return batch_join(job, n, tag_at);
+}
+
+/* The request: the batch's envelope around @n copies of @job (which ends
+ * in a comma). */
+static char *batch_join(const char *job, unsigned n, size_t *tag_at)
+{
 	size_t len = 64 + n * strlen(job) + 8;
 	char *s = malloc(len);
 	if (!s)
