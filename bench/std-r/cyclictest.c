@@ -74,7 +74,8 @@ int cyclictest_parse(const char *text, size_t len, struct cyclictest_floor *out)
 	const double qs[] = {0.50, 0.99, 0.999};
 	for (int k = 0; k < 3; k++) {
 		uint64_t want = (uint64_t)(qs[k] * (double)total), seen = 0;
-		uint64_t v = max_us; /* in the overflow unless found below */
+		/* in the overflow unless found below: past the range, at least */
+		uint64_t v = max_us > HIST_US ? max_us : HIST_US + 1;
 		for (unsigned us = 0; us <= HIST_US; us++) {
 			seen += counts[us];
 			if (seen > want) {
