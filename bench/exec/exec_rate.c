@@ -19,7 +19,6 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <semaphore.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +28,7 @@
 #include <unistd.h>
 
 #include "dispatchd.h"
+#include "floor.h"
 #include "via_daemon_exec.h"
 
 extern char **environ;
@@ -40,8 +40,7 @@ static long spin_us = -1; /* -1: the engine's default */
 static bool via_daemon;
 static unsigned daemon_inflight = 64; /* a job's round trip includes an fsync */
 static const char *dispatchd;
-static _Atomic bool stop;
-static _Atomic uint64_t spawned, ended;
+static _Atomic uint64_t ended;
 
 static uint64_t now_ns(void)
 {
@@ -50,34 +49,13 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void *bare_loop(void *arg)
-{
-	(void)arg;
-	char *const argv[] = {(char *)program, NULL};
-	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
-		pid_t pid;
-		if (posix_spawn(&pid, program, NULL, NULL, argv, environ) != 0)
-			continue;
-		waitpid(pid, NULL, 0);
-		atomic_fetch_add_explicit(&spawned, 1, memory_order_relaxed);
-	}
-	return NULL;
-}
-
+/* The bare loop is std-r's spawn floor (bench/std-r/spawn_floor.c). */
 static double bare(unsigned threads)
 {
-	pthread_t t[256];
-	atomic_store(&stop, false);
-	atomic_store(&spawned, 0);
-	for (unsigned i = 0; i < threads; i++)
-		pthread_create(&t[i], NULL, bare_loop, NULL);
-	uint64_t t0 = now_ns(), n0 = atomic_load(&spawned);
-	usleep((useconds_t)(seconds * 1e6));
-	uint64_t n1 = atomic_load(&spawned), t1 = now_ns();
-	atomic_store(&stop, true);
-	for (unsigned i = 0; i < threads; i++)
-		pthread_join(t[i], NULL);
-	return (double)(n1 - n0) / ((double)(t1 - t0) / 1e9);
+	struct spawn_floor f;
+	if (spawn_floor_measure(program, threads, seconds, &f) < 0)
+		return 0;
+	return f.per_sec;
 }
 
 static sem_t room; /* one post per ended job: the submitter sleeps on it */
