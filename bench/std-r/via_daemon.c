@@ -257,6 +257,39 @@ static pid_t launch(const struct opts *o, const char *state, const char *sock, s
 	return pid;
 }
 
+/* --jobs-in-state: that many no-op jobs submitted and run to their end
+ * before the window, so the daemon's state is not empty. 0 or -1. */
+static int fill_state(const struct opts *o, struct conn *c, struct conn *st)
+{
+	struct opts small = *o;
+	small.kind = KIND_NOOP;
+	small.payload = 0;
+	size_t tag_at;
+	uint64_t before = daemon_succeeded(st), left = o->jobs_in_state;
+	while (left) {
+		small.batch = left < o->batch ? (unsigned)left : o->batch;
+		char *req = batch_request(&small, &tag_at);
+		json_t *a = req ? call(c, req) : NULL;
+		bool ok = a && json_is_true(json_object_get(a, "ok"));
+		json_decref(a);
+		free(req);
+		if (!ok) {
+			fprintf(stderr, "std-r: dispatchd refused the jobs put in its state\n");
+			return -1;
+		}
+		left -= small.batch;
+	}
+	uint64_t deadline = now_ns() + 120000000000ull;
+	while (daemon_succeeded(st) - before < o->jobs_in_state) {
+		if (now_ns() > deadline) {
+			fprintf(stderr, "std-r: the jobs put in dispatchd's state did not all end\n");
+			return -1;
+		}
+		usleep(2000);
+	}
+	return 0;
+}
+
 int via_daemon_run(const struct opts *o, double rate, const char *state_dir,
 		   struct run_result *res)
 {
@@ -275,6 +308,16 @@ int via_daemon_run(const struct opts *o, double rate, const char *state_dir,
 			return 1;
 	}
 
+	if (o->jobs_in_state && fill_state(o, &c, &st) < 0) {
+		conn_close(&c);
+		conn_close(&st);
+		if (pid > 0) {
+			kill(pid, SIGTERM);
+			waitpid(pid, NULL, 0);
+		}
+		return 1;
+	}
+
 	size_t tag_at = 0;
 	char *req = batch_request(o, &tag_at);
 	size_t req_len = req ? strlen(req) : 0;
@@ -286,7 +329,7 @@ int via_daemon_run(const struct opts *o, double rate, const char *state_dir,
 	uint64_t start = now_ns() + 1000000, from = start + (uint64_t)(o->warmup_s * 1e9);
 	uint64_t to = from + (uint64_t)(o->duration_s * 1e9);
 	double interval = rate > 0 ? 1e9 * o->batch / rate : 0;
-	uint64_t batches = 0, answered = 0, failed = 0, done_from = 0, done_to = 0;
+	uint64_t batches = 0, answered = 0, failed = 0;
 	uint64_t ran = 0, next_poll = 0, next_progress = start + 1000000000ull, last_ran = 0;
 	bool in_window = false;
 	unsigned depth = o->depth > MAX_INFLIGHT ? MAX_INFLIGHT : o->depth;
@@ -295,9 +338,9 @@ int via_daemon_run(const struct opts *o, double rate, const char *state_dir,
 	for (;;) {
 		uint64_t now = now_ns();
 		if (!in_window && now >= from) {
-			json_t *w = window_stats(&st); /* the window starts now */
-			done_from = total_counter(w, "succeeded");
-			json_decref(w);
+			/* the window starts now: the daemon's counters for this
+			 * connection restart from zero */
+			json_decref(window_stats(&st));
 			in_window = true;
 		}
 		if (now >= to)
@@ -359,8 +402,8 @@ int via_daemon_run(const struct opts *o, double rate, const char *state_dir,
 		answered++;
 		json_decref(a);
 	}
-	json_t *w = window_stats(&st);
-	done_to = total_counter(w, "succeeded");
+	json_t *w = window_stats(&st); /* counters and latencies since the window began */
+	uint64_t ran_in_window = total_counter(w, "succeeded");
 	take_window(w, res);
 	json_decref(w);
 	while (answered < batches) { /* the rest of the answers */
@@ -390,7 +433,8 @@ int via_daemon_run(const struct opts *o, double rate, const char *state_dir,
 	res->offered = rate;
 	res->duration_s = o->duration_s;
 	res->warmup_s = o->warmup_s;
-	res->dispatches_per_sec = (double)(done_to - done_from) / o->duration_s;
+	res->jobs_in_state = o->jobs_in_state;
+	res->dispatches_per_sec = (double)ran_in_window / o->duration_s;
 	res->failed = failed * o->batch;
 	res->ack_batch = o->batch;
 	result_summarise(res->ack_hist, &res->ack);

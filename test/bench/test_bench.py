@@ -165,9 +165,11 @@ def via_daemon_started_and_at_socket():
         assert r["durable_ack_ns"]["jobs_per_ack"] == 100, r
         with Daemon() as dd:
             run(STDR, "-q", "--via-daemon", "--socket", dd.sock, "--rate", "2000", "--batch",
-                "10", "--duration", "0.5", "--warmup", "0.1", "--floor", "0", "--json", j)
+                "10", "--duration", "1", "--warmup", "1", "--floor", "0", "--json", j)
             r = json.load(open(j))
-            assert r["dispatches_per_sec"] > 0 and "daemon" not in r, r
+            # open loop at 2,000 jobs/s: the daemon ran about that many per
+            # second of the window, however long the warm-up before it
+            assert 1600 <= r["dispatches_per_sec"] <= 2400 and "daemon" not in r, r
             # the daemon std-r did not start is left running
             with Client(dd.sock) as c:
                 assert c.call("ping")["ok"]
