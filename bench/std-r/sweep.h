@@ -21,7 +21,7 @@ struct sweep {
 	size_t n;
 	double best_rate;        /* 0: no step met the bound */
 	size_t best;             /* its index, when best_rate > 0 */
-	bool stopped_early;      /* two steps in a row over the bound */
+	bool stopped_early;      /* two steps in a row did not keep up */
 };
 
 /* A function that makes one run at @rate with state under @state_dir. */
