@@ -37,8 +37,14 @@ static void known_workload(bool raw)
 	pthread_join(t, NULL);
 	struct dd_jit_hist h;
 	cr_assert_eq(dd_tel_probe_read(p, DD_JIT_WORKER, &h), 0);
-	/* every sleep ends in a wake-up; a few more (the start) may count */
-	cr_assert_geq(h.count, 295, "wake-ups seen: %llu", h.count);
+	/* Every sleep ends in a wake-up, and a few more (the start) may
+	 * count. Except one kind: when the sleeper is stalled for more than
+	 * the 1 ms between computing its expiry and blocking (hypervisor
+	 * steal here reaches milliseconds, under a loaded test run too), the
+	 * timer fires while it still runs, and it never leaves the CPU: there
+	 * is no run-queue wait to count. Seen: 293 of 300 in a parallel test
+	 * run on this 2-vCPU VM; allowed: 5 %. */
+	cr_assert_geq(h.count, 285, "wake-ups seen: %llu", h.count);
 	cr_assert_leq(h.count, 400, "wake-ups seen: %llu", h.count);
 	uint64_t slots = 0;
 	for (unsigned i = 0; i < DD_JIT_SLOTS; i++)
