@@ -517,8 +517,16 @@ void dd_exec_started(struct dd_shard *s, struct dd_jobrec *j)
 		s->nprocs++;
 	}
 	watch(s, p);
-	if (how)
+	if (how) {
 		dd_exec_kill(s, j);
+	} else if (j->timeout_ns) {
+		/* The time-out was armed at dispatch; the process only began now
+		 * (a spawn waits for a worker, and a fork under a sanitizer is
+		 * slow). It gets its whole time-out from its start, the start
+		 * the job reports. */
+		dd_queue_wheel_cancel(&s->wheel, &j->timer);
+		dd_queue_wheel_arm(&s->wheel, &j->timer, j->started_ns + j->timeout_ns);
+	}
 }
 
 void dd_exec_reaped(struct dd_shard *s, struct dd_proc *p, int res)

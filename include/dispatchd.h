@@ -111,7 +111,8 @@ struct dd_job_spec {
 	int priority;          /* enum dd_priority; 0 in a zeroed spec is URGENT,
 				* so set it (DD_PRIO_NORMAL is the usual) */
 	uint64_t delay_ns;     /* not before now + delay */
-	uint64_t timeout_ns;   /* per attempt; 0 = none */
+	uint64_t timeout_ns;   /* per attempt (a process job's from its process's
+				* start); 0 = none */
 	uint32_t max_attempts; /* 0 or 1 = no retry */
 	uint64_t backoff_ns;   /* first retry delay; doubles per attempt (default 10 ms) */
 	uint64_t backoff_max_ns; /* cap on the back-off (default 60 s) */
