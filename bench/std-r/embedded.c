@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,8 @@ static struct {
 	uint64_t from, to; /* the window, in intended time */
 	_Atomic uint64_t in_window, all, failed;
 	_Atomic uint64_t lookups, misses;
+	bool exec;
+	sem_t room;    /* exec: a post per ended job, for the closed loop */
 	uint64_t *ids; /* --jobs-in-state: what lookup reads */
 	uint64_t nids;
 } run = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -89,6 +92,8 @@ static void on_event(const struct dd_event *ev, void *arg)
 {
 	(void)arg;
 	atomic_fetch_add_explicit(&run.all, 1, memory_order_relaxed);
+	if (run.exec)
+		sem_post(&run.room);
 	if (ev->state != DD_SUCCEEDED)
 		atomic_fetch_add_explicit(&run.failed, 1, memory_order_relaxed);
 	else if (ev->at_ns >= run.from && ev->at_ns < run.to)
@@ -230,6 +235,7 @@ int embedded_run(const struct opts *o, double rate, const char *state_dir, struc
 	struct dd_config cfg;
 	configure(o, state_dir, &cfg);
 	reset_run();
+	sem_init(&run.room, 0, 0);
 	run.from = run.to = UINT64_MAX; /* nothing counts before the window is set */
 	int r;
 	struct dd_engine *e;
@@ -238,6 +244,7 @@ int embedded_run(const struct opts *o, double rate, const char *state_dir, struc
 		return 1;
 	}
 	run.e = e;
+	run.exec = o->kind == KIND_EXEC;
 	bool durable = state_dir != NULL;
 	if (durable) {
 		struct dd_recovery rec;
@@ -337,6 +344,19 @@ int embedded_run(const struct opts *o, double rate, const char *state_dir, struc
 			 * every latency) would grow for as long as the run lasts. */
 			uint64_t ended = atomic_load_explicit(&run.all, memory_order_relaxed) - preloaded;
 			if (sent - ended >= inflight) {
+				/* processes take milliseconds: sleep until one ends
+				 * rather than poll, which would take a CPU from them */
+				if (o->kind == KIND_EXEC) {
+					struct timespec until;
+					clock_gettime(CLOCK_REALTIME, &until);
+					until.tv_nsec += 10000000;
+					if (until.tv_nsec >= 1000000000) {
+						until.tv_sec++;
+						until.tv_nsec -= 1000000000;
+					}
+					sem_timedwait(&run.room, &until);
+					continue;
+				}
 				struct timespec ts = {0, 20000};
 				nanosleep(&ts, NULL);
 				continue;
@@ -429,5 +449,6 @@ int embedded_run(const struct opts *o, double rate, const char *state_dir, struc
 		acct_free();
 	}
 	reset_run();
+	sem_destroy(&run.room);
 	return submit_failed ? 1 : 0;
 }
