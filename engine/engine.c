@@ -402,6 +402,12 @@ int dd_stats(struct dd_engine *e, struct dd_stats *st)
 	st->numa_available = e->topo->numa_available;
 	st->jemalloc = DD_HAVE_JEMALLOC;
 	st->total.node = -1;
+	/* Histograms before counters: a reactor counts a log batch when it
+	 * submits it and records its time when it completes, so read in this
+	 * order a snapshot never shows more timed batches than counted ones
+	 * (the other order could, by a batch completed in between). */
+	dd_hists_fill(e, st);
+	atomic_thread_fence(memory_order_acquire);
 	for (unsigned i = 0; i < e->nshards; i++) {
 		struct dd_shard *s = &e->shards[i];
 		struct dd_shard_stats *o = &st->shard[i];
@@ -449,7 +455,6 @@ int dd_stats(struct dd_engine *e, struct dd_stats *st)
 		if (!t->state_error)
 			t->state_error = o->state_error;
 	}
-	dd_hists_fill(e, st);
 	dd_probe_fill(e, st);
 	return 0;
 }

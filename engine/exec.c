@@ -524,8 +524,7 @@ void dd_exec_started(struct dd_shard *s, struct dd_jobrec *j)
 		 * (a spawn waits for a worker, and a fork under a sanitizer is
 		 * slow). It gets its whole time-out from its start, the start
 		 * the job reports. */
-		dd_queue_wheel_cancel(&s->wheel, &j->timer);
-		dd_queue_wheel_arm(&s->wheel, &j->timer, j->started_ns + j->timeout_ns);
+		dd_queue_wheel_arm(&s->wheel, &j->timer, j->started_ns + j->timeout_ns); /* moves it */
 	}
 }
 

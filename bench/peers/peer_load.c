@@ -35,6 +35,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "clock.h" /* std-r's: the same clock */
 #include "reply.h"
 #include "telemetry.h"
 
@@ -56,13 +57,6 @@ static struct {
 static uint64_t start_ns, from_ns, to_ns;
 static _Atomic uint64_t produced, consumed, consumed_in_window, errors;
 static _Atomic bool stop;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 struct conn {
 	int fd;

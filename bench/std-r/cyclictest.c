@@ -102,7 +102,7 @@ int cyclictest_floor_measure(double seconds, struct cyclictest_floor *out)
 			p += snprintf(p, (size_t)(cpus + sizeof(cpus) - p), "%s%d", n ? "," : "", c);
 			n++;
 		}
-	char json[] = "/tmp/std-r-cyclictest-XXXXXX";
+	char json[] = "/tmp/std-r-cyclictest-XXXXXX"; /* a template: mkstemp fills the X's */
 	int fd = mkstemp(json); /* mkstemp fills in the six X's */
 	if (fd < 0)
 		return -errno;

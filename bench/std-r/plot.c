@@ -55,6 +55,10 @@ static int gnuplot(const char *dir, const char *script)
 	return 0;
 }
 
+/* <dir>/<name>.dat and <dir>/<name>.gp, after making <dir>. 0, or 1 with
+ * neither open. */
+static int open_pair(const char *dir, const char *name, FILE **dat, FILE **gp);
+
 static int make_dir(const char *dir)
 {
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
@@ -62,6 +66,22 @@ static int make_dir(const char *dir)
 		return 1;
 	}
 	return 0;
+}
+
+static int open_pair(const char *dir, const char *name, FILE **dat, FILE **gp)
+{
+	char file[64];
+	if (make_dir(dir))
+		return 1;
+	snprintf(file, sizeof(file), "%s.dat", name);
+	*dat = open_in(dir, file);
+	snprintf(file, sizeof(file), "%s.gp", name);
+	*gp = *dat ? open_in(dir, file) : NULL;
+	if (*gp)
+		return 0;
+	if (*dat)
+		fclose(*dat);
+	return 1;
 }
 
 /* One histogram as (1/(1-q), µs) rows, ten per decade of nines, ending at
@@ -88,16 +108,9 @@ static void floor_point(FILE *f, double q, uint64_t ns)
 int plot_spectrum(const char *dir, struct run_result *const *runs, const char *const *labels,
 		  size_t n, const struct floors *fl)
 {
-	if (make_dir(dir))
+	FILE *d, *g;
+	if (open_pair(dir, "latency", &d, &g))
 		return 1;
-	FILE *d = open_in(dir, "latency.dat"), *g = open_in(dir, "latency.gp");
-	if (!d || !g) {
-		if (d)
-			fclose(d);
-		if (g)
-			fclose(g);
-		return 1;
-	}
 	fprintf(g, "# std-r: latency percentile spectrum; redraw with: gnuplot latency.gp\n"
 		TERMINAL "set output 'latency.svg'\n"
 		"set title 'std-r: latency by percentile (open loop, intended start time)'\n"
@@ -161,16 +174,9 @@ int plot_spectrum(const char *dir, struct run_result *const *runs, const char *c
 
 int plot_sweep(const char *dir, const struct sweep *s, uint64_t bound_ns)
 {
-	if (make_dir(dir))
+	FILE *d, *g;
+	if (open_pair(dir, "sweep", &d, &g))
 		return 1;
-	FILE *d = open_in(dir, "sweep.dat"), *g = open_in(dir, "sweep.gp");
-	if (!d || !g) {
-		if (d)
-			fclose(d);
-		if (g)
-			fclose(g);
-		return 1;
-	}
 	char title[128];
 	if (s->best_rate > 0)
 		snprintf(title, sizeof(title), "best rate with P99 under %.0f µs: %.0f jobs/s",

@@ -122,7 +122,7 @@ void report_print(const struct run_result *r, const struct floors *f)
 		printf("  p50 / hand-off p50  %12.1f\n", ratio(r->lat.p50_ns, f->handoff.p50_ns));
 }
 
-static json_t *summary_json(const struct dd_hist_summary *s)
+json_t *report_summary_json(const struct dd_hist_summary *s)
 {
 	return json_pack("{sI sI sI sI sI sI}", "p50", (json_int_t)s->p50_ns, "p90",
 			 (json_int_t)s->p90_ns, "p99", (json_int_t)s->p99_ns, "p999",
@@ -141,17 +141,17 @@ json_t *report_run_json(const struct run_result *r)
 			      (json_int_t)r->lat.count, "failed", (json_int_t)r->failed);
 	json_object_set_new(j, "offered_rate", r->offered > 0 ? json_real(r->offered)
 							      : json_string("max"));
-	json_object_set_new(j, "latency_ns", summary_json(&r->lat));
+	json_object_set_new(j, "latency_ns", report_summary_json(&r->lat));
 	json_object_set_new(j, "latency_source",
 			    json_string(r->lat_hist->count ? "every job" : "engine histogram"));
 	if (r->queue_wait.count)
-		json_object_set_new(j, "queue_wait_ns", summary_json(&r->queue_wait));
+		json_object_set_new(j, "queue_wait_ns", report_summary_json(&r->queue_wait));
 	if (r->lookups)
 		json_object_set_new(j, "lookups", json_pack("{sI sI}", "count", (json_int_t)r->lookups,
 							    "not_found", (json_int_t)r->lookup_misses));
 	if (r->durability > DD_DURABILITY_NONE) {
 		json_object_set_new(j, "state_tx_per_sec", json_real(r->state_tx_per_sec));
-		json_t *a = summary_json(&r->ack);
+		json_t *a = report_summary_json(&r->ack);
 		json_object_set_new(a, "jobs_per_ack", json_integer((json_int_t)r->ack_batch));
 		json_object_set_new(j, "durable_ack_ns", a);
 		if (r->state_error)

@@ -12,6 +12,8 @@ void report_print(const struct run_result *r, const struct floors *f);
 /* The floors alone. */
 void report_print_floors(const struct floors *f);
 
+/* {p50, p90, p99, p999, max, count} in ns. */
+json_t *report_summary_json(const struct dd_hist_summary *s);
 /* One run's keys (mode, kind, dispatches_per_sec, latency_ns, ...). */
 json_t *report_run_json(const struct run_result *r);
 /* {"stall": {...}, "cyclictest": {...}, "fsync": {...}, ...} */

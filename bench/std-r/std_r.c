@@ -6,7 +6,6 @@
  * or through a dispatchd (via_daemon.c), or a sweep of runs (sweep.c), and
  * the report (report.c) and plots (plot.c). */
 #include <errno.h>
-#include <ftw.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,13 +20,8 @@
 #include "result.h"
 #include "sweep.h"
 #include "telemetry_cost.h"
+#include "tree.h"
 #include "via_daemon.h"
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb, (void)flag, (void)ftw;
-	return remove(path);
-}
 
 /* --telemetry-cost: the same arguments, less this option and its value,
  * run as child processes. */
@@ -190,7 +184,7 @@ int main(int argc, char **argv)
 	else
 		rc = single(&o, run, dir, have_floors ? &fl : NULL);
 	if (tmp) {
-		nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		remove_tree(tmp);
 		free(tmp);
 	}
 	return rc;

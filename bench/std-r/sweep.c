@@ -1,18 +1,13 @@
 /* std-r --sweep. */
-#include <ftw.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include "report.h"
 #include "sweep.h"
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb, (void)flag, (void)ftw;
-	return remove(path);
-}
+#include "tree.h"
 
 int sweep_run(const struct opts *o, run_fn run, const char *state_base, struct sweep *s)
 {
@@ -50,7 +45,7 @@ int sweep_run(const struct opts *o, run_fn run, const char *state_base, struct s
 			}
 		}
 		if (sd) /* each step's state is its own; the next starts empty */
-			nftw(sd, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+			remove_tree(sd);
 		/* A P99 over the bound may be this machine's noise, and a
 		 * higher rate may still meet it; a rate not kept up with will
 		 * not be at any higher one. */
@@ -100,12 +95,7 @@ json_t *sweep_json(const struct opts *o, const struct sweep *s)
 		if (st->res) {
 			const struct run_result *r = st->res;
 			json_object_set_new(e, "dispatches_per_sec", json_real(r->dispatches_per_sec));
-			json_object_set_new(e, "latency_ns",
-					    json_pack("{sI sI sI sI sI}", "p50", (json_int_t)r->lat.p50_ns,
-						      "p99", (json_int_t)r->lat.p99_ns, "p999",
-						      (json_int_t)r->lat.p999_ns, "max",
-						      (json_int_t)r->lat.max_ns, "count",
-						      (json_int_t)r->lat.count));
+			json_object_set_new(e, "latency_ns", report_summary_json(&r->lat));
 			json_object_set_new(e, "failed", json_integer((json_int_t)r->failed));
 			if (r->ack.count)
 				json_object_set_new(e, "durable_ack_p99_ns",

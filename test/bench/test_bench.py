@@ -13,7 +13,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "daemon"))
-from harness import Client, Daemon  # noqa: E402
+from harness import Client, Daemon, run_cases  # noqa: E402
 
 STDR = os.environ.get("STDR", "build/bench/std-r/std-r")
 PEER_LOAD = os.environ.get("PEER_LOAD", "build/bench/peers/peer-load")
@@ -25,10 +25,6 @@ CASES = {}
 def case(fn):
     CASES[fn.__name__] = fn
     return fn
-
-
-class Skip(Exception):
-    pass
 
 
 def run(*args, code=0, timeout=180, env=None):
@@ -269,24 +265,5 @@ def peers_run_quick():
         shutil.rmtree(d, ignore_errors=True)
 
 
-def main():
-    if len(sys.argv) == 2 and sys.argv[1] == "--list":
-        print("\n".join(CASES))
-        return 0
-    names = sys.argv[2:] if len(sys.argv) > 2 and sys.argv[1] == "--case" else list(CASES)
-    failed = 0
-    for name in names:
-        t0 = time.time()
-        try:
-            CASES[name]()
-            print("[PASS] bench::%s (%.1f s)" % (name, time.time() - t0))
-        except Exception:  # noqa: BLE001
-            import traceback
-            traceback.print_exc()
-            print("[FAIL] bench::%s" % name)
-            failed += 1
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cases(CASES, "bench"))

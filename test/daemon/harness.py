@@ -204,3 +204,33 @@ def until(pred, timeout=10, what="condition"):
             return v
         time.sleep(0.02)
     raise AssertionError("timed out waiting for " + what)
+
+
+class Skip(Exception):
+    """A case that cannot run here: reported, exit 77 when it ran alone."""
+
+
+def run_cases(cases, suite):
+    """The command line of a case file: --list, or --case NAME..., or all.
+    Prints [PASS]/[FAIL]/[SKIP] per case; returns the exit status."""
+    import sys
+    import traceback
+    if len(sys.argv) == 2 and sys.argv[1] == "--list":
+        print("\n".join(cases))
+        return 0
+    names = sys.argv[2:] if len(sys.argv) > 2 and sys.argv[1] == "--case" else list(cases)
+    failed = 0
+    for name in names:
+        t0 = time.time()
+        try:
+            cases[name]()
+            print("[PASS] %s::%s (%.1f s)" % (suite, name, time.time() - t0))
+        except Skip as e:
+            print("[SKIP] %s::%s: %s" % (suite, name, e))
+            if len(names) == 1:
+                return 77
+        except Exception:  # noqa: BLE001
+            traceback.print_exc()
+            print("[FAIL] %s::%s" % (suite, name))
+            failed += 1
+    return 1 if failed else 0

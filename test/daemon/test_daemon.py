@@ -13,7 +13,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Client, Daemon, until  # noqa: E402
+from harness import Client, Daemon, Skip, run_cases, until  # noqa: E402
 
 CASES = {}
 
@@ -21,10 +21,6 @@ CASES = {}
 def case(fn):
     CASES[fn.__name__] = fn
     return fn
-
-
-class Skip(Exception):
-    pass
 
 
 # ---- every operation -------------------------------------------------------
@@ -650,28 +646,5 @@ def python_example():
         assert "batch: ['succeeded', 'succeeded', 'succeeded']" in out, out
 
 
-def main():
-    if len(sys.argv) == 2 and sys.argv[1] == "--list":
-        print("\n".join(CASES))
-        return 0
-    names = sys.argv[2:] if len(sys.argv) > 2 and sys.argv[1] == "--case" else list(CASES)
-    failed = 0
-    for name in names:
-        t0 = time.time()
-        try:
-            CASES[name]()
-            print("[PASS] daemon::%s (%.1f s)" % (name, time.time() - t0))
-        except Skip as e:
-            print("[SKIP] daemon::%s: %s" % (name, e))
-            if len(names) == 1:
-                return 77
-        except Exception:  # noqa: BLE001
-            import traceback
-            traceback.print_exc()
-            print("[FAIL] daemon::%s" % name)
-            failed += 1
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cases(CASES, "daemon"))
