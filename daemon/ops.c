@@ -122,6 +122,8 @@ void dd_ops_handle(struct conn *c, const char *line, size_t len)
 	struct dd_req r;
 	struct dd_perr e;
 	srv->requests++;
+	if ((!c->tcp || c->authed) && op_submit_fast(c, line, len))
+		return;
 	if (dd_proto_parse(line, len, &r, &e) < 0) {
 		dd_ops_error(c, r.tag, e.code, "%s", e.msg);
 		dd_req_free(&r);

@@ -40,6 +40,9 @@ void op_output(struct conn *c, struct dd_req *r);
 
 /* ops_submit.c */
 void op_submit(struct conn *c, struct dd_req *r, bool batch);
+/* A plain submit_batch through daemon/fastsub.c: true once handled (and
+ * answered, now or when durable), false when the full decoder must run. */
+bool op_submit_fast(struct conn *c, const char *line, size_t len);
 
 /* ops_lease.c */
 /* Returns 1 leased (answered), 0 none now, -1 error (answered). */

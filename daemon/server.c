@@ -553,6 +553,7 @@ void dd_server_destroy(struct dd_server *srv)
 	dd_idmap_destroy(srv->durable_wait);
 	dd_idmap_destroy(srv->end_wait);
 	dd_events_destroy(srv->events);
+	dd_fastsub_free(&srv->fast);
 	if (srv->sigfd >= 0)
 		close(srv->sigfd);
 	if (srv->epfd >= 0)

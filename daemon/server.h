@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "dispatchd.h"
+#include "fastsub.h"
 #include "idmap.h"
 
 struct dd_server;
@@ -82,6 +83,7 @@ struct dd_server {
 	_Atomic uint64_t requests, errors; /* likewise */
 	struct dd_metrics *metrics;
 	int64_t rt_offset; /* CLOCK_REALTIME - CLOCK_MONOTONIC */
+	struct dd_fastsub fast; /* the submit_batch fast path's buffers */
 };
 
 uint64_t dd_mono_ns(void);

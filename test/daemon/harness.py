@@ -159,14 +159,18 @@ class Client:
         self.s.sendall(json.dumps(req).encode() + b"\n")
         return self.tag
 
-    def line(self):
+    def raw_line(self):
         while b"\n" not in self.buf:
             chunk = self.s.recv(1 << 20)
             if not chunk:
                 return None
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
+        return line
+
+    def line(self):
+        line = self.raw_line()
+        return None if line is None else json.loads(line)
 
     def recv(self, tag):
         while True:

@@ -128,6 +128,53 @@ def pipelining():
 
 
 @case
+def submit_batch_fast_path():
+    """Plain batches take daemon/fastsub.c, the rest the full decoder: the
+    same jobs and the same answers either way, byte for byte."""
+    with Daemon(config="max_batch = 3\nmax_jobs_per_user = 8\n") as d, d.client() as c:
+        fast = (b'{"op":"submit_batch","tag":7,"jobs":[{"queue":"fq","payload":"abc",'
+                b'"priority":"high","key":"k-1"},{"queue":"fq","payload":"","durability":"none"},{}]}')
+        full = fast.replace(b'"abc"', b'"a\\u0062c"').replace(b'"k-1"', b'"k-2"')
+        full = full.replace(b'"tag":7', b'"tag":8')
+        answers = []
+        for line in (fast, full):
+            c.send_raw(line + b"\n")
+            answers.append(c.raw_line())
+        f, g = (json.loads(a) for a in answers)
+        assert f["ok"] and g["ok"] and len(f["result"]["ids"]) == 3, answers
+        ids = f["result"]["ids"] + g["result"]["ids"]
+        assert answers[0] == b'{"tag":7,"ok":true,"result":{"ids":[%s]}}' % (
+            b",".join(b"%d" % i for i in ids[:3])), answers[0]
+        assert answers[1] == b'{"tag":8,"ok":true,"result":{"ids":[%s]}}' % (
+            b",".join(b"%d" % i for i in ids[3:])), answers[1]
+        for a, b in ((ids[0], ids[3]), (ids[1], ids[4]), (ids[2], ids[5])):
+            ja, jb = c.ok("get", id=a)["job"], c.ok("get", id=b)["job"]
+            for k in ("queue", "priority", "state", "attempt"):
+                assert ja[k] == jb[k], (k, ja, jb)
+        assert c.ok("get", id=ids[0])["job"]["priority"] == "high"
+        assert c.ok("get", id=ids[2])["job"]["queue"] == "default"
+        leased = [c.ok("reserve", queue="fq")["job"] for _ in range(4)]
+        assert sorted(j["payload"] for j in leased) == ["", "", "abc", "abc"], leased
+        # a known key answers with its first job's id, through the fast path
+        # too, and is not counted against the owner's limit a second time
+        for _ in range(3):
+            c.send_raw(b'{"op":"submit_batch","tag":"again","jobs":[{"queue":"fq","key":"k-1"}]}\n')
+            assert c.raw_line() == b'{"tag":"again","ok":true,"result":{"ids":[%d]}}' % ids[0]
+        # the fast path's jobs meet the same limits: 6 of 8 unfinished now
+        c.send_raw(b'{"op":"submit_batch","tag":1,"jobs":[{},{},{},{}]}\n')
+        m = c.line()
+        assert not m["ok"] and m["error"]["code"] == "E2BIG" and m["tag"] == 1, m
+        c.send_raw(b'{"op":"submit_batch","tag":3,"jobs":[{"priority":9}]}\n')
+        m = c.line()
+        assert not m["ok"] and m["error"]["code"] == "EINVAL" and "jobs[0]" in m["error"]["message"], m
+        c.send_raw(b'{"op":"submit_batch","tag":2,"jobs":[{},{}]}\n')
+        assert c.line()["ok"]
+        c.send_raw(b'{"op":"submit_batch","tag":2,"jobs":[{}]}\n')
+        m = c.line()
+        assert not m["ok"] and m["error"]["code"] == "EAGAIN" and m["tag"] == 2, m
+
+
+@case
 def thousand_connections():
     with Daemon() as d:
         conns = [d.client() for _ in range(1000)]

@@ -1,9 +1,13 @@
 /* Fuzz target: the daemon's request decoder (daemon/proto.c) — one request
- * line, then, for a submit or each job of a batch, the job decoder. */
+ * line, then, for a submit or each job of a batch, the job decoder — and
+ * the submit_batch fast path (daemon/fastsub.c), which must agree with it:
+ * whatever the fast path accepts, the full decoder accepts too, as the
+ * same tag and the same job specs. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fastsub_agree.h"
 #include "proto.h"
 
 #include "fuzz.h"
@@ -12,6 +16,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct dd_req r;
 	struct dd_perr e;
+	if (dd_fastsub_agrees((const char *)data, size) < 0)
+		abort(); /* the fast path took it otherwise than the full decoder */
 	if (dd_proto_parse((const char *)data, size, &r, &e) == 0) {
 		struct dd_jobdec jd;
 		if (r.op == OP_SUBMIT) {
@@ -65,6 +71,11 @@ const struct dd_fuzz_seed *dd_fuzz_seeds(size_t *n)
 		"{\"op\":\"watch\",\"ids\":[1]}",
 		"{\"op\":\"cancel\",\"ids\":[1,2]}",
 		"{\"op\":\"auth\",\"token\":\"abc\"}",
+		/* shapes the submit_batch fast path takes */
+		"{\"op\":\"submit_batch\",\"tag\":\"0000000001\",\"jobs\":[{\"queue\":\"dispatchd.noop\","
+		"\"payload\":\"xxxxxxxxxxxxxxxx\"},{\"queue\":\"dispatchd.noop\",\"payload\":\"\"}]}",
+		"{ \"jobs\" : [ {\"priority\":\"low\",\"key\":\"k1\",\"durability\":\"none\"} ,"
+		"{\"priority\":3,\"queue\":\"a\"},{}], \"tag\": -12, \"op\":\"submit_batch\" }\t",
 		NULL,
 	};
 	return dd_fuzz_text_seeds(seeds, n);
