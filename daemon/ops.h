@@ -10,7 +10,10 @@
 #include "server.h"
 
 #define SUBMIT_CHECK_NS 100000000ull /* a submit waiting this long: is the log stuck? */
-#define RING_WAIT_NS 100000000ull    /* a full ring: wait this long for room */
+/* The engine has no room (rings full, or its store behind the log): wait
+ * this long for it before refusing. A store commit under load can take a
+ * few hundred milliseconds, so 100 ms turned a slow store into EAGAIN. */
+#define RING_WAIT_NS 1000000000ull
 #define DEFAULT_TTR_NS 60000000000ull
 
 /* ops.c: answers and rights */

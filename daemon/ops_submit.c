@@ -90,8 +90,9 @@ static void submit_specs(struct conn *c, json_t *tag, struct dd_job_spec *specs,
 	uint64_t t0 = dd_mono_ns();
 	int rc = dd_submit_batch(srv->eng, specs, n, 0, p->ids, &got);
 	/* Rings full: the reactors drain them in microseconds, so wait a
-	 * little for room rather than refuse; a limit that does not clear
-	 * (max live jobs) is refused after RING_WAIT_NS. */
+	 * little for room rather than refuse; the store behind the log
+	 * clears at its next commit. A limit that does not clear (max live
+	 * jobs) is refused after RING_WAIT_NS. */
 	while (rc == -EAGAIN && dd_mono_ns() - t0 < RING_WAIT_NS) {
 		struct timespec ts = {0, 20000};
 		nanosleep(&ts, NULL);

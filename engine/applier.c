@@ -78,6 +78,22 @@ static void maintain(struct dd_shard *s, struct dd_state_store *st, int dirfd,
 	atomic_store_explicit(&v->store_map, dd_state_store_map_size(st), memory_order_relaxed);
 }
 
+/* The applier runs at nice 19, in the hot path's idle time. When the
+ * store falls so far behind that submissions are being held back (half of
+ * store_lag_max), the hot path has nothing better to do than wait for it:
+ * then it asks for a fair share (nice 0), and goes back down once caught
+ * up. Raising the priority needs CAP_SYS_NICE or RLIMIT_NICE; without
+ * them it stays at 19 and the store is only slower to catch up. */
+static void pace(struct dd_shard *s, uint64_t durable, uint64_t applied, bool *urgent)
+{
+	uint64_t lag = durable > applied ? durable - applied : 0, max = s->eng->cfg.store_lag_max;
+	bool want = *urgent ? lag > max / 8 : lag > max / 2;
+	if (want != *urgent) {
+		*urgent = want;
+		setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), want ? 0 : 19);
+	}
+}
+
 void *dd_applier_main(void *arg)
 {
 	struct dd_shard *s = arg;
@@ -91,6 +107,7 @@ void *dd_applier_main(void *arg)
 	uint64_t applied = dd_state_store_checkpoint(st), next_maint = 0;
 	bool fresh = false;
 	uint64_t stuck_at = 0, stuck_since = 0, last_commit = 0;
+	bool urgent = false;
 	/* Below the reactor and the workers: on a small machine this thread
 	 * shares their CPUs, and its large transactions must not take a
 	 * scheduler slice (milliseconds) from the hot path. It runs in their
@@ -102,6 +119,7 @@ void *dd_applier_main(void *arg)
 		/* acquire pairs with the reactor's release of durable_lsn */
 		uint64_t durable = atomic_load_explicit(&v->durable_lsn, memory_order_acquire);
 		bool stop = atomic_load_explicit(&v->stop, memory_order_acquire);
+		pace(s, durable, applied, &urgent);
 		/* Each store commit syncs its data pages (MDB_NOMETASYNC): let a
 		 * small backlog grow for a little while, so that a busy log costs
 		 * a few commits a second, not one per log batch. A reader of the

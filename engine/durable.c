@@ -416,6 +416,16 @@ bool dd_durable_evictable(struct dd_shard *s, const struct dd_jobrec *j)
 	return j->end_lsn && j->end_lsn <= atomic_load_explicit(&d->applied_lsn, memory_order_relaxed);
 }
 
+bool dd_durable_behind(const struct dd_shard *s, size_t max)
+{
+	const struct dd_durable *d = s->dur;
+	if (!d)
+		return false;
+	uint64_t appended = atomic_load_explicit(&d->appended_lsn, memory_order_relaxed);
+	uint64_t applied = atomic_load_explicit(&d->applied_lsn, memory_order_relaxed);
+	return appended > applied && appended - applied > max;
+}
+
 int dd_durable_error(const struct dd_shard *s)
 {
 	const struct dd_durable *d = s->dur;

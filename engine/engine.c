@@ -21,6 +21,7 @@ void dd_config_init(struct dd_config *cfg)
 	cfg->ring_capacity = 4096;
 	cfg->max_live_jobs = 4u << 20;
 	cfg->retain_terminal = 1u << 20;
+	cfg->store_lag_max = 256u << 10;
 	cfg->shutdown_grace_ns = 5000000000ull;
 	cfg->tick_ns = 100000;
 	cfg->segment_bytes = 64u << 20;
@@ -40,7 +41,7 @@ static int check_config(const struct dd_config *c)
 	if (c->durability > DD_DURABILITY_NONE &&
 	    (!c->state_dir || !c->state_dir[0] || strlen(c->state_dir) > 3900 ||
 	     c->segment_bytes < (1u << 16) || c->map_initial < (1u << 20) ||
-	     c->map_max < c->map_initial))
+	     c->map_max < c->map_initial || c->store_lag_max < 1024))
 		return -EINVAL;
 	if (c->worker_queue < 1 || c->worker_queue > DD_WORKER_INFLIGHT)
 		return -EINVAL;

@@ -493,6 +493,8 @@ void dd_durable_wait_cmd(struct dd_shard *s, struct dd_jobrec *j, struct dd_cmd 
 void dd_durable_fail_waiters(struct dd_shard *s, int rc);
 bool dd_durable_unwait(struct dd_shard *s, struct dd_cmd *c); /* took it out */
 int dd_durable_error(const struct dd_shard *s); /* for submitters, any thread */
+/* The store is more than @max records behind the log (any thread). */
+bool dd_durable_behind(const struct dd_shard *s, size_t max);
 struct dd_state_store *dd_durable_store(struct dd_shard *s);
 /* Any thread: waits (up to @timeout_ns) until the store holds everything
  * logged when called. Returns whether it does. */

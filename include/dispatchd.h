@@ -263,6 +263,12 @@ struct dd_config {
 				   * (default 7 days; 0 = no age limit) */
 	size_t store_retain_count; /* ...or beyond this many per shard (default
 				   * 10 Mi; SIZE_MAX = no limit) */
+	size_t store_lag_max;     /* log records per shard the store may be
+				   * behind the log; beyond: -EAGAIN until it
+				   * catches up (default 256 Ki; SIZE_MAX = no
+				   * limit; at least 1024). An ended job leaves memory only once
+				   * the store has it, so this bounds memory under
+				   * a load the store cannot keep up with */
 	const char *output_dir;   /* process jobs' stdout/stderr files, copied
 				   * (default <state_dir>/output; without either,
 				   * output goes to /dev/null) */
@@ -328,7 +334,8 @@ int dd_engine_shard_node(const struct dd_engine *e, unsigned shard);
  * bits). With an idempotency key already known to the engine, no job is
  * created and the first job's id is returned.
  * @return 0, -EINVAL (bad spec), DD_ENOHANDLER, DD_EDEPS, -E2BIG (payload,
- *         deps or key too large), -EAGAIN (rings or max_live_jobs full, and
+ *         deps or key too large), -EAGAIN (rings or max_live_jobs full, or
+ *         the store over store_lag_max records behind the log; and
  *         no DD_SUBMIT_BLOCK), DD_ESHUTDOWN, -ENOMEM.
  * No system call, lock or allocation for jobs without a key and with a
  * payload of at most 48 bytes and at most 2 deps; keyed jobs take a striped

@@ -1,5 +1,9 @@
 /* Durability end to end on real files: acknowledgements, restart, the store
  * answering for jobs that left memory, listing, idempotency across runs. */
+#include <lmdb.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -214,6 +218,89 @@ Test(durable, retention_keeps_the_store_flat_and_the_map_grows)
 		     dd_state_name(info.state));
 	dd_engine_destroy(e);
 	drop_tmpdir(dir);
+}
+
+/* A child process that holds the store's LMDB write lock from when the
+ * parent says (a byte on @go) until it says again, so that the applier
+ * cannot commit. Forked before the engine starts any thread. */
+static pid_t store_holder(const char *storedir, const int go[2], const int held[2])
+{
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	/* if the test fails, its end of @go closes and the read below ends */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	close(go[1]);
+	close(held[0]);
+	char b;
+	MDB_env *env;
+	MDB_txn *t;
+	if (read(go[0], &b, 1) != 1 || mdb_env_create(&env) || mdb_env_set_maxdbs(env, 8) ||
+	    mdb_env_open(env, storedir, MDB_NOTLS, 0600) || mdb_txn_begin(env, NULL, 0, &t))
+		_exit(1);
+	if (write(held[1], "h", 1) != 1 || read(go[0], &b, 1) != 1)
+		_exit(1);
+	mdb_txn_abort(t);
+	mdb_env_close(env);
+	_exit(0);
+}
+
+Test(durable, store_far_behind_the_log_holds_submissions_back)
+{
+	char *dir = make_tmpdir("lag");
+	char storedir[4200];
+	snprintf(storedir, sizeof(storedir), "%s/shard-0/store", dir);
+	int go[2], held[2];
+	cr_assert_eq(pipe(go), 0);
+	cr_assert_eq(pipe(held), 0);
+	pid_t child = store_holder(storedir, go, held);
+	cr_assert_gt(child, 0);
+	struct dd_config cfg;
+	config_for(&cfg, dir, DD_DURABILITY_BUFFERED);
+	cfg.shards = 1;
+	cfg.store_lag_max = 1024;
+	struct dd_engine *e = open_engine(dir, DD_DURABILITY_BUFFERED, &cfg);
+	char b;
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	cr_assert_eq(read(held[0], &b, 1), 1, "the child holds the store's write lock");
+
+	/* the applier is stuck behind the lock: the log runs ahead until the
+	 * engine says "not now" */
+	uint64_t id = 0, deadline = (uint64_t)time(NULL) + 20;
+	unsigned taken = 0;
+	int r = 0;
+	while ((uint64_t)time(NULL) < deadline) {
+		struct dd_job_spec s = job("ok");
+		if ((r = dd_submit(e, &s, 0, &id)) != 0)
+			break;
+		taken++;
+		if (taken % 64 == 0) {
+			struct timespec ts = {0, 1000000};
+			nanosleep(&ts, NULL); /* let the reactor log them */
+		}
+	}
+	cr_assert_eq(r, -EAGAIN, "refused with EAGAIN, not %s", dd_strerror(r));
+	/* every job logs at least its submission: 1024 records of lag are at
+	 * most 1024 jobs, plus those not yet logged when the check ran */
+	cr_assert_leq(taken, 1024 + 4096, "%u jobs were taken", taken);
+	cr_assert_geq(taken, 1024 / 3, "%u jobs were taken", taken);
+	struct dd_stats st;
+	dd_stats(e, &st);
+	cr_assert_eq(st.total.state_error, 0, "a lag is not an error");
+
+	/* the lock released, the store catches up and submissions go on */
+	cr_assert_eq(write(go[1], "r", 1), 1);
+	int status;
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	struct dd_job_spec s = job("ok");
+	cr_assert_eq(dd_submit(e, &s, DD_SUBMIT_BLOCK, &id), 0);
+	struct dd_job_info info;
+	cr_assert_eq(dd_wait(e, id, 10000 * MS, &info), 0);
+	cr_assert_eq(info.state, DD_SUCCEEDED);
+	dd_engine_destroy(e);
+	drop_tmpdir(dir);
+	close(go[0]), close(go[1]), close(held[0]), close(held[1]);
 }
 
 static unsigned scale(void)
