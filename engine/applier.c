@@ -120,6 +120,15 @@ void *dd_applier_main(void *arg)
 		uint64_t durable = atomic_load_explicit(&v->durable_lsn, memory_order_acquire);
 		bool stop = atomic_load_explicit(&v->stop, memory_order_acquire);
 		pace(s, durable, applied, &urgent);
+		/* Retention and log pruning on their clock, busy or not: under a
+		 * load that never lets the store catch up, waiting for an idle
+		 * moment meant the log and the store grew without end (seen:
+		 * 64 MB of log a second, never pruned). */
+		uint64_t now = (uint64_t)dd_now_ns();
+		if (now >= next_maint && !stop) {
+			maintain(s, st, dirfd, v);
+			next_maint = now + MAINT_NS;
+		}
 		/* Each store commit syncs its data pages (MDB_NOMETASYNC): let a
 		 * small backlog grow for a little while, so that a busy log costs
 		 * a few commits a second, not one per log batch. A reader of the
@@ -132,11 +141,6 @@ void *dd_applier_main(void *arg)
 		if (applied >= durable) {
 			if (stop)
 				break;
-			uint64_t now = (uint64_t)dd_now_ns();
-			if (now >= next_maint) {
-				maintain(s, st, dirfd, v);
-				next_maint = now + MAINT_NS;
-			}
 			nap(IDLE_NS);
 			continue;
 		}

@@ -1,6 +1,8 @@
 /* Durability end to end on real files: acknowledgements, restart, the store
  * answering for jobs that left memory, listing, idempotency across runs. */
+#include <dirent.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -301,6 +303,93 @@ Test(durable, store_far_behind_the_log_holds_submissions_back)
 	dd_engine_destroy(e);
 	drop_tmpdir(dir);
 	close(go[0]), close(go[1]), close(held[0]), close(held[1]);
+}
+
+/* The first LSN of the oldest log segment (segments are named after it,
+ * in hex), 0 when there is none. */
+static uint64_t oldest_segment(const char *dir)
+{
+	char wal[4200];
+	snprintf(wal, sizeof(wal), "%s/shard-0/wal", dir);
+	DIR *d = opendir(wal);
+	uint64_t oldest = 0;
+	for (struct dirent *de; d && (de = readdir(d));) {
+		if (!strstr(de->d_name, ".wal"))
+			continue;
+		uint64_t first = strtoull(de->d_name, NULL, 16);
+		if (!oldest || first < oldest)
+			oldest = first;
+	}
+	if (d)
+		closedir(d);
+	return oldest;
+}
+
+struct loader {
+	struct dd_engine *e;
+	_Atomic bool stop;
+	_Atomic uint64_t last;
+};
+
+static void *load(void *arg)
+{
+	struct loader *l = arg;
+	while (!atomic_load(&l->stop)) {
+		struct dd_job_spec s[64];
+		uint64_t ids[64];
+		size_t got = 0;
+		for (int i = 0; i < 64; i++)
+			s[i] = job("ok");
+		if (dd_submit_batch(l->e, s, 64, DD_SUBMIT_BLOCK, ids, &got) == 0)
+			atomic_store(&l->last, ids[63]);
+	}
+	return NULL;
+}
+
+/* Under a load that keeps the applier busy, the log is still pruned and
+ * the store still trimmed: they used to wait for an idle moment. */
+Test(durable, log_is_pruned_and_store_trimmed_under_load, .timeout = 120)
+{
+	char *dir = make_tmpdir("busy");
+	struct dd_config cfg;
+	config_for(&cfg, dir, DD_DURABILITY_BUFFERED);
+	cfg.shards = 1;
+	cfg.segment_bytes = 1u << 16; /* a segment per ~1,000 records */
+	cfg.store_retain_count = 2000;
+	cfg.retain_terminal = 1000;
+	struct dd_engine *e = open_engine(dir, DD_DURABILITY_BUFFERED, &cfg);
+	struct loader l = {.e = e};
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, load, &l), 0);
+	uint64_t most_jobs = 0, least_after = UINT64_MAX;
+	struct timespec ts = {0, 20000000};
+	for (int k = 0; k < 150; k++) { /* 3 s of load */
+		nanosleep(&ts, NULL);
+		struct dd_stats st;
+		dd_stats(e, &st);
+		if (st.total.store_jobs > most_jobs) {
+			most_jobs = st.total.store_jobs;
+			least_after = UINT64_MAX;
+		} else if (st.total.store_jobs < least_after) {
+			least_after = st.total.store_jobs;
+		}
+	}
+	uint64_t oldest = oldest_segment(dir); /* still under load */
+	atomic_store(&l.stop, true);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	struct dd_stats st;
+	dd_stats(e, &st);
+	cr_assert_gt(st.total.submitted, 50000, "the load was a load: %llu jobs",
+		     (unsigned long long)st.total.submitted);
+	/* the store's job count is measured by its maintenance only */
+	cr_assert_gt(most_jobs, 0, "retention ran while the applier was busy");
+	cr_assert_lt(least_after, most_jobs, "retention removed jobs under load (%llu at most)",
+		     (unsigned long long)most_jobs);
+	cr_assert_gt(oldest, 1, "the log was pruned under load");
+	dd_engine_destroy(e);
+	drop_tmpdir(dir);
 }
 
 static unsigned scale(void)
