@@ -22,6 +22,8 @@ void dd_dcfg_defaults(struct dd_dcfg *c)
 	c->kill_grace_ns = 5000000000ull;
 	c->shutdown_grace_ns = 10000000000ull;
 	c->spin_ns = 50000;
+	c->store_lag_max = 256u << 10;
+	c->submit_wait_ns = 1000000000ull;
 }
 
 static int parse_u64(const char *v, uint64_t max, uint64_t *out)
@@ -101,6 +103,10 @@ int dd_dcfg_set(struct dd_dcfg *c, const char *key, const char *v, char *err, si
 		bad = parse_secs(v, &c->kill_grace_ns);
 	else if (!strcmp(key, "shutdown_grace"))
 		bad = parse_secs(v, &c->shutdown_grace_ns);
+	else if (!strcmp(key, "store_lag_max"))
+		bad = parse_u64(v, UINT64_MAX, &u) || u < 1024 || (c->store_lag_max = u, 0);
+	else if (!strcmp(key, "submit_wait"))
+		bad = parse_secs(v, &c->submit_wait_ns) || c->submit_wait_ns > 3600000000000ull;
 	else if (!strcmp(key, "spin"))
 		bad = parse_secs(v, &c->spin_ns) || c->spin_ns > 1000000000ull;
 	else {

@@ -25,6 +25,12 @@ struct dd_dcfg {
 	uint64_t kill_grace_ns;
 	uint64_t shutdown_grace_ns;
 	uint64_t spin_ns;      /* engine threads spin this long before parking */
+	uint64_t store_lag_max; /* log records the store may lag (engine's) */
+	/* The engine has no room (rings full, or its store far behind the log):
+	 * a submit is held this long for it before it is refused. A store commit
+	 * under load can take a few hundred ms, so 100 ms turned a slow store
+	 * into EAGAIN. Reloaded on SIGHUP. */
+	uint64_t submit_wait_ns;
 	int verbose;
 };
 

@@ -197,6 +197,7 @@ int main(int argc, char **argv)
 	/* ended jobs are read from the store once they leave memory: keep
 	 * fewer in memory than the library's default, for a smaller table */
 	ec.retain_terminal = 65536;
+	ec.store_lag_max = srv.cfg.store_lag_max;
 	ec.on_event = dd_events_on_event;
 	ec.event_arg = srv.events;
 	ec.event_mask = DD_EVENTS_ALL;

@@ -140,8 +140,8 @@ void dd_ops_handle(struct conn *c, const char *line, size_t len)
 						 DD_VERSION, "uid", (int)c->uid));
 		break;
 	case OP_AUTH: op_auth(c, &r); break;
-	case OP_SUBMIT: op_submit(c, &r, false); break;
-	case OP_SUBMIT_BATCH: op_submit(c, &r, true); break;
+	case OP_SUBMIT: op_submit(c, &r, false, line, len); break;
+	case OP_SUBMIT_BATCH: op_submit(c, &r, true, line, len); break;
 	case OP_GET: op_get(c, &r); break;
 	case OP_WAIT: op_wait(c, &r); break;
 	case OP_WATCH: op_watch(c, &r, true); break;

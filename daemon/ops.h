@@ -10,10 +10,6 @@
 #include "server.h"
 
 #define SUBMIT_CHECK_NS 100000000ull /* a submit waiting this long: is the log stuck? */
-/* The engine has no room (rings full, or its store behind the log): wait
- * this long for it before refusing. A store commit under load can take a
- * few hundred milliseconds, so 100 ms turned a slow store into EAGAIN. */
-#define RING_WAIT_NS 1000000000ull
 #define DEFAULT_TTR_NS 60000000000ull
 
 /* ops.c: answers and rights */
@@ -42,7 +38,9 @@ void op_list(struct conn *c, struct dd_req *r);
 void op_output(struct conn *c, struct dd_req *r);
 
 /* ops_submit.c */
-void op_submit(struct conn *c, struct dd_req *r, bool batch);
+void op_submit(struct conn *c, struct dd_req *r, bool batch, const char *line, size_t len);
+/* Tries a held submit again (its connection reads nothing meanwhile). */
+void dd_submit_retry(struct dd_server *srv, struct pend *p);
 /* A plain submit_batch through daemon/fastsub.c: true once handled (and
  * answered, now or when durable), false when the full decoder must run. */
 bool op_submit_fast(struct conn *c, const char *line, size_t len);

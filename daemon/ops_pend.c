@@ -51,6 +51,11 @@ void dd_pend_free(struct dd_server *srv, struct pend *p)
 		dd_events_want(srv->events, -1, 0);
 	if (p->kind == PEND_RESERVE)
 		srv->nreserves--;
+	if (p->held) { /* shutting down while it waited for room */
+		free(p->held);
+		p->c->held = NULL;
+		srv->nheld--;
+	}
 	json_decref(p->tag);
 	json_decref(p->jobs);
 	free(p->order);
@@ -127,7 +132,7 @@ void submit_answer(struct dd_server *srv, struct pend *p)
 void on_durable(void *val, uint64_t id, void *arg)
 {
 	struct pend *p = val;
-	if (--p->left == 0)
+	if (--p->left == 0 && !p->held) /* held: answered once all are in */
 		submit_answer(arg, p);
 }
 
@@ -178,8 +183,15 @@ void dd_ops_tick(struct dd_server *srv)
 			if (st.shard[i].state_error)
 				log_err = st.shard[i].state_error;
 	}
+	for (struct pend *p = srv->pends.next, *nx; srv->nheld && p != &srv->pends; p = nx) {
+		nx = p->next;
+		if (p->held)
+			dd_submit_retry(srv, p);
+	}
 	for (struct pend *p = srv->pends.next, *nx; p != &srv->pends; p = nx) {
 		nx = p->next;
+		if (p->held)
+			continue; /* not all in the engine yet */
 		if (p->kind == PEND_SUBMIT && log_err && now - p->since > SUBMIT_CHECK_NS) {
 			/* the log cannot take them: the jobs failed "not logged" */
 			struct dd_perr pe;
@@ -209,6 +221,8 @@ void dd_ops_tick(struct dd_server *srv)
 
 uint64_t dd_ops_next_tick(struct dd_server *srv)
 {
+	if (srv->nheld)
+		return 1; /* ms: a submit held for the engine's room tries again */
 	if (srv->nreserves)
 		return 5; /* ms: a reserve that waits looks again this often */
 	if (srv->pends.next != &srv->pends)

@@ -60,66 +60,86 @@ static int64_t known_keys(struct dd_server *srv, const struct dd_job_spec *specs
 	return known;
 }
 
-/* Decoded jobs, valid ones only: registers the queues nobody serves yet,
- * stamps the owner, submits, and answers once durable. */
-static void submit_specs(struct conn *c, json_t *tag, struct dd_job_spec *specs, size_t n,
-			 bool batch)
+/* Decoded jobs, valid ones only: registers the queues nobody serves yet.
+ * False once it answered an error. */
+static bool register_queues(struct conn *c, json_t *tag, const struct dd_job_spec *specs,
+			    size_t n)
 {
-	struct dd_server *srv = c->srv;
 	for (size_t i = 0; i < n; i++) {
 		/* a queue nobody serves here is served by external workers */
 		if (!specs[i].exec && (i == 0 || strcmp(specs[i].kind, specs[i - 1].kind))) {
-			int hr = dd_handler_register(srv->eng, specs[i].kind, NULL, NULL);
+			int hr = dd_handler_register(c->srv->eng, specs[i].kind, NULL, NULL);
 			if (hr < 0 && hr != -EEXIST) {
 				engine_error(c, tag, hr, "queue");
-				return;
+				return false;
 			}
 		}
+	}
+	return true;
+}
+
+static void stamp_owner(const struct conn *c, struct dd_job_spec *specs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
 		specs[i].flags |= DD_JOB_OWNER;
 		specs[i].uid = c->uid;
 		specs[i].gid = c->gid;
 	}
-	struct pend *p = pend_new(c, PEND_SUBMIT, tag, n);
-	if (!p) {
-		dd_ops_error(c, tag, "ENOMEM", "out of memory");
+}
+
+/* A held request is in (or given up): the connection reads again. */
+static void release(struct conn *c, struct pend *p)
+{
+	if (!p->held)
+		return;
+	free(p->held);
+	p->held = NULL;
+	c->held = NULL;
+	c->resume = true;
+	c->srv->nheld--;
+	c->srv->nresume++;
+}
+
+/* A held request that cannot be decoded again (out of memory): answer
+ * with the jobs that went in, once they are durable. */
+static void give_up(struct conn *c, struct pend *p)
+{
+	struct dd_server *srv = c->srv;
+	release(c, p);
+	dd_events_user_add(srv->events, c->uid, -(int64_t)(p->n - p->sent));
+	p->n = p->sent;
+	if (!p->sent) {
+		dd_ops_error(c, p->tag, "ENOMEM", "out of memory: not submitted");
+		dd_pend_free(srv, p);
 		return;
 	}
-	p->batch = batch;
-	dd_events_user_add(srv->events, c->uid, (int64_t)n); /* before: an end may come first */
-	size_t got = 0;
-	uint64_t t0 = dd_mono_ns();
-	int rc = dd_submit_batch(srv->eng, specs, n, 0, p->ids, &got);
-	/* Rings full: the reactors drain them in microseconds, so wait a
-	 * little for room rather than refuse; the store behind the log
-	 * clears at its next commit. A limit that does not clear (max live
-	 * jobs) is refused after RING_WAIT_NS. */
-	while (rc == -EAGAIN && dd_mono_ns() - t0 < RING_WAIT_NS) {
-		struct timespec ts = {0, 20000};
-		nanosleep(&ts, NULL);
-		size_t more = 0;
-		rc = dd_submit_batch(srv->eng, specs + got, n - got, 0, p->ids + got, &more);
-		got += more;
-	}
-	dd_events_user_add(srv->events, c->uid,
-			   -(int64_t)(n - got) - known_keys(srv, specs, p->ids, got, t0));
-	p->n = got;
-	if (rc < 0) {
-		struct dd_perr pe;
-		dd_perr_engine(&pe, rc, got ? "batch cut short" : "not submitted");
-		if (!got) {
-			dd_ops_error(c, tag, pe.code, "%s", pe.msg);
-			p->left = 0;
-			dd_pend_free(srv, p);
-			return;
-		}
-		p->has_err = true;
-		p->err.code = pe.code;
-		snprintf(p->err.msg, sizeof(p->err.msg), "%s", pe.msg);
-	}
+	p->has_err = true;
+	p->err.code = "ENOMEM";
+	snprintf(p->err.msg, sizeof(p->err.msg), "out of memory: batch cut short");
+	if (!p->left)
+		submit_answer(srv, p);
+}
+
+/* Submits what is left of @p's jobs (@specs: all @n of them, decoded from
+ * the request). Returns false when the engine has no room yet and has not
+ * had any for less than submit_wait: the caller holds the request, and
+ * the loop calls again (dd_submit_retry). Otherwise it has answered, or
+ * arranged the answer for when the jobs are durable, and returns true. */
+static bool submit_rest(struct conn *c, struct pend *p, const struct dd_job_spec *specs,
+			size_t n)
+{
+	struct dd_server *srv = c->srv;
+	size_t more = 0, before = p->sent;
+	int rc = c->dead ? DD_ESHUTDOWN
+			 : dd_submit_batch(srv->eng, specs + p->sent, n - p->sent, 0,
+					   p->ids + p->sent, &more);
+	p->sent += more;
 	/* Answer once every job is on disk at its level. The engine reports
-	 * that per id (events.c); a job of level none, or an old job returned
-	 * for a known key, is not reported, so it does not wait. */
-	for (size_t i = 0; i < got; i++) {
+	 * that per id (events.c), and this loop reads those reports only
+	 * after this turn: so wait for these now, before a report can pass
+	 * them by while the rest is held. A job of level none, or an old job
+	 * returned for a known key, is not reported, so it does not wait. */
+	for (size_t i = before; i < p->sent; i++) {
 		int lvl = specs[i].durability ? specs[i].durability : srv->cfg.durability;
 		if (lvl == DD_DURABILITY_NONE)
 			continue;
@@ -128,43 +148,110 @@ static void submit_specs(struct conn *c, json_t *tag, struct dd_job_spec *specs,
 		if (dd_idmap_add(srv->durable_wait, p->ids[i], p) == 0)
 			p->left++;
 	}
+	if (rc == -EAGAIN && dd_mono_ns() - p->since < srv->cfg.submit_wait_ns)
+		return false;
+	release(c, p);
+	size_t got = p->sent;
+	dd_events_user_add(srv->events, c->uid,
+			   -(int64_t)(n - got) - known_keys(srv, specs, p->ids, got, p->since));
+	p->n = got;
+	if (rc < 0) {
+		struct dd_perr pe;
+		dd_perr_engine(&pe, rc, got ? "batch cut short" : "not submitted");
+		if (!got) {
+			dd_ops_error(c, p->tag, pe.code, "%s", pe.msg);
+			dd_pend_free(srv, p);
+			return true;
+		}
+		p->has_err = true;
+		p->err.code = pe.code;
+		snprintf(p->err.msg, sizeof(p->err.msg), "%s", pe.msg);
+	}
 	if (!p->left)
 		submit_answer(srv, p);
+	return true;
 }
 
-void op_submit(struct conn *c, struct dd_req *r, bool batch)
+/* The engine had no room (rings full, or its store far behind its log):
+ * rather than wait in the event loop, which would stall every client,
+ * keep the request line and stop reading this connection until
+ * dd_submit_retry() gets it in. Answers stay in request order. */
+static bool hold(struct conn *c, struct pend *p, const char *line, size_t len)
+{
+	if (!(p->held = malloc(len ? len : 1)))
+		return false;
+	memcpy(p->held, line, len);
+	p->held_len = len;
+	c->held = p;
+	c->srv->nheld++;
+	return true;
+}
+
+/* The first try of a decoded submit. */
+static void submit_specs(struct conn *c, json_t *tag, struct dd_job_spec *specs, size_t n,
+			 bool batch, const char *line, size_t len)
+{
+	if (!register_queues(c, tag, specs, n))
+		return;
+	stamp_owner(c, specs, n);
+	struct pend *p = pend_new(c, PEND_SUBMIT, tag, n);
+	if (!p) {
+		dd_ops_error(c, tag, "ENOMEM", "out of memory");
+		return;
+	}
+	p->batch = batch;
+	dd_events_user_add(c->srv->events, c->uid, (int64_t)n); /* before: an end may come first */
+	if (!submit_rest(c, p, specs, n) && !hold(c, p, line, len)) {
+		p->since = 0; /* cannot hold it: no more waiting */
+		submit_rest(c, p, specs, n);
+	}
+}
+
+/* Decodes the jobs of a parsed submit (@batch: submit_batch) into @jd and
+ * @specs, n of each. Returns 0, or -1 with @e filled and *@at the job at
+ * fault; *@decoded counts the @jd to free either way. */
+static int decode_jobs(struct dd_req *r, bool batch, struct dd_jobdec *jd,
+		       struct dd_job_spec *specs, size_t n, size_t *decoded, struct dd_perr *e)
 {
 	json_t *jobs = batch ? json_object_get(r->root, "jobs") : NULL;
-	size_t n = batch ? json_array_size(jobs) : 1;
+	for (*decoded = 0; *decoded < n; ++*decoded) {
+		size_t i = *decoded;
+		if (dd_proto_job(batch ? json_array_get(jobs, i) : r->root, !batch, &jd[i], e) < 0) {
+			dd_jobdec_free(&jd[i]);
+			return -1;
+		}
+		specs[i] = jd[i].spec;
+	}
+	return 0;
+}
+
+static void free_jobs(struct dd_jobdec *jd, size_t decoded, struct dd_job_spec *specs)
+{
+	for (size_t i = 0; jd && i < decoded; i++)
+		dd_jobdec_free(&jd[i]);
+	free(jd);
+	free(specs);
+}
+
+void op_submit(struct conn *c, struct dd_req *r, bool batch, const char *line, size_t len)
+{
+	size_t n = batch ? json_array_size(json_object_get(r->root, "jobs")) : 1;
 	if (!admit(c, r->tag, n))
 		return;
 	struct dd_jobdec *jd = calloc(n, sizeof(*jd));
 	struct dd_job_spec *specs = calloc(n, sizeof(*specs));
 	struct dd_perr e;
 	size_t decoded = 0;
-	if (!jd || !specs) {
+	if (!jd || !specs)
 		dd_ops_error(c, r->tag, "ENOMEM", "out of memory");
-		goto out;
-	}
-	for (; decoded < n; decoded++) {
-		json_t *o = batch ? json_array_get(jobs, decoded) : r->root;
-		if (dd_proto_job(o, !batch, &jd[decoded], &e) < 0) {
-			dd_jobdec_free(&jd[decoded]);
-			if (batch)
-				dd_ops_error(c, r->tag, e.code, "jobs[%zu]: %s (nothing was submitted)",
-					     decoded, e.msg);
-			else
-				dd_ops_error(c, r->tag, e.code, "%s", e.msg);
-			goto out;
-		}
-		specs[decoded] = jd[decoded].spec;
-	}
-	submit_specs(c, r->tag, specs, n, batch);
-out:
-	for (size_t i = 0; jd && i < decoded; i++)
-		dd_jobdec_free(&jd[i]);
-	free(jd);
-	free(specs);
+	else if (decode_jobs(r, batch, jd, specs, n, &decoded, &e) < 0 && batch)
+		dd_ops_error(c, r->tag, e.code, "jobs[%zu]: %s (nothing was submitted)", decoded,
+			     e.msg);
+	else if (decoded < n)
+		dd_ops_error(c, r->tag, e.code, "%s", e.msg);
+	else
+		submit_specs(c, r->tag, specs, n, batch, line, len);
+	free_jobs(jd, decoded, specs);
 }
 
 bool op_submit_fast(struct conn *c, const char *line, size_t len)
@@ -173,6 +260,38 @@ bool op_submit_fast(struct conn *c, const char *line, size_t len)
 	if (dd_fastsub_parse(fs, line, len, c->srv->cfg.max_batch) != 1)
 		return false;
 	if (admit(c, fs->tag, fs->n))
-		submit_specs(c, fs->tag, fs->specs, fs->n, true);
+		submit_specs(c, fs->tag, fs->specs, fs->n, true, line, len);
 	return true;
+}
+
+void dd_submit_retry(struct dd_server *srv, struct pend *p)
+{
+	struct conn *c = p->c;
+	struct dd_fastsub *fs = &srv->fast;
+	struct dd_req r = {0};
+	struct dd_perr e;
+	struct dd_jobdec *jd = NULL;
+	struct dd_job_spec *specs = NULL;
+	size_t n = 0, decoded = 0;
+	/* the same line that decoded before decodes the same way again */
+	if (dd_fastsub_parse(fs, p->held, p->held_len, srv->cfg.max_batch) == 1) {
+		specs = fs->specs;
+		n = fs->n;
+	} else if (dd_proto_parse(p->held, p->held_len, &r, &e) == 0) {
+		bool batch = r.op == OP_SUBMIT_BATCH;
+		n = batch ? json_array_size(json_object_get(r.root, "jobs")) : 1;
+		jd = calloc(n, sizeof(*jd));
+		specs = calloc(n, sizeof(*specs));
+		if (jd && specs && decode_jobs(&r, batch, jd, specs, n, &decoded, &e) < 0)
+			n = 0;
+	}
+	if (specs && n && n == p->n) {
+		stamp_owner(c, specs, n);
+		submit_rest(c, p, specs, n); /* held on if still no room */
+	} else {
+		give_up(c, p);
+	}
+	if (specs != fs->specs)
+		free_jobs(jd, decoded, specs);
+	dd_req_free(&r);
 }

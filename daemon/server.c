@@ -53,7 +53,7 @@ void dd_server_log(const char *fmt, ...)
 static void conn_events(struct conn *c)
 {
 	struct epoll_event ev = {.data.ptr = c};
-	if (!c->paused && !c->closing)
+	if (!c->paused && !c->closing && !c->held)
 		ev.events |= EPOLLIN;
 	if (c->out_len > c->out_off)
 		ev.events |= EPOLLOUT;
@@ -173,7 +173,7 @@ static void conn_lines(struct conn *c)
 	struct dd_server *srv = c->srv;
 	size_t start = 0;
 	char *nl;
-	while (!c->dead && !c->closing &&
+	while (!c->dead && !c->closing && !c->held &&
 	       (nl = memchr(c->in + start, '\n', c->in_len - start))) {
 		size_t len = (size_t)(nl - (c->in + start));
 		if (len > srv->cfg.max_frame)
@@ -204,7 +204,8 @@ static void conn_lines(struct conn *c)
 static void conn_read(struct conn *c)
 {
 	struct dd_server *srv = c->srv;
-	for (int rounds = 0; rounds < 16 && !c->dead && !c->closing && !c->paused; rounds++) {
+	for (int rounds = 0; rounds < 16 && !c->dead && !c->closing && !c->paused && !c->held;
+	     rounds++) {
 		if (c->in_cap - c->in_len < READ_CHUNK) {
 			size_t cap = c->in_cap ? c->in_cap * 2 : READ_CHUNK * 2;
 			if (cap > srv->cfg.max_frame + 2 * READ_CHUNK)
@@ -239,6 +240,24 @@ static void conn_read(struct conn *c)
 	}
 	if (!c->dead)
 		conn_flush(c);
+}
+
+/* Connections whose held submit went in: the lines they sent meanwhile,
+ * then reading again. */
+static void resume_all(struct dd_server *srv)
+{
+	if (!srv->nresume)
+		return;
+	srv->nresume = 0;
+	for (struct conn *c = srv->conns.next, *nx; c != &srv->conns; c = nx) {
+		nx = c->next;
+		if (!c->resume)
+			continue;
+		c->resume = false;
+		conn_lines(c);
+		if (!c->dead)
+			conn_flush(c);
+	}
 }
 
 static void accept_all(struct dd_server *srv, int lfd, bool tcp)
@@ -325,6 +344,7 @@ static void reload(struct dd_server *srv)
 	srv->cfg.max_jobs_per_user = fresh.max_jobs_per_user;
 	srv->cfg.max_batch = fresh.max_batch;
 	srv->cfg.max_conns = fresh.max_conns;
+	srv->cfg.submit_wait_ns = fresh.submit_wait_ns;
 	dd_server_log("SIGHUP: limits reloaded from %s (max_frame %zu, max_jobs_per_user %llu, "
 		      "max_batch %zu, max_conns %u)",
 		      srv->cfg.config, srv->cfg.max_frame,
@@ -379,6 +399,7 @@ int dd_server_run(struct dd_server *srv)
 		}
 		if (srv->pends.next != &srv->pends)
 			dd_ops_tick(srv);
+		resume_all(srv);
 		flush_all(srv);
 		bury(srv);
 	}

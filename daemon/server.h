@@ -30,6 +30,8 @@ struct conn {
 	bool closing;      /* flush what is queued, then close */
 	bool dead;         /* closed; freed when refs drops to 0 */
 	bool paused;       /* not reading: too much output queued */
+	struct pend *held; /* not reading: a submit waits for the engine's room */
+	bool resume;       /* held no more: handle the lines read meanwhile */
 	bool watching;
 	json_t *watch_ids; /* object "id" -> true, or NULL for every job */
 	json_t *watch_tag;
@@ -62,6 +64,9 @@ struct pend {
 	char queue[64];     /* PEND_RESERVE */
 	uint64_t ttr;
 	uint32_t owner;
+	char *held;         /* PEND_SUBMIT held for room: its request line */
+	size_t held_len;
+	size_t sent;        /* PEND_SUBMIT: jobs in the engine so far */
 };
 
 struct dd_server {
@@ -78,7 +83,7 @@ struct dd_server {
 	struct dd_idmap *durable_wait; /* job id -> struct pend (submit) */
 	struct dd_idmap *end_wait;     /* job id -> struct pend (wait) */
 	struct dd_events *events;
-	unsigned nreserves, nwatchers;
+	unsigned nreserves, nwatchers, nheld, nresume;
 	bool draining, stop;
 	_Atomic uint64_t requests, errors; /* likewise */
 	struct dd_metrics *metrics;

@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import stat
+import subprocess
 import sys
 import tempfile
 import threading
@@ -172,6 +173,78 @@ def submit_batch_fast_path():
         c.send_raw(b'{"op":"submit_batch","tag":2,"jobs":[{}]}\n')
         m = c.line()
         assert not m["ok"] and m["error"]["code"] == "EAGAIN" and m["tag"] == 2, m
+
+
+HOLD_STORE = os.environ.get("HOLD_STORE", "build/test/hold_store")
+
+
+def answered_within(c, seconds):
+    """The next line from @c if one comes within @seconds, else None."""
+    c.s.settimeout(seconds)
+    try:
+        return c.line()
+    except socket.timeout:
+        return None
+    finally:
+        c.s.settimeout(30)
+
+
+@case
+def submit_held_for_the_store():
+    """A submit the engine has no room for (its store held far behind the
+    log) waits without stalling other clients and without reordering its
+    own connection, goes in once the store moves, and is refused with
+    EAGAIN when the wait passes submit_wait."""
+    with Daemon(config="store_lag_max = 1024\nsubmit_wait = 30\n") as d, \
+            d.client() as a, d.client() as b:
+        store = os.path.join(d.state, "shard-0", "store")
+        h = subprocess.Popen([HOLD_STORE, store], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            assert h.stdout.readline() == b"held\n", "the store's write lock is ours"
+            jobs = [{"queue": "dispatchd.noop"}] * 3000
+            held = None
+            for _ in range(20):  # batches go in until the log is far ahead of the store
+                tag = a.send("submit_batch", jobs=jobs)
+                m = answered_within(a, 1.0)
+                if m is None:
+                    held = tag
+                    break
+                assert m["ok"] and m["tag"] == tag, m
+            assert held, "a batch was held"
+            ping = a.send("ping")
+            for _ in range(3):  # the other client is served meanwhile
+                t0 = time.time()
+                assert b.ok("ping")["pong"] and time.time() - t0 < 1.0
+            assert answered_within(a, 0.3) is None, "the held connection answers nothing yet"
+        finally:
+            h.stdin.close()
+            h.wait()
+        # a submit is answered once durable, so the ping may come first
+        got = {m["tag"]: m for m in (a.line(), a.line())}
+        assert set(got) == {held, ping}, got
+        assert got[held]["ok"] and len(got[held]["result"]["ids"]) == 3000, got[held]
+        assert got[ping]["ok"], got[ping]
+        # the wait has a limit: past it, EAGAIN, and nothing went in
+    with Daemon(config="store_lag_max = 1024\nsubmit_wait = 0.3\n") as d, d.client() as a:
+        store = os.path.join(d.state, "shard-0", "store")
+        h = subprocess.Popen([HOLD_STORE, store], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            assert h.stdout.readline() == b"held\n"
+            jobs = [{"queue": "dispatchd.noop"}] * 3000
+            refused = None
+            for _ in range(20):
+                m = a.call("submit_batch", jobs=jobs)
+                if not m["ok"]:
+                    refused = m
+                    break
+            assert refused and refused["error"]["code"] == "EAGAIN", refused
+            cut = refused["error"].get("submitted", {"ids": []})["ids"]
+            assert len(cut) < len(jobs), refused  # some may have gone in before the limit
+            assert a.ok("ping")["pong"], "the connection goes on"
+        finally:
+            h.stdin.close()
+            h.wait()
+        assert a.ok("submit_batch", jobs=jobs[:10])["ids"], "and submits again once the store moves"
 
 
 @case
@@ -586,7 +659,6 @@ def prometheus_metrics():
     """--metrics serves /metrics in the Prometheus text format; promtool
     (Debian's prometheus package) accepts it."""
     import shutil as sh
-    import subprocess
     import urllib.error
     import urllib.request
     port = 30000 + os.getpid() % 20000
@@ -681,7 +753,6 @@ def dispatchctl_top():
 @case
 def python_example():
     """docs/examples/dispatchd_client.py works against a real daemon."""
-    import subprocess
     ex = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "examples",
                       "dispatchd_client.py")
     with Daemon() as d:
