@@ -22,7 +22,7 @@ void dd_dcfg_defaults(struct dd_dcfg *c)
 	c->kill_grace_ns = 5000000000ull;
 	c->shutdown_grace_ns = 10000000000ull;
 	c->spin_ns = 50000;
-	c->store_lag_max = 256u << 10;
+	c->store_lag_max = 512u << 10;
 	c->submit_wait_ns = 1000000000ull;
 }
 

@@ -21,7 +21,7 @@ void dd_config_init(struct dd_config *cfg)
 	cfg->ring_capacity = 4096;
 	cfg->max_live_jobs = 4u << 20;
 	cfg->retain_terminal = 1u << 20;
-	cfg->store_lag_max = 256u << 10;
+	cfg->store_lag_max = 512u << 10;
 	cfg->shutdown_grace_ns = 5000000000ull;
 	cfg->tick_ns = 100000;
 	cfg->segment_bytes = 64u << 20;

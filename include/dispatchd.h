@@ -265,7 +265,7 @@ struct dd_config {
 				   * 10 Mi; SIZE_MAX = no limit) */
 	size_t store_lag_max;     /* log records per shard the store may be
 				   * behind the log; beyond: -EAGAIN until it
-				   * catches up (default 256 Ki; SIZE_MAX = no
+				   * catches up (default 512 Ki; SIZE_MAX = no
 				   * limit; at least 1024). An ended job leaves memory only once
 				   * the store has it, so this bounds memory under
 				   * a load the store cannot keep up with */
