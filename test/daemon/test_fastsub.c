@@ -37,7 +37,7 @@ Test(fastsub, takes_the_plain_shapes)
 		" \t{ \"jobs\" :\n[ { \"queue\" : \"q\" } , {} ] ,\r\"op\":\"submit_batch\" } \n",
 	};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
-		cr_expect_eq(agrees(ok[i]), 1, "case %zu: %s", i, ok[i]);
+		cr_assert_eq(agrees(ok[i]), 1, "case %zu: %s", i, ok[i]);
 }
 
 Test(fastsub, leaves_the_rest_to_the_full_decoder)
@@ -83,17 +83,17 @@ Test(fastsub, leaves_the_rest_to_the_full_decoder)
 		"",
 	};
 	for (size_t i = 0; i < sizeof(declined) / sizeof(declined[0]); i++)
-		cr_expect_eq(agrees(declined[i]), 0, "case %zu: %s", i, declined[i]);
+		cr_assert_eq(agrees(declined[i]), 0, "case %zu: %s", i, declined[i]);
 }
 
 Test(fastsub, holds_a_batch_to_its_limit)
 {
 	struct dd_fastsub fs = {0};
 	const char *two = B("{},{}");
-	cr_expect_eq(dd_fastsub_parse(&fs, two, strlen(two), 2), 1);
-	cr_expect_eq(fs.n, 2);
-	cr_expect_eq(dd_fastsub_parse(&fs, two, strlen(two), 1), 0, "over the limit: the full path says E2BIG");
-	cr_expect_eq(fs.n, 0);
+	cr_assert_eq(dd_fastsub_parse(&fs, two, strlen(two), 2), 1);
+	cr_assert_eq(fs.n, 2);
+	cr_assert_eq(dd_fastsub_parse(&fs, two, strlen(two), 1), 0, "over the limit: the full path says E2BIG");
+	cr_assert_eq(fs.n, 0);
 	dd_fastsub_free(&fs);
 }
 
@@ -109,9 +109,9 @@ Test(fastsub, grows_for_a_big_batch_and_keeps_the_payload_in_place)
 	cr_assert_eq(agrees(line), 1);
 	struct dd_fastsub fs = {0};
 	cr_assert_eq(dd_fastsub_parse(&fs, line, strlen(line), N), 1);
-	cr_expect_eq(fs.n, N);
-	cr_expect_str_eq(fs.specs[N - 1].kind, "q1"); /* 4999 % 3 */
-	cr_expect(fs.specs[N - 1].payload > (const void *)line &&
+	cr_assert_eq(fs.n, N);
+	cr_assert_str_eq(fs.specs[N - 1].kind, "q1"); /* 4999 % 3 */
+	cr_assert(fs.specs[N - 1].payload > (const void *)line &&
 		  fs.specs[N - 1].payload < (const void *)(line + strlen(line)));
 	dd_fastsub_free(&fs);
 }
