@@ -175,7 +175,8 @@ static bool submit_rest(struct conn *c, struct pend *p, const struct dd_job_spec
 /* The engine had no room (rings full, or its store far behind its log):
  * rather than wait in the event loop, which would stall every client,
  * keep the request line and stop reading this connection until
- * dd_submit_retry() gets it in. Answers stay in request order. */
+ * dd_submit_retry() gets it in: its later requests are not even read
+ * before then. */
 static bool hold(struct conn *c, struct pend *p, const char *line, size_t len)
 {
 	if (!(p->held = malloc(len ? len : 1)))
