@@ -130,7 +130,10 @@ static bool submit_rest(struct conn *c, struct pend *p, const struct dd_job_spec
 {
 	struct dd_server *srv = c->srv;
 	size_t more = 0, before = p->sent;
-	int rc = c->dead ? DD_ESHUTDOWN
+	/* gone, or draining (the tick of the turn that began the drain gets
+	 * here): what is in stays in, the rest is refused */
+	int rc = c->dead || srv->draining
+			 ? DD_ESHUTDOWN
 			 : dd_submit_batch(srv->eng, specs + p->sent, n - p->sent, 0,
 					   p->ids + p->sent, &more);
 	p->sent += more;

@@ -189,48 +189,59 @@ def answered_within(c, seconds):
         c.s.settimeout(30)
 
 
+class StoreHeld:
+    """hold_store on @d's store: its applier cannot commit until exit."""
+
+    def __init__(self, d):
+        self.store = os.path.join(d.state, "shard-0", "store")
+
+    def __enter__(self):
+        self.h = subprocess.Popen([HOLD_STORE, self.store], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE)
+        assert self.h.stdout.readline() == b"held\n", "the store's write lock is ours"
+        return self
+
+    def __exit__(self, *exc):
+        self.h.stdin.close()
+        self.h.wait()
+
+
+def submit_until_held(c, jobs):
+    """Batches go in until the log is far ahead of the store; returns the
+    tag of the first one left unanswered (held)."""
+    for _ in range(20):
+        tag = c.send("submit_batch", jobs=jobs)
+        m = answered_within(c, 1.0)
+        if m is None:
+            return tag
+        assert m["ok"] and m["tag"] == tag, m
+    raise AssertionError("no batch was held")
+
+
 @case
 def submit_held_for_the_store():
     """A submit the engine has no room for (its store held far behind the
-    log) waits without stalling other clients and without reordering its
-    own connection, goes in once the store moves, and is refused with
-    EAGAIN when the wait passes submit_wait."""
+    log) waits without stalling other clients and without reading its own
+    connection further, goes in once the store moves, is refused with
+    EAGAIN when the wait passes submit_wait, and with ESHUTDOWN at a drain."""
+    jobs = [{"queue": "dispatchd.noop"}] * 3000
     with Daemon(config="store_lag_max = 1024\nsubmit_wait = 30\n") as d, \
             d.client() as a, d.client() as b:
-        store = os.path.join(d.state, "shard-0", "store")
-        h = subprocess.Popen([HOLD_STORE, store], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        try:
-            assert h.stdout.readline() == b"held\n", "the store's write lock is ours"
-            jobs = [{"queue": "dispatchd.noop"}] * 3000
-            held = None
-            for _ in range(20):  # batches go in until the log is far ahead of the store
-                tag = a.send("submit_batch", jobs=jobs)
-                m = answered_within(a, 1.0)
-                if m is None:
-                    held = tag
-                    break
-                assert m["ok"] and m["tag"] == tag, m
-            assert held, "a batch was held"
+        with StoreHeld(d):
+            held = submit_until_held(a, jobs)
             ping = a.send("ping")
             for _ in range(3):  # the other client is served meanwhile
                 t0 = time.time()
                 assert b.ok("ping")["pong"] and time.time() - t0 < 1.0
             assert answered_within(a, 0.3) is None, "the held connection answers nothing yet"
-        finally:
-            h.stdin.close()
-            h.wait()
         # a submit is answered once durable, so the ping may come first
         got = {m["tag"]: m for m in (a.line(), a.line())}
         assert set(got) == {held, ping}, got
         assert got[held]["ok"] and len(got[held]["result"]["ids"]) == 3000, got[held]
         assert got[ping]["ok"], got[ping]
-        # the wait has a limit: past it, EAGAIN, and nothing went in
+    # the wait has a limit: past it, EAGAIN
     with Daemon(config="store_lag_max = 1024\nsubmit_wait = 0.3\n") as d, d.client() as a:
-        store = os.path.join(d.state, "shard-0", "store")
-        h = subprocess.Popen([HOLD_STORE, store], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        try:
-            assert h.stdout.readline() == b"held\n"
-            jobs = [{"queue": "dispatchd.noop"}] * 3000
+        with StoreHeld(d):
             refused = None
             for _ in range(20):
                 m = a.call("submit_batch", jobs=jobs)
@@ -241,10 +252,17 @@ def submit_held_for_the_store():
             cut = refused["error"].get("submitted", {"ids": []})["ids"]
             assert len(cut) < len(jobs), refused  # some may have gone in before the limit
             assert a.ok("ping")["pong"], "the connection goes on"
-        finally:
-            h.stdin.close()
-            h.wait()
         assert a.ok("submit_batch", jobs=jobs[:10])["ids"], "and submits again once the store moves"
+    # a drain refuses what is still held, and says so before it closes
+    with Daemon(config="store_lag_max = 1024\nsubmit_wait = 30\n") as d, d.client() as a:
+        with StoreHeld(d):
+            held = submit_until_held(a, jobs)
+            d.send_signal(signal.SIGTERM)
+            time.sleep(0.3)  # the engine's stop waits for the store: let it go then
+        m = a.line()
+        assert m is not None and m["tag"] == held and not m["ok"], m
+        assert m["error"]["code"] == "ESHUTDOWN", m
+        assert d.stop() == 0
 
 
 @case
