@@ -52,7 +52,7 @@ void dd_pend_free(struct dd_server *srv, struct pend *p)
 	if (p->kind == PEND_RESERVE)
 		srv->nreserves--;
 	if (p->held) { /* shutting down while it waited for room */
-		free(p->held);
+		dd_held_free(p->held);
 		p->c->held = NULL;
 		srv->nheld--;
 	}

@@ -87,37 +87,44 @@ static void stamp_owner(const struct conn *c, struct dd_job_spec *specs, size_t 
 	}
 }
 
-/* A held request is in (or given up): the connection reads again. */
+/* A submit held for room: its line, decoded once, so that the retries
+ * each turn cost a dd_submit_batch() call and nothing more. */
+struct held_req {
+	char *line;
+	size_t len;
+	struct dd_fastsub fs; /* the fast path's decoding, or */
+	struct dd_req r;      /* the full decoder's */
+	struct dd_jobdec *jd;
+	size_t njd;
+	struct dd_job_spec *specs;
+	size_t n;
+};
+
+static void free_jobs(struct dd_jobdec *jd, size_t decoded, struct dd_job_spec *specs);
+
+void dd_held_free(struct held_req *h)
+{
+	if (!h)
+		return;
+	if (h->jd)
+		free_jobs(h->jd, h->njd, h->specs); /* the full decoder's specs */
+	dd_fastsub_free(&h->fs);
+	dd_req_free(&h->r);
+	free(h->line);
+	free(h);
+}
+
+/* A held request is in: the connection reads again. */
 static void release(struct conn *c, struct pend *p)
 {
 	if (!p->held)
 		return;
-	free(p->held);
+	dd_held_free(p->held);
 	p->held = NULL;
 	c->held = NULL;
 	c->resume = true;
 	c->srv->nheld--;
 	c->srv->nresume++;
-}
-
-/* A held request that cannot be decoded again (out of memory): answer
- * with the jobs that went in, once they are durable. */
-static void give_up(struct conn *c, struct pend *p)
-{
-	struct dd_server *srv = c->srv;
-	release(c, p);
-	dd_events_user_add(srv->events, c->uid, -(int64_t)(p->n - p->sent));
-	p->n = p->sent;
-	if (!p->sent) {
-		dd_ops_error(c, p->tag, "ENOMEM", "out of memory: not submitted");
-		dd_pend_free(srv, p);
-		return;
-	}
-	p->has_err = true;
-	p->err.code = "ENOMEM";
-	snprintf(p->err.msg, sizeof(p->err.msg), "out of memory: batch cut short");
-	if (!p->left)
-		submit_answer(srv, p);
 }
 
 /* Submits what is left of @p's jobs (@specs: all @n of them, decoded from
@@ -180,12 +187,41 @@ static bool submit_rest(struct conn *c, struct pend *p, const struct dd_job_spec
  * keep the request line and stop reading this connection until
  * dd_submit_retry() gets it in: its later requests are not even read
  * before then. */
+static int decode_jobs(struct dd_req *r, bool batch, struct dd_jobdec *jd,
+		       struct dd_job_spec *specs, size_t n, size_t *decoded, struct dd_perr *e);
+
 static bool hold(struct conn *c, struct pend *p, const char *line, size_t len)
 {
-	if (!(p->held = malloc(len ? len : 1)))
+	struct held_req *h = calloc(1, sizeof(*h));
+	if (!h || !(h->line = malloc(len ? len : 1))) {
+		free(h);
 		return false;
-	memcpy(p->held, line, len);
-	p->held_len = len;
+	}
+	memcpy(h->line, line, len);
+	h->len = len;
+	/* decoded again from the copy, as the first time: the same specs */
+	struct dd_perr e;
+	size_t max = c->srv->cfg.max_batch;
+	if (dd_fastsub_parse(&h->fs, h->line, len, max) == 1) {
+		h->specs = h->fs.specs;
+		h->n = h->fs.n;
+	} else if (dd_proto_parse(h->line, len, &h->r, &e) == 0) {
+		bool batch = h->r.op == OP_SUBMIT_BATCH;
+		h->n = batch ? json_array_size(json_object_get(h->r.root, "jobs")) : 1;
+		h->jd = calloc(h->n, sizeof(*h->jd));
+		h->specs = calloc(h->n, sizeof(*h->specs));
+		if (!h->jd || !h->specs ||
+		    decode_jobs(&h->r, batch, h->jd, h->specs, h->n, &h->njd, &e) < 0)
+			h->n = 0;
+	}
+	if (!h->specs || h->n != p->n) { /* out of memory */
+		if (!h->jd && h->specs != h->fs.specs)
+			free(h->specs); /* dd_held_free() frees it only with jd */
+		dd_held_free(h);
+		return false;
+	}
+	stamp_owner(c, h->specs, h->n);
+	p->held = h;
 	c->held = p;
 	c->srv->nheld++;
 	return true;
@@ -270,32 +306,6 @@ bool op_submit_fast(struct conn *c, const char *line, size_t len)
 
 void dd_submit_retry(struct dd_server *srv, struct pend *p)
 {
-	struct conn *c = p->c;
-	struct dd_fastsub *fs = &srv->fast;
-	struct dd_req r = {0};
-	struct dd_perr e;
-	struct dd_jobdec *jd = NULL;
-	struct dd_job_spec *specs = NULL;
-	size_t n = 0, decoded = 0;
-	/* the same line that decoded before decodes the same way again */
-	if (dd_fastsub_parse(fs, p->held, p->held_len, srv->cfg.max_batch) == 1) {
-		specs = fs->specs;
-		n = fs->n;
-	} else if (dd_proto_parse(p->held, p->held_len, &r, &e) == 0) {
-		bool batch = r.op == OP_SUBMIT_BATCH;
-		n = batch ? json_array_size(json_object_get(r.root, "jobs")) : 1;
-		jd = calloc(n, sizeof(*jd));
-		specs = calloc(n, sizeof(*specs));
-		if (jd && specs && decode_jobs(&r, batch, jd, specs, n, &decoded, &e) < 0)
-			n = 0;
-	}
-	if (specs && n && n == p->n) {
-		stamp_owner(c, specs, n);
-		submit_rest(c, p, specs, n); /* held on if still no room */
-	} else {
-		give_up(c, p);
-	}
-	if (specs != fs->specs)
-		free_jobs(jd, decoded, specs);
-	dd_req_free(&r);
+	(void)srv;
+	submit_rest(p->c, p, p->held->specs, p->held->n); /* held on while no room */
 }

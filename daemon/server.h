@@ -64,8 +64,7 @@ struct pend {
 	char queue[64];     /* PEND_RESERVE */
 	uint64_t ttr;
 	uint32_t owner;
-	char *held;         /* PEND_SUBMIT held for room: its request line */
-	size_t held_len;
+	struct held_req *held; /* PEND_SUBMIT held for room (ops_submit.c) */
 	size_t sent;        /* PEND_SUBMIT: jobs in the engine so far */
 };
 
