@@ -192,14 +192,7 @@ static int state_key(MDB_txn *t, MDB_dbi dbi, uint8_t state, uint64_t id, bool a
 	unsigned char k[9];
 	k[0] = state;
 	be64(k + 1, id);
-	if (!add)
-		return index_put(t, dbi, k, sizeof(k), false);
-	/* Under load most new entries are the newest job in the highest state
-	 * present (succeeded, when nothing fails): the last key. MDB_APPEND
-	 * skips the search then, and refuses cheaply when it is not. */
-	MDB_val key = {sizeof(k), k}, d = {0, ""};
-	int rc = mdb_put(t, dbi, &key, &d, MDB_APPEND);
-	return rc == MDB_KEYEXIST ? index_put(t, dbi, k, sizeof(k), true) : rc;
+	return index_put(t, dbi, k, sizeof(k), add);
 }
 
 /* ended: end time, then id, both big-endian: oldest first */
