@@ -73,7 +73,7 @@ const struct dd_fuzz_seed *dd_fuzz_seeds(size_t *n)
 		"{\"op\":\"auth\",\"token\":\"abc\"}",
 		/* shapes the submit_batch fast path takes */
 		"{\"op\":\"submit_batch\",\"tag\":\"0000000001\",\"jobs\":[{\"queue\":\"dispatchd.noop\","
-		"\"payload\":\"xxxxxxxxxxxxxxxx\"},{\"queue\":\"dispatchd.noop\",\"payload\":\"\"}]}",
+		"\"payload\":\"frame-000017.png\"},{\"queue\":\"dispatchd.noop\",\"payload\":\"\"}]}",
 		"{ \"jobs\" : [ {\"priority\":\"low\",\"key\":\"k1\",\"durability\":\"none\"} ,"
 		"{\"priority\":3,\"queue\":\"a\"},{}], \"tag\": -12, \"op\":\"submit_batch\" }\t",
 		NULL,
