@@ -160,10 +160,10 @@ static bool submit_rest(struct conn *c, struct pend *p, const struct dd_job_spec
 	}
 	if (rc == -EAGAIN && dd_mono_ns() - p->since < srv->cfg.submit_wait_ns)
 		return false;
-	release(c, p);
 	size_t got = p->sent;
-	dd_events_user_add(srv->events, c->uid,
-			   -(int64_t)(n - got) - known_keys(srv, specs, p->ids, got, p->since));
+	int64_t known = known_keys(srv, specs, p->ids, got, p->since);
+	release(c, p); /* frees @specs when they are the held copy's: not used after */
+	dd_events_user_add(srv->events, c->uid, -(int64_t)(n - got) - known);
 	p->n = got;
 	if (rc < 0) {
 		struct dd_perr pe;
