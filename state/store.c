@@ -176,27 +176,69 @@ void dd_state_store_close(struct dd_state_store *st)
 	free(st);
 }
 
+/* The write cursors of one transaction, one per table. LMDB's mdb_put()
+ * and mdb_del() open a cursor per call and search the tree from its root,
+ * looking each page up in the transaction's dirty list on the way down.
+ * A cursor kept open stays on its leaf: the next key, which is almost
+ * always on the same page (ids grow, end times grow), is found with two
+ * compares and no descent (mdb_cursor_set()'s positioned case). */
+struct wcur {
+	MDB_cursor *jobs, *bystate, *ended, *idem;
+};
+
+static int wcur_open(struct dd_state_store *st, MDB_txn *t, struct wcur *w)
+{
+	int rc;
+	memset(w, 0, sizeof(*w));
+	if ((rc = mdb_cursor_open(t, st->jobs, &w->jobs)) ||
+	    (rc = mdb_cursor_open(t, st->bystate, &w->bystate)) ||
+	    (rc = mdb_cursor_open(t, st->ended, &w->ended)) ||
+	    (rc = mdb_cursor_open(t, st->idem, &w->idem)))
+		return rc;
+	return 0;
+}
+
+/* Before the transaction ends (write cursors do not outlive it). */
+static void wcur_close(struct wcur *w)
+{
+	MDB_cursor **c[] = {&w->jobs, &w->bystate, &w->ended, &w->idem};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		if (*c[i])
+			mdb_cursor_close(*c[i]);
+		*c[i] = NULL;
+	}
+}
+
+/* Deletes @key where it is; absent is not an error. */
+static int cursor_del_key(MDB_cursor *c, MDB_val *key)
+{
+	MDB_val d;
+	int rc = mdb_cursor_get(c, key, &d, MDB_SET);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	return rc ? rc : mdb_cursor_del(c, 0);
+}
+
 /* Adds or removes an entry of an index (a key with an empty value). */
-static int index_put(MDB_txn *t, MDB_dbi dbi, void *k, size_t klen, bool add)
+static int index_put(MDB_cursor *c, void *k, size_t klen, bool add)
 {
 	MDB_val key = {klen, k}, d = {0, ""};
 	if (add)
-		return mdb_put(t, dbi, &key, &d, 0);
-	int rc = mdb_del(t, dbi, &key, NULL);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+		return mdb_cursor_put(c, &key, &d, 0);
+	return cursor_del_key(c, &key);
 }
 
 /* bystate: state byte, then the id big-endian, so ids sort within a state */
-static int state_key(MDB_txn *t, MDB_dbi dbi, uint8_t state, uint64_t id, bool add)
+static int state_key(MDB_cursor *c, uint8_t state, uint64_t id, bool add)
 {
 	unsigned char k[9];
 	k[0] = state;
 	be64(k + 1, id);
-	return index_put(t, dbi, k, sizeof(k), add);
+	return index_put(c, k, sizeof(k), add);
 }
 
 /* ended: end time, then id, both big-endian: oldest first */
-static int ended_key(MDB_txn *t, MDB_dbi dbi, uint64_t at, uint64_t id)
+static int ended_key(MDB_cursor *c, uint64_t at, uint64_t id)
 {
 	unsigned char k[16];
 	be64(k, at);
@@ -204,8 +246,8 @@ static int ended_key(MDB_txn *t, MDB_dbi dbi, uint64_t at, uint64_t id)
 	/* jobs end in time order, so this key is almost always the last:
 	 * MDB_APPEND skips the search (and refuses, cheaply, when it is not) */
 	MDB_val key = {sizeof(k), k}, d = {0, ""};
-	int rc = mdb_put(t, dbi, &key, &d, MDB_APPEND);
-	return rc == MDB_KEYEXIST ? index_put(t, dbi, k, sizeof(k), true) : rc;
+	int rc = mdb_cursor_put(c, &key, &d, MDB_APPEND);
+	return rc == MDB_KEYEXIST ? index_put(c, k, sizeof(k), true) : rc;
 }
 
 /* What a change record does to a job's header. Returns false when it
@@ -243,7 +285,7 @@ static bool fold(struct job_hdr *h, const struct dd_rec *r, const char **reason,
 
 /* Writes a job record: header, reason, SUBMIT body. @body may point into
  * the map (the old record): it is copied out first when it does. */
-static int put_job(struct dd_state_store *st, MDB_txn *t, MDB_val *key, const struct job_hdr *h,
+static int put_job(MDB_cursor *jobs, MDB_val *key, const struct job_hdr *h,
 		   const char *reason, const unsigned char *body, bool body_in_map,
 		   const struct dd_rec *sub, unsigned flags)
 {
@@ -255,11 +297,11 @@ static int put_job(struct dd_state_store *st, MDB_txn *t, MDB_val *key, const st
 		body = copy;
 	}
 	MDB_val d = {sizeof(*h) + h->reason_len + h->body_len, NULL};
-	int rc = mdb_put(t, st->jobs, key, &d, MDB_RESERVE | flags);
+	int rc = mdb_cursor_put(jobs, key, &d, MDB_RESERVE | flags);
 	if (rc == MDB_KEYEXIST && (flags & MDB_APPEND)) {
 		/* not the highest id so far (lanes reorder submissions): search */
 		d.mv_size = sizeof(*h) + h->reason_len + h->body_len;
-		rc = mdb_put(t, st->jobs, key, &d, MDB_RESERVE | (flags & ~(unsigned)MDB_APPEND));
+		rc = mdb_cursor_put(jobs, key, &d, MDB_RESERVE | (flags & ~(unsigned)MDB_APPEND));
 	}
 	if (rc == 0) {
 		unsigned char *p = d.mv_data;
@@ -280,7 +322,7 @@ static int put_job(struct dd_state_store *st, MDB_txn *t, MDB_val *key, const st
  * folded is marked in @done). A job that starts and ends within one
  * batch — most of them, at a high rate — is then written once, in its
  * final state, instead of three times with its index entries moved twice. */
-static int apply_submit(struct dd_state_store *st, MDB_txn *t, const struct dd_rec *recs,
+static int apply_submit(struct dd_state_store *st, struct wcur *w, const struct dd_rec *recs,
 			uint32_t i, const uint32_t *next, bool *done)
 {
 	const struct dd_rec *r = &recs[i];
@@ -297,18 +339,18 @@ static int apply_submit(struct dd_state_store *st, MDB_txn *t, const struct dd_r
 		fold(&h, &recs[j], &reason, &h.reason_len);
 	/* ids mostly grow, so try appending; an id already there is a replay
 	 * (then its changes are applied one by one, as they come) */
-	int rc = put_job(st, t, &key, &h, reason, NULL, false, r, MDB_NOOVERWRITE | MDB_APPEND);
+	int rc = put_job(w->jobs, &key, &h, reason, NULL, false, r, MDB_NOOVERWRITE | MDB_APPEND);
 	if (rc == MDB_KEYEXIST)
 		return 0;
-	if (rc || (rc = state_key(t, st->bystate, h.state, r->id, true)))
+	if (rc || (rc = state_key(w->bystate, h.state, r->id, true)))
 		return rc;
 	for (uint32_t j = next ? next[i] : UINT32_MAX; j != UINT32_MAX; j = next[j])
 		done[j] = true;
-	if (h.state >= 5 && (rc = ended_key(t, st->ended, h.ended_rt, r->id)))
+	if (h.state >= 5 && (rc = ended_key(w->ended, h.ended_rt, r->id)))
 		return rc;
 	if (r->key_len) {
 		MDB_val ik = {r->key_len, (void *)r->key}, iv = {8, k};
-		if ((rc = mdb_put(t, st->idem, &ik, &iv, MDB_NOOVERWRITE)) && rc != MDB_KEYEXIST)
+		if ((rc = mdb_cursor_put(w->idem, &ik, &iv, MDB_NOOVERWRITE)) && rc != MDB_KEYEXIST)
 			return rc;
 	}
 	uint64_t seq = (r->id & ((1ull << 56) - 1)) + 1;
@@ -317,12 +359,12 @@ static int apply_submit(struct dd_state_store *st, MDB_txn *t, const struct dd_r
 	return 0;
 }
 
-static int apply_change(struct dd_state_store *st, MDB_txn *t, const struct dd_rec *r)
+static int apply_change(struct wcur *w, const struct dd_rec *r)
 {
 	unsigned char k[8];
 	be64(k, r->id);
 	MDB_val key = {8, k}, d;
-	int rc = mdb_get(t, st->jobs, &key, &d);
+	int rc = mdb_cursor_get(w->jobs, &key, &d, MDB_SET);
 	if (rc == MDB_NOTFOUND)
 		return 0; /* trimmed already, or logged without its submit (none level) */
 	if (rc)
@@ -337,12 +379,12 @@ static int apply_change(struct dd_state_store *st, MDB_txn *t, const struct dd_r
 		return 0;
 	h.reason_len = reason_len;
 	/* body points into the map: put_job copies it out before the put */
-	if ((rc = put_job(st, t, &key, &h, reason, body, true, NULL, 0)))
+	if ((rc = put_job(w->jobs, &key, &h, reason, body, true, NULL, 0)))
 		return rc;
-	if (old != h.state && ((rc = state_key(t, st->bystate, old, r->id, false)) ||
-			       (rc = state_key(t, st->bystate, h.state, r->id, true))))
+	if (old != h.state && ((rc = state_key(w->bystate, old, r->id, false)) ||
+			       (rc = state_key(w->bystate, h.state, r->id, true))))
 		return rc;
-	if (h.state >= 5 && (rc = ended_key(t, st->ended, h.ended_rt, r->id)))
+	if (h.state >= 5 && (rc = ended_key(w->ended, h.ended_rt, r->id)))
 		return rc;
 	return 0;
 }
@@ -423,6 +465,8 @@ int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, s
 		}
 		if (done)
 			memset(done, 0, n * sizeof(bool));
+		struct wcur w;
+		rc = wcur_open(st, t, &w);
 		for (size_t i = 0; i < n && !rc; i++) {
 			if (recs[i].lsn <= st->ckpt || (done && done[i]))
 				continue; /* already in the tree, or folded into its SUBMIT */
@@ -433,9 +477,10 @@ int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, s
 				continue;
 			}
 			rc = recs[i].type == DD_REC_SUBMIT
-				     ? apply_submit(st, t, recs, (uint32_t)i, next, done)
-				     : apply_change(st, t, &recs[i]);
+				     ? apply_submit(st, &w, recs, (uint32_t)i, next, done)
+				     : apply_change(&w, &recs[i]);
 		}
+		wcur_close(&w);
 		uint64_t last = recs[n - 1].lsn > st->ckpt ? recs[n - 1].lsn : st->ckpt;
 		if (!rc)
 			rc = meta_put(t, st->meta, "ckpt", last);
@@ -641,10 +686,13 @@ long dd_state_store_trim(struct dd_state_store *st, uint64_t now_rt, uint64_t ma
 	int rc = mdb_txn_begin(st->env, NULL, 0, &t);
 	if (rc)
 		return err_of(rc);
-	if ((rc = mdb_stat(t, st->ended, &ms)) || (rc = mdb_cursor_open(t, st->ended, &c))) {
+	struct wcur w = {0};
+	if ((rc = mdb_stat(t, st->ended, &ms)) || (rc = wcur_open(st, t, &w))) {
+		wcur_close(&w);
 		mdb_txn_abort(t);
 		return err_of(rc);
 	}
+	c = w.ended;
 	size_t count = ms.ms_entries;
 	MDB_val key, d;
 	rc = mdb_cursor_get(c, &key, &d, MDB_FIRST);
@@ -656,7 +704,7 @@ long dd_state_store_trim(struct dd_state_store *st, uint64_t now_rt, uint64_t ma
 		unsigned char k[8];
 		be64(k, id);
 		MDB_val jk = {8, k}, jd;
-		if (mdb_get(t, st->jobs, &jk, &jd) == 0) {
+		if (mdb_cursor_get(w.jobs, &jk, &jd, MDB_SET) == 0) {
 			struct dd_state_job job;
 			uint8_t state = 0;
 			char keybuf[300];
@@ -668,15 +716,15 @@ long dd_state_store_trim(struct dd_state_store *st, uint64_t now_rt, uint64_t ma
 				if (exec_ids && (job.spec.flags & DD_REC_F_EXEC) && nx < budget)
 					exec_ids[nx++] = id;
 			}
-			if ((rc = mdb_del(t, st->jobs, &jk, NULL)))
+			if ((rc = mdb_cursor_del(w.jobs, 0)))
 				break;
-			if (state && (rc = state_key(t, st->bystate, state, id, false)))
+			if (state && (rc = state_key(w.bystate, state, id, false)))
 				break;
 			if (klen) {
 				MDB_val ik = {klen, keybuf}, iv;
 				/* only if the key still names this job */
-				if (mdb_get(t, st->idem, &ik, &iv) == 0 && iv.mv_size == 8 &&
-				    unbe64(iv.mv_data) == id && (rc = mdb_del(t, st->idem, &ik, NULL)))
+				if (mdb_cursor_get(w.idem, &ik, &iv, MDB_SET) == 0 && iv.mv_size == 8 &&
+				    unbe64(iv.mv_data) == id && (rc = mdb_cursor_del(w.idem, 0)))
 					break;
 			}
 		}
@@ -686,7 +734,7 @@ long dd_state_store_trim(struct dd_state_store *st, uint64_t now_rt, uint64_t ma
 		gone++;
 		rc = mdb_cursor_get(c, &key, &d, MDB_NEXT);
 	}
-	mdb_cursor_close(c);
+	wcur_close(&w);
 	if (rc && rc != MDB_NOTFOUND) {
 		mdb_txn_abort(t);
 		return err_of(rc);

@@ -255,3 +255,133 @@ Test(store, changes_in_the_same_transaction_fold_into_the_submit)
 	dd_state_store_close(st);
 	drop_tmpdir(l.dir);
 }
+
+/* A job's life for cursors_agree: submitted, then maybe started, retried,
+ * ended; every fifth has an idempotency key. */
+#define AGREE_JOBS 6000u
+
+static size_t agree_records(struct dd_rec *recs, char (*keys)[16])
+{
+	uint32_t x = 12345; /* a fixed xorshift: the same records every run */
+	size_t n = 0;
+	uint64_t lsn = 1;
+	for (uint32_t i = 0; i < AGREE_JOBS; i++) {
+		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+		/* ids mostly grow, some come late (lanes reorder submissions) */
+		uint64_t id = 2 * (uint64_t)i + 2; /* 0 is no job id */
+		if (x % 8 == 0 && i > 64)
+			id = 2 * (uint64_t)(i - 64) + 1; /* odd: each once, below the newest */
+		struct dd_rec s = {.type = DD_REC_SUBMIT, .lsn = lsn++, .id = id, .at_rt = 1,
+				   .max_attempts = 2, .priority = 2, .kind = "k", .kind_len = 1,
+				   .payload = "frame-000017.png", .payload_len = 16};
+		if (i % 5 == 0) {
+			snprintf(keys[i], 16, "key-%u", i);
+			s.key = keys[i];
+			s.key_len = (uint32_t)strlen(keys[i]);
+		}
+		recs[n++] = s;
+		unsigned fate = x % 4; /* 0 queued, 1 running, 2 retried, 3 ended */
+		if (fate >= 1)
+			recs[n++] = (struct dd_rec){.type = DD_REC_START, .lsn = lsn++, .id = id,
+						    .at_rt = 2, .attempt = 1, .worker = 1};
+		if (fate == 2)
+			recs[n++] = (struct dd_rec){.type = DD_REC_RETRY, .lsn = lsn++, .id = id,
+						    .at_rt = 3, .attempt = 1,
+						    .not_before_rt = 99};
+		if (fate == 3)
+			recs[n++] = (struct dd_rec){.type = DD_REC_END, .lsn = lsn++, .id = id,
+						    .at_rt = 4 + i, .attempt = 1,
+						    .state = (uint8_t)(5 + x % 2)};
+	}
+	return n;
+}
+
+/* The store's write cursors stay on their leaf between records; whether
+ * a job's changes are folded into its submit (one transaction) or found
+ * again later (one record per transaction), in an order with late ids,
+ * every job, index and key must come out the same, and retention must
+ * remove all of it. */
+Test(store, one_transaction_and_one_per_record_agree)
+{
+	struct logdir l;
+	logdir_init(&l, "agree");
+	struct dd_state_store *a = fresh_store(&l), *b = fresh_store(&l);
+	struct dd_rec *recs = calloc(4 * AGREE_JOBS, sizeof(*recs));
+	char(*keys)[16] = calloc(AGREE_JOBS, 16);
+	size_t n = agree_records(recs, keys);
+	cr_assert_eq(dd_state_store_apply(a, recs, n), 0);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(dd_state_store_apply(b, &recs[i], 1), 0);
+	cr_assert_eq(dd_state_store_apply(b, recs, n), 0, "a replay changes nothing");
+	cr_assert_eq(dd_state_store_count(a), AGREE_JOBS);
+	cr_assert_eq(dd_state_store_count(b), AGREE_JOBS);
+	size_t ended = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (recs[i].type != DD_REC_SUBMIT)
+			continue;
+		struct dd_state_job ja, jb;
+		void *ba, *bb;
+		int ga = dd_state_store_get(a, recs[i].id, &ja, &ba);
+		cr_assert_eq(ga, 0, "get %lu: %d", (unsigned long)recs[i].id, ga);
+		cr_assert_eq(dd_state_store_get(b, recs[i].id, &jb, &bb), 0);
+		cr_assert(ja.state == jb.state && ja.attempt == jb.attempt &&
+				  ja.ended_rt == jb.ended_rt &&
+				  ja.spec.not_before_rt == jb.spec.not_before_rt,
+			  "job %lu: %u/%u", (unsigned long)recs[i].id, ja.state, jb.state);
+		cr_assert_eq(ja.spec.payload_len, 16);
+		ended += ja.state >= 5;
+		free(ba);
+		free(bb);
+		if (recs[i].key_len) {
+			uint64_t ida = 0, idb = 0;
+			cr_assert_eq(dd_state_store_idem_find(a, recs[i].key, &ida), 0);
+			cr_assert_eq(dd_state_store_idem_find(b, recs[i].key, &idb), 0);
+			cr_assert(ida == recs[i].id && idb == recs[i].id);
+		}
+	}
+	cr_assert_gt(ended, AGREE_JOBS / 8);
+	uint64_t *ia = calloc(AGREE_JOBS, sizeof(uint64_t)), *ib = calloc(AGREE_JOBS, 8);
+	size_t total = 0;
+	for (uint8_t s = 1; s <= 7; s++) {
+		size_t na, nb;
+		cr_assert_eq(dd_state_store_list(a, s, 0, ia, AGREE_JOBS, &na), 0);
+		cr_assert_eq(dd_state_store_list(b, s, 0, ib, AGREE_JOBS, &nb), 0);
+		cr_assert_eq(na, nb, "state %u", s);
+		cr_assert_arr_eq(ia, ib, na * sizeof(uint64_t));
+		total += na;
+	}
+	cr_assert_eq(total, AGREE_JOBS, "every job in the state index once");
+	/* retention by count, in small budgets: the ended jobs go, keys too */
+	struct dd_state_store *both[] = {a, b};
+	for (int k = 0; k < 2; k++) {
+		long gone = 0, g;
+		while ((g = dd_state_store_trim(both[k], 1, 0, 0, 97, NULL, NULL)) > 0)
+			gone += g;
+		cr_assert_eq(g, 0);
+		cr_assert_eq((size_t)gone, ended);
+		cr_assert_eq(dd_state_store_count(both[k]), AGREE_JOBS - ended);
+		size_t ns;
+		for (uint8_t s = 5; s <= 7; s++) {
+			cr_assert_eq(dd_state_store_list(both[k], s, 0, ia, AGREE_JOBS, &ns), 0);
+			cr_assert_eq(ns, 0, "no ended job left in state %u", s);
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (recs[i].type != DD_REC_SUBMIT || !recs[i].key_len)
+				continue;
+			struct dd_state_job j;
+			void *buf;
+			uint64_t id;
+			bool kept = dd_state_store_get(both[k], recs[i].id, &j, &buf) == 0;
+			if (kept)
+				free(buf);
+			cr_assert_eq(dd_state_store_idem_find(both[k], recs[i].key, &id),
+				     kept ? 0 : -ENOENT, "the key goes with its job");
+		}
+		dd_state_store_close(both[k]);
+	}
+	free(ia);
+	free(ib);
+	free(keys);
+	free(recs);
+	drop_tmpdir(l.dir);
+}
