@@ -114,6 +114,7 @@ void *dd_applier_main(void *arg)
 	 * scheduler slice (milliseconds) from the hot path. It runs in their
 	 * idle time; the log, not the store, is what acknowledges a job. */
 	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+	dd_place_applier(s->eng);
 	dd_probe_thread(s->eng, DD_ROLE_IO);
 
 	for (;;) {

@@ -313,6 +313,15 @@ struct dd_engine {
 	bool proc_cpus_ok;
 };
 
+/* placement.c: background work off the hot CPUs */
+/* The process's CPUs that no reactor or worker is pinned to; false when
+ * there are none (or nothing is pinned). */
+bool dd_cold_cpus(const struct dd_engine *e, cpu_set_t *set);
+/* Moves the calling thread (the applier) to the cold CPUs, if any. */
+void dd_place_applier(const struct dd_engine *e);
+/* Called by the reactor: its ring's kernel workers go to the cold CPUs. */
+void dd_place_ring_workers(struct dd_shard *s);
+
 /* probe.c: the jitter probe (telemetry/probe.h) as the engine uses it */
 int dd_probe_start(struct dd_engine *e);
 void dd_probe_stop(struct dd_engine *e);

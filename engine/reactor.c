@@ -221,6 +221,7 @@ void *dd_reactor_main(void *arg)
 	struct dd_engine *e = s->eng;
 	if (s->cpu >= 0)
 		dd_numa_pin_cpu(s->cpu); /* best effort: a cpuset may forbid it */
+	dd_place_ring_workers(s);
 	dd_tls_reactor = s;
 	dd_probe_thread(e, DD_ROLE_REACTOR);
 

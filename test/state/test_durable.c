@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -541,6 +542,96 @@ Test(durable, ack_and_log_latency_histograms)
 	cr_assert_geq(io->count, 1);
 	cr_assert_leq(io->count, st.total.log_batches);
 	cr_assert_gt(io->max_ns, 0);
+	dd_engine_destroy(e);
+	drop_tmpdir(dir);
+}
+
+/* The CPUs a thread of this process may run on, from /proc: a bit per CPU. */
+static uint64_t thread_cpus(const char *task)
+{
+	char path[300], line[512];
+	snprintf(path, sizeof(path), "/proc/self/task/%s/status", task);
+	FILE *f = fopen(path, "r");
+	uint64_t mask = 0;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "Cpus_allowed_list:", 18) == 0)
+			for (char *p = line + 18; *p && *p != '\n';) {
+				char *end;
+				long lo = strtol(p, &end, 10), hi = lo;
+				if (*end == '-')
+					hi = strtol(end + 1, &end, 10);
+				for (long c = lo; c <= hi && c < 64; c++)
+					mask |= 1ull << c;
+				p = *end == ',' ? end + 1 : end;
+			}
+	fclose(f);
+	return mask;
+}
+
+/* A thread's name ("" when it is gone). */
+static void task_comm(const char *task, char *comm, size_t size)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "/proc/self/task/%s/comm", task);
+	FILE *f = fopen(path, "r");
+	if (!f || !fgets(comm, (int)size, f))
+		comm[0] = 0;
+	if (f)
+		fclose(f);
+}
+
+/* With the reactor pinned and a CPU to spare, the store's applier and the
+ * kernel threads that write and sync the log (io_uring's workers) must
+ * not share the reactor's CPU: there they took it for milliseconds. */
+Test(durable, background_work_stays_off_the_reactor_cpu)
+{
+	cpu_set_t mine;
+	cr_assert_eq(sched_getaffinity(0, sizeof(mine), &mine), 0);
+	if (CPU_COUNT(&mine) < 2)
+		cr_skip_test("needs 2 CPUs, this process has %d", CPU_COUNT(&mine));
+	char *dir = make_tmpdir("place");
+	struct dd_config cfg;
+	config_for(&cfg, dir, DD_DURABILITY_FSYNC);
+	cfg.pin = true;
+	cfg.inline_handlers = true; /* no worker: the reactor's CPU is the only hot one */
+	struct dd_engine *e = open_engine(dir, DD_DURABILITY_FSYNC, &cfg);
+	uint64_t id = 0;
+	for (int i = 0; i < 200; i++) { /* log writes and fdatasyncs: io_uring's workers */
+		struct dd_job_spec s = job("ok");
+		cr_assert_eq(dd_submit(e, &s, 0, &id), 0);
+	}
+	cr_assert_eq(dd_wait_durable(e, id, 5000 * MS), 0);
+	uint64_t reactor = 0, applier = 0;
+	int ring_workers = 0;
+	DIR *d = opendir("/proc/self/task");
+	cr_assert(d);
+	for (struct dirent *de; (de = readdir(d));) {
+		char comm[64];
+		task_comm(de->d_name, comm, sizeof(comm));
+		if (strncmp(comm, "dd-reactor-0", 12) == 0)
+			reactor = thread_cpus(de->d_name);
+		else if (strncmp(comm, "dd-apply-0", 10) == 0)
+			applier = thread_cpus(de->d_name);
+	}
+	rewinddir(d);
+	cr_assert(reactor && (reactor & (reactor - 1)) == 0, "the reactor is on one CPU");
+	cr_assert(applier, "an applier thread");
+	cr_assert_eq(applier & reactor, 0, "applier CPUs %#lx, reactor %#lx",
+		     (unsigned long)applier, (unsigned long)reactor);
+	for (struct dirent *de; (de = readdir(d));) {
+		char comm[64];
+		task_comm(de->d_name, comm, sizeof(comm));
+		if (strncmp(comm, "iou-wrk-", 8) != 0)
+			continue;
+		ring_workers++;
+		uint64_t w = thread_cpus(de->d_name);
+		cr_assert_eq(w & reactor, 0, "io_uring worker %s on CPUs %#lx, reactor %#lx",
+			     de->d_name, (unsigned long)w, (unsigned long)reactor);
+	}
+	closedir(d);
+	cr_assert_gt(ring_workers, 0, "the fdatasyncs ran on io_uring's workers");
 	dd_engine_destroy(e);
 	drop_tmpdir(dir);
 }
