@@ -393,7 +393,9 @@ int dd_wait_durable(struct dd_engine *e, uint64_t id, uint64_t timeout_ns);
  * (up to 2 s) until it holds every change logged before it was called, so
  * a job that ended before the call is listed in its end state.
  * A non-terminal state there is the last one logged (WAITING, DELAYED,
- * QUEUED, RUNNING).
+ * QUEUED, RUNNING). SUCCEEDED is listed by reading the store's jobs in id
+ * order (they have no index: they are most jobs), so a page of it costs
+ * what the jobs read to fill it cost; every other state has an index.
  * @return 0 (*n filled; fewer than @max means the end), -EOPNOTSUPP (no
  *         state_dir), -EINVAL, -EIO. Any thread; does not wait for reactors. */
 int dd_job_list(struct dd_engine *e, enum dd_state state, uint64_t after, uint64_t *ids,

@@ -14,9 +14,13 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "migrate.h"
 #include "state.h"
 
-#define SCHEMA 2u /* 2: SUBMIT bodies carry the owner (uid, gid) */
+/* 2: SUBMIT bodies carry the owner (uid, gid)
+ * 3: succeeded jobs are not in bystate (migrate.c) */
+#define SCHEMA 3u
+#define SUCCEEDED 5 /* DD_SUCCEEDED */
 
 struct dd_state_store {
 	MDB_env *env;
@@ -99,6 +103,8 @@ static int meta_put(MDB_txn *t, MDB_dbi dbi, const char *name, uint64_t v)
 	return mdb_put(t, dbi, &k, &d, 0);
 }
 
+static int upgrade(struct dd_state_store *st, uint64_t schema);
+
 int dd_state_store_open(const char *dir, const struct dd_state_store_opts *o,
 			struct dd_state_store **out)
 {
@@ -142,17 +148,19 @@ int dd_state_store_open(const char *dir, const struct dd_state_store_opts *o,
 			goto fail_mdb;
 	} else if (rc) {
 		goto fail_mdb;
-	} else if (schema != SCHEMA) {
+	} else if (schema < 2 || schema > SCHEMA) {
 		rc = -EPROTONOSUPPORT; /* written by another version */
 		goto fail;
 	}
 	st->next_seq = 1;
 	meta_get(t, st->meta, "ckpt", &st->ckpt);
 	meta_get(t, st->meta, "next_seq", &st->next_seq);
-	if ((rc = mdb_txn_commit(t))) {
-		t = NULL;
+	rc = mdb_txn_commit(t);
+	t = NULL;
+	if (rc)
 		goto fail_mdb;
-	}
+	if (schema && schema < SCHEMA && (rc = upgrade(st, schema)) < 0)
+		goto fail;
 	*out = st;
 	return 0;
 fail_mdb:
@@ -228,9 +236,13 @@ static int index_put(MDB_cursor *c, void *k, size_t klen, bool add)
 	return cursor_del_key(c, &key);
 }
 
-/* bystate: state byte, then the id big-endian, so ids sort within a state */
+/* bystate: state byte, then the id big-endian, so ids sort within a state.
+ * Succeeded jobs have no entry: they are most jobs, and the jobs table,
+ * in id order, lists them (dd_state_store_list) at little more cost. */
 static int state_key(MDB_cursor *c, uint8_t state, uint64_t id, bool add)
 {
+	if (state == SUCCEEDED)
+		return 0;
 	unsigned char k[9];
 	k[0] = state;
 	be64(k + 1, id);
@@ -445,6 +457,27 @@ static int grow(struct dd_state_store *st)
 	return 0;
 }
 
+/* Brings a store of an older schema up to date (migrate.c), growing the
+ * map when the deletions' copied pages need room, then records SCHEMA. */
+static int upgrade(struct dd_state_store *st, uint64_t schema)
+{
+	for (;;) {
+		MDB_txn *t = NULL;
+		int rc = dd_store_migrate(st->env, st->bystate, schema);
+		if (!rc && !(rc = mdb_txn_begin(st->env, NULL, 0, &t)) &&
+		    !(rc = meta_put(t, st->meta, "schema", SCHEMA))) {
+			rc = mdb_txn_commit(t);
+			t = NULL;
+		}
+		if (t)
+			mdb_txn_abort(t);
+		if (rc != MDB_MAP_FULL)
+			return err_of(rc);
+		if ((rc = grow(st)) < 0)
+			return rc;
+	}
+}
+
 int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, size_t n)
 {
 	if (n == 0)
@@ -612,34 +645,69 @@ int dd_state_store_idem_find(struct dd_state_store *st, const char *key, uint64_
 	return err_of(rc);
 }
 
-int dd_state_store_list(struct dd_state_store *st, uint8_t state, uint64_t after, uint64_t *ids,
-			size_t max, size_t *n)
+/* Succeeded jobs, from the jobs table: the ids in order, each value's
+ * header says its state. Most stored jobs have succeeded, so a page of
+ * them costs a few more records read than it returns. */
+static int list_succeeded(MDB_txn *t, MDB_dbi jobs, uint64_t after, uint64_t *ids, size_t max,
+			  size_t *n)
 {
-	MDB_txn *t;
+	MDB_cursor *c;
+	unsigned char k[8];
+	be64(k, after + 1);
+	MDB_val key = {8, k}, d;
+	int rc = mdb_cursor_open(t, jobs, &c);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_get(c, &key, &d, MDB_SET_RANGE);
+	while (rc == 0 && *n < max) {
+		struct job_hdr h;
+		if (key.mv_size == 8 && d.mv_size >= sizeof(h)) {
+			memcpy(&h, d.mv_data, sizeof(h));
+			if (h.state == SUCCEEDED)
+				ids[(*n)++] = unbe64(key.mv_data);
+		}
+		rc = mdb_cursor_get(c, &key, &d, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	return rc;
+}
+
+/* Any other state, from its range of bystate. */
+static int list_indexed(MDB_txn *t, MDB_dbi bystate, uint8_t state, uint64_t after,
+			uint64_t *ids, size_t max, size_t *n)
+{
 	MDB_cursor *c;
 	unsigned char k[9];
 	k[0] = state;
 	be64(k + 1, after + 1);
 	MDB_val key = {9, k}, d;
+	int rc = mdb_cursor_open(t, bystate, &c);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_get(c, &key, &d, MDB_SET_RANGE);
+	while (rc == 0 && *n < max && key.mv_size == 9 &&
+	       ((unsigned char *)key.mv_data)[0] == state) {
+		ids[(*n)++] = unbe64((unsigned char *)key.mv_data + 1);
+		rc = mdb_cursor_get(c, &key, &d, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	return rc;
+}
+
+int dd_state_store_list(struct dd_state_store *st, uint8_t state, uint64_t after, uint64_t *ids,
+			size_t max, size_t *n)
+{
+	MDB_txn *t;
 	*n = 0;
 	if (after == UINT64_MAX)
 		return 0;
 	int rc = read_begin(st, &t);
 	if (rc)
 		return err_of(rc);
-	if ((rc = mdb_cursor_open(t, st->bystate, &c)) == 0) {
-		rc = mdb_cursor_get(c, &key, &d, MDB_SET_RANGE);
-		while (rc == 0 && *n < max && key.mv_size == 9 &&
-		       ((unsigned char *)key.mv_data)[0] == state) {
-			ids[(*n)++] = unbe64((unsigned char *)key.mv_data + 1);
-			rc = mdb_cursor_get(c, &key, &d, MDB_NEXT);
-		}
-		mdb_cursor_close(c);
-		if (rc == MDB_NOTFOUND)
-			rc = 0;
-	}
+	rc = state == SUCCEEDED ? list_succeeded(t, st->jobs, after, ids, max, n)
+				: list_indexed(t, st->bystate, state, after, ids, max, n);
 	read_end(st, t);
-	return err_of(rc);
+	return err_of(rc == MDB_NOTFOUND ? 0 : rc);
 }
 
 int dd_state_store_scan_live(struct dd_state_store *st,

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -383,5 +384,101 @@ Test(store, one_transaction_and_one_per_record_agree)
 	free(ib);
 	free(keys);
 	free(recs);
+	drop_tmpdir(l.dir);
+}
+
+/* Opens the store at @path with LMDB itself, as an older version left it. */
+static void raw_open(const char *path, MDB_env **env, MDB_txn **t, MDB_dbi *meta, MDB_dbi *bystate)
+{
+	cr_assert_eq(mdb_env_create(env), 0);
+	cr_assert_eq(mdb_env_set_maxdbs(*env, 8), 0);
+	cr_assert_eq(mdb_env_set_mapsize(*env, 1u << 30), 0);
+	cr_assert_eq(mdb_env_open(*env, path, 0, 0600), 0);
+	cr_assert_eq(mdb_txn_begin(*env, NULL, 0, t), 0);
+	cr_assert_eq(mdb_dbi_open(*t, "meta", 0, meta), 0);
+	cr_assert_eq(mdb_dbi_open(*t, "bystate", 0, bystate), 0);
+}
+
+static void raw_set_schema(MDB_txn *t, MDB_dbi meta, uint64_t v)
+{
+	MDB_val k = {6, "schema"}, d = {8, &v};
+	cr_assert_eq(mdb_put(t, meta, &k, &d, 0), 0);
+}
+
+/* A schema-2 store listed succeeded jobs in bystate; schema 3 does not.
+ * Opening one removes those entries (in several transactions: more than
+ * one chunk's worth here) and records schema 3; listing, retention and
+ * the other states' entries are as if it had been written at 3. Schemas
+ * it does not know are refused. */
+Test(store, schema_2_store_is_upgraded_on_open)
+{
+	struct logdir l;
+	logdir_init(&l, "schema");
+	struct dd_state_store *st = fresh_store(&l);
+	char path[4300];
+	snprintf(path, sizeof(path), "%s/store0", l.dir);
+	struct dd_rec recs[120];
+	size_t n = 0;
+	for (uint64_t id = 1; id <= 60; id++) {
+		recs[n++] = (struct dd_rec){.type = DD_REC_SUBMIT, .lsn = n + 1, .id = id, .at_rt = 1,
+					    .max_attempts = 1, .priority = 2, .kind = "k",
+					    .kind_len = 1};
+		recs[n++] = (struct dd_rec){.type = DD_REC_END, .lsn = n + 1, .id = id,
+					    .at_rt = 2 + id, .attempt = 1,
+					    .state = id % 6 ? 5 : 6}; /* 50 succeeded, 10 failed */
+	}
+	cr_assert_eq(dd_state_store_apply(st, recs, n), 0);
+	dd_state_store_close(st);
+
+	MDB_env *env;
+	MDB_txn *t;
+	MDB_dbi meta, bystate;
+	raw_open(path, &env, &t, &meta, &bystate);
+	MDB_stat ms;
+	cr_assert_eq(mdb_stat(t, bystate, &ms), 0);
+	cr_assert_eq(ms.ms_entries, 10, "schema 3 indexes only the failed ones");
+	for (uint64_t id = 1; id <= 70060; id++) { /* as schema 2 wrote them, and more */
+		if (id <= 60 && id % 6 == 0)
+			continue;
+		unsigned char k[9] = {5};
+		for (int b = 0; b < 8; b++)
+			k[1 + b] = (unsigned char)(id >> (56 - 8 * b));
+		MDB_val key = {9, k}, d = {0, ""};
+		cr_assert_eq(mdb_put(t, bystate, &key, &d, 0), 0);
+	}
+	raw_set_schema(t, meta, 2);
+	cr_assert_eq(mdb_txn_commit(t), 0);
+	mdb_env_close(env);
+
+	struct dd_state_store_opts o = {.map_initial = 1u << 20, .map_max = 1u << 30};
+	int orc = dd_state_store_open(path, &o, &st);
+	cr_assert_eq(orc, 0, "open: %d", orc);
+	uint64_t ids[64];
+	size_t got;
+	cr_assert_eq(dd_state_store_list(st, 5, 0, ids, 64, &got), 0);
+	cr_assert_eq(got, 50);
+	cr_assert_eq(dd_state_store_list(st, 6, 0, ids, 64, &got), 0);
+	cr_assert_eq(got, 10);
+	cr_assert_eq(dd_state_store_trim(st, 100, 0, 0, 1000, NULL, NULL), 60);
+	dd_state_store_close(st);
+
+	raw_open(path, &env, &t, &meta, &bystate);
+	cr_assert_eq(mdb_stat(t, bystate, &ms), 0);
+	cr_assert_eq(ms.ms_entries, 0, "nothing left behind in bystate");
+	MDB_val k = {6, "schema"}, d;
+	cr_assert_eq(mdb_get(t, meta, &k, &d), 0);
+	uint64_t schema;
+	memcpy(&schema, d.mv_data, 8);
+	cr_assert_eq(schema, 3);
+	for (uint64_t bad = 1; bad <= 4; bad += 3) { /* older than 2, newer than 3 */
+		raw_set_schema(t, meta, bad);
+		cr_assert_eq(mdb_txn_commit(t), 0);
+		mdb_env_close(env);
+		cr_assert_eq(dd_state_store_open(path, &o, &st), -EPROTONOSUPPORT, "schema %lu",
+			     (unsigned long)bad);
+		raw_open(path, &env, &t, &meta, &bystate);
+	}
+	mdb_txn_abort(t);
+	mdb_env_close(env);
 	drop_tmpdir(l.dir);
 }

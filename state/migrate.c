@@ -1,0 +1,56 @@
+/* Store schema upgrades, run when a store written by an older version is
+ * opened. Each step can be run twice: it commits in chunks, so a crash
+ * part way leaves the old schema number and the next open finishes it.
+ *
+ *   2 -> 3: succeeded jobs leave the bystate index. They were most of it,
+ *           and writing and trimming their entries was a sixth of the
+ *           store's work; the jobs table lists them instead. */
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "migrate.h"
+
+#define CHUNK 65536 /* deletions per transaction */
+#define SUCCEEDED 5
+
+/* Deletes up to CHUNK bystate entries of @state; *left: some remain. */
+static int drop_state_chunk(MDB_env *env, MDB_dbi bystate, unsigned char state, bool *left)
+{
+	MDB_txn *t;
+	MDB_cursor *c;
+	int rc = mdb_txn_begin(env, NULL, 0, &t);
+	if (rc)
+		return rc;
+	if ((rc = mdb_cursor_open(t, bystate, &c))) {
+		mdb_txn_abort(t);
+		return rc;
+	}
+	unsigned char k[1] = {state};
+	MDB_val key = {1, k}, d;
+	unsigned n = 0;
+	rc = mdb_cursor_get(c, &key, &d, MDB_SET_RANGE);
+	while (rc == 0 && n < CHUNK && key.mv_size > 0 && *(unsigned char *)key.mv_data == state) {
+		if ((rc = mdb_cursor_del(c, 0)))
+			break;
+		n++;
+		rc = mdb_cursor_get(c, &key, &d, MDB_NEXT); /* after a delete: the one that followed */
+	}
+	*left = n == CHUNK;
+	mdb_cursor_close(c);
+	if (rc && rc != MDB_NOTFOUND) {
+		mdb_txn_abort(t);
+		return rc;
+	}
+	return mdb_txn_commit(t);
+}
+
+int dd_store_migrate(MDB_env *env, MDB_dbi bystate, uint64_t from)
+{
+	int rc = 0;
+	if (from < 3) {
+		bool left = true;
+		while (left && rc == 0)
+			rc = drop_state_chunk(env, bystate, SUCCEEDED, &left);
+	}
+	return rc;
+}

@@ -1,0 +1,13 @@
+/* Upgrades of the LMDB store's schema (store.c's private helper). */
+#ifndef DD_STATE_MIGRATE_H
+#define DD_STATE_MIGRATE_H
+
+#include <lmdb.h>
+#include <stdint.h>
+
+/* Brings the tables of a store written at schema @from up to date, in
+ * transactions of its own. Returns 0 or an LMDB error; the caller then
+ * records the new schema number. */
+int dd_store_migrate(MDB_env *env, MDB_dbi bystate, uint64_t from);
+
+#endif
