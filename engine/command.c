@@ -327,7 +327,7 @@ void dd_cmd_fail_all(struct dd_shard *s, int rc)
 	}
 	s->retry_cmds = NULL;
 	for (size_t i = 0; i < s->tabcap; i++) {
-		struct dd_jobrec *j = s->tab[i];
+		struct dd_jobrec *j = s->tab[i].rec;
 		if (!j)
 			continue;
 		for (struct dd_cmd *c = j->waiters, *nx; c; c = nx) {

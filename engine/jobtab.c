@@ -77,17 +77,16 @@ static inline size_t slot_of(uint64_t id, size_t cap)
 static int tab_grow(struct dd_shard *s)
 {
 	size_t cap = s->tabcap ? s->tabcap * 2 : 1u << 14;
-	struct dd_jobrec **t = calloc(cap, sizeof(*t));
+	struct dd_tabslot *t = calloc(cap, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	for (size_t i = 0; i < s->tabcap; i++) {
-		struct dd_jobrec *j = s->tab[i];
-		if (!j)
+		if (!s->tab[i].rec)
 			continue;
-		size_t k = slot_of(j->id, cap);
-		while (t[k])
+		size_t k = slot_of(s->tab[i].id, cap);
+		while (t[k].rec)
 			k = (k + 1) & (cap - 1);
-		t[k] = j;
+		t[k] = s->tab[i];
 	}
 	free(s->tab);
 	s->tab = t;
@@ -103,9 +102,9 @@ int dd_tab_insert(struct dd_shard *s, struct dd_jobrec *j)
 			return r;
 	}
 	size_t k = slot_of(j->id, s->tabcap);
-	while (s->tab[k])
+	while (s->tab[k].rec)
 		k = (k + 1) & (s->tabcap - 1);
-	s->tab[k] = j;
+	s->tab[k] = (struct dd_tabslot){j->id, j};
 	s->tabcount++;
 	return 0;
 }
@@ -115,9 +114,9 @@ struct dd_jobrec *dd_tab_find(const struct dd_shard *s, uint64_t id)
 	if (!s->tabcap)
 		return NULL;
 	for (size_t k = slot_of(id, s->tabcap);; k = (k + 1) & (s->tabcap - 1)) {
-		struct dd_jobrec *j = s->tab[k];
-		if (!j || j->id == id)
-			return j;
+		const struct dd_tabslot *t = &s->tab[k];
+		if (!t->rec || t->id == id)
+			return t->rec;
 	}
 }
 
@@ -126,14 +125,14 @@ void dd_tab_remove(struct dd_shard *s, uint64_t id)
 	if (!s->tabcap)
 		return;
 	size_t mask = s->tabcap - 1, k = slot_of(id, s->tabcap);
-	while (s->tab[k] && s->tab[k]->id != id)
+	while (s->tab[k].rec && s->tab[k].id != id)
 		k = (k + 1) & mask;
-	if (!s->tab[k])
+	if (!s->tab[k].rec)
 		return;
 	/* Backward shift: pull later members of the probe run into the hole. */
 	size_t hole = k;
-	for (size_t i = (k + 1) & mask; s->tab[i]; i = (i + 1) & mask) {
-		size_t home = slot_of(s->tab[i]->id, s->tabcap);
+	for (size_t i = (k + 1) & mask; s->tab[i].rec; i = (i + 1) & mask) {
+		size_t home = slot_of(s->tab[i].id, s->tabcap);
 		/* move if home is not cyclically in (hole, i] */
 		bool stay = hole <= i ? (home > hole && home <= i) : (home > hole || home <= i);
 		if (!stay) {
@@ -141,7 +140,7 @@ void dd_tab_remove(struct dd_shard *s, uint64_t id)
 			hole = i;
 		}
 	}
-	s->tab[hole] = NULL;
+	s->tab[hole] = (struct dd_tabslot){0, NULL};
 	s->tabcount--;
 }
 
@@ -200,8 +199,8 @@ uint8_t dd_seq_fate(struct dd_shard *s, uint64_t id)
 void dd_jobtab_destroy(struct dd_shard *s)
 {
 	for (size_t i = 0; i < s->tabcap; i++)
-		if (s->tab[i])
-			dd_rec_free(s, s->tab[i]);
+		if (s->tab[i].rec)
+			dd_rec_free(s, s->tab[i].rec);
 	free(s->tab);
 	s->tab = NULL;
 	s->tabcap = s->tabcount = 0;

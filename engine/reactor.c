@@ -193,7 +193,7 @@ static void begin_stop(struct dd_shard *s)
 	s->stop_deadline = s->now + s->eng->cfg.shutdown_grace_ns;
 	/* Nothing that has not started will start now. */
 	for (size_t i = 0; i < s->tabcap; i++) {
-		struct dd_jobrec *j = s->tab[i];
+		struct dd_jobrec *j = s->tab[i].rec;
 		if (j && (j->state == DD_WAITING || j->state == DD_DELAYED || j->state == DD_QUEUED))
 			dd_job_finish(s, j, DD_CANCELLED, dd_reason[R_SHUTDOWN]);
 	}
@@ -204,7 +204,7 @@ static bool stop_done(struct dd_shard *s)
 	if (!s->forced && s->now >= s->stop_deadline) {
 		s->forced = true;
 		for (size_t i = 0; i < s->tabcap; i++) {
-			struct dd_jobrec *j = s->tab[i];
+			struct dd_jobrec *j = s->tab[i].rec;
 			if (j && j->state == DD_RUNNING)
 				dd_job_cancel(s, j, DD_CANCELLED, dd_reason[R_SHUTDOWN]);
 		}
