@@ -427,6 +427,7 @@ int dd_stats(struct dd_engine *e, struct dd_stats *st)
 		o->queued = LD(ST_QUEUED);
 		o->running = LD(ST_RUNNING);
 		o->in_memory = LD(ST_IN_MEMORY);
+		o->fate_bytes = LD(ST_FATE_BYTES);
 #undef LD
 		o->parks = atomic_load_explicit(&s->wake.parks, memory_order_relaxed);
 		o->wakeups = atomic_load_explicit(&s->wake.wakes, memory_order_relaxed);
@@ -449,6 +450,7 @@ int dd_stats(struct dd_engine *e, struct dd_stats *st)
 		t->parks += o->parks;
 		t->wakeups += o->wakeups;
 		t->arena_bytes += o->arena_bytes;
+		t->fate_bytes += o->fate_bytes;
 		t->log_records += o->log_records;
 		t->log_batches += o->log_batches;
 		t->store_jobs += o->store_jobs;

@@ -210,8 +210,9 @@ struct dd_tabslot {
 	struct dd_jobrec *rec; /* NULL: empty */
 };
 
-struct dd_seqmap { /* 1 byte of fate per sequence number, in pages */
-	uint8_t **page;
+struct dd_fatepage;
+struct dd_seqmap { /* the fate of every sequence number, in pages (fate.c) */
+	struct dd_fatepage **page;
 	size_t npages;
 };
 
@@ -291,6 +292,7 @@ struct dd_shard {
 enum {
 	ST_SUBMITTED, ST_DISPATCHED, ST_SUCCEEDED, ST_FAILED, ST_CANCELLED, ST_TIMED_OUT,
 	ST_RETRIED, ST_WAITING, ST_DELAYED, ST_QUEUED, ST_RUNNING, ST_IN_MEMORY,
+	ST_FATE_BYTES,
 };
 
 static inline void dd_st_add(struct dd_shard *s, unsigned k, int64_t d)
@@ -371,17 +373,20 @@ int dd_handler_find(struct dd_engine *e, const char *name);
  * the first time it is seen. Returns its index or a negative code. */
 int dd_kind_for_exec(struct dd_engine *e, const char *name);
 
-/* jobtab.c: records, id table, seq fates */
+/* jobtab.c: records, id table */
 struct dd_jobrec *dd_rec_alloc(struct dd_shard *s);
 void dd_rec_free(struct dd_shard *s, struct dd_jobrec *j);
 int dd_tab_insert(struct dd_shard *s, struct dd_jobrec *j);
 struct dd_jobrec *dd_tab_find(const struct dd_shard *s, uint64_t id);
 void dd_tab_remove(struct dd_shard *s, uint64_t id);
+void dd_jobtab_destroy(struct dd_shard *s);
+
+/* fate.c: what became of every sequence number (SEQ_*) */
 uint8_t dd_seq_get(const struct dd_shard *s, uint64_t id);
 /* dd_seq_get(), asking the store about ids from before this run. */
 uint8_t dd_seq_fate(struct dd_shard *s, uint64_t id);
 int dd_seq_set(struct dd_shard *s, uint64_t id, uint8_t fate);
-void dd_jobtab_destroy(struct dd_shard *s);
+void dd_fate_destroy(struct dd_shard *s);
 
 /* lifecycle.c: state transitions, all on the reactor */
 void dd_job_arrive(struct dd_shard *s, struct dd_sub *m);

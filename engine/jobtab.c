@@ -1,5 +1,5 @@
-/* A shard's records: slab pool from the shard's arena, the id table, and
- * the per-sequence "fate" map. Reactor-only. */
+/* A shard's records: slab pool from the shard's arena and the id table.
+ * Reactor-only. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,8 +7,6 @@
 #include "engine.h"
 
 #define SLAB_RECS 4096
-#define SEQ_PAGE_BITS 16
-#define SEQ_PAGE (1u << SEQ_PAGE_BITS)
 
 /* ---- record pool: whole slabs from the node-local arena, so that no job
  * costs an allocator call once the pool is warm ---- */
@@ -144,58 +142,6 @@ void dd_tab_remove(struct dd_shard *s, uint64_t id)
 	s->tabcount--;
 }
 
-/* ---- fate of every sequence number: lets a dependency on a job that has
- * left memory still be answered, and tells "not arrived yet" apart from
- * "gone". One byte per job; the durable store replaces it (state/). ---- */
-
-uint8_t dd_seq_get(const struct dd_shard *s, uint64_t id)
-{
-	uint64_t seq = id & DD_ID_SEQ_MASK;
-	size_t p = (size_t)(seq >> SEQ_PAGE_BITS);
-	if (p >= s->seqmap.npages || !s->seqmap.page[p])
-		return SEQ_UNSEEN;
-	return s->seqmap.page[p][seq & (SEQ_PAGE - 1)];
-}
-
-int dd_seq_set(struct dd_shard *s, uint64_t id, uint8_t fate)
-{
-	uint64_t seq = id & DD_ID_SEQ_MASK;
-	size_t p = (size_t)(seq >> SEQ_PAGE_BITS);
-	if (p >= s->seqmap.npages) {
-		size_t n = s->seqmap.npages ? s->seqmap.npages : 16;
-		while (n <= p)
-			n *= 2;
-		uint8_t **pg = realloc(s->seqmap.page, n * sizeof(*pg));
-		if (!pg)
-			return -ENOMEM;
-		memset(pg + s->seqmap.npages, 0, (n - s->seqmap.npages) * sizeof(*pg));
-		s->seqmap.page = pg;
-		s->seqmap.npages = n;
-	}
-	if (!s->seqmap.page[p] && !(s->seqmap.page[p] = calloc(SEQ_PAGE, 1)))
-		return -ENOMEM;
-	s->seqmap.page[p][seq & (SEQ_PAGE - 1)] = fate;
-	return 0;
-}
-
-uint8_t dd_seq_fate(struct dd_shard *s, uint64_t id)
-{
-	uint8_t f = dd_seq_get(s, id);
-	struct dd_state_store *st = dd_durable_store(s);
-	if (f != SEQ_UNSEEN || !st || (id & DD_ID_SEQ_MASK) >= s->first_seq)
-		return f;
-	/* From an earlier run and not in memory: it ended (recovery loaded
-	 * every live job). The store says how, unless retention took it. */
-	struct dd_state_job job;
-	void *buf = NULL;
-	f = SEQ_ENDED_BAD;
-	if (dd_state_store_get(st, id, &job, &buf) == 0 && job.state == DD_SUCCEEDED)
-		f = SEQ_ENDED_OK;
-	free(buf);
-	dd_seq_set(s, id, f);
-	return f;
-}
-
 void dd_jobtab_destroy(struct dd_shard *s)
 {
 	for (size_t i = 0; i < s->tabcap; i++)
@@ -209,8 +155,5 @@ void dd_jobtab_destroy(struct dd_shard *s)
 	free(s->slabs);
 	s->slabs = NULL;
 	s->nslabs = 0;
-	for (size_t i = 0; i < s->seqmap.npages; i++)
-		free(s->seqmap.page[i]);
-	free(s->seqmap.page);
-	s->seqmap.page = NULL;
+	dd_fate_destroy(s);
 }

@@ -480,6 +480,9 @@ struct dd_shard_stats {
 	uint64_t in_memory;      /* records held, terminal included */
 	uint64_t parks, wakeups; /* reactor parked / was woken by a producer */
 	uint64_t arena_bytes;    /* bytes in the shard's arena */
+	uint64_t fate_bytes;     /* kept to answer for jobs that left memory:
+				  * 64 KiB per 65,536 ids while any may change,
+				  * then 2 bytes per failed job */
 	uint64_t log_records, log_batches; /* written to the log */
 	uint64_t durable_lsn;    /* last record on the device */
 	uint64_t applied_lsn;    /* last record in the store */

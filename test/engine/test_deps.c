@@ -154,3 +154,64 @@ Test(deps, dependency_submitted_in_the_same_batch)
 	}
 	dd_engine_destroy(e);
 }
+
+/* Polls until @n jobs have ended (30 s at most). */
+static void await_ended(struct dd_engine *e, uint64_t n, struct dd_stats *st)
+{
+	for (int i = 0; i < 30000; i++) {
+		dd_stats(e, st);
+		if (st->total.succeeded + st->total.failed >= n)
+			return;
+		sleep_ms(1);
+	}
+	cr_assert_fail("only %lu of %lu jobs ended",
+		       (unsigned long)(st->total.succeeded + st->total.failed), (unsigned long)n);
+}
+
+/* The fate of ended jobs, kept to answer dependencies, must not cost a
+ * byte per job for ever: a page of 65,536 ids whose jobs have all ended
+ * keeps only its failures. Dependencies on jobs in such pages, good and
+ * failed, are still answered right. */
+Test(deps, fates_of_ended_jobs_are_compacted, .timeout = 120)
+{
+	enum { PAGE = 65536, PAGES = 6, EVERY = 997 }; /* every 997th job fails */
+	struct dd_config c;
+	dd_config_init(&c);
+	c.retain_terminal = 0;
+	c.shards = 1;
+	struct dd_engine *e = make_engine(&c);
+	const uint64_t n = (uint64_t)PAGES * PAGE;
+	uint64_t *ids = calloc(n, sizeof(uint64_t));
+	struct dd_job_spec batch[256];
+	for (uint64_t done = 0; done < n;) {
+		size_t k = n - done < 256 ? (size_t)(n - done) : 256, got = 0;
+		for (size_t i = 0; i < k; i++)
+			batch[i] = spec((done + i) % EVERY == EVERY - 1 ? "fail" : "ok");
+		int r = dd_submit_batch(e, batch, k, DD_SUBMIT_BLOCK, ids + done, &got);
+		cr_assert(r == 0 || r == -EAGAIN, "submit: %s", dd_strerror(r));
+		done += got;
+	}
+	struct dd_stats st;
+	await_ended(e, n, &st);
+	cr_assert_eq(st.total.failed, n / EVERY);
+	/* A byte per id would be PAGES+1 pages (ids start at 1). The first
+	 * page (id 0 never comes) and the last (not full) stay whole; the full
+	 * ones keep 2 bytes per failure. */
+	uint64_t bound = 2 * (PAGE + 64) + (PAGES - 1) * (64 + 2 * (PAGE / EVERY + 1));
+	cr_assert_leq(st.total.fate_bytes, bound, "fate map %lu bytes, more than %lu",
+		      (unsigned long)st.total.fate_bytes, (unsigned long)bound);
+	cr_assert_geq(st.total.fate_bytes, 2 * PAGE, "the two whole pages are counted");
+	/* ids in compacted pages (the second and third), failed and good */
+	size_t ib = (2 * PAGE / EVERY + 1) * EVERY + EVERY - 1; /* a failed one */
+	uint64_t bad = ids[ib], good = ids[ib + 1];
+	cr_assert_eq(dd_job_get(e, bad, NULL), DD_EEVICTED);
+	uint64_t on_bad = submit_after(e, "ok", &bad, 1, 0);
+	uint64_t on_good = submit_after(e, "ok", &good, 1, 0);
+	(void)on_bad;
+	(void)on_good;
+	await_ended(e, n + 2, &st);
+	cr_assert_eq(st.total.failed, n / EVERY + 1, "the job after a failed one failed");
+	cr_assert_eq(st.total.succeeded, n - n / EVERY + 1, "the job after a good one ran");
+	free(ids);
+	dd_engine_destroy(e);
+}
