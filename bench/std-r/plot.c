@@ -16,6 +16,7 @@
 
 #include "plot.h"
 
+#define TERMINAL_AT "set terminal svg size %d,%d dynamic enhanced font 'sans,13' background '#ffffff'\n"
 #define TERMINAL "set terminal svg size 960,600 dynamic enhanced font 'sans,13' background '#ffffff'\n"
 
 static FILE *open_in(const char *dir, const char *name)
@@ -111,26 +112,43 @@ int plot_spectrum(const char *dir, struct run_result *const *runs, const char *c
 	FILE *d, *g;
 	if (open_pair(dir, "latency", &d, &g))
 		return 1;
+	/* The legend goes under the plot (in a bottom margin as tall as it),
+	 * two entries a row, and the canvas grows with it: beside the plot, a sweep's 20-odd entries left the
+	 * curves a sliver of the width (gnuplot: "canvas area too small"). */
+	int entries = 5;
+	for (size_t i = 0; i < n; i++)
+		entries += 1 + (runs[i]->ack_hist->count > 0);
 	fprintf(g, "# std-r: latency percentile spectrum; redraw with: gnuplot latency.gp\n"
-		TERMINAL "set output 'latency.svg'\n"
+		TERMINAL_AT "set output 'latency.svg'\n"
 		"set title 'std-r: latency by percentile (open loop, intended start time)'\n"
-		"set logscale xy\nset grid\nset key outside right top box\n"
+		"set logscale xy\nset grid\n"
+		"set key at screen 0.5,screen 0.01 center bottom box maxcols 2\n"
+		"set bmargin %d\nset rmargin 6\n",
+		960, 540 + 22 * ((entries + 1) / 2), (entries + 1) / 2 + 5);
+	fprintf(g,
 		"set xlabel 'percentile'\nset ylabel 'latency (µs)'\n"
 		"set xtics ('0%%%%' 1, '90%%%%' 10, '99%%%%' 100, '99.9%%%%' 1000, '99.99%%%%' 10000, "
 		"'99.999%%%%' 100000, '99.9999%%%%' 1000000, '99.99999%%%%' 10000000)\n"
 		"plot ");
 	int index = 0;
 	const char *sep = "";
+	/* a colour per run, shared by its dispatch and its ack curve: gnuplot's
+	 * own eight repeat within a ten-step sweep */
+	static const char *const colour[] = {"#1b9e77", "#d95f02", "#7570b3", "#e7298a",
+					     "#66a61e", "#e6ab02", "#a6761d", "#1f78b4",
+					     "#e31a1c", "#6a3d9a", "#b15928", "#444444"};
+	const size_t ncolour = sizeof(colour) / sizeof(colour[0]);
 	for (size_t i = 0; i < n; i++) {
 		if (spectrum_rows(d, runs[i]->lat_hist)) {
 			fprintf(g, "%s'latency.dat' index %d with linespoints pt 7 ps 0.4 lw 2 "
-				   "title '%s dispatch'", sep, index++, labels[i]);
+				   "lc rgb '%s' title '%s dispatch'", sep, index++,
+				colour[i % ncolour], labels[i]);
 			sep = ", \\\n     ";
 		}
 		if (runs[i]->ack_hist->count && spectrum_rows(d, runs[i]->ack_hist)) {
 			fprintf(g, "%s'latency.dat' index %d with linespoints pt 5 ps 0.4 lw 1 dt 2 "
-				   "title '%s durable ack (per %llu jobs)'", sep, index++, labels[i],
-				(unsigned long long)runs[i]->ack_batch);
+				   "lc rgb '%s' title '%s durable ack (per %llu jobs)'", sep, index++,
+				colour[i % ncolour], labels[i], (unsigned long long)runs[i]->ack_batch);
 			sep = ", \\\n     ";
 		}
 	}
