@@ -87,9 +87,14 @@ static int open_pair(const char *dir, const char *name, FILE **dat, FILE **gp)
 
 /* One histogram as (1/(1-q), µs) rows, ten per decade of nines, ending at
  * its max. Returns whether it wrote anything. */
+static bool plottable(const struct dd_tel_hist *h)
+{
+	return h && h->count >= 10;
+}
+
 static bool spectrum_rows(FILE *f, const struct dd_tel_hist *h)
 {
-	if (!h || h->count < 10)
+	if (!plottable(h))
 		return false;
 	double last = log10((double)h->count);
 	for (double k = 0; k <= last * 10; k++) {
@@ -112,19 +117,40 @@ int plot_spectrum(const char *dir, struct run_result *const *runs, const char *c
 	FILE *d, *g;
 	if (open_pair(dir, "latency", &d, &g))
 		return 1;
-	/* The legend goes under the plot (in a bottom margin as tall as it),
-	 * two entries a row, and the canvas grows with it: beside the plot, a sweep's 20-odd entries left the
-	 * curves a sliver of the width (gnuplot: "canvas area too small"). */
-	int entries = 5;
+	/* the floors, as points at the percentiles they report */
+	struct {
+		const char *title;
+		bool ok;
+		uint64_t p50, p99, p999, max;
+	} fp[] = {
+		{"stall floor", fl && fl->stall_ok, 0, fl ? fl->stall.p99_ns : 0,
+		 fl ? fl->stall.p999_ns : 0, 0},
+		{"cyclictest wake-up", fl && fl->cyclictest.ran, fl ? fl->cyclictest.p50_ns : 0,
+		 fl ? fl->cyclictest.p99_ns : 0, fl ? fl->cyclictest.p999_ns : 0, 0},
+		{"fsync floor", fl && fl->fsync_ok, fl ? fl->fsync.p50_ns : 0,
+		 fl ? fl->fsync.p99_ns : 0, 0, 0},
+		{"cache-line hand-off", fl && fl->handoff_ok, fl ? fl->handoff.p50_ns : 0,
+		 fl ? fl->handoff.p99_ns : 0, 0, 0},
+		{"spawn floor", fl && fl->spawn_ok, fl ? fl->spawn.p50_ns : 0,
+		 fl ? fl->spawn.p99_ns : 0, 0, 0},
+	};
+	/* The legend goes under the plot, two entries a row, in a bottom
+	 * margin as tall as it, and the canvas grows with it: beside the plot,
+	 * a sweep's 20-odd entries left the curves a sliver of the width
+	 * (gnuplot: "canvas area too small"). */
+	int entries = 0;
 	for (size_t i = 0; i < n; i++)
-		entries += 1 + (runs[i]->ack_hist->count > 0);
+		entries += plottable(runs[i]->lat_hist) + plottable(runs[i]->ack_hist);
+	for (size_t k = 0; k < sizeof(fp) / sizeof(fp[0]); k++)
+		entries += fp[k].ok;
+	int rows = (entries + 1) / 2;
 	fprintf(g, "# std-r: latency percentile spectrum; redraw with: gnuplot latency.gp\n"
 		TERMINAL_AT "set output 'latency.svg'\n"
 		"set title 'std-r: latency by percentile (open loop, intended start time)'\n"
 		"set logscale xy\nset grid\n"
-		"set key at screen 0.5,screen 0.01 center bottom box maxcols 2\n"
+		"set key at screen 0.5,screen 0.01 center bottom box maxrows %d\n"
 		"set bmargin %d\nset rmargin 6\n",
-		960, 540 + 22 * ((entries + 1) / 2), (entries + 1) / 2 + 5);
+		960, 540 + 22 * rows, rows > 0 ? rows : 1, rows + 5);
 	fprintf(g,
 		"set xlabel 'percentile'\nset ylabel 'latency (µs)'\n"
 		"set xtics ('0%%%%' 1, '90%%%%' 10, '99%%%%' 100, '99.9%%%%' 1000, '99.99%%%%' 10000, "
@@ -145,30 +171,13 @@ int plot_spectrum(const char *dir, struct run_result *const *runs, const char *c
 				colour[i % ncolour], labels[i]);
 			sep = ", \\\n     ";
 		}
-		if (runs[i]->ack_hist->count && spectrum_rows(d, runs[i]->ack_hist)) {
+		if (spectrum_rows(d, runs[i]->ack_hist)) {
 			fprintf(g, "%s'latency.dat' index %d with linespoints pt 5 ps 0.4 lw 1 dt 2 "
 				   "lc rgb '%s' title '%s durable ack (per %llu jobs)'", sep, index++,
 				colour[i % ncolour], labels[i], (unsigned long long)runs[i]->ack_batch);
 			sep = ", \\\n     ";
 		}
 	}
-	/* the floors, as points at the percentiles they report */
-	struct {
-		const char *title;
-		bool ok;
-		uint64_t p50, p99, p999, max;
-	} fp[] = {
-		{"stall floor", fl && fl->stall_ok, 0, fl ? fl->stall.p99_ns : 0,
-		 fl ? fl->stall.p999_ns : 0, 0},
-		{"cyclictest wake-up", fl && fl->cyclictest.ran, fl ? fl->cyclictest.p50_ns : 0,
-		 fl ? fl->cyclictest.p99_ns : 0, fl ? fl->cyclictest.p999_ns : 0, 0},
-		{"fsync floor", fl && fl->fsync_ok, fl ? fl->fsync.p50_ns : 0,
-		 fl ? fl->fsync.p99_ns : 0, 0, 0},
-		{"cache-line hand-off", fl && fl->handoff_ok, fl ? fl->handoff.p50_ns : 0,
-		 fl ? fl->handoff.p99_ns : 0, 0, 0},
-		{"spawn floor", fl && fl->spawn_ok, fl ? fl->spawn.p50_ns : 0,
-		 fl ? fl->spawn.p99_ns : 0, 0, 0},
-	};
 	for (size_t k = 0; k < sizeof(fp) / sizeof(fp[0]); k++) {
 		if (!fp[k].ok)
 			continue;
@@ -212,7 +221,11 @@ int plot_sweep(const char *dir, const struct sweep *s, uint64_t bound_ns)
 	fprintf(g, "# std-r: offered vs achieved rate and P99 across a sweep; redraw with: "
 		   "gnuplot sweep.gp\n" TERMINAL "set output 'sweep.svg'\n"
 		   "set title 'std-r sweep: %s'\n"
-		   "set grid\nset key outside right top box\n"
+		   "set grid\n"
+		   /* under the plot, as the spectrum's: beside it, it took a third
+		    * of the width */
+		   "set key at screen 0.5,screen 0.01 center bottom box maxrows 2\n"
+		   "set bmargin 7\n"
 		   "set xlabel 'offered (jobs/s)'\nset ylabel 'achieved (jobs/s)'\n"
 		   "set y2label 'latency (µs, log)'\nset logscale y2\nset y2tics\nset ytics nomirror\n"
 		   "set format x '%%.0s%%c'\nset format y '%%.0s%%c'\n"
