@@ -396,6 +396,16 @@ int dd_engine_shard_node(const struct dd_engine *e, unsigned shard)
 	return shard < e->nshards ? e->shards[shard].node : -EINVAL;
 }
 
+int dd_state_error(struct dd_engine *e)
+{
+	for (unsigned i = 0; i < e->nshards; i++) {
+		int r = dd_durable_error(&e->shards[i]);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
 int dd_stats(struct dd_engine *e, struct dd_stats *st)
 {
 	memset(st, 0, sizeof(*st));

@@ -522,6 +522,11 @@ struct dd_stats {
  * summaries, so it costs tens of microseconds: not for a hot path. */
 int dd_stats(struct dd_engine *e, struct dd_stats *st);
 
+/* dd_stats()'s total.state_error alone: 0, or why a shard refuses
+ * submissions now (-ENOSPC, -EIO, DD_ESTOREFULL). A few atomic loads, for
+ * a caller that asks every millisecond. Any thread. */
+int dd_state_error(struct dd_engine *e);
+
 /* A reader's window, for rates and recent percentiles: each
  * dd_stats_window_read() fills @st like dd_stats(), but its event counters
  * (submitted ... retried, log records and batches, parks, wake-ups) and its

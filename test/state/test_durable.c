@@ -290,6 +290,7 @@ Test(durable, store_far_behind_the_log_holds_submissions_back)
 	struct dd_stats st;
 	dd_stats(e, &st);
 	cr_assert_eq(st.total.state_error, 0, "a lag is not an error");
+	cr_assert_eq(dd_state_error(e), 0);
 
 	/* the lock released, the store catches up and submissions go on */
 	cr_assert_eq(write(go[1], "r", 1), 1);
@@ -482,6 +483,7 @@ Test(durable, store_at_its_map_limit_refuses_with_a_clear_error)
 		nanosleep(&ts, NULL);
 	}
 	cr_assert_eq(st.total.state_error, DD_ESTOREFULL);
+	cr_assert_eq(dd_state_error(e), DD_ESTOREFULL, "the cheap read says the same");
 	cr_assert_eq(st.total.store_map_bytes, 2u << 20);
 	dd_engine_destroy(e);
 	drop_tmpdir(dir);
