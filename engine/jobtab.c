@@ -38,6 +38,10 @@ struct dd_jobrec *dd_rec_alloc(struct dd_shard *s)
 		return NULL;
 	struct dd_jobrec *j = s->freelist;
 	s->freelist = (struct dd_jobrec *)j->link.next;
+	/* the next record is cold (it left memory long ago): fetch it while
+	 * this job is being set up */
+	if (s->freelist)
+		__builtin_prefetch(s->freelist, 1);
 	memset(j, 0, offsetof(struct dd_jobrec, inline_payload));
 	j->worker = -1;
 	dd_st_add(s, ST_IN_MEMORY, 1);
@@ -62,16 +66,6 @@ void dd_rec_free(struct dd_shard *s, struct dd_jobrec *j)
 
 /* ---- id table: open addressing, linear probing, backward-shift delete ---- */
 
-static inline size_t slot_of(uint64_t id, size_t cap)
-{
-	/* splitmix64 finaliser: sequential ids must not form probe runs */
-	uint64_t h = id & DD_ID_SEQ_MASK;
-	h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
-	h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
-	h ^= h >> 31;
-	return (size_t)h & (cap - 1);
-}
-
 static int tab_grow(struct dd_shard *s)
 {
 	size_t cap = s->tabcap ? s->tabcap * 2 : 1u << 14;
@@ -81,7 +75,7 @@ static int tab_grow(struct dd_shard *s)
 	for (size_t i = 0; i < s->tabcap; i++) {
 		if (!s->tab[i].rec)
 			continue;
-		size_t k = slot_of(s->tab[i].id, cap);
+		size_t k = dd_tab_slot(s->tab[i].id, cap);
 		while (t[k].rec)
 			k = (k + 1) & (cap - 1);
 		t[k] = s->tab[i];
@@ -99,7 +93,7 @@ int dd_tab_insert(struct dd_shard *s, struct dd_jobrec *j)
 		if (r < 0)
 			return r;
 	}
-	size_t k = slot_of(j->id, s->tabcap);
+	size_t k = dd_tab_slot(j->id, s->tabcap);
 	while (s->tab[k].rec)
 		k = (k + 1) & (s->tabcap - 1);
 	s->tab[k] = (struct dd_tabslot){j->id, j};
@@ -111,7 +105,7 @@ struct dd_jobrec *dd_tab_find(const struct dd_shard *s, uint64_t id)
 {
 	if (!s->tabcap)
 		return NULL;
-	for (size_t k = slot_of(id, s->tabcap);; k = (k + 1) & (s->tabcap - 1)) {
+	for (size_t k = dd_tab_slot(id, s->tabcap);; k = (k + 1) & (s->tabcap - 1)) {
 		const struct dd_tabslot *t = &s->tab[k];
 		if (!t->rec || t->id == id)
 			return t->rec;
@@ -122,7 +116,7 @@ void dd_tab_remove(struct dd_shard *s, uint64_t id)
 {
 	if (!s->tabcap)
 		return;
-	size_t mask = s->tabcap - 1, k = slot_of(id, s->tabcap);
+	size_t mask = s->tabcap - 1, k = dd_tab_slot(id, s->tabcap);
 	while (s->tab[k].rec && s->tab[k].id != id)
 		k = (k + 1) & mask;
 	if (!s->tab[k].rec)
@@ -130,7 +124,7 @@ void dd_tab_remove(struct dd_shard *s, uint64_t id)
 	/* Backward shift: pull later members of the probe run into the hole. */
 	size_t hole = k;
 	for (size_t i = (k + 1) & mask; s->tab[i].rec; i = (i + 1) & mask) {
-		size_t home = slot_of(s->tab[i].id, s->tabcap);
+		size_t home = dd_tab_slot(s->tab[i].id, s->tabcap);
 		/* move if home is not cyclically in (hole, i] */
 		bool stay = hole <= i ? (home > hole && home <= i) : (home > hole || home <= i);
 		if (!stay) {

@@ -45,6 +45,8 @@ static size_t drain_submissions(struct dd_shard *s)
 		while (total < DD_DRAIN_BUDGET &&
 		       (n = dd_queue_mpsc_dequeue(s->sub[p], buf, 64)) > 0) {
 			for (size_t i = 0; i < n; i++)
+				dd_tab_prefetch(s, buf[i].id);
+			for (size_t i = 0; i < n; i++)
 				dd_job_arrive(s, &buf[i]);
 			total += n;
 		}
@@ -175,6 +177,13 @@ static void trim_retained(struct dd_shard *s)
 	while (s->nretained > s->eng->cfg.retain_terminal && n != &s->retained && skipped < 16) {
 		struct dd_jobrec *j = (struct dd_jobrec *)n;
 		n = n->next;
+		if (n != &s->retained) {
+			/* these records are cold: load the one after next, and the
+			 * next one's table slot (it was loaded a round ago) */
+			const struct dd_jobrec *nx = (const struct dd_jobrec *)n;
+			__builtin_prefetch(nx->link.next);
+			dd_tab_prefetch(s, nx->id);
+		}
 		if ((j->flags & JF_ON_WORKER) || !dd_durable_evictable(s, j)) {
 			skipped++;
 			continue;
