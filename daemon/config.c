@@ -21,7 +21,7 @@ void dd_dcfg_defaults(struct dd_dcfg *c)
 	c->output_max = 64u << 20;
 	c->kill_grace_ns = 5000000000ull;
 	c->shutdown_grace_ns = 10000000000ull;
-	c->spin_ns = 50000;
+	c->spin_ns = DD_SPIN_AUTO; /* the engine chooses: see dispatchd.h */
 	c->store_lag_max = 512u << 10;
 	c->submit_wait_ns = 1000000000ull;
 }
@@ -108,7 +108,8 @@ int dd_dcfg_set(struct dd_dcfg *c, const char *key, const char *v, char *err, si
 	else if (!strcmp(key, "submit_wait"))
 		bad = parse_secs(v, &c->submit_wait_ns) || c->submit_wait_ns > 3600000000000ull;
 	else if (!strcmp(key, "spin"))
-		bad = parse_secs(v, &c->spin_ns) || c->spin_ns > 1000000000ull;
+		bad = strcmp(v, "auto") ? parse_secs(v, &c->spin_ns) || c->spin_ns > 1000000000ull
+					: (c->spin_ns = DD_SPIN_AUTO, 0);
 	else {
 		snprintf(err, errlen, "unknown setting '%s'", key);
 		return -1;

@@ -24,7 +24,8 @@ struct dd_dcfg {
 	uint64_t output_max;
 	uint64_t kill_grace_ns;
 	uint64_t shutdown_grace_ns;
-	uint64_t spin_ns;      /* engine threads spin this long before parking */
+	uint64_t spin_ns;      /* engine threads spin this long before parking;
+				* DD_SPIN_AUTO ("auto", the default): the engine chooses */
 	uint64_t store_lag_max; /* log records the store may lag (engine's) */
 	/* The engine has no room (rings full, or its store far behind the log):
 	 * a submit is held this long for it before it is refused. A store commit

@@ -15,7 +15,7 @@ void dd_config_init(struct dd_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->pin = true;
-	cfg->spin_ns = 50000;
+	cfg->spin_ns = DD_SPIN_AUTO;
 	cfg->worker_queue = 32;
 	cfg->durability = DD_DURABILITY_NONE;
 	cfg->ring_capacity = 4096;
@@ -358,6 +358,7 @@ int dd_engine_create(const struct dd_config *cfg, struct dd_engine **out)
 		goto fail;
 	if ((r = open_rings(e)) < 0)
 		goto fail;
+	dd_resolve_spin(e); /* after open_rings(): it knows the process's CPUs */
 	if (e->cfg.durability > DD_DURABILITY_NONE && (r = open_state(e)) < 0)
 		goto fail;
 	if ((r = start_threads(e)) < 0)
@@ -411,6 +412,7 @@ int dd_stats(struct dd_engine *e, struct dd_stats *st)
 	memset(st, 0, sizeof(*st));
 	st->nshards = e->nshards;
 	st->numa_available = e->topo->numa_available;
+	st->spin_ns = e->cfg.spin_ns;
 	st->jemalloc = DD_HAVE_JEMALLOC;
 	st->total.node = -1;
 	/* Histograms before counters: a reactor counts a log batch when it

@@ -332,6 +332,8 @@ bool dd_cold_cpus(const struct dd_engine *e, cpu_set_t *set);
 void dd_place_applier(const struct dd_engine *e);
 /* Called by the reactor: its ring's kernel workers go to the cold CPUs. */
 void dd_place_ring_workers(struct dd_shard *s);
+/* Turns cfg.spin_ns = DD_SPIN_AUTO into a number (see dispatchd.h). */
+void dd_resolve_spin(struct dd_engine *e);
 
 /* probe.c: the jitter probe (telemetry/probe.h) as the engine uses it */
 int dd_probe_start(struct dd_engine *e);

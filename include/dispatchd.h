@@ -246,7 +246,13 @@ struct dd_config {
 				   * returns -EDEADLK / -EAGAIN instead of hanging. */
 	int pretend_nodes;        /* >0: split the CPUs into that many made-up nodes (tests) */
 	bool pin;                 /* pin reactors and workers to their node's CPUs (default) */
-	uint64_t spin_ns;         /* spin this long before parking (default 50 µs) */
+	uint64_t spin_ns;         /* reactors and workers spin this long before
+				   * parking. DD_SPIN_AUTO (the default): 50 µs when
+				   * the process has a CPU beyond one per reactor and
+				   * worker (and, with durable state, one for the
+				   * log and store), else 0: a thread that spins on
+				   * the only CPU the submitters could use takes it
+				   * from them. dd_stats() says what was chosen. */
 	unsigned worker_queue;    /* jobs handed to a worker ahead of its completions,
 				   * 1..64 (default 32): larger batches the hand-over,
 				   * smaller keeps priorities exact when handlers are long */
@@ -501,8 +507,11 @@ enum dd_probe_role {
 };
 #define DD_ROLE_COUNT 4
 
+#define DD_SPIN_AUTO UINT64_MAX
+
 struct dd_stats {
 	unsigned nshards;
+	uint64_t spin_ns;   /* what the engine's threads spin (DD_SPIN_AUTO resolved) */
 	uint64_t window_ns; /* dd_stats_window_read(): the window's length; else 0 */
 	/* The eBPF jitter probe: run-queue latency (made runnable -> on a CPU)
 	 * of the engine's threads, by role, measured in the kernel, and how

@@ -411,6 +411,7 @@ int embedded_run(const struct opts *o, double rate, const char *state_dir, struc
 	result_take_probe(res, st);
 	res->shards = st->nshards;
 	res->workers = cfg.inline_handlers ? 0 : st->shard[0].workers;
+	res->spin_ns = st->spin_ns;
 	res->parks = st->total.parks;
 	res->wakeups = st->total.wakeups;
 	res->log_records = st->total.log_records;

@@ -45,7 +45,8 @@ static void usage(FILE *f)
 		"  --executor E      auto|workers|inline: handlers on worker threads or on\n"
 		"                    the reactor; auto picks inline when there are too few\n"
 		"                    CPUs for generator + reactor + a worker per shard\n"
-		"  --spin-us N       spin budget before parking, µs (default 50)\n"
+		"  --spin-us N       spin budget before parking, µs (default: the engine's\n"
+		"                    choice, 50 with a CPU to spare, else 0)\n"
 		"  --histograms on|off  the engine's latency histograms (default on)\n"
 		"  --probe auto|on|off  the eBPF jitter probe (default auto)\n"
 		"  --telemetry-cost N   N rounds with telemetry on, then off; the medians\n"
@@ -149,7 +150,7 @@ int opts_parse(int argc, char **argv, struct opts *o)
 	char *end;
 	bool jobs_given = false;
 	*o = (struct opts){
-		.duration_s = 10, .warmup_s = 2, .spin_ns = 50000, .inflight = 8192,
+		.duration_s = 10, .warmup_s = 2, .spin_ns = DD_SPIN_AUTO, .inflight = 8192,
 		.gen_cpu = -1, .executor = -1, .floor_s = 1,
 		.durability = DD_DURABILITY_DEFAULT, /* none embedded, fsync via the daemon */
 		.batch = 1000, .depth = 8, .p99_bound_ns = 50000,

@@ -60,6 +60,8 @@ void report_print(const struct run_result *r, const struct floors *f)
 	else
 		printf("std-r  %s  %s  shards=%u workers/shard=%u  durability=%s\n", r->mode, r->kind,
 		       r->shards, r->workers, durability_name(r->durability));
+	if (!strcmp(r->mode, "embedded"))
+		printf("  spin before parking %12.0f µs\n", r->spin_ns / 1e3);
 	if (r->offered > 0)
 		printf("  offered rate        %12.0f jobs/s (open loop)\n", r->offered);
 	else
@@ -141,6 +143,8 @@ json_t *report_run_json(const struct run_result *r)
 			      (json_int_t)r->lat.count, "failed", (json_int_t)r->failed);
 	json_object_set_new(j, "offered_rate", r->offered > 0 ? json_real(r->offered)
 							      : json_string("max"));
+	if (!strcmp(r->mode, "embedded"))
+		json_object_set_new(j, "spin_ns", json_integer((json_int_t)r->spin_ns));
 	json_object_set_new(j, "latency_ns", report_summary_json(&r->lat));
 	json_object_set_new(j, "latency_source",
 			    json_string(r->lat_hist->count ? "every job" : "engine histogram"));

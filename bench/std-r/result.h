@@ -16,6 +16,7 @@ struct run_result {
 	int durability;            /* enum dd_durability */
 	unsigned shards, workers;  /* workers per shard; 0 with inline */
 	bool inline_exec;
+	uint64_t spin_ns;          /* embedded: what the engine's threads spun */
 	double offered;            /* jobs/s, 0 = max (closed loop) */
 	double duration_s, warmup_s;
 	uint64_t jobs_in_state;

@@ -639,7 +639,7 @@ def tcp_with_token():
 
 @case
 def config_and_signals():
-    with Daemon(config="[dispatchd]\nmax_frame = 2048\nmax_jobs_per_user = 3\n") as d:
+    with Daemon(config="[dispatchd]\nmax_frame = 2048\nmax_jobs_per_user = 3\nspin = auto\n") as d:
         with d.client() as c:
             for i in range(3):
                 c.ok("submit", queue="held", payload=str(i))
@@ -660,7 +660,7 @@ def config_and_signals():
         assert d.stop(signal.SIGINT) == 0
     # bad settings: clear message, exit 2
     for cfg, msg in [("bogus = 1\n", "unknown setting"), ("shards = lots\n", "bad value"),
-                     ("[other]\nx=1\n", "unknown section")]:
+                     ("spin = often\n", "bad value"), ("[other]\nx=1\n", "unknown section")]:
         d = Daemon(config=cfg, autostart=False)
         with d:
             d.start(wait=False)

@@ -637,3 +637,47 @@ Test(durable, background_work_stays_off_the_reactor_cpu)
 	dd_engine_destroy(e);
 	drop_tmpdir(dir);
 }
+
+/* The spin an engine chooses (DD_SPIN_AUTO) for @level with the process on
+ * @ncpu of its CPUs; @explicit_ns instead of auto when not 0. */
+static uint64_t chosen_spin(const char *dir, enum dd_durability level, int ncpu,
+			    uint64_t explicit_ns)
+{
+	cpu_set_t all, few;
+	cr_assert_eq(sched_getaffinity(0, sizeof(all), &all), 0);
+	CPU_ZERO(&few);
+	for (int c = 0, n = 0; c < CPU_SETSIZE && n < ncpu; c++)
+		if (CPU_ISSET(c, &all)) {
+			CPU_SET(c, &few);
+			n++;
+		}
+	cr_assert_eq(sched_setaffinity(0, sizeof(few), &few), 0);
+	struct dd_config cfg;
+	config_for(&cfg, dir, level);
+	cfg.inline_handlers = true; /* the reactor is the only thread that spins */
+	cfg.spin_ns = explicit_ns ? explicit_ns : DD_SPIN_AUTO;
+	struct dd_engine *e = open_engine(dir, level, &cfg);
+	struct dd_stats st;
+	dd_stats(e, &st);
+	dd_engine_destroy(e);
+	cr_assert_eq(sched_setaffinity(0, sizeof(all), &all), 0);
+	return st.spin_ns;
+}
+
+/* DD_SPIN_AUTO spins only when a CPU is left over for the submitters
+ * beyond the reactor and, with durable state, the log and store's. */
+Test(durable, spin_is_chosen_by_the_cpus_left_over)
+{
+	cpu_set_t mine;
+	cr_assert_eq(sched_getaffinity(0, sizeof(mine), &mine), 0);
+	if (CPU_COUNT(&mine) < 2)
+		cr_skip_test("needs 2 CPUs, this process has %d", CPU_COUNT(&mine));
+	char *dir = make_tmpdir("spin");
+	cr_assert_eq(chosen_spin(dir, DD_DURABILITY_NONE, 1, 0), 0, "one CPU: the reactor's");
+	cr_assert_eq(chosen_spin(dir, DD_DURABILITY_NONE, 2, 0), 50000, "one CPU to spare");
+	cr_assert_eq(chosen_spin(dir, DD_DURABILITY_FSYNC, 2, 0), 0, "the other is the store's");
+	if (CPU_COUNT(&mine) >= 3)
+		cr_assert_eq(chosen_spin(dir, DD_DURABILITY_FSYNC, 3, 0), 50000);
+	cr_assert_eq(chosen_spin(dir, DD_DURABILITY_FSYNC, 2, 7000), 7000, "as configured");
+	drop_tmpdir(dir);
+}
