@@ -44,19 +44,54 @@ static bool admit(struct conn *c, json_t *tag, size_t n)
 	return true;
 }
 
+struct keyed {
+	uint64_t id;
+	size_t i;
+};
+
+static int by_id_then_index(const void *a, const void *b)
+{
+	const struct keyed *x = a, *y = b;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
 /* Of @n submitted jobs, those whose key was known: the engine answered
  * with the id of a job submitted before @t0, which was counted against its
- * owner's limit when it came (and dropped when it ended), so it must not
- * be counted again. */
+ * owner's limit when it came (and dropped when it ended), or with the id
+ * of a job earlier in this batch (the same new key twice). Neither must
+ * be counted again. The keyed jobs are sorted by id, so that a batch of
+ * max_batch keyed jobs costs k log k, not k squared. */
 static int64_t known_keys(struct dd_server *srv, const struct dd_job_spec *specs,
 			  const uint64_t *ids, size_t n, uint64_t t0)
 {
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		k += specs[i].idem_key != NULL;
+	if (!k)
+		return 0;
+	struct keyed *kd = malloc(k * sizeof(*kd));
 	int64_t known = 0;
 	struct dd_job_info in;
+	if (!kd) { /* without memory: at least the keys from before the batch */
+		for (size_t i = 0; i < n; i++)
+			known += specs[i].idem_key && dd_job_get(srv->eng, ids[i], &in) == 0 &&
+				 in.submitted_ns < t0;
+		return known;
+	}
+	k = 0;
 	for (size_t i = 0; i < n; i++)
-		if (specs[i].idem_key && dd_job_get(srv->eng, ids[i], &in) == 0 &&
-		    in.submitted_ns < t0)
+		if (specs[i].idem_key)
+			kd[k++] = (struct keyed){ids[i], i};
+	qsort(kd, k, sizeof(*kd), by_id_then_index);
+	for (size_t j = 0; j < k; j++) {
+		if (j && kd[j].id == kd[j - 1].id)
+			known++; /* a repeat within the batch */
+		else if (dd_job_get(srv->eng, kd[j].id, &in) == 0 && in.submitted_ns < t0)
 			known++;
+	}
+	free(kd);
 	return known;
 }
 

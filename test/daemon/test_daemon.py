@@ -161,14 +161,19 @@ def submit_batch_fast_path():
         for _ in range(3):
             c.send_raw(b'{"op":"submit_batch","tag":"again","jobs":[{"queue":"fq","key":"k-1"}]}\n')
             assert c.raw_line() == b'{"tag":"again","ok":true,"result":{"ids":[%d]}}' % ids[0]
-        # the fast path's jobs meet the same limits: 6 of 8 unfinished now
+        # a new key twice in one batch: one job, counted once
+        c.send_raw(b'{"op":"submit_batch","tag":"twice","jobs":[{"queue":"fq","key":"k-3"},'
+                   b'{"queue":"fq","key":"k-3"}]}\n')
+        twice = c.line()["result"]["ids"]
+        assert len(twice) == 2 and twice[0] == twice[1], twice
+        # the fast path's jobs meet the same limits: 7 of 8 unfinished now
         c.send_raw(b'{"op":"submit_batch","tag":1,"jobs":[{},{},{},{}]}\n')
         m = c.line()
         assert not m["ok"] and m["error"]["code"] == "E2BIG" and m["tag"] == 1, m
         c.send_raw(b'{"op":"submit_batch","tag":3,"jobs":[{"priority":9}]}\n')
         m = c.line()
         assert not m["ok"] and m["error"]["code"] == "EINVAL" and "jobs[0]" in m["error"]["message"], m
-        c.send_raw(b'{"op":"submit_batch","tag":2,"jobs":[{},{}]}\n')
+        c.send_raw(b'{"op":"submit_batch","tag":2,"jobs":[{}]}\n')
         assert c.line()["ok"]
         c.send_raw(b'{"op":"submit_batch","tag":2,"jobs":[{}]}\n')
         m = c.line()
