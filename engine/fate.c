@@ -21,7 +21,7 @@
 
 struct dd_fatepage {
 	uint32_t settled; /* numbers whose fate is final (ended) */
-	uint32_t nbad;    /* compact: failures listed in bad[] */
+	uint32_t nbad;    /* numbers that ended badly (compact: listed in bad[]) */
 	uint8_t *fate;    /* a byte per number; NULL once compact */
 	uint16_t bad[];   /* compact: the failed numbers' low bits, ascending */
 };
@@ -38,7 +38,7 @@ static size_t page_bytes(const struct dd_fatepage *pg)
 {
 	if (pg == &all_ok)
 		return 0;
-	return sizeof(*pg) + pg->nbad * sizeof(uint16_t) + (pg->fate ? PAGE : 0);
+	return sizeof(*pg) + (pg->fate ? PAGE : pg->nbad * sizeof(uint16_t));
 }
 
 static void account(struct dd_shard *s, const struct dd_fatepage *old, const struct dd_fatepage *now)
@@ -48,13 +48,12 @@ static void account(struct dd_shard *s, const struct dd_fatepage *old, const str
 }
 
 /* Every number of page @p has ended: keep only which failed. On no memory
- * the page simply stays as it is. */
+ * the page simply stays as it is. The reactor does this once per 65,536
+ * jobs; a page without failures (counted as they came) costs no scan. */
 static void compact(struct dd_shard *s, size_t p)
 {
 	struct dd_fatepage *pg = s->seqmap.page[p];
-	uint32_t nbad = 0;
-	for (uint32_t i = 0; i < PAGE; i++)
-		nbad += pg->fate[i] == SEQ_ENDED_BAD;
+	uint32_t nbad = pg->nbad;
 	struct dd_fatepage *c = &all_ok;
 	if (nbad) {
 		if (!(c = malloc(sizeof(*c) + nbad * sizeof(uint16_t))))
@@ -132,6 +131,10 @@ int dd_seq_set(struct dd_shard *s, uint64_t id, uint8_t fate)
 		pg->settled++;
 	else if (!settled(fate) && settled(*f))
 		pg->settled--;
+	if (fate == SEQ_ENDED_BAD && *f != SEQ_ENDED_BAD)
+		pg->nbad++;
+	else if (fate != SEQ_ENDED_BAD && *f == SEQ_ENDED_BAD)
+		pg->nbad--;
 	*f = fate;
 	if (pg->settled == PAGE)
 		compact(s, p);

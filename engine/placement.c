@@ -6,8 +6,7 @@
  * inherit the affinity of the thread that submits, the reactor, and a
  * running worker thread is not preempted for the reactor within a
  * scheduler slice (milliseconds). Measured on 2 CPUs, std-r --durability
- * fsync --rate 200000: see docs/BENCHMARKS.md. */
-#include <errno.h>
+ * fsync --rate 150000: see docs/BENCHMARKS.md. */
 #include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
