@@ -37,6 +37,8 @@ static const struct family FAMILIES[] = {
 	  wakeups),
 	F("dispatchd_jobs_in_memory", "gauge", "Job records held in memory, ended ones included.",
 	  in_memory),
+	F("dispatchd_fate_bytes", "gauge",
+	  "Memory kept to answer dependencies on jobs that left memory.", fate_bytes),
 	F("dispatchd_store_jobs", "gauge", "Jobs held in the state store.", store_jobs),
 	F("dispatchd_store_map_bytes", "gauge", "Size of the state store's map.", store_map_bytes),
 	F("dispatchd_log_durable_lsn", "gauge", "Last log record on the device.", durable_lsn),

@@ -697,6 +697,7 @@ def prometheus_metrics():
                 'dispatchd_jobs_succeeded_total{shard="0"} 1',
                 'dispatchd_jobs_failed_total{shard="0"} 1',
                 'dispatchd_jobs{shard="0",state="queued"} 0',
+                "# TYPE dispatchd_fate_bytes gauge",
                 "# TYPE dispatchd_requests_total counter",
                 "# TYPE dispatchd_run_seconds histogram",
                 'dispatchd_run_seconds_count{shard="0"} 2',
