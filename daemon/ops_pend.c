@@ -21,7 +21,10 @@ struct pend *pend_new(struct conn *c, enum pend_kind kind, json_t *tag, size_t n
 {
 	struct dd_server *srv = c->srv;
 	struct pend *p = calloc(1, sizeof(*p));
-	if (!p || (n && !(p->ids = calloc(n, sizeof(uint64_t))))) {
+	if (!p || (n && !(p->ids = calloc(n, sizeof(uint64_t)))) ||
+	    (n && kind == PEND_SUBMIT && !(p->known = calloc(n, sizeof(bool))))) {
+		if (p)
+			free(p->ids);
 		free(p);
 		return NULL;
 	}
@@ -60,6 +63,7 @@ void dd_pend_free(struct dd_server *srv, struct pend *p)
 	json_decref(p->jobs);
 	free(p->order);
 	free(p->ids);
+	free(p->known);
 	dd_conn_unref(p->c);
 	free(p);
 }

@@ -44,57 +44,6 @@ static bool admit(struct conn *c, json_t *tag, size_t n)
 	return true;
 }
 
-struct keyed {
-	uint64_t id;
-	size_t i;
-};
-
-static int by_id_then_index(const void *a, const void *b)
-{
-	const struct keyed *x = a, *y = b;
-	if (x->id != y->id)
-		return x->id < y->id ? -1 : 1;
-	return x->i < y->i ? -1 : x->i > y->i;
-}
-
-/* Of @n submitted jobs, those whose key was known: the engine answered
- * with the id of a job submitted before @t0, which was counted against its
- * owner's limit when it came (and dropped when it ended), or with the id
- * of a job earlier in this batch (the same new key twice). Neither must
- * be counted again. The keyed jobs are sorted by id, so that a batch of
- * max_batch keyed jobs costs k log k, not k squared. */
-static int64_t known_keys(struct dd_server *srv, const struct dd_job_spec *specs,
-			  const uint64_t *ids, size_t n, uint64_t t0)
-{
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
-		k += specs[i].idem_key != NULL;
-	if (!k)
-		return 0;
-	struct keyed *kd = malloc(k * sizeof(*kd));
-	int64_t known = 0;
-	struct dd_job_info in;
-	if (!kd) { /* without memory: at least the keys from before the batch */
-		for (size_t i = 0; i < n; i++)
-			known += specs[i].idem_key && dd_job_get(srv->eng, ids[i], &in) == 0 &&
-				 in.submitted_ns < t0;
-		return known;
-	}
-	k = 0;
-	for (size_t i = 0; i < n; i++)
-		if (specs[i].idem_key)
-			kd[k++] = (struct keyed){ids[i], i};
-	qsort(kd, k, sizeof(*kd), by_id_then_index);
-	for (size_t j = 0; j < k; j++) {
-		if (j && kd[j].id == kd[j - 1].id)
-			known++; /* a repeat within the batch */
-		else if (dd_job_get(srv->eng, kd[j].id, &in) == 0 && in.submitted_ns < t0)
-			known++;
-	}
-	free(kd);
-	return known;
-}
-
 /* Decoded jobs, valid ones only: registers the queues nobody serves yet.
  * False once it answered an error. */
 static bool register_queues(struct conn *c, json_t *tag, const struct dd_job_spec *specs,
@@ -176,19 +125,20 @@ static bool submit_rest(struct conn *c, struct pend *p, const struct dd_job_spec
 	 * here): what is in stays in, the rest is refused */
 	int rc = c->dead || srv->draining
 			 ? DD_ESHUTDOWN
-			 : dd_submit_batch(srv->eng, specs + p->sent, n - p->sent, 0,
-					   p->ids + p->sent, &more);
+			 : dd_submit_batch_known(srv->eng, specs + p->sent, n - p->sent, 0,
+						 p->ids + p->sent, p->known + p->sent, &more);
 	p->sent += more;
 	/* Answer once every job is on disk at its level. The engine reports
 	 * that per id (events.c), and this loop reads those reports only
 	 * after this turn: so wait for these now, before a report can pass
-	 * them by while the rest is held. A job of level none, or an old job
-	 * returned for a known key, is not reported, so it does not wait. */
+	 * them by while the rest is held. A job of level none is not
+	 * reported, nor is an earlier job returned for a known key once it is
+	 * durable: those do not wait. */
 	for (size_t i = before; i < p->sent; i++) {
 		int lvl = specs[i].durability ? specs[i].durability : srv->cfg.durability;
 		if (lvl == DD_DURABILITY_NONE)
 			continue;
-		if (specs[i].idem_key && dd_wait_durable(srv->eng, p->ids[i], 0) != -ETIMEDOUT)
+		if (p->known[i] && dd_wait_durable(srv->eng, p->ids[i], 0) != -ETIMEDOUT)
 			continue;
 		if (dd_idmap_add(srv->durable_wait, p->ids[i], p) == 0)
 			p->left++;
@@ -196,7 +146,10 @@ static bool submit_rest(struct conn *c, struct pend *p, const struct dd_job_spec
 	if (rc == -EAGAIN && dd_mono_ns() - p->since < srv->cfg.submit_wait_ns)
 		return false;
 	size_t got = p->sent;
-	int64_t known = known_keys(srv, specs, p->ids, got, p->since);
+	/* a known key made no job: the earlier one was counted when it came */
+	int64_t known = 0;
+	for (size_t i = 0; i < got; i++)
+		known += p->known[i];
 	release(c, p); /* frees @specs when they are the held copy's: not used after */
 	dd_events_user_add(srv->events, c->uid, -(int64_t)(n - got) - known);
 	p->n = got;

@@ -66,6 +66,7 @@ struct pend {
 	uint32_t owner;
 	struct held_req *held; /* PEND_SUBMIT held for room (ops_submit.c) */
 	size_t sent;        /* PEND_SUBMIT: jobs in the engine so far */
+	bool *known;        /* PEND_SUBMIT: ids[i] is an earlier job's (known key) */
 };
 
 struct dd_server {

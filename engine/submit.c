@@ -270,7 +270,7 @@ static size_t publish_run(struct dd_engine *e, struct dd_shard *s, unsigned prio
 
 /* A keyed job: check and bind the key under its stripe lock. */
 static int submit_keyed(struct dd_engine *e, const struct dd_job_spec *sp, int handler,
-			unsigned flags, uint64_t now, uint64_t *id)
+			unsigned flags, uint64_t now, uint64_t *id, bool *known)
 {
 	uint64_t h = dd_idem_hash(sp->idem_key);
 	struct dd_shard *s = &e->shards[route(e, sp, h)];
@@ -284,6 +284,7 @@ static int submit_keyed(struct dd_engine *e, const struct dd_job_spec *sp, int h
 	 * eviction waits for the store. */
 	if (!found && st && dd_state_store_idem_find(st, sp->idem_key, &found) < 0)
 		found = 0;
+	*known = found != 0;
 	if (found) {
 		*id = found;
 		goto out;
@@ -299,8 +300,8 @@ out:
 	return r;
 }
 
-int dd_submit_batch(struct dd_engine *e, const struct dd_job_spec *specs, size_t n,
-		    unsigned flags, uint64_t *ids, size_t *submitted)
+int dd_submit_batch_known(struct dd_engine *e, const struct dd_job_spec *specs, size_t n,
+			  unsigned flags, uint64_t *ids, bool *known, size_t *submitted)
 {
 	struct dd_sub run[RUN_MAX];
 	size_t i = 0;
@@ -318,8 +319,12 @@ int dd_submit_batch(struct dd_engine *e, const struct dd_job_spec *specs, size_t
 		if ((r = validate(e, sp, &kc, &handler)) < 0)
 			break;
 		if (sp->idem_key) {
-			if ((r = submit_keyed(e, sp, handler, flags, now, &ids[i])) == 0)
+			bool was = false;
+			if ((r = submit_keyed(e, sp, handler, flags, now, &ids[i], &was)) == 0) {
+				if (known)
+					known[i] = was;
 				i++;
+			}
 			continue;
 		}
 		/* Gather a run: same shard, same lane, no keys. */
@@ -342,6 +347,8 @@ int dd_submit_batch(struct dd_engine *e, const struct dd_job_spec *specs, size_t
 			k++;
 		}
 		size_t got = publish_run(e, s, prio, run, k, flags, ids + i, &r);
+		if (known)
+			memset(known + i, 0, got * sizeof(bool));
 		i += got;
 		if (got < k && r == 0)
 			r = -EAGAIN;
@@ -349,6 +356,12 @@ int dd_submit_batch(struct dd_engine *e, const struct dd_job_spec *specs, size_t
 	if (submitted)
 		*submitted = i;
 	return r;
+}
+
+int dd_submit_batch(struct dd_engine *e, const struct dd_job_spec *specs, size_t n,
+		    unsigned flags, uint64_t *ids, size_t *submitted)
+{
+	return dd_submit_batch_known(e, specs, n, flags, ids, NULL, submitted);
 }
 
 int dd_submit(struct dd_engine *e, const struct dd_job_spec *spec, unsigned flags, uint64_t *id)

@@ -355,6 +355,15 @@ int dd_submit(struct dd_engine *e, const struct dd_job_spec *spec, unsigned flag
 int dd_submit_batch(struct dd_engine *e, const struct dd_job_spec *specs, size_t n,
 		    unsigned flags, uint64_t *ids, size_t *submitted);
 
+/* dd_submit_batch(), also saying of each accepted job whether its
+ * idempotency key was already bound (known[i] true: no job was made, and
+ * ids[i] is the earlier job's, which may not have ended or be durable
+ * yet; a key given twice in the batch is known the second time). For a
+ * caller that accounts for the jobs it makes, such as a per-owner limit.
+ * @known: at least @n entries; the accepted prefix is filled. */
+int dd_submit_batch_known(struct dd_engine *e, const struct dd_job_spec *specs, size_t n,
+			  unsigned flags, uint64_t *ids, bool *known, size_t *submitted);
+
 /* ---- control and queries ---------------------------------------------------- */
 
 /* Cancels a job: a waiting, delayed or queued job ends CANCELLED at once; a

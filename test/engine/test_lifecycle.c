@@ -155,6 +155,33 @@ Test(lifecycle, idempotency_key_returns_first_id)
 	dd_engine_destroy(e);
 }
 
+/* dd_submit_batch_known() says which jobs it did not make: a key bound
+ * before, or given earlier in the same batch. */
+Test(lifecycle, batch_reports_known_keys)
+{
+	struct dd_engine *e = make_engine(NULL);
+	struct dd_job_spec s[5] = {spec("ok"), spec("ok"), spec("ok"), spec("ok"), spec("ok")};
+	s[0].idem_key = "a";
+	s[1].idem_key = "a"; /* again, in the same batch */
+	s[2].idem_key = "b";
+	/* s[3] has no key */
+	s[4].idem_key = "c";
+	uint64_t ids[5];
+	bool known[5];
+	memset(known, 1, sizeof(known));
+	size_t got = 0;
+	cr_assert_eq(dd_submit_batch_known(e, s, 5, DD_SUBMIT_BLOCK, ids, known, &got), 0);
+	cr_assert_eq(got, 5);
+	cr_assert(!known[0] && known[1] && !known[2] && !known[3] && !known[4]);
+	cr_assert_eq(ids[1], ids[0]);
+	uint64_t again[2];
+	cr_assert_eq(dd_submit_batch_known(e, &s[2], 2, DD_SUBMIT_BLOCK, again, known, &got), 0);
+	cr_assert(known[0] && !known[1], "b is known now; the unkeyed job is new");
+	cr_assert_eq(again[0], ids[2]);
+	cr_assert_neq(again[1], ids[3]);
+	dd_engine_destroy(e);
+}
+
 struct keyed_ctx {
 	struct dd_engine *e;
 	uint64_t ids[200];
