@@ -40,9 +40,9 @@ void op_output(struct conn *c, struct dd_req *r);
 /* ops_submit.c */
 void op_submit(struct conn *c, struct dd_req *r, bool batch, const char *line, size_t len);
 /* Tries a held submit again (its connection reads nothing meanwhile). */
-struct held_req;
-void dd_held_free(struct held_req *h);
-void dd_submit_retry(struct dd_server *srv, struct pend *p);
+void dd_submit_retry(struct pend *p);
+/* Drops @p's held request, if any, and lets its connection read again. */
+void dd_held_release(struct pend *p);
 /* A plain submit_batch through daemon/fastsub.c: true once handled (and
  * answered, now or when durable), false when the full decoder must run. */
 bool op_submit_fast(struct conn *c, const char *line, size_t len);

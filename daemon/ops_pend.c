@@ -54,11 +54,7 @@ void dd_pend_free(struct dd_server *srv, struct pend *p)
 		dd_events_want(srv->events, -1, 0);
 	if (p->kind == PEND_RESERVE)
 		srv->nreserves--;
-	if (p->held) { /* shutting down while it waited for room */
-		dd_held_free(p->held);
-		p->c->held = NULL;
-		srv->nheld--;
-	}
+	dd_held_release(p); /* shutting down while it waited for room */
 	json_decref(p->tag);
 	json_decref(p->jobs);
 	free(p->order);
@@ -185,7 +181,7 @@ void dd_ops_tick(struct dd_server *srv)
 	for (struct pend *p = srv->pends.next, *nx; srv->nheld && p != &srv->pends; p = nx) {
 		nx = p->next;
 		if (p->held)
-			dd_submit_retry(srv, p);
+			dd_submit_retry(p);
 	}
 	for (struct pend *p = srv->pends.next, *nx; p != &srv->pends; p = nx) {
 		nx = p->next;

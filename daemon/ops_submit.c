@@ -86,7 +86,7 @@ struct held_req {
 
 static void free_jobs(struct dd_jobdec *jd, size_t decoded, struct dd_job_spec *specs);
 
-void dd_held_free(struct held_req *h)
+static void held_free(struct held_req *h)
 {
 	if (!h)
 		return;
@@ -98,17 +98,17 @@ void dd_held_free(struct held_req *h)
 	free(h);
 }
 
-/* A held request is in: the connection reads again. */
-static void release(struct conn *c, struct pend *p)
+/* A held request is in, or its pend goes: the connection reads again. */
+void dd_held_release(struct pend *p)
 {
 	if (!p->held)
 		return;
-	dd_held_free(p->held);
+	held_free(p->held);
 	p->held = NULL;
-	c->held = NULL;
-	c->resume = true;
-	c->srv->nheld--;
-	c->srv->nresume++;
+	p->c->held = NULL;
+	p->c->resume = true;
+	p->c->srv->nheld--;
+	p->c->srv->nresume++;
 }
 
 /* Submits what is left of @p's jobs (@specs: all @n of them, decoded from
@@ -150,7 +150,7 @@ static bool submit_rest(struct conn *c, struct pend *p, const struct dd_job_spec
 	int64_t known = 0;
 	for (size_t i = 0; i < got; i++)
 		known += p->known[i];
-	release(c, p); /* frees @specs when they are the held copy's: not used after */
+	dd_held_release(p); /* frees @specs when they are the held copy's: not used after */
 	dd_events_user_add(srv->events, c->uid, -(int64_t)(n - got) - known);
 	p->n = got;
 	if (rc < 0) {
@@ -204,8 +204,8 @@ static bool hold(struct conn *c, struct pend *p, const char *line, size_t len)
 	}
 	if (!h->specs || h->n != p->n) { /* out of memory */
 		if (!h->jd && h->specs != h->fs.specs)
-			free(h->specs); /* dd_held_free() frees it only with jd */
-		dd_held_free(h);
+			free(h->specs); /* held_free() frees it only with jd */
+		held_free(h);
 		return false;
 	}
 	stamp_owner(c, h->specs, h->n);
@@ -292,8 +292,7 @@ bool op_submit_fast(struct conn *c, const char *line, size_t len)
 	return true;
 }
 
-void dd_submit_retry(struct dd_server *srv, struct pend *p)
+void dd_submit_retry(struct pend *p)
 {
-	(void)srv;
 	submit_rest(p->c, p, p->held->specs, p->held->n); /* held on while no room */
 }
