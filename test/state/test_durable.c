@@ -584,15 +584,23 @@ static void task_comm(const char *task, char *comm, size_t size)
 		fclose(f);
 }
 
+/* This process's CPUs; the test is skipped (and counted so) with fewer
+ * than @need. */
+static int cpus_or_skip(int need)
+{
+	cpu_set_t mine;
+	cr_assert_eq(sched_getaffinity(0, sizeof(mine), &mine), 0);
+	if (CPU_COUNT(&mine) < need)
+		cr_skip_test("needs %d CPUs, this process has %d", need, CPU_COUNT(&mine));
+	return CPU_COUNT(&mine);
+}
+
 /* With the reactor pinned and a CPU to spare, the store's applier and the
  * kernel threads that write and sync the log (io_uring's workers) must
  * not share the reactor's CPU: there they took it for milliseconds. */
 Test(durable, background_work_stays_off_the_reactor_cpu)
 {
-	cpu_set_t mine;
-	cr_assert_eq(sched_getaffinity(0, sizeof(mine), &mine), 0);
-	if (CPU_COUNT(&mine) < 2)
-		cr_skip_test("needs 2 CPUs, this process has %d", CPU_COUNT(&mine));
+	cpus_or_skip(2);
 	char *dir = make_tmpdir("place");
 	struct dd_config cfg;
 	config_for(&cfg, dir, DD_DURABILITY_FSYNC);
@@ -605,8 +613,10 @@ Test(durable, background_work_stays_off_the_reactor_cpu)
 		cr_assert_eq(dd_submit(e, &s, 0, &id), 0);
 	}
 	cr_assert_eq(dd_wait_durable(e, id, 5000 * MS), 0);
-	uint64_t reactor = 0, applier = 0;
-	int ring_workers = 0;
+	/* the CPUs each kind of thread may use; for io_uring's workers, all
+	 * of theirs together */
+	uint64_t reactor = 0, applier = 0, ring_workers = 0;
+	int nring = 0;
 	DIR *d = opendir("/proc/self/task");
 	cr_assert(d);
 	for (struct dirent *de; (de = readdir(d));) {
@@ -616,24 +626,19 @@ Test(durable, background_work_stays_off_the_reactor_cpu)
 			reactor = thread_cpus(de->d_name);
 		else if (strncmp(comm, "dd-apply-0", 10) == 0)
 			applier = thread_cpus(de->d_name);
-	}
-	rewinddir(d);
-	cr_assert(reactor && (reactor & (reactor - 1)) == 0, "the reactor is on one CPU");
-	cr_assert(applier, "an applier thread");
-	cr_assert_eq(applier & reactor, 0, "applier CPUs %#lx, reactor %#lx",
-		     (unsigned long)applier, (unsigned long)reactor);
-	for (struct dirent *de; (de = readdir(d));) {
-		char comm[64];
-		task_comm(de->d_name, comm, sizeof(comm));
-		if (strncmp(comm, "iou-wrk-", 8) != 0)
-			continue;
-		ring_workers++;
-		uint64_t w = thread_cpus(de->d_name);
-		cr_assert_eq(w & reactor, 0, "io_uring worker %s on CPUs %#lx, reactor %#lx",
-			     de->d_name, (unsigned long)w, (unsigned long)reactor);
+		else if (strncmp(comm, "iou-wrk-", 8) == 0) {
+			ring_workers |= thread_cpus(de->d_name);
+			nring++;
+		}
 	}
 	closedir(d);
-	cr_assert_gt(ring_workers, 0, "the fdatasyncs ran on io_uring's workers");
+	cr_assert(reactor && (reactor & (reactor - 1)) == 0, "the reactor is on one CPU");
+	cr_assert(applier, "an applier thread");
+	cr_assert_gt(nring, 0, "the fdatasyncs ran on io_uring's workers");
+	cr_assert_eq(applier & reactor, 0, "applier CPUs %#lx, reactor %#lx",
+		     (unsigned long)applier, (unsigned long)reactor);
+	cr_assert_eq(ring_workers & reactor, 0, "io_uring workers on CPUs %#lx, reactor %#lx",
+		     (unsigned long)ring_workers, (unsigned long)reactor);
 	dd_engine_destroy(e);
 	drop_tmpdir(dir);
 }
@@ -668,15 +673,12 @@ static uint64_t chosen_spin(const char *dir, enum dd_durability level, int ncpu,
  * beyond the reactor and, with durable state, the log and store's. */
 Test(durable, spin_is_chosen_by_the_cpus_left_over)
 {
-	cpu_set_t mine;
-	cr_assert_eq(sched_getaffinity(0, sizeof(mine), &mine), 0);
-	if (CPU_COUNT(&mine) < 2)
-		cr_skip_test("needs 2 CPUs, this process has %d", CPU_COUNT(&mine));
+	int ncpu = cpus_or_skip(2);
 	char *dir = make_tmpdir("spin");
 	cr_assert_eq(chosen_spin(dir, DD_DURABILITY_NONE, 1, 0), 0, "one CPU: the reactor's");
 	cr_assert_eq(chosen_spin(dir, DD_DURABILITY_NONE, 2, 0), 50000, "one CPU to spare");
 	cr_assert_eq(chosen_spin(dir, DD_DURABILITY_FSYNC, 2, 0), 0, "the other is the store's");
-	if (CPU_COUNT(&mine) >= 3)
+	if (ncpu >= 3)
 		cr_assert_eq(chosen_spin(dir, DD_DURABILITY_FSYNC, 3, 0), 50000);
 	cr_assert_eq(chosen_spin(dir, DD_DURABILITY_FSYNC, 2, 7000), 7000, "as configured");
 	drop_tmpdir(dir);
