@@ -16,6 +16,8 @@
 #include "durable.h"
 #include "ring.h"
 
+_Static_assert(DD_STATE_SUCCEEDED == DD_SUCCEEDED, "the store numbers states as the API does");
+
 #define FLUSH_LIMIT_NS 10000000000ull
 #define RESERVE_CHUNK (1ull << 20) /* ids reserved per RESERVE record */
 

@@ -9,9 +9,9 @@
 #include <stddef.h>
 
 #include "migrate.h"
+#include "state.h"
 
 #define CHUNK 65536 /* deletions per transaction */
-#define SUCCEEDED 5
 
 /* Deletes up to CHUNK bystate entries of @state; *left: some remain. */
 static int drop_state_chunk(MDB_env *env, MDB_dbi bystate, unsigned char state, bool *left)
@@ -50,7 +50,7 @@ int dd_store_migrate(MDB_env *env, MDB_dbi bystate, uint64_t from)
 	if (from < 3) {
 		bool left = true;
 		while (left && rc == 0)
-			rc = drop_state_chunk(env, bystate, SUCCEEDED, &left);
+			rc = drop_state_chunk(env, bystate, DD_STATE_SUCCEEDED, &left);
 	}
 	return rc;
 }

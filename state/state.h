@@ -159,6 +159,10 @@ void dd_state_wal_name(char *buf, size_t n, uint64_t first_lsn);
  * any thread reads. */
 struct dd_state_store;
 
+/* Job states are dispatchd.h's numbers (enum dd_state); the store tells
+ * these apart. */
+#define DD_STATE_SUCCEEDED 5 /* the first terminal state */
+
 /* A job as stored: its SUBMIT record plus what changed since. */
 struct dd_state_job {
 	struct dd_rec spec; /* pointers valid until the next call on the store

@@ -20,7 +20,6 @@
 /* 2: SUBMIT bodies carry the owner (uid, gid)
  * 3: succeeded jobs are not in bystate (migrate.c) */
 #define SCHEMA 3u
-#define SUCCEEDED 5 /* DD_SUCCEEDED */
 
 struct dd_state_store {
 	MDB_env *env;
@@ -241,7 +240,7 @@ static int index_put(MDB_cursor *c, void *k, size_t klen, bool add)
  * in id order, lists them (dd_state_store_list) at little more cost. */
 static int state_key(MDB_cursor *c, uint8_t state, uint64_t id, bool add)
 {
-	if (state == SUCCEEDED)
+	if (state == DD_STATE_SUCCEEDED)
 		return 0;
 	unsigned char k[9];
 	k[0] = state;
@@ -267,7 +266,7 @@ static int ended_key(MDB_cursor *c, uint64_t at, uint64_t id)
 static bool fold(struct job_hdr *h, const struct dd_rec *r, const char **reason,
 		 uint32_t *reason_len)
 {
-	if (h->state >= 5)
+	if (h->state >= DD_STATE_SUCCEEDED)
 		return false;
 	switch (r->type) {
 	case DD_REC_START:
@@ -358,7 +357,7 @@ static int apply_submit(struct dd_state_store *st, struct wcur *w, const struct 
 		return rc;
 	for (uint32_t j = next ? next[i] : UINT32_MAX; j != UINT32_MAX; j = next[j])
 		done[j] = true;
-	if (h.state >= 5 && (rc = ended_key(w->ended, h.ended_rt, r->id)))
+	if (h.state >= DD_STATE_SUCCEEDED && (rc = ended_key(w->ended, h.ended_rt, r->id)))
 		return rc;
 	if (r->key_len) {
 		MDB_val ik = {r->key_len, (void *)r->key}, iv = {8, k};
@@ -396,7 +395,7 @@ static int apply_change(struct wcur *w, const struct dd_rec *r)
 	if (old != h.state && ((rc = state_key(w->bystate, old, r->id, false)) ||
 			       (rc = state_key(w->bystate, h.state, r->id, true))))
 		return rc;
-	if (h.state >= 5 && (rc = ended_key(w->ended, h.ended_rt, r->id)))
+	if (h.state >= DD_STATE_SUCCEEDED && (rc = ended_key(w->ended, h.ended_rt, r->id)))
 		return rc;
 	return 0;
 }
@@ -663,7 +662,7 @@ static int list_succeeded(MDB_txn *t, MDB_dbi jobs, uint64_t after, uint64_t *id
 		struct job_hdr h;
 		if (key.mv_size == 8 && d.mv_size >= sizeof(h)) {
 			memcpy(&h, d.mv_data, sizeof(h));
-			if (h.state == SUCCEEDED)
+			if (h.state == DD_STATE_SUCCEEDED)
 				ids[(*n)++] = unbe64(key.mv_data);
 		}
 		rc = mdb_cursor_get(c, &key, &d, MDB_NEXT);
@@ -704,7 +703,7 @@ int dd_state_store_list(struct dd_state_store *st, uint8_t state, uint64_t after
 	int rc = read_begin(st, &t);
 	if (rc)
 		return err_of(rc);
-	rc = state == SUCCEEDED ? list_succeeded(t, st->jobs, after, ids, max, n)
+	rc = state == DD_STATE_SUCCEEDED ? list_succeeded(t, st->jobs, after, ids, max, n)
 				: list_indexed(t, st->bystate, state, after, ids, max, n);
 	read_end(st, t);
 	return err_of(rc == MDB_NOTFOUND ? 0 : rc);
