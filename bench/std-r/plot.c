@@ -16,8 +16,8 @@
 
 #include "plot.h"
 
-#define TERMINAL_AT "set terminal svg size %d,%d dynamic enhanced font 'sans,13' background '#ffffff'\n"
-#define TERMINAL "set terminal svg size 960,600 dynamic enhanced font 'sans,13' background '#ffffff'\n"
+/* a format: width and height follow */
+#define TERMINAL "set terminal svg size %d,%d dynamic enhanced font 'sans,13' background '#ffffff'\n"
 
 static FILE *open_in(const char *dir, const char *name)
 {
@@ -145,7 +145,7 @@ int plot_spectrum(const char *dir, struct run_result *const *runs, const char *c
 		entries += fp[k].ok;
 	int rows = (entries + 1) / 2;
 	fprintf(g, "# std-r: latency percentile spectrum; redraw with: gnuplot latency.gp\n"
-		TERMINAL_AT "set output 'latency.svg'\n"
+		TERMINAL "set output 'latency.svg'\n"
 		"set title 'std-r: latency by percentile (open loop, intended start time)'\n"
 		"set logscale xy\nset grid\n"
 		"set key at screen 0.5,screen 0.01 center bottom box maxrows %d\n"
@@ -234,7 +234,7 @@ int plot_sweep(const char *dir, const struct sweep *s, uint64_t bound_ns)
 		   "     'sweep.dat' using 1:4 axes x1y2 with linespoints pt 5 lw 2 title 'P99', \\\n"
 		   "     'sweep.dat' using 1:5 axes x1y2 with linespoints pt 4 lw 1 dt 2 title 'P99.9', \\\n"
 		   "     %.3f axes x1y2 with lines lc 'red' dt 3 lw 2 title 'P99 bound'\n",
-		title, bound_ns / 1e3);
+		960, 600, title, bound_ns / 1e3);
 	fclose(g);
 	return gnuplot(dir, "sweep.gp");
 }
