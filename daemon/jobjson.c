@@ -75,10 +75,11 @@ static json_t *latency_json(const struct dd_shard_stats *s)
 	return o;
 }
 
-static json_t *shard_json(const struct dd_shard_stats *s)
+static json_t *shard_json(const struct dd_shard_stats *s, bool latency)
 {
 	json_t *o = shard_counters(s);
-	json_object_set_new(o, "latency", latency_json(s));
+	if (latency)
+		json_object_set_new(o, "latency", latency_json(s));
 	return o;
 }
 
@@ -112,21 +113,23 @@ static json_t *probe_json(const struct dd_stats *st)
 	return o;
 }
 
-json_t *dd_stats_json(struct dd_server *srv, struct dd_stats_window *win)
+json_t *dd_stats_json(struct dd_server *srv, struct dd_stats_window *win, bool latency)
 {
 	static _Thread_local struct dd_stats st; /* large: not on the stack */
-	if (!win || dd_stats_window_read(srv->eng, win, &st) < 0)
+	if (!latency)
+		dd_stats_counters(srv->eng, &st);
+	else if (!win || dd_stats_window_read(srv->eng, win, &st) < 0)
 		dd_stats(srv->eng, &st);
 	json_t *shards = json_array();
 	for (unsigned i = 0; i < st.nshards; i++) {
-		json_t *sj = shard_json(&st.shard[i]);
+		json_t *sj = shard_json(&st.shard[i], latency);
 		json_object_set_new(sj, "node", json_integer(st.shard[i].node));
 		json_object_set_new(sj, "workers", json_integer(st.shard[i].workers));
 		json_array_append_new(shards, sj);
 	}
 	return json_pack("{s:f, s:o, s:o, s:o, s:{s:i, s:I, s:I, s:b, s:I, s:I}}", "window_s",
 			 (double)st.window_ns / 1e9, "probe", probe_json(&st), "total",
-			 shard_json(&st.total), "shards", shards, "daemon", "connections",
+			 shard_json(&st.total, latency), "shards", shards, "daemon", "connections",
 			 (int)srv->nconns, "requests", (json_int_t)srv->requests, "errors",
 			 (json_int_t)srv->errors, "draining", srv->draining, "pending_submits",
 			 (json_int_t)dd_idmap_count(srv->durable_wait), "pending_waits",

@@ -116,6 +116,24 @@ static void op_drain(struct conn *c, struct dd_req *r)
 	dd_ops_reply(c, r->tag, json_pack("{s:b}", "draining", 1));
 }
 
+/* "window": since this connection's last windowed read; "latency": false
+ * leaves the histogram summaries out, which makes it cheap enough for a
+ * client to poll every millisecond or two (they cost tens of µs here). */
+static void op_stats(struct conn *c, struct dd_req *r)
+{
+	bool window = json_is_true(json_object_get(r->root, "window"));
+	bool latency = !json_is_false(json_object_get(r->root, "latency"));
+	if (window && !latency) {
+		dd_ops_error(c, r->tag, "EINVAL",
+			     "\"latency\": false is for cumulative stats: a window reads its "
+			     "histograms to start the next one");
+		return;
+	}
+	if (window && !c->win && dd_stats_window_create(c->srv->eng, &c->win) < 0)
+		c->win = NULL; /* out of memory: cumulative it is */
+	dd_ops_reply(c, r->tag, dd_stats_json(c->srv, window ? c->win : NULL, latency));
+}
+
 void dd_ops_handle(struct conn *c, const char *line, size_t len)
 {
 	struct dd_server *srv = c->srv;
@@ -153,14 +171,7 @@ void dd_ops_handle(struct conn *c, const char *line, size_t len)
 	case OP_ACK:
 	case OP_NACK:
 	case OP_TOUCH: op_lease(c, &r); break;
-	case OP_STATS:
-		if (json_is_true(json_object_get(r.root, "window")) && !c->win &&
-		    dd_stats_window_create(srv->eng, &c->win) < 0)
-			c->win = NULL; /* out of memory: cumulative it is */
-		dd_ops_reply(c, r.tag,
-			     dd_stats_json(srv, json_is_true(json_object_get(r.root, "window")) ? c->win
-											 : NULL));
-		break;
+	case OP_STATS: op_stats(c, &r); break;
 	case OP_DRAIN: op_drain(c, &r); break;
 	default: dd_ops_error(c, r.tag, "EINVAL", "unknown op"); break;
 	}

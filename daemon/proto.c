@@ -41,7 +41,7 @@ static const struct field F_OUTPUT[] = {
 	{"id", 'i'}, {"stream", 's'}, {"offset", 'i'}, {"max", 'i'}, {NULL, 0}};
 static const struct field F_RESERVE[] = {
 	{"queue", 's'}, {"ttr", 'n'}, {"timeout", 'n'}, {NULL, 0}};
-static const struct field F_STATS[] = {{"window", 'b'}, {NULL, 0}};
+static const struct field F_STATS[] = {{"window", 'b'}, {"latency", 'b'}, {NULL, 0}};
 static const struct field F_ACK[] = {{"id", 'i'}, {"attempt", 'i'}, {NULL, 0}};
 static const struct field F_NACK[] = {{"id", 'i'}, {"attempt", 'i'}, {"result", 'i'}, {NULL, 0}};
 static const struct field F_TOUCH[] = {{"id", 'i'}, {"attempt", 'i'}, {"ttr", 'n'}, {NULL, 0}};

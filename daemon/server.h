@@ -128,7 +128,9 @@ void dd_pend_free(struct dd_server *srv, struct pend *p);
 /* jobjson.c */
 json_t *dd_job_json(const struct dd_server *srv, const struct dd_job_info *info);
 json_t *dd_event_json(const struct dd_server *srv, const struct dd_event *ev);
-/* @win: counters and latencies since the window's last read, or NULL */
-json_t *dd_stats_json(struct dd_server *srv, struct dd_stats_window *win);
+/* @win: counters and latencies since the window's last read, or NULL;
+ * !@latency: no histogram summaries (no "latency" objects, and the probe
+ * only its status); then @win must be NULL */
+json_t *dd_stats_json(struct dd_server *srv, struct dd_stats_window *win, bool latency);
 
 #endif

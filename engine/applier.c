@@ -158,7 +158,7 @@ void *dd_applier_main(void *arg)
 				fresh = false;
 				if (rec.lsn < want)
 					continue; /* before where we are: already applied */
-				if (rec.lsn > want || dd_state_batch_add(&b, &rd) < 0)
+				if (rec.lsn > want || dd_state_batch_add(&b, &rd, &rec) < 0)
 					break;
 				want++;
 				continue;

@@ -540,6 +540,12 @@ struct dd_stats {
  * summaries, so it costs tens of microseconds: not for a hot path. */
 int dd_stats(struct dd_engine *e, struct dd_stats *st);
 
+/* dd_stats() without any histogram summary (hist[] and runq[] stay zero,
+ * probe_status says "not read"): the counters and gauges alone, a few
+ * hundred atomic loads, for a caller that polls them every millisecond or
+ * two (a closed-loop client bounding its backlog). Any thread. */
+int dd_stats_counters(struct dd_engine *e, struct dd_stats *st);
+
 /* dd_stats()'s total.state_error alone: 0, or why a shard refuses
  * submissions now (-ENOSPC, -EIO, DD_ESTOREFULL). A few atomic loads, for
  * a caller that asks every millisecond. Any thread. */

@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -160,20 +162,54 @@ uint64_t dd_state_reader_offset(const struct dd_state_reader *r)
 	return r->base + r->pos;
 }
 
-int dd_state_batch_add(struct dd_state_batch *b, const struct dd_state_reader *r)
+/* Moves the pointers of a decoded record by @delta bytes: from where its
+ * bytes were to where they are now. Fields without bytes stay NULL. */
+static void rebase(struct dd_rec *rec, ptrdiff_t delta)
+{
+	if (rec->kind)
+		rec->kind += delta;
+	if (rec->payload)
+		rec->payload = (const unsigned char *)rec->payload + delta;
+	if (rec->deps)
+		rec->deps += delta;
+	if (rec->key)
+		rec->key += delta;
+	if (rec->reason)
+		rec->reason += delta;
+}
+
+int dd_state_batch_add(struct dd_state_batch *b, const struct dd_state_reader *r,
+		       const struct dd_rec *rec)
 {
 	size_t len = r->last_len;
 	if (b->len + len > b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : (4u << 20);
 		while (cap < b->len + len)
 			cap *= 2;
+		uintptr_t old = (uintptr_t)b->raw;
 		unsigned char *nr = realloc(b->raw, cap);
 		if (!nr)
 			return -ENOMEM;
+		/* the records decoded so far point into the old bytes (rare:
+		 * the buffer settles at the largest batch's size) */
+		if (old && (uintptr_t)nr != old)
+			for (size_t i = 0; i < b->n; i++)
+				rebase(&b->recs[i], (ptrdiff_t)((uintptr_t)nr - old));
 		b->raw = nr;
 		b->cap = cap;
 	}
-	memcpy(b->raw + b->len, r->buf + r->pos - len, len);
+	if (b->n == b->capn) {
+		size_t capn = b->capn ? b->capn * 2 : 4096;
+		struct dd_rec *nrecs = realloc(b->recs, capn * sizeof(*nrecs));
+		if (!nrecs)
+			return -ENOMEM;
+		b->recs = nrecs;
+		b->capn = capn;
+	}
+	const unsigned char *from = r->buf + r->pos - len;
+	memcpy(b->raw + b->len, from, len);
+	b->recs[b->n] = *rec;
+	rebase(&b->recs[b->n], (ptrdiff_t)((uintptr_t)(b->raw + b->len) - (uintptr_t)from));
 	b->len += len;
 	b->n++;
 	b->last_lsn = r->last_lsn;
@@ -184,21 +220,6 @@ int dd_state_batch_apply(struct dd_state_batch *b, struct dd_state_store *st)
 {
 	if (b->n == 0)
 		return 0;
-	if (b->n > b->capn) {
-		struct dd_rec *nr = realloc(b->recs, b->n * sizeof(*nr));
-		if (!nr)
-			return -ENOMEM;
-		b->recs = nr;
-		b->capn = b->n;
-	}
-	size_t off = 0;
-	for (size_t i = 0; i < b->n; i++) {
-		size_t used;
-		/* checked once already by the reader: cannot fail */
-		if (dd_rec_decode(b->raw + off, b->len - off, &b->recs[i], &used) != DD_REC_OK)
-			return -EIO;
-		off += used;
-	}
 	int rc = dd_state_store_apply(st, b->recs, b->n);
 	if (rc == 0)
 		b->n = b->len = 0;

@@ -120,7 +120,7 @@ int dd_state_recover(const char *wal_dir, struct dd_state_store *st,
 			}
 			expect++;
 			if (rec.lsn > ckpt) {
-				if ((r = dd_state_batch_add(&batch, &rd)) < 0)
+				if ((r = dd_state_batch_add(&batch, &rd, &rec)) < 0)
 					goto out;
 				out->replayed++;
 			}

@@ -242,7 +242,9 @@ int dd_state_reader_next(struct dd_state_reader *r, struct dd_rec *rec, bool fre
 uint64_t dd_state_reader_offset(const struct dd_state_reader *r);
 
 /* Records copied out of a reader, applied to a store in one transaction:
- * a reader's buffer moves as it reads on, a batch's bytes do not. */
+ * a reader's buffer moves as it reads on, a batch's bytes do not. The
+ * reader's decoding is kept with them (recs[i] points into raw), so a
+ * record is checked and decoded once, not again at apply time. */
 struct dd_state_batch {
 	unsigned char *raw;
 	size_t len, cap;
@@ -250,8 +252,10 @@ struct dd_state_batch {
 	size_t n, capn;
 	uint64_t last_lsn;
 };
-/* Adds the record the reader returned last. Returns 0 or -ENOMEM. */
-int dd_state_batch_add(struct dd_state_batch *b, const struct dd_state_reader *r);
+/* Adds the record the reader returned last, @rec as it decoded it.
+ * Returns 0 or -ENOMEM. */
+int dd_state_batch_add(struct dd_state_batch *b, const struct dd_state_reader *r,
+		       const struct dd_rec *rec);
 /* Applies and empties the batch. Returns dd_state_store_apply()'s result. */
 int dd_state_batch_apply(struct dd_state_batch *b, struct dd_state_store *st);
 void dd_state_batch_free(struct dd_state_batch *b);

@@ -56,14 +56,46 @@ static void conn_close(struct conn *c)
 	free(c->buf);
 }
 
-/* Next answer line as a JSON object (caller decrefs), or NULL. */
-static json_t *next_line(struct conn *c)
+/* Whether @line is a plain success answer, {"tag":"<digits>","ok":true,...}
+ * or {"ok":true,...}: the daemon writes its batch answers in that order
+ * (daemon/ops_pend.c). Anything else is decoded in full. Under load this
+ * saves std-r, on the same two CPUs as the daemon, decoding a JSON integer
+ * per id: a tenth of the machine's time. */
+static bool plain_ok(const char *line, size_t n)
+{
+	static const char tag[] = "{\"tag\":\"", ok[] = "\"ok\":true,";
+	size_t k = 1;
+	if (n > sizeof(tag) && !memcmp(line, tag, sizeof(tag) - 1)) {
+		k = sizeof(tag) - 1;
+		while (k < n && line[k] >= '0' && line[k] <= '9')
+			k++;
+		if (k + 2 > n || line[k] != '"' || line[k + 1] != ',')
+			return false;
+		k += 2;
+	} else if (n < 1 || line[0] != '{') {
+		return false;
+	}
+	return n - k >= sizeof(ok) - 1 && !memcmp(line + k, ok, sizeof(ok) - 1);
+}
+
+static json_t *ok_answer(void)
+{
+	static json_t *ok;
+	if (!ok)
+		ok = json_pack("{s:b}", "ok", 1);
+	return json_incref(ok);
+}
+
+/* Next answer line as a JSON object (caller decrefs), or NULL. @submit:
+ * the answer to a submit, which needs no more than whether it succeeded
+ * (then an object with just "ok"). */
+static json_t *next_line(struct conn *c, bool submit)
 {
 	for (;;) {
 		char *nl = memchr(c->buf, '\n', c->len);
 		if (nl) {
 			size_t n = (size_t)(nl - c->buf);
-			json_t *o = json_loadb(c->buf, n, 0, NULL);
+			json_t *o = submit && plain_ok(c->buf, n) ? ok_answer() : json_loadb(c->buf, n, 0, NULL);
 			memmove(c->buf, nl + 1, c->len - n - 1);
 			c->len -= n + 1;
 			return o;
@@ -88,7 +120,7 @@ static json_t *call(struct conn *c, const char *req)
 {
 	if (dd_wire_send(c->fd, req, strlen(req)) < 0)
 		return NULL;
-	return next_line(c);
+	return next_line(c, false);
 }
 
 static uint64_t total_counter(json_t *stats, const char *name)
@@ -99,7 +131,9 @@ static uint64_t total_counter(json_t *stats, const char *name)
 
 static uint64_t daemon_succeeded(struct conn *c)
 {
-	json_t *r = call(c, "{\"op\":\"stats\"}\n");
+	/* counters only: polled every 2 ms, the histogram summaries were
+	 * a sixth of the daemon's event loop */
+	json_t *r = call(c, "{\"op\":\"stats\",\"latency\":false}\n");
 	uint64_t v = total_counter(r, "succeeded");
 	json_decref(r);
 	return v;
@@ -387,7 +421,7 @@ int via_daemon_run(const struct opts *o, double rate, const char *state_dir,
 		}
 		/* an answer: in order, since the daemon answers durable batches
 		 * of one connection in submission order */
-		json_t *a = next_line(&c);
+		json_t *a = next_line(&c, true);
 		if (!a)
 			break;
 		uint64_t t = now_ns(), s = sent_at[answered % MAX_INFLIGHT];
@@ -407,7 +441,7 @@ int via_daemon_run(const struct opts *o, double rate, const char *state_dir,
 	take_window(w, res);
 	json_decref(w);
 	while (answered < batches) { /* the rest of the answers */
-		json_t *a = next_line(&c);
+		json_t *a = next_line(&c, true);
 		if (!a)
 			break;
 		answered++;

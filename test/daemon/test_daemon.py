@@ -75,6 +75,13 @@ def every_operation():
         assert c.ok("stats", window=True)["total"]["submitted"] == 0, "nothing since"
         st = c.ok("stats")
         assert st["total"]["submitted"] == 6 and st["daemon"]["connections"] >= 1, st
+        assert "dispatch" in st["total"]["latency"], st
+        # counters alone, for a client that polls: the same counts, no summaries
+        lean = c.ok("stats", latency=False)
+        assert lean["total"]["submitted"] == 6 and lean["total"]["succeeded"] == st["total"]["succeeded"], lean
+        assert "latency" not in lean["total"] and "latency" not in lean["shards"][0], lean
+        assert lean["probe"]["status"] == "not read", lean
+        c.err("stats", "EINVAL", window=True, latency=False)
         # watch: a stream of changes, each with the watch's tag
         with d.client() as w2:
             tag = w2.send("watch")

@@ -136,6 +136,88 @@ Test(log, records_round_trip_across_segments)
 	drop_tmpdir(l.dir);
 }
 
+/* A batch keeps the reader's decoding (pointers into its own copy of the
+ * bytes) rather than decoding again at apply time; its copy grows, and
+ * moves, as a large batch fills. Every field must still name its record's
+ * bytes after the moves, and the store must get them. */
+Test(log, batch_keeps_decoded_records_across_growth)
+{
+	struct logdir l;
+	logdir_init(&l, "batch");
+	enum { N = 3000, PAY = 3000 }; /* about 9 MB: the copy grows past 4 and 8 MB */
+	char name[32], path[4300];
+	dd_state_wal_name(name, sizeof(name), 1);
+	snprintf(path, sizeof(path), "%s/%s", l.wal, name);
+	FILE *f = fopen(path, "wb");
+	cr_assert_not_null(f);
+	static unsigned char payload[PAY], buf[PAY + 512];
+	for (unsigned i = 0; i < N; i++) {
+		char kind[16], key[16];
+		memset(payload, 'a' + (int)(i % 26), sizeof(payload));
+		snprintf(kind, sizeof(kind), "k%u", i);
+		snprintf(key, sizeof(key), "key-%u", i);
+		struct dd_rec r = {.lsn = i + 1, .type = DD_REC_SUBMIT, .id = i + 1, .at_rt = 1,
+				   .max_attempts = 1, .priority = 2, .kind = kind,
+				   .kind_len = (uint32_t)strlen(kind), .payload = payload,
+				   .payload_len = PAY, .key = key, .key_len = (uint32_t)strlen(key)};
+		cr_assert_leq(dd_rec_size(&r), sizeof(buf));
+		size_t len = dd_rec_encode(&r, buf);
+		cr_assert_eq(fwrite(buf, 1, len, f), len);
+	}
+	cr_assert_eq(fclose(f), 0);
+
+	int dfd = open(l.wal, O_RDONLY | O_DIRECTORY);
+	struct dd_state_reader rd = {.fd = -1};
+	cr_assert_eq(dd_state_reader_open(&rd, dfd, 1, 0), 0);
+	struct dd_state_batch b = {0};
+	struct dd_rec rec;
+	unsigned char *first_raw = NULL;
+	for (unsigned i = 0; i < N; i++) {
+		cr_assert_eq(dd_state_reader_next(&rd, &rec, false), DD_REC_OK);
+		cr_assert_eq(dd_state_batch_add(&b, &rd, &rec), 0);
+		if (!first_raw)
+			first_raw = b.raw;
+	}
+	cr_assert_eq(dd_state_reader_next(&rd, &rec, false), DD_REC_EOF);
+	cr_assert_gt(b.cap, 8u << 20, "the copy grew twice");
+	for (unsigned i = 0; i < N; i++) {
+		const struct dd_rec *r = &b.recs[i];
+		char kind[16], key[16];
+		snprintf(kind, sizeof(kind), "k%u", i);
+		snprintf(key, sizeof(key), "key-%u", i);
+		cr_assert_eq(r->lsn, i + 1);
+		cr_assert_eq(r->id, i + 1);
+		cr_assert(r->kind >= (const char *)b.raw && r->kind < (const char *)b.raw + b.len,
+			  "record %u points outside the batch", i);
+		cr_assert_eq(r->kind_len, strlen(kind));
+		cr_assert_eq(memcmp(r->kind, kind, r->kind_len), 0, "record %u", i);
+		cr_assert_eq(r->key_len, strlen(key));
+		cr_assert_eq(memcmp(r->key, key, r->key_len), 0, "record %u", i);
+		cr_assert_eq(r->payload_len, PAY);
+		const unsigned char *p = r->payload;
+		cr_assert(p[0] == 'a' + i % 26 && p[PAY - 1] == 'a' + i % 26, "record %u", i);
+	}
+	struct dd_state_store *st = fresh_store(&l);
+	cr_assert_eq(dd_state_batch_apply(&b, st), 0);
+	cr_assert_eq(b.n, 0);
+	cr_assert_eq(jobs_in(st), N);
+	struct dd_state_job job;
+	void *jb;
+	cr_assert_eq(dd_state_store_get(st, 2999, &job, &jb), 0);
+	cr_assert_eq(job.spec.payload_len, PAY);
+	cr_assert_eq(((const unsigned char *)job.spec.payload)[PAY / 2], 'a' + 2998 % 26);
+	cr_assert_eq(memcmp(job.spec.kind, "k2998", 5), 0);
+	free(jb);
+	uint64_t id;
+	cr_assert_eq(dd_state_store_idem_find(st, "key-17", &id), 0);
+	cr_assert_eq(id, 18);
+	dd_state_batch_free(&b);
+	dd_state_reader_close(&rd);
+	close(dfd);
+	dd_state_store_close(st);
+	drop_tmpdir(l.dir);
+}
+
 Test(log, torn_tail_recovers_to_the_last_whole_record)
 {
 	struct logdir l;
