@@ -370,11 +370,20 @@ static int apply_submit(struct dd_state_store *st, struct wcur *w, const struct 
 	return 0;
 }
 
-static int apply_change(struct wcur *w, const struct dd_rec *r)
+/* The changes of a job whose SUBMIT is not in this batch: record @i and
+ * those chained after it (@next; NULL: @i alone), folded into one rewrite
+ * of the job and one move of its index entry. Under load most such jobs
+ * were submitted at the end of the previous batch and start and end in
+ * this one: two rewrites and three index changes became one of each. */
+static int apply_changes(struct wcur *w, const struct dd_rec *recs, uint32_t i,
+			 const uint32_t *next, bool *done)
 {
+	const struct dd_rec *r = &recs[i];
 	unsigned char k[8];
 	be64(k, r->id);
 	MDB_val key = {8, k}, d;
+	for (uint32_t j = next ? next[i] : UINT32_MAX; j != UINT32_MAX; j = next[j])
+		done[j] = true;
 	int rc = mdb_cursor_get(w->jobs, &key, &d, MDB_SET);
 	if (rc == MDB_NOTFOUND)
 		return 0; /* trimmed already, or logged without its submit (none level) */
@@ -386,11 +395,15 @@ static int apply_change(struct wcur *w, const struct dd_rec *r)
 	const unsigned char *body = (const unsigned char *)d.mv_data + sizeof(h) + h.reason_len;
 	const char *reason = NULL;
 	uint32_t reason_len = 0;
-	if (!fold(&h, r, &reason, &reason_len))
+	bool changed = false;
+	for (uint32_t j = i; j != UINT32_MAX; j = next ? next[j] : UINT32_MAX)
+		changed |= fold(&h, &recs[j], &reason, &reason_len);
+	if (!changed)
 		return 0;
 	h.reason_len = reason_len;
-	/* body points into the map: put_job copies it out before the put */
-	if ((rc = put_job(w->jobs, &key, &h, reason, body, true, NULL, 0)))
+	/* the cursor is on the job: MDB_CURRENT spares a second search. body
+	 * points into the map: put_job copies it out before the put */
+	if ((rc = put_job(w->jobs, &key, &h, reason, body, true, NULL, MDB_CURRENT)))
 		return rc;
 	if (old != h.state && ((rc = state_key(w->bystate, old, r->id, false)) ||
 			       (rc = state_key(w->bystate, h.state, r->id, true))))
@@ -400,25 +413,30 @@ static int apply_change(struct wcur *w, const struct dd_rec *r)
 	return 0;
 }
 
-/* Links each change record to the SUBMIT of its job earlier in the same
- * batch (next[]: the chain from that SUBMIT, in log order). Returns false
- * when out of memory: then nothing is folded. */
-static bool chain_batch(const struct dd_rec *recs, size_t n, uint64_t ckpt, uint32_t *next)
+/* Links the records of each job in a batch, in log order (next[]: the
+ * chain from its first record). A chain starts at the job's SUBMIT, or,
+ * when that was in an earlier batch, at its first change (head[] marks
+ * those). Returns false when out of memory: then nothing is folded. */
+static bool chain_batch(const struct dd_rec *recs, size_t n, uint64_t ckpt, uint32_t *next,
+			bool *head)
 {
 	size_t cap = 64;
 	while (cap < 2 * n)
 		cap *= 2;
 	uint64_t *hid = malloc(cap * sizeof(uint64_t));
 	uint32_t *htail = malloc(cap * sizeof(uint32_t));
-	if (!hid || !htail) {
+	bool *hsub = malloc(cap * sizeof(bool));
+	if (!hid || !htail || !hsub) {
 		free(hid);
 		free(htail);
+		free(hsub);
 		return false;
 	}
 	for (size_t i = 0; i < cap; i++)
 		htail[i] = UINT32_MAX;
 	for (size_t i = 0; i < n; i++) {
 		next[i] = UINT32_MAX;
+		head[i] = false;
 		const struct dd_rec *r = &recs[i];
 		if (r->lsn <= ckpt || r->type == DD_REC_RESERVE)
 			continue;
@@ -426,18 +444,28 @@ static bool chain_batch(const struct dd_rec *recs, size_t n, uint64_t ckpt, uint
 		size_t sl = (size_t)(hsh >> 32) & (cap - 1);
 		while (htail[sl] != UINT32_MAX && hid[sl] != r->id)
 			sl = (sl + 1) & (cap - 1);
+		bool fresh = htail[sl] == UINT32_MAX;
 		if (r->type == DD_REC_SUBMIT) {
-			if (htail[sl] == UINT32_MAX) { /* a second SUBMIT of an id: not folded */
+			/* A second SUBMIT of an id is not folded. Changes before a
+			 * SUBMIT (not in a log the engine writes) stay before it. */
+			if (fresh || !hsub[sl]) {
 				hid[sl] = r->id;
 				htail[sl] = (uint32_t)i;
+				hsub[sl] = true;
 			}
-		} else if (htail[sl] != UINT32_MAX) {
+		} else if (fresh) {
+			hid[sl] = r->id;
+			htail[sl] = (uint32_t)i;
+			hsub[sl] = false;
+			head[i] = true;
+		} else {
 			next[htail[sl]] = (uint32_t)i;
 			htail[sl] = (uint32_t)i;
 		}
 	}
 	free(hid);
 	free(htail);
+	free(hsub);
 	return true;
 }
 
@@ -482,8 +510,8 @@ int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, s
 	if (n == 0)
 		return 0;
 	uint32_t *next = n < UINT32_MAX ? malloc(n * sizeof(uint32_t)) : NULL;
-	bool *done = calloc(n, sizeof(bool));
-	if (next && (!done || !chain_batch(recs, n, st->ckpt, next))) {
+	bool *done = calloc(n, sizeof(bool)), *head = malloc(n * sizeof(bool));
+	if (next && (!done || !head || !chain_batch(recs, n, st->ckpt, next, head))) {
 		free(next);
 		next = NULL; /* apply one by one */
 	}
@@ -508,9 +536,12 @@ int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, s
 					st->next_seq = recs[i].id;
 				continue;
 			}
+			/* a change is either the head of its job's chain, or one
+			 * a replayed SUBMIT did not fold: then applied alone */
 			rc = recs[i].type == DD_REC_SUBMIT
 				     ? apply_submit(st, &w, recs, (uint32_t)i, next, done)
-				     : apply_change(&w, &recs[i]);
+				     : apply_changes(&w, recs, (uint32_t)i,
+						     next && head[i] ? next : NULL, done);
 		}
 		wcur_close(&w);
 		uint64_t last = recs[n - 1].lsn > st->ckpt ? recs[n - 1].lsn : st->ckpt;
@@ -537,6 +568,7 @@ int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, s
 	}
 	free(next);
 	free(done);
+	free(head);
 	return rc;
 }
 

@@ -380,15 +380,17 @@ static size_t agree_records(struct dd_rec *recs, char (*keys)[16])
 }
 
 /* The store's write cursors stay on their leaf between records; whether
- * a job's changes are folded into its submit (one transaction) or found
- * again later (one record per transaction), in an order with late ids,
+ * a job's changes are folded into its submit (one transaction), found
+ * again later (one record per transaction), or folded together in the
+ * transaction after their submit's (transactions of 3 records: a submit
+ * ends one, its start and end begin the next), in an order with late ids,
  * every job, index and key must come out the same, and retention must
  * remove all of it. */
 Test(store, one_transaction_and_one_per_record_agree)
 {
 	struct logdir l;
 	logdir_init(&l, "agree");
-	struct dd_state_store *a = fresh_store(&l), *b = fresh_store(&l);
+	struct dd_state_store *a = fresh_store(&l), *b = fresh_store(&l), *c = fresh_store(&l);
 	struct dd_rec *recs = calloc(4 * AGREE_JOBS, sizeof(*recs));
 	char(*keys)[16] = calloc(AGREE_JOBS, 16);
 	size_t n = agree_records(recs, keys);
@@ -396,8 +398,11 @@ Test(store, one_transaction_and_one_per_record_agree)
 	for (size_t i = 0; i < n; i++)
 		cr_assert_eq(dd_state_store_apply(b, &recs[i], 1), 0);
 	cr_assert_eq(dd_state_store_apply(b, recs, n), 0, "a replay changes nothing");
-	cr_assert_eq(dd_state_store_count(a), AGREE_JOBS);
-	cr_assert_eq(dd_state_store_count(b), AGREE_JOBS);
+	for (size_t i = 0; i < n; i += 3)
+		cr_assert_eq(dd_state_store_apply(c, &recs[i], n - i < 3 ? n - i : 3), 0);
+	struct dd_state_store *all[] = {a, b, c};
+	for (int k = 0; k < 3; k++)
+		cr_assert_eq(dd_state_store_count(all[k]), AGREE_JOBS);
 	size_t ended = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (recs[i].type != DD_REC_SUBMIT)
@@ -406,20 +411,25 @@ Test(store, one_transaction_and_one_per_record_agree)
 		void *ba, *bb;
 		int ga = dd_state_store_get(a, recs[i].id, &ja, &ba);
 		cr_assert_eq(ga, 0, "get %lu: %d", (unsigned long)recs[i].id, ga);
-		cr_assert_eq(dd_state_store_get(b, recs[i].id, &jb, &bb), 0);
-		cr_assert(ja.state == jb.state && ja.attempt == jb.attempt &&
-				  ja.ended_rt == jb.ended_rt &&
-				  ja.spec.not_before_rt == jb.spec.not_before_rt,
-			  "job %lu: %u/%u", (unsigned long)recs[i].id, ja.state, jb.state);
+		for (int k = 1; k < 3; k++) {
+			cr_assert_eq(dd_state_store_get(all[k], recs[i].id, &jb, &bb), 0);
+			cr_assert(ja.state == jb.state && ja.attempt == jb.attempt &&
+					  ja.ended_rt == jb.ended_rt && ja.worker == jb.worker &&
+					  ja.spec.not_before_rt == jb.spec.not_before_rt &&
+					  jb.spec.payload_len == 16,
+				  "job %lu, store %d: %u/%u", (unsigned long)recs[i].id, k,
+				  ja.state, jb.state);
+			free(bb);
+		}
 		cr_assert_eq(ja.spec.payload_len, 16);
 		ended += ja.state >= 5;
 		free(ba);
-		free(bb);
 		if (recs[i].key_len) {
-			uint64_t ida = 0, idb = 0;
-			cr_assert_eq(dd_state_store_idem_find(a, recs[i].key, &ida), 0);
-			cr_assert_eq(dd_state_store_idem_find(b, recs[i].key, &idb), 0);
-			cr_assert(ida == recs[i].id && idb == recs[i].id);
+			for (int k = 0; k < 3; k++) {
+				uint64_t id = 0;
+				cr_assert_eq(dd_state_store_idem_find(all[k], recs[i].key, &id), 0);
+				cr_assert_eq(id, recs[i].id);
+			}
 		}
 	}
 	cr_assert_gt(ended, AGREE_JOBS / 8);
@@ -428,15 +438,18 @@ Test(store, one_transaction_and_one_per_record_agree)
 	for (uint8_t s = 1; s <= 7; s++) {
 		size_t na, nb;
 		cr_assert_eq(dd_state_store_list(a, s, 0, ia, AGREE_JOBS, &na), 0);
-		cr_assert_eq(dd_state_store_list(b, s, 0, ib, AGREE_JOBS, &nb), 0);
-		cr_assert_eq(na, nb, "state %u", s);
-		cr_assert(memcmp(ia, ib, na * sizeof(uint64_t)) == 0, "state %u: the same ids", s);
+		for (int k = 1; k < 3; k++) {
+			cr_assert_eq(dd_state_store_list(all[k], s, 0, ib, AGREE_JOBS, &nb), 0);
+			cr_assert_eq(na, nb, "state %u, store %d", s, k);
+			cr_assert(memcmp(ia, ib, na * sizeof(uint64_t)) == 0,
+				  "state %u, store %d: the same ids", s, k);
+		}
 		total += na;
 	}
 	cr_assert_eq(total, AGREE_JOBS, "every job in the state index once");
 	/* retention by count, in small budgets: the ended jobs go, keys too */
-	struct dd_state_store *both[] = {a, b};
-	for (int k = 0; k < 2; k++) {
+	struct dd_state_store **both = all;
+	for (int k = 0; k < 3; k++) {
 		long gone = 0, g;
 		while ((g = dd_state_store_trim(both[k], 1, 0, 0, 97, NULL, NULL)) > 0)
 			gone += g;
