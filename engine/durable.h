@@ -15,6 +15,11 @@ struct dd_ack {
 	uint8_t held;
 };
 
+struct dd_pstart {
+	struct dd_jobrec *j;
+	uint64_t id;
+};
+
 struct dd_durable {
 	uint8_t level;    /* the engine's */
 	char dir[4096];
@@ -27,6 +32,8 @@ struct dd_durable {
 	struct dd_cmd *waiters; /* CMD_WAIT_DURABLE not yet answered */
 	uint64_t seen_written, seen_synced;
 	uint64_t reserve_lsn, reserve_to; /* a RESERVE on its way, 0 none */
+	struct dd_pstart *pstart; /* jobs whose START record waits (see dd_log_start) */
+	size_t npstart, cappstart;
 	/* shared with the applier and with submitters */
 	_Alignas(DD_CACHELINE) _Atomic uint64_t durable_lsn;
 	_Atomic uint64_t applied_lsn;

@@ -137,6 +137,8 @@ struct dd_jobrec {
 	uint64_t key_hash;
 	uint64_t sub_lsn, end_lsn; /* its SUBMIT and END records, 0 = none */
 	uint8_t level;              /* enum dd_durability */
+	bool start_pending;         /* its START waits for the next log batch
+				     * (durable.c); the reactor's alone */
 	uint32_t uid, gid;          /* owner */
 	int32_t pid;                /* JF_EXEC: last attempt's process, 0 none */
 	struct dd_proc *proc;       /* JF_EXEC: its running process, or NULL */

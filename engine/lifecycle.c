@@ -181,7 +181,9 @@ void dd_job_finish(struct dd_shard *s, struct dd_jobrec *j, enum dd_state st,
 	if (j->flags & JF_LEASED) /* only then: a worker may be reading flags */
 		j->flags &= (uint8_t)~JF_LEASED;
 	j->reason = reason;
-	j->ended_ns = s->now;
+	/* s->now is read once per reactor turn: a worker's start stamp
+	 * (dd_job_completed) can be later than this turn's */
+	j->ended_ns = s->now > j->started_ns ? s->now : j->started_ns;
 	dd_shard_set_state(s, j, st);
 	dd_log_end(s, j);
 	atomic_fetch_sub_explicit(&s->live, 1, memory_order_relaxed);

@@ -126,6 +126,17 @@ size_t dd_rec_encode_body(const struct dd_rec *r, void *buf)
 		put32(&w, r->reason_len);
 		put(&w, r->reason, r->reason_len);
 		break;
+	case DD_REC_FINISH:
+		put32(&w, (uint32_t)r->worker);
+		put8(&w, r->state);
+		put8(&w, 0);
+		put8(&w, 0);
+		put8(&w, 0);
+		put32(&w, (uint32_t)r->result);
+		put64(&w, r->started_rt);
+		put32(&w, r->reason_len);
+		put(&w, r->reason, r->reason_len);
+		break;
 	case DD_REC_RETRY:
 		put64(&w, r->not_before_rt);
 		break;
@@ -205,6 +216,19 @@ int dd_rec_decode_body(uint32_t type, const void *body, size_t blen, struct dd_r
 		if (!r.bad && (out->state < 5 || out->state > 8))
 			return -EPROTO; /* DD_SUCCEEDED..DD_TIMED_OUT */
 		break;
+	case DD_REC_FINISH:
+		out->worker = (int32_t)get32(&r);
+		out->state = get8(&r);
+		get8(&r);
+		get8(&r);
+		get8(&r);
+		out->result = (int32_t)get32(&r);
+		out->started_rt = get64(&r);
+		out->reason_len = get32(&r);
+		out->reason = take(&r, out->reason_len);
+		if (!r.bad && (out->state < 5 || out->state > 8))
+			return -EPROTO;
+		break;
 	case DD_REC_RETRY:
 		out->not_before_rt = get64(&r);
 		break;
@@ -257,6 +281,7 @@ const char *dd_rec_type_name(uint32_t type)
 	case DD_REC_SUBMIT: return "submit";
 	case DD_REC_START: return "start";
 	case DD_REC_END: return "end";
+	case DD_REC_FINISH: return "finish";
 	case DD_REC_RETRY: return "retry";
 	case DD_REC_RESERVE: return "reserve";
 	default: return "unknown";

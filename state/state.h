@@ -38,6 +38,9 @@ enum dd_rec_type {
 	DD_REC_END = 3,    /* terminal state */
 	DD_REC_RETRY = 4,  /* a failed attempt; back to DELAYED until not_before */
 	DD_REC_RESERVE = 5, /* ids below r.id may be handed out: never reuse them */
+	DD_REC_FINISH = 6,  /* an attempt began and the job ended: START and END
+			     * in one, for a job that ended before its START
+			     * record went to the log (engine/durable.c) */
 };
 
 enum {
@@ -66,9 +69,10 @@ struct dd_rec {
 	uint32_t ndeps;
 	const char *key;
 	uint32_t key_len;
-	/* START */
+	/* START, FINISH */
 	int32_t worker;
-	/* END */
+	uint64_t started_rt; /* FINISH: when the attempt began (at_rt: ended) */
+	/* END, FINISH */
 	uint8_t state;
 	int32_t result;
 	const char *reason;

@@ -280,6 +280,11 @@ static bool fold(struct job_hdr *h, const struct dd_rec *r, const char **reason,
 		h->attempt = r->attempt;
 		h->not_before_rt = r->not_before_rt;
 		return true;
+	case DD_REC_FINISH:
+		h->worker = r->worker;
+		h->started_rt = r->started_rt;
+		/* the rest is an END's */
+		__attribute__((fallthrough));
 	case DD_REC_END:
 		h->state = r->state;
 		h->result = r->result;
@@ -772,8 +777,30 @@ int dd_state_store_scan_live(struct dd_state_store *st,
 	return r ? r : err_of(rc);
 }
 
+static long trim_once(struct dd_state_store *st, uint64_t now_rt, uint64_t max_age_ns,
+		      size_t max_count, unsigned budget, uint64_t *exec_ids, size_t *nexec,
+		      bool *map_full);
+
+/* Deleting copies the pages it changes, so a full map can refuse even
+ * that: then the map grows (up to map_max) and the transaction is tried
+ * again, as an apply would be; else retention could never make room. */
 long dd_state_store_trim(struct dd_state_store *st, uint64_t now_rt, uint64_t max_age_ns,
 			 size_t max_count, unsigned budget, uint64_t *exec_ids, size_t *nexec)
+{
+	for (;;) {
+		bool full = false;
+		long r = trim_once(st, now_rt, max_age_ns, max_count, budget, exec_ids, nexec, &full);
+		if (!full)
+			return r;
+		int g = grow(st);
+		if (g < 0)
+			return r;
+	}
+}
+
+static long trim_once(struct dd_state_store *st, uint64_t now_rt, uint64_t max_age_ns,
+		      size_t max_count, unsigned budget, uint64_t *exec_ids, size_t *nexec,
+		      bool *map_full)
 {
 	MDB_txn *t;
 	size_t nx = 0;
@@ -836,6 +863,7 @@ long dd_state_store_trim(struct dd_state_store *st, uint64_t now_rt, uint64_t ma
 	wcur_close(&w);
 	if (rc && rc != MDB_NOTFOUND) {
 		mdb_txn_abort(t);
+		*map_full = rc == MDB_MAP_FULL;
 		return err_of(rc);
 	}
 	if (gone == 0) {
@@ -843,8 +871,10 @@ long dd_state_store_trim(struct dd_state_store *st, uint64_t now_rt, uint64_t ma
 		return 0;
 	}
 	rc = mdb_txn_commit(t);
-	if (rc)
+	if (rc) {
+		*map_full = rc == MDB_MAP_FULL;
 		return write_err(st, rc);
+	}
 	if (nexec)
 		*nexec = nx;
 	return gone;
