@@ -112,7 +112,8 @@ Test(durable, jobs_ended_before_their_start_was_logged_keep_it)
 		cr_assert_eq(dd_wait(e, ids[i], 10000 * MS, &info), 0);
 	struct dd_stats st;
 	dd_stats(e, &st);
-	cr_log_info("%d jobs: %lu log records", N, (unsigned long)st.total.log_records);
+	fprintf(stderr, "durable: %d jobs: %lu log records\n", N,
+		(unsigned long)st.total.log_records);
 	cr_assert_lt(st.total.log_records, 3ull * N,
 		     "%lu records for %d jobs: none was logged as one FINISH",
 		     (unsigned long)st.total.log_records, N);
