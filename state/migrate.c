@@ -4,7 +4,11 @@
  *
  *   2 -> 3: succeeded jobs leave the bystate index. They were most of it,
  *           and writing and trimming their entries was a sixth of the
- *           store's work; the jobs table lists them instead. */
+ *           store's work; the jobs table lists them instead.
+ *   3 -> 4: succeeded jobs written from now on have no entry in ended
+ *           (retention finds them in the jobs table, from a floor up).
+ *           Every job already there keeps its entry, so the floor starts
+ *           above them all; and the jobs not ended are counted. */
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -42,6 +46,37 @@ static int drop_state_chunk(MDB_env *env, MDB_dbi bystate, unsigned char state, 
 		return rc;
 	}
 	return mdb_txn_commit(t);
+}
+
+int dd_store_retention_start(MDB_txn *t, MDB_dbi jobs, MDB_dbi bystate, uint64_t *live,
+			     uint64_t *floor)
+{
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(t, bystate, &c);
+	if (rc)
+		return rc;
+	*live = 0;
+	unsigned char k[1] = {1}; /* WAITING .. RUNNING: 1 .. 4 */
+	MDB_val key = {1, k}, d;
+	for (rc = mdb_cursor_get(c, &key, &d, MDB_SET_RANGE);
+	     rc == 0 && key.mv_size > 0 && *(unsigned char *)key.mv_data < DD_STATE_SUCCEEDED;
+	     rc = mdb_cursor_get(c, &key, &d, MDB_NEXT))
+		++*live;
+	mdb_cursor_close(c);
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	if ((rc = mdb_cursor_open(t, jobs, &c)))
+		return rc;
+	*floor = 0;
+	rc = mdb_cursor_get(c, &key, &d, MDB_LAST);
+	if (rc == 0 && key.mv_size == 8) {
+		const unsigned char *p = key.mv_data;
+		for (int i = 0; i < 8; i++)
+			*floor = *floor << 8 | p[i];
+		++*floor;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 int dd_store_migrate(MDB_env *env, MDB_dbi bystate, uint64_t from)

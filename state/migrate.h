@@ -9,5 +9,9 @@
  * transactions of its own. Returns 0 or an LMDB error; the caller then
  * records the new schema number. */
 int dd_store_migrate(MDB_env *env, MDB_dbi bystate, uint64_t from);
+/* 3 -> 4, in @t: *live = the jobs not ended (bystate's states below
+ * SUCCEEDED), *floor = one above the highest id in @jobs. */
+int dd_store_retention_start(MDB_txn *t, MDB_dbi jobs, MDB_dbi bystate, uint64_t *live,
+			     uint64_t *floor);
 
 #endif

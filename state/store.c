@@ -18,8 +18,10 @@
 #include "state.h"
 
 /* 2: SUBMIT bodies carry the owner (uid, gid)
- * 3: succeeded jobs are not in bystate (migrate.c) */
-#define SCHEMA 3u
+ * 3: succeeded jobs are not in bystate (migrate.c)
+ * 4: nor, mostly, in ended: retention finds them in the jobs table, from
+ *    meta "trim_floor" up; meta "live" counts the jobs not ended */
+#define SCHEMA 4u
 
 struct dd_state_store {
 	MDB_env *env;
@@ -29,6 +31,13 @@ struct dd_state_store {
 	 * readers hold this shared, a resize holds it exclusive. */
 	pthread_rwlock_t resize;
 	uint64_t ckpt, next_seq; /* the writer's copies */
+	/* Retention of succeeded jobs (schema 4). They have no entry in
+	 * ended: trimming walks the jobs table in id order from trim_floor,
+	 * below which every job either is gone or has an entry there (one
+	 * that succeeds below it gets one). live: jobs not ended, so that
+	 * the ended ones number jobs - live. */
+	uint64_t trim_floor, live;
+	int64_t live_tx; /* live's change in the transaction being applied */
 	char dir[4096];
 };
 
@@ -154,6 +163,8 @@ int dd_state_store_open(const char *dir, const struct dd_state_store_opts *o,
 	st->next_seq = 1;
 	meta_get(t, st->meta, "ckpt", &st->ckpt);
 	meta_get(t, st->meta, "next_seq", &st->next_seq);
+	meta_get(t, st->meta, "trim_floor", &st->trim_floor);
+	meta_get(t, st->meta, "live", &st->live);
 	rc = mdb_txn_commit(t);
 	t = NULL;
 	if (rc)
@@ -261,6 +272,18 @@ static int ended_key(MDB_cursor *c, uint64_t at, uint64_t id)
 	return rc == MDB_KEYEXIST ? index_put(c, k, sizeof(k), true) : rc;
 }
 
+/* An ended job's entry in ended, which retention reads oldest first. A
+ * succeeded job at or above trim_floor has none: retention finds it in
+ * the jobs table (schema 4), which saves one insert and one delete for
+ * most jobs. */
+static int ended_entry(const struct dd_state_store *st, struct wcur *w, uint8_t state,
+		       uint64_t at, uint64_t id)
+{
+	if (state == DD_STATE_SUCCEEDED && id >= st->trim_floor)
+		return 0;
+	return ended_key(w->ended, at, id);
+}
+
 /* What a change record does to a job's header. Returns false when it
  * changes nothing (a terminal job never changes; replays change nothing). */
 static bool fold(struct job_hdr *h, const struct dd_rec *r, const char **reason,
@@ -362,7 +385,9 @@ static int apply_submit(struct dd_state_store *st, struct wcur *w, const struct 
 		return rc;
 	for (uint32_t j = next ? next[i] : UINT32_MAX; j != UINT32_MAX; j = next[j])
 		done[j] = true;
-	if (h.state >= DD_STATE_SUCCEEDED && (rc = ended_key(w->ended, h.ended_rt, r->id)))
+	if (h.state < DD_STATE_SUCCEEDED)
+		st->live_tx++;
+	else if ((rc = ended_entry(st, w, h.state, h.ended_rt, r->id)))
 		return rc;
 	if (r->key_len) {
 		MDB_val ik = {r->key_len, (void *)r->key}, iv = {8, k};
@@ -380,8 +405,8 @@ static int apply_submit(struct dd_state_store *st, struct wcur *w, const struct 
  * of the job and one move of its index entry. Under load most such jobs
  * were submitted at the end of the previous batch and start and end in
  * this one: two rewrites and three index changes became one of each. */
-static int apply_changes(struct wcur *w, const struct dd_rec *recs, uint32_t i,
-			 const uint32_t *next, bool *done)
+static int apply_changes(struct dd_state_store *st, struct wcur *w, const struct dd_rec *recs,
+			 uint32_t i, const uint32_t *next, bool *done)
 {
 	const struct dd_rec *r = &recs[i];
 	unsigned char k[8];
@@ -413,8 +438,11 @@ static int apply_changes(struct wcur *w, const struct dd_rec *recs, uint32_t i,
 	if (old != h.state && ((rc = state_key(w->bystate, old, r->id, false)) ||
 			       (rc = state_key(w->bystate, h.state, r->id, true))))
 		return rc;
-	if (h.state >= DD_STATE_SUCCEEDED && (rc = ended_key(w->ended, h.ended_rt, r->id)))
-		return rc;
+	if (h.state >= DD_STATE_SUCCEEDED) { /* it was not: fold() changes no ended job */
+		st->live_tx--;
+		if ((rc = ended_entry(st, w, h.state, h.ended_rt, r->id)))
+			return rc;
+	}
 	return 0;
 }
 
@@ -495,11 +523,20 @@ static int upgrade(struct dd_state_store *st, uint64_t schema)
 {
 	for (;;) {
 		MDB_txn *t = NULL;
+		uint64_t live = st->live, floor = st->trim_floor;
 		int rc = dd_store_migrate(st->env, st->bystate, schema);
 		if (!rc && !(rc = mdb_txn_begin(st->env, NULL, 0, &t)) &&
+		    (schema >= 4 ||
+		     (!(rc = dd_store_retention_start(t, st->jobs, st->bystate, &live, &floor)) &&
+		      !(rc = meta_put(t, st->meta, "live", live)) &&
+		      !(rc = meta_put(t, st->meta, "trim_floor", floor)))) &&
 		    !(rc = meta_put(t, st->meta, "schema", SCHEMA))) {
 			rc = mdb_txn_commit(t);
 			t = NULL;
+			if (!rc) {
+				st->live = live;
+				st->trim_floor = floor;
+			}
 		}
 		if (t)
 			mdb_txn_abort(t);
@@ -530,6 +567,7 @@ int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, s
 		}
 		if (done)
 			memset(done, 0, n * sizeof(bool));
+		st->live_tx = 0;
 		struct wcur w;
 		rc = wcur_open(st, t, &w);
 		for (size_t i = 0; i < n && !rc; i++) {
@@ -545,7 +583,7 @@ int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, s
 			 * a replayed SUBMIT did not fold: then applied alone */
 			rc = recs[i].type == DD_REC_SUBMIT
 				     ? apply_submit(st, &w, recs, (uint32_t)i, next, done)
-				     : apply_changes(&w, recs, (uint32_t)i,
+				     : apply_changes(st, &w, recs, (uint32_t)i,
 						     next && head[i] ? next : NULL, done);
 		}
 		wcur_close(&w);
@@ -554,10 +592,13 @@ int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, s
 			rc = meta_put(t, st->meta, "ckpt", last);
 		if (!rc)
 			rc = meta_put(t, st->meta, "next_seq", st->next_seq);
+		if (!rc && st->live_tx)
+			rc = meta_put(t, st->meta, "live", st->live + (uint64_t)st->live_tx);
 		if (!rc) {
 			rc = mdb_txn_commit(t);
 			if (!rc) {
 				st->ckpt = last;
+				st->live += (uint64_t)st->live_tx;
 				break;
 			}
 		} else {
@@ -798,6 +839,64 @@ long dd_state_store_trim(struct dd_state_store *st, uint64_t now_rt, uint64_t ma
 	}
 }
 
+/* One job's parts besides its record: its idempotency key (if it still
+ * names this job) and, for a process job, its id for the caller to remove
+ * the output files. @jd: its record, read before the delete. */
+static int drop_extras(struct wcur *w, uint64_t id, const MDB_val *jd, uint64_t *exec_ids,
+		       size_t *nx, unsigned budget, uint8_t *state)
+{
+	struct dd_state_job job;
+	char keybuf[300];
+	size_t klen = 0;
+	*state = 0;
+	if (job_decode(id, jd, &job) == 0) {
+		*state = job.state;
+		klen = job.spec.key_len < sizeof(keybuf) ? job.spec.key_len : 0;
+		memcpy(keybuf, job.spec.key, klen);
+		if (exec_ids && (job.spec.flags & DD_REC_F_EXEC) && *nx < budget)
+			exec_ids[(*nx)++] = id;
+	}
+	if (!klen)
+		return 0;
+	MDB_val ik = {klen, keybuf}, iv;
+	if (mdb_cursor_get(w->idem, &ik, &iv, MDB_SET) == 0 && iv.mv_size == 8 &&
+	    unbe64(iv.mv_data) == id)
+		return mdb_cursor_del(w->idem, 0);
+	return 0;
+}
+
+#define SCAN_SKIP 65536 /* jobs not succeeded passed over per trim */
+
+/* The next succeeded job of the jobs table from where @c is (@rc: that
+ * positioning's result), passing the floor over every other one: those
+ * that ended otherwise are in ended, and those still live get an entry
+ * there when they end, being below the floor by then. */
+static int scan_next(MDB_cursor *c, int rc, uint64_t *floor, uint64_t *id, uint64_t *at,
+		     unsigned *skipped)
+{
+	MDB_val k, d;
+	for (; rc == 0; rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		if ((rc = mdb_cursor_get(c, &k, &d, MDB_GET_CURRENT)))
+			break;
+		if (k.mv_size != 8 || d.mv_size < sizeof(struct job_hdr))
+			continue;
+		struct job_hdr h;
+		memcpy(&h, d.mv_data, sizeof(h));
+		*id = unbe64(k.mv_data);
+		if (h.state == DD_STATE_SUCCEEDED) {
+			*at = h.ended_rt;
+			return 0;
+		}
+		if (++*skipped > SCAN_SKIP)
+			return MDB_NOTFOUND; /* the next trim goes on from here */
+		*floor = *id + 1;
+	}
+	return rc;
+}
+
+/* Removes ended jobs oldest first from two streams merged by end time:
+ * the ended index (jobs that did not succeed, and succeeded ones below
+ * trim_floor) and the jobs table from trim_floor (succeeded ones). */
 static long trim_once(struct dd_state_store *st, uint64_t now_rt, uint64_t max_age_ns,
 		      size_t max_count, unsigned budget, uint64_t *exec_ids, size_t *nexec,
 		      bool *map_full)
@@ -806,75 +905,97 @@ static long trim_once(struct dd_state_store *st, uint64_t now_rt, uint64_t max_a
 	size_t nx = 0;
 	if (nexec)
 		*nexec = 0;
-	MDB_cursor *c;
 	MDB_stat ms;
+	MDB_cursor *scan = NULL;
 	long gone = 0;
 	int rc = mdb_txn_begin(st->env, NULL, 0, &t);
 	if (rc)
 		return err_of(rc);
 	struct wcur w = {0};
-	if ((rc = mdb_stat(t, st->ended, &ms)) || (rc = wcur_open(st, t, &w))) {
+	if ((rc = mdb_stat(t, st->jobs, &ms)) || (rc = wcur_open(st, t, &w)) ||
+	    (rc = mdb_cursor_open(t, st->jobs, &scan))) {
+		if (scan)
+			mdb_cursor_close(scan);
 		wcur_close(&w);
 		mdb_txn_abort(t);
 		return err_of(rc);
 	}
-	c = w.ended;
-	size_t count = ms.ms_entries;
-	MDB_val key, d;
-	rc = mdb_cursor_get(c, &key, &d, MDB_FIRST);
-	while (rc == 0 && gone < (long)budget) {
-		uint64_t at = unbe64(key.mv_data), id = unbe64((unsigned char *)key.mv_data + 8);
+	/* ended jobs in the store: all but the live ones */
+	size_t count = ms.ms_entries > st->live ? ms.ms_entries - st->live : 0;
+	uint64_t floor = st->trim_floor, bid = 0, bat = 0;
+	unsigned skipped = 0;
+	unsigned char fk[8];
+	be64(fk, floor);
+	MDB_val key = {8, fk}, d;
+	int rb = scan_next(scan, mdb_cursor_get(scan, &key, &d, MDB_SET_RANGE), &floor, &bid,
+			   &bat, &skipped);
+	int ra = mdb_cursor_get(w.ended, &key, &d, MDB_FIRST);
+	while (gone < (long)budget && (ra == 0 || rb == 0)) {
+		uint64_t aat = ra == 0 ? unbe64(key.mv_data) : 0;
+		bool take_a = ra == 0 && (rb != 0 || aat <= bat);
+		uint64_t at = take_a ? aat : bat;
 		bool old = max_age_ns && now_rt > at && now_rt - at > max_age_ns;
 		if (!old && count <= max_count)
 			break;
-		unsigned char k[8];
-		be64(k, id);
-		MDB_val jk = {8, k}, jd;
-		if (mdb_cursor_get(w.jobs, &jk, &jd, MDB_SET) == 0) {
-			struct dd_state_job job;
-			uint8_t state = 0;
-			char keybuf[300];
-			size_t klen = 0;
-			if (job_decode(id, &jd, &job) == 0) {
-				state = job.state;
-				klen = job.spec.key_len < sizeof(keybuf) ? job.spec.key_len : 0;
-				memcpy(keybuf, job.spec.key, klen);
-				if (exec_ids && (job.spec.flags & DD_REC_F_EXEC) && nx < budget)
-					exec_ids[nx++] = id;
-			}
-			if ((rc = mdb_cursor_del(w.jobs, 0)))
-				break;
-			if (state && (rc = state_key(w.bystate, state, id, false)))
-				break;
-			if (klen) {
-				MDB_val ik = {klen, keybuf}, iv;
-				/* only if the key still names this job */
-				if (mdb_cursor_get(w.idem, &ik, &iv, MDB_SET) == 0 && iv.mv_size == 8 &&
-				    unbe64(iv.mv_data) == id && (rc = mdb_cursor_del(w.idem, 0)))
+		uint8_t state = 0;
+		if (take_a) {
+			uint64_t id = unbe64((unsigned char *)key.mv_data + 8);
+			unsigned char k[8];
+			be64(k, id);
+			MDB_val jk = {8, k}, jd;
+			if (mdb_cursor_get(w.jobs, &jk, &jd, MDB_SET) == 0) {
+				if ((rc = drop_extras(&w, id, &jd, exec_ids, &nx, budget, &state)) ||
+				    (rc = mdb_cursor_del(w.jobs, 0)) ||
+				    (state && (rc = state_key(w.bystate, state, id, false))))
 					break;
+				count--; /* else an entry left over from schema 3 */
 			}
+			if ((rc = mdb_cursor_del(w.ended, 0)))
+				break;
+			ra = mdb_cursor_get(w.ended, &key, &d, MDB_NEXT);
+			/* the deletions may have moved the scan's page under it */
+			be64(fk, bid);
+			MDB_val sk = {8, fk};
+			if (rb == 0)
+				rb = scan_next(scan, mdb_cursor_get(scan, &sk, &d, MDB_SET_RANGE), &floor,
+					       &bid, &bat, &skipped);
+		} else {
+			MDB_val sk, jd;
+			if ((rc = mdb_cursor_get(scan, &sk, &jd, MDB_GET_CURRENT)) ||
+			    (rc = drop_extras(&w, bid, &jd, exec_ids, &nx, budget, &state)) ||
+			    (rc = mdb_cursor_del(scan, 0)))
+				break;
+			count--;
+			floor = bid + 1;
+			/* after a delete the cursor is on the job that followed */
+			rb = scan_next(scan, mdb_cursor_get(scan, &sk, &jd, MDB_GET_CURRENT),
+				       &floor, &bid, &bat, &skipped);
 		}
-		if ((rc = mdb_cursor_del(c, 0)))
-			break;
-		count--;
 		gone++;
-		rc = mdb_cursor_get(c, &key, &d, MDB_NEXT);
+		if (ra == 0 && (rc = mdb_cursor_get(w.ended, &key, &d, MDB_GET_CURRENT)))
+			break;
 	}
+	mdb_cursor_close(scan);
 	wcur_close(&w);
 	if (rc && rc != MDB_NOTFOUND) {
 		mdb_txn_abort(t);
 		*map_full = rc == MDB_MAP_FULL;
 		return err_of(rc);
 	}
-	if (gone == 0) {
+	if (gone == 0 && floor == st->trim_floor) {
 		mdb_txn_abort(t);
 		return 0;
 	}
-	rc = mdb_txn_commit(t);
-	if (rc) {
+	if ((rc = meta_put(t, st->meta, "trim_floor", floor))) {
+		mdb_txn_abort(t);
+		*map_full = rc == MDB_MAP_FULL;
+		return err_of(rc);
+	}
+	if ((rc = mdb_txn_commit(t))) {
 		*map_full = rc == MDB_MAP_FULL;
 		return write_err(st, rc);
 	}
+	st->trim_floor = floor;
 	if (nexec)
 		*nexec = nx;
 	return gone;

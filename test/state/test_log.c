@@ -559,11 +559,74 @@ static void raw_set_schema(MDB_txn *t, MDB_dbi meta, uint64_t v)
 	cr_assert_eq(mdb_put(t, meta, &k, &d, 0), 0);
 }
 
+/* Schema 4: succeeded jobs have no entry in ended; retention walks the
+ * jobs table from a floor for them, merged by end time with ended (the
+ * jobs that failed). By count and by age it removes the oldest first of
+ * both; the floor passes over live jobs, and one of those that succeeds
+ * later (below the floor) gets an entry, so it is removed too; the count
+ * of live jobs survives a reopen. */
+Test(store, retention_finds_succeeded_jobs_in_the_jobs_table)
+{
+	struct logdir l;
+	logdir_init(&l, "floor");
+	struct dd_state_store *st = fresh_store(&l);
+	struct dd_rec recs[200];
+	size_t n = 0;
+	uint64_t lsn = 1;
+	for (uint64_t id = 1; id <= 100; id++)
+		recs[n++] = (struct dd_rec){.type = DD_REC_SUBMIT, .lsn = lsn++, .id = id, .at_rt = 1,
+					    .max_attempts = 1, .priority = 2, .kind = "k",
+					    .kind_len = 1};
+	for (uint64_t id = 1; id <= 100; id++)
+		if (id != 10 && id != 20) /* those two stay queued */
+			recs[n++] = (struct dd_rec){.type = DD_REC_FINISH, .lsn = lsn++, .id = id,
+						    .at_rt = 1000 + id, .started_rt = 999 + id,
+						    .attempt = 1, .worker = 0,
+						    .state = id % 7 ? 5 : 6}; /* some failed */
+	cr_assert_eq(dd_state_store_apply(st, recs, n), 0);
+	struct dd_state_job j;
+	void *buf;
+#define GONE(id) (dd_state_store_get(st, (id), &j, &buf) == -ENOENT)
+#define KEPT(id) (dd_state_store_get(st, (id), &j, &buf) == 0 && (free(buf), 1))
+	/* 98 ended: keep the newest 50, so ids 1..50 but the two live ones go */
+	cr_assert_eq(dd_state_store_trim(st, 0, 0, 50, 1000, NULL, NULL), 48);
+	cr_assert(GONE(1) && GONE(7) && GONE(49) && GONE(50) && KEPT(51) && KEPT(10) && KEPT(20));
+	/* by age: those ended before 1070 go (51..69, succeeded and failed) */
+	cr_assert_eq(dd_state_store_trim(st, 1170, 100, SIZE_MAX, 1000, NULL, NULL), 19);
+	cr_assert(GONE(63) && GONE(69) && KEPT(70) && KEPT(10));
+	/* job 10 succeeds now, below the floor that passed it */
+	struct dd_rec fin = {.type = DD_REC_FINISH, .lsn = lsn++, .id = 10, .at_rt = 5000,
+			     .started_rt = 4999, .attempt = 1, .state = 5};
+	cr_assert_eq(dd_state_store_apply(st, &fin, 1), 0);
+	cr_assert_eq(dd_state_store_trim(st, 0, 0, 0, 1000, NULL, NULL), 32, "70..100, and 10");
+	cr_assert(GONE(10) && GONE(100) && KEPT(20));
+	cr_assert_eq(dd_state_store_count(st), 1);
+	dd_state_store_close(st);
+
+	char path[4300];
+	snprintf(path, sizeof(path), "%s/store0", l.dir);
+	struct dd_state_store_opts o = {.map_initial = 1u << 20, .map_max = 1u << 30};
+	cr_assert_eq(dd_state_store_open(path, &o, &st), 0);
+	cr_assert_eq(dd_state_store_trim(st, 0, 0, 0, 1000, NULL, NULL), 0, "20 is live");
+	fin = (struct dd_rec){.type = DD_REC_FINISH, .lsn = lsn++, .id = 20, .at_rt = 6000,
+			      .started_rt = 5999, .attempt = 1, .state = 5};
+	cr_assert_eq(dd_state_store_apply(st, &fin, 1), 0);
+	cr_assert_eq(dd_state_store_trim(st, 0, 0, 0, 1000, NULL, NULL), 1);
+	cr_assert_eq(dd_state_store_count(st), 0);
+#undef GONE
+#undef KEPT
+	dd_state_store_close(st);
+	drop_tmpdir(l.dir);
+}
+
 /* A schema-2 store listed succeeded jobs in bystate; schema 3 does not.
- * Opening one removes those entries (in several transactions: more than
- * one chunk's worth here) and records schema 3; listing, retention and
- * the other states' entries are as if it had been written at 3. Schemas
- * it does not know are refused. */
+ * Schemas 2 and 3 put every ended job in ended; schema 4 leaves out the
+ * succeeded ones written after it (retention finds them in the jobs table,
+ * above a floor). Opening a schema-2 store removes those bystate entries
+ * (in several transactions: more than one chunk's worth here), starts the
+ * floor above the jobs already there, and records schema 4; listing,
+ * retention and the other states' entries are as if it had been written at
+ * 4. Schemas it does not know are refused. */
 Test(store, schema_2_store_is_upgraded_on_open)
 {
 	struct logdir l;
@@ -591,6 +654,19 @@ Test(store, schema_2_store_is_upgraded_on_open)
 	MDB_stat ms;
 	cr_assert_eq(mdb_stat(t, bystate, &ms), 0);
 	cr_assert_eq(ms.ms_entries, 10, "schema 3 indexes only the failed ones");
+	MDB_dbi ended;
+	cr_assert_eq(mdb_dbi_open(t, "ended", 0, &ended), 0);
+	cr_assert_eq(mdb_stat(t, ended, &ms), 0);
+	cr_assert_eq(ms.ms_entries, 10, "schema 4 has ended entries only for the failed ones");
+	for (uint64_t id = 1; id <= 60; id++) { /* as schemas 2 and 3 wrote them */
+		unsigned char k[16];
+		for (int b = 0; b < 8; b++) {
+			k[b] = (unsigned char)((2 + id) >> (56 - 8 * b));
+			k[8 + b] = (unsigned char)(id >> (56 - 8 * b));
+		}
+		MDB_val key = {16, k}, d = {0, ""};
+		cr_assert_eq(mdb_put(t, ended, &key, &d, 0), 0);
+	}
 	for (uint64_t id = 1; id <= 70060; id++) { /* as schema 2 wrote them, and more */
 		if (id <= 60 && id % 6 == 0)
 			continue;
@@ -623,8 +699,8 @@ Test(store, schema_2_store_is_upgraded_on_open)
 	cr_assert_eq(mdb_get(t, meta, &k, &d), 0);
 	uint64_t schema;
 	memcpy(&schema, d.mv_data, 8);
-	cr_assert_eq(schema, 3);
-	for (uint64_t bad = 1; bad <= 4; bad += 3) { /* older than 2, newer than 3 */
+	cr_assert_eq(schema, 4);
+	for (uint64_t bad = 1; bad <= 5; bad += 4) { /* older than 2, newer than 4 */
 		raw_set_schema(t, meta, bad);
 		cr_assert_eq(mdb_txn_commit(t), 0);
 		mdb_env_close(env);
