@@ -139,6 +139,9 @@ int dd_state_recover(const char *wal_dir, struct dd_state_store *st,
 			out->pos.offset = 0;
 		}
 	}
+	/* the segment may be mapped, and cut() truncates it: a mapping must
+	 * not be touched past a file's end (SIGBUS), so let go of it first */
+	dd_state_reader_close(&rd);
 	if (out->torn) {
 		fprintf(stderr,
 			"dispatchd: log %s: %s in segment %016" PRIx64 ".wal at offset %" PRIu64

@@ -226,10 +226,12 @@ struct dd_state_reader {
 	int fd;               /* current segment, -1 none */
 	uint64_t seg_first;   /* its first LSN */
 	uint64_t base;        /* file offset of buf[0] */
-	unsigned char *buf;
+	unsigned char *buf;   /* the segment mapped, or a read buffer */
 	size_t cap, len, pos; /* decoded up to buf[pos] */
 	uint64_t last_lsn;    /* last record returned */
 	size_t last_len;      /* its bytes, just before buf[pos] */
+	bool mapped;          /* buf is the whole segment, mapped (len bytes) */
+	bool no_map;          /* set before opening: always read with pread */
 };
 
 /* Segments in @dir, ascending first LSN, into *firsts (malloc'd). */
@@ -256,7 +258,9 @@ struct dd_state_batch {
 	size_t n, capn;
 	uint64_t last_lsn;
 };
-/* Adds the record the reader returned last, @rec as it decoded it.
+/* Adds the record the reader returned last, @rec as it decoded it: from
+ * a mapped segment as it is (the batch must then be applied or emptied
+ * before the reader moves to another segment or closes), else copied.
  * Returns 0 or -ENOMEM. */
 int dd_state_batch_add(struct dd_state_batch *b, const struct dd_state_reader *r,
 		       const struct dd_rec *rec);

@@ -136,14 +136,15 @@ Test(log, records_round_trip_across_segments)
 	drop_tmpdir(l.dir);
 }
 
-/* A batch keeps the reader's decoding (pointers into its own copy of the
- * bytes) rather than decoding again at apply time; its copy grows, and
- * moves, as a large batch fills. Every field must still name its record's
- * bytes after the moves, and the store must get them. */
-Test(log, batch_keeps_decoded_records_across_growth)
+/* A batch keeps the reader's decoding rather than decoding again at apply
+ * time. From a mapped segment its records point into the mapping; read
+ * with pread (no_map), into the batch's own copy of the bytes, which grows,
+ * and moves, as a large batch fills. Either way every field must name its
+ * record's bytes, and the store must get them. */
+static void batch_keeps_decoded_records(bool map)
 {
 	struct logdir l;
-	logdir_init(&l, "batch");
+	logdir_init(&l, map ? "batch-map" : "batch-copy");
 	enum { N = 3000, PAY = 3000 }; /* about 9 MB: the copy grows past 4 and 8 MB */
 	char name[32], path[4300];
 	dd_state_wal_name(name, sizeof(name), 1);
@@ -167,19 +168,22 @@ Test(log, batch_keeps_decoded_records_across_growth)
 	cr_assert_eq(fclose(f), 0);
 
 	int dfd = open(l.wal, O_RDONLY | O_DIRECTORY);
-	struct dd_state_reader rd = {.fd = -1};
+	struct dd_state_reader rd = {.fd = -1, .no_map = !map};
 	cr_assert_eq(dd_state_reader_open(&rd, dfd, 1, 0), 0);
+	cr_assert_eq(rd.mapped, map);
 	struct dd_state_batch b = {0};
 	struct dd_rec rec;
-	unsigned char *first_raw = NULL;
 	for (unsigned i = 0; i < N; i++) {
 		cr_assert_eq(dd_state_reader_next(&rd, &rec, false), DD_REC_OK);
 		cr_assert_eq(dd_state_batch_add(&b, &rd, &rec), 0);
-		if (!first_raw)
-			first_raw = b.raw;
 	}
 	cr_assert_eq(dd_state_reader_next(&rd, &rec, false), DD_REC_EOF);
-	cr_assert_gt(b.cap, 8u << 20, "the copy grew twice");
+	if (map)
+		cr_assert_eq(b.len, 0, "nothing copied from a mapping");
+	else
+		cr_assert_gt(b.cap, 8u << 20, "the copy grew twice");
+	const char *from = map ? (const char *)rd.buf : (const char *)b.raw;
+	size_t span = map ? rd.len : b.len;
 	for (unsigned i = 0; i < N; i++) {
 		const struct dd_rec *r = &b.recs[i];
 		char kind[16], key[16];
@@ -187,8 +191,8 @@ Test(log, batch_keeps_decoded_records_across_growth)
 		snprintf(key, sizeof(key), "key-%u", i);
 		cr_assert_eq(r->lsn, i + 1);
 		cr_assert_eq(r->id, i + 1);
-		cr_assert(r->kind >= (const char *)b.raw && r->kind < (const char *)b.raw + b.len,
-			  "record %u points outside the batch", i);
+		cr_assert(r->kind >= from && r->kind < from + span,
+			  "record %u points outside the %s", i, map ? "mapping" : "batch");
 		cr_assert_eq(r->kind_len, strlen(kind));
 		cr_assert_eq(memcmp(r->kind, kind, r->kind_len), 0, "record %u", i);
 		cr_assert_eq(r->key_len, strlen(key));
@@ -216,6 +220,16 @@ Test(log, batch_keeps_decoded_records_across_growth)
 	close(dfd);
 	dd_state_store_close(st);
 	drop_tmpdir(l.dir);
+}
+
+Test(log, batch_keeps_decoded_records_from_a_mapping)
+{
+	batch_keeps_decoded_records(true);
+}
+
+Test(log, batch_keeps_decoded_records_across_growth)
+{
+	batch_keeps_decoded_records(false);
 }
 
 Test(log, torn_tail_recovers_to_the_last_whole_record)
