@@ -268,9 +268,31 @@ static size_t publish_run(struct dd_engine *e, struct dd_shard *s, unsigned prio
 	return done;
 }
 
-/* A keyed job: check and bind the key under its stripe lock. */
+/* A keyed job: check and bind the key under its stripe lock. It never
+ * waits for room while it holds that lock: the reactor takes the lock to
+ * forget the key of a job it evicts, and evicting can be what makes room.
+ * Waiting under the lock deadlocked a keyed DD_SUBMIT_BLOCK submit with
+ * its reactor (test_durable.c, log_is_pruned_and_retention_runs_under_load
+ * with keyed jobs). So it tries without waiting, and on no room lets go of
+ * the lock, backs off and checks the key again from the start. */
+static int submit_keyed_once(struct dd_engine *e, const struct dd_job_spec *sp, int handler,
+			     unsigned flags, uint64_t now, uint64_t *id, bool *known);
+
 static int submit_keyed(struct dd_engine *e, const struct dd_job_spec *sp, int handler,
 			unsigned flags, uint64_t now, uint64_t *id, bool *known)
+{
+	unsigned round = 0;
+	for (;;) {
+		int r = submit_keyed_once(e, sp, handler, flags & ~(unsigned)DD_SUBMIT_BLOCK, now,
+					  id, known);
+		if (r != -EAGAIN || !(flags & DD_SUBMIT_BLOCK))
+			return r;
+		backoff(&round);
+	}
+}
+
+static int submit_keyed_once(struct dd_engine *e, const struct dd_job_spec *sp, int handler,
+			     unsigned flags, uint64_t now, uint64_t *id, bool *known)
 {
 	uint64_t h = dd_idem_hash(sp->idem_key);
 	struct dd_shard *s = &e->shards[route(e, sp, h)];

@@ -212,19 +212,27 @@ static void rebase(struct dd_rec *rec, ptrdiff_t delta)
 		rec->reason += delta;
 }
 
+/* Room for one more record in b->recs. */
+static int recs_room(struct dd_state_batch *b)
+{
+	if (b->n < b->capn)
+		return 0;
+	size_t capn = b->capn ? b->capn * 2 : 4096;
+	struct dd_rec *nrecs = realloc(b->recs, capn * sizeof(*nrecs));
+	if (!nrecs)
+		return -ENOMEM;
+	b->recs = nrecs;
+	b->capn = capn;
+	return 0;
+}
+
 int dd_state_batch_add(struct dd_state_batch *b, const struct dd_state_reader *r,
 		       const struct dd_rec *rec)
 {
 	size_t len = r->last_len;
+	if (recs_room(b) < 0)
+		return -ENOMEM;
 	if (r->mapped) {
-		if (b->n == b->capn) {
-			size_t capn = b->capn ? b->capn * 2 : 4096;
-			struct dd_rec *nrecs = realloc(b->recs, capn * sizeof(*nrecs));
-			if (!nrecs)
-				return -ENOMEM;
-			b->recs = nrecs;
-			b->capn = capn;
-		}
 		b->recs[b->n++] = *rec; /* it points into the mapping */
 		b->last_lsn = r->last_lsn;
 		return 0;
@@ -244,14 +252,6 @@ int dd_state_batch_add(struct dd_state_batch *b, const struct dd_state_reader *r
 				rebase(&b->recs[i], (ptrdiff_t)((uintptr_t)nr - old));
 		b->raw = nr;
 		b->cap = cap;
-	}
-	if (b->n == b->capn) {
-		size_t capn = b->capn ? b->capn * 2 : 4096;
-		struct dd_rec *nrecs = realloc(b->recs, capn * sizeof(*nrecs));
-		if (!nrecs)
-			return -ENOMEM;
-		b->recs = nrecs;
-		b->capn = capn;
 	}
 	const unsigned char *from = r->buf + r->pos - len;
 	memcpy(b->raw + b->len, from, len);
