@@ -86,6 +86,31 @@ uint64_t dd_rec_dep(const struct dd_rec *r, uint32_t i)
 	return le64toh(v);
 }
 
+/* The fields of an ending, in END and FINISH bodies alike. */
+static void put_end(struct wr *w, const struct dd_rec *r)
+{
+	put8(w, r->state);
+	put8(w, 0);
+	put8(w, 0);
+	put8(w, 0);
+	put32(w, (uint32_t)r->result);
+	put32(w, r->reason_len);
+	put(w, r->reason, r->reason_len);
+}
+
+static int get_end(struct rd *r, struct dd_rec *out)
+{
+	out->state = get8(r);
+	get8(r);
+	get8(r);
+	get8(r);
+	out->result = (int32_t)get32(r);
+	out->reason_len = get32(r);
+	out->reason = take(r, out->reason_len);
+	/* DD_SUCCEEDED..DD_TIMED_OUT */
+	return !r->bad && (out->state < 5 || out->state > 8) ? -EPROTO : 0;
+}
+
 size_t dd_rec_encode_body(const struct dd_rec *r, void *buf)
 {
 	struct wr w = {buf, 0};
@@ -117,25 +142,13 @@ size_t dd_rec_encode_body(const struct dd_rec *r, void *buf)
 	case DD_REC_START:
 		put32(&w, (uint32_t)r->worker);
 		break;
-	case DD_REC_END:
-		put8(&w, r->state);
-		put8(&w, 0);
-		put8(&w, 0);
-		put8(&w, 0);
-		put32(&w, (uint32_t)r->result);
-		put32(&w, r->reason_len);
-		put(&w, r->reason, r->reason_len);
-		break;
-	case DD_REC_FINISH:
+	case DD_REC_FINISH: /* a START's worker and time, then an END */
 		put32(&w, (uint32_t)r->worker);
-		put8(&w, r->state);
-		put8(&w, 0);
-		put8(&w, 0);
-		put8(&w, 0);
-		put32(&w, (uint32_t)r->result);
 		put64(&w, r->started_rt);
-		put32(&w, r->reason_len);
-		put(&w, r->reason, r->reason_len);
+		put_end(&w, r);
+		break;
+	case DD_REC_END:
+		put_end(&w, r);
 		break;
 	case DD_REC_RETRY:
 		put64(&w, r->not_before_rt);
@@ -205,28 +218,14 @@ int dd_rec_decode_body(uint32_t type, const void *body, size_t blen, struct dd_r
 	case DD_REC_START:
 		out->worker = (int32_t)get32(&r);
 		break;
-	case DD_REC_END:
-		out->state = get8(&r);
-		get8(&r);
-		get8(&r);
-		get8(&r);
-		out->result = (int32_t)get32(&r);
-		out->reason_len = get32(&r);
-		out->reason = take(&r, out->reason_len);
-		if (!r.bad && (out->state < 5 || out->state > 8))
-			return -EPROTO; /* DD_SUCCEEDED..DD_TIMED_OUT */
-		break;
 	case DD_REC_FINISH:
 		out->worker = (int32_t)get32(&r);
-		out->state = get8(&r);
-		get8(&r);
-		get8(&r);
-		get8(&r);
-		out->result = (int32_t)get32(&r);
 		out->started_rt = get64(&r);
-		out->reason_len = get32(&r);
-		out->reason = take(&r, out->reason_len);
-		if (!r.bad && (out->state < 5 || out->state > 8))
+		if (get_end(&r, out) < 0)
+			return -EPROTO;
+		break;
+	case DD_REC_END:
+		if (get_end(&r, out) < 0)
 			return -EPROTO;
 		break;
 	case DD_REC_RETRY:

@@ -173,6 +173,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	char dir[4200], wal[4300];
+	/* mkdtemp() replaces the XXXXXX with a unique name */
 	snprintf(dir, sizeof(dir), "%s/bench-apply-XXXXXX", o.dir);
 	if (!mkdtemp(dir)) {
 		fprintf(stderr, "bench-apply: %s: %s\n", dir, strerror(errno));

@@ -58,36 +58,58 @@ Test(durable, acknowledged_jobs_survive_a_restart)
 	drop_tmpdir(dir);
 }
 
-Test(durable, running_job_is_retried_after_restart)
+/* A job running when the engine stops is retried after the restart, its
+ * first attempt counted. @around "ok" jobs go before it and after it: with
+ * them the log is busy, a START waits for its batch while another is on its
+ * way (engine/durable.c), and the engine stops as soon as the job runs, so
+ * its START reaches the log before the stop or with its last batch. */
+static void running_job_is_retried(const char *tag, int around)
 {
-	char *dir = make_tmpdir("retry");
+	char *dir = make_tmpdir(tag);
 	struct dd_engine *e = open_engine(dir, DD_DURABILITY_FSYNC, NULL);
-	struct dd_job_spec s = job("hold");
+	struct dd_job_spec s = job("ok");
+	uint64_t id, other;
+	for (int i = 0; i < around; i++)
+		cr_assert_eq(dd_submit(e, &s, DD_SUBMIT_BLOCK, &other), 0);
+	s = job("hold");
 	s.max_attempts = 3;
-	uint64_t id;
-	cr_assert_eq(dd_submit(e, &s, 0, &id), 0);
-	cr_assert_eq(dd_wait_durable(e, id, 5000 * MS), 0);
+	cr_assert_eq(dd_submit(e, &s, DD_SUBMIT_BLOCK, &id), 0);
+	s = job("ok");
+	for (int i = 0; i < around; i++)
+		cr_assert_eq(dd_submit(e, &s, DD_SUBMIT_BLOCK, &other), 0);
+	if (!around)
+		cr_assert_eq(dd_wait_durable(e, id, 5000 * MS), 0);
 	struct dd_job_info info;
-	for (int i = 0; i < 500; i++) {
+	for (int i = 0; i < 5000; i++) {
 		cr_assert_eq(dd_job_get(e, id, &info), 0);
 		if (info.state == DD_RUNNING)
 			break;
-		struct timespec ts = {0, 2000000};
+		struct timespec ts = {0, 200000};
 		nanosleep(&ts, NULL);
 	}
 	cr_assert_eq(info.state, DD_RUNNING);
-	dd_engine_destroy(e);
+	dd_engine_destroy(e); /* at once */
 
 	atomic_store(&hold_gate, 1);
 	e = open_engine(dir, DD_DURABILITY_FSYNC, NULL);
 	struct dd_recovery rec;
 	dd_engine_recovery(e, &rec);
-	cr_assert_eq(rec.jobs_retried, 1);
+	cr_assert_eq(rec.jobs_retried, 1, "retried %lu", (unsigned long)rec.jobs_retried);
 	cr_assert_eq(dd_wait(e, id, 5000 * MS, &info), 0);
 	cr_assert_eq(info.state, DD_SUCCEEDED);
 	cr_assert_eq(info.attempt, 2, "attempt %u", info.attempt);
 	dd_engine_destroy(e);
 	drop_tmpdir(dir);
+}
+
+Test(durable, running_job_is_retried_after_restart)
+{
+	running_job_is_retried("retry", 0);
+}
+
+Test(durable, running_job_is_retried_after_restart_under_load)
+{
+	running_job_is_retried("retry-load", 3000);
 }
 
 /* A job that ends before its START record reaches the log is logged as one
@@ -142,48 +164,6 @@ Test(durable, jobs_ended_before_their_start_was_logged_keep_it)
 	e = open_engine(dir, DD_DURABILITY_FSYNC, &cfg);
 	cr_assert_eq(dd_job_get(e, ids[N - 1], &info), 0);
 	cr_assert(info.state == DD_SUCCEEDED && info.worker >= 0);
-	dd_engine_destroy(e);
-	drop_tmpdir(dir);
-}
-
-/* The same, with the log busy: a START waits for its batch while another
- * is on its way (engine/durable.c), and the engine stops right after the
- * job starts. Whichever way its START reached the log, before the stop or
- * with the last batch of it, the job must come back as running: retried,
- * its first attempt counted. */
-Test(durable, running_job_is_retried_after_restart_under_load)
-{
-	char *dir = make_tmpdir("retry-load");
-	struct dd_engine *e = open_engine(dir, DD_DURABILITY_FSYNC, NULL);
-	struct dd_job_spec s = job("ok");
-	uint64_t id, other;
-	for (int i = 0; i < 3000; i++)
-		cr_assert_eq(dd_submit(e, &s, DD_SUBMIT_BLOCK, &other), 0);
-	s = job("hold");
-	s.max_attempts = 3;
-	cr_assert_eq(dd_submit(e, &s, DD_SUBMIT_BLOCK, &id), 0);
-	s = job("ok");
-	for (int i = 0; i < 3000; i++)
-		cr_assert_eq(dd_submit(e, &s, DD_SUBMIT_BLOCK, &other), 0);
-	struct dd_job_info info;
-	for (int i = 0; i < 5000; i++) {
-		cr_assert_eq(dd_job_get(e, id, &info), 0);
-		if (info.state == DD_RUNNING)
-			break;
-		struct timespec ts = {0, 200000};
-		nanosleep(&ts, NULL);
-	}
-	cr_assert_eq(info.state, DD_RUNNING);
-	dd_engine_destroy(e); /* at once: its START may still be waiting */
-
-	atomic_store(&hold_gate, 1);
-	e = open_engine(dir, DD_DURABILITY_FSYNC, NULL);
-	struct dd_recovery rec;
-	dd_engine_recovery(e, &rec);
-	cr_assert_eq(rec.jobs_retried, 1, "retried %lu", (unsigned long)rec.jobs_retried);
-	cr_assert_eq(dd_wait(e, id, 5000 * MS, &info), 0);
-	cr_assert_eq(info.state, DD_SUCCEEDED);
-	cr_assert_eq(info.attempt, 2, "attempt %u", info.attempt);
 	dd_engine_destroy(e);
 	drop_tmpdir(dir);
 }
