@@ -16,7 +16,7 @@ void dd_config_init(struct dd_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->pin = true;
 	cfg->spin_ns = DD_SPIN_AUTO;
-	cfg->worker_queue = 32;
+	cfg->worker_queue = DD_WORKER_INFLIGHT;
 	cfg->durability = DD_DURABILITY_NONE;
 	cfg->ring_capacity = 4096;
 	cfg->max_live_jobs = 4u << 20;
@@ -130,6 +130,9 @@ static int shard_init(struct dd_engine *e, struct dd_shard *s, unsigned idx)
 		    (r = dd_queue_spsc_create(DD_WORKER_INFLIGHT, sizeof(void *), &wk->done)) < 0)
 			return r;
 		dd_queue_wake_init(&wk->wake);
+		/* Until it has run something, a worker's jobs count as long:
+		 * it gets DD_HAND_AHEAD_MIN ahead, and more as they prove short. */
+		atomic_init(&wk->job_ns, DD_HAND_AHEAD_NS / DD_HAND_AHEAD_MIN);
 	}
 	s->xs_in = calloc(e->nshards, sizeof(*s->xs_in));
 	s->xs_out = calloc(e->nshards, sizeof(*s->xs_out));

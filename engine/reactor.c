@@ -118,8 +118,8 @@ void dd_requeue_nohandler(struct dd_shard *s)
 	}
 }
 
-/* Hands queued jobs to workers, most urgent first, a few per worker so that
- * priorities still choose what runs next. */
+/* Hands queued jobs to workers, most urgent first, about DD_HAND_AHEAD_NS
+ * of work per worker so that priorities still choose what runs next. */
 static size_t dispatch(struct dd_shard *s)
 {
 	size_t total = 0;
@@ -127,8 +127,7 @@ static size_t dispatch(struct dd_shard *s)
 	for (unsigned tries = 0; tries < s->nworkers && s->lanes.total; tries++) {
 		struct dd_worker *w = &s->workers[s->rr];
 		s->rr = (s->rr + 1) % s->nworkers;
-		unsigned limit = s->eng->cfg.worker_queue;
-		unsigned room = w->inflight < limit ? limit - w->inflight : 0;
+		unsigned room = dd_worker_room(s, w);
 		size_t share = (s->lanes.total + s->nworkers - 1) / s->nworkers;
 		size_t k = 0;
 		while (k < room && k < share) {
@@ -158,7 +157,7 @@ static size_t dispatch_inline(struct dd_shard *s)
 	struct dd_jobrec *j;
 	while (k < DD_WORKER_INFLIGHT && (j = next_job(s))) {
 		dd_start_attempt(s, j, 0);
-		dd_run_handler(s, j, 0);
+		dd_run_handler(s, j, 0, dd_now_ns());
 		s->now = dd_now_ns();
 		if (j->timeout_ns && s->now - j->started_ns >= j->timeout_ns)
 			dd_job_cancel(s, j, DD_TIMED_OUT, dd_reason[R_TIMEOUT]);

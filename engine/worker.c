@@ -11,7 +11,7 @@ bool dd_job_cancelled(const struct dd_job *job)
 	return atomic_load_explicit(&j->cancel, memory_order_relaxed) != 0;
 }
 
-void dd_run_handler(struct dd_shard *s, struct dd_jobrec *j, unsigned worker)
+void dd_run_handler(struct dd_shard *s, struct dd_jobrec *j, unsigned worker, uint64_t now)
 {
 	if (j->flags & JF_EXEC) {
 		dd_exec_spawn(s, j);
@@ -24,11 +24,33 @@ void dd_run_handler(struct dd_shard *s, struct dd_jobrec *j, unsigned worker)
 		.intended_ns = j->intended_ns, .shard = s->index, .worker = worker,
 		.internal_ = j,
 	};
-	v.start_ns = dd_now_ns();
-	j->w_start_ns = v.start_ns;
+	v.start_ns = now;
+	j->w_start_ns = now;
 	/* cancelled between hand-over and start: do not run it */
 	j->w_result = atomic_load_explicit(&j->cancel, memory_order_relaxed) ? -1
 									  : h->fn(&v, h->arg);
+}
+
+/* A moving mean over about the last 8 batches: it follows a change of job
+ * mix within a few batches, and one slow job does not shut the hand-over
+ * down to DD_HAND_AHEAD_MIN. */
+static void note_job_time(struct dd_worker *w, uint64_t per_job)
+{
+	uint64_t m = atomic_load_explicit(&w->job_ns, memory_order_relaxed);
+	m = per_job >= m ? m + (per_job - m) / 8 : m - (m - per_job) / 8;
+	atomic_store_explicit(&w->job_ns, m ? m : 1, memory_order_relaxed);
+}
+
+unsigned dd_worker_room(const struct dd_shard *s, const struct dd_worker *w)
+{
+	unsigned limit = s->eng->cfg.worker_queue;
+	uint64_t per_job = atomic_load_explicit(&w->job_ns, memory_order_relaxed);
+	uint64_t fit = per_job ? DD_HAND_AHEAD_NS / per_job : limit;
+	if (fit < DD_HAND_AHEAD_MIN)
+		fit = DD_HAND_AHEAD_MIN;
+	if (fit < limit)
+		limit = (unsigned)fit;
+	return w->inflight < limit ? limit - w->inflight : 0;
 }
 
 static bool worker_ready(void *arg)
@@ -55,23 +77,23 @@ void *dd_worker_main(void *arg)
 			dd_queue_wake_wait(&w->wake, worker_ready, w, e->cfg.spin_ns, UINT64_MAX);
 			continue;
 		}
-		uint64_t last_notify = 0;
+		/* One clock reading per job: the end of one is the start of the
+		 * next (the reading was two per job, 1.3 % of the CPU apiece at
+		 * 600,000 jobs/s). */
+		uint64_t first = dd_now_ns(), now = first, last_notify = first;
 		for (size_t i = 0; i < n; i++) {
 			struct dd_jobrec *j = batch[i];
-			dd_run_handler(s, j, w->index);
+			dd_run_handler(s, j, w->index, now);
 			/* release on the ring publishes w_result/w_start_ns */
 			dd_queue_spsc_enqueue(w->done, &j, 1);
-			if (i + 1 < n) {
-				uint64_t now = dd_now_ns();
-				if (!last_notify)
-					last_notify = j->w_start_ns;
-				if (now - last_notify > NOTIFY_AFTER_NS) {
-					dd_queue_wake_notify(&s->wake);
-					last_notify = now;
-				}
+			now = dd_now_ns();
+			if (i + 1 < n && now - last_notify > NOTIFY_AFTER_NS) {
+				dd_queue_wake_notify(&s->wake);
+				last_notify = now;
 			}
 		}
 		dd_queue_wake_notify(&s->wake);
+		note_job_time(w, (now - first) / n);
 	}
 	return NULL;
 }

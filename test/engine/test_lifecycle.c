@@ -1,6 +1,7 @@
 /* Single jobs through every state: success, failure, retries, delays,
  * priorities, time-outs, idempotency keys, bad input. */
 #include <pthread.h>
+#include <string.h>
 #include <time.h>
 
 #include "util.h"
@@ -115,6 +116,66 @@ Test(lifecycle, priorities_order_queued_jobs)
 		last_prio = prio;
 		last_tag = tag;
 	}
+	dd_engine_destroy(e);
+}
+
+static int h_slow_order(const struct dd_job *j, void *a)
+{
+	(void)a;
+	sleep_ms(5);
+	int tag;
+	memcpy(&tag, j->payload, sizeof(tag));
+	int k = atomic_fetch_add(&order_len, 1);
+	if (k < (int)(sizeof(order_log) / sizeof(order_log[0])))
+		order_log[k] = tag;
+	return 0;
+}
+
+/* With the default worker_queue (up to 256 ahead) a worker whose jobs take
+ * 5 ms, far beyond DD_HAND_AHEAD_NS, holds at most two: the one it runs
+ * and the next. An urgent job submitted behind twenty long ones runs at
+ * most two places after those already done when it arrived. Handing over
+ * by count alone (32 then) put it last. */
+Test(lifecycle, long_jobs_are_handed_over_two_at_a_time)
+{
+	struct dd_config c;
+	dd_config_init(&c);
+	c.shards = 1;
+	c.workers = 1;
+	struct dd_engine *e = make_engine(&c);
+	cr_assert_eq(dd_handler_register(e, "slow_order", h_slow_order, NULL), 0);
+	atomic_store(&order_len, 0);
+	uint64_t ids[20];
+	for (int i = 0; i < 20; i++) {
+		struct dd_job_spec s = spec("slow_order");
+		int tag = i;
+		s.priority = DD_PRIO_LOW;
+		s.payload = &tag;
+		s.payload_len = sizeof(tag);
+		ids[i] = submit_ok(e, &s);
+	}
+	await_state(e, ids[0], DD_RUNNING);
+	struct dd_job_spec u = spec("slow_order");
+	int utag = 100;
+	u.priority = DD_PRIO_URGENT;
+	u.payload = &utag;
+	u.payload_len = sizeof(utag);
+	uint64_t uid = submit_ok(e, &u);
+	/* answered by the reactor after it has taken the submission in */
+	struct dd_job_info info;
+	cr_assert_eq(dd_job_get(e, uid, &info), 0);
+	int done_then = atomic_load(&order_len);
+	cr_assert_eq(wait_state(e, uid, NULL), DD_SUCCEEDED);
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(wait_state(e, ids[i], NULL), DD_SUCCEEDED);
+	cr_assert_eq(atomic_load(&order_len), 21);
+	int pos = -1;
+	for (int k = 0; k < 21; k++)
+		if (order_log[k] == utag)
+			pos = k;
+	cr_assert_leq(pos, done_then + 2, "urgent job ran %d-th, %d were done when it arrived",
+		      pos + 1, done_then);
+	cr_assert_lt(done_then + 2, 20, "the test ran too slowly to tell");
 	dd_engine_destroy(e);
 }
 
