@@ -450,6 +450,19 @@ static int apply_changes(struct dd_state_store *st, struct wcur *w, const struct
  * chain from its first record). A chain starts at the job's SUBMIT, or,
  * when that was in an earlier batch, at its first change (head[] marks
  * those). Returns false when out of memory: then nothing is folded. */
+/* Where an id's chain is looked up. A batch holds runs of consecutive ids
+ * (a shard numbers its jobs in order), so the table keeps them together:
+ * ids that differ only in their low 6 bits share a block of 64 slots, in
+ * order, and only the block is hashed. A run of jobs then touches a few
+ * cache lines of the table instead of a line each (the probes' misses were
+ * half of this function); an id from elsewhere probes at most to the end
+ * of a full block. */
+static size_t chain_slot(uint64_t id, size_t cap)
+{
+	uint64_t block = ((id >> 6) * 0x9e3779b97f4a7c15ull) >> 32;
+	return (size_t)((block << 6) | (id & 63)) & (cap - 1);
+}
+
 static bool chain_batch(const struct dd_rec *recs, size_t n, uint64_t ckpt, uint32_t *next,
 			bool *head)
 {
@@ -473,8 +486,7 @@ static bool chain_batch(const struct dd_rec *recs, size_t n, uint64_t ckpt, uint
 		const struct dd_rec *r = &recs[i];
 		if (r->lsn <= ckpt || r->type == DD_REC_RESERVE)
 			continue;
-		uint64_t hsh = r->id * 0x9e3779b97f4a7c15ull;
-		size_t sl = (size_t)(hsh >> 32) & (cap - 1);
+		size_t sl = chain_slot(r->id, cap);
 		while (htail[sl] != UINT32_MAX && hid[sl] != r->id)
 			sl = (sl + 1) & (cap - 1);
 		bool fresh = htail[sl] == UINT32_MAX;
