@@ -37,29 +37,50 @@ static int cut(int dirfd, uint64_t first, uint64_t off)
 	return r;
 }
 
+int dd_state_wal_prunable(int dirfd, struct dd_state_store *st, uint64_t lsn,
+			  uint64_t **out, size_t *nout)
+{
+	uint64_t *firsts;
+	size_t n;
+	*out = NULL;
+	*nout = 0;
+	int r = dd_state_segments(dirfd, &firsts, &n);
+	if (r < 0)
+		return r;
+	/* segment i holds [firsts[i], firsts[i+1]); the last one stays */
+	size_t k = 0;
+	while (k + 1 < n && firsts[k + 1] - 1 <= lsn)
+		k++;
+	/* a segment goes only once the state covering it is on the device */
+	if (k && (r = dd_state_store_sync(st)) < 0)
+		k = 0;
+	if (k) {
+		*out = firsts;
+		*nout = k;
+	} else {
+		free(firsts);
+	}
+	return r;
+}
+
+int dd_state_wal_unlink(int dirfd, const uint64_t *firsts, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char name[32];
+		dd_state_wal_name(name, sizeof(name), firsts[i]);
+		if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+			return -errno;
+	}
+	return 0;
+}
+
 int dd_state_wal_prune(int dirfd, struct dd_state_store *st, uint64_t lsn)
 {
 	uint64_t *firsts;
 	size_t n;
-	int r = dd_state_segments(dirfd, &firsts, &n);
-	if (r < 0)
-		return r;
-	bool synced = false;
-	/* segment i holds [firsts[i], firsts[i+1]); the last one stays */
-	for (size_t i = 0; i + 1 < n && firsts[i + 1] - 1 <= lsn; i++) {
-		if (!synced) {
-			/* a segment goes only once the state covering it is on the device */
-			if ((r = dd_state_store_sync(st)) < 0)
-				break;
-			synced = true;
-		}
-		char name[32];
-		dd_state_wal_name(name, sizeof(name), firsts[i]);
-		if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT) {
-			r = -errno;
-			break;
-		}
-	}
+	int r = dd_state_wal_prunable(dirfd, st, lsn, &firsts, &n);
+	if (!r)
+		r = dd_state_wal_unlink(dirfd, firsts, n);
 	free(firsts);
 	return r;
 }

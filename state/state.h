@@ -289,3 +289,10 @@ int dd_state_recover(const char *wal_dir, struct dd_state_store *st,
 		     struct dd_state_recovery *out);
 /* Deletes segments wholly at or below @lsn (after syncing the store). */
 int dd_state_wal_prune(int dirfd, struct dd_state_store *st, uint64_t lsn);
+/* dd_state_wal_prune() in two steps, for a caller that deletes elsewhere:
+ * the segments it would delete, oldest first (*firsts malloc'd, NULL when
+ * there are none), with the store synced when there are any; ... */
+int dd_state_wal_prunable(int dirfd, struct dd_state_store *st, uint64_t lsn,
+			  uint64_t **firsts, size_t *n);
+/* ... and their deletion. Returns 0 or the first error but ENOENT. */
+int dd_state_wal_unlink(int dirfd, const uint64_t *firsts, size_t n);
