@@ -173,10 +173,12 @@ Test(lifecycle, long_jobs_are_handed_over_two_at_a_time)
 	for (int k = 0; k < 21; k++)
 		if (order_log[k] == utag)
 			pos = k;
+	dd_engine_destroy(e);
+	if (done_then + 2 >= 20) /* even handing over by count would pass */
+		cr_skip_test("%d of 20 long jobs were done before the urgent one arrived: "
+			     "too slow a machine to tell", done_then);
 	cr_assert_leq(pos, done_then + 2, "urgent job ran %d-th, %d were done when it arrived",
 		      pos + 1, done_then);
-	cr_assert_lt(done_then + 2, 20, "the test ran too slowly to tell");
-	dd_engine_destroy(e);
 }
 
 Test(lifecycle, timeout_flags_the_handler_and_ends_timed_out)

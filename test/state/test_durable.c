@@ -386,39 +386,36 @@ Test(durable, store_far_behind_the_log_holds_submissions_back)
 	close(go[0]), close(go[1]), close(held[0]), close(held[1]);
 }
 
-/* The first LSN of the oldest log segment (segments are named after it,
- * in hex), 0 when there is none. */
-static uint64_t oldest_segment(const char *dir)
-{
-	char wal[4200];
-	snprintf(wal, sizeof(wal), "%s/shard-0/wal", dir);
-	DIR *d = opendir(wal);
-	uint64_t oldest = 0;
-	for (struct dirent *de; d && (de = readdir(d));) {
-		if (!strstr(de->d_name, ".wal"))
-			continue;
-		uint64_t first = strtoull(de->d_name, NULL, 16);
-		if (!oldest || first < oldest)
-			oldest = first;
-	}
-	if (d)
-		closedir(d);
-	return oldest;
-}
-
-static unsigned count_segments(const char *dir)
+/* The log segments of shard 0: how many, and the first LSN of the oldest
+ * (segments are named after it, in hex; 0 when there is none). */
+static unsigned wal_segments(const char *dir, uint64_t *oldest)
 {
 	char wal[4200];
 	snprintf(wal, sizeof(wal), "%s/shard-0/wal", dir);
 	DIR *d = opendir(wal);
 	unsigned n = 0;
+	uint64_t first_lsn = 0;
 	for (struct dirent *de; d && (de = readdir(d));) {
 		size_t len = strlen(de->d_name);
-		n += len > 4 && strcmp(de->d_name + len - 4, ".wal") == 0;
+		if (len <= 4 || strcmp(de->d_name + len - 4, ".wal"))
+			continue;
+		n++;
+		uint64_t first = strtoull(de->d_name, NULL, 16);
+		if (!first_lsn || first < first_lsn)
+			first_lsn = first;
 	}
 	if (d)
 		closedir(d);
+	if (oldest)
+		*oldest = first_lsn;
 	return n;
+}
+
+static uint64_t oldest_segment(const char *dir)
+{
+	uint64_t oldest;
+	wal_segments(dir, &oldest);
+	return oldest;
 }
 
 /* Segments are deleted on a helper thread while the engine runs; the
@@ -441,9 +438,9 @@ Test(durable, log_is_pruned_to_one_segment_by_shutdown)
 	struct dd_job_info info;
 	for (int i = 0; i < N; i++)
 		cr_assert_eq(dd_wait(e, ids[i], 10000 * MS, &info), 0);
-	unsigned running = count_segments(dir);
+	unsigned running = wal_segments(dir, NULL);
 	dd_engine_destroy(e);
-	unsigned left = count_segments(dir);
+	unsigned left = wal_segments(dir, NULL);
 	fprintf(stderr, "durable: %u segments while running, %u after shutdown\n", running, left);
 	cr_assert_eq(left, 1, "%u log segments left after shutdown", left);
 	e = open_engine(dir, DD_DURABILITY_BUFFERED, &cfg);
