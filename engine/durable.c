@@ -52,7 +52,9 @@ int dd_durable_open(struct dd_shard *s, struct dd_state_recovery *rec)
 	snprintf(path, sizeof(path), "%s/wal", d->dir);
 	if ((r = mkdirs(path)) < 0)
 		return r;
-	struct dd_state_store_opts so = {.map_initial = c->map_initial, .map_max = c->map_max};
+	struct dd_state_store_opts so = {.map_initial = c->map_initial,
+					 .map_max = c->map_max,
+					 .keep_no_ended = c->store_retain_count == 0};
 	snprintf(path, sizeof(path), "%s/store", d->dir);
 	if ((r = dd_state_store_open(path, &so, &d->store)) < 0)
 		return r;

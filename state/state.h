@@ -182,6 +182,11 @@ struct dd_state_job {
 struct dd_state_store_opts {
 	size_t map_initial; /* bytes; the map doubles when full... */
 	size_t map_max;     /* ...up to this */
+	/* Retention keeps no ended job (a retain count of 0): a job that
+	 * ends in the batch that brought its SUBMIT is then never written,
+	 * where it would be written and trimmed a moment later. Process
+	 * jobs are written all the same: trimming removes their output. */
+	bool keep_no_ended;
 };
 
 int dd_state_store_open(const char *dir, const struct dd_state_store_opts *o,

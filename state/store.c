@@ -38,6 +38,7 @@ struct dd_state_store {
 	 * the ended ones number jobs - live. */
 	uint64_t trim_floor, live;
 	int64_t live_tx; /* live's change in the transaction being applied */
+	bool keep_no_ended; /* dd_state_store_opts */
 	char dir[4096];
 };
 
@@ -123,6 +124,7 @@ int dd_state_store_open(const char *dir, const struct dd_state_store_opts *o,
 		return -ENOMEM;
 	pthread_rwlock_init(&st->resize, NULL);
 	st->map_max = o->map_max;
+	st->keep_no_ended = o->keep_no_ended;
 	snprintf(st->dir, sizeof(st->dir), "%s", dir);
 	if ((rc = mkdir(dir, 0700)) < 0 && errno != EEXIST) {
 		rc = -errno;
@@ -376,6 +378,16 @@ static int apply_submit(struct dd_state_store *st, struct wcur *w, const struct 
 	const char *reason = NULL;
 	for (uint32_t j = next ? next[i] : UINT32_MAX; j != UINT32_MAX; j = next[j])
 		fold(&h, &recs[j], &reason, &h.reason_len);
+	uint64_t seq = (r->id & ((1ull << 56) - 1)) + 1;
+	if (h.state >= DD_STATE_SUCCEEDED && st->keep_no_ended && !(r->flags & DD_REC_F_EXEC)) {
+		/* retention would remove it at its next round: write nothing.
+		 * A replay finds no job and so skips it again. */
+		for (uint32_t j = next ? next[i] : UINT32_MAX; j != UINT32_MAX; j = next[j])
+			done[j] = true;
+		if (seq > st->next_seq)
+			st->next_seq = seq;
+		return 0;
+	}
 	/* ids mostly grow, so try appending; an id already there is a replay
 	 * (then its changes are applied one by one, as they come) */
 	int rc = put_job(w->jobs, &key, &h, reason, NULL, false, r, MDB_NOOVERWRITE | MDB_APPEND);
@@ -394,7 +406,6 @@ static int apply_submit(struct dd_state_store *st, struct wcur *w, const struct 
 		if ((rc = mdb_cursor_put(w->idem, &ik, &iv, MDB_NOOVERWRITE)) && rc != MDB_KEYEXIST)
 			return rc;
 	}
-	uint64_t seq = (r->id & ((1ull << 56) - 1)) + 1;
 	if (seq > st->next_seq)
 		st->next_seq = seq;
 	return 0;

@@ -164,7 +164,7 @@ static void configure(const struct opts *o, const char *state_dir, struct dd_con
 	if (state_dir) {
 		cfg->state_dir = state_dir;
 		cfg->on_durable = acct_on_durable;
-		cfg->store_retain_count = 100000; /* ...on disk neither */
+		cfg->store_retain_count = o->store_retain; /* ...on disk neither */
 	}
 	if (o->jobs_in_state) {
 		/* the jobs put in the state must stay there: lookup reads them
@@ -431,6 +431,8 @@ int embedded_run(const struct opts *o, double rate, const char *state_dir, struc
 	res->duration_s = o->duration_s;
 	res->warmup_s = o->warmup_s;
 	res->jobs_in_state = o->jobs_in_state;
+	res->has_store = cfg.state_dir != NULL;
+	res->store_retain = cfg.store_retain_count == SIZE_MAX ? UINT64_MAX : cfg.store_retain_count;
 	res->dispatches_per_sec = (double)atomic_load(&run.in_window) / o->duration_s;
 	res->ring_full = eagain;
 	res->failed = atomic_load(&run.failed);

@@ -26,6 +26,9 @@ static void usage(FILE *f)
 		"  --workers N       workers per shard (default: node CPUs less one)\n"
 		"  --jobs-in-state N put N finished jobs in the state before measuring\n"
 		"                    (lookup reads among them; default 0, lookup 10000)\n"
+		"  --store-retain N  embedded, durable: ended jobs the store keeps per shard\n"
+		"                    (default 0: none, so a job that ends soon after its\n"
+		"                    submission is never written to it; the log has it)\n"
 		"  --state-dir DIR   state directory (default: a new one under $TMPDIR or\n"
 		"                    /var/tmp, removed after)\n"
 		"load\n"
@@ -142,13 +145,13 @@ int opts_parse(int argc, char **argv, struct opts *o)
 		{"cmd", required_argument, 0, 'c'},      {"jobs-in-state", required_argument, 0, 'J'},
 		{"sweep", required_argument, 0, 'u'},    {"p99-bound", required_argument, 0, 'b'},
 		{"socket", required_argument, 0, 'o'},   {"plot-dir", required_argument, 0, 'p'},
-		{"payload", required_argument, 0, 'L'},
+		{"payload", required_argument, 0, 'L'},  {"store-retain", required_argument, 0, 'R'},
 		{0, 0, 0, 0},
 	};
 	int c;
 	long v;
 	char *end;
-	bool jobs_given = false;
+	bool jobs_given = false, retain_given = false;
 	*o = (struct opts){
 		.duration_s = 10, .warmup_s = 2, .spin_ns = DD_SPIN_AUTO, .inflight = 8192,
 		.gen_cpu = -1, .executor = -1, .floor_s = 1,
@@ -190,6 +193,12 @@ int opts_parse(int argc, char **argv, struct opts *o)
 				return bad("--jobs-in-state wants 0..100000000", optarg);
 			o->jobs_in_state = (uint64_t)v;
 			jobs_given = true;
+			break;
+		case 'R':
+			if (parse_count(optarg, 0, 1000000000, &v))
+				return bad("--store-retain wants 0..1000000000 jobs", optarg);
+			o->store_retain = (uint64_t)v;
+			retain_given = true;
 			break;
 		case 'u':
 			if (parse_sweep(optarg, o))
@@ -323,6 +332,10 @@ int opts_parse(int argc, char **argv, struct opts *o)
 	}
 	if (o->cmd && o->kind != KIND_EXEC) {
 		fprintf(stderr, "std-r: --cmd goes with --kind exec\n");
+		return 2;
+	}
+	if (retain_given && o->via_daemon) {
+		fprintf(stderr, "std-r: --store-retain is for --embedded (dispatchd keeps its own)\n");
 		return 2;
 	}
 	if (o->socket && !o->via_daemon) {

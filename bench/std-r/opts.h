@@ -22,6 +22,7 @@ struct opts {
 	int durability;     /* enum dd_durability */
 	const char *state_dir;
 	uint64_t jobs_in_state; /* jobs put in the state before measuring */
+	uint64_t store_retain;  /* ended jobs the store keeps per shard (embedded) */
 	unsigned payload;       /* bytes of payload per job */
 	const char *json;
 	const char *plot_dir;

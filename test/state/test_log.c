@@ -633,6 +633,68 @@ Test(store, retention_finds_succeeded_jobs_in_the_jobs_table)
 	drop_tmpdir(l.dir);
 }
 
+/* A store whose retention keeps no ended job (keep_no_ended) does not
+ * write a job that ends in the batch of its SUBMIT, keyed or not; a
+ * process job it writes all the same (trimming removes its output), and a
+ * job still live, or one that ends in a later batch, as any store does.
+ * A replay of the batch changes nothing, and the next id is still known. */
+Test(store, a_store_keeping_no_ended_job_never_writes_one_that_ends_in_its_batch)
+{
+	struct logdir l;
+	logdir_init(&l, "noended");
+	char path[4300];
+	snprintf(path, sizeof(path), "%s/store", l.dir);
+	struct dd_state_store_opts o = {.map_initial = 1u << 20, .map_max = 1u << 30,
+					.keep_no_ended = true};
+	struct dd_state_store *st;
+	cr_assert_eq(dd_state_store_open(path, &o, &st), 0);
+	struct dd_rec recs[12];
+	size_t n = 0;
+	uint64_t lsn = 1;
+	for (uint64_t id = 1; id <= 6; id++)
+		recs[n++] = (struct dd_rec){.type = DD_REC_SUBMIT, .lsn = lsn++, .id = id, .at_rt = 1,
+					    .max_attempts = 1, .priority = 2, .kind = "k",
+					    .kind_len = 1};
+	recs[4].key = "five"; /* job 5 has an idempotency key */
+	recs[4].key_len = 4;
+	recs[3].flags = DD_REC_F_EXEC; /* job 4 is a process job */
+	for (uint64_t id = 1; id <= 5; id++) {
+		if (id == 3)
+			continue; /* job 3 stays queued */
+		recs[n++] = (struct dd_rec){.type = DD_REC_FINISH, .lsn = lsn++, .id = id,
+					    .at_rt = 100 + id, .started_rt = 99 + id, .attempt = 1,
+					    .state = id == 2 ? 6 : 5}; /* job 2 fails */
+	}
+	recs[n++] = (struct dd_rec){.type = DD_REC_START, .lsn = lsn++, .id = 6, .at_rt = 50,
+				    .attempt = 1, .worker = 1}; /* job 6 runs on */
+	struct dd_state_job j;
+	void *buf;
+#define GONE(id) (dd_state_store_get(st, (id), &j, &buf) == -ENOENT)
+#define HAS(id, st_) (dd_state_store_get(st, (id), &j, &buf) == 0 && (free(buf), j.state == (st_)))
+	for (int pass = 0; pass < 2; pass++) { /* the second: a replay */
+		cr_assert_eq(dd_state_store_apply(st, recs, n), 0);
+		cr_assert(GONE(1) && GONE(2) && GONE(5), "ended in their batch: not written");
+		cr_assert(HAS(3, 3) && HAS(4, 5) && HAS(6, 4), "queued, process job, running");
+		cr_assert_eq(dd_state_store_count(st), 3);
+		cr_assert_eq(dd_state_store_checkpoint(st), lsn - 1);
+		cr_assert_eq(dd_state_store_next_seq(st), 7, "ids are not reused");
+	}
+	/* an end in a later batch is written, and trimmed as usual */
+	struct dd_rec fin = {.type = DD_REC_FINISH, .lsn = lsn++, .id = 3, .at_rt = 200,
+			     .started_rt = 199, .attempt = 1, .state = 5};
+	cr_assert_eq(dd_state_store_apply(st, &fin, 1), 0);
+	cr_assert(HAS(3, 5));
+	uint64_t gone_exec[4];
+	size_t nexec = 0;
+	cr_assert_eq(dd_state_store_trim(st, 0, 0, 0, 100, gone_exec, &nexec), 2, "jobs 3 and 4");
+	cr_assert(nexec == 1 && gone_exec[0] == 4, "job 4's output is the caller's to remove");
+	cr_assert(GONE(3) && GONE(4) && HAS(6, 4));
+#undef GONE
+#undef HAS
+	dd_state_store_close(st);
+	drop_tmpdir(l.dir);
+}
+
 /* A schema-2 store listed succeeded jobs in bystate; schema 3 does not.
  * Schemas 2 and 3 put every ended job in ended; schema 4 leaves out the
  * succeeded ones written after it (retention finds them in the jobs table,
