@@ -61,9 +61,10 @@ static int seek(struct dd_state_reader *rd, int dirfd, uint64_t lsn)
 /* Deleting a log segment (64 MiB) takes ext4 10-30 ms, nearly all of it
  * waiting on its journal, not the CPU. The applier did it inline: at the
  * durable limit 2-3 segments a second, 7 % of its time, during which the
- * store fell behind. A helper thread deletes them now, one round at a
- * time: a round that finds the last one still at it leaves its segments
- * for the next (they are still there to find). */
+ * store fell behind. A helper thread retires them now (most become spares,
+ * a rename: state/spare.c; the rest are deleted), one round at a time: a
+ * round that finds the last one still at it leaves its segments for the
+ * next (they are still there to find). */
 struct pruner {
 	pthread_t thread;
 	bool running;
@@ -71,12 +72,13 @@ struct pruner {
 	int dirfd;
 	uint64_t *firsts;
 	size_t n;
+	uint64_t seg_bytes;
 };
 
 static void *prune_main(void *arg)
 {
 	struct pruner *p = arg;
-	dd_state_wal_unlink(p->dirfd, p->firsts, p->n);
+	dd_state_wal_retire(p->dirfd, p->firsts, p->n, p->seg_bytes);
 	atomic_store_explicit(&p->done, true, memory_order_release);
 	return NULL;
 }
@@ -96,9 +98,10 @@ static bool prune_reap(struct pruner *p, bool wait)
 	return true;
 }
 
-/* Deletes the segments the store covers: on the helper thread, or here
+/* Retires the segments the store covers: on the helper thread, or here
  * when @wait (the applier's last round) or when no thread can be made. */
-static void prune(struct pruner *p, int dirfd, struct dd_state_store *st, bool wait)
+static void prune(struct pruner *p, int dirfd, struct dd_state_store *st, uint64_t seg_bytes,
+		  bool wait)
 {
 	if (!prune_reap(p, wait))
 		return;
@@ -106,12 +109,12 @@ static void prune(struct pruner *p, int dirfd, struct dd_state_store *st, bool w
 	size_t n;
 	if (dd_state_wal_prunable(dirfd, st, dd_state_store_checkpoint(st), &firsts, &n) < 0 || !n)
 		return;
-	*p = (struct pruner){.dirfd = dirfd, .firsts = firsts, .n = n};
+	*p = (struct pruner){.dirfd = dirfd, .firsts = firsts, .n = n, .seg_bytes = seg_bytes};
 	if (!wait && pthread_create(&p->thread, NULL, prune_main, p) == 0) {
 		p->running = true; /* it inherits this thread's nice 19 and CPUs */
 		return;
 	}
-	dd_state_wal_unlink(dirfd, firsts, n);
+	dd_state_wal_retire(dirfd, firsts, n, seg_bytes);
 	free(firsts);
 	p->firsts = NULL;
 }
@@ -135,7 +138,7 @@ static void maintain(struct dd_shard *s, struct dd_state_store *st, int dirfd,
 		if (gone < TRIM_BUDGET)
 			break;
 	}
-	prune(pr, dirfd, st, last);
+	prune(pr, dirfd, st, c->segment_bytes, last);
 	atomic_store_explicit(&v->store_jobs, dd_state_store_count(st), memory_order_relaxed);
 	atomic_store_explicit(&v->store_map, dd_state_store_map_size(st), memory_order_relaxed);
 }

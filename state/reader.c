@@ -169,6 +169,8 @@ int dd_state_reader_next(struct dd_state_reader *r, struct dd_rec *rec, bool fre
 	for (bool filled = false;; filled = true) {
 		size_t used, have = r->len - r->pos;
 		int rc = dd_rec_decode(have ? r->buf + r->pos : NULL, have, rec, &used);
+		if (rc == DD_REC_OK && rec->lsn < r->seg_first)
+			return DD_REC_EOF; /* a spare's earlier life (spare.c): no more */
 		if (rc == DD_REC_OK) {
 			r->pos += used;
 			r->last_len = used;

@@ -245,7 +245,8 @@ int dd_state_reader_open(struct dd_state_reader *r, int dirfd, uint64_t seg_firs
 			 uint64_t last_lsn);
 void dd_state_reader_close(struct dd_state_reader *r);
 /* Next record of the current segment: DD_REC_OK, DD_REC_EOF (end of the
- * written part), or the decoder's error. *rec points into the reader's
+ * written part: zeros, or a record older than the segment, left from its
+ * life before it was a spare), or the decoder's error. *rec points into the reader's
  * buffer until the next call. @fresh: drop what is buffered and read the
  * file again first (it may have been read before the writer got there). */
 int dd_state_reader_next(struct dd_state_reader *r, struct dd_rec *rec, bool fresh);
@@ -301,3 +302,14 @@ int dd_state_wal_prunable(int dirfd, struct dd_state_store *st, uint64_t lsn,
 			  uint64_t **firsts, size_t *n);
 /* ... and their deletion. Returns 0 or the first error but ENOENT. */
 int dd_state_wal_unlink(int dirfd, const uint64_t *firsts, size_t n);
+
+/* ---- spare segments (spare.c) ---- */
+
+#define DD_WAL_SPARES 2 /* segments kept for reuse, named spare-0, spare-1 */
+/* dd_state_wal_unlink(), but a segment of @seg_bytes becomes a spare while
+ * fewer than DD_WAL_SPARES are kept (0: none is). Any thread. */
+int dd_state_wal_retire(int dirfd, const uint64_t *firsts, size_t n, uint64_t seg_bytes);
+/* Renames a spare of @seg_bytes to @name (which must not exist) and returns
+ * it open for writing, or -ENOENT when there is none (-EEXIST: @name is
+ * there). It still holds older records: see dd_state_reader_next(). */
+int dd_state_wal_take_spare(int dirfd, const char *name, uint64_t seg_bytes);

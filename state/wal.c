@@ -15,6 +15,11 @@
 #include "state.h"
 
 #define BATCH_MIN (256u << 10)
+/* Each write ends with a zero length word after its records, where the
+ * next write begins: a reader stops there even in a spare segment, whose
+ * older records follow (spare.c). Records are 8-byte aligned, so a
+ * segment's free end is 0 or at least 8 bytes. */
+#define END_MARK 8
 #define RETRY_NS 100000000ull /* a failed write is tried again after 100 ms */
 
 enum { OP_WRITE = 1, OP_SYNC = 2, OP_DIRSYNC = 3 };
@@ -80,7 +85,12 @@ static int seg_open(struct dd_state_wal *w, uint64_t first_lsn, uint64_t offset,
 	struct segment *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->fd = openat(w->dirfd, name, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0600);
+	/* a spare first: its blocks are written, so writes into it change no
+	 * extent and its fdatasync needs no journal commit (spare.c) */
+	bool spare = create && (s->fd = dd_state_wal_take_spare(w->dirfd, name, w->seg_bytes)) >= 0;
+	if (!spare)
+		s->fd = openat(w->dirfd, name,
+			       O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0600);
 	if (s->fd < 0) {
 		int r = -errno;
 		free(s);
@@ -91,7 +101,7 @@ static int seg_open(struct dd_state_wal *w, uint64_t first_lsn, uint64_t offset,
 	s->reserved = offset;
 	s->refs = 1;
 	s->fresh = create;
-	if (create) {
+	if (create && !spare) {
 		/* Preallocate: space runs out here, not in the middle of a write,
 		 * and the rest of the file reads as zeros (a clean end). */
 		int r = posix_fallocate(s->fd, 0, (off_t)w->seg_bytes);
@@ -196,8 +206,9 @@ static int batch_for(struct dd_state_wal *w, size_t size, struct batch **out)
 	/* The open batch: not in flight (the head while inflight is closed) */
 	bool open = t && !t->sealed && !(w->inflight && t == w->head);
 	if (open && t->seg == w->cur && t->off + t->len + size <= w->cur->size) {
-		if (t->len + size > t->cap) {
-			size_t cap = t->cap * 2 > t->len + size ? t->cap * 2 : t->len + size;
+		if (t->len + size + END_MARK > t->cap) {
+			size_t want = t->len + size + END_MARK;
+			size_t cap = t->cap * 2 > want ? t->cap * 2 : want;
 			unsigned char *nb = realloc(t->buf, cap);
 			if (!nb)
 				return -ENOMEM;
@@ -228,7 +239,7 @@ static int batch_for(struct dd_state_wal *w, size_t size, struct batch **out)
 		seg_put(w->cur);
 		w->cur = s;
 	}
-	struct batch *b = batch_new(w, size);
+	struct batch *b = batch_new(w, size + END_MARK);
 	if (!b)
 		return -ENOMEM;
 	b->seg = w->cur;
@@ -284,6 +295,10 @@ bool dd_state_wal_kick(struct dd_state_wal *w, uint64_t now_ns)
 		return false;
 	struct io_uring_sqe *sqe = io_uring_get_sqe(w->ring);
 	w->write_len = b->len - b->done;
+	if (b->off + b->len + END_MARK <= b->seg->size) {
+		memset(b->buf + b->len, 0, END_MARK); /* room for it: batch_for() */
+		w->write_len += END_MARK;
+	}
 	io_uring_prep_write(sqe, b->seg->fd, b->buf + b->done, (unsigned)w->write_len,
 			    b->off + b->done);
 	sqe->user_data = DD_WAL_TAG | OP_WRITE;
@@ -346,6 +361,8 @@ void dd_state_wal_complete(struct dd_state_wal *w, uint64_t user_data, int res, 
 		/* short write (disk filling up): the rest goes next time; the
 		 * linked fsync was cancelled */
 		b->done += (size_t)w->res_write;
+		if (b->done > b->len)
+			b->done = b->len; /* the records went, not all of the end mark */
 		err = -ENOSPC;
 	} else {
 		b->done = b->len;

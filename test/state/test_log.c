@@ -39,8 +39,10 @@ static struct dd_state_store *fresh_store(struct logdir *l)
 	return st;
 }
 
-/* Appends SUBMIT records for ids [first, first+n) and waits for the fsync. */
-static void write_jobs(const char *wal, struct dd_state_wal_pos *pos, uint64_t first, unsigned n)
+/* Appends SUBMIT records for ids [first, first+n) and waits for the fsync;
+ * their payloads are "job <id>", then @pad dots. */
+static void write_padded(const char *wal, struct dd_state_wal_pos *pos, uint64_t first,
+			 unsigned n, unsigned pad)
 {
 	struct io_uring ring;
 	cr_assert_eq(io_uring_queue_init(8, &ring, 0), 0);
@@ -48,7 +50,8 @@ static void write_jobs(const char *wal, struct dd_state_wal_pos *pos, uint64_t f
 	cr_assert_eq(dd_state_wal_open(wal, 4096, true, pos, &ring, &w), 0);
 	for (unsigned i = 0; i < n; i++) {
 		char payload[40];
-		snprintf(payload, sizeof(payload), "job %u", (unsigned)(first + i));
+		snprintf(payload, sizeof(payload), "job %u%.*s", (unsigned)(first + i), (int)pad,
+			 "................");
 		struct dd_rec r = {.type = DD_REC_SUBMIT, .id = first + i, .at_rt = 1,
 				   .max_attempts = 1, .priority = 2, .kind = "ok", .kind_len = 2,
 				   .payload = payload, .payload_len = (uint32_t)strlen(payload)};
@@ -68,6 +71,11 @@ static void write_jobs(const char *wal, struct dd_state_wal_pos *pos, uint64_t f
 	pos->next_lsn = dd_state_wal_next_lsn(w);
 	dd_state_wal_close(w);
 	io_uring_queue_exit(&ring);
+}
+
+static void write_jobs(const char *wal, struct dd_state_wal_pos *pos, uint64_t first, unsigned n)
+{
+	write_padded(wal, pos, first, n, 0);
 }
 
 /* File offset and segment of the record with @lsn. */
@@ -260,6 +268,140 @@ Test(log, torn_tail_recovers_to_the_last_whole_record)
 	cr_assert_eq(jobs_in(st), 64, "replayed %lu last %lu segs %u", (unsigned long)rec.replayed, (unsigned long)rec.last_lsn, rec.segments);
 	dd_state_store_close(st);
 	free(p);
+	drop_tmpdir(l.dir);
+}
+
+static ino_t inode_of(const char *wal, const char *name)
+{
+	char path[4300];
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s/%s", wal, name);
+	return stat(path, &sb) == 0 ? sb.st_ino : 0;
+}
+
+/* Segments the store no longer needs become spares (two at most, of the
+ * segments' size; the rest are deleted), and the log's next segments are
+ * those spares, renamed. A spare still holds its earlier records past the
+ * new ones: recovery and the reader stop where the new ones end (the end
+ * mark after each write), and never take an old record for a new one. */
+Test(log, retired_segments_are_reused_and_their_old_records_never_read)
+{
+	struct logdir l;
+	logdir_init(&l, "spare");
+	struct dd_state_wal_pos pos = {0};
+	write_jobs(l.wal, &pos, 1, 100); /* 4 KiB segments: several */
+	struct dd_state_store *st = fresh_store(&l);
+	struct dd_state_recovery rec;
+	cr_assert_eq(dd_state_recover(l.wal, st, &rec), 0);
+	cr_assert_eq(rec.pos.next_lsn, 101);
+	int dfd = open(l.wal, O_RDONLY | O_DIRECTORY);
+	uint64_t *firsts;
+	size_t n;
+	/* recovery deleted what the store covers but the last segment: write
+	 * more, so that there are old segments to retire */
+	write_jobs(l.wal, &rec.pos, 101, 100);
+	cr_assert_eq(dd_state_recover(l.wal, st, &rec), 0);
+	cr_assert_not(rec.torn);
+	write_jobs(l.wal, &rec.pos, 201, 100);
+	cr_assert_eq(dd_state_segments(dfd, &firsts, &n), 0);
+	cr_assert_geq(n, 4, "%zu segments", n);
+	/* one of another size is deleted, not kept */
+	char odd[32];
+	dd_state_wal_name(odd, sizeof(odd), firsts[0]);
+	cr_assert_eq(truncate(seg_path(l.wal, firsts[0]), 100), 0);
+	cr_assert_eq(dd_state_wal_retire(dfd, firsts, n - 1, 4096), 0);
+	cr_assert_eq(inode_of(l.wal, odd), 0);
+	ino_t spare[2] = {inode_of(l.wal, "spare-0"), inode_of(l.wal, "spare-1")};
+	cr_assert(spare[0] && spare[1], "two spares kept");
+	uint64_t *left;
+	size_t nleft;
+	cr_assert_eq(dd_state_segments(dfd, &left, &nleft), 0);
+	cr_assert_eq(nleft, 1, "the others are gone");
+	free(left);
+
+	/* a fresh store: recovery replays the last segment (201..) on */
+	dd_state_store_close(st);
+	st = fresh_store(&l);
+	cr_assert_eq(dd_state_recover(l.wal, st, &rec), 0);
+	cr_assert_not(rec.torn);
+	cr_assert_eq(rec.pos.next_lsn, 301);
+	uint64_t from = rec.last_lsn - rec.replayed + 1;
+	/* into the next segment, a spare, 5 jobs: part of it written over.
+	 * Larger records than before, so that the new ones end in the middle
+	 * of an old one: only the end mark stops a reader there. */
+	struct dd_rec sample = {.type = DD_REC_SUBMIT, .kind_len = 2, .payload_len = 7 + 12};
+	uint64_t last = 300 + (4096 - rec.pos.offset) / dd_rec_size(&sample) + 5;
+	write_padded(l.wal, &rec.pos, 301, (unsigned)(last - 300), 12);
+	cr_assert_eq(inode_of(l.wal, "spare-0"), 0, "taken");
+	uint64_t seg, off;
+	locate(l.wal, last, &seg, &off);
+	cr_assert_eq(seg, last - 4, "a segment of its own");
+	char name[32];
+	dd_state_wal_name(name, sizeof(name), seg);
+	cr_assert_eq(inode_of(l.wal, name), spare[0]);
+	struct dd_state_reader rd = {.fd = -1};
+	struct dd_rec r;
+	cr_assert_eq(dd_state_reader_open(&rd, dfd, seg, 0), 0);
+	for (uint64_t lsn = seg; lsn <= last; lsn++) {
+		cr_assert_eq(dd_state_reader_next(&rd, &r, false), DD_REC_OK);
+		cr_assert_eq(r.lsn, lsn);
+	}
+	off = dd_state_reader_offset(&rd);
+	cr_assert_eq(dd_state_reader_next(&rd, &r, false), DD_REC_EOF, "the end mark");
+	bool old = false;
+	for (size_t k = off + 8; k < off + 8 + 256 && k < rd.len; k++)
+		old |= rd.buf[k] != 0;
+	cr_assert(old, "old records follow it");
+	dd_state_reader_close(&rd);
+	cr_assert_eq(dd_state_recover(l.wal, st, &rec), 0);
+	cr_assert_not(rec.torn, "%s at %lu", rec.torn_why, (unsigned long)rec.torn_offset);
+	cr_assert_eq(rec.pos.next_lsn, last + 1);
+	/* and on, through the second spare into new segments */
+	write_jobs(l.wal, &rec.pos, last + 1, 95);
+	cr_assert_eq(inode_of(l.wal, "spare-1"), 0, "taken too");
+	cr_assert_eq(dd_state_recover(l.wal, st, &rec), 0);
+	cr_assert_not(rec.torn, "%s at %lu", rec.torn_why, (unsigned long)rec.torn_offset);
+	cr_assert_eq(rec.pos.next_lsn, last + 96);
+	cr_assert_eq(jobs_in(st), last + 95 - from + 1);
+	struct dd_state_job job;
+	void *buf;
+	cr_assert_eq(dd_state_store_get(st, 350, &job, &buf), 0);
+	cr_assert_eq(memcmp(job.spec.payload, "job 350", 7), 0);
+	cr_assert_eq(job.spec.payload_len, 7, "past the padded ones");
+	free(buf);
+	free(firsts);
+	close(dfd);
+	dd_state_store_close(st);
+	drop_tmpdir(l.dir);
+}
+
+/* A segment whose first records are older than its name (a spare renamed
+ * before anything was written into it, say) is empty, not torn. */
+Test(log, a_segment_of_older_records_reads_as_empty)
+{
+	struct logdir l;
+	logdir_init(&l, "stale");
+	char name[32], path[4300];
+	dd_state_wal_name(name, sizeof(name), 50);
+	snprintf(path, sizeof(path), "%s/%s", l.wal, name);
+	FILE *f = fopen(path, "wb");
+	cr_assert_not_null(f);
+	for (uint64_t lsn = 1; lsn <= 20; lsn++) {
+		unsigned char b[256];
+		struct dd_rec r = {.lsn = lsn, .type = DD_REC_SUBMIT, .id = lsn, .at_rt = 1,
+				   .max_attempts = 1, .priority = 2, .kind = "ok", .kind_len = 2};
+		size_t len = dd_rec_encode(&r, b);
+		cr_assert_eq(fwrite(b, 1, len, f), len);
+	}
+	cr_assert_eq(fclose(f), 0);
+	struct dd_state_store *st = fresh_store(&l);
+	struct dd_state_recovery rec;
+	cr_assert_eq(dd_state_recover(l.wal, st, &rec), 0);
+	cr_assert_not(rec.torn, "%s", rec.torn_why);
+	cr_assert_eq(rec.replayed, 0);
+	cr_assert_eq(jobs_in(st), 0);
+	cr_assert(rec.pos.seg_first_lsn == 50 && rec.pos.offset == 0, "appends from its start");
+	dd_state_store_close(st);
 	drop_tmpdir(l.dir);
 }
 
