@@ -5,15 +5,16 @@
  * Why: on ext4 a 64 MiB segment made with posix_fallocate is all
  * unwritten extents, and deleting one frees them all. Both go through the
  * journal, and every fdatasync of the log waits for the journal commit
- * that holds them: at 450,000 jobs/s with fsync the log's durable ack P99
- * was 21-27 ms with segments deleted and 2.9-3.5 ms without (std-r
- * --durability fsync --rate 450000, 3 runs each). A spare's blocks have
- * been written already, so writing into it changes no extent, and its
- * fdatasync flushes data only.
+ * that holds them. A spare's blocks have been written already, so writing
+ * into it changes no extent, and its fdatasync flushes data only. Against
+ * the code without spares, alternating runs (docs/STATE.md): std-r
+ * --durability fsync --rate 450000, durable ack P99 3.5-4.0 ms against
+ * 29-32 ms; std-r --via-daemon, 833k jobs/s against 701k (medians of 5).
  *
- * What it costs: up to DD_WAL_SPARES segments of disk kept, and readers
- * that stop at a record older than its segment (reader.c), since a spare
- * holds its earlier records until they are written over. */
+ * What it costs: up to DD_WAL_SPARES segments of disk kept, an end mark
+ * after each write (wal.c), and readers that stop at a record older than
+ * its segment (reader.c), since a spare holds its earlier records until
+ * they are written over. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
