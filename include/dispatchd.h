@@ -272,7 +272,9 @@ struct dd_config {
 	uint64_t store_retain_ns; /* ended jobs leave the store after this long
 				   * (default 7 days; 0 = no age limit) */
 	size_t store_retain_count; /* ...or beyond this many per shard (default
-				   * 10 Mi; SIZE_MAX = no limit) */
+				   * 10 Mi; SIZE_MAX = no limit; 0 = none, and
+				   * a job that ends soon after its submission
+				   * is never written to the store) */
 	size_t store_lag_max;     /* log records per shard the store may be
 				   * behind the log; beyond: -EAGAIN until it
 				   * catches up (default 512 Ki; SIZE_MAX = no
