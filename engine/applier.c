@@ -26,6 +26,7 @@
 #define TRIM_BUDGET 8192         /* deletions per transaction */
 #define GATHER_MIN 16384         /* a backlog this large is applied at once... */
 #define GATHER_NS 20000000ull    /* ...a smaller one after this long */
+#define STRETCH_RECS 256         /* records between naps (stretch.c) */
 
 
 static uint64_t rt_ns(void)
@@ -181,6 +182,9 @@ void *dd_applier_main(void *arg)
 	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
 	dd_place_applier(s->eng);
 	dd_probe_thread(s->eng, DD_ROLE_IO);
+	struct dd_stretch stretch;
+	dd_stretch_init(&stretch, (uint64_t)dd_now_ns());
+	dd_state_store_set_pause(st, dd_stretch_pause, &stretch, STRETCH_RECS);
 
 	for (;;) {
 		/* acquire pairs with the reactor's release of durable_lsn */
@@ -195,6 +199,7 @@ void *dd_applier_main(void *arg)
 		if (now >= next_maint && !stop) {
 			maintain(s, st, dirfd, v, &pr, false);
 			next_maint = now + MAINT_NS;
+			dd_stretch_window(&stretch, now, urgent);
 		}
 		/* Each store commit syncs its data pages (MDB_NOMETASYNC): let a
 		 * small backlog grow for a little while, so that a busy log costs
@@ -217,6 +222,8 @@ void *dd_applier_main(void *arg)
 		}
 		uint64_t want = applied + b.n + 1;
 		while (b.n < APPLY_MAX && want <= durable) {
+			if (b.n && b.n % (2 * STRETCH_RECS) == 0) /* decoding is half the cost */
+				dd_stretch_pause(&stretch);
 			struct dd_rec rec;
 			int rc = dd_state_reader_next(&rd, &rec, fresh);
 			if (rc == DD_REC_OK) {
@@ -284,6 +291,7 @@ void *dd_applier_main(void *arg)
 		applied = last;
 		atomic_store_explicit(&v->applied_lsn, applied, memory_order_release);
 	}
+	dd_state_store_set_pause(st, NULL, NULL, 0); /* stretch goes with this frame */
 	maintain(s, st, dirfd, v, &pr, true);
 	dd_state_batch_free(&b);
 	dd_state_reader_close(&rd);

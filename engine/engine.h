@@ -558,6 +558,17 @@ void dd_durable_stats(struct dd_shard *s, struct dd_shard_stats *o);
 uint8_t dd_durable_level(const struct dd_shard *s);
 /* applier.c: the shard's io thread, log -> store, retention, pruning */
 void *dd_applier_main(void *arg);
+/* stretch.c: the applier naps between short stretches of work while it
+ * has time to spare (its CPU time over the last window, not urgent) */
+struct dd_stretch {
+	bool on;
+	uint64_t wall0, cpu0; /* the window's start: wall and thread CPU time */
+};
+void dd_stretch_init(struct dd_stretch *t, uint64_t now);
+/* Closes the window at @now and decides for the next one. */
+void dd_stretch_window(struct dd_stretch *t, uint64_t now, bool urgent);
+/* A nap if on (@arg: the struct dd_stretch); a store pause hook. */
+void dd_stretch_pause(void *arg);
 int dd_applier_start(struct dd_shard *s);
 void dd_applier_stop(struct dd_shard *s);
 

@@ -198,6 +198,11 @@ void dd_state_store_close(struct dd_state_store *st);
  * Grows the map when full. Returns 0, -ENOSPC (map at its limit or disk
  * full), -EIO, -ENOMEM. */
 int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, size_t n);
+/* Has dd_state_store_apply() call @fn(@arg) after every @every records
+ * (NULL: never), from within its transaction: the caller's chance to let
+ * other threads have the CPU during a long one. */
+void dd_state_store_set_pause(struct dd_state_store *st, void (*fn)(void *), void *arg,
+			      unsigned every);
 uint64_t dd_state_store_checkpoint(struct dd_state_store *st); /* applied LSN */
 uint64_t dd_state_store_next_seq(struct dd_state_store *st);
 /* Forces everything committed so far onto the device (meta page included). */

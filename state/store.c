@@ -39,6 +39,9 @@ struct dd_state_store {
 	uint64_t trim_floor, live;
 	int64_t live_tx; /* live's change in the transaction being applied */
 	bool keep_no_ended; /* dd_state_store_opts */
+	void (*pause)(void *); /* dd_state_store_set_pause() */
+	void *pause_arg;
+	unsigned pause_every;
 	char dir[4096];
 };
 
@@ -570,6 +573,14 @@ static int upgrade(struct dd_state_store *st, uint64_t schema)
 	}
 }
 
+void dd_state_store_set_pause(struct dd_state_store *st, void (*fn)(void *), void *arg,
+			      unsigned every)
+{
+	st->pause = every ? fn : NULL;
+	st->pause_arg = arg;
+	st->pause_every = every;
+}
+
 int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, size_t n)
 {
 	if (n == 0)
@@ -594,6 +605,8 @@ int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, s
 		struct wcur w;
 		rc = wcur_open(st, t, &w);
 		for (size_t i = 0; i < n && !rc; i++) {
+			if (st->pause && i && i % st->pause_every == 0)
+				st->pause(st->pause_arg);
 			if (recs[i].lsn <= st->ckpt || (done && done[i]))
 				continue; /* already in the tree, or folded into its SUBMIT */
 			if (recs[i].type == DD_REC_RESERVE) {
