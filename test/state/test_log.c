@@ -837,6 +837,37 @@ Test(store, a_store_keeping_no_ended_job_never_writes_one_that_ends_in_its_batch
 	drop_tmpdir(l.dir);
 }
 
+static void count_pause(void *arg)
+{
+	(*(unsigned *)arg)++;
+}
+
+/* The pause hook runs inside a long transaction, after every N records;
+ * without one set (as in recovery) nothing is called. */
+Test(store, pause_hook_runs_every_n_records_of_a_transaction)
+{
+	struct logdir l;
+	logdir_init(&l, "pause");
+	struct dd_state_store *st = fresh_store(&l);
+	enum { N = 1000 };
+	struct dd_rec *recs = calloc(N, sizeof(*recs));
+	for (unsigned i = 0; i < N; i++)
+		recs[i] = (struct dd_rec){.type = DD_REC_SUBMIT, .lsn = i + 1, .id = i + 1,
+					  .at_rt = 1, .max_attempts = 1, .priority = 2,
+					  .kind = "k", .kind_len = 1};
+	unsigned calls = 0;
+	dd_state_store_set_pause(st, count_pause, &calls, 100);
+	cr_assert_eq(dd_state_store_apply(st, recs, 500), 0);
+	cr_assert_eq(calls, 4, "after records 100, 200, 300, 400");
+	dd_state_store_set_pause(st, NULL, NULL, 0);
+	cr_assert_eq(dd_state_store_apply(st, recs + 500, 500), 0);
+	cr_assert_eq(calls, 4);
+	cr_assert_eq(jobs_in(st), N);
+	free(recs);
+	dd_state_store_close(st);
+	drop_tmpdir(l.dir);
+}
+
 /* A schema-2 store listed succeeded jobs in bystate; schema 3 does not.
  * Schemas 2 and 3 put every ended job in ended; schema 4 leaves out the
  * succeeded ones written after it (retention finds them in the jobs table,
