@@ -308,7 +308,9 @@ Test(log, retired_segments_are_reused_and_their_old_records_never_read)
 	/* one of another size is deleted, not kept */
 	char odd[32];
 	dd_state_wal_name(odd, sizeof(odd), firsts[0]);
-	cr_assert_eq(truncate(seg_path(l.wal, firsts[0]), 100), 0);
+	char *oddpath = seg_path(l.wal, firsts[0]);
+	cr_assert_eq(truncate(oddpath, 100), 0);
+	free(oddpath);
 	cr_assert_eq(dd_state_wal_retire(dfd, firsts, n - 1, 4096), 0);
 	cr_assert_eq(inode_of(l.wal, odd), 0);
 	ino_t spare[2] = {inode_of(l.wal, "spare-0"), inode_of(l.wal, "spare-1")};
