@@ -155,6 +155,25 @@ def lookup_and_exec_kinds():
 
 
 @case
+def store_retention_is_reported():
+    d = tmpdir()
+    try:
+        j = os.path.join(d, "s.json")
+        common = ["-q", "--rate", "2000", "--duration", "0.2", "--warmup", "0.1", "--floor",
+                  "0", "--json", j]
+        out, _ = run(STDR, "--durability", "fsync", *common, env={"TMPDIR": d})
+        assert json.load(open(j))["store_retain"] == 0  # the default: none kept
+        assert "store keeps" in out and " 0 ended jobs per shard" in out, out
+        run(STDR, "--durability", "fsync", "--store-retain", "1000", *common,
+            env={"TMPDIR": d})
+        assert json.load(open(j))["store_retain"] == 1000
+        run(STDR, "--durability", "none", *common)
+        assert "store_retain" not in json.load(open(j))  # no store at all
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@case
 def via_daemon_started_and_at_socket():
     d = tmpdir()
     try:
@@ -193,6 +212,8 @@ def bad_options_refused():
         (["--socket", "/tmp/x"], "--via-daemon"),
         (["--payload", "-1"], "--payload"),
         (["--rate", "0"], "--rate"),
+        (["--store-retain", "-1"], "--store-retain"),
+        (["--via-daemon", "--store-retain", "5"], "--store-retain"),
     ]:
         _, err = run(STDR, *args, code=2)
         assert says in err, (args, err)
