@@ -377,6 +377,34 @@ Test(log, retired_segments_are_reused_and_their_old_records_never_read)
 	drop_tmpdir(l.dir);
 }
 
+/* A spare made with another segment size (the setting changed) is of no
+ * use: the log deletes it and makes a new segment. */
+Test(log, a_spare_of_another_size_is_deleted_not_used)
+{
+	struct logdir l;
+	logdir_init(&l, "spare-size");
+	char path[4300];
+	snprintf(path, sizeof(path), "%s/spare-0", l.wal);
+	int fd = open(path, O_CREAT | O_WRONLY, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 8192), 0); /* the log's segments are 4 KiB */
+	close(fd);
+	struct dd_state_wal_pos pos = {0};
+	write_jobs(l.wal, &pos, 1, 10);
+	cr_assert_eq(inode_of(l.wal, "spare-0"), 0, "deleted");
+	char *seg = seg_path(l.wal, 1);
+	struct stat sb;
+	cr_assert_eq(stat(seg, &sb), 0);
+	cr_assert_eq(sb.st_size, 4096, "a new segment, not the spare");
+	free(seg);
+	struct dd_state_store *st = fresh_store(&l);
+	struct dd_state_recovery rec;
+	cr_assert_eq(dd_state_recover(l.wal, st, &rec), 0);
+	cr_assert(!rec.torn && rec.replayed == 10);
+	dd_state_store_close(st);
+	drop_tmpdir(l.dir);
+}
+
 /* A segment whose first records are older than its name (a spare renamed
  * before anything was written into it, say) is empty, not torn. */
 Test(log, a_segment_of_older_records_reads_as_empty)
