@@ -49,6 +49,7 @@ struct dd_state_wal {
 	int dirfd;
 	bool sync;
 	uint64_t seg_bytes;
+	uint64_t seg_bytes_set; /* as configured: seg_bytes grows for one huge record */
 	struct segment *cur;
 	struct batch *head, *tail; /* head: oldest (maybe in flight) */
 	struct batch *spare;
@@ -87,7 +88,8 @@ static int seg_open(struct dd_state_wal *w, uint64_t first_lsn, uint64_t offset,
 		return -ENOMEM;
 	/* a spare first: its blocks are written, so writes into it change no
 	 * extent and its fdatasync needs no journal commit (spare.c) */
-	bool spare = create && (s->fd = dd_state_wal_take_spare(w->dirfd, name, w->seg_bytes)) >= 0;
+	bool spare = create && w->seg_bytes == w->seg_bytes_set &&
+		     (s->fd = dd_state_wal_take_spare(w->dirfd, name, w->seg_bytes)) >= 0;
 	if (!spare)
 		s->fd = openat(w->dirfd, name,
 			       O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0600);
@@ -130,7 +132,7 @@ int dd_state_wal_open(const char *dir, uint64_t segment_bytes, bool sync,
 		return -ENOMEM;
 	w->ring = ring;
 	w->sync = sync;
-	w->seg_bytes = segment_bytes;
+	w->seg_bytes = w->seg_bytes_set = segment_bytes;
 	w->next_lsn = pos->next_lsn ? pos->next_lsn : 1;
 	w->written = w->synced = w->next_lsn - 1;
 	w->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
