@@ -33,6 +33,17 @@ Test(durable, acknowledged_jobs_survive_a_restart)
 	cr_assert_eq(dd_wait(e, done_id, 5000 * MS, &info), 0);
 	cr_assert_eq(dd_wait(e, fail_id, 5000 * MS, &info), 0);
 	cr_assert_eq(info.state, DD_FAILED);
+	/* "hold" must have begun: on a loaded machine (sanitizers, suites in
+	 * parallel) its worker may not have taken it yet, and a job that never
+	 * started is queued again after the restart, not lost */
+	for (int i = 0; i < 25000; i++) {
+		cr_assert_eq(dd_job_get(e, held_id, &info), 0);
+		if (info.state == DD_RUNNING)
+			break;
+		struct timespec ts = {0, 200000};
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_eq(info.state, DD_RUNNING);
 	dd_engine_destroy(e); /* "hold" is still running: at-least-once applies */
 
 	atomic_store(&hold_gate, 1);
