@@ -39,6 +39,7 @@ struct dd_state_store {
 	uint64_t trim_floor, live;
 	int64_t live_tx; /* live's change in the transaction being applied */
 	bool keep_no_ended; /* dd_state_store_opts */
+	uint64_t max_id;    /* no job above it is in the jobs table */
 	void (*pause)(void *); /* dd_state_store_set_pause() */
 	void *pause_arg;
 	unsigned pause_every;
@@ -170,6 +171,16 @@ int dd_state_store_open(const char *dir, const struct dd_state_store_opts *o,
 	meta_get(t, st->meta, "next_seq", &st->next_seq);
 	meta_get(t, st->meta, "trim_floor", &st->trim_floor);
 	meta_get(t, st->meta, "live", &st->live);
+	{
+		/* the highest id in the jobs table (keys are big-endian ids) */
+		MDB_cursor *c;
+		MDB_val k, d;
+		if ((rc = mdb_cursor_open(t, st->jobs, &c)))
+			goto fail_mdb;
+		if (mdb_cursor_get(c, &k, &d, MDB_LAST) == 0 && k.mv_size == 8)
+			st->max_id = unbe64(k.mv_data);
+		mdb_cursor_close(c);
+	}
 	rc = mdb_txn_commit(t);
 	t = NULL;
 	if (rc)
@@ -382,7 +393,14 @@ static int apply_submit(struct dd_state_store *st, struct wcur *w, const struct 
 	for (uint32_t j = next ? next[i] : UINT32_MAX; j != UINT32_MAX; j = next[j])
 		fold(&h, &recs[j], &reason, &h.reason_len);
 	uint64_t seq = (r->id & ((1ull << 56) - 1)) + 1;
-	if (h.state >= DD_STATE_SUCCEEDED && st->keep_no_ended && !(r->flags & DD_REC_F_EXEC)) {
+	/* An id above every one in the table cannot be there already. Lanes
+	 * may log a smaller id after a larger one: that job is written, and
+	 * retention removes it as usual. */
+	bool unseen = r->id > st->max_id;
+	if (unseen)
+		st->max_id = r->id;
+	if (unseen && h.state >= DD_STATE_SUCCEEDED && st->keep_no_ended &&
+	    !(r->flags & DD_REC_F_EXEC)) {
 		/* retention would remove it at its next round: write nothing.
 		 * A replay finds no job and so skips it again. */
 		for (uint32_t j = next ? next[i] : UINT32_MAX; j != UINT32_MAX; j = next[j])

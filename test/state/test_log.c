@@ -861,6 +861,27 @@ Test(store, a_store_keeping_no_ended_job_never_writes_one_that_ends_in_its_batch
 	cr_assert_eq(dd_state_store_trim(st, 0, 0, 0, 100, gone_exec, &nexec), 2, "jobs 3 and 4");
 	cr_assert(nexec == 1 && gone_exec[0] == 4, "job 4's output is the caller's to remove");
 	cr_assert(GONE(3) && GONE(4) && HAS(6, 4));
+	/* Only an id above all in the table is passed over: job 6 is there
+	 * (running), and a SUBMIT of it again with its end is applied to it,
+	 * not skipped, which would leave it running in the store for good.
+	 * Lanes may log id 10 after 11: 11 is passed over, 10 is written. */
+	struct dd_rec more[] = {
+		{.type = DD_REC_SUBMIT, .lsn = lsn++, .id = 6, .at_rt = 1, .max_attempts = 1,
+		 .priority = 2, .kind = "k", .kind_len = 1},
+		{.type = DD_REC_FINISH, .lsn = lsn++, .id = 6, .at_rt = 300, .started_rt = 50,
+		 .attempt = 1, .state = 5},
+		{.type = DD_REC_SUBMIT, .lsn = lsn++, .id = 11, .at_rt = 1, .max_attempts = 1,
+		 .priority = 2, .kind = "k", .kind_len = 1},
+		{.type = DD_REC_SUBMIT, .lsn = lsn++, .id = 10, .at_rt = 1, .max_attempts = 1,
+		 .priority = 2, .kind = "k", .kind_len = 1},
+		{.type = DD_REC_FINISH, .lsn = lsn++, .id = 11, .at_rt = 301, .started_rt = 300,
+		 .attempt = 1, .state = 5},
+		{.type = DD_REC_FINISH, .lsn = lsn++, .id = 10, .at_rt = 302, .started_rt = 300,
+		 .attempt = 1, .state = 5},
+	};
+	cr_assert_eq(dd_state_store_apply(st, more, 6), 0);
+	cr_assert(HAS(6, 5), "job 6 ended in the store");
+	cr_assert(GONE(11) && HAS(10, 5));
 #undef GONE
 #undef HAS
 	dd_state_store_close(st);
