@@ -39,11 +39,16 @@
 #define DD_XS_RING 4096       /* cross-shard event ring cells */
 #define DD_DRAIN_BUDGET 1024  /* submissions taken per reactor turn */
 
-static inline uint64_t dd_now_ns(void)
+static inline uint64_t dd_clock_ns(clockid_t clock)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(clock, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t dd_now_ns(void)
+{
+	return dd_clock_ns(CLOCK_MONOTONIC);
 }
 
 static inline unsigned dd_id_shard(uint64_t id)

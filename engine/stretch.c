@@ -22,25 +22,18 @@
 #define STRETCH_NAP_NS 20000
 #define STRETCH_BUSY 0.35
 
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void dd_stretch_init(struct dd_stretch *t, uint64_t now)
 {
 	/* the default 50 µs of timer slack would make each nap 3-4x longer */
 	prctl(PR_SET_TIMERSLACK, 1ul, 0ul, 0ul, 0ul);
 	t->on = false;
 	t->wall0 = now;
-	t->cpu0 = thread_cpu_ns();
+	t->cpu0 = dd_clock_ns(CLOCK_THREAD_CPUTIME_ID);
 }
 
 void dd_stretch_window(struct dd_stretch *t, uint64_t now, bool urgent)
 {
-	uint64_t cpu = thread_cpu_ns(), wall = now - t->wall0;
+	uint64_t cpu = dd_clock_ns(CLOCK_THREAD_CPUTIME_ID), wall = now - t->wall0;
 	if (!wall)
 		return;
 	t->on = !urgent && (double)(cpu - t->cpu0) < STRETCH_BUSY * (double)wall;

@@ -622,9 +622,12 @@ int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, s
 		st->live_tx = 0;
 		struct wcur w;
 		rc = wcur_open(st, t, &w);
+		size_t pause_at = st->pause ? st->pause_every : SIZE_MAX;
 		for (size_t i = 0; i < n && !rc; i++) {
-			if (st->pause && i && i % st->pause_every == 0)
+			if (i == pause_at) {
 				st->pause(st->pause_arg);
+				pause_at += st->pause_every;
+			}
 			if (recs[i].lsn <= st->ckpt || (done && done[i]))
 				continue; /* already in the tree, or folded into its SUBMIT */
 			if (recs[i].type == DD_REC_RESERVE) {

@@ -431,7 +431,6 @@ int embedded_run(const struct opts *o, double rate, const char *state_dir, struc
 	res->duration_s = o->duration_s;
 	res->warmup_s = o->warmup_s;
 	res->jobs_in_state = o->jobs_in_state;
-	res->has_store = cfg.state_dir != NULL;
 	res->store_retain = cfg.store_retain_count == SIZE_MAX ? UINT64_MAX : cfg.store_retain_count;
 	res->dispatches_per_sec = (double)atomic_load(&run.in_window) / o->duration_s;
 	res->ring_full = eagain;

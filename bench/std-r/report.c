@@ -51,6 +51,12 @@ void report_print_floors(const struct floors *f)
 		       f->handoff.cpu_b);
 }
 
+/* The engine in this process, with a state store (a durable level). */
+static bool has_store(const struct run_result *r)
+{
+	return !strcmp(r->mode, "embedded") && r->durability > DD_DURABILITY_NONE;
+}
+
 void report_print(const struct run_result *r, const struct floors *f)
 {
 	if (r->inline_exec)
@@ -69,9 +75,9 @@ void report_print(const struct run_result *r, const struct floors *f)
 	printf("  measured            %12.1f s after %.1f s warm-up\n", r->duration_s, r->warmup_s);
 	if (r->jobs_in_state)
 		printf("  jobs in state       %12" PRIu64 " before the run\n", r->jobs_in_state);
-	if (r->has_store && r->store_retain == UINT64_MAX)
+	if (has_store(r) && r->store_retain == UINT64_MAX)
 		printf("  store keeps         %12s ended jobs\n", "all");
-	else if (r->has_store)
+	else if (has_store(r))
 		printf("  store keeps         %12" PRIu64 " ended jobs per shard\n", r->store_retain);
 	printf("  dispatches/s        %12.0f\n", r->dispatches_per_sec);
 	line3("dispatch latency", &r->lat,
@@ -149,7 +155,7 @@ json_t *report_run_json(const struct run_result *r)
 							      : json_string("max"));
 	if (!strcmp(r->mode, "embedded"))
 		json_object_set_new(j, "spin_ns", json_integer((json_int_t)r->spin_ns));
-	if (r->has_store) /* null: no limit */
+	if (has_store(r)) /* null: no limit */
 		json_object_set_new(j, "store_retain",
 				    r->store_retain == UINT64_MAX
 					    ? json_null()

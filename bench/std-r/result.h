@@ -20,8 +20,8 @@ struct run_result {
 	double offered;            /* jobs/s, 0 = max (closed loop) */
 	double duration_s, warmup_s;
 	uint64_t jobs_in_state;
-	bool has_store;            /* embedded, durable: the engine's store... */
-	uint64_t store_retain;     /* ...keeps this many ended jobs (UINT64_MAX: all) */
+	uint64_t store_retain;     /* embedded, durable: ended jobs the store keeps
+				    * (UINT64_MAX: all) */
 
 	double dispatches_per_sec; /* jobs completed inside the window / its length */
 	/* dispatch latency: intended submit time -> the attempt started.

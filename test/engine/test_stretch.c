@@ -7,19 +7,12 @@
 
 #include "engine.h"
 
-static uint64_t thread_cpu(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Spends @ns of this thread's CPU time. */
 static void burn(uint64_t ns)
 {
-	uint64_t until = thread_cpu() + ns;
+	uint64_t until = dd_clock_ns(CLOCK_THREAD_CPUTIME_ID) + ns;
 	volatile uint64_t x = 0;
-	while (thread_cpu() < until)
+	while (dd_clock_ns(CLOCK_THREAD_CPUTIME_ID) < until)
 		x++;
 }
 

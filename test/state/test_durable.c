@@ -13,6 +13,20 @@
 #include "state.h"
 #include "sutil.h"
 
+/* Waits (up to 5 s) until job @id is RUNNING. */
+static void wait_running(struct dd_engine *e, uint64_t id)
+{
+	struct dd_job_info info;
+	for (int i = 0; i < 25000; i++) {
+		cr_assert_eq(dd_job_get(e, id, &info), 0);
+		if (info.state == DD_RUNNING)
+			return;
+		struct timespec ts = {0, 200000};
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_fail("job %#lx never started", (unsigned long)id);
+}
+
 Test(durable, acknowledged_jobs_survive_a_restart)
 {
 	char *dir = make_tmpdir("restart");
@@ -36,14 +50,7 @@ Test(durable, acknowledged_jobs_survive_a_restart)
 	/* "hold" must have begun: on a loaded machine (sanitizers, suites in
 	 * parallel) its worker may not have taken it yet, and a job that never
 	 * started is queued again after the restart, not lost */
-	for (int i = 0; i < 25000; i++) {
-		cr_assert_eq(dd_job_get(e, held_id, &info), 0);
-		if (info.state == DD_RUNNING)
-			break;
-		struct timespec ts = {0, 200000};
-		nanosleep(&ts, NULL);
-	}
-	cr_assert_eq(info.state, DD_RUNNING);
+	wait_running(e, held_id);
 	dd_engine_destroy(e); /* "hold" is still running: at-least-once applies */
 
 	atomic_store(&hold_gate, 1);
@@ -91,14 +98,7 @@ static void running_job_is_retried(const char *tag, int around)
 	if (!around)
 		cr_assert_eq(dd_wait_durable(e, id, 5000 * MS), 0);
 	struct dd_job_info info;
-	for (int i = 0; i < 5000; i++) {
-		cr_assert_eq(dd_job_get(e, id, &info), 0);
-		if (info.state == DD_RUNNING)
-			break;
-		struct timespec ts = {0, 200000};
-		nanosleep(&ts, NULL);
-	}
-	cr_assert_eq(info.state, DD_RUNNING);
+	wait_running(e, id);
 	dd_engine_destroy(e); /* at once */
 
 	atomic_store(&hold_gate, 1);
