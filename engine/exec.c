@@ -34,7 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "ring.h"
+#include "exec.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -53,19 +53,6 @@
 #define SWEEP_NS 250000000ull /* output size checks of running processes */
 
 extern char **environ;
-
-struct dd_proc {
-	struct dd_proc *next, *prev;
-	struct dd_jobrec *j;
-	int pidfd;
-	pid_t pid;
-	int out, err; /* output files, kept for the size checks; -1 none */
-	uint64_t out_max;
-	uint64_t id;
-	bool named[2]; /* the output file has its name (see open_output) */
-	bool kill_sent;
-	siginfo_t si; /* IORING_OP_WAITID writes here */
-};
 
 /* ---- status texts: static, so a record's reason can point at them ---- */
 
@@ -240,53 +227,6 @@ static char **make_env(const struct dd_exec_decoded *x)
 	return v;
 }
 
-/* An output file starts nameless (O_TMPFILE) and gets its name only once
- * something is written to it: most jobs write nothing, and two file
- * creations per job (plus their deletion by retention) put the file
- * system's journal — and with it the log's fsyncs — on the hot path
- * (measured: 412 process jobs/s through dispatchd on ext4 with named
- * files, against 1,624 on tmpfs). A file system without O_TMPFILE gets a
- * named file at once. */
-static int open_output(struct dd_shard *s, struct dd_proc *p, int stream)
-{
-	char path[4200];
-	if (!s->eng->output_dir || dd_job_output_path(s->eng, p->id, stream, path, sizeof(path)) < 0) {
-		p->named[stream - 1] = true;
-		return open("/dev/null", O_WRONLY | O_CLOEXEC);
-	}
-	int fd = open(s->eng->output_dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0640);
-	if (fd >= 0 && fcntl(fd, F_SETFL, O_APPEND) == 0)
-		return fd;
-	if (fd >= 0)
-		close(fd);
-	p->named[stream - 1] = true;
-	return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
-}
-
-/* Gives a nameless output file its name once it holds something; at the
- * end (@last) an empty one instead takes away a name an earlier attempt
- * left, so that the file always shows the last attempt. */
-static void name_output(struct dd_shard *s, struct dd_proc *p, int stream, off_t size,
-			bool last)
-{
-	int fd = stream == 1 ? p->out : p->err;
-	char path[4200], self[64];
-	if (p->named[stream - 1] || fd < 0 ||
-	    dd_job_output_path(s->eng, p->id, stream, path, sizeof(path)) < 0)
-		return;
-	if (size == 0) {
-		if (last)
-			unlink(path);
-		return;
-	}
-	unlink(path); /* an earlier attempt's */
-	/* linkat(AT_EMPTY_PATH) would need CAP_DAC_READ_SEARCH; through
-	 * /proc it needs nothing */
-	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
-	if (linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
-		p->named[stream - 1] = true;
-}
-
 static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_proc *p)
 {
 	struct dd_exec_decoded x;
@@ -303,7 +243,7 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_proc *p)
 		goto out;
 	p->out_max = x.output_max ? x.output_max : s->eng->cfg.output_max;
 	p->id = j->id;
-	if ((p->out = open_output(s, p, 1)) < 0 || (p->err = open_output(s, p, 2)) < 0 ||
+	if ((p->out = dd_output_open(s, p, 1)) < 0 || (p->err = dd_output_open(s, p, 2)) < 0 ||
 	    (in = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
 		rc = -errno;
 		goto out;
@@ -438,19 +378,6 @@ static void watch(struct dd_shard *s, struct dd_proc *p)
 	io_uring_submit(&s->ring->ring);
 }
 
-static void cap_output(struct dd_shard *s, struct dd_proc *p, bool last)
-{
-	struct stat st;
-	for (int k = 0; k < 2; k++) {
-		int fd = k ? p->err : p->out;
-		if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-			continue;
-		if ((uint64_t)st.st_size > p->out_max)
-			(void)!ftruncate(fd, (off_t)p->out_max); /* O_APPEND writers go on at the end */
-		name_output(s, p, k + 1, st.st_size, last);
-	}
-}
-
 static void proc_free(struct dd_shard *s, struct dd_proc *p)
 {
 	if (p->next) {
@@ -549,7 +476,7 @@ void dd_exec_reaped(struct dd_shard *s, struct dd_proc *p, int res)
 		status = (p->si.si_status & 0xff) << 8;
 	else
 		status = p->si.si_status & 0x7f;
-	cap_output(s, p, true);
+	dd_output_cap(s, p, true);
 	j->proc = NULL;
 	proc_free(s, p);
 	s->now = dd_now_ns();
@@ -579,7 +506,7 @@ void dd_exec_sweep(struct dd_shard *s)
 		return;
 	s->proc_sweep_ns = s->now + SWEEP_NS;
 	for (struct dd_proc *p = s->procs->next; p != s->procs; p = p->next)
-		cap_output(s, p, false);
+		dd_output_cap(s, p, false);
 }
 
 void dd_exec_shutdown(struct dd_shard *s)
@@ -610,15 +537,4 @@ void dd_exec_free_all(struct dd_shard *s)
 	}
 	free(s->procs);
 	s->procs = NULL;
-}
-
-int dd_job_output_path(struct dd_engine *e, uint64_t id, int stream, char *buf, size_t n)
-{
-	if (stream != 1 && stream != 2)
-		return -EINVAL;
-	if (!e->output_dir)
-		return -EOPNOTSUPP;
-	int k = snprintf(buf, n, "%s/%016llx.%s", e->output_dir, (unsigned long long)id,
-			 stream == 1 ? "out" : "err");
-	return k < 0 || (size_t)k >= n ? -ENAMETOOLONG : 0;
 }
