@@ -1,7 +1,8 @@
 /* dispatchctl top: a live view of a dispatchd, one frame a second — job
  * rates and latency percentiles of the last second (the daemon's stats
  * window), queue depths, the jitter probe. The first frame has no second
- * before it: its window is the daemon's whole run, and it says so. In a
+ * before it: it shows the counts and latencies since the daemon started,
+ * and says so. In a
  * terminal it redraws in place and ends on q or Ctrl-C; otherwise (a
  * pipe) it prints --count frames one after the other; with --json each
  * frame is the stats object, one a line. */
@@ -53,15 +54,18 @@ static void frame(json_t *st, bool tty, bool first)
 	printf("dispatchd  %s  shards %zu  connections %lld  requests %lld%s\n\n", when,
 	       json_array_size(json_object_get(st, "shards")), num(d, "connections"),
 	       num(d, "requests"), json_is_true(json_object_get(d, "draining")) ? "  DRAINING" : "");
-	/* the first window runs from the daemon's start */
+	/* the first window has no frame before it: its counts are the
+	 * totals since the daemon started, and no rate */
 	const char *span = first ? "since start" : "last second";
-	printf("%-12s", "per second");
+	printf("%-12s", first ? "jobs so far" : "per second");
 	for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++)
 		printf(" %12s", rates[i]);
 	printf("\n%-12s", first ? "since start" : "");
 	for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
-		double r = dt > 0 ? (double)num(t, rates[i]) / dt : 0;
-		printf(" %12.0f", r);
+		if (first)
+			printf(" %12lld", num(t, rates[i]));
+		else
+			printf(" %12.0f", dt > 0 ? (double)num(t, rates[i]) / dt : 0);
 	}
 	printf("\n\n%-12s %12s %12s %12s %12s %12s\n", "jobs now", "waiting", "delayed", "queued",
 	       "running", "in store");
