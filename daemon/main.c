@@ -128,7 +128,7 @@ int main(int argc, char **argv)
 		if (o == 'c')
 			config = optarg;
 	if (config && dd_dcfg_load(&srv.cfg, config, err, sizeof(err)) < 0) {
-		fprintf(stderr, "dispatchd: %s\n", err);
+		dd_server_log("%s", err);
 		return 2;
 	}
 	optind = 1;
@@ -146,7 +146,7 @@ int main(int argc, char **argv)
 			continue;
 		} else if (o > 0 && o < 128 && keys[o]) {
 			if (dd_dcfg_set(&srv.cfg, keys[o], optarg, err, sizeof(err)) < 0) {
-				fprintf(stderr, "dispatchd: --%s: %s\n", keys[o], err);
+				dd_server_log("--%s: %s", keys[o], err);
 				return 2;
 			}
 		} else {
@@ -155,18 +155,17 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "dispatchd: unexpected argument '%s'\n", argv[optind]);
+		dd_server_log("unexpected argument '%s'", argv[optind]);
 		usage(stderr);
 		return 2;
 	}
 	srv.cfg.verbose = verbose;
 	if (!srv.cfg.state_dir[0]) {
-		fprintf(stderr, "dispatchd: --state-dir is required (where jobs are kept)\n");
+		dd_server_log("--state-dir is required (where jobs are kept)");
 		return 2;
 	}
 	if (srv.cfg.listen[0] && !srv.cfg.token_file[0]) {
-		fprintf(stderr, "dispatchd: --listen needs --token-file: TCP clients must "
-				"authenticate\n");
+		dd_server_log("--listen needs --token-file: TCP clients must authenticate");
 		return 2;
 	}
 	bool default_socket =
