@@ -1178,5 +1178,51 @@ def dispatchctl_ids_and_json():
         c.ok("cancel", id=mine)
 
 
+@case
+def log_full_disk_once():
+    """A full disk is logged once when it begins and once when writing
+    works again, not once per refused submission."""
+    import re
+    if os.geteuid() != 0:
+        raise Skip("needs root to mount a small tmpfs to fill")
+    mnt = tempfile.mkdtemp(prefix="dd-h5-full-")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100m,mode=0700", "tmpfs", mnt],
+                       capture_output=True)
+    if r.returncode != 0:
+        os.rmdir(mnt)
+        raise Skip("cannot mount a tmpfs: %s" % r.stderr.decode().strip())
+    try:
+        d = Daemon(state=os.path.join(mnt, "state"))
+        with d, d.client() as c:
+            c.ok("submit", queue="q", payload="x")
+            until(lambda: c.ok("stats")["total"]["store_jobs"] >= 1, what="the store caught up")
+            fd = os.open(os.path.join(mnt, "filler"), os.O_CREAT | os.O_WRONLY, 0o600)
+            size = 0
+            try:
+                while True:
+                    size += os.write(fd, b"\0" * 65536)
+            except OSError:
+                pass
+            os.ftruncate(fd, max(0, size - (3 << 20)))
+            refused = 0
+            for _ in range(400):
+                if not c.call("submit", queue="q", payload="y" * 500000)["ok"]:
+                    refused += 1
+                    if refused == 3:
+                        break
+            assert refused == 3, "the disk never filled"
+            until(lambda: "cannot be written" in d.logtext(), what="the full disk logged")
+            os.ftruncate(fd, 0)
+            os.close(fd)
+            until(lambda: "written again" in d.logtext(), what="the end of it logged")
+            c.ok("submit", queue="q", payload="z")
+            mine = [ln for ln in d.logtext().splitlines() if "written" in ln and "store" in ln and "job log" in ln]
+            assert len(mine) == 2, mine
+            assert all(re.match(TS, ln) for ln in mine), mine
+    finally:
+        subprocess.run(["umount", "-l", mnt], capture_output=True)
+        os.rmdir(mnt)
+
+
 if __name__ == "__main__":
     sys.exit(run_cases(CASES, "daemon"))
