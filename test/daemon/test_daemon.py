@@ -1224,5 +1224,51 @@ def log_full_disk_once():
         os.rmdir(mnt)
 
 
+@case
+def root_default_socket_and_fallback():
+    """A root dispatchd with no --socket listens on /run/dispatchd/dispatchd.sock
+    in a directory it makes 0755; a user without a daemon of her own reaches
+    it with no -s, and dispatchctl refuses it once /run/dispatchd may be
+    written by others. In a mount namespace of its own, over a private /run."""
+    from harness import DISPATCHCTL, DISPATCHD
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("setpriv"):
+        raise Skip("needs root, unshare and setpriv to run over a private /run")
+    work = tempfile.mkdtemp(prefix="dd-h5-run-")
+    os.chmod(work, 0o755)
+    script = r"""
+set -e
+mount -t tmpfs -o mode=0755 tmpfs /run
+"$DD" --state-dir "$W/state" --workers 1 >"$W/log" 2>&1 &
+pid=$!
+i=0
+while [ ! -S /run/dispatchd/dispatchd.sock ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+stat -c '%a %u' /run/dispatchd
+chmod 0666 /run/dispatchd/dispatchd.sock
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups \
+    env -u XDG_RUNTIME_DIR -u DISPATCHD_SOCKET "$@"; }
+as_nobody "$CTL" ping
+env -u XDG_RUNTIME_DIR -u DISPATCHD_SOCKET "$CTL" ping
+chmod 0777 /run/dispatchd
+as_nobody "$CTL" ping 2>&1 && echo "WRONGLY ACCEPTED"
+kill $pid
+wait $pid || true
+"""
+    try:
+        r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                           capture_output=True, timeout=120,
+                           env=dict(os.environ, DD=os.path.abspath(DISPATCHD),
+                                    CTL=os.path.abspath(DISPATCHCTL), W=work))
+        out = r.stdout.decode()
+        if r.returncode != 0 and "mount" in r.stderr.decode() and "755 0" not in out:
+            raise Skip("cannot mount a private /run: %s" % r.stderr.decode().strip())
+        lines = out.splitlines()
+        assert r.returncode == 0 and lines[0] == "755 0", (out, r.stderr.decode())
+        assert "alive (you are uid 65534)" in lines[1], out
+        assert "alive (you are uid 0)" in lines[2], out
+        assert "/run/dispatchd is writable by others" in out and "WRONGLY" not in out, out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 if __name__ == "__main__":
     sys.exit(run_cases(CASES, "daemon"))
