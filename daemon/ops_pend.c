@@ -172,6 +172,27 @@ void dd_ops_events(struct dd_server *srv)
 	}
 }
 
+/* ETIMEDOUT naming the jobs that had not ended (the first few of them). */
+static void wait_timed_out(struct pend *p)
+{
+	char ids[160];
+	size_t k = 0, named = 0;
+	ids[0] = 0;
+	for (size_t i = 0; i < p->n && named < 5; i++) {
+		if (!json_is_null(json_array_get(p->jobs, i)))
+			continue;
+		k += (size_t)snprintf(ids + k, sizeof(ids) - k, "%s%llu", named ? ", " : "",
+				      (unsigned long long)p->ids[i]);
+		named++;
+	}
+	if (p->left == 1)
+		dd_ops_error(p->c, p->tag, "ETIMEDOUT", "job %s: had not ended within the timeout", ids);
+	else
+		dd_ops_error(p->c, p->tag, "ETIMEDOUT",
+			     "jobs %s%s: %zu of %zu had not ended within the timeout", ids,
+			     p->left > named ? ", ..." : "", p->left, p->n);
+}
+
 void dd_ops_tick(struct dd_server *srv)
 {
 	uint64_t now = dd_mono_ns();
@@ -204,9 +225,7 @@ void dd_ops_tick(struct dd_server *srv)
 				dd_pend_free(srv, p);
 		} else if (p->kind == PEND_WAIT && now >= p->deadline) {
 			if (!p->c->dead)
-				dd_ops_error(p->c, p->tag, "ETIMEDOUT",
-					     "%zu of %zu jobs had not ended within the timeout", p->left,
-					     p->n);
+				wait_timed_out(p);
 			dd_pend_free(srv, p);
 		} else if (p->c->dead && p->kind != PEND_SUBMIT) {
 			dd_pend_free(srv, p);
