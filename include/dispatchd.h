@@ -393,7 +393,8 @@ int dd_engine_shard_node(const struct dd_engine *e, unsigned shard);
  * bits). With an idempotency key already known to the engine, no job is
  * created and the first job's id is returned.
  * @return 0, -EINVAL (bad spec), DD_ENOHANDLER, DD_EDEPS, -E2BIG (payload,
- *         deps or key too large), -EAGAIN (rings or max_live_jobs full, or
+ *         deps or key too large), -EBADF (exec->stdin_fd is not open),
+ *         -EMFILE (no descriptor left for its copy), -EAGAIN (rings or max_live_jobs full, or
  *         the store over store_lag_max records behind the log; and
  *         no DD_SUBMIT_BLOCK), DD_ESHUTDOWN, -ENOMEM.
  * No system call, lock or allocation for jobs without a key and with a
