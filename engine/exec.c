@@ -341,6 +341,12 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_proc *p, cha
 	int in = -1, rc;
 	if ((rc = dd_exec_decode(j->payload, j->payload_len, &x)) < 0)
 		return rc;
+	p->out_max = x.output_max ? x.output_max : e->cfg.output_max;
+	p->id = j->id;
+	if ((p->out = dd_output_open(s, p, 1)) < 0 || (p->err = dd_output_open(s, p, 2)) < 0) {
+		rc = -errno;
+		goto out;
+	}
 	if (j->uid != e->euid) {
 		if ((rc = dd_creds_get(e->creds, j->uid, &cr)) < 0)
 			goto out;
@@ -354,10 +360,7 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_proc *p, cha
 		rc = -ENOMEM;
 		goto out;
 	}
-	p->out_max = x.output_max ? x.output_max : e->cfg.output_max;
-	p->id = j->id;
-	if ((p->out = dd_output_open(s, p, 1)) < 0 || (p->err = dd_output_open(s, p, 2)) < 0 ||
-	    (j->stdin_fd < 0 && (in = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)) {
+	if (j->stdin_fd < 0 && (in = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
 		rc = -errno;
 		goto out;
 	}
@@ -473,14 +476,21 @@ void dd_exec_spawn(struct dd_shard *s, struct dd_jobrec *j)
 	why[0] = 0;
 	int rc = spawn(s, j, p, why, sizeof(why));
 	if (rc != 0) {
+		j->w_result = rc;
+		/* without memory for it the reactor falls back to a static text */
+		j->w_reason = why[0] ? dd_reason_dup(s, why) : NULL;
+		if (why[0] && p->err >= 0) {
+			/* the job's stderr says it too, as a shell's would (and
+			 * Slurm's): the reactor names the file (pid 0: no process) */
+			dprintf(p->err, "dispatchd: %s\n", why);
+			j->proc = p;
+			return;
+		}
 		if (p->out >= 0)
 			close(p->out);
 		if (p->err >= 0)
 			close(p->err);
 		free(p);
-		j->w_result = rc;
-		/* without memory for it the reactor falls back to a static text */
-		j->w_reason = why[0] ? dd_reason_dup(s, why) : NULL;
 		return;
 	}
 	j->proc = p;
@@ -562,9 +572,14 @@ void dd_exec_started(struct dd_shard *s, struct dd_jobrec *j)
 {
 	struct dd_proc *p = j->proc;
 	uint32_t how = atomic_load_explicit(&j->cancel, memory_order_relaxed);
-	if (!p) {
+	if (!p || !p->pid) {
 		/* it did not start: w_result is -errno, or the wait status of a
 		 * child that could not go on (126, 127) */
+		if (p) {
+			dd_output_cap(s, p, true);
+			j->proc = NULL;
+			proc_free(s, p);
+		}
 		int res = j->w_result;
 		char *why = j->w_reason;
 		j->w_reason = NULL;

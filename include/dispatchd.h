@@ -100,14 +100,16 @@ struct dd_rlimit {
  * job's gid, uid = its uid; then, as the owner, it enters cwd, sets the
  * umask, opens stdin_path, and looks argv[0] up in the PATH of the job's
  * environment (default "/usr/local/bin:/usr/bin:/bin"). A uid with no
- * passwd entry fails the attempt ("uid N has no passwd entry").
+ * passwd entry fails the attempt ("uid N has no passwd entry"; exit_code
+ * -1: no process ran).
  *
  * A process that cannot start ends its attempt FAILED (retried while
  * attempts remain) with exit_code 127 when argv[0] is not found, 126 for
  * any other failure in the child (not executable, cwd, stdin, rlimits,
  * credentials), and a reason naming the cause: "cannot enter DIR:
  * Permission denied", "cannot open stdin FILE: No such file or directory",
- * "ARGV0: No such file or directory". */
+ * "ARGV0: No such file or directory". The reason also goes to the job's
+ * stderr as a line "dispatchd: REASON", as a shell would say it. */
 struct dd_exec_spec {
 	const char *const *argv; /* NULL-terminated, at least argv[0]; a name
 				  * without '/' is looked up in PATH */

@@ -91,9 +91,13 @@ Test(exec, start_failures_name_their_cause_and_exit_like_a_shell)
 	cr_assert_str_eq(info.reason, "/nonexistent/dd-no-such-program: No such file or directory");
 	cr_assert_eq(info.exit_code, 127);
 	const char *nopath[] = {"dd-no-such-program-in-path", NULL};
-	cr_assert_eq(wait_state(e, run(e, nopath, NULL, 0), &info), DD_FAILED);
+	uint64_t id = run(e, nopath, NULL, 0);
+	cr_assert_eq(wait_state(e, id, &info), DD_FAILED);
 	cr_assert_str_eq(info.reason, "dd-no-such-program-in-path: No such file or directory");
 	cr_assert_eq(info.exit_code, 127);
+	char err[256]; /* the job's stderr says so too, as a shell's would */
+	slurp(e, id, 2, err, sizeof(err));
+	cr_assert_str_eq(err, "dispatchd: dd-no-such-program-in-path: No such file or directory\n");
 
 	char path[64];
 	snprintf(path, sizeof(path), "%s/noexec.sh", outdir);
