@@ -139,6 +139,8 @@ struct dd_jobrec {
 	_Atomic uint32_t cancel; /* 0, or the state the job ended in early */
 	int32_t result;
 	int32_t w_result;   /* written by the worker while JF_ON_WORKER */
+	int32_t stdin_fd;   /* JF_EXEC: stdin of its attempts (read by the
+			     * worker), -1 none; in a hole before w_start_ns */
 	uint64_t w_start_ns; /* likewise */
 	const char *reason;
 	uint64_t timeout_ns, backoff_ns, backoff_max_ns;
@@ -157,10 +159,7 @@ struct dd_jobrec {
 				     * (durable.c); the reactor's alone */
 	uint32_t uid, gid;          /* owner */
 	int32_t pid;                /* JF_EXEC: last attempt's process, 0 none */
-	int32_t stdin_fd;           /* JF_EXEC: stdin of its attempts, -1 none */
 	struct dd_proc *proc;       /* JF_EXEC: its running process, or NULL */
-	char *w_reason; /* JF_EXEC, written by the worker: why the process could
-			 * not start (arena copy, handed to reason), or NULL */
 	char *kind; /* DD_HANDLER_UNRESOLVED: the kind's name (arena copy) */
 	unsigned char inline_payload[DD_INLINE_PAYLOAD];
 };

@@ -477,12 +477,14 @@ void dd_exec_spawn(struct dd_shard *s, struct dd_jobrec *j)
 	int rc = spawn(s, j, p, why, sizeof(why));
 	if (rc != 0) {
 		j->w_result = rc;
-		/* without memory for it the reactor falls back to a static text */
-		j->w_reason = why[0] ? dd_reason_dup(s, why) : NULL;
-		if (why[0] && p->err >= 0) {
-			/* the job's stderr says it too, as a shell's would (and
-			 * Slurm's): the reactor names the file (pid 0: no process) */
-			dprintf(p->err, "dispatchd: %s\n", why);
+		if (why[0]) {
+			/* The reactor takes the text (without memory for it, it
+			 * falls back to a static one) and names the output files:
+			 * the job's stderr says it too, as a shell's (and Slurm's)
+			 * would. pid 0: no process. */
+			p->why = dd_reason_dup(s, why);
+			if (p->err >= 0)
+				dprintf(p->err, "dispatchd: %s\n", why);
 			j->proc = p;
 			return;
 		}
@@ -575,14 +577,14 @@ void dd_exec_started(struct dd_shard *s, struct dd_jobrec *j)
 	if (!p || !p->pid) {
 		/* it did not start: w_result is -errno, or the wait status of a
 		 * child that could not go on (126, 127) */
+		char *why = NULL;
 		if (p) {
+			why = p->why;
 			dd_output_cap(s, p, true);
 			j->proc = NULL;
 			proc_free(s, p);
 		}
 		int res = j->w_result;
-		char *why = j->w_reason;
-		j->w_reason = NULL;
 		if (how) {
 			dd_reason_free(s, why);
 			dd_job_finish(s, j, (enum dd_state)how, j->reason);

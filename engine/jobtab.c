@@ -63,7 +63,6 @@ void dd_rec_free(struct dd_shard *s, struct dd_jobrec *j)
 		dd_numa_arena_free(s->arena, j->kind, strlen(j->kind) + 1);
 	if (j->flags & JF_REASON_OWN)
 		dd_reason_free(s, (char *)j->reason);
-	dd_reason_free(s, j->w_reason);
 	if (j->stdin_fd >= 0)
 		close(j->stdin_fd);
 	j->link.next = (struct dd_queue_node *)s->freelist;
