@@ -562,3 +562,36 @@ Test(exec, old_payload_decodes)
 		cr_assert_neq(dd_exec_decode(enc, k, &x), 0);
 	free(enc);
 }
+
+/* A reason made for one job (longer than the store's old 63 bytes) is in
+ * the log and the store: the next engine on the state dir reads it back. */
+Test(exec, reason_text_is_durable)
+{
+	setup("r", 0, 0);
+	char state[128], cwd[200], want[DD_REASON_MAX];
+	snprintf(state, sizeof(state), "%s/state", workdir);
+	snprintf(cwd, sizeof(cwd), "/nonexistent/%0120d", 7);
+	snprintf(want, sizeof(want), "cannot enter %s: No such file or directory", cwd);
+	struct dd_config cfg;
+	dd_config_init(&cfg);
+	cfg.shards = 1;
+	cfg.workers = 1;
+	cfg.output_dir = outdir;
+	cfg.state_dir = state;
+	cfg.durability = DD_DURABILITY_BUFFERED;
+	struct dd_engine *e = make_engine(&cfg);
+	struct dd_job_info info;
+	const char *argv[] = {"true", NULL};
+	struct dd_exec_spec x = {.cwd = cwd};
+	uint64_t id = run_as(e, geteuid(), getegid(), argv, &x);
+	cr_assert_eq(wait_state(e, id, &info), DD_FAILED);
+	cr_assert_str_eq(info.reason, want);
+	dd_engine_destroy(e);
+
+	e = make_engine(&cfg);
+	cr_assert_eq(dd_job_get(e, id, &info), 0);
+	cr_assert_eq(info.state, DD_FAILED);
+	cr_assert_str_eq(info.reason, want);
+	cr_assert_eq(info.exit_code, 126);
+	dd_engine_destroy(e);
+}
