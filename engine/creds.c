@@ -118,7 +118,8 @@ static int resolve(uint32_t uid, struct dd_cred *cr)
 	if (!(cr->env[0] = env_str("USER", pw.pw_name)) ||
 	    !(cr->env[1] = env_str("LOGNAME", pw.pw_name)) ||
 	    !(cr->env[2] = env_str("HOME", pw.pw_dir)) ||
-	    !(cr->env[3] = env_str("SHELL", pw.pw_shell && pw.pw_shell[0] ? pw.pw_shell : "/bin/sh")))
+	    !(cr->env[3] = env_str("SHELL", pw.pw_shell && pw.pw_shell[0] ? pw.pw_shell
+									  : "/bin/sh")))
 		goto nomem;
 	free(buf);
 	return 0;

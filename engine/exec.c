@@ -6,8 +6,8 @@
  * execve, so no page tables are copied. We do not call posix_spawn itself
  * because on glibc 2.36 it can neither set rlimits nor drop to the
  * submitting user; the child below does those few system calls, looks the
- * program up in PATH as that user, and nothing else. (A clone with CLONE_PIDFD on a separate stack would also
- * give the pidfd atomically, but ThreadSanitizer cannot follow a CLONE_VM
+ * program up in PATH as that user, and nothing else. (A clone with
+ * CLONE_PIDFD on a separate stack would also give the pidfd atomically, but ThreadSanitizer cannot follow a CLONE_VM
  * child, and our sanitizer builds must run this code.) The pidfd is
  * opened right after: our unreaped child's pid cannot be reused. An
  * embedding program must not reap children it did not start (SIGCHLD set
@@ -174,7 +174,8 @@ static int exec_search(const struct spawn_args *a)
  * until then the user cannot signal (stop) this child, which holds the
  * worker suspended. Rlimits come after that change, so the kernel checks
  * them as for the user: no hard limit above the engine's. */
-static void __attribute__((noreturn)) child_main(const struct spawn_args *a, volatile struct report *rep)
+static void __attribute__((noreturn)) child_main(const struct spawn_args *a,
+						 volatile struct report *rep)
 {
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	sigset_t none;
@@ -243,7 +244,8 @@ fail:
 
 /* Alone in its own frame, so that vfork's shared stack clobbers nothing
  * of the caller's. */
-static pid_t __attribute__((noinline)) start_child(const struct spawn_args *a, volatile struct report *rep)
+static pid_t __attribute__((noinline)) start_child(const struct spawn_args *a,
+						   volatile struct report *rep)
 {
 	pid_t pid = vfork();
 	if (pid == 0)
@@ -375,7 +377,8 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_proc *p, cha
 		/* as root, another user's job runs as that user; root's only if
 		 * root owns it */
 		.drop = e->euid == 0 && cr, .uid = j->uid, .gid = j->gid,
-		.groups = cr ? (const gid_t *)cr->groups : NULL, .ngroups = cr ? (size_t)cr->ngroups : 0,
+		.groups = cr ? (const gid_t *)cr->groups : NULL,
+		.ngroups = cr ? (size_t)cr->ngroups : 0,
 	};
 	/* MAP_SHARED, so that it is shared even where vfork is a fork (the
 	 * ThreadSanitizer runtime makes it one) */

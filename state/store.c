@@ -714,7 +714,8 @@ static int job_decode(uint64_t id, const MDB_val *d, struct dd_state_job *job)
 	if (d->mv_size < sizeof(h))
 		return -EIO;
 	memcpy(&h, d->mv_data, sizeof(h));
-	if (sizeof(h) + h.reason_len + (size_t)h.body_len != d->mv_size || h.reason_len >= DD_STATE_REASON_MAX)
+	if (sizeof(h) + h.reason_len + (size_t)h.body_len != d->mv_size ||
+	    h.reason_len >= DD_STATE_REASON_MAX)
 		return -EIO;
 	memset(job, 0, sizeof(*job));
 	job->state = h.state;

@@ -178,8 +178,9 @@ static bool has_gid(const char *list, gid_t g)
 {
 	char want[16];
 	snprintf(want, sizeof(want), "%u", (unsigned)g);
-	for (const char *p = list; (p = strstr(p, want)); p += strlen(want))
-		if ((p == list || p[-1] == ' ') && (p[strlen(want)] == ' ' || p[strlen(want)] == '\n'))
+	size_t n = strlen(want);
+	for (const char *p = list; (p = strstr(p, want)); p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\n'))
 			return true;
 	return false;
 }
@@ -474,8 +475,8 @@ Test(exec, signal_reaches_another_users_job, .timeout = 60)
 	struct dd_job_info info;
 	char script[512], ready[128];
 	snprintf(ready, sizeof(ready), "%s/ready", marks);
-	snprintf(script, sizeof(script), "trap 'exit 7' INT; touch %s; while :; do sleep 0.05; done",
-		 ready);
+	snprintf(script, sizeof(script),
+		 "trap 'exit 7' INT; touch %s; while :; do sleep 0.05; done", ready);
 	const char *argv[] = {"/bin/sh", "-c", script, NULL};
 	uint64_t id = run_as(e, a, pg, argv, NULL);
 	await_file(ready);

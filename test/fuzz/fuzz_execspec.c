@@ -26,8 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct dd_exec_spec sp = {
 			.argv = (const char *const *)x.argv, .env = (const char *const *)x.env,
 			.env_replace = x.env_replace, .cwd = x.cwd, .output_max = x.output_max,
-			.rlimits = x.rl, .nrlimits = x.nrl, .flags = DD_EXEC_UMASK, .umask = x.umask,
-			.stdin_path = x.stdin_path,
+			.rlimits = x.rl, .nrlimits = x.nrl, .flags = DD_EXEC_UMASK,
+			.umask = x.umask, .stdin_path = x.stdin_path,
 		};
 		void *buf;
 		size_t len;
@@ -72,7 +72,8 @@ const struct dd_fuzz_seed *dd_fuzz_seeds(size_t *n)
 	/* an older engine's payload, byte by byte: "DDX1", cwd, no umask or
 	 * stdin (host order, as the encoder; this is little-endian's) */
 	static const unsigned char old[] = {
-		'D', 'D', 'X', '1', 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* magic, flags, output_max */
+		/* magic, flags (cwd), output_max */
+		'D', 'D', 'X', '1', 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 		0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,                     /* nrl, argc, envc */
 		1, 0, 0, 0, '/', 4, 0, 0, 0, 't', 'r', 'u', 'e',        /* cwd, argv[0] */
 	};
