@@ -214,9 +214,11 @@ static void __attribute__((noreturn)) child_main(const struct spawn_args *a,
 	syscall(SYS_umask, a->umask);
 	if (a->stdin_path) {
 		step = STEP_STDIN;
-		/* fds 0-2 are taken: this is not one of them */
-		int fd = open(a->stdin_path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
-		if (fd < 0 || dup2(fd, 0) < 0)
+		/* Not blocking: opening a FIFO without a writer (or a device)
+		 * would hold the worker here for as long as the user likes. The
+		 * job then reads it as usual. fds 0-2 are taken: fd is not one. */
+		int fd = open(a->stdin_path, O_RDONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0 || fcntl(fd, F_SETFL, O_RDONLY) < 0 || dup2(fd, 0) < 0)
 			goto fail;
 		close(fd);
 	}

@@ -343,6 +343,16 @@ Test(exec, stdin_fd_is_read_then_closed)
 	cr_assert_eq(errno, EPIPE);
 	close(p[1]);
 
+	/* a FIFO nobody writes to: its open does not hold the spawn, and the
+	 * job reads end of file */
+	char fifo[128];
+	snprintf(fifo, sizeof(fifo), "%s/fifo", workdir);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	const char *cat[] = {"cat", NULL};
+	struct dd_exec_spec f = {.stdin_path = fifo};
+	id = run_as(e, geteuid(), getegid(), cat, &f);
+	cr_assert_eq(wait_state(e, id, &info), DD_SUCCEEDED, "%s", info.reason);
+
 	struct dd_exec_spec bad = {.flags = DD_EXEC_STDIN_FD, .stdin_fd = -1};
 	struct dd_job_spec s = spec("procs");
 	s.exec = &bad;
