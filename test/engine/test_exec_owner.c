@@ -11,6 +11,7 @@
  * build's runner is there after a crash. */
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -604,5 +605,48 @@ Test(exec, reason_text_is_durable)
 	cr_assert_eq(info.state, DD_FAILED);
 	cr_assert_str_eq(info.reason, want);
 	cr_assert_eq(info.exit_code, 126);
+	dd_engine_destroy(e);
+}
+
+static _Atomic bool reloading;
+
+static void *reload_loop(void *arg)
+{
+	while (atomic_load(&reloading))
+		dd_engine_reload(arg);
+	return NULL;
+}
+
+/* Workers spawning jobs of several users share the cache while it is
+ * reloaded under them (for the sanitizer builds). */
+Test(exec, owners_cache_under_concurrent_spawns_and_reloads, .timeout = 120)
+{
+	setup("m", 2, 1);
+	gid_t pg = gid_of(groups[0]);
+	uid_t u[2] = {add_user(0, groups[0], ""), add_user(1, groups[0], "")};
+	struct dd_config cfg;
+	dd_config_init(&cfg);
+	cfg.shards = 1;
+	cfg.workers = 2;
+	cfg.output_dir = outdir;
+	struct dd_engine *e = make_engine(&cfg);
+	pthread_t t;
+	atomic_store(&reloading, true);
+	cr_assert_eq(pthread_create(&t, NULL, reload_loop, e), 0);
+	enum { N = 40 };
+	uint64_t ids[N];
+	const char *argv[] = {"/bin/sh", "-c", "test \"$(id -u)\" = \"$1\"", "sh", NULL, NULL};
+	char uids[2][16];
+	for (int k = 0; k < 2; k++)
+		snprintf(uids[k], sizeof(uids[k]), "%u", (unsigned)u[k]);
+	for (int i = 0; i < N; i++) {
+		argv[4] = uids[i % 2];
+		ids[i] = run_as(e, u[i % 2], pg, argv, NULL);
+	}
+	struct dd_job_info info;
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(wait_state(e, ids[i], &info), DD_SUCCEEDED, "job %d: %s", i, info.reason);
+	atomic_store(&reloading, false);
+	pthread_join(t, NULL);
 	dd_engine_destroy(e);
 }
