@@ -6,7 +6,9 @@
  * the user's passwd entry. An NSS look-up can take milliseconds (LDAP, a
  * large /etc/group), so each uid is resolved once, by the first worker
  * that needs it, and kept until dd_engine_reload(). A uid with no entry is
- * kept too (err set): its jobs fail without asking NSS each time.
+ * kept too (err set): its jobs fail without asking NSS each time; a
+ * look-up that failed (NSS unreachable) is not, and the next job asks
+ * again.
  *
  * Workers take an entry with a reference for the length of a spawn; a
  * reload unhooks every entry and the last reference frees it. One mutex
@@ -69,7 +71,8 @@ static char *env_str(const char *key, const char *val)
 }
 
 /* Reads @uid's entry (outside the lock). Returns 0 (cr->err tells whether
- * there is one) or -ENOMEM. */
+ * there is one), -ENOMEM, or the error of an NSS look-up that failed
+ * (-EIO, -EMFILE...: not an answer, so not kept). */
 static int resolve(uint32_t uid, struct dd_cred *cr)
 {
 	struct passwd pw, *res = NULL;
@@ -91,10 +94,13 @@ static int resolve(uint32_t uid, struct dd_cred *cr)
 		n *= 2;
 	}
 	if (!res) {
-		/* no entry, or NSS failed (rc): either way no name to run as */
 		free(buf);
-		cr->err = -ENOENT;
-		return 0;
+		/* what getpwuid_r(3) lists as "not found", beside 0 */
+		if (rc == 0 || rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM) {
+			cr->err = -ENOENT;
+			return 0;
+		}
+		return -rc;
 	}
 	int ng = 32;
 	gid_t *g = NULL;

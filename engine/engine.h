@@ -410,8 +410,8 @@ struct dd_creds;
 int dd_creds_create(struct dd_creds **out);
 void dd_creds_destroy(struct dd_creds *c);
 /* @uid's entry with a reference (looked up on first use; a uid with no
- * passwd entry gets one with err set). Returns 0 or -ENOMEM. May block
- * (NSS) the first time. */
+ * passwd entry gets one with err set). Returns 0, -ENOMEM, or -errno of a
+ * failed NSS look-up (nothing kept). May block (NSS) the first time. */
 int dd_creds_get(struct dd_creds *c, uint32_t uid, struct dd_cred **out);
 void dd_creds_put(struct dd_creds *c, struct dd_cred *cr);
 /* Forgets every entry: the next get reads passwd and groups again. */

@@ -352,8 +352,12 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_proc *p, cha
 		goto out;
 	}
 	if (j->uid != e->euid) {
-		if ((rc = dd_creds_get(e->creds, j->uid, &cr)) < 0)
+		if ((rc = dd_creds_get(e->creds, j->uid, &cr)) < 0) {
+			const char *d = strerrordesc_np(-rc);
+			snprintf(why, whyn, "cannot look up uid %u: %s", (unsigned)j->uid,
+				 d ? d : "unknown error");
 			goto out;
+		}
 		if (cr->err) {
 			snprintf(why, whyn, "uid %u has no passwd entry", (unsigned)j->uid);
 			rc = cr->err;
