@@ -99,9 +99,10 @@ struct dd_rlimit {
  * resolved once per uid and cached until dd_engine_reload()), gid = the
  * job's gid, uid = its uid; then, as the owner, it enters cwd, sets the
  * umask, opens stdin_path, and looks argv[0] up in the PATH of the job's
- * environment (default "/usr/local/bin:/usr/bin:/bin"). A uid with no
- * passwd entry fails the attempt ("uid N has no passwd entry"; exit_code
- * -1: no process ran).
+ * environment (default "/usr/local/bin:/usr/bin:/bin"). An engine not
+ * running as root cannot switch: it runs such a job as its own user, with
+ * the environment above. A uid with no passwd entry fails the attempt
+ * ("uid N has no passwd entry"; exit_code -1: no process ran).
  *
  * A process that cannot start ends its attempt FAILED (retried while
  * attempts remain) with exit_code 127 when argv[0] is not found, 126 for
