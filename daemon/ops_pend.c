@@ -141,7 +141,9 @@ void on_durable(void *val, uint64_t id, void *arg)
 
 static void send_event(struct dd_server *srv, const struct dd_evrec *r)
 {
-	const struct dd_event *ev = &r->ev;
+	struct dd_event e = r->ev;
+	const struct dd_event *ev = &e;
+	e.reason = r->reason;
 	char key[24];
 	snprintf(key, sizeof(key), "%llu", (unsigned long long)ev->id);
 	for (struct conn *c = srv->conns.next; c != &srv->conns; c = c->next) {

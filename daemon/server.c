@@ -399,6 +399,7 @@ static void on_signal(struct dd_server *srv)
 	struct signalfd_siginfo si;
 	while (read(srv->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
+			dd_engine_reload(srv->eng); /* owners' passwd entries and groups */
 			reload(srv);
 		} else if (!srv->draining) {
 			dd_server_log("%s: draining", strsignal((int)si.ssi_signo));

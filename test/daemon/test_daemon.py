@@ -342,7 +342,8 @@ def process_jobs():
         assert job["signal"] == 15 and job["exit_code"] is None, job
         j = c.ok("submit", argv=["/nonexistent/binary"])["id"]
         job = c.wait(j)
-        assert job["state"] == "failed" and job["reason"] == "No such file or directory", job
+        assert job["state"] == "failed" and job["exit_code"] == 127, job
+        assert job["reason"] == "/nonexistent/binary: No such file or directory", job
         j = c.ok("submit", argv=["sleep", "30"], timeout=0.2)["id"]
         job = c.wait(j)
         assert job["state"] == "timed_out" and job["signal"] == 15, job
@@ -363,7 +364,7 @@ def process_jobs():
         assert r.stdout == b"out\n" and r.stderr == b"err\n", r
         r = d.ctl("run", "--", "sh", "-c", "kill -KILL $$", check=128 + 9)
         d.ctl("run", "--", "true", check=0)
-        r = d.ctl("run", "--", "/no/such/thing", check=1)
+        r = d.ctl("run", "--", "/no/such/thing", check=127)
         assert b"No such file" in r.stderr
 
 
