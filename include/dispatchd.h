@@ -98,7 +98,15 @@ struct dd_exec_spec {
 				  * engine's output_max */
 	const struct dd_rlimit *rlimits;
 	unsigned nrlimits;       /* at most DD_RLIMITS_MAX */
+	unsigned flags;          /* DD_EXEC_UMASK | DD_EXEC_STDIN_FD */
+	unsigned umask;          /* with DD_EXEC_UMASK: the process's umask (else 022) */
+	const char *stdin_path;  /* opened O_RDONLY as the job's owner in the child; NULL: /dev/null */
+	int stdin_fd;            /* with DD_EXEC_STDIN_FD: dup'd at submit, read by the
+				  * attempts this engine starts; not durable (an attempt
+				  * after a restart reads /dev/null); closed when the job ends */
 };
+#define DD_EXEC_UMASK 1u
+#define DD_EXEC_STDIN_FD 2u
 #define DD_EXEC_MAX (1u << 20) /* encoded argv + env + cwd, bytes */
 
 /* What a submitter asks for. Zero-initialise it and set what you need; every
@@ -380,6 +388,11 @@ int dd_submit_batch_known(struct dd_engine *e, const struct dd_job_spec *specs, 
  * @return 0, DD_ETERMINAL (already ended), -ENOENT (no such job),
  *         DD_EEVICTED, DD_ESHUTDOWN. Blocks for a round trip to the shard. */
 int dd_cancel(struct dd_engine *e, uint64_t id);
+
+/* Sends @sig to the process group of a running process job.
+ * @return 0, -ESRCH (not running a process now), -EINVAL (bad signal),
+ *         DD_ETERMINAL, -ENOENT, DD_EEVICTED, DD_ESHUTDOWN. */
+int dd_job_signal(struct dd_engine *e, uint64_t id, int sig);
 
 /* Fills @info with the job's current state.
  * A job no longer in memory is read from the state store when there is
