@@ -58,8 +58,8 @@ int ctl_export_env(const char *spec, json_t *set, json_t **out)
 {
 	json_t *env = json_object();
 	bool all = !spec;
-	char *copy = spec ? strdup(spec) : NULL, *save = NULL;
-	for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; tok; tok = strtok_r(NULL, ",", &save)) {
+	char *copy = spec ? strdup(spec) : NULL, *rest = copy;
+	for (char *tok; rest && (tok = strsep(&rest, ","));) {
 		char *eq = strchr(tok, '=');
 		if (!strcmp(tok, "ALL")) {
 			all = true;
