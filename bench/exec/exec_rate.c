@@ -142,9 +142,10 @@ int main(int argc, char **argv)
 		{"no-pin", no_argument, 0, 'n'},       {"spin-us", required_argument, 0, 'S'},
 		{"via-daemon", no_argument, 0, 'D'},    {"dispatchd", required_argument, 0, 'P'},
 		{"daemon-inflight", required_argument, 0, 'I'},
+		{"daemon-env", required_argument, 0, 'E'},
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0}};
-	unsigned rounds = 5, threads = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned rounds = 5, threads = (unsigned)sysconf(_SC_NPROCESSORS_ONLN), nenv = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		if (c == 's')
@@ -165,10 +166,15 @@ int main(int argc, char **argv)
 			dispatchd = optarg;
 		else if (c == 'I')
 			daemon_inflight = (unsigned)atoi(optarg);
+		else if (c == 'E')
+			nenv = (unsigned)atoi(optarg);
 		else {
 			fprintf(c == 'h' ? stdout : stderr,
 				"usage: exec-rate [--seconds S] [--rounds N] [--threads N] [--program P] [--no-pin]\n"
-				"                 [--spin-us N] [--via-daemon [--dispatchd PATH] [--daemon-inflight N]]\n");
+				"                 [--spin-us N] [--via-daemon [--dispatchd PATH] [--daemon-inflight N]\n"
+				"                 [--daemon-env N]]\n"
+				"  --daemon-env N: also the daemon's rate with jobs that each carry N\n"
+				"                  environment variables, measured in the same rounds\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -176,20 +182,26 @@ int main(int argc, char **argv)
 		fprintf(stderr, "exec-rate: bad arguments\n");
 		return 2;
 	}
-	double b[64], en[64], dm[64];
+	double b[64], en[64], dm[64], de[64];
 	uint64_t failures = 0;
 	for (unsigned i = 0; i < rounds; i++) {
 		b[i] = bare(threads);
 		en[i] = engine(threads, &failures);
-		dm[i] = via_daemon ? daemon_exec_rate(dispatchd, program, seconds, daemon_inflight,
+		dm[i] = via_daemon ? daemon_exec_rate(dispatchd, program, seconds, daemon_inflight, 0,
 						      &failures)
 				   : 0;
-		fprintf(stderr, "exec-rate: round %u: bare %.0f/s, engine %.0f/s, daemon %.0f/s\n",
-			i + 1, b[i], en[i], dm[i]);
+		de[i] = via_daemon && nenv ? daemon_exec_rate(dispatchd, program, seconds,
+							     daemon_inflight, nenv, &failures)
+					   : 0;
+		fprintf(stderr,
+			"exec-rate: round %u: bare %.0f/s, engine %.0f/s, daemon %.0f/s, daemon with "
+			"%u env %.0f/s\n",
+			i + 1, b[i], en[i], dm[i], nenv, de[i]);
 	}
 	qsort(b, rounds, sizeof(double), cmp);
 	qsort(en, rounds, sizeof(double), cmp);
 	qsort(dm, rounds, sizeof(double), cmp);
+	qsort(de, rounds, sizeof(double), cmp);
 	double mb = b[rounds / 2], me = en[rounds / 2];
 	printf("exec-rate  %s  %u threads/workers (%s)  %u rounds of %.1f s\n", program, threads,
 	       pin ? "engine threads pinned" : "unpinned", rounds, seconds);
@@ -203,6 +215,12 @@ int main(int argc, char **argv)
 		printf("  via dispatchd (fsync)     median %8.0f /s  (min %.0f, max %.0f)\n", md, dm[0],
 		       dm[rounds - 1]);
 		printf("  dispatchd / bare          %8.3f\n", mb > 0 ? md / mb : 0);
+		if (nenv) {
+			double mde = de[rounds / 2];
+			printf("  via dispatchd, %3u env    median %8.0f /s  (min %.0f, max %.0f)\n", nenv,
+			       mde, de[0], de[rounds - 1]);
+			printf("  with env / without        %8.3f\n", md > 0 ? mde / md : 0);
+		}
 	}
 	if (failures)
 		printf("  failed jobs               %8llu\n", (unsigned long long)failures);

@@ -34,7 +34,7 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 }
 
 double daemon_exec_rate(const char *exe, const char *program, double seconds, unsigned inflight,
-			uint64_t *failures)
+			unsigned nenv, uint64_t *failures)
 {
 	char path[PATH_MAX], dir[] = "/var/tmp/exec-rate-XXXXXX"; /* mkdtemp fills the X's */
 	exe = dd_wire_dispatchd(exe, path, sizeof(path));
@@ -51,6 +51,7 @@ double daemon_exec_rate(const char *exe, const char *program, double seconds, un
 		_exit(127);
 	}
 	int fd = -1;
+	char *submit = NULL;
 	for (int i = 0; i < 500 && fd < 0; i++) {
 		usleep(20000);
 		fd = dd_wire_connect(sock);
@@ -58,12 +59,30 @@ double daemon_exec_rate(const char *exe, const char *program, double seconds, un
 	double rate = 0;
 	if (fd < 0)
 		goto out;
-	char submit[PATH_MAX + 64];
-	json_t *av = json_pack("[s]", program);
-	char *avs = json_dumps(av, JSON_COMPACT);
-	snprintf(submit, sizeof(submit), "{\"op\":\"submit\",\"tag\":\"s\",\"argv\":%s}\n", avs);
-	free(avs);
-	json_decref(av);
+	/* the job: @program, and with @nenv the environment a dispatchctl
+	 * client sends (the whole of it, env_replace), of variables the size
+	 * of a login shell's */
+	json_t *job = json_pack("{s:s, s:s, s:[s]}", "op", "submit", "tag", "s", "argv", program);
+	if (nenv) {
+		json_t *env = json_object();
+		for (unsigned i = 0; i < nenv; i++) {
+			char k[32], v[64];
+			snprintf(k, sizeof(k), "EXEC_RATE_VARIABLE_%03u", i);
+			snprintf(v, sizeof(v), "/usr/local/share/exec-rate/value/%06u", i * 7919u);
+			json_object_set_new(env, k, json_string(v));
+		}
+		json_object_set_new(job, "env", env);
+		json_object_set_new(job, "env_replace", json_true());
+	}
+	char *js = json_dumps(job, JSON_COMPACT);
+	json_decref(job);
+	submit = js ? malloc(strlen(js) + 2) : NULL;
+	if (!submit) {
+		free(js);
+		goto out;
+	}
+	sprintf(submit, "%s\n", js);
+	free(js);
 	for (unsigned i = 0; i < inflight; i++)
 		if (dd_wire_send(fd, submit, strlen(submit)) < 0)
 			goto out;
@@ -113,6 +132,7 @@ double daemon_exec_rate(const char *exe, const char *program, double seconds, un
 	}
 	rate = (double)(ended - n0) / ((double)(t1 - t0) / 1e9);
 out:
+	free(submit);
 	if (fd >= 0)
 		close(fd);
 	kill(pid, SIGTERM);
