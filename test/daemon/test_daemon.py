@@ -1068,7 +1068,8 @@ def run_ctrl_c():
         work = tempfile.mkdtemp(prefix="dd-h4-int-")
         try:
             # forwarded: the job traps it, says so and exits 3; run passes 3 on
-            p, job = start_run(d, work, 'trap "echo got INT; exit 3" INT; sleep 300 & touch ready; wait')
+            p, job = start_run(d, work, 'trap "echo got INT; exit 3" INT; touch ready; '
+                                        'while :; do sleep 1; done')
             p.send_signal(signal.SIGINT)
             out, err = p.communicate(timeout=60)
             assert p.returncode == 3 and out == b"got INT\n", (p.returncode, out, err)
