@@ -129,8 +129,8 @@ static int build_job(int argc, char **argv, json_t **out)
 		case 'd':
 		case 't':
 			if (parse_secs(optarg, &secs) < 0) {
-				usage_err("'%s' is not a number of seconds", optarg);
-				goto fail;
+				json_decref(job);
+				return usage_err("'%s' is not a number of seconds", optarg);
 			}
 			json_object_set_new(job, c == 'd' ? "delay" : "timeout", json_real(secs));
 			break;

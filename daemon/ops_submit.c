@@ -257,9 +257,11 @@ static void submit_specs(struct conn *c, json_t *tag, struct dd_job_spec *specs,
 	}
 }
 
-/* Decodes the jobs of a parsed submit (@batch: submit_batch) into @jd and
- * @specs, n of each. Returns 0, or -1 with @e filled and *@at the job at
- * fault; *@decoded counts the @jd to free either way. */
+/* Decodes the jobs of a parsed submit (@batch: submit_batch, whose "env"
+ * goes to @env) into @jd and @specs, n of each. Returns 0, -1 with @e
+ * filled and *@decoded the job at fault, or -2 with @e filled when the
+ * batch's "env" is; *@decoded counts the @jd to free either way, and
+ * @env is the caller's to free. */
 static int decode_jobs(struct dd_req *r, bool batch, struct dd_envdec *env, struct dd_jobdec *jd,
 		       struct dd_job_spec *specs, size_t n, size_t *decoded, struct dd_perr *e)
 {
@@ -305,14 +307,14 @@ static bool take_fds(struct conn *c, struct dd_req *r, bool batch, size_t n, int
 		dd_ops_error(c, r->tag, "ENOMEM", "out of memory");
 		return false;
 	}
-	bool short_ = false;
+	bool missing = false;
 	for (size_t i = 0; i < n; i++) {
 		(*fds)[i] = -1;
 		if (json_is_true(json_object_get(batch ? json_array_get(jobs, i) : r->root, "stdin_fd")) &&
 		    ((*fds)[i] = dd_conn_take_fd(c)) < 0)
-			short_ = true;
+			missing = true;
 	}
-	if (short_) {
+	if (missing) {
 		close_fds(*fds, 0, n);
 		free(*fds);
 		*fds = NULL;
@@ -320,7 +322,7 @@ static bool take_fds(struct conn *c, struct dd_req *r, bool batch, size_t n, int
 			     "'stdin_fd': no file descriptor was passed (send it with SCM_RIGHTS on "
 			     "the Unix socket, with the request or before it)");
 	}
-	return !short_;
+	return !missing;
 }
 
 void op_submit(struct conn *c, struct dd_req *r, bool batch, const char *line, size_t len)
