@@ -945,14 +945,13 @@ def pass_fds(c, data, fds):
 @case
 def stdin_fd_protocol():
     """stdin_fd takes the oldest descriptor the connection passed; none: EINVAL; too many: closed; none leak."""
+    def held():  # the daemon's descriptors on the marker file
+        fds = "/proc/%d/fd" % d.proc.pid
+        return [x for x in os.listdir(fds) if os.readlink(os.path.join(fds, x)) == marker]
+
     with Daemon() as d:
         marker = os.path.join(d.dir, "passed")
         open(marker, "w").close()
-
-        def held():  # the daemon's descriptors on the marker file
-            fds = "/proc/%d/fd" % d.proc.pid
-            return [x for x in os.listdir(fds) if os.readlink(os.path.join(fds, x)) == marker]
-
         with d.client() as c:
             e = c.err("submit", "EINVAL", argv=["cat"], stdin_fd=True)
             assert "no file descriptor was passed" in e["message"], e
@@ -983,6 +982,23 @@ def stdin_fd_protocol():
         os.close(f)
         with d.client() as c:
             assert c.ok("ping")["pong"]
+    # a submit held for the engine's room keeps its descriptor until it goes in
+    with Daemon(config="store_lag_max = 1024\nsubmit_wait = 30\n") as d, \
+            d.client() as a, d.client() as b:
+        marker = os.path.join(d.dir, "passed")
+        open(marker, "w").close()
+        with StoreHeld(d):
+            submit_until_held(a, [{"queue": "dispatchd.noop"}] * 3000)
+            f = os.open(marker, os.O_RDONLY)
+            pass_fds(b, json.dumps({"op": "submit", "tag": 1, "argv": ["cat"],
+                                    "stdin_fd": True}).encode() + b"\n", [f])
+            os.close(f)
+            assert answered_within(b, 0.3) is None, "held too"
+            assert len(held()) == 1
+        m = b.recv(1)
+        assert m["ok"], m
+        assert b.wait(m["result"]["id"])["state"] == "succeeded"
+        until(lambda: not held(), what="the held submit's descriptor closed")
 
 
 @case
