@@ -946,8 +946,14 @@ def pass_fds(c, data, fds):
 def stdin_fd_protocol():
     """stdin_fd takes the oldest descriptor the connection passed; none: EINVAL; too many: closed; none leak."""
     def held():  # the daemon's descriptors on the marker file
-        fds = "/proc/%d/fd" % d.proc.pid
-        return [x for x in os.listdir(fds) if os.readlink(os.path.join(fds, x)) == marker]
+        fds, on = "/proc/%d/fd" % d.proc.pid, []
+        for x in os.listdir(fds):
+            try:
+                if os.readlink(os.path.join(fds, x)) == marker:
+                    on.append(x)
+            except FileNotFoundError:
+                pass  # closed meanwhile
+        return on
 
     with Daemon() as d:
         marker = os.path.join(d.dir, "passed")
