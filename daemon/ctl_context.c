@@ -35,7 +35,7 @@ int ctl_abspath(const char *path, char *buf, size_t n)
 
 unsigned ctl_umask(void)
 {
-	mode_t m = umask(0); /* the only way to read it; one thread here */
+	mode_t m = umask(0); /* umask(2) reads it only by setting it: set it back (one thread) */
 	umask(m);
 	return (unsigned)m;
 }
