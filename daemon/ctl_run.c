@@ -35,7 +35,25 @@ struct run {
 	json_int_t off[2]; /* stdout, stderr: shown so far */
 	uint64_t last_int; /* CLOCK_MONOTONIC ns of the Ctrl-C forwarded last */
 	bool cancelled, forwarded;
+	char tail[512];    /* the end of the job's stderr, NUL-terminated */
+	size_t tail_len;
 };
+
+/* Keeps the last bytes of the job's stderr in r->tail. */
+static void keep_tail(struct run *r, const unsigned char *p, size_t n)
+{
+	size_t cap = sizeof(r->tail) - 1;
+	if (n >= cap) {
+		memcpy(r->tail, p + n - cap, cap);
+		r->tail_len = cap;
+	} else {
+		size_t drop = r->tail_len + n > cap ? r->tail_len + n - cap : 0;
+		memmove(r->tail, r->tail + drop, r->tail_len - drop);
+		memcpy(r->tail + r->tail_len - drop, p, n);
+		r->tail_len += n - drop;
+	}
+	r->tail[r->tail_len] = 0;
+}
 
 static uint64_t now_ns(void)
 {
@@ -70,6 +88,8 @@ static int stream(struct run *r, int k)
 	if (got > 0) {
 		fwrite(buf, 1, (size_t)got, out);
 		fflush(out);
+		if (k)
+			keep_tail(r, buf, (size_t)got);
 	}
 	free(buf);
 	r->off[k] = json_integer_value(json_object_get(res, "offset"));
@@ -164,8 +184,14 @@ static int exit_code(struct run *r, json_t *job)
 	state = state ? state : "?";
 	reason = reason ? reason : "";
 	if (json_is_integer(ec)) {
-		/* a command that could not start: "cmd: No such file or directory" */
-		if (strcmp(state, "succeeded") && strncmp(reason, "exit ", 5) && reason[0])
+		/* A command that could not start: "cmd: No such file or
+		 * directory", said once, as a shell would. The engine may have
+		 * said it on the job's stderr already, as its last line. */
+		size_t rl = strlen(reason), tl = r->tail_len;
+		bool said = tl > rl && r->tail[tl - 1] == '\n' &&
+			    !memcmp(r->tail + tl - 1 - rl, reason, rl) &&
+			    (tl == rl + 1 || r->tail[tl - rl - 2] == ' ');
+		if (strcmp(state, "succeeded") && strncmp(reason, "exit ", 5) && reason[0] && !said)
 			fprintf(stderr, "dispatchctl: %s\n", reason);
 		return (int)json_integer_value(ec);
 	}
