@@ -67,11 +67,12 @@ static void consume(struct ctl *c, size_t len)
 	c->len -= len + 1;
 }
 
-/* Writes @s and its newline; with @fd >= 0, passes it (SCM_RIGHTS) with
- * the first byte. Returns 0 or -1. */
-static int send_line(int sock, const char *s, int fd)
+/* Writes the @n bytes of @s (a request line with its newline) in one
+ * write where it can; with @fd >= 0, passes it (SCM_RIGHTS) with the
+ * first byte, so that it reaches the daemon with the request. Returns 0
+ * or -1. */
+static int send_line(int sock, const char *s, size_t n, int fd)
 {
-	size_t n = strlen(s);
 	if (fd >= 0) {
 		union {
 			struct cmsghdr h;
@@ -94,7 +95,7 @@ static int send_line(int sock, const char *s, int fd)
 		s += k;
 		n -= (size_t)k;
 	}
-	return dd_wire_send(sock, s, n) < 0 || dd_wire_send(sock, "\n", 1) < 0 ? -1 : 0;
+	return n && dd_wire_send(sock, s, n) < 0 ? -1 : 0;
 }
 
 unsigned ctl_send(struct ctl *c, json_t *req, int fd)
@@ -103,8 +104,12 @@ unsigned ctl_send(struct ctl *c, json_t *req, int fd)
 	json_object_set_new(req, "tag", json_integer(tag));
 	char *s = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
-	int rc = s ? send_line(c->fd, s, fd) : -1;
-	free(s);
+	size_t n = s ? strlen(s) : 0;
+	char *line = s ? realloc(s, n + 2) : NULL;
+	if (line)
+		memcpy(line + n, "\n", 2);
+	int rc = line ? send_line(c->fd, line, n + 1, fd) : -1;
+	free(line ? line : s);
 	if (rc < 0) {
 		fprintf(stderr, "dispatchctl: lost the connection to dispatchd\n");
 		return 0;
