@@ -23,9 +23,14 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: dispatchctl [-s SOCKET] [--json] COMMAND [ARGS]\n"
 		"  submit [OPTIONS] -- CMD [ARGS..]   submit a process job, print its id\n"
-		"  run [OPTIONS] -- CMD [ARGS..]      submit, wait, stream its output, exit with its code\n"
+		"  run [OPTIONS] -- CMD [ARGS..]      submit, wait, stream its output, exit with its code;\n"
+		"                                     its stdin is run's; Ctrl-C: SIGINT to the job,\n"
+		"                                     twice (or SIGTERM/SIGHUP): cancel it\n"
 		"      --queue Q --priority urgent|high|normal|low --after ID,.. --delay S\n"
-		"      --timeout S --retries N --key K --cwd DIR --env K=V (repeatable)\n"
+		"      --timeout S --retries N --key K\n"
+		"      the job runs in the caller's directory, environment and umask unless:\n"
+		"      --cwd DIR  --export=ALL|NONE|NAME[=V],..  --env K=V (repeatable)\n"
+		"      --umask MODE  --stdin FILE (submit's default: /dev/null)\n"
 		"  get ID                             one job\n"
 		"  wait [--timeout S] ID..            until they end; exit 0 if all succeeded\n"
 		"  cancel ID..                        cancel jobs\n"
@@ -94,6 +99,7 @@ static int parse_count(const char *s, json_int_t *v)
 
 /* ---- submit / run ---- */
 
+/* The job of submit or run, with the caller's context (ctl_context.c). */
 static int build_job(int argc, char **argv, json_t **out)
 {
 	static const struct option o[] = {
@@ -101,10 +107,14 @@ static int build_job(int argc, char **argv, json_t **out)
 		{"after", required_argument, NULL, 'a'},  {"delay", required_argument, NULL, 'd'},
 		{"timeout", required_argument, NULL, 't'}, {"retries", required_argument, NULL, 'r'},
 		{"key", required_argument, NULL, 'k'},    {"cwd", required_argument, NULL, 'C'},
-		{"env", required_argument, NULL, 'e'},    {NULL, 0, NULL, 0},
+		{"env", required_argument, NULL, 'e'},    {"export", required_argument, NULL, 'x'},
+		{"stdin", required_argument, NULL, 'i'},  {"umask", required_argument, NULL, 'u'},
+		{NULL, 0, NULL, 0},
 	};
 	json_t *job = json_object(), *env = NULL, *after = NULL;
-	int c;
+	const char *cwd = NULL, *export = NULL, *in = NULL;
+	long mask = -1;
+	int c, rc = 2;
 	double secs;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+q:p:a:d:t:r:k:C:e:", o, NULL)) != -1) {
@@ -125,10 +135,8 @@ static int build_job(int argc, char **argv, json_t **out)
 			for (tok = strtok_r(optarg, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 				json_int_t id;
 				if (parse_id(tok, &id) < 0) {
-					json_decref(job);
-					json_decref(after);
-					json_decref(env);
-					return usage_err("--after: '%s' is not a job id", tok);
+					usage_err("--after: '%s' is not a job id", tok);
+					goto fail;
 				}
 				json_array_append_new(after, json_integer(id));
 			}
@@ -146,8 +154,8 @@ static int build_job(int argc, char **argv, json_t **out)
 			char *end;
 			long v = strtol(optarg, &end, 10);
 			if (*end || v < 0) {
-				json_decref(job);
-				return usage_err("--retries: '%s' is not a count", optarg);
+				usage_err("--retries: '%s' is not a count", optarg);
+				goto fail;
 			}
 			json_object_set_new(job, "retries", json_integer(v));
 			break;
@@ -156,41 +164,83 @@ static int build_job(int argc, char **argv, json_t **out)
 			json_object_set_new(job, "key", json_string(optarg));
 			break;
 		case 'C':
-			json_object_set_new(job, "cwd", json_string(optarg));
+			cwd = optarg;
 			break;
 		case 'e': {
 			char *eq = strchr(optarg, '=');
-			if (!eq || eq == optarg) {
-				json_decref(job);
-				return usage_err("--env wants K=V, got '%s'", optarg);
+			json_t *v = eq ? json_string(eq + 1) : NULL;
+			if (!eq || eq == optarg || !v) {
+				json_decref(v);
+				usage_err("--env wants K=V (UTF-8), got '%s'", optarg);
+				goto fail;
 			}
 			*eq = 0;
 			env = env ? env : json_object();
-			json_object_set_new(env, optarg, json_string(eq + 1));
+			json_object_set_new(env, optarg, v);
+			break;
+		}
+		case 'x':
+			export = optarg;
+			break;
+		case 'i':
+			in = optarg;
+			break;
+		case 'u': {
+			char *end;
+			mask = strtol(optarg, &end, 8);
+			if (*end || end == optarg || mask < 0 || mask > 0777) {
+				usage_err("--umask: '%s' is not an octal mode (022, 0077, ...)", optarg);
+				goto fail;
+			}
 			break;
 		}
 		default:
-			json_decref(job);
-			return 2;
+			goto fail;
 		}
 	}
 	if (optind >= argc) {
-		json_decref(job);
-		json_decref(env);
-		json_decref(after);
-		return usage_err("%s: give the command after --", argv[0]);
+		usage_err("%s: give the command after --", argv[0]);
+		goto fail;
 	}
 	json_t *av = json_array();
 	for (int i = optind; i < argc; i++)
 		json_array_append_new(av, json_string(argv[i]));
 	json_object_set_new(job, "argv", av);
-	if (env)
-		json_object_set_new(job, "env", env);
+	/* where and as the caller is, unless told otherwise */
+	char path[PATH_MAX];
+	int e = ctl_abspath(cwd ? cwd : ".", path, sizeof(path));
+	if (e < 0) {
+		fprintf(stderr, "dispatchctl: cannot tell the current directory: %s; pass --cwd DIR\n",
+			strerror(-e));
+		rc = 1;
+		goto fail;
+	}
+	json_object_set_new(job, "cwd", json_string(path));
+	json_t *jenv;
+	if ((rc = ctl_export_env(export, env, &jenv)))
+		goto fail;
+	json_object_set_new(job, "env", jenv);
+	json_object_set_new(job, "env_replace", json_true());
+	json_object_set_new(job, "umask", json_integer(mask >= 0 ? mask : (long)ctl_umask()));
+	if (in) {
+		if ((e = ctl_abspath(in, path, sizeof(path))) < 0) {
+			fprintf(stderr, "dispatchctl: --stdin %s: %s\n", in, strerror(-e));
+			rc = 1;
+			goto fail;
+		}
+		json_object_set_new(job, "stdin", json_string(path));
+	}
+	json_decref(env);
 	if (after)
 		json_object_set_new(job, "after", after);
 	json_object_set_new(job, "op", json_string("submit"));
 	*out = job;
 	return 0;
+fail:
+	json_decref(job);
+	json_decref(env);
+	json_decref(after);
+	return rc;
 }
 
 static int cmd_submit(struct ctl *c, int argc, char **argv)
@@ -240,57 +290,7 @@ static int cmd_run(struct ctl *c, int argc, char **argv)
 {
 	json_t *req;
 	int rc = build_job(argc, argv, &req);
-	if (rc)
-		return rc;
-	json_t *resp = ctl_call(c, req), *r = ctl_result(resp);
-	if (!r) {
-		json_decref(resp);
-		return 1;
-	}
-	json_int_t id = json_integer_value(json_object_get(r, "id"));
-	json_decref(resp);
-	json_int_t off_out = 0, off_err = 0;
-	json_t *job = NULL;
-	for (;;) {
-		/* wait a little for the end, then show what was written so far */
-		resp = ctl_call(c, json_pack("{s:s, s:I, s:f}", "op", "wait", "id", id, "timeout", 0.2));
-		if (!resp)
-			return 1;
-		bool ended = json_is_true(json_object_get(resp, "ok"));
-		if (ended)
-			job = json_incref(json_object_get(json_object_get(resp, "result"), "job"));
-		else if (strcmp(json_string_value(json_object_get(json_object_get(resp, "error"), "code")),
-				"ETIMEDOUT")) {
-			ctl_result(resp);
-			json_decref(resp);
-			return 1;
-		}
-		json_decref(resp);
-		int a = pump(c, id, "stdout", &off_out, stdout), b = pump(c, id, "stderr", &off_err, stderr);
-		if (a < 0 || b < 0)
-			return 1;
-		if (ended) {
-			/* the last of it: until both streams say they are done */
-			while ((a = pump(c, id, "stdout", &off_out, stdout)) == 0 ||
-			       (b = pump(c, id, "stderr", &off_err, stderr)) == 0)
-				if (a < 0 || b < 0)
-					break;
-			break;
-		}
-	}
-	if (json_out)
-		print_json(job);
-	json_t *ec = json_object_get(job, "exit_code"), *sig = json_object_get(job, "signal");
-	int code = json_is_integer(ec)	  ? (int)json_integer_value(ec)
-		   : json_is_integer(sig) ? 128 + (int)json_integer_value(sig)
-		   : !strcmp(json_string_value(json_object_get(job, "state")), "succeeded") ? 0
-											     : 1;
-	if (!json_is_integer(ec) && code)
-		fprintf(stderr, "dispatchctl: job %lld %s: %s\n", (long long)id,
-			json_string_value(json_object_get(job, "state")),
-			json_string_value(json_object_get(job, "reason")));
-	json_decref(job);
-	return code;
+	return rc ? rc : ctl_run(c, req, json_out);
 }
 
 /* ---- the rest ---- */

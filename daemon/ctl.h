@@ -15,6 +15,17 @@ struct ctl {
 /* Sends @req (stolen) with a fresh tag and returns the answer's object
  * (the caller decrefs), or NULL (message printed). */
 json_t *ctl_call(struct ctl *c, json_t *req);
+/* Like ctl_call(); with @fd >= 0 it also passes @fd (SCM_RIGHTS: the Unix
+ * socket only) with the request's bytes. */
+json_t *ctl_call_fd(struct ctl *c, json_t *req, int fd);
+/* Sends @req (stolen) with a fresh tag, passing @fd as ctl_call_fd()
+ * does, without waiting: returns the tag, or 0 (message printed). */
+unsigned ctl_send(struct ctl *c, json_t *req, int fd);
+/* The next answer or event line, waiting for it; NULL (message printed)
+ * when the connection is gone or the line is not JSON. */
+json_t *ctl_recv(struct ctl *c);
+/* A whole line is already read: ctl_recv() will not block. */
+bool ctl_pending(const struct ctl *c);
 /* The result of an ok answer, or NULL after printing its error. */
 json_t *ctl_result(json_t *resp);
 void ctl_close(struct ctl *c);
@@ -29,6 +40,22 @@ void ctl_close(struct ctl *c);
 int ctl_connect(struct ctl *c, const char *where, bool is_default, const char *token_file);
 /* @where names a TCP address: it has a ':' and no '/'. */
 bool ctl_is_tcp(const char *where);
+
+/* ctl_context.c: what submit and run send by default */
+/* @path made absolute against the current directory, into @buf. Returns
+ * 0, or -errno (getcwd's, or -ENAMETOOLONG). */
+int ctl_abspath(const char *path, char *buf, size_t n);
+/* The caller's umask. */
+unsigned ctl_umask(void);
+/* The job's environment: per --export @spec (NULL: ALL; "NONE"; or a list
+ * of NAME, NAME=VALUE and ALL, as Slurm's), then the --env pairs of @set
+ * (may be NULL) over it. Returns 0 with *@env new, or 2 (usage; printed). */
+int ctl_export_env(const char *spec, json_t *set, json_t **env);
+
+/* ctl_run.c: `run` once its job is built (@req, stolen): passes standard
+ * input unless @req names one (over a Unix socket), forwards Ctrl-C, and
+ * exits when the job has ended. Returns the exit code. */
+int ctl_run(struct ctl *c, json_t *req, bool json_out);
 
 /* ctl_top.c: the live view; @frames > 0 stops after that many. Returns
  * the exit code. */

@@ -52,43 +52,96 @@ static void consume(struct ctl *c, size_t len)
 	c->len -= len + 1;
 }
 
-json_t *ctl_call(struct ctl *c, json_t *req)
+/* Writes the @n bytes of @s (a request line with its newline) in one
+ * write where it can; with @fd >= 0, passes it (SCM_RIGHTS) with the
+ * first byte, so that it reaches the daemon with the request. Returns 0
+ * or -1. */
+static int send_line(int sock, const char *s, size_t n, int fd)
+{
+	if (fd >= 0) {
+		union {
+			struct cmsghdr h;
+			char b[CMSG_SPACE(sizeof(int))];
+		} ctl;
+		memset(&ctl, 0, sizeof(ctl));
+		struct iovec iov = {.iov_base = (void *)s, .iov_len = n};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+				    .msg_controllen = sizeof(ctl.b)};
+		struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
+		h->cmsg_level = SOL_SOCKET;
+		h->cmsg_type = SCM_RIGHTS;
+		h->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(h), &fd, sizeof(int));
+		ssize_t k;
+		while ((k = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+			;
+		if (k <= 0)
+			return -1;
+		s += k;
+		n -= (size_t)k;
+	}
+	return n && dd_wire_send(sock, s, n) < 0 ? -1 : 0;
+}
+
+unsigned ctl_send(struct ctl *c, json_t *req, int fd)
 {
 	unsigned tag = ++c->tag;
 	json_object_set_new(req, "tag", json_integer(tag));
 	char *s = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
 	size_t n = s ? strlen(s) : 0;
-	char *req_line = s ? realloc(s, n + 2) : NULL; /* one write: one TCP segment */
-	if (req_line) {
-		s = req_line;
-		memcpy(s + n, "\n", 2);
-	}
-	if (!req_line || dd_wire_send(c->fd, s, n + 1) < 0) {
-		free(s);
+	char *line = s ? realloc(s, n + 2) : NULL;
+	if (line)
+		memcpy(line + n, "\n", 2);
+	int rc = line ? send_line(c->fd, line, n + 1, fd) : -1;
+	free(line ? line : s);
+	if (rc < 0) {
 		fprintf(stderr, "dispatchctl: lost the connection to dispatchd\n");
+		return 0;
+	}
+	return tag;
+}
+
+bool ctl_pending(const struct ctl *c)
+{
+	return c->len && memchr(c->buf, '\n', c->len);
+}
+
+json_t *ctl_recv(struct ctl *c)
+{
+	size_t len;
+	char *line = read_line(c, &len);
+	if (!line) {
+		fprintf(stderr, "dispatchctl: dispatchd closed the connection\n");
 		return NULL;
 	}
-	free(s);
+	json_error_t je;
+	json_t *o = json_loadb(line, len, 0, &je);
+	consume(c, len);
+	if (!o)
+		fprintf(stderr, "dispatchctl: unreadable answer: %s\n", je.text);
+	return o;
+}
+
+json_t *ctl_call_fd(struct ctl *c, json_t *req, int fd)
+{
+	unsigned tag = ctl_send(c, req, fd);
+	if (!tag)
+		return NULL;
 	for (;;) {
-		size_t len;
-		char *line = read_line(c, &len);
-		if (!line) {
-			fprintf(stderr, "dispatchctl: dispatchd closed the connection\n");
+		json_t *o = ctl_recv(c);
+		if (!o)
 			return NULL;
-		}
-		json_error_t je;
-		json_t *o = json_loadb(line, len, 0, &je);
-		consume(c, len);
-		if (!o) {
-			fprintf(stderr, "dispatchctl: unreadable answer: %s\n", je.text);
-			return NULL;
-		}
 		json_t *t = json_object_get(o, "tag");
 		if (json_is_integer(t) && json_integer_value(t) == tag)
 			return o;
 		json_decref(o); /* an answer to nothing we still wait for */
 	}
+}
+
+json_t *ctl_call(struct ctl *c, json_t *req)
+{
+	return ctl_call_fd(c, req, -1);
 }
 
 json_t *ctl_result(json_t *resp)

@@ -173,6 +173,7 @@ void dd_ops_handle(struct conn *c, const char *line, size_t len)
 	case OP_TOUCH: op_lease(c, &r); break;
 	case OP_STATS: op_stats(c, &r); break;
 	case OP_DRAIN: op_drain(c, &r); break;
+	case OP_SIGNAL: op_signal(c, &r); break;
 	default: dd_ops_error(c, r.tag, "EINVAL", "unknown op"); break;
 	}
 	dd_req_free(&r);

@@ -37,6 +37,9 @@ void op_cancel(struct conn *c, struct dd_req *r);
 void op_list(struct conn *c, struct dd_req *r);
 void op_output(struct conn *c, struct dd_req *r);
 
+/* ops_signal.c */
+void op_signal(struct conn *c, struct dd_req *r);
+
 /* ops_submit.c */
 void op_submit(struct conn *c, struct dd_req *r, bool batch, const char *line, size_t len);
 /* Tries a held submit again (its connection reads nothing meanwhile). */

@@ -60,6 +60,10 @@ void dd_pend_free(struct dd_server *srv, struct pend *p)
 	free(p->order);
 	free(p->ids);
 	free(p->known);
+	for (size_t i = 0; p->fds && i < p->n; i++)
+		if (p->fds[i] >= 0)
+			close(p->fds[i]);
+	free(p->fds);
 	dd_conn_unref(p->c);
 	free(p);
 }

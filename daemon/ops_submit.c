@@ -17,6 +17,16 @@
 #include "proto.h"
 #include "server.h"
 
+/* Closes fds[from..to) that are open (@fds may be NULL). */
+static void close_fds(int *fds, size_t from, size_t to)
+{
+	for (size_t i = from; fds && i < to; i++)
+		if (fds[i] >= 0) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+}
+
 /* What holds before any job is decoded: not draining, the batch's size,
  * the owner's limit of unfinished jobs. False once it answered. */
 static bool admit(struct conn *c, json_t *tag, size_t n)
@@ -78,6 +88,7 @@ struct held_req {
 	size_t len;
 	struct dd_fastsub fs; /* the fast path's decoding, or */
 	struct dd_req r;      /* the full decoder's */
+	struct dd_envdec env; /* the batch's "env", which jd points into */
 	struct dd_jobdec *jd;
 	size_t njd;
 	struct dd_job_spec *specs;
@@ -93,6 +104,7 @@ static void held_free(struct held_req *h)
 	if (h->jd)
 		free_jobs(h->jd, h->njd, h->specs); /* the full decoder's specs */
 	dd_fastsub_free(&h->fs);
+	dd_envdec_free(&h->env);
 	dd_req_free(&h->r);
 	free(h->line);
 	free(h);
@@ -128,6 +140,8 @@ static bool submit_rest(struct conn *c, struct pend *p, const struct dd_job_spec
 			 : dd_submit_batch_known(srv->eng, specs + p->sent, n - p->sent, 0,
 						 p->ids + p->sent, p->known + p->sent, &more);
 	p->sent += more;
+	/* the engine holds its own copies of these descriptors now */
+	close_fds(p->fds, before, p->sent);
 	/* Answer once every job is on disk at its level. The engine reports
 	 * that per id (events.c), and this loop reads those reports only
 	 * after this turn: so wait for these now, before a report can pass
@@ -146,6 +160,9 @@ static bool submit_rest(struct conn *c, struct pend *p, const struct dd_job_spec
 	if (rc == -EAGAIN && dd_mono_ns() - p->since < srv->cfg.submit_wait_ns)
 		return false;
 	size_t got = p->sent;
+	close_fds(p->fds, got, n); /* refused: the jobs that did not go in */
+	free(p->fds);
+	p->fds = NULL;
 	/* a known key made no job: the earlier one was counted when it came */
 	int64_t known = 0;
 	for (size_t i = 0; i < got; i++)
@@ -175,7 +192,7 @@ static bool submit_rest(struct conn *c, struct pend *p, const struct dd_job_spec
  * keep the request line and stop reading this connection until
  * dd_submit_retry() gets it in: its later requests are not even read
  * before then. */
-static int decode_jobs(struct dd_req *r, bool batch, struct dd_jobdec *jd,
+static int decode_jobs(struct dd_req *r, bool batch, struct dd_envdec *env, struct dd_jobdec *jd,
 		       struct dd_job_spec *specs, size_t n, size_t *decoded, struct dd_perr *e);
 
 static bool hold(struct conn *c, struct pend *p, const char *line, size_t len)
@@ -199,8 +216,10 @@ static bool hold(struct conn *c, struct pend *p, const char *line, size_t len)
 		h->jd = calloc(h->n, sizeof(*h->jd));
 		h->specs = calloc(h->n, sizeof(*h->specs));
 		if (!h->jd || !h->specs ||
-		    decode_jobs(&h->r, batch, h->jd, h->specs, h->n, &h->njd, &e) < 0)
+		    decode_jobs(&h->r, batch, &h->env, h->jd, h->specs, h->n, &h->njd, &e) < 0)
 			h->n = 0;
+		for (size_t i = 0; p->fds && i < h->n; i++)
+			h->jd[i].exec.stdin_fd = p->fds[i]; /* the descriptors taken the first time */
 	}
 	if (!h->specs || h->n != p->n) { /* out of memory */
 		if (!h->jd && h->specs != h->fs.specs)
@@ -215,9 +234,10 @@ static bool hold(struct conn *c, struct pend *p, const char *line, size_t len)
 	return true;
 }
 
-/* The first try of a decoded submit. */
+/* The first try of a decoded submit. @fds: job i's stdin descriptor (-1
+ * none), or NULL; taken over (set to NULL). */
 static void submit_specs(struct conn *c, json_t *tag, struct dd_job_spec *specs, size_t n,
-			 bool batch, const char *line, size_t len)
+			 bool batch, const char *line, size_t len, int **fds)
 {
 	if (!register_queues(c, tag, specs, n))
 		return;
@@ -228,6 +248,8 @@ static void submit_specs(struct conn *c, json_t *tag, struct dd_job_spec *specs,
 		return;
 	}
 	p->batch = batch;
+	p->fds = *fds;
+	*fds = NULL;
 	dd_events_user_add(c->srv->events, c->uid, (int64_t)n); /* before: an end may come first */
 	if (!submit_rest(c, p, specs, n) && !hold(c, p, line, len)) {
 		p->since = 0; /* cannot hold it: no more waiting */
@@ -235,16 +257,22 @@ static void submit_specs(struct conn *c, json_t *tag, struct dd_job_spec *specs,
 	}
 }
 
-/* Decodes the jobs of a parsed submit (@batch: submit_batch) into @jd and
- * @specs, n of each. Returns 0, or -1 with @e filled and *@at the job at
- * fault; *@decoded counts the @jd to free either way. */
-static int decode_jobs(struct dd_req *r, bool batch, struct dd_jobdec *jd,
+/* Decodes the jobs of a parsed submit (@batch: submit_batch, whose "env"
+ * goes to @env) into @jd and @specs, n of each. Returns 0, -1 with @e
+ * filled and *@decoded the job at fault, or -2 with @e filled when the
+ * batch's "env" is; *@decoded counts the @jd to free either way, and
+ * @env is the caller's to free. */
+static int decode_jobs(struct dd_req *r, bool batch, struct dd_envdec *env, struct dd_jobdec *jd,
 		       struct dd_job_spec *specs, size_t n, size_t *decoded, struct dd_perr *e)
 {
 	json_t *jobs = batch ? json_object_get(r->root, "jobs") : NULL;
-	for (*decoded = 0; *decoded < n; ++*decoded) {
+	*decoded = 0;
+	if (batch && dd_proto_batch_env(r->root, env, e) < 0)
+		return -2;
+	for (; *decoded < n; ++*decoded) {
 		size_t i = *decoded;
-		if (dd_proto_job(batch ? json_array_get(jobs, i) : r->root, !batch, &jd[i], e) < 0) {
+		if (dd_proto_job(batch ? json_array_get(jobs, i) : r->root, !batch, env, &jd[i], e) <
+		    0) {
 			dd_jobdec_free(&jd[i]);
 			return -1;
 		}
@@ -261,25 +289,75 @@ static void free_jobs(struct dd_jobdec *jd, size_t decoded, struct dd_job_spec *
 	free(specs);
 }
 
+/* The descriptors a submit's "stdin_fd" jobs take from @c, oldest first,
+ * into *@fds (job i's, -1 none; NULL when no job asks). False after
+ * answering the error: fewer were passed than asked for (those taken are
+ * closed, as the request used them). */
+static bool take_fds(struct conn *c, struct dd_req *r, bool batch, size_t n, int **fds)
+{
+	json_t *jobs = batch ? json_object_get(r->root, "jobs") : NULL;
+	size_t want = 0;
+	*fds = NULL;
+	for (size_t i = 0; i < n; i++)
+		want += json_is_true(json_object_get(batch ? json_array_get(jobs, i) : r->root,
+						     "stdin_fd"));
+	if (!want)
+		return true;
+	if (!(*fds = malloc(n * sizeof(int)))) {
+		dd_ops_error(c, r->tag, "ENOMEM", "out of memory");
+		return false;
+	}
+	bool missing = false;
+	for (size_t i = 0; i < n; i++) {
+		(*fds)[i] = -1;
+		if (json_is_true(json_object_get(batch ? json_array_get(jobs, i) : r->root, "stdin_fd")) &&
+		    ((*fds)[i] = dd_conn_take_fd(c)) < 0)
+			missing = true;
+	}
+	if (missing) {
+		close_fds(*fds, 0, n);
+		free(*fds);
+		*fds = NULL;
+		dd_ops_error(c, r->tag, "EINVAL",
+			     "'stdin_fd': no file descriptor was passed (send it with SCM_RIGHTS on "
+			     "the Unix socket, with the request or before it)");
+	}
+	return !missing;
+}
+
 void op_submit(struct conn *c, struct dd_req *r, bool batch, const char *line, size_t len)
 {
 	size_t n = batch ? json_array_size(json_object_get(r->root, "jobs")) : 1;
-	if (!admit(c, r->tag, n))
+	int *fds;
+	if (!take_fds(c, r, batch, n, &fds))
 		return;
+	if (!admit(c, r->tag, n)) {
+		close_fds(fds, 0, n);
+		free(fds);
+		return;
+	}
 	struct dd_jobdec *jd = calloc(n, sizeof(*jd));
 	struct dd_job_spec *specs = calloc(n, sizeof(*specs));
+	struct dd_envdec env = {0};
 	struct dd_perr e;
 	size_t decoded = 0;
+	int rc = -1;
 	if (!jd || !specs)
 		dd_ops_error(c, r->tag, "ENOMEM", "out of memory");
-	else if (decode_jobs(r, batch, jd, specs, n, &decoded, &e) < 0 && batch)
+	else if ((rc = decode_jobs(r, batch, &env, jd, specs, n, &decoded, &e)) == -1 && batch)
 		dd_ops_error(c, r->tag, e.code, "jobs[%zu]: %s (nothing was submitted)", decoded,
 			     e.msg);
-	else if (decoded < n)
+	else if (rc < 0)
 		dd_ops_error(c, r->tag, e.code, "%s", e.msg);
-	else
-		submit_specs(c, r->tag, specs, n, batch, line, len);
+	else {
+		for (size_t i = 0; fds && i < n; i++)
+			jd[i].exec.stdin_fd = fds[i];
+		submit_specs(c, r->tag, specs, n, batch, line, len, &fds);
+	}
+	close_fds(fds, 0, n);
+	free(fds);
 	free_jobs(jd, decoded, specs);
+	dd_envdec_free(&env);
 }
 
 bool op_submit_fast(struct conn *c, const char *line, size_t len)
@@ -287,8 +365,9 @@ bool op_submit_fast(struct conn *c, const char *line, size_t len)
 	struct dd_fastsub *fs = &c->srv->fast;
 	if (dd_fastsub_parse(fs, line, len, c->srv->cfg.max_batch) != 1)
 		return false;
+	int *none = NULL;
 	if (admit(c, fs->tag, fs->n))
-		submit_specs(c, fs->tag, fs->specs, fs->n, true, line, len);
+		submit_specs(c, fs->tag, fs->specs, fs->n, true, line, len, &none);
 	return true;
 }
 

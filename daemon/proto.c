@@ -11,7 +11,8 @@
 #include "proto.h"
 
 /* Field types: s string, i integer, n number, b boolean, a array, o object,
- * p priority (string or integer), j any JSON value. */
+ * p priority (string or integer), g signal (string or integer), j any JSON
+ * value. */
 struct field {
 	const char *name;
 	char type;
@@ -29,8 +30,9 @@ static const struct field F_JOB[] = {
 	{"priority", 'p'}, {"after", 'a'}, {"delay", 'n'}, {"timeout", 'n'}, {"retries", 'i'},
 	{"backoff", 'n'}, {"key", 's'}, {"payload", 's'}, {"payload_b64", 's'},
 	{"durability", 's'}, {"output_max", 'i'}, {"rlimits", 'o'}, {"strict", 'b'},
-	{NULL, 0}};
-static const struct field F_BATCH[] = {{"jobs", 'a'}, {NULL, 0}};
+	{"umask", 'i'}, {"stdin", 's'}, {"stdin_fd", 'b'}, {NULL, 0}};
+static const struct field F_BATCH[] = {{"jobs", 'a'}, {"env", 'o'}, {NULL, 0}};
+static const struct field F_SIGNAL[] = {{"id", 'i'}, {"signal", 'g'}, {NULL, 0}};
 static const struct field F_ID[] = {{"id", 'i'}, {NULL, 0}};
 static const struct field F_IDS[] = {{"id", 'i'}, {"ids", 'a'}, {NULL, 0}};
 static const struct field F_WAIT[] = {{"id", 'i'}, {"ids", 'a'}, {"timeout", 'n'}, {NULL, 0}};
@@ -55,7 +57,7 @@ static const struct opdef OPS[OP_COUNT] = {
 	[OP_OUTPUT] = {"output", F_OUTPUT},	[OP_RESERVE] = {"reserve", F_RESERVE},
 	[OP_ACK] = {"ack", F_ACK},		[OP_NACK] = {"nack", F_NACK},
 	[OP_TOUCH] = {"touch", F_TOUCH},	[OP_STATS] = {"stats", F_STATS},
-	[OP_DRAIN] = {"drain", F_NONE},
+	[OP_DRAIN] = {"drain", F_NONE},		[OP_SIGNAL] = {"signal", F_SIGNAL},
 };
 
 const char *dd_op_name(enum dd_op op)
@@ -82,7 +84,8 @@ static bool type_ok(json_t *v, char t)
 	case 'b': return json_is_boolean(v);
 	case 'a': return json_is_array(v);
 	case 'o': return json_is_object(v);
-	case 'p': return json_is_string(v) || json_is_integer(v);
+	case 'p':
+	case 'g': return json_is_string(v) || json_is_integer(v);
 	default: return true;
 	}
 }
@@ -97,6 +100,7 @@ static const char *type_name(char t)
 	case 'a': return "an array";
 	case 'o': return "an object";
 	case 'p': return "a priority name or 0..3";
+	case 'g': return "a signal name or number";
 	default: return "a value";
 	}
 }
@@ -213,29 +217,117 @@ static int job_argv(json_t *a, struct dd_jobdec *jd, struct dd_perr *e)
 	return 0;
 }
 
-static int job_env(json_t *o, struct dd_jobdec *jd, struct dd_perr *e)
+/* Checks an "env" object; *@bytes: what its "K=V\0" strings take. */
+static int env_check(json_t *o, size_t *bytes, struct dd_perr *e)
 {
-	size_t n = json_object_size(o), bytes = 0;
 	const char *k;
 	json_t *v;
+	*bytes = 0;
 	json_object_foreach(o, k, v)
 	{
 		if (!json_is_string(v) || !k[0] || strchr(k, '=') ||
 		    memchr(json_string_value(v), 0, json_string_length(v)))
 			return fail(e, "EINVAL",
 				    "'env' maps names (no '=') to strings without NUL bytes");
-		bytes += strlen(k) + json_string_length(v) + 2;
+		*bytes += strlen(k) + json_string_length(v) + 2;
+	}
+	return 0;
+}
+
+/* Appends "K=V" for each entry of @o not in @skip (may be NULL). */
+static void env_put(json_t *o, json_t *skip, const char **env, size_t *i, char **p)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v)
+	{
+		if (skip && json_object_get(skip, k))
+			continue;
+		env[(*i)++] = *p;
+		*p += sprintf(*p, "%s=%s", k, json_string_value(v)) + 1;
+	}
+}
+
+int dd_proto_batch_env(json_t *root, struct dd_envdec *ed, struct dd_perr *e)
+{
+	memset(ed, 0, sizeof(*ed));
+	json_t *o = json_object_get(root, "env");
+	if (!o)
+		return 0;
+	if (!json_is_object(o))
+		return fail(e, "EINVAL", "field 'env' must be an object");
+	size_t n = json_object_size(o), i = 0;
+	if (env_check(o, &ed->bytes, e) < 0)
+		return -1;
+	if (!(ed->env = calloc(n + 1, sizeof(char *))) || !(ed->buf = malloc(ed->bytes + 1)))
+		return fail(e, "ENOMEM", "out of memory");
+	char *p = ed->buf;
+	env_put(o, NULL, ed->env, &i, &p);
+	ed->obj = o;
+	return 0;
+}
+
+void dd_envdec_free(struct dd_envdec *ed)
+{
+	free(ed->env);
+	free(ed->buf);
+	memset(ed, 0, sizeof(*ed));
+}
+
+/* The job's own "env" (@o, may be NULL) over the batch's (@shared). A job
+ * with none of its own points at the batch's strings, decoded once. */
+static int job_env(json_t *o, const struct dd_envdec *shared, struct dd_jobdec *jd,
+		   struct dd_perr *e)
+{
+	size_t bytes = 0;
+	if (o && env_check(o, &bytes, e) < 0)
+		return -1;
+	if (!o || !json_object_size(o)) {
+		if (shared && shared->env)
+			jd->exec.env = shared->env;
+		else if (o && !(jd->exec.env = jd->env = calloc(1, sizeof(char *))))
+			return fail(e, "ENOMEM", "out of memory");
+		return 0;
+	}
+	size_t n = json_object_size(o), i = 0;
+	if (shared && shared->obj) {
+		n += json_object_size(shared->obj);
+		bytes += shared->bytes;
 	}
 	if (!(jd->env = calloc(n + 1, sizeof(char *))) || !(jd->envbuf = malloc(bytes + 1)))
 		return fail(e, "ENOMEM", "out of memory");
 	char *p = jd->envbuf;
-	size_t i = 0;
-	json_object_foreach(o, k, v)
-	{
-		jd->env[i++] = p;
-		p += sprintf(p, "%s=%s", k, json_string_value(v)) + 1;
-	}
+	if (shared && shared->obj)
+		env_put(shared->obj, o, jd->env, &i, &p);
+	env_put(o, NULL, jd->env, &i, &p);
 	jd->exec.env = jd->env;
+	return 0;
+}
+
+/* "umask", "stdin", "stdin_fd": the process's context beyond cwd and env.
+ * The descriptor itself is the server's to supply (stdin_fd stays -1). */
+static int job_context(json_t *o, struct dd_jobdec *jd, struct dd_perr *e)
+{
+	json_t *v;
+	jd->exec.stdin_fd = -1;
+	if ((v = json_object_get(o, "umask"))) {
+		json_int_t m = json_integer_value(v);
+		if (m < 0 || m > 0777)
+			return fail(e, "EINVAL", "'umask' is 0 to 0777 (511)");
+		jd->exec.flags |= DD_EXEC_UMASK;
+		jd->exec.umask = (unsigned)m;
+	}
+	if ((v = json_object_get(o, "stdin"))) {
+		const char *path = json_string_value(v);
+		if (path[0] != '/' || strlen(path) != json_string_length(v))
+			return fail(e, "EINVAL", "'stdin' is an absolute path");
+		jd->exec.stdin_path = path;
+	}
+	if (json_is_true(json_object_get(o, "stdin_fd"))) {
+		if (jd->exec.stdin_path)
+			return fail(e, "EINVAL", "give 'stdin' or 'stdin_fd', not both");
+		jd->exec.flags |= DD_EXEC_STDIN_FD;
+	}
 	return 0;
 }
 
@@ -333,7 +425,8 @@ static int job_payload(json_t *o, struct dd_jobdec *jd, struct dd_perr *e)
 	return 0;
 }
 
-int dd_proto_job(json_t *o, bool top, struct dd_jobdec *jd, struct dd_perr *e)
+int dd_proto_job(json_t *o, bool top, const struct dd_envdec *shared, struct dd_jobdec *jd,
+		 struct dd_perr *e)
 {
 	memset(jd, 0, sizeof(*jd));
 	if (!json_is_object(o))
@@ -357,7 +450,8 @@ int dd_proto_job(json_t *o, bool top, struct dd_jobdec *jd, struct dd_perr *e)
 		if (job_argv(v, jd, e) < 0)
 			return -1;
 		s->exec = &jd->exec;
-		if ((v = json_object_get(o, "env")) && job_env(v, jd, e) < 0)
+		if (job_env(json_object_get(o, "env"), shared, jd, e) < 0 ||
+		    job_context(o, jd, e) < 0)
 			return -1;
 		jd->exec.env_replace = json_is_true(json_object_get(o, "env_replace"));
 		if ((v = json_object_get(o, "cwd"))) {
@@ -375,8 +469,9 @@ int dd_proto_job(json_t *o, bool top, struct dd_jobdec *jd, struct dd_perr *e)
 		if (json_object_get(o, "payload") || json_object_get(o, "payload_b64"))
 			return fail(e, "EINVAL", "a process job (argv) has no payload");
 	} else {
-		static const char *const exec_only[] = {"env", "env_replace", "cwd", "rlimits",
-							"output_max"};
+		static const char *const exec_only[] = {"env",	   "env_replace", "cwd",
+							"rlimits", "output_max",  "umask",
+							"stdin",   "stdin_fd"};
 		for (size_t i = 0; i < sizeof(exec_only) / sizeof(exec_only[0]); i++)
 			if (json_object_get(o, exec_only[i]))
 				return fail(e, "EINVAL", "'%s' needs 'argv'", exec_only[i]);
@@ -439,6 +534,7 @@ void dd_perr_engine(struct dd_perr *e, int err, const char *what)
 		{-EINVAL, "EINVAL"}, {-ENOENT, "ENOENT"}, {-EAGAIN, "EAGAIN"}, {-E2BIG, "E2BIG"},
 		{-ETIMEDOUT, "ETIMEDOUT"}, {-ENOSPC, "ENOSPC"}, {-EIO, "EIO"}, {-ENOMEM, "ENOMEM"},
 		{-ESTALE, "ESTALE"}, {-EPERM, "EPERM"}, {-EOPNOTSUPP, "ENOTSUP"},
+		{-ESRCH, "ESRCH"}, {-ENOSYS, "ENOSYS"},
 	};
 	e->code = "EIO";
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)

@@ -13,7 +13,7 @@
 enum dd_op {
 	OP_PING, OP_AUTH, OP_SUBMIT, OP_SUBMIT_BATCH, OP_GET, OP_WAIT, OP_WATCH, OP_UNWATCH,
 	OP_CANCEL, OP_LIST, OP_OUTPUT, OP_RESERVE, OP_ACK, OP_NACK, OP_TOUCH, OP_STATS,
-	OP_DRAIN, OP_COUNT,
+	OP_DRAIN, OP_SIGNAL, OP_COUNT,
 };
 
 /* An error for the client: a short code ("EINVAL") and a message. */
@@ -50,10 +50,27 @@ struct dd_jobdec {
 	char queue[64];
 };
 
+/* submit_batch's top-level "env", shared by the process jobs of the batch:
+ * decoded once, then each job's "env" adds to it and overrides it. */
+struct dd_envdec {
+	json_t *obj;      /* borrowed from the request; NULL: the batch has none */
+	const char **env; /* "K=V" strings, NULL-terminated */
+	char *buf;
+	size_t bytes;     /* what the strings take, NULs included */
+};
+
+/* Decodes @root's "env" (a submit_batch request) into @ed (zeroed when it
+ * has none). Returns 0, or -1 with @e filled; free @ed either way. */
+int dd_proto_batch_env(json_t *root, struct dd_envdec *ed, struct dd_perr *e);
+void dd_envdec_free(struct dd_envdec *ed);
+
 /* Decodes a submit's fields (@top: the request itself, which also holds
- * op and tag) or one element of submit_batch's "jobs", field names and
- * types checked. Returns 0, or -1 with @e filled. */
-int dd_proto_job(json_t *obj, bool top, struct dd_jobdec *jd, struct dd_perr *e);
+ * op and tag) or one element of submit_batch's "jobs" (@shared: the
+ * batch's env, or NULL; it must outlive @jd), field names and types
+ * checked. A job with "stdin_fd" gets DD_EXEC_STDIN_FD and stdin_fd -1:
+ * the caller supplies the descriptor. Returns 0, or -1 with @e filled. */
+int dd_proto_job(json_t *obj, bool top, const struct dd_envdec *shared, struct dd_jobdec *jd,
+		 struct dd_perr *e);
 void dd_jobdec_free(struct dd_jobdec *jd);
 
 /* Helpers for optional fields that dd_proto_parse() has type-checked. */

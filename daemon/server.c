@@ -123,6 +123,8 @@ static void conn_close(struct conn *c)
 		json_decref(c->watch_tag);
 		c->watching = false;
 	}
+	while (c->nfds)
+		close(c->fds[--c->nfds]);
 	free(c->in);
 	free(c->out);
 	c->in = c->out = NULL;
@@ -130,6 +132,61 @@ static void conn_close(struct conn *c)
 	c->win = NULL;
 	c->in_len = c->in_cap = c->out_len = c->out_off = c->out_cap = 0;
 	dd_conn_unref(c); /* the reference the open socket held */
+}
+
+int dd_conn_take_fd(struct conn *c)
+{
+	if (!c->nfds)
+		return -1;
+	int fd = c->fds[0];
+	memmove(c->fds, c->fds + 1, --c->nfds * sizeof(int));
+	return fd;
+}
+
+/* recv() that also takes the descriptors a Unix peer passed (SCM_RIGHTS)
+ * into c->fds. Returns what recv() would, or -2 after a protocol error
+ * (more descriptors than DD_CONN_FDS unused, or other control data),
+ * which closes the connection once the error is sent. */
+static ssize_t conn_recv(struct conn *c, void *buf, size_t n)
+{
+	if (c->tcp)
+		return recv(c->fd, buf, n, 0);
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int) * DD_CONN_FDS)];
+	} ctl;
+	struct iovec iov = {.iov_base = buf, .iov_len = n};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+			    .msg_controllen = sizeof(ctl.b)};
+	ssize_t k = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
+	if (k < 0)
+		return k;
+	bool bad = (mh.msg_flags & MSG_CTRUNC) != 0;
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h)) {
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) {
+			bad = true;
+			continue;
+		}
+		size_t nfd = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < nfd; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+			if (c->nfds < DD_CONN_FDS)
+				c->fds[c->nfds++] = fd;
+			else {
+				close(fd);
+				bad = true;
+			}
+		}
+	}
+	if (!bad)
+		return k;
+	dd_ops_error(c, NULL, "EPROTO",
+		     "more than %d file descriptors passed and not used, or other control data: "
+		     "closing this connection",
+		     DD_CONN_FDS);
+	c->closing = true;
+	return -2;
 }
 
 void dd_conn_unref(struct conn *c)
@@ -264,7 +321,9 @@ static void conn_read(struct conn *c)
 			c->in = p;
 			c->in_cap = cap;
 		}
-		ssize_t k = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+		ssize_t k = conn_recv(c, c->in + c->in_len, c->in_cap - c->in_len);
+		if (k == -2)
+			break;
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))

@@ -19,6 +19,10 @@
 
 struct dd_server;
 
+/* Descriptors a connection may have passed and not used yet; one more is
+ * a protocol error that closes it. */
+#define DD_CONN_FDS 8
+
 struct conn {
 	struct conn *next, *prev;
 	struct dd_server *srv;
@@ -42,6 +46,8 @@ struct conn {
 	size_t in_len, in_cap;
 	char *out;
 	size_t out_len, out_off, out_cap;
+	int fds[DD_CONN_FDS]; /* passed with SCM_RIGHTS, not used yet: oldest first */
+	unsigned nfds;
 };
 
 /* An answer that waits: submit (until durable), wait, reserve. */
@@ -67,6 +73,8 @@ struct pend {
 	struct held_req *held; /* PEND_SUBMIT held for room (ops_submit.c) */
 	size_t sent;        /* PEND_SUBMIT: jobs in the engine so far */
 	bool *known;        /* PEND_SUBMIT: ids[i] is an earlier job's (known key) */
+	int *fds;           /* PEND_SUBMIT, or NULL: job i's stdin descriptor (-1
+			     * none), closed once the engine has its copy */
 };
 
 struct dd_server {
@@ -111,6 +119,9 @@ void dd_server_destroy(struct dd_server *srv);
 /* Queues one line (adds the newline) for @c; the loop flushes it. */
 void dd_conn_send(struct conn *c, const char *line, size_t len);
 void dd_conn_unref(struct conn *c);
+/* The oldest descriptor @c passed and has not used (the caller owns it
+ * now), or -1 when there is none. */
+int dd_conn_take_fd(struct conn *c);
 void dd_server_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* metrics.c: Prometheus text on --metrics HOST:PORT (libmicrohttpd, its

@@ -34,13 +34,15 @@ int dd_fastsub_agrees(const char *line, size_t len)
 	int agree = dd_proto_parse(line, len, &r, &e) == 0 && r.op == OP_SUBMIT_BATCH &&
 		    !r.tag == !fs.tag && (!r.tag || json_equal(r.tag, fs.tag));
 	json_t *jobs = agree ? json_object_get(r.root, "jobs") : NULL;
-	agree = agree && json_array_size(jobs) == fs.n;
+	struct dd_envdec env = {0};
+	agree = agree && json_array_size(jobs) == fs.n && dd_proto_batch_env(r.root, &env, &e) == 0;
 	for (size_t i = 0; agree && i < fs.n; i++) {
 		struct dd_jobdec jd;
-		agree = dd_proto_job(json_array_get(jobs, i), false, &jd, &e) == 0 &&
+		agree = dd_proto_job(json_array_get(jobs, i), false, &env, &jd, &e) == 0 &&
 			same_spec(&jd.spec, &fs.specs[i]);
 		dd_jobdec_free(&jd);
 	}
+	dd_envdec_free(&env);
 	dd_req_free(&r);
 	return agree ? 1 : -1;
 }
