@@ -456,7 +456,7 @@ struct dd_recovery {
 	uint64_t jobs_retried;  /* were RUNNING: queued for another attempt */
 	uint64_t records_replayed; /* log records applied to the stores */
 	unsigned torn;          /* shards whose log ended in a torn or corrupt
-				 * record (cut off, reported on stderr) */
+				 * record (cut off, reported through on_log) */
 	uint64_t ns;            /* time recovery took */
 };
 int dd_engine_recovery(struct dd_engine *e, struct dd_recovery *out);

@@ -999,8 +999,8 @@ Test(store, schema_2_store_is_upgraded_on_open)
 	cr_assert_eq(mdb_get(t, meta, &k, &d), 0);
 	uint64_t schema;
 	memcpy(&schema, d.mv_data, 8);
-	cr_assert_eq(schema, 4);
-	for (uint64_t bad = 1; bad <= 5; bad += 4) { /* older than 2, newer than 4 */
+	cr_assert_eq(schema, 5);
+	for (uint64_t bad = 1; bad <= 6; bad += 5) { /* older than 2, newer than 5 */
 		raw_set_schema(t, meta, bad);
 		cr_assert_eq(mdb_txn_commit(t), 0);
 		mdb_env_close(env);
