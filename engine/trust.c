@@ -56,13 +56,19 @@ static void chown_name(uint32_t uid, char *buf, size_t n)
 		snprintf(buf, n, "%u", uid);
 }
 
+/* What the message tells the user to pass instead. */
+static const char *other(const char *label)
+{
+	return strcmp(label, "output dir") ? "state dir" : "output dir";
+}
+
 /* Owned by us and closed to others? Else says so, with the fix. */
 static int judge(struct dd_engine *e, const struct stat *sb, const char *label, const char *path,
 		 bool dir)
 {
 	if (dir ? !S_ISDIR(sb->st_mode) : !S_ISREG(sb->st_mode)) {
-		dd_log(e, LOG_ERR, "%s %s is not a %s: remove it, or pass another state dir", label,
-		       path, dir ? "directory" : "regular file");
+		dd_log(e, LOG_ERR, "%s %s is not a %s: remove it, or pass another %s", label, path,
+		       dir ? "directory" : "regular file", other(label));
 		return -EPERM;
 	}
 	bool owner = sb->st_uid == e->euid, mode = !(sb->st_mode & 022);
@@ -80,8 +86,8 @@ static int judge(struct dd_engine *e, const struct stat *sb, const char *label, 
 		snprintf(fix, sizeof(fix), "chmod go-w %s", path);
 	dd_log(e, LOG_ERR,
 	       "%s %s is owned by %s, mode %04o: it must be owned by %s and not writable by "
-	       "group or others: %s, or pass another state dir",
-	       label, path, has, (unsigned)(sb->st_mode & 07777), want, fix);
+	       "group or others: %s, or pass another %s",
+	       label, path, has, (unsigned)(sb->st_mode & 07777), want, fix, other(label));
 	return -EPERM;
 }
 
@@ -98,8 +104,8 @@ static int refuse_open(struct dd_engine *e, int at, const char *name, const char
 			who(sb.st_uid, has, sizeof(has));
 			dd_log(e, LOG_ERR,
 			       "%s %s is a symbolic link (owned by %s): the engine follows no link "
-			       "in its state: put the %s itself there, or pass another state dir",
-			       label, path, has, label);
+			       "in its state: put the %s itself there, or pass another %s",
+			       label, path, has, label, other(label));
 			return -EPERM;
 		}
 		return judge(e, &sb, label, path, dir);
@@ -194,8 +200,9 @@ static int walk_down(struct dd_engine *e, const char *real, const char *label,
 			       "%s %s is under %s, which is owned by %s, mode %04o: every directory "
 			       "above it must be owned by uid 0 (root) or %s and not writable by group "
 			       "or others (sticky ones such as /tmp excepted), or another user could "
-			       "swap the %s: %s, or pass another state dir",
-			       label, what, sofar, has, (unsigned)(sb.st_mode & 07777), want, label, fix);
+			       "swap the %s: %s, or pass another %s",
+			       label, what, sofar, has, (unsigned)(sb.st_mode & 07777), want, label, fix,
+			       other(label));
 			close(fd);
 			return -EPERM;
 		}
@@ -296,6 +303,12 @@ int dd_trust_open(struct dd_engine *e)
 	if (c->state_dir &&
 	    (r = open_top(e, c->state_dir, "state dir", &e->state_fd, &e->state_dir)) < 0)
 		return r;
+	if (e->state_dir && strlen(e->state_dir) > 3900) {
+		/* room for shard-N/store/data.mdb in a path buffer */
+		dd_log(e, LOG_ERR, "state dir %s: the path is too long: pass a shorter one",
+		       e->state_dir);
+		return -ENAMETOOLONG;
+	}
 	if (c->output_dir) {
 		if ((r = open_top(e, c->output_dir, "output dir", &ofd, &e->output_dir)) < 0)
 			return r;
