@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "duration.h"
 #include "dispatchd.h"
 
 void dd_dcfg_defaults(struct dd_dcfg *c)
@@ -39,19 +41,16 @@ static int parse_u64(const char *v, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-/* "1.5" seconds (or "250ms") into ns. */
-static int parse_secs(const char *v, uint64_t *ns)
+/* Graces past some 30 years are typing mistakes. */
+#define GRACE_MAX_NS (1000000000ull * 1000000000ull)
+
+/* A duration (duration.h) of at most @max_ns. */
+static int parse_secs(const char *v, uint64_t max_ns, uint64_t *ns)
 {
-	char *end;
-	errno = 0;
-	double d = strtod(v, &end);
-	if (errno || end == v || d < 0 || d > 1e9)
+	uint64_t x;
+	if (dd_duration_parse(v, &x) < 0 || x > max_ns)
 		return -1;
-	if (!strcmp(end, "ms"))
-		d /= 1000;
-	else if (*end && strcmp(end, "s"))
-		return -1;
-	*ns = (uint64_t)(d * 1e9);
+	*ns = x;
 	return 0;
 }
 
@@ -100,22 +99,25 @@ int dd_dcfg_set(struct dd_dcfg *c, const char *key, const char *v, char *err, si
 	else if (!strcmp(key, "output_max"))
 		bad = parse_u64(v, UINT64_MAX, &u) || (c->output_max = u, 0);
 	else if (!strcmp(key, "kill_grace"))
-		bad = parse_secs(v, &c->kill_grace_ns);
+		bad = parse_secs(v, GRACE_MAX_NS, &c->kill_grace_ns);
 	else if (!strcmp(key, "shutdown_grace"))
-		bad = parse_secs(v, &c->shutdown_grace_ns);
+		bad = parse_secs(v, GRACE_MAX_NS, &c->shutdown_grace_ns);
 	else if (!strcmp(key, "store_lag_max"))
 		bad = parse_u64(v, UINT64_MAX, &u) || u < 1024 || (c->store_lag_max = u, 0);
 	else if (!strcmp(key, "submit_wait"))
-		bad = parse_secs(v, &c->submit_wait_ns) || c->submit_wait_ns > 3600000000000ull;
+		bad = parse_secs(v, 3600000000000ull, &c->submit_wait_ns);
 	else if (!strcmp(key, "spin"))
-		bad = strcmp(v, "auto") ? parse_secs(v, &c->spin_ns) || c->spin_ns > 1000000000ull
+		bad = strcmp(v, "auto") ? parse_secs(v, 1000000000ull, &c->spin_ns)
 					: (c->spin_ns = DD_SPIN_AUTO, 0);
 	else {
 		snprintf(err, errlen, "unknown setting '%s'", key);
 		return -1;
 	}
 	if (bad) {
-		snprintf(err, errlen, "bad value '%s' for %s", v, key);
+		bool dur = !strcmp(key, "kill_grace") || !strcmp(key, "shutdown_grace") ||
+			   !strcmp(key, "submit_wait") || !strcmp(key, "spin");
+		snprintf(err, errlen, "bad value '%s' for %s%s", v, key,
+			 dur ? " (a duration: " DD_DURATION_FORMS ")" : "");
 		return -1;
 	}
 	return 0;
@@ -128,11 +130,38 @@ struct load_ctx {
 	bool failed;
 };
 
+/* Cuts an inline comment off @v: a '#' or ';' at its start or after a
+ * space or tab starts one (as in the example of docs/OPERATIONS.md), and
+ * the blanks before it go with it. inih cuts "; ..." itself only when
+ * built so, and never "# ...". No setting's value holds " #" or " ;". */
+static const char *strip_comment(const char *v, char *buf, size_t n)
+{
+	size_t i = 0, len = strlen(v);
+	for (; i < len; i++)
+		if ((v[i] == '#' || v[i] == ';') && (i == 0 || v[i - 1] == ' ' || v[i - 1] == '\t'))
+			break;
+	if (i == len)
+		return v;
+	while (i && (v[i - 1] == ' ' || v[i - 1] == '\t'))
+		i--;
+	if (i >= n)
+		return NULL;
+	memcpy(buf, v, i);
+	buf[i] = 0;
+	return buf;
+}
+
 static int on_key(void *arg, const char *section, const char *name, const char *value)
 {
 	struct load_ctx *lc = arg;
+	char vbuf[4096];
 	if (lc->failed)
 		return 0;
+	if (!(value = strip_comment(value, vbuf, sizeof(vbuf)))) {
+		snprintf(lc->err, lc->errlen, "the value of %s is too long", name);
+		lc->failed = true;
+		return 0;
+	}
 	if (section[0] && strcmp(section, "dispatchd")) {
 		snprintf(lc->err, lc->errlen, "unknown section [%s]", section);
 		lc->failed = true;
@@ -176,16 +205,24 @@ int dd_dcfg_load_string(struct dd_dcfg *c, const char *text, char *err, size_t e
 	return finish(&lc, ini_parse_string(text, on_key, &lc), "<string>");
 }
 
-void dd_default_socket(char *buf, size_t n, bool for_client)
+bool dd_default_socket(char *buf, size_t n, bool for_client)
 {
 	const char *env = for_client ? getenv("DISPATCHD_SOCKET") : NULL;
 	const char *xdg = getenv("XDG_RUNTIME_DIR");
-	if (env && env[0])
+	uid_t me = geteuid();
+	struct stat st;
+	if (env && env[0]) {
 		snprintf(buf, n, "%s", env);
-	else if (geteuid() != 0 && xdg && xdg[0])
+		return false;
+	}
+	/* an XDG_RUNTIME_DIR that is not ours (su, sudo keep the caller's) is
+	 * passed over: the private directory in /tmp is used instead */
+	if (me != 0 && xdg && xdg[0] == '/' && stat(xdg, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    st.st_uid == me)
 		snprintf(buf, n, "%s/dispatchd.sock", xdg);
-	else if (geteuid() != 0)
-		snprintf(buf, n, "/tmp/dispatchd-%u.sock", (unsigned)geteuid());
+	else if (me != 0)
+		snprintf(buf, n, DD_USER_SOCKET_DIR "/dispatchd.sock", (unsigned)me);
 	else
-		snprintf(buf, n, "/run/dispatchd/dispatchd.sock");
+		snprintf(buf, n, DD_ROOT_SOCKET);
+	return true;
 }

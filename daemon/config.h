@@ -43,8 +43,16 @@ int dd_dcfg_load(struct dd_dcfg *c, const char *path, char *err, size_t errlen);
 int dd_dcfg_load_string(struct dd_dcfg *c, const char *text, char *err, size_t errlen);
 /* One key: the file's and the flags' common path. Returns 0 or -1 (err). */
 int dd_dcfg_set(struct dd_dcfg *c, const char *key, const char *value, char *err, size_t errlen);
-/* The default socket path: $XDG_RUNTIME_DIR/dispatchd.sock for a user,
- * /run/dispatchd/dispatchd.sock for root; DISPATCHD_SOCKET overrides. */
-void dd_default_socket(char *buf, size_t n, bool for_client);
+/* Where a user's daemon listens without XDG_RUNTIME_DIR: a directory of
+ * its own (mode 0700) in /tmp, never a guessable name others may take. */
+#define DD_USER_SOCKET_DIR "/tmp/dispatchd-%u"
+#define DD_ROOT_SOCKET "/run/dispatchd/dispatchd.sock"
+/* The socket path: for root DD_ROOT_SOCKET; for a user
+ * $XDG_RUNTIME_DIR/dispatchd.sock when that is a directory the user owns,
+ * else DD_USER_SOCKET_DIR/dispatchd.sock. For a client (@for_client)
+ * DISPATCHD_SOCKET overrides. Returns true for a default path, whose
+ * directory the daemon creates and both sides check (sockdir.h); false
+ * for DISPATCHD_SOCKET's. */
+bool dd_default_socket(char *buf, size_t n, bool for_client);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "duration.h"
 #include "dd_config.h"
 #include "b64.h"
 
@@ -28,13 +29,17 @@ static void usage(FILE *f)
 		"  get ID                             one job\n"
 		"  wait [--timeout S] ID..            until they end; exit 0 if all succeeded\n"
 		"  cancel ID..                        cancel jobs\n"
-		"  list [--state S] [--queue Q] [--limit N] [--after ID]\n"
+		"  list [--state S] [--queue Q] [--limit N] [--after ID]   --limit 0: every job\n"
 		"  output [--stderr] ID               what a process job wrote\n"
-		"  top [--count N]                    a live view, every second (q to quit)\n"
+		"  top [--count N]                    a live view, every second (q to quit);\n"
+		"                                     --json: one stats object a line\n"
 		"  stats | ping | drain\n"
-		"  -s, --socket PATH   dispatchd's socket (default: $DISPATCHD_SOCKET, else the\n"
-		"                      daemon's default for this user)\n"
-		"  -j, --json          print the daemon's JSON answers\n"
+		"  -s, --socket PATH|HOST:PORT  dispatchd's Unix socket (default: $DISPATCHD_SOCKET,\n"
+		"                      else the daemon's default for this user), or its TCP\n"
+		"                      address (HOST:PORT, [ADDR]:PORT)\n"
+		"  -T, --token-file F  the daemon's TCP token (default: $DISPATCHD_TOKEN_FILE)\n"
+		"  -j, --json          print the daemon's JSON answers, and nothing else, on stdout\n"
+		"  durations (S): 90, 1.5, 90s, 10m, 1h30m, 2d, 250ms, 1:30, 1:00:00\n"
 		"  -h, --help, -V, --version\n");
 }
 
@@ -65,14 +70,25 @@ static int parse_id(const char *s, json_int_t *id)
 	return 0;
 }
 
+/* A duration (duration.h) in seconds. */
 static int parse_secs(const char *s, double *out)
+{
+	uint64_t ns;
+	if (dd_duration_parse(s, &ns) < 0)
+		return -1;
+	*out = (double)ns / 1e9;
+	return 0;
+}
+
+/* A count or an id that may be 0. */
+static int parse_count(const char *s, json_int_t *v)
 {
 	char *end;
 	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || *end || end == s || !(v >= 0))
+	long long x = strtoll(s, &end, 10);
+	if (errno || *end || end == s || x < 0)
 		return -1;
-	*out = v;
+	*v = x;
 	return 0;
 }
 
@@ -328,7 +344,7 @@ static int cmd_wait(struct ctl *c, int argc, char **argv)
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "+t:", o, NULL)) != -1) {
 		if (ch != 't' || parse_secs(optarg, &timeout) < 0)
-			return usage_err("wait: --timeout takes seconds%s", "");
+			return usage_err("wait: --timeout takes a duration (%s)", DD_DURATION_FORMS);
 	}
 	json_t *ids;
 	int rc = ids_arg(argc, argv, optind, &ids);
@@ -373,9 +389,8 @@ static int cmd_cancel(struct ctl *c, int argc, char **argv)
 		json_t *e = json_object_get(x, "error");
 		long long id = (long long)json_integer_value(json_object_get(x, "id"));
 		if (e) {
-			code = 1;
-			fprintf(stderr, "dispatchctl: %lld: %s\n", id,
-				json_string_value(json_object_get(e, "message")));
+			code = 1; /* the message names the job */
+			fprintf(stderr, "dispatchctl: %s\n", json_string_value(json_object_get(e, "message")));
 		} else if (!json_out) {
 			printf("%lld cancelled\n", id);
 		}
@@ -384,6 +399,8 @@ static int cmd_cancel(struct ctl *c, int argc, char **argv)
 	return code;
 }
 
+/* --limit 0 lists every job: page after page of the daemon's largest,
+ * following "next" to the end. --after 0 starts at the first job. */
 static int cmd_list(struct ctl *c, int argc, char **argv)
 {
 	static const struct option o[] = {
@@ -392,33 +409,62 @@ static int cmd_list(struct ctl *c, int argc, char **argv)
 		{NULL, 0, NULL, 0}};
 	json_t *req = json_pack("{s:s}", "op", "list");
 	int ch;
-	json_int_t v;
+	json_int_t v, limit = -1, after = 0;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "+s:q:n:a:", o, NULL)) != -1) {
-		if (ch == 's')
+		if (ch == 's') {
 			json_object_set_new(req, "state", json_string(optarg));
-		else if (ch == 'q')
+		} else if (ch == 'q') {
 			json_object_set_new(req, "queue", json_string(optarg));
-		else if ((ch == 'n' || ch == 'a') && parse_id(optarg, &v) == 0)
-			json_object_set_new(req, ch == 'n' ? "limit" : "after", json_integer(v));
-		else {
-			json_decref(req);
-			return usage_err("list: bad option%s", "");
-		}
-	}
-	json_t *resp = ctl_call(c, req), *r = ctl_result(resp);
-	if (r) {
-		if (json_out) {
-			print_json(r);
+		} else if ((ch == 'n' || ch == 'a') && parse_count(optarg, &v) == 0) {
+			*(ch == 'n' ? &limit : &after) = v;
 		} else {
-			ctl_print_jobs(json_object_get(r, "jobs"), true);
-			if (json_is_integer(json_object_get(r, "next")))
-				printf("(more: --after %lld)\n",
-				       (long long)json_integer_value(json_object_get(r, "next")));
+			json_decref(req);
+			return usage_err("list: --limit takes a count (0: all), --after a job id (0: from "
+					 "the first)%s", "");
 		}
 	}
-	json_decref(resp);
-	return r ? 0 : 1;
+	if (optind != argc) {
+		json_decref(req);
+		return usage_err("list: unexpected argument '%s'", argv[optind]);
+	}
+	bool all = limit == 0;
+	if (limit > 0)
+		json_object_set_new(req, "limit", json_integer(limit));
+	else if (all)
+		json_object_set_new(req, "limit", json_integer(1000)); /* the daemon's most */
+	json_t *jobs = json_array(), *next = json_null();
+	int rc = 0;
+	for (bool first = true;; first = false) {
+		json_object_set_new(req, "after", json_integer(after));
+		json_t *resp = ctl_call(c, json_incref(req)), *r = ctl_result(resp);
+		if (!r) {
+			json_decref(resp);
+			rc = 1;
+			break;
+		}
+		json_t *page = json_object_get(r, "jobs");
+		if (!json_out)
+			ctl_print_jobs(page, first);
+		json_array_extend(jobs, page);
+		json_decref(next);
+		next = json_incref(json_object_get(r, "next"));
+		json_decref(resp);
+		if (!all || !json_is_integer(next))
+			break;
+		after = json_integer_value(next);
+	}
+	if (!rc && json_out) {
+		json_t *out = json_pack("{s:O, s:O}", "jobs", jobs, "next", next);
+		print_json(out);
+		json_decref(out);
+	} else if (!rc && json_is_integer(next)) {
+		fprintf(stderr, "(more: --after %lld)\n", (long long)json_integer_value(next));
+	}
+	json_decref(jobs);
+	json_decref(next);
+	json_decref(req);
+	return rc;
 }
 
 static int cmd_output(struct ctl *c, int argc, char **argv)
@@ -450,12 +496,14 @@ int main(int argc, char **argv)
 	static const struct option o[] = {
 		{"socket", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},	  {"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0}};
+		{"token-file", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0}};
 	char sock[1024] = "";
+	const char *token_file = getenv("DISPATCHD_TOKEN_FILE");
 	int ch;
-	while ((ch = getopt_long(argc, argv, "+s:jhV", o, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+s:T:jhV", o, NULL)) != -1) {
 		switch (ch) {
 		case 's': snprintf(sock, sizeof(sock), "%s", optarg); break;
+		case 'T': token_file = optarg; break;
 		case 'j': json_out = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("dispatchctl %s\n", DD_VERSION); return 0;
@@ -476,10 +524,9 @@ int main(int argc, char **argv)
 		ok |= !strcmp(cmd, known[i]);
 	if (!ok)
 		return usage_err("unknown command '%s'", cmd);
-	if (!sock[0])
-		dd_default_socket(sock, sizeof(sock), true);
+	bool is_default = !sock[0] && dd_default_socket(sock, sizeof(sock), true);
 	struct ctl c;
-	if (ctl_connect(&c, sock) < 0)
+	if (ctl_connect(&c, sock, is_default, token_file) < 0)
 		return 1;
 	int rc;
 	json_int_t id;
@@ -504,7 +551,7 @@ int main(int argc, char **argv)
 		if (ac == 3 && !strcmp(av[1], "--count"))
 			frames = atoi(av[2]);
 		rc = (ac != 1 && (ac != 3 || frames <= 0)) ? usage_err("top [--count N]%s", "")
-							   : ctl_top(&c, frames);
+							   : ctl_top(&c, frames, json_out);
 	} else if (!strcmp(cmd, "stats"))
 		rc = simple(&c, json_pack("{s:s}", "op", "stats"), show_stats);
 	else if (!strcmp(cmd, "ping"))

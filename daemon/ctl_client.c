@@ -10,21 +10,6 @@
 #include "ctl.h"
 #include "wire.h"
 
-int ctl_connect(struct ctl *c, const char *path)
-{
-	memset(c, 0, sizeof(*c));
-	c->fd = dd_wire_connect(path);
-	if (c->fd < 0) {
-		fprintf(stderr,
-			"dispatchctl: cannot connect to %s: %s\n"
-			"  is dispatchd running? (start it, or point -s / DISPATCHD_SOCKET at its socket)\n",
-			path, strerror(-c->fd));
-		c->fd = -1;
-		return -1;
-	}
-	return 0;
-}
-
 void ctl_close(struct ctl *c)
 {
 	if (c->fd >= 0)
@@ -73,7 +58,13 @@ json_t *ctl_call(struct ctl *c, json_t *req)
 	json_object_set_new(req, "tag", json_integer(tag));
 	char *s = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
-	if (!s || dd_wire_send(c->fd, s, strlen(s)) < 0 || dd_wire_send(c->fd, "\n", 1) < 0) {
+	size_t n = s ? strlen(s) : 0;
+	char *req_line = s ? realloc(s, n + 2) : NULL; /* one write: one TCP segment */
+	if (req_line) {
+		s = req_line;
+		memcpy(s + n, "\n", 2);
+	}
+	if (!req_line || dd_wire_send(c->fd, s, n + 1) < 0) {
 		free(s);
 		fprintf(stderr, "dispatchctl: lost the connection to dispatchd\n");
 		return NULL;
@@ -106,8 +97,8 @@ json_t *ctl_result(json_t *resp)
 		return NULL;
 	if (json_is_true(json_object_get(resp, "ok")))
 		return json_object_get(resp, "result");
+	/* the daemon's message says what it is about ("job 42: no such job") */
 	json_t *e = json_object_get(resp, "error");
-	fprintf(stderr, "dispatchctl: %s: %s\n", json_string_value(json_object_get(e, "code")),
-		json_string_value(json_object_get(e, "message")));
+	fprintf(stderr, "dispatchctl: %s\n", json_string_value(json_object_get(e, "message")));
 	return NULL;
 }

@@ -1,8 +1,11 @@
 /* dispatchctl top: a live view of a dispatchd, one frame a second — job
  * rates and latency percentiles of the last second (the daemon's stats
- * window), queue depths, the jitter probe. In a terminal it redraws in place and ends on
- * q or Ctrl-C; otherwise (a pipe) it prints --count frames one after the
- * other. */
+ * window), queue depths, the jitter probe. The first frame has no second
+ * before it: it shows the counts and latencies since the daemon started,
+ * and says so. In a
+ * terminal it redraws in place and ends on q or Ctrl-C; otherwise (a
+ * pipe) it prints --count frames one after the other; with --json each
+ * frame is the stats object, one a line. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -36,7 +39,7 @@ static void fmt_ns(char *buf, size_t n, long long ns)
 		snprintf(buf, n, "%.1fus", (double)ns / 1e3);
 }
 
-static void frame(json_t *st, bool tty)
+static void frame(json_t *st, bool tty, bool first)
 {
 	static const char *const rates[] = {"submitted", "dispatched", "succeeded", "failed",
 					    "retried"};
@@ -51,20 +54,25 @@ static void frame(json_t *st, bool tty)
 	printf("dispatchd  %s  shards %zu  connections %lld  requests %lld%s\n\n", when,
 	       json_array_size(json_object_get(st, "shards")), num(d, "connections"),
 	       num(d, "requests"), json_is_true(json_object_get(d, "draining")) ? "  DRAINING" : "");
-	printf("%-12s", "per second");
+	/* the first window has no frame before it: its counts are the
+	 * totals since the daemon started, and no rate */
+	const char *span = first ? "since start" : "last second";
+	printf("%-12s", first ? "jobs so far" : "per second");
 	for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++)
 		printf(" %12s", rates[i]);
-	printf("\n%-12s", "");
+	printf("\n%-12s", first ? "since start" : "");
 	for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
-		double r = dt > 0 ? (double)num(t, rates[i]) / dt : 0;
-		printf(" %12.0f", r);
+		if (first)
+			printf(" %12lld", num(t, rates[i]));
+		else
+			printf(" %12.0f", dt > 0 ? (double)num(t, rates[i]) / dt : 0);
 	}
 	printf("\n\n%-12s %12s %12s %12s %12s %12s\n", "jobs now", "waiting", "delayed", "queued",
 	       "running", "in store");
 	printf("%-12s %12lld %12lld %12lld %12lld %12lld\n\n", "", num(t, "waiting"),
 	       num(t, "delayed"), num(t, "queued"), num(t, "running"), num(t, "store_jobs"));
-	printf("%-12s %10s %10s %10s %10s %10s %10s\n", "last second", "count", "p50", "p90",
-	       "p99", "p99.9", "max");
+	printf("%-12s %10s %10s %10s %10s %10s %10s\n", span, "count", "p50", "p90", "p99", "p99.9",
+	       "max");
 	const char *k;
 	json_t *h;
 	json_object_foreach(json_object_get(t, "latency"), k, h)
@@ -102,9 +110,9 @@ static void frame(json_t *st, bool tty)
 	fflush(stdout);
 }
 
-int ctl_top(struct ctl *c, int frames)
+int ctl_top(struct ctl *c, int frames, bool json)
 {
-	bool tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+	bool tty = !json && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
 	struct termios saved, raw;
 	if (tty && tcgetattr(STDIN_FILENO, &saved) == 0) {
 		raw = saved;
@@ -124,7 +132,15 @@ int ctl_top(struct ctl *c, int frames)
 			rc = 1;
 			break;
 		}
-		frame(r, tty);
+		if (json) {
+			char *line = json_dumps(r, JSON_COMPACT);
+			if (line)
+				puts(line);
+			free(line);
+			fflush(stdout);
+		} else {
+			frame(r, tty, n == 0);
+		}
 		json_decref(resp);
 		if (frames > 0 && n + 1 >= frames)
 			break;

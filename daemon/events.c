@@ -128,7 +128,8 @@ void dd_events_on_event(const struct dd_event *ev, void *arg)
 		return;
 	struct dd_evrec r = {.ev = *ev};
 	snprintf(r.kind, sizeof(r.kind), "%s", ev->kind ? ev->kind : "");
-	r.ev.kind = NULL; /* the server uses r.kind */
+	snprintf(r.reason, sizeof(r.reason), "%s", ev->reason ? ev->reason : "");
+	r.ev.kind = r.ev.reason = NULL; /* the server uses r.kind, r.reason */
 	pthread_mutex_lock(&q->mu);
 	if (push(&q->ev[0], &r, 1) == 0)
 		ring(q);

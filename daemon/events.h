@@ -23,11 +23,13 @@ void dd_events_on_event(const struct dd_event *ev, void *arg);
 void dd_events_on_durable(const uint64_t *ids, size_t n, void *arg);
 /* Interest: ends are queued while ends > 0, every change while all > 0. */
 void dd_events_want(struct dd_events *q, int ends, int all);
-/* A state change as queued: the event, with its kind copied (the engine's
- * pointer is good only during the callback). */
+/* A state change as queued: the event, with its kind and reason copied
+ * (the engine's pointers are good only during the callback; a reason may
+ * be the job's own text). ev.kind and ev.reason are NULL. */
 struct dd_evrec {
 	struct dd_event ev;
 	char kind[64];
+	char reason[DD_REASON_MAX];
 };
 
 /* Server: swaps out what was queued. The arrays stay valid until the next

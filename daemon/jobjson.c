@@ -21,7 +21,7 @@ json_t *dd_job_json(const struct dd_server *srv, const struct dd_job_info *in)
 			      "id", (json_int_t)in->id, "state", dd_state_name(in->state),
 			      "queue", in->kind, "priority", prio_name(in->priority),
 			      "attempt", (int)in->attempt, "max_attempts", (int)in->max_attempts,
-			      "result", in->result, "reason", in->reason ? in->reason : "",
+			      "result", in->result, "reason", in->reason,
 			      "uid", (int)in->uid, "gid", (int)in->gid, "shard", (int)in->shard);
 	if (!o)
 		return NULL;

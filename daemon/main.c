@@ -11,6 +11,7 @@
 #include "events.h"
 #include "notify.h"
 #include "server.h"
+#include "sockdir.h"
 
 static void usage(FILE *f)
 {
@@ -20,7 +21,8 @@ static void usage(FILE *f)
 		"                 [--durability none|buffered|fsync] [-c CONFIG] [-v]\n"
 		"  -d, --state-dir DIR     job log, store and output files (required)\n"
 		"  -s, --socket PATH       Unix socket (default: $XDG_RUNTIME_DIR/dispatchd.sock,\n"
-		"                          or /run/dispatchd/dispatchd.sock as root)\n"
+		"                          else /tmp/dispatchd-UID/dispatchd.sock; as root\n"
+		"                          /run/dispatchd/dispatchd.sock)\n"
 		"  -l, --listen HOST:PORT  also listen on TCP (needs --token-file)\n"
 		"  -t, --token-file F      the token TCP clients must send first\n"
 		"  -m, --metrics HOST:PORT serve Prometheus metrics at /metrics (HOST defaults\n"
@@ -78,6 +80,16 @@ static void engine_log(int level, const char *msg, void *arg)
 	dd_server_log("%s", msg);
 }
 
+/* The directory of the default socket: the user's own (0700), or root's
+ * /run/dispatchd (0755: other users reach the socket, whose mode says who
+ * may connect). Refused when someone else owns it or may write it. */
+static int make_socket_dir(const char *sock, char *err, size_t errlen)
+{
+	char dir[1024];
+	dd_sockdir_of(sock, dir, sizeof(dir));
+	return dd_sockdir_make(dir, geteuid(), geteuid() == 0 ? 0755 : 0700, err, errlen);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -101,14 +113,14 @@ int main(int argc, char **argv)
 	dd_dcfg_defaults(&srv.cfg);
 
 	/* the file first, wherever -c is, so that flags override it */
-	int o, verbose = 0;
+	int o, r, verbose = 0;
 	const char *config = NULL;
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, "d:s:l:t:m:c:vhV", opts, NULL)) != -1)
 		if (o == 'c')
 			config = optarg;
 	if (config && dd_dcfg_load(&srv.cfg, config, err, sizeof(err)) < 0) {
-		fprintf(stderr, "dispatchd: %s\n", err);
+		dd_server_log("%s", err);
 		return 2;
 	}
 	optind = 1;
@@ -126,7 +138,7 @@ int main(int argc, char **argv)
 			continue;
 		} else if (o > 0 && o < 128 && keys[o]) {
 			if (dd_dcfg_set(&srv.cfg, keys[o], optarg, err, sizeof(err)) < 0) {
-				fprintf(stderr, "dispatchd: --%s: %s\n", keys[o], err);
+				dd_server_log("--%s: %s", keys[o], err);
 				return 2;
 			}
 		} else {
@@ -135,34 +147,37 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "dispatchd: unexpected argument '%s'\n", argv[optind]);
+		dd_server_log("unexpected argument '%s'", argv[optind]);
 		usage(stderr);
 		return 2;
 	}
 	srv.cfg.verbose = verbose;
 	if (!srv.cfg.state_dir[0]) {
-		fprintf(stderr, "dispatchd: --state-dir is required (where jobs are kept)\n");
+		dd_server_log("--state-dir is required (where jobs are kept)");
 		return 2;
 	}
 	if (srv.cfg.listen[0] && !srv.cfg.token_file[0]) {
-		fprintf(stderr, "dispatchd: --listen needs --token-file: TCP clients must "
-				"authenticate\n");
+		dd_server_log("--listen needs --token-file: TCP clients must authenticate");
 		return 2;
 	}
-	if (!srv.cfg.socket[0])
-		dd_default_socket(srv.cfg.socket, sizeof(srv.cfg.socket), false);
-	if (srv.cfg.log_file[0] && !freopen(srv.cfg.log_file, "a", stderr)) {
+	bool default_socket =
+		!srv.cfg.socket[0] && dd_default_socket(srv.cfg.socket, sizeof(srv.cfg.socket), false);
+	if (srv.cfg.log_file[0] && (r = dd_server_open_log(srv.cfg.log_file)) < 0) {
 		fprintf(stdout, "dispatchd: cannot open log file %s: %s\n", srv.cfg.log_file,
-			strerror(errno));
+			strerror(-r));
 		return 1;
 	}
 	setvbuf(stderr, NULL, _IOLBF, 0);
+	if (default_socket && make_socket_dir(srv.cfg.socket, err, sizeof(err)) < 0) {
+		dd_server_log("%s", err);
+		return 1;
+	}
 	/* the state dir is checked by the engine (dd_engine_create) */
 	if (srv.cfg.token_file[0] && read_token(&srv, err, sizeof(err)) < 0) {
 		dd_server_log("%s", err);
 		return 1;
 	}
-	int r = dd_server_init(&srv);
+	r = dd_server_init(&srv);
 	if (r < 0) {
 		dd_server_log("cannot start: %s", strerror(-r));
 		return 1;

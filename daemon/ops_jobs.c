@@ -27,21 +27,39 @@ bool get_id(struct conn *c, struct dd_req *r, uint64_t *id)
 	return false;
 }
 
+/* An error about job @id, its message led by "job ID: " so that a client
+ * may show it as it is. */
+static void job_perr(struct dd_perr *e, uint64_t id, int rc, uint32_t owner)
+{
+	dd_perr_engine(e, rc, "");
+	if (rc == -ENOENT)
+		snprintf(e->msg, sizeof(e->msg), "job %llu: no such job", (unsigned long long)id);
+	else if (rc == -EPERM)
+		snprintf(e->msg, sizeof(e->msg),
+			 "job %llu: belongs to uid %u; only that user or root may do that",
+			 (unsigned long long)id, owner);
+	else
+		snprintf(e->msg, sizeof(e->msg), "job %llu: %s", (unsigned long long)id,
+			 dd_strerror(rc));
+}
+
+static void job_error(struct conn *c, json_t *tag, uint64_t id, int rc, uint32_t owner)
+{
+	struct dd_perr e;
+	job_perr(&e, id, rc, owner);
+	dd_ops_error(c, tag, e.code, "%s", e.msg);
+}
+
 /* Looks a job up for @c; answers the error itself and returns false. */
 bool lookup(struct conn *c, json_t *tag, uint64_t id, struct dd_job_info *in, bool own)
 {
 	int rc = dd_job_get(c->srv->eng, id, in);
-	if (rc == -ENOENT) {
-		dd_ops_error(c, tag, "ENOENT", "no job %llu", (unsigned long long)id);
-		return false;
-	}
 	if (rc < 0) {
-		engine_error(c, tag, rc, "get");
+		job_error(c, tag, id, rc, 0);
 		return false;
 	}
 	if (own && !may_touch(c, in)) {
-		dd_ops_error(c, tag, "EPERM", "job %llu belongs to uid %u; only it or root may do that",
-			     (unsigned long long)id, in->uid);
+		job_error(c, tag, id, -EPERM, in->uid);
 		return false;
 	}
 	return true;
@@ -179,7 +197,7 @@ void op_wait(struct conn *c, struct dd_req *r)
 			p->left = 0;
 			for (long k = 0; k < i; k++)
 				dd_idmap_del(srv->end_wait, ids[k], p);
-			engine_error(c, r->tag, rc, "wait");
+			job_error(c, r->tag, ids[i], rc, 0);
 			dd_pend_free(srv, p);
 			return;
 		}
@@ -258,7 +276,7 @@ void op_cancel(struct conn *c, struct dd_req *r)
 		if (lookup(c, r->tag, ids[0], &in, true)) {
 			int rc = dd_cancel(c->srv->eng, ids[0]);
 			if (rc < 0)
-				engine_error(c, r->tag, rc, "cancel");
+				job_error(c, r->tag, ids[0], rc, in.uid);
 			else if (dd_job_get(c->srv->eng, ids[0], &in) == 0)
 				dd_ops_reply(c, r->tag, json_pack("{s:o}", "job", dd_job_json(c->srv, &in)));
 			else
@@ -269,7 +287,7 @@ void op_cancel(struct conn *c, struct dd_req *r)
 	}
 	json_t *res = json_array();
 	for (long i = 0; i < n; i++) {
-		struct dd_job_info in;
+		struct dd_job_info in = {0};
 		int rc = dd_job_get(c->srv->eng, ids[i], &in);
 		if (rc == 0 && !may_touch(c, &in))
 			rc = -EPERM;
@@ -277,7 +295,7 @@ void op_cancel(struct conn *c, struct dd_req *r)
 			rc = dd_cancel(c->srv->eng, ids[i]);
 		struct dd_perr e = {0};
 		if (rc < 0)
-			dd_perr_engine(&e, rc, "cancel");
+			job_perr(&e, ids[i], rc, in.uid);
 		json_array_append_new(res, rc == 0 ? json_pack("{s:I, s:b}", "id", (json_int_t)ids[i], "ok", 1)
 						   : json_pack("{s:I, s:b, s:{s:s, s:s}}", "id",
 							       (json_int_t)ids[i], "ok", 0, "error",

@@ -141,7 +141,9 @@ void on_durable(void *val, uint64_t id, void *arg)
 
 static void send_event(struct dd_server *srv, const struct dd_evrec *r)
 {
-	const struct dd_event *ev = &r->ev;
+	struct dd_event e = r->ev;
+	const struct dd_event *ev = &e;
+	e.reason = r->reason;
 	char key[24];
 	snprintf(key, sizeof(key), "%llu", (unsigned long long)ev->id);
 	for (struct conn *c = srv->conns.next; c != &srv->conns; c = c->next) {
@@ -170,6 +172,27 @@ void dd_ops_events(struct dd_server *srv)
 		if (srv->nwatchers)
 			send_event(srv, &ev[i]);
 	}
+}
+
+/* ETIMEDOUT naming the jobs that had not ended (the first few of them). */
+static void wait_timed_out(struct pend *p)
+{
+	char ids[160];
+	size_t k = 0, named = 0;
+	ids[0] = 0;
+	for (size_t i = 0; i < p->n && named < 5; i++) {
+		if (!json_is_null(json_array_get(p->jobs, i)))
+			continue;
+		k += (size_t)snprintf(ids + k, sizeof(ids) - k, "%s%llu", named ? ", " : "",
+				      (unsigned long long)p->ids[i]);
+		named++;
+	}
+	if (p->left == 1)
+		dd_ops_error(p->c, p->tag, "ETIMEDOUT", "job %s: had not ended within the timeout", ids);
+	else
+		dd_ops_error(p->c, p->tag, "ETIMEDOUT",
+			     "jobs %s%s: %zu of %zu had not ended within the timeout", ids,
+			     p->left > named ? ", ..." : "", p->left, p->n);
 }
 
 void dd_ops_tick(struct dd_server *srv)
@@ -204,9 +227,7 @@ void dd_ops_tick(struct dd_server *srv)
 				dd_pend_free(srv, p);
 		} else if (p->kind == PEND_WAIT && now >= p->deadline) {
 			if (!p->c->dead)
-				dd_ops_error(p->c, p->tag, "ETIMEDOUT",
-					     "%zu of %zu jobs had not ended within the timeout", p->left,
-					     p->n);
+				wait_timed_out(p);
 			dd_pend_free(srv, p);
 		} else if (p->c->dead && p->kind != PEND_SUBMIT) {
 			dd_pend_free(srv, p);

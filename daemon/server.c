@@ -36,18 +36,60 @@ uint64_t dd_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* One line a call, written whole (threads share stderr), stamped with the
+ * UTC time to the millisecond: "2026-12-03T07:14:05.123Z dispatchd: ...". */
 void dd_server_log(const char *fmt, ...)
 {
-	char ts[32];
-	time_t now = time(NULL);
+	char line[2048];
+	struct timespec now;
 	struct tm tm;
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", gmtime_r(&now, &tm));
+	clock_gettime(CLOCK_REALTIME, &now);
+	size_t k = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", gmtime_r(&now.tv_sec, &tm));
+	k += (size_t)snprintf(line + k, sizeof(line) - k, ".%03dZ dispatchd: ",
+			      (int)(now.tv_nsec / 1000000));
 	va_list ap;
 	va_start(ap, fmt);
-	fprintf(stderr, "%sZ dispatchd: ", ts);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	int m = vsnprintf(line + k, sizeof(line) - k - 1, fmt, ap);
 	va_end(ap);
+	k = m < 0 ? k : k + (size_t)m < sizeof(line) - 2 ? k + (size_t)m : sizeof(line) - 2;
+	line[k++] = '\n';
+	fwrite(line, 1, k, stderr);
+}
+
+int dd_server_open_log(const char *path)
+{
+	if (!freopen(path, "a", stderr))
+		return -errno;
+	/* freopen gives a file stream full buffering: a line at a time, so
+	 * that the file says what happened while the daemon runs */
+	setvbuf(stderr, NULL, _IOLBF, 0);
+	return 0;
+}
+
+/* The log or store cannot be written (a full disk, most often): said once
+ * when it begins and once when it ends, not once a refused submit. */
+static void watch_state_error(struct dd_server *srv)
+{
+	uint64_t now = dd_mono_ns();
+	if (!srv->eng || now - srv->state_checked < 100000000ull)
+		return;
+	srv->state_checked = now;
+	int e = dd_state_error(srv->eng);
+	if (e == srv->state_err)
+		return;
+	if (e && !srv->state_err) {
+		srv->state_err_since = now;
+		dd_server_log("the job log or store cannot be written: %s; submissions are refused "
+			      "until it can (free space where %s is)",
+			      dd_strerror(e), srv->cfg.state_dir);
+	} else if (e) {
+		dd_server_log("the job log or store still cannot be written: now %s", dd_strerror(e));
+	} else {
+		dd_server_log("the job log and store are written again: submissions are taken (they "
+			      "were refused for %.1f s)",
+			      (double)(now - srv->state_err_since) / 1e9);
+	}
+	srv->state_err = e;
 }
 
 static void conn_events(struct conn *c)
@@ -327,7 +369,7 @@ static void flush_all(struct dd_server *srv)
 
 static void reload(struct dd_server *srv)
 {
-	if (srv->cfg.log_file[0] && !freopen(srv->cfg.log_file, "a", stderr))
+	if (srv->cfg.log_file[0] && dd_server_open_log(srv->cfg.log_file) < 0)
 		return; /* stderr is gone: nothing to say it on */
 	if (!srv->cfg.config[0]) {
 		dd_server_log("SIGHUP: log reopened (no config file to reload)");
@@ -357,6 +399,7 @@ static void on_signal(struct dd_server *srv)
 	struct signalfd_siginfo si;
 	while (read(srv->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
+			dd_engine_reload(srv->eng); /* owners' passwd entries and groups */
 			reload(srv);
 		} else if (!srv->draining) {
 			dd_server_log("%s: draining", strsignal((int)si.ssi_signo));
@@ -399,6 +442,7 @@ int dd_server_run(struct dd_server *srv)
 		}
 		if (srv->pends.next != &srv->pends)
 			dd_ops_tick(srv);
+		watch_state_error(srv);
 		resume_all(srv);
 		flush_all(srv);
 		bury(srv);

@@ -89,11 +89,16 @@ struct dd_server {
 	struct dd_metrics *metrics;
 	int64_t rt_offset; /* CLOCK_REALTIME - CLOCK_MONOTONIC */
 	struct dd_fastsub fast; /* the submit_batch fast path's buffers */
+	int state_err;          /* dd_state_error() when last read, for the log */
+	uint64_t state_checked, state_err_since;
 };
 
 uint64_t dd_mono_ns(void);
 
 /* server.c */
+/* Points stderr, the log, at @path (appended), a line at a time.
+ * Returns 0 or -errno. */
+int dd_server_open_log(const char *path);
 int dd_server_init(struct dd_server *srv);
 int dd_server_listen_unix(struct dd_server *srv, const char *path, char *err, size_t errlen);
 int dd_server_listen_tcp(struct dd_server *srv, const char *hostport, char *err, size_t errlen);

@@ -109,8 +109,7 @@ static int from_store(struct dd_engine *e, uint64_t id, struct dd_job_info *info
 		info->attempt = job.attempt;
 		info->max_attempts = job.spec.max_attempts;
 		info->result = job.result;
-		/* reason must outlive the call: use the engine's own strings */
-		info->reason = dd_reason_intern(job.reason);
+		snprintf(info->reason, sizeof(info->reason), "%s", job.reason);
 		snprintf(info->kind, sizeof(info->kind), "%.*s", (int)job.spec.kind_len, job.spec.kind);
 		info->shard = dd_id_shard(id);
 		info->worker = job.worker;
@@ -122,6 +121,17 @@ static int from_store(struct dd_engine *e, uint64_t id, struct dd_job_info *info
 	}
 	free(buf);
 	return 0;
+}
+
+int dd_job_signal(struct dd_engine *e, uint64_t id, int sig)
+{
+	if (sig <= 0 || sig > 64)
+		return -EINVAL;
+	struct dd_cmd c = {.type = CMD_SIGNAL, .id = id, .result = sig};
+	int r = dd_cmd_call(e, &c);
+	if (r == DD_EEVICTED && from_store(e, id, NULL) == 0)
+		return DD_ETERMINAL;
+	return r;
 }
 
 int dd_job_get(struct dd_engine *e, uint64_t id, struct dd_job_info *info)
@@ -278,6 +288,9 @@ static void handle(struct dd_shard *s, struct dd_cmd *c)
 		break;
 	case CMD_WAIT_DURABLE:
 		dd_durable_wait_cmd(s, j, c);
+		break;
+	case CMD_SIGNAL:
+		dd_cmd_complete(c, dd_exec_signal(s, j, c->result));
 		break;
 	case CMD_ACK:
 	case CMD_NACK:

@@ -109,6 +109,8 @@ struct dd_sub {
 	uint8_t strict; /* DD_JOB_STRICT */
 	uint8_t exec;   /* the payload is an encoded process spec (exec.c) */
 	uint32_t uid, gid; /* owner */
+	int32_t stdin_fd;  /* DD_EXEC_STDIN_FD: the engine's copy, owned by the
+			    * message and then the record; else -1 */
 };
 
 /* ---- job record ---- */
@@ -120,6 +122,7 @@ enum {
 	JF_EXEC = 8u,      /* a process job: payload is its encoded spec */
 	JF_EXTQ = 16u,     /* queued in an external queue's lanes (lease.c) */
 	JF_LEASED = 32u,   /* running under a lease; the timer is its deadline */
+	JF_REASON_OWN = 64u, /* reason is the record's own arena copy */
 };
 #define DD_HANDLER_UNRESOLVED 0xffffu /* recovered before its kind was registered */
 
@@ -138,6 +141,8 @@ struct dd_jobrec {
 	_Atomic uint32_t cancel; /* 0, or the state the job ended in early */
 	int32_t result;
 	int32_t w_result;   /* written by the worker while JF_ON_WORKER */
+	int32_t stdin_fd;   /* JF_EXEC: stdin of its attempts (read by the
+			     * worker), -1 none; in a hole before w_start_ns */
 	uint64_t w_start_ns; /* likewise */
 	const char *reason;
 	uint64_t timeout_ns, backoff_ns, backoff_max_ns;
@@ -165,7 +170,7 @@ struct dd_jobrec {
 
 enum dd_cmd_type {
 	CMD_GET, CMD_WAIT, CMD_UNWAIT, CMD_CANCEL, CMD_WAIT_DURABLE,
-	CMD_RESERVE, CMD_ACK, CMD_NACK, CMD_TOUCH,
+	CMD_RESERVE, CMD_ACK, CMD_NACK, CMD_TOUCH, CMD_SIGNAL,
 };
 
 struct dd_cmd {
@@ -180,7 +185,7 @@ struct dd_cmd {
 	/* leases: CMD_RESERVE (handler, owner, ttr -> lease), ACK/NACK/TOUCH */
 	uint16_t handler;
 	uint32_t owner, attempt;
-	int result;
+	int result; /* also CMD_SIGNAL: the signal */
 	uint64_t ttr;
 	struct dd_lease *lease;
 	_Atomic uint32_t done; /* futex word: 1 when the reactor has answered */
@@ -339,6 +344,7 @@ struct dd_engine {
 	uint32_t euid, egid; /* the engine's, the default owner */
 	struct dd_tel_probe *probe; /* the jitter probe, or NULL */
 	char probe_status[160];
+	struct dd_creds *creds; /* owners' passwd entries and groups (creds.c) */
 	cpu_set_t proc_cpus; /* the CPUs the process had before we pinned any
 			      * thread: jobs' processes get these, not the
 			      * spawning worker's one CPU */
@@ -398,16 +404,41 @@ static inline void dd_hist_rec(struct dd_shard *s, enum dd_hist_kind k, uint64_t
 void dd_sub_release(struct dd_shard *s, struct dd_sub *m);
 
 /* strings.c: why a job ended, as the engine's own static strings (a
- * record's reason points at one of them, so a reason can be compared by
- * pointer and outlives any record) */
+ * reason of these is compared by pointer). A record's reason points at one
+ * of them, at a process status text (exec.c, static too), or at the
+ * record's own arena copy (JF_REASON_OWN: a text made for this job alone,
+ * such as "cannot enter /x: Permission denied"; at most DD_REASON_MAX
+ * bytes, freed with the record, so reasons cost no more than the records
+ * that hold them). */
 enum {
 	R_HANDLER_FAILED, R_TIMEOUT, R_CANCELLED, R_SHUTDOWN, R_DEPENDENCY, R_LOST,
 	R_NOT_LOGGED, R_LEASE_EXPIRED, R_NACK, R_COUNT,
 };
 extern const char *const dd_reason[R_COUNT];
-/* A reason read back from the store, as one of dd_reason[] ("other" if
- * it is none of them). */
-const char *dd_reason_intern(const char *reason);
+_Static_assert(DD_STATE_REASON_MAX == DD_REASON_MAX, "the store keeps a whole reason");
+
+/* ---- owners' credentials (creds.c): passwd entry and groups per uid,
+ * resolved once and cached (any thread) ---- */
+struct dd_cred {
+	uint32_t uid;
+	int err;          /* 0, or -ENOENT: no passwd entry */
+	int ngroups;
+	uint32_t *groups; /* supplementary groups (getgrouplist of the name) */
+	char *env[4];     /* "USER=", "LOGNAME=", "HOME=", "SHELL=" from passwd */
+	unsigned refs;    /* under the cache's lock */
+	bool stale;       /* dropped by a reload: freed by the last put */
+	struct dd_cred *next;
+};
+struct dd_creds;
+int dd_creds_create(struct dd_creds **out);
+void dd_creds_destroy(struct dd_creds *c);
+/* @uid's entry with a reference (looked up on first use; a uid with no
+ * passwd entry gets one with err set). Returns 0, -ENOMEM, or -errno of a
+ * failed NSS look-up (nothing kept). May block (NSS) the first time. */
+int dd_creds_get(struct dd_creds *c, uint32_t uid, struct dd_cred **out);
+void dd_creds_put(struct dd_creds *c, struct dd_cred *cr);
+/* Forgets every entry: the next get reads passwd and groups again. */
+void dd_creds_reload(struct dd_creds *c);
 
 /* registry.c */
 int dd_handler_find(struct dd_engine *e, const char *name);
@@ -449,6 +480,15 @@ int dd_seq_set(struct dd_shard *s, uint64_t id, uint8_t fate);
 void dd_fate_destroy(struct dd_shard *s);
 
 /* lifecycle.c: state transitions, all on the reactor */
+/* j->reason = @reason, freeing the text j owned before (unless it is
+ * @reason itself). */
+void dd_job_set_reason(struct dd_shard *s, struct dd_jobrec *j, const char *reason);
+/* j->reason = @text, an arena copy j owns from now on. */
+void dd_job_own_reason(struct dd_shard *s, struct dd_jobrec *j, char *text);
+/* An arena copy of @text cut to DD_REASON_MAX - 1 bytes (any thread),
+ * or NULL. */
+char *dd_reason_dup(struct dd_shard *s, const char *text);
+void dd_reason_free(struct dd_shard *s, char *text);
 void dd_job_arrive(struct dd_shard *s, struct dd_sub *m);
 void dd_job_make_ready(struct dd_shard *s, struct dd_jobrec *j);
 void dd_job_finish(struct dd_shard *s, struct dd_jobrec *j, enum dd_state st,
@@ -524,9 +564,8 @@ void dd_exec_shutdown(struct dd_shard *s);
 /* After the ring is closed: frees what is left. */
 void dd_exec_free_all(struct dd_shard *s);
 void dd_exec_grace_over(struct dd_shard *s, struct dd_jobrec *j);
-/* A reason read back from the store that is a process status or an errno
- * text, as the static string; NULL if it is neither. */
-const char *dd_exec_text_intern(const char *reason);
+/* Reactor: dd_job_signal() for a job in memory. */
+int dd_exec_signal(struct dd_shard *s, struct dd_jobrec *j, int sig);
 /* Text for an exit status (result of a process job): "exit 3",
  * "signal 9 (Killed)"; static storage. */
 const char *dd_exec_status_text(int status);
@@ -537,6 +576,8 @@ struct dd_exec_decoded {
 	char **env;   /* NULL-terminated, or NULL */
 	bool env_replace;
 	char *cwd;    /* or NULL */
+	char *stdin_path; /* or NULL */
+	unsigned umask; /* 022 unless the spec gave one */
 	uint64_t output_max;
 	struct dd_rlimit rl[DD_RLIMITS_MAX];
 	unsigned nrl;

@@ -5,9 +5,9 @@
  * shares the worker's memory and suspends it until the child has called
  * execve, so no page tables are copied. We do not call posix_spawn itself
  * because on glibc 2.36 it can neither set rlimits nor drop to the
- * submitting user; the child below does those few system calls and
- * nothing else. (A clone with CLONE_PIDFD on a separate stack would also
- * give the pidfd atomically, but ThreadSanitizer cannot follow a CLONE_VM
+ * submitting user; the child below does those few system calls, looks the
+ * program up in PATH as that user, and nothing else. (A clone with
+ * CLONE_PIDFD on a separate stack would also give the pidfd atomically, but ThreadSanitizer cannot follow a CLONE_VM
  * child, and our sanitizer builds must run this code.) The pidfd is
  * opened right after: our unreaped child's pid cannot be reused. An
  * embedding program must not reap children it did not start (SIGCHLD set
@@ -29,7 +29,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -79,54 +78,108 @@ const char *dd_exec_status_text(int status)
 	return sig_text[sig <= 64 ? sig : 0];
 }
 
-const char *dd_exec_text_intern(const char *reason)
-{
-	pthread_once(&text_once, make_texts);
-	if (!strncmp(reason, "exit ", 5)) {
-		for (int i = 0; i < 256; i++)
-			if (!strcmp(reason, exit_text[i]))
-				return exit_text[i];
-	} else if (!strncmp(reason, "signal ", 7)) {
-		for (int i = 0; i < 65; i++)
-			if (!strcmp(reason, sig_text[i]))
-				return sig_text[i];
-	} else {
-		for (int e = 1; e < 134; e++) {
-			const char *d = strerrordesc_np(e);
-			if (d && !strcmp(reason, d))
-				return d;
-		}
-	}
-	return NULL;
-}
-
 /* ---- spawning (worker) ---- */
 
+/* The step at which the child could not go on, for the reason text. */
+enum step { STEP_SETUP = 1, STEP_CREDS, STEP_CWD, STEP_STDIN, STEP_RLIMIT, STEP_EXEC };
+
+/* What the child leaves in the shared page when it cannot go on. */
+struct report {
+	int err;  /* errno; 0: it exec'd */
+	int step; /* enum step */
+	int arg;  /* STEP_RLIMIT: the resource */
+};
+
 struct spawn_args {
-	const char *path;
+	const char *name;   /* argv[0] */
 	char *const *argv;
 	char *const *envp;
+	const char *search; /* the PATH to look name up in; NULL: name has a '/' */
+	char *buf;          /* room for a candidate path (the child allocates nothing) */
+	size_t bufn;
 	const char *cwd;
+	const char *stdin_path;
+	unsigned umask;
 	int in, out, err;
 	const struct dd_rlimit *rl;
 	unsigned nrl;
 	const cpu_set_t *cpus; /* NULL: keep the worker's */
 	int keep; /* an fd >= 3 to leave open (close-on-exec), or -1 */
-	bool drop;
+	bool drop; /* become uid/gid with groups[] */
 	uid_t uid;
 	gid_t gid;
+	const gid_t *groups;
+	size_t ngroups;
 };
+
+/* execve() of the name, or of each PATH candidate in turn as execvp does:
+ * on to the next candidate after a miss, and EACCES reported over ENOENT
+ * when some candidate was there but could not be run. Returns the errno. */
+static int exec_search(const struct spawn_args *a)
+{
+	if (!a->search) {
+		execve(a->name, a->argv, a->envp);
+		return errno;
+	}
+	size_t nl = strlen(a->name);
+	bool denied = false;
+	for (const char *p = a->search;;) {
+		const char *c = p;
+		while (*c && *c != ':')
+			c++;
+		size_t len = (size_t)(c - p);
+		if (len + nl + 2 <= a->bufn) {
+			/* an empty element is the current directory */
+			if (len) {
+				memcpy(a->buf, p, len);
+				a->buf[len] = '/';
+				memcpy(a->buf + len + 1, a->name, nl + 1);
+			} else {
+				memcpy(a->buf, a->name, nl + 1);
+			}
+			execve(a->buf, a->argv, a->envp);
+			switch (errno) {
+			case EACCES:
+				denied = true;
+				break;
+			case ENOENT:
+			case ENOTDIR:
+			case ESTALE:
+			case ENODEV:
+			case ETIMEDOUT:
+				break;
+			default:
+				return errno; /* there, and cannot be run: say so */
+			}
+		}
+		if (!*c)
+			break;
+		p = c + 1;
+	}
+	return denied ? EACCES : ENOENT;
+}
 
 /* The child, in the worker's memory with the worker suspended (vfork):
  * raw system calls only (glibc's setuid family would try to signal the
- * worker's sibling threads), nothing that takes a lock, no return. Why it
- * could not exec goes into @report, a shared page. Not a pipe: another
- * worker's child, forked meanwhile, would hold its write end open until
- * its own exec, and make us wait for that (it halved the spawn rate). */
-static void __attribute__((noreturn)) child_main(const struct spawn_args *a, volatile int *report)
+ * worker's sibling threads), nothing that takes a lock or allocates, no
+ * return. Why it could not exec goes into @rep, a shared page. Not a
+ * pipe: another worker's child, forked meanwhile, would hold its write
+ * end open until its own exec, and make us wait for that (it halved the
+ * spawn rate).
+ *
+ * A job of another user: groups and gid first, then the file-system uid
+ * alone, so that entering cwd, opening stdin and looking up the program
+ * are checked as the user (the kernel drops root's file capabilities with
+ * the fsuid). The real and effective uid change only before the exec:
+ * until then the user cannot signal (stop) this child, which holds the
+ * worker suspended. Rlimits come after that change, so the kernel checks
+ * them as for the user: no hard limit above the engine's. */
+static void __attribute__((noreturn)) child_main(const struct spawn_args *a,
+						 volatile struct report *rep)
 {
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	sigset_t none;
+	int step = STEP_SETUP, arg = 0;
 	for (int sig = 1; sig < _NSIG; sig++)
 		sigaction(sig, &dfl, NULL); /* the engine's handlers and ignores */
 	sigemptyset(&none);
@@ -144,71 +197,115 @@ static void __attribute__((noreturn)) child_main(const struct spawn_args *a, vol
 	/* not pinned to the worker's CPU: the job may use any of ours */
 	if (a->cpus)
 		syscall(SYS_sched_setaffinity, 0, sizeof(*a->cpus), a->cpus);
+	if (a->drop) {
+		step = STEP_CREDS;
+		if (syscall(SYS_setgroups, a->ngroups, a->groups) < 0 ||
+		    syscall(SYS_setresgid, a->gid, a->gid, a->gid) < 0)
+			goto fail;
+		syscall(SYS_setfsuid, a->uid);
+		if ((uid_t)syscall(SYS_setfsuid, (uid_t)-1) != a->uid) { /* -1 only reads it */
+			errno = EPERM;
+			goto fail;
+		}
+	}
+	step = STEP_CWD;
 	if (a->cwd && chdir(a->cwd) < 0)
 		goto fail;
+	syscall(SYS_umask, a->umask);
+	if (a->stdin_path) {
+		step = STEP_STDIN;
+		/* Not blocking: opening a FIFO without a writer (or a device)
+		 * would hold the worker here for as long as the user likes. The
+		 * job then reads it as usual. fds 0-2 are taken: fd is not one. */
+		int fd = open(a->stdin_path, O_RDONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0 || fcntl(fd, F_SETFL, O_RDONLY) < 0 || dup2(fd, 0) < 0)
+			goto fail;
+		close(fd);
+	}
+	if (a->drop) {
+		step = STEP_CREDS;
+		if (syscall(SYS_setresuid, a->uid, a->uid, a->uid) < 0)
+			goto fail;
+	}
+	step = STEP_RLIMIT;
 	for (unsigned i = 0; i < a->nrl; i++) {
 		struct rlimit r = {.rlim_cur = a->rl[i].cur, .rlim_max = a->rl[i].max};
+		arg = a->rl[i].resource;
 		if (setrlimit(a->rl[i].resource, &r) < 0)
 			goto fail;
 	}
-	if (a->drop && (syscall(SYS_setgroups, 1, &a->gid) < 0 ||
-			syscall(SYS_setresgid, a->gid, a->gid, a->gid) < 0 ||
-			syscall(SYS_setresuid, a->uid, a->uid, a->uid) < 0))
-		goto fail;
-	execve(a->path, a->argv, a->envp);
+	step = STEP_EXEC;
+	errno = exec_search(a);
 fail:
-	*report = errno ? errno : EINVAL;
-	_exit(127);
+	rep->err = errno ? errno : EINVAL;
+	rep->step = step;
+	rep->arg = arg;
+	/* as a shell: 127 not found, 126 found but not run (or not set up) */
+	_exit(step == STEP_EXEC && rep->err == ENOENT ? 127 : 126);
 }
 
 /* Alone in its own frame, so that vfork's shared stack clobbers nothing
  * of the caller's. */
-static pid_t __attribute__((noinline)) start_child(const struct spawn_args *a, volatile int *report)
+static pid_t __attribute__((noinline)) start_child(const struct spawn_args *a,
+						   volatile struct report *rep)
 {
 	pid_t pid = vfork();
 	if (pid == 0)
-		child_main(a, report);
+		child_main(a, rep);
 	return pid;
 }
 
-/* PATH look-up, as execvp would do it, but before the clone. */
-static int resolve(const char *name, char *const *envp, char *buf, size_t n)
+/* Why the child could not go on, into @buf. */
+static void report_text(char *buf, size_t n, const struct report *r, const struct spawn_args *a)
 {
-	if (strchr(name, '/'))
-		return snprintf(buf, n, "%s", name) < (int)n ? 0 : -ENAMETOOLONG;
+	const char *e = strerrordesc_np(r->err);
+	if (!e)
+		e = "unknown error";
+	switch (r->step) {
+	case STEP_EXEC:
+		snprintf(buf, n, "%s: %s", a->name, e);
+		break;
+	case STEP_CWD:
+		snprintf(buf, n, "cannot enter %s: %s", a->cwd, e);
+		break;
+	case STEP_STDIN:
+		snprintf(buf, n, "cannot open stdin %s: %s", a->stdin_path, e);
+		break;
+	case STEP_CREDS:
+		snprintf(buf, n, "cannot switch to uid %u gid %u: %s", (unsigned)a->uid,
+			 (unsigned)a->gid, e);
+		break;
+	case STEP_RLIMIT:
+		snprintf(buf, n, "cannot set resource limit %d: %s", r->arg, e);
+		break;
+	default:
+		snprintf(buf, n, "cannot set up the process: %s", e);
+	}
+}
+
+/* The PATH of @envp, or the default execvp uses without one. */
+static const char *env_path(char *const *envp)
+{
 	const char *path = NULL;
 	for (size_t i = 0; envp[i]; i++)
 		if (!strncmp(envp[i], "PATH=", 5))
 			path = envp[i] + 5;
-	if (!path)
-		path = "/usr/local/bin:/usr/bin:/bin";
-	int err = -ENOENT;
-	for (const char *p = path; *p;) {
-		const char *c = strchr(p, ':');
-		size_t len = c ? (size_t)(c - p) : strlen(p);
-		if (snprintf(buf, n, "%.*s/%s", (int)len, len ? p : ".", name) < (int)n) {
-			struct stat st;
-			if (stat(buf, &st) == 0 && S_ISREG(st.st_mode)) {
-				if (access(buf, X_OK) == 0)
-					return 0;
-				err = -EACCES;
-			}
-		}
-		p += len + (c != NULL);
-	}
-	return err;
+	return path ? path : "/usr/local/bin:/usr/bin:/bin";
 }
 
-/* The environment: the engine's with the job's added, or the job's alone. */
-static char **make_env(const struct dd_exec_decoded *x)
+/* The environment. The engine's own job: the engine's with the job's
+ * added, or the job's alone (env_replace). Another user's job (@cr): the
+ * job's alone, whatever env_replace says, and USER, LOGNAME, HOME, SHELL
+ * from its owner's passwd entry where the job gives none. */
+static char **make_env(const struct dd_exec_decoded *x, const struct dd_cred *cr)
 {
 	size_t ne = 0, nx = 0;
-	if (!x->env_replace)
+	if (!cr && !x->env_replace)
 		while (environ[ne])
 			ne++;
 	while (x->env && x->env[nx])
 		nx++;
-	char **v = malloc((ne + nx + 1) * sizeof(char *));
+	char **v = malloc((ne + nx + (cr ? 4 : 0) + 1) * sizeof(char *));
 	if (!v)
 		return NULL;
 	size_t k = 0;
@@ -223,41 +320,75 @@ static char **make_env(const struct dd_exec_decoded *x)
 	}
 	for (size_t m = 0; m < nx; m++)
 		v[k++] = x->env[m];
+	for (int i = 0; cr && i < 4; i++) {
+		size_t kl = (size_t)(strchr(cr->env[i], '=') - cr->env[i]) + 1;
+		bool given = false;
+		for (size_t m = 0; m < nx && !given; m++)
+			given = !strncmp(x->env[m], cr->env[i], kl);
+		if (!given)
+			v[k++] = cr->env[i];
+	}
 	v[k] = NULL;
 	return v;
 }
 
-static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_proc *p)
+/* Starts j's process into @p. Returns 0; -errno when it did not start
+ * (@why: the text, when there is more to say than the errno); or the wait
+ * status (> 0) of a child that could not go on, @why saying why. */
+static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_proc *p, char *why, size_t whyn)
 {
+	struct dd_engine *e = s->eng;
 	struct dd_exec_decoded x;
+	struct dd_cred *cr = NULL;
 	char path[4096];
 	char **envp = NULL;
 	int in = -1, rc;
 	if ((rc = dd_exec_decode(j->payload, j->payload_len, &x)) < 0)
 		return rc;
-	if (!(envp = make_env(&x))) {
+	p->out_max = x.output_max ? x.output_max : e->cfg.output_max;
+	p->id = j->id;
+	if ((p->out = dd_output_open(s, p, 1)) < 0 || (p->err = dd_output_open(s, p, 2)) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (j->uid != e->euid) {
+		if ((rc = dd_creds_get(e->creds, j->uid, &cr)) < 0) {
+			const char *d = strerrordesc_np(-rc);
+			snprintf(why, whyn, "cannot look up uid %u: %s", (unsigned)j->uid,
+				 d ? d : "unknown error");
+			goto out;
+		}
+		if (cr->err) {
+			snprintf(why, whyn, "uid %u has no passwd entry", (unsigned)j->uid);
+			rc = cr->err;
+			goto out;
+		}
+	}
+	if (!(envp = make_env(&x, cr))) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	if ((rc = resolve(x.argv[0], envp, path, sizeof(path))) < 0)
-		goto out;
-	p->out_max = x.output_max ? x.output_max : s->eng->cfg.output_max;
-	p->id = j->id;
-	if ((p->out = dd_output_open(s, p, 1)) < 0 || (p->err = dd_output_open(s, p, 2)) < 0 ||
-	    (in = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+	if (j->stdin_fd < 0 && (in = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
 		rc = -errno;
 		goto out;
 	}
 	struct spawn_args a = {
-		.path = path, .argv = x.argv, .envp = envp, .cwd = x.cwd,
-		.in = in, .out = p->out, .err = p->err, .rl = x.rl, .nrl = x.nrl,
-		/* as root, a job runs as its owner; root only if root owns it */
-		.drop = geteuid() == 0 && j->uid != 0, .uid = j->uid, .gid = j->gid,
-		.cpus = s->eng->proc_cpus_ok ? &s->eng->proc_cpus : NULL, .keep = -1,
+		.name = x.argv[0], .argv = x.argv, .envp = envp,
+		.search = strchr(x.argv[0], '/') ? NULL : env_path(envp),
+		.buf = path, .bufn = sizeof(path),
+		.cwd = x.cwd, .stdin_path = x.stdin_path, .umask = x.umask,
+		.in = j->stdin_fd >= 0 ? j->stdin_fd : in, .out = p->out, .err = p->err,
+		.rl = x.rl, .nrl = x.nrl,
+		.cpus = e->proc_cpus_ok ? &e->proc_cpus : NULL, .keep = -1,
+		/* as root, another user's job runs as that user; root's only if
+		 * root owns it */
+		.drop = e->euid == 0 && cr, .uid = j->uid, .gid = j->gid,
+		.groups = cr ? (const gid_t *)cr->groups : NULL,
+		.ngroups = cr ? (size_t)cr->ngroups : 0,
 	};
 	/* MAP_SHARED, so that it is shared even where vfork is a fork (the
 	 * ThreadSanitizer runtime makes it one) */
-	static _Thread_local volatile int *report;
+	static _Thread_local volatile struct report *report;
 	if (!report) {
 		void *pg = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 		if (pg == MAP_FAILED) {
@@ -266,7 +397,7 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_proc *p)
 		}
 		report = pg;
 	}
-	*report = 0;
+	report->err = 0;
 #ifdef VFORK_IS_FORK
 	int sync[2]; /* the child holds the write end until exec or exit */
 	if (pipe2(sync, O_CLOEXEC) < 0) {
@@ -295,23 +426,28 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_proc *p)
 		goto out;
 	}
 	/* vfork returned: the child has called execve, or failed and exited */
-	int fail = *report;
+	struct report r = {report->err, report->step, report->arg};
 	/* Our child, not yet waited for: its pid cannot have been reused. */
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (fail || pidfd < 0) {
+	if (r.err || pidfd < 0) {
 		/* it exited without exec (or we cannot watch it): reap it */
+		siginfo_t si = {0};
 		if (pidfd < 0) {
-			if (!fail) {
-				fail = errno;
+			if (!r.err) {
+				r.err = errno;
 				kill(pid, SIGKILL);
 			}
-			waitpid(pid, NULL, __WALL);
+			waitid(P_PID, (id_t)pid, &si, WEXITED | __WALL);
 		} else {
-			siginfo_t si;
 			waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | __WALL);
 			close(pidfd);
 		}
-		rc = -(fail ? fail : EIO);
+		if (r.step && si.si_code == CLD_EXITED) {
+			report_text(why, whyn, &r, &a);
+			rc = (si.si_status & 0xff) << 8;
+		} else {
+			rc = -(r.err ? r.err : EIO);
+		}
 		goto out;
 	}
 	p->pid = pid;
@@ -321,6 +457,7 @@ out:
 	if (in >= 0)
 		close(in);
 	free(envp);
+	dd_creds_put(e->creds, cr);
 	dd_exec_decoded_free(&x);
 	return rc;
 }
@@ -344,14 +481,27 @@ void dd_exec_spawn(struct dd_shard *s, struct dd_jobrec *j)
 	}
 	p->out = p->err = p->pidfd = -1;
 	p->j = j;
-	int rc = spawn(s, j, p);
-	if (rc < 0) {
+	char why[DD_REASON_MAX];
+	why[0] = 0;
+	int rc = spawn(s, j, p, why, sizeof(why));
+	if (rc != 0) {
+		j->w_result = rc;
+		if (why[0]) {
+			/* The reactor takes the text (without memory for it, it
+			 * falls back to a static one) and names the output files:
+			 * the job's stderr says it too, as a shell's (and Slurm's)
+			 * would. pid 0: no process. */
+			p->why = dd_reason_dup(s, why);
+			if (p->err >= 0)
+				dprintf(p->err, "dispatchd: %s\n", why);
+			j->proc = p;
+			return;
+		}
 		if (p->out >= 0)
 			close(p->out);
 		if (p->err >= 0)
 			close(p->err);
 		free(p);
-		j->w_result = rc;
 		return;
 	}
 	j->proc = p;
@@ -402,6 +552,19 @@ static void signal_group(struct dd_proc *p, int sig)
 		syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0);
 }
 
+int dd_exec_signal(struct dd_shard *s, struct dd_jobrec *j, int sig)
+{
+	(void)s;
+	if (dd_state_terminal((enum dd_state)j->state))
+		return DD_ETERMINAL;
+	/* on its worker, j->proc is the worker's to write */
+	if (!(j->flags & JF_EXEC) || j->state != DD_RUNNING || (j->flags & JF_ON_WORKER) ||
+	    !j->proc)
+		return -ESRCH;
+	signal_group(j->proc, sig);
+	return 0;
+}
+
 void dd_exec_kill(struct dd_shard *s, struct dd_jobrec *j)
 {
 	/* still on its worker, which writes j->proc: dd_exec_started() will
@@ -420,14 +583,33 @@ void dd_exec_started(struct dd_shard *s, struct dd_jobrec *j)
 {
 	struct dd_proc *p = j->proc;
 	uint32_t how = atomic_load_explicit(&j->cancel, memory_order_relaxed);
-	if (!p) {
-		int err = j->w_result;
-		if (how)
+	if (!p || !p->pid) {
+		/* it did not start: w_result is -errno, or the wait status of a
+		 * child that could not go on (126, 127) */
+		char *why = NULL;
+		if (p) {
+			why = p->why;
+			dd_output_cap(s, p, true);
+			j->proc = NULL;
+			proc_free(s, p);
+		}
+		int res = j->w_result;
+		if (how) {
+			dd_reason_free(s, why);
 			dd_job_finish(s, j, (enum dd_state)how, j->reason);
-		else
-			dd_job_attempt_done(s, j, err,
-					    strerrordesc_np(-err) ? strerrordesc_np(-err)
-								   : dd_reason[R_HANDLER_FAILED]);
+			return;
+		}
+		const char *reason;
+		if (why) {
+			dd_job_own_reason(s, j, why);
+			reason = why;
+		} else if (res > 0) {
+			reason = dd_exec_status_text(res);
+		} else {
+			reason = strerrordesc_np(-res) ? strerrordesc_np(-res)
+						       : dd_reason[R_HANDLER_FAILED];
+		}
+		dd_job_attempt_done(s, j, res, reason);
 		return;
 	}
 	j->pid = p->pid;

@@ -18,6 +18,8 @@ struct dd_proc {
 	uint64_t id;
 	bool named[2]; /* the output file has its name (see dd_output_open) */
 	bool kill_sent;
+	char *why; /* pid 0: the process did not start, and why (an arena
+		    * copy the reactor hands to the job's reason), or NULL */
 	siginfo_t si; /* IORING_OP_WAITID writes here */
 };
 

@@ -1,10 +1,17 @@
 /* A process spec as bytes: the payload of a process job, so that the log,
  * the store and recovery carry it like any payload.
  *
- *   u32 magic "DDX1"   u32 flags (1 env_replace, 2 cwd present)
+ *   u32 magic "DDX1"   u32 flags (1 env_replace, 2 cwd present,
+ *                                 4 umask present, 8 stdin path present)
  *   u64 output_max     u32 nrlimits   u32 argc   u32 envc
+ *   [u32 umask]
  *   nrlimits x { i32 resource, u64 cur, u64 max }
- *   [cwd] argv[argc] env[envc], each u32 length + bytes (no NUL)
+ *   [cwd] [stdin path] argv[argc] env[envc], each u32 length + bytes (no NUL)
+ *
+ * The optional fields only follow their flag bits, so a spec without them
+ * encodes as it did before they existed, and every payload an earlier
+ * engine wrote decodes as it was meant. (stdin_fd is not here: it is not
+ * durable.)
  *
  * Host byte order: a state directory is not moved between machines of
  * different endianness. The decoder trusts nothing (recovered bytes, fuzz). */
@@ -17,6 +24,9 @@
 #define MAGIC 0x31584444u /* "DDX1" */
 #define F_ENV_REPLACE 1u
 #define F_CWD 2u
+#define F_UMASK 4u
+#define F_STDIN 8u
+#define F_ALL (F_ENV_REPLACE | F_CWD | F_UMASK | F_STDIN)
 
 struct wbuf {
 	unsigned char *p;
@@ -46,12 +56,18 @@ static size_t encode(const struct dd_exec_spec *x, struct wbuf *w)
 		envc++;
 	u = MAGIC;
 	put(w, &u, 4);
-	u = (x->env_replace ? F_ENV_REPLACE : 0) | (x->cwd ? F_CWD : 0);
+	bool um = x->flags & DD_EXEC_UMASK;
+	u = (x->env_replace ? F_ENV_REPLACE : 0) | (x->cwd ? F_CWD : 0) | (um ? F_UMASK : 0) |
+	    (x->stdin_path ? F_STDIN : 0);
 	put(w, &u, 4);
 	put(w, &x->output_max, 8);
 	put(w, &x->nrlimits, 4);
 	put(w, &argc, 4);
 	put(w, &envc, 4);
+	if (um) {
+		u = x->umask;
+		put(w, &u, 4);
+	}
 	for (unsigned i = 0; i < x->nrlimits; i++) {
 		int32_t r = x->rlimits[i].resource;
 		put(w, &r, 4);
@@ -60,6 +76,8 @@ static size_t encode(const struct dd_exec_spec *x, struct wbuf *w)
 	}
 	if (x->cwd)
 		put_str(w, x->cwd);
+	if (x->stdin_path)
+		put_str(w, x->stdin_path);
 	for (uint32_t i = 0; i < argc; i++)
 		put_str(w, x->argv[i]);
 	for (uint32_t i = 0; i < envc; i++)
@@ -71,6 +89,11 @@ int dd_exec_encode(const struct dd_exec_spec *x, void **out, size_t *len)
 {
 	if (!x->argv || !x->argv[0] || !x->argv[0][0] || x->nrlimits > DD_RLIMITS_MAX ||
 	    (x->nrlimits && !x->rlimits))
+		return -EINVAL;
+	if ((x->flags & ~(DD_EXEC_UMASK | DD_EXEC_STDIN_FD)) ||
+	    ((x->flags & DD_EXEC_UMASK) && x->umask > 0777) ||
+	    (x->stdin_path && (!x->stdin_path[0] || (x->flags & DD_EXEC_STDIN_FD))) ||
+	    ((x->flags & DD_EXEC_STDIN_FD) && x->stdin_fd < 0))
 		return -EINVAL;
 	for (size_t i = 0; x->env && x->env[i]; i++)
 		if (!strchr(x->env[i], '=') || x->env[i][0] == '=')
@@ -138,10 +161,18 @@ int dd_exec_decode(const void *buf, size_t len, struct dd_exec_decoded *out)
 	get(&r, &argc, 4);
 	get(&r, &envc, 4);
 	/* every string takes at least its 4-byte length: bounds the counts */
-	if (r.bad || magic != MAGIC || (flags & ~(F_ENV_REPLACE | F_CWD)) || nrl > DD_RLIMITS_MAX ||
+	if (r.bad || magic != MAGIC || (flags & ~F_ALL) || nrl > DD_RLIMITS_MAX ||
 	    argc == 0 || argc > len / 4 || envc > len / 4)
 		return -EPROTO;
 	out->env_replace = flags & F_ENV_REPLACE;
+	out->umask = 022;
+	if (flags & F_UMASK) {
+		uint32_t um;
+		get(&r, &um, 4);
+		if (r.bad || um > 0777)
+			return -EPROTO;
+		out->umask = um;
+	}
 	out->nrl = nrl;
 	for (unsigned i = 0; i < nrl; i++) {
 		int32_t res;
@@ -155,9 +186,9 @@ int dd_exec_decode(const void *buf, size_t len, struct dd_exec_decoded *out)
 	if (r.bad)
 		return -EPROTO;
 	/* pointers, then the strings with their NULs: never more than the rest
-	 * of the buffer plus one byte per string */
+	 * of the buffer plus one byte per string (cwd and stdin: 2) */
 	size_t nptr = (size_t)argc + 1 + (envc ? (size_t)envc + 1 : 0);
-	size_t bytes = nptr * sizeof(char *) + (len - r.off) + (size_t)argc + envc + 1;
+	size_t bytes = nptr * sizeof(char *) + (len - r.off) + (size_t)argc + envc + 2;
 	out->blk = malloc(bytes);
 	if (!out->blk)
 		return -ENOMEM;
@@ -165,6 +196,10 @@ int dd_exec_decode(const void *buf, size_t len, struct dd_exec_decoded *out)
 	char *dst = (char *)(ptrs + nptr);
 	if (flags & F_CWD)
 		out->cwd = get_str(&r, &dst);
+	if (flags & F_STDIN) {
+		out->stdin_path = get_str(&r, &dst);
+		r.bad |= out->stdin_path && !out->stdin_path[0];
+	}
 	out->argv = ptrs;
 	for (uint32_t i = 0; i < argc; i++)
 		out->argv[i] = get_str(&r, &dst);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine.h"
 
@@ -44,6 +45,7 @@ struct dd_jobrec *dd_rec_alloc(struct dd_shard *s)
 		__builtin_prefetch(s->freelist, 1);
 	memset(j, 0, offsetof(struct dd_jobrec, inline_payload));
 	j->worker = -1;
+	j->stdin_fd = -1;
 	dd_st_add(s, ST_IN_MEMORY, 1);
 	return j;
 }
@@ -59,6 +61,10 @@ void dd_rec_free(struct dd_shard *s, struct dd_jobrec *j)
 	free(j->dependants);
 	if (j->kind)
 		dd_numa_arena_free(s->arena, j->kind, strlen(j->kind) + 1);
+	if (j->flags & JF_REASON_OWN)
+		dd_reason_free(s, (char *)j->reason);
+	if (j->stdin_fd >= 0)
+		close(j->stdin_fd);
 	j->link.next = (struct dd_queue_node *)s->freelist;
 	s->freelist = j;
 	dd_st_add(s, ST_IN_MEMORY, -1);

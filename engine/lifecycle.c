@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine.h"
 
@@ -13,6 +14,40 @@ static const unsigned gauge_of[DD_STATE_COUNT] = {
 	[DD_SUCCEEDED] = ST_SUCCEEDED, [DD_FAILED] = ST_FAILED,
 	[DD_CANCELLED] = ST_CANCELLED, [DD_TIMED_OUT] = ST_TIMED_OUT,
 };
+
+char *dd_reason_dup(struct dd_shard *s, const char *text)
+{
+	size_t n = strnlen(text, DD_REASON_MAX - 1);
+	char *c = dd_numa_arena_alloc(s->arena, n + 1);
+	if (c) {
+		memcpy(c, text, n);
+		c[n] = 0;
+	}
+	return c;
+}
+
+void dd_reason_free(struct dd_shard *s, char *text)
+{
+	if (text)
+		dd_numa_arena_free(s->arena, text, strlen(text) + 1);
+}
+
+void dd_job_set_reason(struct dd_shard *s, struct dd_jobrec *j, const char *reason)
+{
+	if (j->reason == reason)
+		return;
+	if (j->flags & JF_REASON_OWN) {
+		dd_reason_free(s, (char *)j->reason);
+		j->flags &= (uint8_t)~JF_REASON_OWN;
+	}
+	j->reason = reason;
+}
+
+void dd_job_own_reason(struct dd_shard *s, struct dd_jobrec *j, char *text)
+{
+	dd_job_set_reason(s, j, text);
+	j->flags |= JF_REASON_OWN;
+}
 
 void dd_shard_set_state(struct dd_shard *s, struct dd_jobrec *j, enum dd_state st)
 {
@@ -44,7 +79,8 @@ void dd_job_info_fill(const struct dd_shard *s, const struct dd_jobrec *j,
 	info->attempt = j->attempt;
 	info->max_attempts = j->max_attempts;
 	info->result = j->result;
-	info->reason = j->reason ? j->reason : "";
+	if (j->reason)
+		snprintf(info->reason, sizeof(info->reason), "%s", j->reason);
 	snprintf(info->kind, sizeof(info->kind), "%s",
 		 j->handler == DD_HANDLER_UNRESOLVED ? j->kind : s->eng->handlers[j->handler].name);
 	info->shard = s->index;
@@ -128,6 +164,7 @@ void dd_job_arrive(struct dd_shard *s, struct dd_sub *m)
 	j->level = m->level;
 	j->uid = m->uid;
 	j->gid = m->gid;
+	j->stdin_fd = m->stdin_fd;
 	if (m->exec) {
 		j->flags |= JF_EXEC;
 		j->result = -1; /* no exit status yet */
@@ -180,7 +217,11 @@ void dd_job_finish(struct dd_shard *s, struct dd_jobrec *j, enum dd_state st,
 		dd_queue_lanes_remove(&s->lanes, j->priority, &j->link);
 	if (j->flags & JF_LEASED) /* only then: a worker may be reading flags */
 		j->flags &= (uint8_t)~JF_LEASED;
-	j->reason = reason;
+	dd_job_set_reason(s, j, reason);
+	if (j->stdin_fd >= 0 && !(j->flags & JF_ON_WORKER)) {
+		close(j->stdin_fd); /* no attempt will read it */
+		j->stdin_fd = -1;
+	}
 	/* s->now is read once per reactor turn: a worker's start stamp
 	 * (dd_job_completed) can be later than this turn's */
 	j->ended_ns = s->now > j->started_ns ? s->now : j->started_ns;
@@ -216,7 +257,7 @@ int dd_job_cancel(struct dd_shard *s, struct dd_jobrec *j, enum dd_state how,
 		/* A process: signal it; the job ends when it has gone. */
 		if (!atomic_load_explicit(&j->cancel, memory_order_relaxed)) {
 			atomic_store_explicit(&j->cancel, (uint32_t)how, memory_order_relaxed);
-			j->reason = reason;
+			dd_job_set_reason(s, j, reason);
 			dd_exec_kill(s, j);
 		}
 		return 0;
@@ -259,7 +300,7 @@ void dd_job_attempt_done(struct dd_shard *s, struct dd_jobrec *j, int result,
 		if (wait > j->backoff_max_ns || (wait >> shift) != j->backoff_ns)
 			wait = j->backoff_max_ns;
 		j->not_before_ns = s->now + wait;
-		j->reason = fail_reason; /* why the last attempt failed */
+		dd_job_set_reason(s, j, fail_reason); /* why the last attempt failed */
 		dd_st_add(s, ST_RETRIED, 1);
 		dd_log_retry(s, j);
 		dd_job_make_ready(s, j);

@@ -46,14 +46,3 @@ const char *const dd_reason[R_COUNT] = {
 	[R_NOT_LOGGED] = "not logged",	       [R_LEASE_EXPIRED] = "lease expired",
 	[R_NACK] = "nack",
 };
-
-const char *dd_reason_intern(const char *reason)
-{
-	if (!reason || !reason[0])
-		return "";
-	for (unsigned i = 0; i < R_COUNT; i++)
-		if (strcmp(reason, dd_reason[i]) == 0)
-			return dd_reason[i];
-	const char *x = dd_exec_text_intern(reason);
-	return x ? x : "other";
-}

@@ -5,9 +5,11 @@
  * leave a claimed cell unpublished), then claimed with one CAS, numbered
  * with one fetch_add and published. */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine.h"
 
@@ -93,6 +95,8 @@ void dd_sub_release(struct dd_shard *s, struct dd_sub *m)
 		dd_numa_arena_free(s->arena, m->deps.heap, m->ndeps * sizeof(uint64_t));
 	if (m->key)
 		dd_numa_arena_free(s->arena, m->key, strlen(m->key) + 1);
+	if (m->stdin_fd >= 0)
+		close(m->stdin_fd);
 }
 
 static int sub_prepare(struct dd_shard *s, const struct dd_job_spec *sp, int handler,
@@ -116,6 +120,7 @@ static int sub_prepare(struct dd_shard *s, const struct dd_job_spec *sp, int han
 	m->level = sp->durability && sp->durability < lvl ? (uint8_t)sp->durability : lvl;
 	m->strict = (sp->flags & DD_JOB_STRICT) && m->level > DD_DURABILITY_NONE;
 	m->exec = sp->exec != NULL;
+	m->stdin_fd = -1;
 	if (sp->flags & DD_JOB_OWNER) {
 		m->uid = sp->uid;
 		m->gid = sp->gid;
@@ -159,6 +164,16 @@ static int sub_prepare(struct dd_shard *s, const struct dd_job_spec *sp, int han
 		if (!(m->key = dd_numa_arena_alloc(s->arena, len)))
 			goto nomem;
 		memcpy(m->key, sp->idem_key, len);
+	}
+	/* last: nothing after it can fail, so no path has to close it */
+	if (sp->exec && (sp->exec->flags & DD_EXEC_STDIN_FD) &&
+	    (m->stdin_fd = fcntl(sp->exec->stdin_fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+		int err = -errno;
+		if (m->key)
+			dd_numa_arena_free(s->arena, m->key, strlen(m->key) + 1);
+		dd_numa_arena_free(s->arena, pay, plen);
+		dd_numa_arena_free(s->arena, deps, sp->ndeps * sizeof(uint64_t));
+		return err;
 	}
 	return 0;
 nomem:

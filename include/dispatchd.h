@@ -76,7 +76,8 @@ enum dd_priority {
 };
 #define DD_PRIO_LEVELS 4
 
-/* A resource limit for a process job (setrlimit(2) inside the child). */
+/* A resource limit for a process job: setrlimit(2) inside the child, after
+ * it switched to the job's owner (an owner cannot raise a hard limit). */
 struct dd_rlimit {
 	int resource;  /* RLIMIT_* */
 	uint64_t cur, max;
@@ -86,7 +87,30 @@ struct dd_rlimit {
 /* A process to run: a job with one is started by the process executor
  * (fork-free vfork-style spawn on a worker thread, exit collected through a
  * pidfd on the shard's io_uring) instead of an in-process handler. Every
- * pointer is read during dd_submit() only. */
+ * pointer is read during dd_submit() only.
+ *
+ * Whose process it is. A job owned by the engine's effective uid (the
+ * default) runs as the engine, with the environment env_replace says. A
+ * job owned by another uid (DD_JOB_OWNER) never gets the engine's own
+ * environment, whatever env_replace says: it gets exactly env, plus USER,
+ * LOGNAME, HOME and SHELL from the owner's passwd entry where env has none.
+ * An engine running as root runs such a job as its owner: the owner's
+ * supplementary groups (initgroups semantics, from the owner's passwd name;
+ * resolved once per uid and cached until dd_engine_reload()), gid = the
+ * job's gid, uid = its uid; then, as the owner, it enters cwd, sets the
+ * umask, opens stdin_path, and looks argv[0] up in the PATH of the job's
+ * environment (default "/usr/local/bin:/usr/bin:/bin"). An engine not
+ * running as root cannot switch: it runs such a job as its own user, with
+ * the environment above. A uid with no passwd entry fails the attempt
+ * ("uid N has no passwd entry"; exit_code -1: no process ran).
+ *
+ * A process that cannot start ends its attempt FAILED (retried while
+ * attempts remain) with exit_code 127 when argv[0] is not found, 126 for
+ * any other failure in the child (not executable, cwd, stdin, rlimits,
+ * credentials), and a reason naming the cause: "cannot enter DIR:
+ * Permission denied", "cannot open stdin FILE: No such file or directory",
+ * "ARGV0: No such file or directory". The reason also goes to the job's
+ * stderr as a line "dispatchd: REASON", as a shell would say it. */
 struct dd_exec_spec {
 	const char *const *argv; /* NULL-terminated, at least argv[0]; a name
 				  * without '/' is looked up in PATH */
@@ -98,8 +122,22 @@ struct dd_exec_spec {
 				  * engine's output_max */
 	const struct dd_rlimit *rlimits;
 	unsigned nrlimits;       /* at most DD_RLIMITS_MAX */
+	unsigned flags;          /* DD_EXEC_UMASK | DD_EXEC_STDIN_FD */
+	unsigned umask;          /* with DD_EXEC_UMASK: the process's umask,
+				  * at most 0777 (without it: 022) */
+	const char *stdin_path;  /* opened O_RDONLY as the job's owner in the
+				  * child, after it entered cwd (a relative path
+				  * is relative to cwd); NULL: /dev/null */
+	int stdin_fd;            /* with DD_EXEC_STDIN_FD (and no stdin_path):
+				  * dup'd (close-on-exec) during dd_submit(), read
+				  * by every attempt this engine starts (they share
+				  * its offset); not durable: an attempt after a
+				  * restart reads /dev/null. The engine closes its
+				  * copy when the job ends or leaves memory */
 };
-#define DD_EXEC_MAX (1u << 20) /* encoded argv + env + cwd, bytes */
+#define DD_EXEC_UMASK 1u
+#define DD_EXEC_STDIN_FD 2u
+#define DD_EXEC_MAX (1u << 20) /* encoded argv + env + cwd + stdin_path, bytes */
 
 /* What a submitter asks for. Zero-initialise it and set what you need; every
  * pointer is read during dd_submit() only (the engine copies what it keeps).
@@ -169,6 +207,10 @@ typedef int (*dd_handler_fn)(const struct dd_job *job, void *arg);
  * should poll it and return early. Cheap (one relaxed load). */
 bool dd_job_cancelled(const struct dd_job *job);
 
+/* Bytes of a job's reason text, its NUL included: a longer text (a long
+ * cwd in "cannot enter DIR: ...") is cut to fit. */
+#define DD_REASON_MAX 256
+
 /* A snapshot of a job. */
 struct dd_job_info {
 	uint64_t id;
@@ -177,7 +219,8 @@ struct dd_job_info {
 	uint32_t attempt;
 	uint32_t max_attempts;
 	int result;          /* handler's return value of the last attempt */
-	const char *reason;  /* static text for FAILED/CANCELLED/TIMED_OUT, or "" */
+	char reason[DD_REASON_MAX]; /* why it ended FAILED/CANCELLED/TIMED_OUT
+			      * (or why its last attempt failed), or "" */
 	char kind[64];
 	unsigned shard;
 	int worker;          /* worker of the last attempt, -1 if none */
@@ -207,7 +250,7 @@ struct dd_event {
 	enum dd_state prev_state;
 	uint32_t attempt;
 	int result;
-	const char *reason;
+	const char *reason;   /* as dd_job_info's; valid during the callback */
 	uint64_t intended_ns; /* intended submit time */
 	uint64_t at_ns;       /* when the change happened */
 	uint32_t uid;         /* the job's owner */
@@ -359,6 +402,13 @@ void dd_engine_destroy(struct dd_engine *e);
  *         handlers), -ENOMEM. Handlers cannot be removed. */
 int dd_handler_register(struct dd_engine *e, const char *name, dd_handler_fn fn, void *arg);
 
+/* Re-reads what the engine caches from the system: owners' passwd
+ * entries and supplementary groups (a daemon calls it on SIGHUP). Jobs
+ * started afterwards see the new entries; a spawn under way keeps the
+ * entry it took. Any thread; does not wait for the shards.
+ * @return 0, -ENOMEM. */
+int dd_engine_reload(struct dd_engine *e);
+
 /* Number of shards, and the node each one serves. */
 unsigned dd_engine_shards(const struct dd_engine *e);
 int dd_engine_shard_node(const struct dd_engine *e, unsigned shard);
@@ -373,7 +423,8 @@ int dd_engine_shard_node(const struct dd_engine *e, unsigned shard);
  * already used, no job is created and the first job's id is returned; the
  * same key from another owner is another key.
  * @return 0, -EINVAL (bad spec), DD_ENOHANDLER, DD_EDEPS, -E2BIG (payload,
- *         deps or key too large), -EAGAIN (rings or max_live_jobs full, or
+ *         deps or key too large), -EBADF (exec->stdin_fd is not open),
+ *         -EMFILE (no descriptor left for its copy), -EAGAIN (rings or max_live_jobs full, or
  *         the store over store_lag_max records behind the log; and
  *         no DD_SUBMIT_BLOCK), DD_ESHUTDOWN, -ENOMEM.
  * No system call, lock or allocation for jobs without a key and with a
@@ -407,6 +458,14 @@ int dd_submit_batch_known(struct dd_engine *e, const struct dd_job_spec *specs, 
  * @return 0, DD_ETERMINAL (already ended), -ENOENT (no such job),
  *         DD_EEVICTED, DD_ESHUTDOWN. Blocks for a round trip to the shard. */
 int dd_cancel(struct dd_engine *e, uint64_t id);
+
+/* Sends @sig to the process group of a running process job (the job's
+ * state does not change: the job ends as its process does).
+ * @return 0, -ESRCH (not running a process now: queued, between attempts,
+ *         or its process is being started), -EINVAL (bad signal: 1..64),
+ *         DD_ETERMINAL (already ended), -ENOENT, DD_EEVICTED, DD_ESHUTDOWN.
+ * Blocks for a round trip to the shard. */
+int dd_job_signal(struct dd_engine *e, uint64_t id, int sig);
 
 /* Fills @info with the job's current state.
  * A job no longer in memory is read from the state store when there is

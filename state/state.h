@@ -163,6 +163,10 @@ void dd_state_wal_name(char *buf, size_t n, uint64_t first_lsn);
  * any thread reads. */
 struct dd_state_store;
 
+/* A job's reason text, its NUL included, at most (dispatchd.h's
+ * DD_REASON_MAX); a longer one is cut to fit. */
+#define DD_STATE_REASON_MAX 256
+
 /* Job states are dispatchd.h's numbers (enum dd_state); the store tells
  * these apart. */
 #define DD_STATE_SUCCEEDED 5 /* the first terminal state */
@@ -176,7 +180,7 @@ struct dd_state_job {
 	int32_t result;
 	int32_t worker;
 	uint64_t started_rt, ended_rt;
-	char reason[64];
+	char reason[DD_STATE_REASON_MAX];
 };
 
 struct dd_state_store_opts {

@@ -375,7 +375,8 @@ static bool fold(struct job_hdr *h, const struct dd_rec *r, const char **reason,
 		if (r->attempt > h->attempt)
 			h->attempt = r->attempt;
 		*reason = r->reason;
-		*reason_len = r->reason_len < 63 ? r->reason_len : 63;
+		*reason_len = r->reason_len < DD_STATE_REASON_MAX - 1 ? r->reason_len
+								      : DD_STATE_REASON_MAX - 1;
 		return true;
 	default:
 		return false;
@@ -776,7 +777,8 @@ static int job_decode(uint64_t id, const MDB_val *d, struct dd_state_job *job)
 	if (d->mv_size < sizeof(h))
 		return -EIO;
 	memcpy(&h, d->mv_data, sizeof(h));
-	if (sizeof(h) + h.reason_len + (size_t)h.body_len != d->mv_size || h.reason_len > 63)
+	if (sizeof(h) + h.reason_len + (size_t)h.body_len != d->mv_size ||
+	    h.reason_len >= DD_STATE_REASON_MAX)
 		return -EIO;
 	memset(job, 0, sizeof(*job));
 	job->state = h.state;

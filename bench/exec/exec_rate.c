@@ -6,11 +6,15 @@
  * their ratio.
  *
  *   exec-rate [--seconds S] [--rounds N] [--threads N] [--program PATH] [--no-pin]
- *             [--spin-us N] [--via-daemon [--dispatchd PATH] [--daemon-inflight N]]
+ *             [--spin-us N] [--via-daemon [--dispatchd PATH] [--daemon-inflight N]
+ *             [--env-vars N]]
  *
  * --via-daemon adds a third loop each round: the same jobs submitted to a
  * real dispatchd (durability fsync) over its socket, 64 in flight (a job's
- * round trip there includes the fsync of its submission).
+ * round trip there includes the fsync of its submission). --env-vars N
+ * adds a fourth: the same through the daemon with an environment of N
+ * variables in every job, as `dispatchctl submit` sends the caller's, in
+ * alternating order with the third; the report gives their ratio.
  *
  * By default the engine pins its threads as it always does (reactor on one
  * CPU, workers on the node's others: on 2 CPUs both workers share one);
@@ -40,6 +44,7 @@ static long spin_us = -1; /* -1: the engine's default */
 static bool via_daemon;
 static unsigned daemon_inflight = 64; /* a job's round trip includes an fsync */
 static const char *dispatchd;
+static unsigned env_vars; /* --env-vars: a fourth loop, each job with this many */
 static _Atomic uint64_t ended;
 
 static uint64_t now_ns(void)
@@ -141,7 +146,7 @@ int main(int argc, char **argv)
 		{"threads", required_argument, 0, 't'}, {"program", required_argument, 0, 'p'},
 		{"no-pin", no_argument, 0, 'n'},       {"spin-us", required_argument, 0, 'S'},
 		{"via-daemon", no_argument, 0, 'D'},    {"dispatchd", required_argument, 0, 'P'},
-		{"daemon-inflight", required_argument, 0, 'I'},
+		{"daemon-inflight", required_argument, 0, 'I'}, {"env-vars", required_argument, 0, 'E'},
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0}};
 	unsigned rounds = 5, threads = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
@@ -165,31 +170,48 @@ int main(int argc, char **argv)
 			dispatchd = optarg;
 		else if (c == 'I')
 			daemon_inflight = (unsigned)atoi(optarg);
+		else if (c == 'E')
+			env_vars = (unsigned)atoi(optarg);
 		else {
 			fprintf(c == 'h' ? stdout : stderr,
 				"usage: exec-rate [--seconds S] [--rounds N] [--threads N] [--program P] [--no-pin]\n"
-				"                 [--spin-us N] [--via-daemon [--dispatchd PATH] [--daemon-inflight N]]\n");
+				"                 [--spin-us N] [--via-daemon [--dispatchd PATH] [--daemon-inflight N]\n"
+				"                 [--env-vars N]]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
-	if (rounds < 1 || rounds > 64 || threads < 1 || threads > 256 || seconds <= 0) {
+	if (rounds < 1 || rounds > 64 || threads < 1 || threads > 256 || seconds <= 0 ||
+	    env_vars > 10000 || (env_vars && !via_daemon)) {
 		fprintf(stderr, "exec-rate: bad arguments\n");
 		return 2;
 	}
-	double b[64], en[64], dm[64];
+	double b[64], en[64], dm[64], de[64] = {0};
 	uint64_t failures = 0;
 	for (unsigned i = 0; i < rounds; i++) {
 		b[i] = bare(threads);
 		en[i] = engine(threads, &failures);
-		dm[i] = via_daemon ? daemon_exec_rate(dispatchd, program, seconds, daemon_inflight,
+		/* with and without the environment in turn, each first every
+		 * other round, so that a drift of the machine hurts both alike */
+		bool env_first = env_vars && i % 2;
+		if (env_first)
+			de[i] = daemon_exec_rate(dispatchd, program, env_vars, seconds, daemon_inflight,
+						 &failures);
+		dm[i] = via_daemon ? daemon_exec_rate(dispatchd, program, 0, seconds, daemon_inflight,
 						      &failures)
 				   : 0;
-		fprintf(stderr, "exec-rate: round %u: bare %.0f/s, engine %.0f/s, daemon %.0f/s\n",
+		if (env_vars && !env_first)
+			de[i] = daemon_exec_rate(dispatchd, program, env_vars, seconds, daemon_inflight,
+						 &failures);
+		fprintf(stderr, "exec-rate: round %u: bare %.0f/s, engine %.0f/s, daemon %.0f/s",
 			i + 1, b[i], en[i], dm[i]);
+		if (env_vars)
+			fprintf(stderr, ", daemon with %u variables %.0f/s", env_vars, de[i]);
+		fputc('\n', stderr);
 	}
 	qsort(b, rounds, sizeof(double), cmp);
 	qsort(en, rounds, sizeof(double), cmp);
 	qsort(dm, rounds, sizeof(double), cmp);
+	qsort(de, rounds, sizeof(double), cmp);
 	double mb = b[rounds / 2], me = en[rounds / 2];
 	printf("exec-rate  %s  %u threads/workers (%s)  %u rounds of %.1f s\n", program, threads,
 	       pin ? "engine threads pinned" : "unpinned", rounds, seconds);
@@ -203,6 +225,12 @@ int main(int argc, char **argv)
 		printf("  via dispatchd (fsync)     median %8.0f /s  (min %.0f, max %.0f)\n", md, dm[0],
 		       dm[rounds - 1]);
 		printf("  dispatchd / bare          %8.3f\n", mb > 0 ? md / mb : 0);
+		if (env_vars) {
+			double mv = de[rounds / 2];
+			printf("  via dispatchd, %4u vars  median %8.0f /s  (min %.0f, max %.0f)\n",
+			       env_vars, mv, de[0], de[rounds - 1]);
+			printf("  with vars / without       %8.3f\n", md > 0 ? mv / md : 0);
+		}
 	}
 	if (failures)
 		printf("  failed jobs               %8llu\n", (unsigned long long)failures);

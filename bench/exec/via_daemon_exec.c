@@ -1,7 +1,8 @@
 /* exec-rate --via-daemon: process jobs through a real dispatchd. One
  * socket, pipelined: each "submit" answer is followed by a "wait" for that
  * job, and each "wait" answer by the next "submit", so that @inflight jobs
- * are always in the daemon. */
+ * are always in the daemon. With @env_vars, each job carries an environment
+ * of that many variables of about 50 bytes each, as a shell's would. */
 #include <errno.h>
 #include <ftw.h>
 #include <jansson.h>
@@ -33,8 +34,36 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 	return remove(path);
 }
 
-double daemon_exec_rate(const char *exe, const char *program, double seconds, unsigned inflight,
-			uint64_t *failures)
+/* The submit line, with @env_vars variables in "env"; malloc'd. */
+static char *submit_line(const char *program, unsigned env_vars)
+{
+	json_t *req = json_pack("{s:s, s:s, s:[s]}", "op", "submit", "tag", "s", "argv", program);
+	if (env_vars) {
+		json_t *env = json_object();
+		for (unsigned i = 0; i < env_vars; i++) {
+			char k[32], v[64];
+			snprintf(k, sizeof(k), "DD_BENCH_VAR_%02u", i);
+			snprintf(v, sizeof(v), "/usr/local/share/dispatchd/bench/value-%02u", i);
+			json_object_set_new(env, k, json_string(v));
+		}
+		json_object_set_new(req, "env", env);
+	}
+	char *s = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	if (!s)
+		return NULL;
+	size_t n = strlen(s);
+	char *line = realloc(s, n + 2);
+	if (!line) {
+		free(s);
+		return NULL;
+	}
+	memcpy(line + n, "\n", 2);
+	return line;
+}
+
+double daemon_exec_rate(const char *exe, const char *program, unsigned env_vars, double seconds,
+			unsigned inflight, uint64_t *failures)
 {
 	char path[PATH_MAX], dir[] = "/var/tmp/exec-rate-XXXXXX"; /* mkdtemp fills the X's */
 	exe = dd_wire_dispatchd(exe, path, sizeof(path));
@@ -56,14 +85,9 @@ double daemon_exec_rate(const char *exe, const char *program, double seconds, un
 		fd = dd_wire_connect(sock);
 	}
 	double rate = 0;
-	if (fd < 0)
+	char *submit = submit_line(program, env_vars);
+	if (fd < 0 || !submit)
 		goto out;
-	char submit[PATH_MAX + 64];
-	json_t *av = json_pack("[s]", program);
-	char *avs = json_dumps(av, JSON_COMPACT);
-	snprintf(submit, sizeof(submit), "{\"op\":\"submit\",\"tag\":\"s\",\"argv\":%s}\n", avs);
-	free(avs);
-	json_decref(av);
 	for (unsigned i = 0; i < inflight; i++)
 		if (dd_wire_send(fd, submit, strlen(submit)) < 0)
 			goto out;
@@ -113,6 +137,7 @@ double daemon_exec_rate(const char *exe, const char *program, double seconds, un
 	}
 	rate = (double)(ended - n0) / ((double)(t1 - t0) / 1e9);
 out:
+	free(submit);
 	if (fd >= 0)
 		close(fd);
 	kill(pid, SIGTERM);

@@ -5,8 +5,9 @@
 
 /* Starts a dispatchd (@exe, or the build's), keeps @inflight process jobs
  * of @program in flight over its socket for @seconds after a short warm-up,
- * and returns the jobs ended per second; adds failed jobs to *failures. */
-double daemon_exec_rate(const char *exe, const char *program, double seconds, unsigned inflight,
-			uint64_t *failures);
+ * and returns the jobs ended per second; adds failed jobs to *failures.
+ * @env_vars: variables in each job's environment (0: none sent). */
+double daemon_exec_rate(const char *exe, const char *program, unsigned env_vars, double seconds,
+			unsigned inflight, uint64_t *failures);
 
 #endif

@@ -9,6 +9,8 @@ import base64
 import json
 import os
 import socket
+import stat
+import struct
 
 
 def default_socket():
@@ -16,9 +18,14 @@ def default_socket():
         return os.environ["DISPATCHD_SOCKET"]
     if os.geteuid() == 0:
         return "/run/dispatchd/dispatchd.sock"
-    if os.environ.get("XDG_RUNTIME_DIR"):
-        return os.path.join(os.environ["XDG_RUNTIME_DIR"], "dispatchd.sock")
-    return "/tmp/dispatchd-%d.sock" % os.geteuid()
+    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+    try:
+        st = os.stat(xdg) if xdg.startswith("/") else None
+    except OSError:
+        st = None
+    if st and stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid():
+        return os.path.join(xdg, "dispatchd.sock")
+    return "/tmp/dispatchd-%d/dispatchd.sock" % os.geteuid()
 
 
 class DispatchdError(Exception):
@@ -30,7 +37,15 @@ class DispatchdError(Exception):
 class Dispatchd:
     def __init__(self, path=None):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path or default_socket())
+        path = path or default_socket()
+        self.sock.connect(path)
+        # trust only a daemon of our own uid or root's: another user's
+        # daemon on this path would run our jobs as that user
+        _, uid, _ = struct.unpack("3i", self.sock.getsockopt(
+            socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+        if uid not in (0, os.geteuid()):
+            self.sock.close()
+            raise PermissionError("%s: the daemon runs as uid %d, not as us or root" % (path, uid))
         self.file = self.sock.makefile("rb")
         self.tag = 0
 

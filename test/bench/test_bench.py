@@ -17,6 +17,7 @@ from harness import Client, Daemon, run_cases  # noqa: E402
 
 STDR = os.environ.get("STDR", "build/bench/std-r/std-r")
 PEER_LOAD = os.environ.get("PEER_LOAD", "build/bench/peers/peer-load")
+EXEC_RATE = os.environ.get("EXEC_RATE", "build/bench/exec/exec-rate")
 SOURCE = os.environ.get("SOURCE_ROOT", os.path.join(HERE, "..", ".."))
 
 CASES = {}
@@ -223,6 +224,23 @@ def bad_options_refused():
 
 
 # ---- peers -------------------------------------------------------------------
+
+@case
+def exec_rate_with_an_environment():
+    """exec-rate --env-vars runs the daemon loop with and without the
+    variables in every round and reports both and their ratio; it refuses
+    --env-vars without the daemon."""
+    out, err = run(EXEC_RATE, "--via-daemon", "--env-vars", "50", "--rounds", "2",
+                   "--seconds", "0.3")
+    assert "via dispatchd,   50 vars  median" in out and "with vars / without" in out, out
+    rounds = [l for l in err.splitlines() if "daemon with 50 variables" in l]
+    assert len(rounds) == 2, err
+    for l in rounds:  # every loop ran jobs to their end
+        rates = [float(w.rstrip("/s,")) for w in l.split() if w.endswith("/s,") or w.endswith("/s")]
+        assert len(rates) == 4 and min(rates) > 0, l
+    assert "failed jobs" not in out, out
+    run(EXEC_RATE, "--env-vars", "5", "--rounds", "1", code=2)
+
 
 def need(*tools):
     missing = [t for t in tools if not shutil.which(t)]

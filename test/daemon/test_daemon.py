@@ -342,7 +342,8 @@ def process_jobs():
         assert job["signal"] == 15 and job["exit_code"] is None, job
         j = c.ok("submit", argv=["/nonexistent/binary"])["id"]
         job = c.wait(j)
-        assert job["state"] == "failed" and job["reason"] == "No such file or directory", job
+        assert job["state"] == "failed" and job["exit_code"] == 127, job
+        assert job["reason"] == "/nonexistent/binary: No such file or directory", job
         j = c.ok("submit", argv=["sleep", "30"], timeout=0.2)["id"]
         job = c.wait(j)
         assert job["state"] == "timed_out" and job["signal"] == 15, job
@@ -363,7 +364,7 @@ def process_jobs():
         assert r.stdout == b"out\n" and r.stderr == b"err\n", r
         r = d.ctl("run", "--", "sh", "-c", "kill -KILL $$", check=128 + 9)
         d.ctl("run", "--", "true", check=0)
-        r = d.ctl("run", "--", "/no/such/thing", check=1)
+        r = d.ctl("run", "--", "/no/such/thing", check=127)
         assert b"No such file" in r.stderr
 
 
@@ -805,7 +806,10 @@ def dispatchctl_top():
         c.ok("wait", ids=c.ok("submit_batch", jobs=[{"queue": "dispatchd.noop"}] * 50)["ids"])
         r = d.ctl("top", "--count", "2", check=0)
         out = r.stdout.decode()
-        assert out.count("per second") == 2 and "dispatch" in out and "durable_ack" in out, out
+        # the first frame has no second before it: totals since start, no rate
+        assert out.count("per second") == 1 and out.count("since start") == 2, out
+        assert out.index("since start") < out.index("per second"), out
+        assert "dispatch" in out and "durable_ack" in out and "last second" in out, out
         d.ctl("top", "--count", "x", check=2)
         pid, fd = pty.fork()
         if pid == 0:
@@ -847,6 +851,475 @@ def python_example():
         assert r.returncode == 0, out + r.stderr.decode()
         assert "succeeded, exit 0" in out and "worker got item-2" in out, out
         assert "batch: ['succeeded', 'succeeded', 'succeeded']" in out, out
+
+
+# ---- the client trusts only its own daemon; durations; comments; the log ----
+
+TS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z dispatchd: "
+
+
+class RealUsers:
+    """Real users made with useradd for the length of a with block, and
+    removed with userdel afterwards whatever happens (root only)."""
+
+    def __init__(self, *names):
+        self.names = names
+        self.made = []
+
+    def __enter__(self):
+        import pwd
+        for n in self.names:
+            subprocess.run(["userdel", n], capture_output=True)  # left by a killed run
+            r = subprocess.run(["useradd", "-M", "-U", "-s", "/bin/sh", n], capture_output=True)
+            if r.returncode != 0:
+                self.__exit__()
+                raise AssertionError("useradd %s: %s" % (n, r.stderr.decode()))
+            self.made.append(n)
+        return [pwd.getpwnam(n) for n in self.names]
+
+    def __exit__(self, *exc):
+        for n in self.made:
+            subprocess.run(["userdel", n], capture_output=True)
+        self.made = []
+
+
+def as_user(pw):
+    """A preexec_fn that becomes @pw (a passwd entry), groups and all."""
+    def pre():
+        os.setgroups([])
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
+    return pre
+
+
+def user_env(pw, **extra):
+    """A plain login-like environment of @pw: no XDG_RUNTIME_DIR, no
+    DISPATCHD_SOCKET, so that the defaults apply."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("XDG_RUNTIME_DIR", "DISPATCHD_SOCKET", "DISPATCHD_TOKEN_FILE")}
+    env.update(HOME="/", USER=pw.pw_name, LOGNAME=pw.pw_name)
+    env.update(extra)
+    return env
+
+
+def ctl_as(pw, *args, env=None):
+    from harness import DISPATCHCTL
+    return subprocess.run([DISPATCHCTL] + list(args), capture_output=True, timeout=60,
+                          preexec_fn=as_user(pw), env=env if env is not None else user_env(pw))
+
+
+class UserDaemon:
+    """A dispatchd run by the real user @pw, on its own state dir."""
+
+    def __init__(self, pw, *extra):
+        from harness import DISPATCHD
+        self.dir = tempfile.mkdtemp(prefix="dd-h5u-")
+        os.chmod(self.dir, 0o755)
+        self.state = os.path.join(self.dir, "state")
+        os.mkdir(self.state, 0o700)
+        os.chown(self.state, pw.pw_uid, pw.pw_gid)
+        self.log = os.path.join(self.dir, "log")
+        self.logf = open(self.log, "ab")
+        self.proc = subprocess.Popen([DISPATCHD, "--state-dir", self.state, "--workers", "1"] + list(extra),
+                                     stdout=self.logf, stderr=subprocess.STDOUT,
+                                     preexec_fn=as_user(pw), env=user_env(pw))
+
+    def logtext(self):
+        with open(self.log, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def wait_ready(self, sock):
+        def up():
+            assert self.proc.poll() is None, "dispatchd exited %s:\n%s" % (self.proc.returncode, self.logtext())
+            try:
+                with Client(sock) as c:
+                    return c.call("ping")["ok"]
+            except OSError:
+                return False
+        until(up, timeout=20, what="dispatchd as a user")
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.logf.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@case
+def client_refuses_squatted_socket():
+    """Bob squats the default socket path of Alice (no XDG_RUNTIME_DIR):
+    Alice's dispatchctl refuses the directory, and, pointed at the socket
+    itself, refuses a daemon that runs as bob (SO_PEERCRED). Alice's own
+    daemon makes the private directory, and her client uses it."""
+    if os.geteuid() != 0:
+        raise Skip("needs root to create the users ddh5a and ddh5b")
+    with RealUsers("ddh5a", "ddh5b") as (alice, bob):
+        private = "/tmp/dispatchd-%d" % alice.pw_uid
+        sock = private + "/dispatchd.sock"
+        shutil.rmtree(private, ignore_errors=True)
+        bobd = None
+        try:
+            # bob's trap, where Alice's client would look
+            os.mkdir(private, 0o755)
+            os.chown(private, bob.pw_uid, bob.pw_gid)
+            bobd = UserDaemon(bob, "--socket", sock)
+            bobd.wait_ready(sock)
+            os.chmod(sock, 0o666)  # bob lets everyone in
+            r = ctl_as(alice, "submit", "--", "true")
+            err = r.stderr.decode()
+            assert r.returncode == 1, (r.returncode, err)
+            assert private in err and "belongs to ddh5b, uid %d" % bob.pw_uid in err, err
+            # named outright: the directory is not the point, the daemon's uid is
+            for args, env in [(["-s", sock], user_env(alice)),
+                              ([], user_env(alice, DISPATCHD_SOCKET=sock))]:
+                r = ctl_as(alice, *(args + ["submit", "--", "true"]), env=env)
+                err = r.stderr.decode()
+                assert r.returncode == 1, (r.returncode, err)
+                assert "refusing %s" % sock in err and "uid %d (ddh5b)" % bob.pw_uid in err, err
+                assert "uid %d (ddh5a)" % alice.pw_uid in err, err
+            with Client(sock) as c:
+                assert c.ok("stats")["total"]["submitted"] == 0, "a job reached bob's daemon"
+            bobd.close()
+            bobd = None
+            # Alice's own daemon refuses to listen in bob's directory
+            ad = UserDaemon(alice)
+            try:
+                assert ad.proc.wait(20) == 1, ad.logtext()
+                assert "belongs to ddh5b" in ad.logtext(), ad.logtext()
+            finally:
+                ad.close()
+            shutil.rmtree(private)
+            # ... and makes her private directory itself, 0700
+            ad = UserDaemon(alice)
+            try:
+                ad.wait_ready(sock)
+                st = os.lstat(private)
+                assert stat.S_ISDIR(st.st_mode) and st.st_uid == alice.pw_uid, st
+                assert stat.S_IMODE(st.st_mode) == 0o700, oct(st.st_mode)
+                r = ctl_as(alice, "ping")
+                assert r.returncode == 0 and b"uid %d" % alice.pw_uid in r.stdout, r
+                # a directory others may write is not trusted either
+                os.chmod(private, 0o777)
+                r = ctl_as(alice, "ping")
+                assert r.returncode == 1 and b"writable by others" in r.stderr, r
+                os.chmod(private, 0o700)
+                # nor a symlink to a directory of hers
+                real = private + ".real"
+                os.rename(private, real)
+                os.symlink(real, private)
+                try:
+                    r = ctl_as(alice, "ping")
+                    assert r.returncode == 1 and b"is a symlink" in r.stderr, r
+                finally:
+                    os.unlink(private)
+                    os.rename(real, private)
+                assert ctl_as(alice, "ping").returncode == 0
+            finally:
+                ad.close()
+        finally:
+            if bobd:
+                bobd.close()
+            shutil.rmtree(private, ignore_errors=True)
+            shutil.rmtree(private + ".real", ignore_errors=True)
+
+
+@case
+def dispatchctl_over_tcp():
+    """-s HOST:PORT with --token-file or DISPATCHD_TOKEN_FILE."""
+    port = 21000 + os.getpid() % 20000
+    tdir = tempfile.mkdtemp(prefix="dd-tok-")
+    tf = os.path.join(tdir, "token")
+    with open(tf, "w") as f:
+        f.write("s3cret-token-0123456789\n")
+    os.chmod(tf, 0o600)
+    wrong = os.path.join(tdir, "wrong")
+    with open(wrong, "w") as f:
+        f.write("not-the-token-0123456789\n")
+    os.chmod(wrong, 0o600)
+    addr = "127.0.0.1:%d" % port
+    try:
+        with Daemon("--listen", addr, "--token-file", tf) as d:
+            env = {k: v for k, v in os.environ.items() if k != "DISPATCHD_SOCKET"}
+
+            def ctl(*args, **extra):
+                from harness import DISPATCHCTL
+                return subprocess.run([DISPATCHCTL] + list(args), capture_output=True, timeout=60,
+                                      env=dict(env, **extra))
+            r = ctl("-s", addr, "--token-file", tf, "ping")
+            assert r.returncode == 0 and b"uid %d" % os.geteuid() in r.stdout, r
+            r = ctl("-s", addr, "submit", "--", "true", DISPATCHD_TOKEN_FILE=tf)
+            assert r.returncode == 0, r
+            jid = r.stdout.strip().decode()
+            r = ctl("-s", addr, "wait", jid, DISPATCHD_TOKEN_FILE=tf)
+            assert r.returncode == 0 and b"succeeded" in r.stdout, r
+            r = ctl("-s", ":%d" % port, "--json", "get", jid, DISPATCHD_TOKEN_FILE=tf)
+            assert r.returncode == 0 and json.loads(r.stdout)["job"]["uid"] == os.geteuid(), r
+            # no token, a wrong one, one others may read
+            r = ctl("-s", addr, "ping")
+            assert r.returncode == 1 and b"--token-file" in r.stderr, r
+            r = ctl("-s", addr, "--token-file", wrong, "ping")
+            assert r.returncode == 1 and b"refused the token" in r.stderr, r
+            os.chmod(tf, 0o640)
+            r = ctl("-s", addr, "--token-file", tf, "ping")
+            assert r.returncode == 1 and b"readable by others" in r.stderr, r
+            os.chmod(tf, 0o600)
+            r = ctl("-s", "127.0.0.1:1", "--token-file", tf, "ping")
+            assert r.returncode == 1 and b"cannot connect to 127.0.0.1:1" in r.stderr, r
+        # IPv6, written [ADDR]:PORT, where the machine has ::1
+        try:
+            probe = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            probe.bind(("::1", 0))
+            probe.close()
+        except OSError:
+            return
+        addr6 = "[::1]:%d" % (port + 1)
+        with Daemon("--listen", addr6, "--token-file", tf):
+            from harness import DISPATCHCTL
+            r = subprocess.run([DISPATCHCTL, "-s", addr6, "--token-file", tf, "ping"],
+                               capture_output=True, timeout=60)
+            assert r.returncode == 0 and b"alive" in r.stdout, r
+    finally:
+        shutil.rmtree(tdir)
+
+
+@case
+def durations():
+    """One duration syntax in the settings and in dispatchctl's flags."""
+    cfg = ("kill_grace = 1m30s\nshutdown_grace = 0:01:05\nsubmit_wait = 250ms\nspin = 50us\n")
+    with Daemon(config=cfg) as d, d.client() as c:
+        j = c.ok("get", id=int(d.ctl("submit", "--delay", "1h30m", "--", "true", check=0).stdout))["job"]
+        assert j["state"] == "delayed", j
+        jid = d.ctl("submit", "--timeout", "250ms", "--", "sleep", "30", check=0).stdout.strip().decode()
+        assert c.wait(int(jid))["state"] == "timed_out"
+        jid = d.ctl("submit", "--delay", "0:00:00.5", "--", "true", check=0).stdout.strip().decode()
+        j = c.wait(int(jid))
+        assert j["state"] == "succeeded" and j["started_at"] - j["submitted_at"] >= 0.45, j
+        slow = d.ctl("submit", "--", "sleep", "30", check=0).stdout.strip().decode()
+        r = d.ctl("wait", "--timeout", "0:01", slow, check=1)
+        assert r.stderr.decode() == "dispatchctl: job %s: had not ended within the timeout\n" % slow, r.stderr
+        d.ctl("wait", "--timeout", "100ms", slow, check=1)
+        d.ctl("cancel", slow, check=0)
+        for bad in ["5x", "1h30", "-1", "1:60", "1 s"]:
+            r = d.ctl("submit", "--delay", bad, "--", "true", check=2)
+            r = d.ctl("wait", "--timeout", bad, slow, check=2)
+            assert b"1h30m" in r.stderr and b"1:00:00" in r.stderr, r.stderr
+        assert d.stop() == 0
+        assert "waiting up to 65 s" in d.logtext(), d.logtext()
+    for cfg in ["kill_grace = 5x\n", "spin = 2s\n", "submit_wait = 2h\n", "shutdown_grace = 1:99\n"]:
+        d = Daemon(config=cfg, autostart=False)
+        with d:
+            d.start(wait=False)
+            assert d.proc.wait(20) == 2, d.logtext()
+            assert "bad value" in d.logtext() and "a duration" in d.logtext(), d.logtext()
+
+
+def operations_example_config():
+    doc = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "OPERATIONS.md")
+    with open(doc) as f:
+        text = f.read()
+    start = text.index("```ini\n") + len("```ini\n")
+    return text[start:text.index("```", start)]
+
+
+@case
+def config_inline_comments():
+    """The example of docs/OPERATIONS.md, as written, and comments after
+    values ('#' or ';' after a blank)."""
+    example = operations_example_config()
+    assert "# " in example and "[dispatchd]" in example, example
+    with Daemon(config=example) as d, d.client() as c:
+        assert c.ok("ping")["pong"]
+    cfg = "[dispatchd]\nmax_batch = 2 ; two\nmax_frame = 2048\t# tab before\nspin = auto#not a comment\n"
+    d = Daemon(config=cfg, autostart=False)
+    with d:
+        d.start(wait=False)
+        assert d.proc.wait(20) == 2 and "bad value 'auto#not a comment' for spin" in d.logtext(), d.logtext()
+    cfg = "[dispatchd]\nmax_batch = 2 ; two\nmax_frame = 2048\t# tab before\nspin = 0 # off\n"
+    with Daemon(config=cfg) as d, d.client() as c:
+        c.err("submit_batch", "E2BIG", jobs=[{"queue": "q"}] * 3)
+        c.send_raw(b'{"op":"ping","pad":"' + b"x" * 3000 + b'"}\n')
+        assert c.line()["error"]["code"] == "E2BIG"
+
+
+@case
+def log_timestamps_and_sighup():
+    """Every line of the log has an ISO 8601 UTC timestamp with ms; after
+    SIGHUP reopens the file, lines reach it as they are logged."""
+    import re
+    d = Daemon("-v", autostart=False)
+    logf = os.path.join(d.dir, "dispatchd.log")
+    d.extra += ["--log-file", logf]
+    with d:
+        d.start()
+
+        def text(path):
+            with open(path) as f:
+                return f.read()
+        until(lambda: "ready: socket" in text(logf), what="ready in the log file")
+        with d.client() as c:
+            c.ok("ping")
+        until(lambda: "connection 2: unix" in text(logf), what="a connection logged at once")
+        os.rename(logf, logf + ".1")  # as logrotate does
+        d.send_signal(signal.SIGHUP)
+        until(lambda: os.path.exists(logf) and "SIGHUP" in text(logf), what="the reopened log")
+        for n in range(3, 6):
+            with d.client() as c:
+                c.ok("ping")
+            # read while the daemon runs: the line is there, not in a buffer
+            until(lambda: "connection %d: unix" % n in text(logf), what="line-buffered after SIGHUP")
+        assert d.alive()
+        lines = (text(logf + ".1") + text(logf)).splitlines()
+        assert len(lines) >= 6, lines
+        for ln in lines:
+            assert re.match(TS, ln), ln
+
+
+@case
+def dispatchctl_ids_and_json():
+    """list --after 0 / --limit 0; errors name their job; --json prints
+    only JSON on stdout; notes go to stderr."""
+    with Daemon() as d, d.client() as c:
+        ids = c.ok("submit_batch", jobs=[{"queue": "dispatchd.noop"}] * 1200)["ids"]
+        c.ok("wait", ids=ids)
+        done = c.ok("submit", argv=["echo", "hi"])["id"]
+        c.wait(done)
+        running = c.ok("submit", argv=["sleep", "30"])["id"]
+        r = d.ctl("list", "--after", "0", "--limit", "0", check=0)
+        rows = r.stdout.decode().splitlines()
+        assert len(rows) == 1 + 1202 and rows[0].startswith("ID"), rows[:3]
+        assert r.stderr == b"", r.stderr
+        r = d.ctl("list", "--after", "0", "--limit", "2", check=0)
+        assert len(r.stdout.decode().splitlines()) == 3, r.stdout
+        assert r.stderr.decode().strip() == "(more: --after %d)" % ids[1], r.stderr
+        r = d.ctl("--json", "list", "--limit", "0", check=0)
+        lst = json.loads(r.stdout)
+        assert len(lst["jobs"]) == 1202 and lst["next"] is None, (len(lst["jobs"]), lst["next"])
+        r = d.ctl("--json", "list", "--limit", "5", "--after", "0", check=0)
+        assert json.loads(r.stdout)["next"] == ids[4] and r.stderr == b""
+        d.ctl("list", "--limit", "-1", check=2)
+        d.ctl("list", "--after", "x", check=2)
+        # every command's --json stdout parses
+        for args in [["ping"], ["stats"], ["get", str(done)], ["wait", str(done)],
+                     ["cancel", str(running)], ["list"]]:
+            r = d.ctl("--json", *args, check=0)
+            json.loads(r.stdout)
+        r = d.ctl("--json", "top", "--count", "2", check=0)
+        frames = [json.loads(ln) for ln in r.stdout.decode().splitlines()]
+        assert len(frames) == 2 and all("total" in f for f in frames), r.stdout
+        # errors name the job
+        gone = 987654
+        for args in [["get"], ["cancel"], ["wait"], ["output"], ["--json", "get"], ["wait", "--timeout", "1"]]:
+            r = d.ctl(*(args + [str(gone)]), check=1)
+            assert r.stderr.decode() == "dispatchctl: job %d: no such job\n" % gone, (args, r.stderr)
+            assert r.stdout == b"", (args, r.stdout)
+        r = d.ctl("wait", str(done), str(gone), check=1)
+        assert b"job %d: no such job" % gone in r.stderr, r.stderr
+        r = d.ctl("cancel", str(done), check=1)
+        assert r.stderr.decode().startswith("dispatchctl: job %d: " % done), r.stderr
+        if os.geteuid() != 0:
+            return  # another user's job needs a second uid
+        mine = c.ok("submit", argv=["sleep", "30"])["id"]
+        nobody = 65534
+        for cmd in ["cancel", "output"]:
+            r = d.ctl(cmd, str(mine), user=nobody, check=1)
+            assert r.stderr.decode().startswith(
+                "dispatchctl: job %d: belongs to uid 0;" % mine), (cmd, r.stderr)
+        d.ctl("get", str(mine), user=nobody, check=0)
+        r = d.ctl("wait", "--timeout", "0.1", str(mine), user=nobody, check=1)
+        c.ok("cancel", id=mine)
+
+
+@case
+def log_full_disk_once():
+    """A full disk is logged once when it begins and once when writing
+    works again, not once per refused submission."""
+    import re
+    if os.geteuid() != 0:
+        raise Skip("needs root to mount a small tmpfs to fill")
+    mnt = tempfile.mkdtemp(prefix="dd-h5-full-")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100m,mode=0700", "tmpfs", mnt],
+                       capture_output=True)
+    if r.returncode != 0:
+        os.rmdir(mnt)
+        raise Skip("cannot mount a tmpfs: %s" % r.stderr.decode().strip())
+    try:
+        d = Daemon(state=os.path.join(mnt, "state"))
+        with d, d.client() as c:
+            c.ok("submit", queue="q", payload="x")
+            until(lambda: c.ok("stats")["total"]["store_jobs"] >= 1, what="the store caught up")
+            fd = os.open(os.path.join(mnt, "filler"), os.O_CREAT | os.O_WRONLY, 0o600)
+            size = 0
+            try:
+                while True:
+                    size += os.write(fd, b"\0" * 65536)
+            except OSError:
+                pass
+            os.ftruncate(fd, max(0, size - (3 << 20)))
+            refused = 0
+            for _ in range(400):
+                if not c.call("submit", queue="q", payload="y" * 500000)["ok"]:
+                    refused += 1
+                    if refused == 3:
+                        break
+            assert refused == 3, "the disk never filled"
+            until(lambda: "cannot be written" in d.logtext(), what="the full disk logged")
+            os.ftruncate(fd, 0)
+            os.close(fd)
+            until(lambda: "written again" in d.logtext(), what="the end of it logged")
+            c.ok("submit", queue="q", payload="z")
+            mine = [ln for ln in d.logtext().splitlines() if "written" in ln and "store" in ln and "job log" in ln]
+            assert len(mine) == 2, mine
+            assert all(re.match(TS, ln) for ln in mine), mine
+    finally:
+        subprocess.run(["umount", "-l", mnt], capture_output=True)
+        os.rmdir(mnt)
+
+
+@case
+def root_default_socket_and_fallback():
+    """A root dispatchd with no --socket listens on /run/dispatchd/dispatchd.sock
+    in a directory it makes 0755; a user without a daemon of her own reaches
+    it with no -s, and dispatchctl refuses it once /run/dispatchd may be
+    written by others. In a mount namespace of its own, over a private /run."""
+    from harness import DISPATCHCTL, DISPATCHD
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("setpriv"):
+        raise Skip("needs root, unshare and setpriv to run over a private /run")
+    work = tempfile.mkdtemp(prefix="dd-h5-run-")
+    os.chmod(work, 0o755)
+    script = r"""
+set -e
+mount -t tmpfs -o mode=0755 tmpfs /run
+"$DD" --state-dir "$W/state" --workers 1 >"$W/log" 2>&1 &
+pid=$!
+i=0
+while [ ! -S /run/dispatchd/dispatchd.sock ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+stat -c '%a %u' /run/dispatchd
+chmod 0666 /run/dispatchd/dispatchd.sock
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups \
+    env -u XDG_RUNTIME_DIR -u DISPATCHD_SOCKET "$@"; }
+as_nobody "$CTL" ping
+env -u XDG_RUNTIME_DIR -u DISPATCHD_SOCKET "$CTL" ping
+chmod 0777 /run/dispatchd
+as_nobody "$CTL" ping 2>&1 && echo "WRONGLY ACCEPTED"
+kill $pid
+wait $pid || true
+"""
+    try:
+        r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                           capture_output=True, timeout=120,
+                           env=dict(os.environ, DD=os.path.abspath(DISPATCHD),
+                                    CTL=os.path.abspath(DISPATCHCTL), W=work))
+        out = r.stdout.decode()
+        if r.returncode != 0 and "mount" in r.stderr.decode() and "755 0" not in out:
+            raise Skip("cannot mount a private /run: %s" % r.stderr.decode().strip())
+        lines = out.splitlines()
+        assert r.returncode == 0 and lines[0] == "755 0", (out, r.stderr.decode())
+        assert "alive (you are uid 65534)" in lines[1], out
+        assert "alive (you are uid 0)" in lines[2], out
+        assert "/run/dispatchd is writable by others" in out and "WRONGLY" not in out, out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

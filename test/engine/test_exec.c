@@ -82,17 +82,22 @@ Test(exec, exit_status_and_output)
 	dd_engine_destroy(e);
 }
 
-Test(exec, spawn_errors_fail_with_errno_text)
+Test(exec, start_failures_name_their_cause_and_exit_like_a_shell)
 {
 	struct dd_engine *e = exec_engine(0, 0);
 	struct dd_job_info info;
 	const char *missing[] = {"/nonexistent/dd-no-such-program", NULL};
 	cr_assert_eq(wait_state(e, run(e, missing, NULL, 0), &info), DD_FAILED);
-	cr_assert_str_eq(info.reason, "No such file or directory", "got %s", info.reason);
-	cr_assert_eq(info.exit_code, -1);
+	cr_assert_str_eq(info.reason, "/nonexistent/dd-no-such-program: No such file or directory");
+	cr_assert_eq(info.exit_code, 127);
 	const char *nopath[] = {"dd-no-such-program-in-path", NULL};
-	cr_assert_eq(wait_state(e, run(e, nopath, NULL, 0), &info), DD_FAILED);
-	cr_assert_str_eq(info.reason, "No such file or directory", "got %s", info.reason);
+	uint64_t id = run(e, nopath, NULL, 0);
+	cr_assert_eq(wait_state(e, id, &info), DD_FAILED);
+	cr_assert_str_eq(info.reason, "dd-no-such-program-in-path: No such file or directory");
+	cr_assert_eq(info.exit_code, 127);
+	char err[256]; /* the job's stderr says so too, as a shell's would */
+	slurp(e, id, 2, err, sizeof(err));
+	cr_assert_str_eq(err, "dispatchd: dd-no-such-program-in-path: No such file or directory\n");
 
 	char path[64];
 	snprintf(path, sizeof(path), "%s/noexec.sh", outdir);
@@ -103,12 +108,41 @@ Test(exec, spawn_errors_fail_with_errno_text)
 	const char *noexec[] = {path, NULL};
 	cr_assert_eq(wait_state(e, run(e, noexec, NULL, 0), &info), DD_FAILED);
 	/* even root: execve needs at least one x bit */
-	cr_assert_str_eq(info.reason, "Permission denied", "got %s", info.reason);
+	char want[128];
+	snprintf(want, sizeof(want), "%s: Permission denied", path);
+	cr_assert_str_eq(info.reason, want);
+	cr_assert_eq(info.exit_code, 126);
+
+	/* found in PATH but not executable: EACCES over a later miss */
+	const char *env[] = {"PATH=/nonexistent-dir:", NULL};
+	char dir[64];
+	snprintf(dir, sizeof(dir), "%s", outdir);
+	const char *byname[] = {"noexec.sh", NULL};
+	struct dd_exec_spec px = {.env = env, .cwd = dir};
+	cr_assert_eq(wait_state(e, run(e, byname, &px, 0), &info), DD_FAILED);
+	cr_assert_str_eq(info.reason, "noexec.sh: Permission denied");
+	cr_assert_eq(info.exit_code, 126);
 
 	const char *badcwd[] = {"true", NULL};
 	struct dd_exec_spec x = {.cwd = "/nonexistent-dir"};
 	cr_assert_eq(wait_state(e, run(e, badcwd, &x, 0), &info), DD_FAILED);
-	cr_assert_str_eq(info.reason, "No such file or directory", "got %s", info.reason);
+	cr_assert_str_eq(info.reason, "cannot enter /nonexistent-dir: No such file or directory");
+	cr_assert_eq(info.exit_code, 126);
+
+	struct dd_exec_spec y = {.stdin_path = "/nonexistent-dir/in"};
+	cr_assert_eq(wait_state(e, run(e, badcwd, &y, 0), &info), DD_FAILED);
+	cr_assert_str_eq(info.reason, "cannot open stdin /nonexistent-dir/in: No such file or directory");
+	cr_assert_eq(info.exit_code, 126);
+
+	/* retried like any failed attempt; the reason survives in the record */
+	struct dd_job_spec s = spec("procs");
+	s.exec = &(struct dd_exec_spec){.argv = nopath};
+	s.max_attempts = 2;
+	s.backoff_ns = 1 * MS;
+	cr_assert_eq(wait_state(e, submit_ok(e, &s), &info), DD_FAILED);
+	cr_assert_eq(info.attempt, 2);
+	cr_assert_eq(info.exit_code, 127);
+	cr_assert_str_eq(info.reason, "dd-no-such-program-in-path: No such file or directory");
 	dd_engine_destroy(e);
 }
 

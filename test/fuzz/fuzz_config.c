@@ -34,6 +34,11 @@ const struct dd_fuzz_seed *dd_fuzz_seeds(size_t *n)
 		"kill_grace = 2.5\nshutdown_grace = 250ms\n",
 		"; comment\nlisten = 127.0.0.1:7000\ntoken_file = /etc/t\nlog_file = /var/log/d\n",
 		"max_batch = 5\nmax_conns = 9\noutput_max = 1048576\n",
+		"[dispatchd]\ndurability = fsync          # none | buffered | fsync\n"
+		"spin = auto                 # seconds; auto:\n"
+		"                            # 50e-6 with a CPU to spare\n"
+		"max_batch = 10 ; ten\nkill_grace = 1m30s\t# tab\nsubmit_wait = 250ms\n"
+		"shutdown_grace = 1:00:00\nspin = 50us\n",
 		NULL,
 	};
 	return dd_fuzz_text_seeds(seeds, n);

@@ -1,6 +1,7 @@
 /* Fuzz target: the process-spec decoder (engine/execspec.c), which reads
  * payload bytes back from the log and the store at recovery. Seeds are
- * made by the encoder. */
+ * made by the encoder, with every optional field (cwd, umask, stdin path),
+ * and one is an older engine's payload as it was written. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; x.env && x.env[i]; i++)
 			if (!strchr(x.env[i], '='))
 				abort();
+		if (x.umask > 0777 || (x.stdin_path && !x.stdin_path[0]))
+			abort();
+		/* and what decodes encodes back to a spec that decodes alike */
+		struct dd_exec_spec sp = {
+			.argv = (const char *const *)x.argv, .env = (const char *const *)x.env,
+			.env_replace = x.env_replace, .cwd = x.cwd, .output_max = x.output_max,
+			.rlimits = x.rl, .nrlimits = x.nrl, .flags = DD_EXEC_UMASK,
+			.umask = x.umask, .stdin_path = x.stdin_path,
+		};
+		void *buf;
+		size_t len;
+		struct dd_exec_decoded y;
+		if (dd_exec_encode(&sp, &buf, &len) == 0) {
+			if (dd_exec_decode(buf, len, &y) < 0 || y.umask != x.umask ||
+			    !y.stdin_path != !x.stdin_path ||
+			    (y.stdin_path && strcmp(y.stdin_path, x.stdin_path)) ||
+			    strcmp(y.argv[0], x.argv[0]))
+				abort();
+			dd_exec_decoded_free(&y);
+			free(buf);
+		}
 		dd_exec_decoded_free(&x);
 	}
 	return 0;
@@ -27,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 /* Seeds made by the encoder. */
 const struct dd_fuzz_seed *dd_fuzz_seeds(size_t *n)
 {
-	static struct dd_fuzz_seed seeds[3];
+	static struct dd_fuzz_seed seeds[7];
 	const char *a1[] = {"sh", "-c", "echo hi", NULL};
 	const char *e1[] = {"A=b", "PATH=/bin", NULL};
 	struct dd_rlimit rl = {.resource = 7, .cur = 10, .max = 20};
@@ -36,13 +58,26 @@ const struct dd_fuzz_seed *dd_fuzz_seeds(size_t *n)
 		{.argv = a1, .env = e1, .env_replace = true, .cwd = "/tmp", .output_max = 9,
 		 .rlimits = &rl, .nrlimits = 1},
 		{.argv = a1, .cwd = "/"},
+		{.argv = a1, .flags = DD_EXEC_UMASK, .umask = 027},
+		{.argv = a1, .stdin_path = "/etc/hostname", .cwd = "/tmp"},
+		{.argv = a1, .env = e1, .cwd = "/tmp", .rlimits = &rl, .nrlimits = 1,
+		 .flags = DD_EXEC_UMASK, .umask = 0777, .stdin_path = "in"},
 	};
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 6; i++) {
 		void *buf;
 		size_t len;
 		if (!seeds[i].data && dd_exec_encode(&specs[i], &buf, &len) == 0)
 			seeds[i] = (struct dd_fuzz_seed){buf, len}; /* kept for the run */
 	}
-	*n = 3;
+	/* an older engine's payload, byte by byte: "DDX1", cwd, no umask or
+	 * stdin (host order, as the encoder; this is little-endian's) */
+	static const unsigned char old[] = {
+		/* magic, flags (cwd), output_max */
+		'D', 'D', 'X', '1', 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,                     /* nrl, argc, envc */
+		1, 0, 0, 0, '/', 4, 0, 0, 0, 't', 'r', 'u', 'e',        /* cwd, argv[0] */
+	};
+	seeds[6] = (struct dd_fuzz_seed){old, sizeof(old)};
+	*n = 7;
 	return seeds;
 }

@@ -1,10 +1,13 @@
 /* Runner for the Criterion shim: forks one child per test (tests keep
  * per-test globals), enforces .timeout (default 600 s), and prints a
- * Criterion-like synthesis line. Exit 0 only if every test passed. */
+ * Criterion-like synthesis line. Exit 0 only if every test passed. Of
+ * Criterion's flags it honours --filter PATTERN (a glob on "suite/name"). */
+#include <fnmatch.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -51,9 +54,20 @@ void shim_skip(const char *fmt, ...)
 
 int main(int argc, char **argv)
 {
-	(void)argc, (void)argv; /* Criterion's flags are accepted and ignored */
-	int pass = 0, fail = 0, skip = 0;
+	const char *filter = NULL; /* Criterion's other flags are accepted and ignored */
+	for (int i = 1; i < argc; i++) {
+		if (!strncmp(argv[i], "--filter=", 9))
+			filter = argv[i] + 9;
+		else if (!strcmp(argv[i], "--filter") && i + 1 < argc)
+			filter = argv[++i];
+	}
+	int pass = 0, fail = 0, skip = 0, run = 0;
 	for (int i = 0; i < ntests; i++) {
+		char full[256];
+		snprintf(full, sizeof(full), "%s/%s", tests[i].suite, tests[i].name);
+		if (filter && fnmatch(filter, full, 0) != 0)
+			continue;
+		run++;
 		fflush(stdout);
 		pid_t pid = fork();
 		if (pid < 0) {
@@ -82,7 +96,7 @@ int main(int argc, char **argv)
 		ok ? pass++ : fail++;
 	}
 	/* as Criterion: a skipped test is not counted as tested */
-	printf("[====] Synthesis: Tested: %d | Passing: %d | Failing: %d\n", ntests - skip, pass,
+	printf("[====] Synthesis: Tested: %d | Passing: %d | Failing: %d\n", run - skip, pass,
 	       fail);
 	return fail ? 1 : 0;
 }
