@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "migrate.h"
@@ -93,7 +94,7 @@ static int write_err(const struct dd_state_store *st, int rc)
 			snprintf(msg, sizeof(msg),
 				 "store %s: %s, with %llu bytes free: taken as a full disk", st->dir,
 				 mdb_strerror(rc), (unsigned long long)vfs.f_bavail * vfs.f_frsize);
-			st->log(4 /* LOG_WARNING */, msg, st->log_arg);
+			st->log(LOG_WARNING, msg, st->log_arg);
 		}
 		return -ENOSPC;
 	}

@@ -673,6 +673,28 @@ def state_dir_another_user_prepared():
 
 
 @case
+def idempotency_keys_per_owner():
+    """Another user's submit with the key root used makes its own job (and
+    runs it); the same user's second submit with it makes none."""
+    if os.geteuid() != 0:
+        raise Skip("needs root to act as a second user")
+    other = 65534
+    with Daemon() as d:
+        with d.client() as c:
+            mine = c.ok("submit", argv=["true"], key="k")["id"]
+            c.wait(mine)
+        first = d.ctl("submit", "--key", "k", "--", "id", "-u", check=0, user=other)
+        again = d.ctl("submit", "--key", "k", "--", "id", "-u", check=0, user=other)
+        theirs = int(first.stdout.split()[0])
+        assert theirs != mine, "another user's key answered with root's job"
+        assert int(again.stdout.split()[0]) == theirs
+        with d.client() as c:
+            job = c.wait(theirs)
+            assert job["uid"] == other and job["state"] == "succeeded", job
+            assert c.ok("submit", argv=["true"], key="k")["id"] == mine
+
+
+@case
 def tcp_with_token():
     port = 20000 + os.getpid() % 20000
     d = Daemon("--listen", "127.0.0.1:%d" % port)
