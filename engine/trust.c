@@ -92,12 +92,13 @@ static int judge(struct dd_engine *e, const struct stat *sb, const char *label, 
 }
 
 /* Why @name in @at could not be opened without following links: a link,
- * something else, or the open's own error. */
+ * something else, another user's (which we may not read), or the open's
+ * own error. */
 static int refuse_open(struct dd_engine *e, int at, const char *name, const char *label,
 		       const char *path, bool dir, int err)
 {
 	struct stat sb;
-	if ((err == ELOOP || err == ENOTDIR || err == ENXIO) &&
+	if ((err == ELOOP || err == ENOTDIR || err == ENXIO || err == EACCES) &&
 	    fstatat(at, name, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (S_ISLNK(sb.st_mode)) {
 			char has[160];
@@ -108,7 +109,9 @@ static int refuse_open(struct dd_engine *e, int at, const char *name, const char
 			       label, path, has, label, other(label));
 			return -EPERM;
 		}
-		return judge(e, &sb, label, path, dir);
+		int r = judge(e, &sb, label, path, dir);
+		if (r < 0)
+			return r;
 	}
 	dd_log(e, LOG_ERR, "cannot open %s %s: %s", label, path, strerror(err));
 	return -err;
