@@ -73,19 +73,11 @@ static int read_token(struct dd_server *srv, char *err, size_t errlen)
 	return 0;
 }
 
-static int check_state_dir(const char *dir, char *err, size_t errlen)
+/* The engine's messages (a state dir it refuses says why here). */
+static void engine_log(int level, const char *msg, void *arg)
 {
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "cannot create state dir %s: %s: pass a --state-dir you may write",
-			 dir, strerror(errno));
-		return -1;
-	}
-	if (access(dir, W_OK | X_OK) < 0) {
-		snprintf(err, errlen,
-			 "state dir %s is not writable: run as its owner or pass --state-dir", dir);
-		return -1;
-	}
-	return 0;
+	(void)level, (void)arg;
+	dd_server_log("%s", msg);
 }
 
 /* The directory of the default socket: the user's own (0700), or root's
@@ -180,8 +172,8 @@ int main(int argc, char **argv)
 		dd_server_log("%s", err);
 		return 1;
 	}
-	if (check_state_dir(srv.cfg.state_dir, err, sizeof(err)) < 0 ||
-	    (srv.cfg.token_file[0] && read_token(&srv, err, sizeof(err)) < 0)) {
+	/* the state dir is checked by the engine (dd_engine_create) */
+	if (srv.cfg.token_file[0] && read_token(&srv, err, sizeof(err)) < 0) {
 		dd_server_log("%s", err);
 		return 1;
 	}
@@ -218,6 +210,7 @@ int main(int argc, char **argv)
 	ec.event_mask = DD_EVENTS_ALL;
 	ec.on_durable = dd_events_on_durable;
 	ec.durable_arg = srv.events;
+	ec.on_log = engine_log;
 	r = dd_engine_create(&ec, &srv.eng);
 	if (r < 0) {
 		dd_server_log("cannot start the engine on %s: %s", srv.cfg.state_dir, dd_strerror(r));

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -254,9 +255,10 @@ void *dd_applier_main(void *arg)
 				stuck_since = dd_now_ns();
 				stuck_at = want;
 			} else if (stuck_since && dd_now_ns() - stuck_since > 5000000000ull) {
-				fprintf(stderr, "dispatchd: shard %u: cannot read log record %llu back "
-						"for the store; retrying\n",
-					s->index, (unsigned long long)want);
+				dd_log(s->eng, LOG_ERR,
+				       "shard %u: cannot read log record %llu back for the store; "
+				       "retrying",
+				       s->index, (unsigned long long)want);
 				stuck_since = 0;
 			}
 			dd_state_reader_close(&rd); /* look for its segment again */
@@ -272,9 +274,10 @@ void *dd_applier_main(void *arg)
 			atomic_store_explicit(&v->store_map, dd_state_store_map_size(st),
 					      memory_order_relaxed); /* before the error shows */
 			if (!atomic_load_explicit(&v->store_err, memory_order_relaxed))
-				fprintf(stderr, "dispatchd: shard %u: cannot update the state store: %s; "
-						"refusing submissions until it can\n",
-					s->index, dd_strerror(r));
+				dd_log(s->eng, LOG_ERR,
+				       "shard %u: cannot update the state store: %s; refusing "
+				       "submissions until it can",
+				       s->index, dd_strerror(r));
 			atomic_store_explicit(&v->store_err, r, memory_order_relaxed);
 			if (stop)
 				break; /* the log keeps them: recovery applies them later */

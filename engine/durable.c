@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,13 +29,6 @@ static uint64_t rt_now(const struct dd_shard *s)
 
 /* ---- opening, recovery ---- */
 
-static int mkdirs(const char *path)
-{
-	if (mkdir(path, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 int dd_durable_open(struct dd_shard *s, struct dd_state_recovery *rec)
 {
 	const struct dd_config *c = &s->eng->cfg;
@@ -46,21 +40,32 @@ int dd_durable_open(struct dd_shard *s, struct dd_state_recovery *rec)
 	memset(d, 0, sizeof(*d));
 	s->dur = d;
 	d->level = (uint8_t)c->durability;
-	snprintf(d->dir, sizeof(d->dir), "%s/shard-%u", c->state_dir, s->index);
-	if ((r = mkdirs(c->state_dir)) < 0 || (r = mkdirs(d->dir)) < 0)
-		return r;
-	snprintf(path, sizeof(path), "%s/wal", d->dir);
-	if ((r = mkdirs(path)) < 0)
+	snprintf(d->dir, sizeof(d->dir), "%s/shard-%u", s->eng->state_dir, s->index);
+	/* its dirs made and everything in them checked before anything is read */
+	if ((r = dd_trust_shard(s->eng, s->index)) < 0)
 		return r;
 	struct dd_state_store_opts so = {.map_initial = c->map_initial,
 					 .map_max = c->map_max,
-					 .keep_no_ended = c->store_retain_count == 0};
+					 .keep_no_ended = c->store_retain_count == 0,
+					 .log = dd_log_state,
+					 .log_arg = s->eng};
 	snprintf(path, sizeof(path), "%s/store", d->dir);
-	if ((r = dd_state_store_open(path, &so, &d->store)) < 0)
+	if ((r = dd_state_store_open(path, &so, &d->store)) < 0) {
+		dd_log(s->eng, LOG_ERR, "cannot open the store %s: %s", path, dd_strerror(r));
 		return r;
+	}
 	snprintf(path, sizeof(path), "%s/wal", d->dir);
-	if ((r = dd_state_recover(path, d->store, rec)) < 0)
+	r = dd_state_recover(path, d->store, rec);
+	if (rec->torn)
+		dd_log(s->eng, LOG_WARNING,
+		       "log %s: %s in segment %016llx.wal at offset %llu; recovered up to LSN "
+		       "%llu, the rest is cut off",
+		       path, rec->torn_why, (unsigned long long)rec->torn_segment,
+		       (unsigned long long)rec->torn_offset, (unsigned long long)rec->last_lsn);
+	if (r < 0) {
+		dd_log(s->eng, LOG_ERR, "cannot recover the log %s: %s", path, dd_strerror(r));
 		return r;
+	}
 	if (!s->ring)
 		return -ENOSYS; /* the shard has no io_uring: see dd_ring_open() */
 	if ((r = dd_state_wal_open(path, c->segment_bytes, d->level == DD_DURABILITY_FSYNC,
@@ -407,9 +412,9 @@ size_t dd_durable_poll(struct dd_shard *s)
 	int err = dd_state_wal_error(d->wal);
 	if (err != atomic_load_explicit(&d->wal_err, memory_order_relaxed)) {
 		if (err && !atomic_load_explicit(&d->wal_err, memory_order_relaxed))
-			fprintf(stderr, "dispatchd: shard %u: cannot write the log: %s; "
-					"refusing submissions until it can\n",
-				s->index, dd_strerror(err));
+			dd_log(s->eng, LOG_ERR,
+			       "shard %u: cannot write the log: %s; refusing submissions until it can",
+			       s->index, dd_strerror(err));
 		atomic_store_explicit(&d->wal_err, err, memory_order_relaxed);
 		if (err)
 			dd_durable_fail_waiters(s, err);

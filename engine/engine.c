@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -153,7 +154,7 @@ static void shard_fini(struct dd_shard *s)
 		/* Submissions that raced with shutdown: free what they carried. */
 		while (s->sub[p] && dd_queue_mpsc_dequeue(s->sub[p], &m, 1)) {
 			if (m.key)
-				dd_idem_remove(s->eng->idem, m.key_hash, m.key, m.id);
+				dd_idem_remove(s->eng->idem, m.key_hash, m.uid, m.key, m.id);
 			dd_sub_release(s, &m);
 		}
 		dd_queue_mpsc_destroy(s->sub[p]);
@@ -259,27 +260,16 @@ static int open_rings(struct dd_engine *e)
 	e->egid = (uint32_t)getegid();
 	/* before any thread is pinned (threads start later) */
 	e->proc_cpus_ok = sched_getaffinity(0, sizeof(e->proc_cpus), &e->proc_cpus) == 0;
-	const char *od = e->cfg.output_dir;
-	char buf[4200];
-	if (!od && e->cfg.state_dir) {
-		snprintf(buf, sizeof(buf), "%s/output", e->cfg.state_dir);
-		od = buf;
-	}
-	if (od) {
-		if (e->cfg.state_dir && mkdir(e->cfg.state_dir, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		if (mkdir(od, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		if (!(e->output_dir = strdup(od)))
-			return -ENOMEM;
-	}
+	int r = dd_trust_open(e); /* the state and output dirs, checked */
+	if (r < 0)
+		return r;
 	for (unsigned i = 0; i < e->nshards; i++) {
-		int r = dd_ring_open(&e->shards[i]);
+		r = dd_ring_open(&e->shards[i]);
 		if (r < 0 && e->cfg.durability > DD_DURABILITY_NONE)
 			return r;
 		if (r < 0 && i == 0)
-			fprintf(stderr, "dispatchd: no io_uring (%s): process jobs cannot run\n",
-				dd_strerror(r));
+			dd_log(e, LOG_WARNING, "no io_uring (%s): process jobs cannot run",
+			       dd_strerror(r));
 	}
 	return 0;
 }
@@ -328,6 +318,7 @@ int dd_engine_create(const struct dd_config *cfg, struct dd_engine **out)
 	int r;
 	if (!e)
 		return -ENOMEM;
+	e->state_fd = -1;
 	if (cfg)
 		e->cfg = *cfg;
 	else
@@ -383,6 +374,9 @@ void dd_engine_destroy(struct dd_engine *e)
 		shard_fini(&e->shards[i]);
 	free(e->shards);
 	free(e->output_dir);
+	free(e->state_dir);
+	if (e->state_fd >= 0)
+		close(e->state_fd);
 	dd_probe_stop(e);
 	dd_idem_destroy(e->idem);
 	dd_creds_destroy(e->creds);

@@ -71,13 +71,15 @@ int dd_idem_create(struct dd_idem **out);
 void dd_idem_destroy(struct dd_idem *m);
 void dd_idem_lock(struct dd_idem *m, uint64_t hash);
 void dd_idem_unlock(struct dd_idem *m, uint64_t hash);
+/* Keys are per owner: @uid and @key name one binding; @hash is
+ * dd_idem_hash(uid, key). */
 /* Under the stripe lock: id bound to the key, or 0. */
-uint64_t dd_idem_find(struct dd_idem *m, uint64_t hash, const char *key);
+uint64_t dd_idem_find(struct dd_idem *m, uint64_t hash, uint32_t uid, const char *key);
 /* Under the stripe lock: binds key to id. */
-int dd_idem_insert(struct dd_idem *m, uint64_t hash, const char *key, uint64_t id);
+int dd_idem_insert(struct dd_idem *m, uint64_t hash, uint32_t uid, const char *key, uint64_t id);
 /* Takes the lock itself: forgets the key if it is still bound to @id. */
-void dd_idem_remove(struct dd_idem *m, uint64_t hash, const char *key, uint64_t id);
-uint64_t dd_idem_hash(const char *key);
+void dd_idem_remove(struct dd_idem *m, uint64_t hash, uint32_t uid, const char *key, uint64_t id);
+uint64_t dd_idem_hash(uint32_t uid, const char *key);
 
 /* ---- submission message: one MPSC cell ---- */
 
@@ -337,6 +339,8 @@ struct dd_engine {
 	pthread_mutex_t reg_lock;   /* registration only */
 	struct dd_recovery recovery;
 	char *output_dir; /* process jobs' output files, or NULL */
+	char *state_dir;  /* cfg.state_dir resolved (trust.c), or NULL */
+	int state_fd;     /* it, open; -1 none */
 	uint32_t euid, egid; /* the engine's, the default owner */
 	struct dd_tel_probe *probe; /* the jitter probe, or NULL */
 	char probe_status[160];
@@ -346,6 +350,25 @@ struct dd_engine {
 			      * spawning worker's one CPU */
 	bool proc_cpus_ok;
 };
+
+/* log.c: messages through cfg.on_log (stderr when NULL); @level is a
+ * syslog priority (LOG_ERR...). Any thread. */
+void dd_log(const struct dd_engine *e, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The state component's log hook (dd_state_store_opts.log): @arg is the engine. */
+void dd_log_state(int level, const char *msg, void *arg);
+
+/* trust.c: the state directory is used only when it is the engine's own
+ * (DESIGN.md section 9). Each returns 0, -EPERM (not ours: the message,
+ * through dd_log(), names the path, its owner and mode, and the fix) or
+ * another -errno (said too). */
+/* Resolves and checks cfg.state_dir (creating it 0700) and the output dir
+ * (cfg.output_dir, or <state_dir>/output); sets e->state_dir, e->state_fd
+ * and e->output_dir. Nothing to do without either. */
+int dd_trust_open(struct dd_engine *e);
+/* <state_dir>/shard-@index, its wal and store dirs (created 0700), every
+ * file in wal, and the store's data.mdb and lock.mdb when present. */
+int dd_trust_shard(struct dd_engine *e, unsigned index);
 
 /* placement.c: background work off the hot CPUs */
 /* The process's CPUs that no reactor or worker is pinned to; false when

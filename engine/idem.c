@@ -1,4 +1,5 @@
-/* Idempotency keys: engine-wide map key -> first job id.
+/* Idempotency keys: engine-wide map (owner uid, key) -> first job id. A
+ * key belongs to its owner: the same key from two users is two keys.
  *
  * dd_submit() must answer "is this key known?" synchronously, from any
  * thread, before the job reaches a reactor, so the map cannot be owned by a
@@ -16,6 +17,7 @@ struct idem_ent {
 	struct idem_ent *next;
 	uint64_t hash;
 	uint64_t id;
+	uint32_t uid;
 	char key[];
 };
 
@@ -29,10 +31,13 @@ struct dd_idem {
 	struct stripe s[STRIPES];
 };
 
-uint64_t dd_idem_hash(const char *key)
+uint64_t dd_idem_hash(uint32_t uid, const char *key)
 {
-	/* FNV-1a, then a final mix so stripe and bucket bits are independent */
+	/* FNV-1a over the uid and the key, then a final mix so stripe and
+	 * bucket bits are independent */
 	uint64_t h = 1469598103934665603ull;
+	for (int i = 0; i < 4; i++)
+		h = (h ^ ((uid >> (8 * i)) & 0xff)) * 1099511628211ull;
 	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
 		h = (h ^ *p) * 1099511628211ull;
 	h ^= h >> 33;
@@ -85,13 +90,13 @@ void dd_idem_unlock(struct dd_idem *m, uint64_t hash)
 	pthread_mutex_unlock(&stripe_of(m, hash)->lock);
 }
 
-uint64_t dd_idem_find(struct dd_idem *m, uint64_t hash, const char *key)
+uint64_t dd_idem_find(struct dd_idem *m, uint64_t hash, uint32_t uid, const char *key)
 {
 	struct stripe *s = stripe_of(m, hash);
 	if (!s->cap)
 		return 0;
 	for (struct idem_ent *e = s->b[(hash / STRIPES) & (s->cap - 1)]; e; e = e->next)
-		if (e->hash == hash && strcmp(e->key, key) == 0)
+		if (e->hash == hash && e->uid == uid && strcmp(e->key, key) == 0)
 			return e->id;
 	return 0;
 }
@@ -115,7 +120,7 @@ static int grow(struct stripe *s)
 	return 0;
 }
 
-int dd_idem_insert(struct dd_idem *m, uint64_t hash, const char *key, uint64_t id)
+int dd_idem_insert(struct dd_idem *m, uint64_t hash, uint32_t uid, const char *key, uint64_t id)
 {
 	struct stripe *s = stripe_of(m, hash);
 	if (!s->cap || s->n * 4 >= s->cap * 3) {
@@ -129,6 +134,7 @@ int dd_idem_insert(struct dd_idem *m, uint64_t hash, const char *key, uint64_t i
 		return -ENOMEM;
 	e->hash = hash;
 	e->id = id;
+	e->uid = uid;
 	memcpy(e->key, key, len + 1);
 	size_t k = (hash / STRIPES) & (s->cap - 1);
 	e->next = s->b[k];
@@ -137,7 +143,7 @@ int dd_idem_insert(struct dd_idem *m, uint64_t hash, const char *key, uint64_t i
 	return 0;
 }
 
-void dd_idem_remove(struct dd_idem *m, uint64_t hash, const char *key, uint64_t id)
+void dd_idem_remove(struct dd_idem *m, uint64_t hash, uint32_t uid, const char *key, uint64_t id)
 {
 	struct stripe *s = stripe_of(m, hash);
 	pthread_mutex_lock(&s->lock);
@@ -145,7 +151,8 @@ void dd_idem_remove(struct dd_idem *m, uint64_t hash, const char *key, uint64_t 
 		struct idem_ent **pp = &s->b[(hash / STRIPES) & (s->cap - 1)];
 		for (; *pp; pp = &(*pp)->next) {
 			struct idem_ent *e = *pp;
-			if (e->hash == hash && e->id == id && strcmp(e->key, key) == 0) {
+			if (e->hash == hash && e->id == id && e->uid == uid &&
+			    strcmp(e->key, key) == 0) {
 				*pp = e->next;
 				free(e);
 				s->n--;

@@ -55,7 +55,7 @@ void dd_rec_free(struct dd_shard *s, struct dd_jobrec *j)
 	if (j->payload && j->payload != j->inline_payload)
 		dd_numa_arena_free(s->arena, j->payload, j->payload_len);
 	if (j->key) {
-		dd_idem_remove(s->eng->idem, j->key_hash, j->key, j->id);
+		dd_idem_remove(s->eng->idem, j->key_hash, j->uid, j->key, j->id);
 		dd_numa_arena_free(s->arena, j->key, strlen(j->key) + 1);
 	}
 	free(j->dependants);

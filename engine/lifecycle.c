@@ -134,7 +134,7 @@ void dd_job_arrive(struct dd_shard *s, struct dd_sub *m)
 		if (j)
 			dd_rec_free(s, j);
 		if (m->key)
-			dd_idem_remove(s->eng->idem, m->key_hash, m->key, m->id);
+			dd_idem_remove(s->eng->idem, m->key_hash, m->uid, m->key, m->id);
 		dd_sub_release(s, m);
 		dd_seq_set(s, m->id, SEQ_ENDED_BAD);
 		dd_st_add(s, ST_SUBMITTED, 1);

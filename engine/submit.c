@@ -309,17 +309,19 @@ static int submit_keyed(struct dd_engine *e, const struct dd_job_spec *sp, int h
 static int submit_keyed_once(struct dd_engine *e, const struct dd_job_spec *sp, int handler,
 			     unsigned flags, uint64_t now, uint64_t *id, bool *known)
 {
-	uint64_t h = dd_idem_hash(sp->idem_key);
+	/* the key is the owner's: the uid sub_prepare() gives the job */
+	uint32_t uid = (sp->flags & DD_JOB_OWNER) ? sp->uid : e->euid;
+	uint64_t h = dd_idem_hash(uid, sp->idem_key);
 	struct dd_shard *s = &e->shards[route(e, sp, h)];
 	struct dd_sub m;
 	int r = 0;
 	dd_idem_lock(e->idem, h);
-	uint64_t found = dd_idem_find(e->idem, h, sp->idem_key);
+	uint64_t found = dd_idem_find(e->idem, h, uid, sp->idem_key);
 	struct dd_state_store *st = dd_durable_store(s);
 	/* Keys from earlier runs (or whose job left memory) are in the store;
 	 * a key bound in this run is in memory until its job is evicted, and
 	 * eviction waits for the store. */
-	if (!found && st && dd_state_store_idem_find(st, sp->idem_key, &found) < 0)
+	if (!found && st && dd_state_store_idem_find(st, uid, sp->idem_key, &found) < 0)
 		found = 0;
 	*known = found != 0;
 	if (found) {
@@ -329,7 +331,7 @@ static int submit_keyed_once(struct dd_engine *e, const struct dd_job_spec *sp, 
 	if ((r = sub_prepare(s, sp, handler, now, h, &m)) < 0)
 		goto out;
 	if (publish_run(e, s, (unsigned)sp->priority, &m, 1, flags, id, &r) == 1)
-		r = dd_idem_insert(e->idem, h, sp->idem_key, *id);
+		r = dd_idem_insert(e->idem, h, uid, sp->idem_key, *id);
 	/* An insert that failed (ENOMEM) leaves the job submitted but unkeyed:
 	 * reported, since a retry by the caller could then duplicate it. */
 out:

@@ -158,7 +158,8 @@ struct dd_job_spec {
 	uint32_t ndeps;        /* at most DD_DEPS_MAX */
 	int node;              /* NUMA node (engine's numbering) to run on, -1 = any */
 	int shard;             /* shard to run on, -1 = any (overrides node) */
-	const char *idem_key;  /* idempotency key, NUL-terminated, or NULL */
+	const char *idem_key;  /* idempotency key, NUL-terminated, or NULL;
+				* scoped per owner (uid) */
 	uint64_t intended_ns;  /* CLOCK_MONOTONIC time the caller meant to submit,
 				* for latency accounting; 0 = now */
 	int durability;        /* enum dd_durability: DEFAULT (0) takes the
@@ -271,6 +272,13 @@ typedef void (*dd_event_fn)(const struct dd_event *ev, void *arg);
  * per shard). Same rules as dd_event_fn: it must not block. */
 typedef void (*dd_durable_fn)(const uint64_t *ids, size_t n, void *arg);
 
+/* A message from the engine: one line, no newline. @level is a syslog(3)
+ * priority, LOG_ERR (3) to LOG_DEBUG (7) of <syslog.h>. Called from any of
+ * the engine's threads (and from dd_engine_create()), possibly from several
+ * at once; @msg is valid during the call. It must not block for long and
+ * must not call into the engine. */
+typedef void (*dd_log_fn)(int level, const char *msg, void *arg);
+
 struct dd_config {
 	unsigned shards;          /* 0 = one per NUMA node */
 	unsigned workers;         /* per shard; 0 = the node's CPUs less one, at least 1 */
@@ -307,7 +315,16 @@ struct dd_config {
 				   * state_dir */
 	const char *state_dir;    /* durable state: a write-ahead log and an LMDB
 				   * store per shard under <state_dir>/shard-N;
-				   * created if missing; copied */
+				   * created (0700) if missing; copied. Trusted
+				   * only when it is the engine's own: it, every
+				   * directory and file under it the engine opens,
+				   * and output_dir must be owned by the effective
+				   * uid, not writable by group or others and not
+				   * symbolic links, and every directory above
+				   * them owned by root or that uid and not
+				   * writable by group or others unless sticky
+				   * (as /tmp); else dd_engine_create() fails with
+				   * -EPERM and says why through on_log */
 	uint64_t segment_bytes;   /* log segment size (default 64 MiB) */
 	size_t map_initial;       /* LMDB map per shard, starts at (default 64 MiB) */
 	size_t map_max;           /* ...and doubles up to (default 64 GiB); beyond,
@@ -349,6 +366,10 @@ struct dd_config {
 	dd_event_fn on_event;
 	void *event_arg;
 	uint32_t event_mask;      /* default DD_EVENTS_TERMINAL when on_event is set */
+	dd_log_fn on_log;         /* the engine's messages (why a state dir is
+				   * refused, a log that cannot be written...);
+				   * NULL: one line each on stderr */
+	void *log_arg;
 };
 
 /* Fills @cfg with the defaults above. */
@@ -360,7 +381,11 @@ struct dd_engine;
  * @param cfg  settings, copied; NULL for the defaults.
  * @param out  the engine on success.
  * @return 0, -EINVAL (bad setting, e.g. durability not supported yet),
- *         -ENOMEM, -EAGAIN (threads could not be started), -ENODEV (no CPU).
+ *         -ENOMEM, -EAGAIN (threads could not be started), -ENODEV (no CPU),
+ *         -EPERM (state_dir or output_dir, or something under them, is not
+ *         the engine's own: see state_dir; the message names the path, its
+ *         owner and mode and what to do), another -errno from opening the
+ *         state (the message says which path).
  * Allocates; blocks until every thread is running. */
 int dd_engine_create(const struct dd_config *cfg, struct dd_engine **out);
 
@@ -393,8 +418,10 @@ int dd_engine_shard_node(const struct dd_engine *e, unsigned shard);
 #define DD_SUBMIT_BLOCK 1u /* wait for room instead of returning -EAGAIN */
 
 /* Submits one job and returns its id (the owning shard is in the high 8
- * bits). With an idempotency key already known to the engine, no job is
- * created and the first job's id is returned.
+ * bits). An idempotency key belongs to the job's owner (spec.uid with
+ * DD_JOB_OWNER, else the engine's effective uid): with a key this owner
+ * already used, no job is created and the first job's id is returned; the
+ * same key from another owner is another key.
  * @return 0, -EINVAL (bad spec), DD_ENOHANDLER, DD_EDEPS, -E2BIG (payload,
  *         deps or key too large), -EBADF (exec->stdin_fd is not open),
  *         -EMFILE (no descriptor left for its copy), -EAGAIN (rings or max_live_jobs full, or
@@ -488,7 +515,7 @@ struct dd_recovery {
 	uint64_t jobs_retried;  /* were RUNNING: queued for another attempt */
 	uint64_t records_replayed; /* log records applied to the stores */
 	unsigned torn;          /* shards whose log ended in a torn or corrupt
-				 * record (cut off, reported on stderr) */
+				 * record (cut off, reported through on_log) */
 	uint64_t ns;            /* time recovery took */
 };
 int dd_engine_recovery(struct dd_engine *e, struct dd_recovery *out);

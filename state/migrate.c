@@ -8,9 +8,16 @@
  *   3 -> 4: succeeded jobs written from now on have no entry in ended
  *           (retention finds them in the jobs table, from a floor up).
  *           Every job already there keeps its entry, so the floor starts
- *           above them all; and the jobs not ended are counted. */
+ *           above them all; and the jobs not ended are counted.
+ *   4 -> 5: idempotency keys belong to their owner. Each key of the old
+ *           table ("idem", the key alone) moves to "idem_uid" under the
+ *           uid of the job it names, read from that job's record; a key
+ *           whose job is gone goes. Each chunk moves and deletes in one
+ *           transaction, so a second run finds only what is left; the
+ *           emptied old table is dropped. */
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "migrate.h"
 #include "state.h"
@@ -79,13 +86,75 @@ int dd_store_retention_start(MDB_txn *t, MDB_dbi jobs, MDB_dbi bystate, uint64_t
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int dd_store_migrate(MDB_env *env, MDB_dbi bystate, uint64_t from)
+/* Moves up to CHUNK keys from idem_old to idem under their job's owner;
+ * *left: some remain. With none left, drops idem_old. */
+static int move_keys_chunk(MDB_env *env, const struct dd_store_dbis *d, bool *left)
+{
+	MDB_txn *t;
+	MDB_cursor *c;
+	int rc = mdb_txn_begin(env, NULL, 0, &t);
+	if (rc)
+		return rc;
+	if ((rc = mdb_cursor_open(t, d->idem_old, &c))) {
+		mdb_txn_abort(t);
+		return rc;
+	}
+	MDB_val key, v;
+	unsigned n = 0;
+	rc = mdb_cursor_get(c, &key, &v, MDB_FIRST);
+	while (rc == 0 && n < CHUNK) {
+		uint64_t id = 0;
+		if (v.mv_size == 8)
+			for (int i = 0; i < 8; i++)
+				id = id << 8 | ((const unsigned char *)v.mv_data)[i];
+		unsigned char jk[8];
+		for (int i = 0; i < 8; i++)
+			jk[i] = (unsigned char)(id >> (56 - 8 * i));
+		MDB_val jkey = {8, jk}, job;
+		uint32_t uid;
+		if (key.mv_size > 0 && key.mv_size <= 508 && mdb_get(t, d->jobs, &jkey, &job) == 0 &&
+		    d->owner(id, &job, &uid) == 0) {
+			unsigned char nk[512];
+			nk[0] = (unsigned char)(uid >> 24);
+			nk[1] = (unsigned char)(uid >> 16);
+			nk[2] = (unsigned char)(uid >> 8);
+			nk[3] = (unsigned char)uid;
+			memcpy(nk + 4, key.mv_data, key.mv_size);
+			MDB_val nkey = {4 + key.mv_size, nk}, nv = {8, jk};
+			rc = mdb_put(t, d->idem, &nkey, &nv, MDB_NOOVERWRITE);
+			if (rc && rc != MDB_KEYEXIST)
+				break;
+		}
+		if ((rc = mdb_cursor_del(c, 0)))
+			break;
+		n++;
+		rc = mdb_cursor_get(c, &key, &v, MDB_NEXT); /* after a delete: the one that followed */
+	}
+	*left = n == CHUNK;
+	mdb_cursor_close(c);
+	if (rc && rc != MDB_NOTFOUND) {
+		mdb_txn_abort(t);
+		return rc;
+	}
+	if (!*left && (rc = mdb_drop(t, d->idem_old, 1))) {
+		mdb_txn_abort(t);
+		return rc;
+	}
+	return mdb_txn_commit(t);
+}
+
+int dd_store_migrate(MDB_env *env, const struct dd_store_dbis *d, uint64_t from)
 {
 	int rc = 0;
 	if (from < 3) {
 		bool left = true;
 		while (left && rc == 0)
-			rc = drop_state_chunk(env, bystate, DD_STATE_SUCCEEDED, &left);
+			rc = drop_state_chunk(env, d->bystate, DD_STATE_SUCCEEDED, &left);
+	}
+	if (from < 5) {
+		bool left = true;
+		while (left && rc == 0)
+			rc = move_keys_chunk(env, d, &left);
 	}
 	return rc;
 }

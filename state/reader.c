@@ -91,7 +91,7 @@ int dd_state_reader_open(struct dd_state_reader *r, int dirfd, uint64_t seg_firs
 {
 	char name[32];
 	dd_state_wal_name(name, sizeof(name), seg_first);
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	if (r->fd >= 0)

@@ -25,7 +25,7 @@ static int cut(int dirfd, uint64_t first, uint64_t off)
 {
 	char name[32];
 	dd_state_wal_name(name, sizeof(name), first);
-	int fd = openat(dirfd, name, O_RDWR | O_CLOEXEC);
+	int fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	off_t size = lseek(fd, 0, SEEK_END);
@@ -163,11 +163,7 @@ int dd_state_recover(const char *wal_dir, struct dd_state_store *st,
 	/* the segment may be mapped, and cut() truncates it: a mapping must
 	 * not be touched past a file's end (SIGBUS), so let go of it first */
 	dd_state_reader_close(&rd);
-	if (out->torn) {
-		fprintf(stderr,
-			"dispatchd: log %s: %s in segment %016" PRIx64 ".wal at offset %" PRIu64
-			"; recovered up to LSN %" PRIu64 ", the rest is cut off\n",
-			wal_dir, out->torn_why, out->torn_segment, out->torn_offset, out->last_lsn);
+	if (out->torn) { /* the caller reports it, from *out */
 		size_t k = 0;
 		while (k < n && firsts[k] != out->torn_segment)
 			k++;

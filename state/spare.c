@@ -64,7 +64,7 @@ int dd_state_wal_take_spare(int dirfd, const char *name, uint64_t seg_bytes)
 	for (unsigned k = 0; k < DD_WAL_SPARES; k++) {
 		char from[32];
 		spare_name(from, sizeof(from), k);
-		int fd = openat(dirfd, from, O_RDWR | O_CLOEXEC);
+		int fd = openat(dirfd, from, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			continue;
 		struct stat sb;

@@ -158,8 +158,8 @@ void dd_state_wal_name(char *buf, size_t n, uint64_t first_lsn);
 /* ---- LMDB store (store.c) ----
  *
  * One environment per shard: jobs by id, an index by state, an index of
- * ended jobs by end time (retention), idempotency keys, and meta (schema
- * version, checkpoint LSN, next id). One thread writes (the applier);
+ * ended jobs by end time (retention), idempotency keys (by owner uid and
+ * key), and meta (schema version, checkpoint LSN, next id). One thread writes (the applier);
  * any thread reads. */
 struct dd_state_store;
 
@@ -191,6 +191,10 @@ struct dd_state_store_opts {
 	 * where it would be written and trimmed a moment later. Process
 	 * jobs are written all the same: trimming removes their output. */
 	bool keep_no_ended;
+	/* Where the store's messages go (a syslog level, one line), or NULL:
+	 * nowhere. */
+	void (*log)(int level, const char *msg, void *arg);
+	void *log_arg;
 };
 
 int dd_state_store_open(const char *dir, const struct dd_state_store_opts *o,
@@ -215,7 +219,10 @@ int dd_state_store_sync(struct dd_state_store *st);
  * Returns 0 or -ENOENT. */
 int dd_state_store_get(struct dd_state_store *st, uint64_t id, struct dd_state_job *job,
 		       void **buf);
-int dd_state_store_idem_find(struct dd_state_store *st, const char *key, uint64_t *id);
+/* The job @owner's idempotency @key names. Keys are per owner: the same
+ * key of two owners names two jobs. Returns 0 or -ENOENT. */
+int dd_state_store_idem_find(struct dd_state_store *st, uint32_t owner, const char *key,
+			     uint64_t *id);
 /* Ids in @state greater than @after, ascending, at most @max. */
 int dd_state_store_list(struct dd_state_store *st, uint8_t state, uint64_t after, uint64_t *ids,
 			size_t max, size_t *n);

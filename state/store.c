@@ -6,6 +6,7 @@
  * pointing at pages that are not on the device — which MDB_NOSYNC could. */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -13,6 +14,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <syslog.h>
+#include <unistd.h>
 
 #include "migrate.h"
 #include "state.h"
@@ -20,12 +23,16 @@
 /* 2: SUBMIT bodies carry the owner (uid, gid)
  * 3: succeeded jobs are not in bystate (migrate.c)
  * 4: nor, mostly, in ended: retention finds them in the jobs table, from
- *    meta "trim_floor" up; meta "live" counts the jobs not ended */
-#define SCHEMA 4u
+ *    meta "trim_floor" up; meta "live" counts the jobs not ended
+ * 5: idempotency keys belong to their owner: table "idem_uid", keyed by
+ *    the owner's uid (4 bytes, big-endian) then the key; "idem", keyed by
+ *    the key alone, is migrated into it (migrate.c) and dropped */
+#define SCHEMA 5u
 
 struct dd_state_store {
 	MDB_env *env;
 	MDB_dbi meta, jobs, bystate, ended, idem;
+	MDB_dbi idem_old; /* schema 4's key table, while it is migrated */
 	size_t map, map_max;
 	/* Resizing the map needs every transaction of this process closed:
 	 * readers hold this shared, a resize holds it exclusive. */
@@ -43,6 +50,8 @@ struct dd_state_store {
 	void (*pause)(void *); /* dd_state_store_set_pause() */
 	void *pause_arg;
 	unsigned pause_every;
+	void (*log)(int level, const char *msg, void *arg); /* dd_state_store_opts */
+	void *log_arg;
 	char dir[4096];
 };
 
@@ -80,9 +89,13 @@ static int write_err(const struct dd_state_store *st, int rc)
 	if (r == -EIO && statvfs(st->dir, &vfs) == 0 &&
 	    (uint64_t)vfs.f_bavail * vfs.f_frsize < (8u << 20)) {
 		/* say what LMDB said too: the mapping is a guess, if a good one */
-		fprintf(stderr, "dispatchd: store %s: %s, with %llu bytes free: taken as a full disk\n",
-			st->dir, mdb_strerror(rc),
-			(unsigned long long)vfs.f_bavail * vfs.f_frsize);
+		if (st->log) {
+			char msg[4400];
+			snprintf(msg, sizeof(msg),
+				 "store %s: %s, with %llu bytes free: taken as a full disk", st->dir,
+				 mdb_strerror(rc), (unsigned long long)vfs.f_bavail * vfs.f_frsize);
+			st->log(LOG_WARNING, msg, st->log_arg);
+		}
 		return -ENOSPC;
 	}
 	return r;
@@ -99,6 +112,18 @@ static uint64_t unbe64(const unsigned char *p)
 	uint64_t v;
 	memcpy(&v, p, 8);
 	return be64toh(v);
+}
+
+/* An idempotency key as stored: the owner's uid big-endian, then the key.
+ * Returns its length, 0 for no key (or one too long to store). */
+static size_t idem_key(unsigned char *buf, size_t n, uint32_t owner, const char *key, size_t len)
+{
+	if (!len || 4 + len > n)
+		return 0;
+	uint32_t u = htobe32(owner);
+	memcpy(buf, &u, 4);
+	memcpy(buf + 4, key, len);
+	return 4 + len;
 }
 
 static int meta_get(MDB_txn *t, MDB_dbi dbi, const char *name, uint64_t *v)
@@ -129,6 +154,8 @@ int dd_state_store_open(const char *dir, const struct dd_state_store_opts *o,
 	pthread_rwlock_init(&st->resize, NULL);
 	st->map_max = o->map_max;
 	st->keep_no_ended = o->keep_no_ended;
+	st->log = o->log;
+	st->log_arg = o->log_arg;
 	snprintf(st->dir, sizeof(st->dir), "%s", dir);
 	if ((rc = mkdir(dir, 0700)) < 0 && errno != EEXIST) {
 		rc = -errno;
@@ -136,27 +163,45 @@ int dd_state_store_open(const char *dir, const struct dd_state_store_opts *o,
 	}
 	if ((rc = mdb_env_create(&st->env)) || (rc = mdb_env_set_maxdbs(st->env, 8)))
 		goto fail_mdb;
-	{
+	static const char *const files[2] = {"data.mdb", "lock.mdb"};
+	bool had[2];
+	for (int i = 0; i < 2; i++) {
 		/* an existing map may be larger than the initial size: keep it */
 		struct stat sb;
-		char path[4096];
-		snprintf(path, sizeof(path), "%s/data.mdb", dir);
-		st->map = o->map_initial;
-		if (stat(path, &sb) == 0 && (size_t)sb.st_size > st->map)
-			st->map = (size_t)sb.st_size;
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		had[i] = lstat(path, &sb) == 0;
+		if (i == 0) {
+			st->map = o->map_initial;
+			if (had[0] && (size_t)sb.st_size > st->map)
+				st->map = (size_t)sb.st_size;
+		}
 	}
 	if ((rc = mdb_env_set_mapsize(st->env, st->map)) ||
 	    (rc = mdb_env_open(st->env, dir, MDB_NOMETASYNC | MDB_NOTLS, 0600)))
 		goto fail_mdb;
+	for (int i = 0; i < 2; i++) {
+		/* what LMDB made is 0600 whatever the umask (0600 & ~umask) */
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		int fd = had[i] ? -1 : open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0) {
+			fchmod(fd, 0600);
+			close(fd);
+		}
+	}
 	if ((rc = mdb_txn_begin(st->env, NULL, 0, &t)) ||
 	    (rc = mdb_dbi_open(t, "meta", MDB_CREATE, &st->meta)) ||
 	    (rc = mdb_dbi_open(t, "jobs", MDB_CREATE, &st->jobs)) ||
 	    (rc = mdb_dbi_open(t, "bystate", MDB_CREATE, &st->bystate)) ||
 	    (rc = mdb_dbi_open(t, "ended", MDB_CREATE, &st->ended)) ||
-	    (rc = mdb_dbi_open(t, "idem", MDB_CREATE, &st->idem)))
+	    (rc = mdb_dbi_open(t, "idem_uid", MDB_CREATE, &st->idem)))
 		goto fail_mdb;
 	uint64_t schema = 0;
 	rc = meta_get(t, st->meta, "schema", &schema);
+	if (rc == 0 && schema < 5 &&
+	    (rc = mdb_dbi_open(t, "idem", MDB_CREATE, &st->idem_old)))
+		goto fail_mdb;
 	if (rc == MDB_NOTFOUND) {
 		if ((rc = meta_put(t, st->meta, "schema", SCHEMA)))
 			goto fail_mdb;
@@ -424,8 +469,10 @@ static int apply_submit(struct dd_state_store *st, struct wcur *w, const struct 
 	else if ((rc = ended_entry(st, w, h.state, h.ended_rt, r->id)))
 		return rc;
 	if (r->key_len) {
-		MDB_val ik = {r->key_len, (void *)r->key}, iv = {8, k};
-		if ((rc = mdb_cursor_put(w->idem, &ik, &iv, MDB_NOOVERWRITE)) && rc != MDB_KEYEXIST)
+		unsigned char kb[4 + 512];
+		MDB_val ik = {idem_key(kb, sizeof(kb), r->uid, r->key, r->key_len), kb}, iv = {8, k};
+		if (ik.mv_size && (rc = mdb_cursor_put(w->idem, &ik, &iv, MDB_NOOVERWRITE)) &&
+		    rc != MDB_KEYEXIST)
 			return rc;
 	}
 	if (seq > st->next_seq)
@@ -562,14 +609,31 @@ static int grow(struct dd_state_store *st)
 	return 0;
 }
 
+static int job_decode(uint64_t id, const MDB_val *d, struct dd_state_job *job);
+
+/* migrate.c's way to a job's owner (schema 4 -> 5). */
+static int job_owner(uint64_t id, const MDB_val *d, uint32_t *uid)
+{
+	struct dd_state_job job;
+	int r = job_decode(id, d, &job);
+	if (r == 0)
+		*uid = job.spec.uid;
+	return r;
+}
+
 /* Brings a store of an older schema up to date (migrate.c), growing the
  * map when the deletions' copied pages need room, then records SCHEMA. */
 static int upgrade(struct dd_state_store *st, uint64_t schema)
 {
+	bool migrated = false; /* a second round (after growing) only records */
 	for (;;) {
 		MDB_txn *t = NULL;
 		uint64_t live = st->live, floor = st->trim_floor;
-		int rc = dd_store_migrate(st->env, st->bystate, schema);
+		struct dd_store_dbis dbis = {.jobs = st->jobs, .bystate = st->bystate,
+					     .idem_old = st->idem_old, .idem = st->idem,
+					     .owner = job_owner};
+		int rc = migrated ? 0 : dd_store_migrate(st->env, &dbis, schema);
+		migrated = rc == 0;
 		if (!rc && !(rc = mdb_txn_begin(st->env, NULL, 0, &t)) &&
 		    (schema >= 4 ||
 		     (!(rc = dd_store_retention_start(t, st->jobs, st->bystate, &live, &floor)) &&
@@ -767,10 +831,14 @@ int dd_state_store_get(struct dd_state_store *st, uint64_t id, struct dd_state_j
 	return r;
 }
 
-int dd_state_store_idem_find(struct dd_state_store *st, const char *key, uint64_t *id)
+int dd_state_store_idem_find(struct dd_state_store *st, uint32_t owner, const char *key,
+			     uint64_t *id)
 {
 	MDB_txn *t;
-	MDB_val k = {strlen(key), (void *)key}, d;
+	unsigned char kb[4 + 512];
+	MDB_val k = {idem_key(kb, sizeof(kb), owner, key, strlen(key)), kb}, d;
+	if (!k.mv_size)
+		return -ENOENT;
 	int rc = read_begin(st, &t);
 	if (rc)
 		return err_of(rc);
@@ -905,13 +973,12 @@ static int drop_extras(struct wcur *w, uint64_t id, const MDB_val *jd, uint64_t 
 		       size_t *nx, unsigned budget, uint8_t *state)
 {
 	struct dd_state_job job;
-	char keybuf[300];
+	unsigned char keybuf[4 + 512];
 	size_t klen = 0;
 	*state = 0;
 	if (job_decode(id, jd, &job) == 0) {
 		*state = job.state;
-		klen = job.spec.key_len < sizeof(keybuf) ? job.spec.key_len : 0;
-		memcpy(keybuf, job.spec.key, klen);
+		klen = idem_key(keybuf, sizeof(keybuf), job.spec.uid, job.spec.key, job.spec.key_len);
 		if (exec_ids && (job.spec.flags & DD_REC_F_EXEC) && *nx < budget)
 			exec_ids[(*nx)++] = id;
 	}

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -92,7 +93,8 @@ static int seg_open(struct dd_state_wal *w, uint64_t first_lsn, uint64_t offset,
 		     (s->fd = dd_state_wal_take_spare(w->dirfd, name, w->seg_bytes)) >= 0;
 	if (!spare)
 		s->fd = openat(w->dirfd, name,
-			       O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0600);
+			       O_RDWR | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0),
+			       0600);
 	if (s->fd < 0) {
 		int r = -errno;
 		free(s);
@@ -104,9 +106,10 @@ static int seg_open(struct dd_state_wal *w, uint64_t first_lsn, uint64_t offset,
 	s->refs = 1;
 	s->fresh = create;
 	if (create && !spare) {
-		/* Preallocate: space runs out here, not in the middle of a write,
-		 * and the rest of the file reads as zeros (a clean end). */
-		int r = posix_fallocate(s->fd, 0, (off_t)w->seg_bytes);
+		/* 0600 whatever the umask. Preallocate: space runs out here, not
+		 * in the middle of a write, and the rest of the file reads as
+		 * zeros (a clean end). */
+		int r = fchmod(s->fd, 0600) < 0 ? errno : posix_fallocate(s->fd, 0, (off_t)w->seg_bytes);
 		if (r) {
 			close(s->fd);
 			unlinkat(w->dirfd, name, 0);

@@ -639,6 +639,79 @@ def permissions():
             c.ok("cancel", id=root_job)
 
 
+def exits_refusing(d, timeout=30):
+    """Starts @d, which must exit 1 at once; returns its log."""
+    d.start(wait=False)
+    rc = d.proc.wait(timeout)
+    d.logf.close()
+    log = d.logtext()
+    assert rc == 1, "dispatchd exited %d, want 1:\n%s" % (rc, log)
+    return log
+
+
+@case
+def state_dir_another_user_prepared():
+    """A root dispatchd refuses a state dir that is not its own (DESIGN.md
+    section 9): another user's, holding a log whose job claims root, or one
+    that others may write. The log is written by root here and handed to
+    the user, as a forged one would be."""
+    if os.geteuid() != 0:
+        raise Skip("needs root to create a second user (useradd)")
+    import pwd
+    user = "ddh3d"
+    subprocess.run(["userdel", user], capture_output=True)
+    subprocess.run(["useradd", "-M", "-N", user], check=True, capture_output=True)
+    try:
+        pw = pwd.getpwnam(user)
+        with Daemon() as d:
+            marker = os.path.join(d.dir, "ran-as-root")
+            with d.client() as c:
+                jid = c.ok("submit", argv=["touch", marker], delay=3600)["id"]
+                assert c.ok("get", id=jid)["job"]["uid"] == 0
+            assert d.stop() == 0
+            subprocess.run(["chown", "-R", "%d:%d" % (pw.pw_uid, pw.pw_gid), d.state], check=True)
+            log = exits_refusing(d)
+            want = "state dir %s is owned by uid %d (%s), mode 0700" % (d.state, pw.pw_uid, user)
+            assert want in log and "chown root %s" % d.state in log, log
+            assert not os.path.exists(marker), "the job claiming root ran"
+
+            subprocess.run(["chown", "-R", "0:0", d.state], check=True)
+            os.chmod(d.state, 0o777)
+            log = exits_refusing(d)
+            assert "state dir %s is owned by uid 0 (root), mode 0777" % d.state in log, log
+
+            os.chmod(d.state, 0o700)
+            d.start()  # its own again: the job is still held in its log
+            with d.client() as c:
+                assert c.ok("get", id=jid)["job"]["state"] == "delayed"
+                c.ok("cancel", id=jid)
+            assert not os.path.exists(marker)
+    finally:
+        subprocess.run(["userdel", user], capture_output=True)
+
+
+@case
+def idempotency_keys_per_owner():
+    """Another user's submit with the key root used makes its own job (and
+    runs it); the same user's second submit with it makes none."""
+    if os.geteuid() != 0:
+        raise Skip("needs root to act as a second user")
+    other = 65534
+    with Daemon() as d:
+        with d.client() as c:
+            mine = c.ok("submit", argv=["true"], key="k")["id"]
+            c.wait(mine)
+        first = d.ctl("submit", "--key", "k", "--", "id", "-u", check=0, user=other)
+        again = d.ctl("submit", "--key", "k", "--", "id", "-u", check=0, user=other)
+        theirs = int(first.stdout.split()[0])
+        assert theirs != mine, "another user's key answered with root's job"
+        assert int(again.stdout.split()[0]) == theirs
+        with d.client() as c:
+            job = c.wait(theirs)
+            assert job["uid"] == other and job["state"] == "succeeded", job
+            assert c.ok("submit", argv=["true"], key="k")["id"] == mine
+
+
 @case
 def tcp_with_token():
     port = 20000 + os.getpid() % 20000

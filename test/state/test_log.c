@@ -221,7 +221,7 @@ static void batch_keeps_decoded_records(bool map)
 	cr_assert_eq(memcmp(job.spec.kind, "k2998", 5), 0);
 	free(jb);
 	uint64_t id;
-	cr_assert_eq(dd_state_store_idem_find(st, "key-17", &id), 0);
+	cr_assert_eq(dd_state_store_idem_find(st, 0, "key-17", &id), 0);
 	cr_assert_eq(id, 18);
 	dd_state_batch_free(&b);
 	dd_state_reader_close(&rd);
@@ -672,7 +672,7 @@ Test(store, one_transaction_and_one_per_record_agree)
 		if (recs[i].key_len) {
 			for (int k = 0; k < 3; k++) {
 				uint64_t id = 0;
-				cr_assert_eq(dd_state_store_idem_find(all[k], recs[i].key, &id), 0);
+				cr_assert_eq(dd_state_store_idem_find(all[k], recs[i].uid, recs[i].key, &id), 0);
 				cr_assert_eq(id, recs[i].id);
 			}
 		}
@@ -715,7 +715,7 @@ Test(store, one_transaction_and_one_per_record_agree)
 			bool kept = dd_state_store_get(both[k], recs[i].id, &j, &buf) == 0;
 			if (kept)
 				free(buf);
-			cr_assert_eq(dd_state_store_idem_find(both[k], recs[i].key, &id),
+			cr_assert_eq(dd_state_store_idem_find(both[k], recs[i].uid, recs[i].key, &id),
 				     kept ? 0 : -ENOENT, "the key goes with its job");
 		}
 		dd_state_store_close(both[k]);
@@ -999,8 +999,8 @@ Test(store, schema_2_store_is_upgraded_on_open)
 	cr_assert_eq(mdb_get(t, meta, &k, &d), 0);
 	uint64_t schema;
 	memcpy(&schema, d.mv_data, 8);
-	cr_assert_eq(schema, 4);
-	for (uint64_t bad = 1; bad <= 5; bad += 4) { /* older than 2, newer than 4 */
+	cr_assert_eq(schema, 5);
+	for (uint64_t bad = 1; bad <= 6; bad += 5) { /* older than 2, newer than 5 */
 		raw_set_schema(t, meta, bad);
 		cr_assert_eq(mdb_txn_commit(t), 0);
 		mdb_env_close(env);
