@@ -259,8 +259,8 @@ void *dd_reactor_main(void *arg)
 			timeout = 0; /* work waits on others: poll, without spinning hot */
 		if (s->stopping && timeout > 1000000)
 			timeout = 1000000;
-		if (s->nprocs && timeout > 250000000)
-			timeout = 250000000; /* dd_exec_sweep() */
+		if (s->nprocs && timeout > s->proc_sweep_ns - s->now)
+			timeout = s->proc_sweep_ns > s->now ? s->proc_sweep_ns - s->now : 0; /* dd_exec_sweep() */
 		if (timeout == 0) {
 			dd_queue_cpu_relax();
 			continue;
