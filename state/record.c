@@ -121,8 +121,12 @@ static int get_end(struct rd *r, struct dd_rec *out)
 		out->output_cut[0] = get64(r);
 		out->output_cut[1] = get64(r);
 	}
-	/* DD_SUCCEEDED..DD_TIMED_OUT */
-	return !r->bad && ((out->state < 5 || out->state > 8) || (f & ~END_F_CUT)) ? -EPROTO : 0;
+	/* DD_SUCCEEDED..DD_TIMED_OUT; the counts are there only when not
+	 * both 0, so that a record has one encoding */
+	return !r->bad && ((out->state < 5 || out->state > 8) || (f & ~END_F_CUT) ||
+			   ((f & END_F_CUT) && !out->output_cut[0] && !out->output_cut[1]))
+		       ? -EPROTO
+		       : 0;
 }
 
 size_t dd_rec_encode_body(const struct dd_rec *r, void *buf)

@@ -235,3 +235,40 @@ Test(output, reserve_keeps_room_for_the_log)
 	umount2(dir, MNT_DETACH);
 	rmdir(dir);
 }
+
+/* output_cut is durable: an engine opened again on the state dir reads it
+ * from the store. */
+Test(output, cut_survives_a_restart)
+{
+	char dir[] = "/tmp/dd-out-st-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	struct dd_config cfg;
+	dd_config_init(&cfg);
+	cfg.shards = 1;
+	cfg.workers = 1;
+	cfg.state_dir = dir;
+	cfg.durability = DD_DURABILITY_FSYNC;
+	cfg.output_max = 1000;
+	cfg.output_reserve = 0;
+	struct dd_engine *e = make_engine(&cfg);
+	uint64_t id = run_sh(e, "seq 1 10000; seq 1 1000 >&2", 1);
+	struct dd_job_info info;
+	cr_assert_eq(wait_state(e, id, &info), DD_SUCCEEDED);
+	cr_assert_gt(info.output_cut[0], 0);
+	cr_assert_gt(info.output_cut[1], 0);
+	uint64_t cut[2] = {info.output_cut[0], info.output_cut[1]};
+	dd_engine_destroy(e);
+	e = make_engine(&cfg);
+	struct dd_job_info again;
+	cr_assert_eq(dd_job_get(e, id, &again), 0);
+	cr_assert_eq(again.output_cut[0], cut[0]);
+	cr_assert_eq(again.output_cut[1], cut[1]);
+	size_t n;
+	char *buf = slurp(e, id, 0, 1, &n);
+	cr_assert(!strncmp(buf, "1\n2\n", 4) && !strcmp(buf + n - 6, "10000\n"));
+	free(buf);
+	dd_engine_destroy(e);
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}

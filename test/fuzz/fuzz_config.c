@@ -34,6 +34,8 @@ const struct dd_fuzz_seed *dd_fuzz_seeds(size_t *n)
 		"kill_grace = 2.5\nshutdown_grace = 250ms\n",
 		"; comment\nlisten = 127.0.0.1:7000\ntoken_file = /etc/t\nlog_file = /var/log/d\n",
 		"max_batch = 5\nmax_conns = 9\noutput_max = 1048576\n",
+		"output_dir = /srv/dispatchd/output\noutput_reserve = 2G\n",
+		"output_reserve = auto\noutput-reserve = 1048576\n",
 		NULL,
 	};
 	return dd_fuzz_text_seeds(seeds, n);
