@@ -502,7 +502,10 @@ void dd_exec_reaped(struct dd_shard *s, struct dd_proc *p, int res)
 	p->status = status;
 	p->exited = true;
 	if (dd_output_cap(s, p, true) && p->next) {
-		s->procs_ending++; /* the job ends once its output is cut (sweep) */
+		/* the job ends once its output is cut (sweep); the process ended
+		 * in time, whatever the cut takes */
+		dd_queue_wheel_cancel(&s->wheel, &p->j->timer);
+		s->procs_ending++;
 		return;
 	}
 	proc_end(s, p);
