@@ -296,6 +296,7 @@ struct dd_shard {
 	struct dd_proc *procs;  /* running processes (exec.c), a list */
 	unsigned nprocs;
 	unsigned procs_ending;  /* exited, waiting for their output's last cut */
+	_Atomic bool out_done;  /* the output helper finished such a cut */
 	uint64_t proc_sweep_ns; /* next look at their output sizes */
 	struct dd_queue_node nohandler; /* recovered jobs whose kind is unknown yet */
 	struct dd_queue_lanes **extq;   /* [handler]: queued jobs of external

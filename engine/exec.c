@@ -522,23 +522,26 @@ void dd_exec_grace_over(struct dd_shard *s, struct dd_jobrec *j)
 
 void dd_exec_sweep(struct dd_shard *s)
 {
-	if (s->procs_ending) {
-		/* exited processes whose last cut is done (the helper wakes us) */
-		for (struct dd_proc *p = s->procs->next, *nx; p != s->procs; p = nx) {
-			nx = p->next;
-			if (p->exited && !atomic_load_explicit(&p->os[0].busy, memory_order_acquire) &&
-			    !atomic_load_explicit(&p->os[1].busy, memory_order_acquire)) {
-				s->procs_ending--;
-				proc_end(s, p);
-			}
+	bool due = s->nprocs && s->now >= s->proc_sweep_ns;
+	/* the helper finished the last cut of an exited process (and woke
+	 * us); acquire pairs with its release */
+	bool done = s->procs_ending &&
+		    atomic_exchange_explicit(&s->out_done, false, memory_order_acquire);
+	if (!due && !done)
+		return;
+	if (due)
+		s->proc_sweep_ns = s->now + dd_outcut_interval(s->eng->outcut);
+	for (struct dd_proc *p = s->procs->next, *nx; p != s->procs; p = nx) {
+		nx = p->next;
+		if (!p->exited) {
+			if (due)
+				dd_output_cap(s, p, false);
+		} else if (!atomic_load_explicit(&p->os[0].busy, memory_order_acquire) &&
+			   !atomic_load_explicit(&p->os[1].busy, memory_order_acquire)) {
+			s->procs_ending--;
+			proc_end(s, p);
 		}
 	}
-	if (!s->nprocs || s->now < s->proc_sweep_ns)
-		return;
-	s->proc_sweep_ns = s->now + dd_outcut_interval(s->eng->outcut);
-	for (struct dd_proc *p = s->procs->next; p != s->procs; p = p->next)
-		if (!p->exited)
-			dd_output_cap(s, p, false);
 }
 
 void dd_exec_shutdown(struct dd_shard *s)

@@ -218,7 +218,11 @@ static void *helper_main(void *arg)
 		close(q->fd);
 		/* release pairs with the reactor's acquire in dd_output_cap() */
 		atomic_store_explicit(&q->os->busy, false, memory_order_release);
-		dd_queue_wake_notify(&q->s->wake); /* an ended process may wait for it */
+		if (q->last) {
+			/* its job ends at the reactor's next sweep: wake it */
+			atomic_store_explicit(&q->s->out_done, true, memory_order_release);
+			dd_queue_wake_notify(&q->s->wake);
+		}
 		free(q);
 		pthread_mutex_lock(&h->mu);
 	}
