@@ -259,7 +259,12 @@ int dd_outcut_queue(struct dd_outcut *h, struct dd_shard *s, struct dd_ostream *
 	else
 		h->first = q;
 	h->last = q;
-	pthread_cond_signal(&h->cv);
+	/* A running process's cut waits for the helper's next look (at most
+	 * one sweep interval): waking the helper from here let it take the
+	 * reactor's CPU mid-sweep (docs/ENGINE.md). An ended process's job
+	 * waits for its cut, and the reserve does not wait. */
+	if (last || low)
+		pthread_cond_signal(&h->cv);
 	pthread_mutex_unlock(&h->mu);
 	return 0;
 }
