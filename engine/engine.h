@@ -296,7 +296,9 @@ struct dd_shard {
 	struct dd_proc *procs;  /* running processes (exec.c), a list */
 	unsigned nprocs;
 	unsigned procs_ending;  /* exited, waiting for their output's last cut */
-	_Atomic bool out_done;  /* the output helper finished such a cut */
+	_Atomic bool out_wake;  /* the output helper asks for a sweep now: it
+				 * finished such a cut, or free space fell
+				 * below the reserve */
 	uint64_t proc_sweep_ns; /* next look at their output sizes */
 	struct dd_queue_node nohandler; /* recovered jobs whose kind is unknown yet */
 	struct dd_queue_lanes **extq;   /* [handler]: queued jobs of external

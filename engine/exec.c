@@ -522,21 +522,19 @@ void dd_exec_grace_over(struct dd_shard *s, struct dd_jobrec *j)
 
 void dd_exec_sweep(struct dd_shard *s)
 {
-	bool due = s->nprocs && s->now >= s->proc_sweep_ns;
-	/* the helper finished the last cut of an exited process (and woke
-	 * us); acquire pairs with its release */
-	bool done = s->procs_ending &&
-		    atomic_exchange_explicit(&s->out_done, false, memory_order_acquire);
-	if (!due && !done)
+	/* the output helper finished the last cut of an exited process, or
+	 * free space fell below the reserve (and it woke us); acquire pairs
+	 * with its release */
+	bool woke = atomic_load_explicit(&s->out_wake, memory_order_relaxed) &&
+		    atomic_exchange_explicit(&s->out_wake, false, memory_order_acquire);
+	if (!s->nprocs || (s->now < s->proc_sweep_ns && !woke))
 		return;
-	if (due)
-		s->proc_sweep_ns = s->now + dd_outcut_interval(s->eng->outcut);
+	s->proc_sweep_ns = s->now + dd_outcut_interval(s->eng->outcut);
 	for (struct dd_proc *p = s->procs->next, *nx; p != s->procs; p = nx) {
 		nx = p->next;
-		if (!p->exited) {
-			if (due)
-				dd_output_cap(s, p, false);
-		} else if (!atomic_load_explicit(&p->os[0].busy, memory_order_acquire) &&
+		if (!p->exited)
+			dd_output_cap(s, p, false);
+		else if (!atomic_load_explicit(&p->os[0].busy, memory_order_acquire) &&
 			   !atomic_load_explicit(&p->os[1].busy, memory_order_acquire)) {
 			s->procs_ending--;
 			proc_end(s, p);

@@ -39,6 +39,8 @@ struct dd_proc {
 };
 
 /* output.c */
+#define DD_OUTPUT_LOW_HEAD (64u << 10) /* head kept of a stream first cut for
+					* the free-space reserve */
 /* Opens @p's output file for @stream (1 stdout, 2 stderr): nameless where
  * the file system allows, /dev/null without an output dir. Returns the fd
  * or -1 with errno set. */

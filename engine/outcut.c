@@ -58,6 +58,8 @@ struct dd_outcut {
 	uint64_t reserve;
 	_Atomic bool low, near;
 	uint64_t next_check;
+	uint64_t said_ns; /* the last message about the reserve */
+	bool said_low;
 	char *buf;
 };
 
@@ -75,15 +77,31 @@ static void check_space(struct dd_outcut *h)
 		return;
 	uint64_t avail = (uint64_t)v.f_bavail * v.f_frsize;
 	bool low = avail < h->reserve;
-	if (low != atomic_load_explicit(&h->low, memory_order_relaxed))
+	/* a fast writer makes it cross the line every few sweeps: say so once
+	 * a minute at most */
+	uint64_t now = mono_ns();
+	if (low != atomic_load_explicit(&h->low, memory_order_relaxed) && low != h->said_low &&
+	    (!low || now - h->said_ns > 60000000000ull)) {
+		h->said_low = low;
+		h->said_ns = now;
 		fprintf(stderr, low ? "dispatchd: free space on the state dir's file system (%" PRIu64
 					  " bytes) is below the reserve (%" PRIu64
 					  "): cutting process output until it returns\n"
 				    : "dispatchd: free space on the state dir's file system (%" PRIu64
 				      " bytes) is back above the reserve (%" PRIu64 ")\n",
 			avail, h->reserve);
-	atomic_store_explicit(&h->low, low, memory_order_relaxed);
+	}
+	bool was = atomic_exchange_explicit(&h->low, low, memory_order_relaxed);
 	atomic_store_explicit(&h->near, avail / 2 < h->reserve, memory_order_relaxed);
+	if (low && !was) {
+		/* every reactor sweeps now rather than at its next turn: a fast
+		 * writer takes tens of MB in one interval */
+		for (unsigned i = 0; i < h->e->nshards; i++) {
+			struct dd_shard *s = &h->e->shards[i];
+			atomic_store_explicit(&s->out_wake, true, memory_order_release);
+			dd_queue_wake_notify(&s->wake);
+		}
+	}
 }
 
 /* The line between head and tail. Its length grows with the number only. */
@@ -143,6 +161,14 @@ static void cut(struct dd_outcut *h, struct req *q)
 	if (fd < 0 || fstat(fd, &st) < 0)
 		goto out;
 	uint64_t size = (uint64_t)st.st_size;
+	/* free space may have fallen below the reserve since the cut was
+	 * queued: then it keeps nothing after the head, and copies nothing */
+	if (!q->low && dd_outcut_low(h)) {
+		q->low = true;
+		q->keep = 0;
+		if (q->head > DD_OUTPUT_LOW_HEAD)
+			q->head = DD_OUTPUT_LOW_HEAD;
+	}
 	if (!os->head && !os->mark_len)
 		os->head = q->head < size ? q->head : size;
 	uint64_t base = os->head + os->mark_len; /* where the kept tail begins */
@@ -220,7 +246,7 @@ static void *helper_main(void *arg)
 		atomic_store_explicit(&q->os->busy, false, memory_order_release);
 		if (q->last) {
 			/* its job ends at the reactor's next sweep: wake it */
-			atomic_store_explicit(&q->s->out_done, true, memory_order_release);
+			atomic_store_explicit(&q->s->out_wake, true, memory_order_release);
 			dd_queue_wake_notify(&q->s->wake);
 		}
 		free(q);

@@ -12,7 +12,6 @@
 
 #include "exec.h"
 
-#define LOW_HEAD (64u << 10) /* head kept of a file first cut for the reserve */
 
 /* An output file starts nameless (O_TMPFILE) and gets its name only once
  * something is written to it: most jobs write nothing, and two file
@@ -66,8 +65,8 @@ static bool want_cut(const struct dd_shard *s, const struct dd_proc *p,
 	*low = s->eng->outcut && dd_outcut_low(s->eng->outcut);
 	*keep = *low ? 0 : cap / 2;
 	*head = cap - cap / 2;
-	if (*low && *head > LOW_HEAD)
-		*head = LOW_HEAD;
+	if (*low && *head > DD_OUTPUT_LOW_HEAD)
+		*head = DD_OUTPUT_LOW_HEAD;
 	uint64_t base = os->head || os->mark_len ? os->head + os->mark_len : *head;
 	if (*low)
 		return size > base;

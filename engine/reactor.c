@@ -17,7 +17,7 @@ static bool shard_ready(void *arg)
 		if (dd_queue_spsc_ready(s->workers[w].done))
 			return true;
 	return dd_deps_ready(s) || dd_ring_ready(s) ||
-	       atomic_load_explicit(&s->out_done, memory_order_relaxed);
+	       atomic_load_explicit(&s->out_wake, memory_order_relaxed);
 }
 
 static size_t drain_completions(struct dd_shard *s)
