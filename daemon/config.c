@@ -21,6 +21,7 @@ void dd_dcfg_defaults(struct dd_dcfg *c)
 	c->max_batch = 10000;
 	c->max_conns = 4096;
 	c->output_max = 64u << 20;
+	c->output_reserve = DD_RESERVE_AUTO;
 	c->kill_grace_ns = 5000000000ull;
 	c->shutdown_grace_ns = 10000000000ull;
 	c->spin_ns = DD_SPIN_AUTO; /* the engine chooses: see dispatchd.h */
@@ -51,6 +52,26 @@ static int parse_secs(const char *v, uint64_t max_ns, uint64_t *ns)
 	if (dd_duration_parse(v, &x) < 0 || x > max_ns)
 		return -1;
 	*ns = x;
+	return 0;
+}
+
+/* Bytes, with an optional binary suffix: "1073741824", "512M", "1G". */
+static int parse_bytes(const char *v, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!*v || *v == '-')
+		return -1;
+	unsigned long long x = strtoull(v, &end, 10);
+	unsigned shift = 0;
+	if (*end && !end[1] && strchr("kKmMgGtT", *end))
+		shift = *end == 'k' || *end == 'K' ? 10 : *end == 'm' || *end == 'M' ? 20
+			: *end == 'g' || *end == 'G' ? 30 : 40;
+	else if (*end)
+		return -1;
+	if (errno || x > (UINT64_MAX >> shift) - 1)
+		return -1;
+	*out = (uint64_t)x << shift;
 	return 0;
 }
 
@@ -98,6 +119,11 @@ int dd_dcfg_set(struct dd_dcfg *c, const char *key, const char *v, char *err, si
 		bad = parse_u64(v, 1000000, &u) || u == 0 || (c->max_conns = (unsigned)u, 0);
 	else if (!strcmp(key, "output_max"))
 		bad = parse_u64(v, UINT64_MAX, &u) || (c->output_max = u, 0);
+	else if (!strcmp(key, "output_dir") || !strcmp(key, "output-dir"))
+		bad = !v[0] || copy(c->output_dir, sizeof(c->output_dir), v);
+	else if (!strcmp(key, "output_reserve") || !strcmp(key, "output-reserve"))
+		bad = strcmp(v, "auto") ? parse_bytes(v, &c->output_reserve)
+					: (c->output_reserve = DD_RESERVE_AUTO, 0);
 	else if (!strcmp(key, "kill_grace"))
 		bad = parse_secs(v, GRACE_MAX_NS, &c->kill_grace_ns);
 	else if (!strcmp(key, "shutdown_grace"))

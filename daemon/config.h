@@ -22,6 +22,8 @@ struct dd_dcfg {
 	size_t max_batch;      /* jobs per submit_batch */
 	unsigned max_conns;
 	uint64_t output_max;
+	char output_dir[1024]; /* "" = <state_dir>/output */
+	uint64_t output_reserve; /* bytes; DD_RESERVE_AUTO: the engine's default */
 	uint64_t kill_grace_ns;
 	uint64_t shutdown_grace_ns;
 	uint64_t spin_ns;      /* engine threads spin this long before parking;

@@ -35,7 +35,8 @@ static void usage(FILE *f)
 		"  wait [--timeout S] ID..            until they end; exit 0 if all succeeded\n"
 		"  cancel ID..                        cancel jobs\n"
 		"  list [--state S] [--queue Q] [--limit N] [--after ID]   --limit 0: every job\n"
-		"  output [--stderr] ID               what a process job wrote\n"
+		"  output [--stderr] [--attempt N] ID what a process job wrote (N: 1 the first\n"
+		"                                     attempt; default the last)\n"
 		"  top [--count N]                    a live view, every second (q to quit);\n"
 		"                                     --json: one stats object a line\n"
 		"  stats | ping | drain\n"
@@ -469,25 +470,60 @@ static int cmd_list(struct ctl *c, int argc, char **argv)
 
 static int cmd_output(struct ctl *c, int argc, char **argv)
 {
-	static const struct option o[] = {{"stderr", no_argument, NULL, 'e'}, {NULL, 0, NULL, 0}};
+	static const struct option o[] = {{"stderr", no_argument, NULL, 'e'},
+					  {"attempt", required_argument, NULL, 'a'},
+					  {NULL, 0, NULL, 0}};
 	bool err = false;
+	json_int_t attempt = 0;
 	int ch;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "+e", o, NULL)) != -1) {
-		if (ch != 'e')
+	while ((ch = getopt_long(argc, argv, "+ea:", o, NULL)) != -1) {
+		if (ch == 'e')
+			err = true;
+		else if (ch == 'a' && parse_id(optarg, &attempt) == 0 && attempt > 0)
+			continue;
+		else if (ch == 'a')
+			return usage_err("output: --attempt is 1 for the first attempt, 2 for the "
+					 "next...: not '%s'", optarg);
+		else
 			return usage_err("output: bad option%s", "");
-		err = true;
 	}
 	json_int_t id, off = 0;
 	if (optind != argc - 1 || parse_id(argv[optind], &id) < 0)
 		return usage_err("output: give one job id%s", "");
+	if (!attempt) {
+		for (;;) {
+			json_int_t before = off;
+			int r = pump(c, id, err ? "stderr" : "stdout", &off, stdout);
+			if (r < 0)
+				return 1;
+			if (off == before)
+				return 0; /* all there is, for now */
+		}
+	}
 	for (;;) {
-		json_int_t before = off;
-		int r = pump(c, id, err ? "stderr" : "stdout", &off, stdout);
-		if (r < 0)
+		json_t *resp = ctl_call(c, json_pack("{s:s, s:I, s:s, s:I, s:I}", "op", "output", "id",
+						     id, "stream", err ? "stderr" : "stdout",
+						     "offset", off, "attempt", attempt));
+		json_t *r = ctl_result(resp);
+		if (!r) {
+			json_decref(resp);
 			return 1;
-		if (off == before)
-			return 0; /* all there is, for now */
+		}
+		const char *b64 = json_string_value(json_object_get(r, "data"));
+		size_t n = b64 ? strlen(b64) : 0;
+		unsigned char *buf = malloc(n / 4 * 3 + 3);
+		long k = buf ? dd_b64_decode(b64, n, buf) : -1;
+		if (k > 0)
+			fwrite(buf, 1, (size_t)k, stdout);
+		free(buf);
+		json_int_t next = json_integer_value(json_object_get(r, "offset"));
+		json_decref(resp);
+		if (k < 0)
+			return 1;
+		if (next == off)
+			return fflush(stdout) == 0 ? 0 : 1; /* all there is, for now */
+		off = next;
 	}
 }
 

@@ -78,6 +78,11 @@ void ctl_print_job(json_t *j)
 		printf("result:    %lld\n", (long long)json_integer_value(json_object_get(j, "result")));
 	if (str(j, "reason")[0])
 		printf("reason:    %s\n", str(j, "reason"));
+	json_t *cut = json_object_get(j, "output_cut");
+	if (cut)
+		printf("output:    cut: %lld bytes of stdout, %lld of stderr not kept\n",
+		       (long long)json_integer_value(json_object_get(cut, "stdout")),
+		       (long long)json_integer_value(json_object_get(cut, "stderr")));
 	printf("submitted: %s\nstarted:   %s\nended:     %s\n", t1, t2, t3);
 }
 

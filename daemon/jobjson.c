@@ -33,6 +33,11 @@ json_t *dd_job_json(const struct dd_server *srv, const struct dd_job_info *in)
 				    in->term_signal ? json_integer(in->term_signal) : json_null());
 		if (in->pid)
 			json_object_set_new(o, "pid", json_integer(in->pid));
+		if (in->output_cut[0] || in->output_cut[1])
+			json_object_set_new(o, "output_cut",
+					    json_pack("{s:I, s:I}", "stdout",
+						      (json_int_t)in->output_cut[0], "stderr",
+						      (json_int_t)in->output_cut[1]));
 	}
 	if (in->submitted_ns)
 		json_object_set_new(o, "submitted_at", when(srv, in->submitted_ns));

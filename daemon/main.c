@@ -31,6 +31,10 @@ static void usage(FILE *f)
 		"      --workers N         worker threads per shard\n"
 		"      --durability L      when a submit is acknowledged (default fsync)\n"
 		"      --log-file F        log here instead of stderr (reopened on SIGHUP)\n"
+		"      --output-dir DIR    process jobs' output files (default STATE_DIR/output)\n"
+		"      --output-reserve N  bytes kept free for the log and store on the state\n"
+		"                          dir's file system; below it job output is cut\n"
+		"                          (default auto: 1G, or 5%% of a smaller file system)\n"
 		"  -c, --config F          INI file with the same keys; flags win\n"
 		"  -v, --verbose           log connections (-vv: and every refused request)\n"
 		"  -h, --help, -V, --version\n");
@@ -98,13 +102,14 @@ int main(int argc, char **argv)
 		{"metrics", required_argument, NULL, 'm'},   {"shards", required_argument, NULL, 'S'},
 		{"workers", required_argument, NULL, 'W'},   {"durability", required_argument, NULL, 'D'},
 		{"log-file", required_argument, NULL, 'L'},  {"config", required_argument, NULL, 'c'},
+		{"output-dir", required_argument, NULL, 'O'}, {"output-reserve", required_argument, NULL, 'R'},
 		{"verbose", no_argument, NULL, 'v'},	     {"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},	     {NULL, 0, NULL, 0},
 	};
 	static const char *const keys[128] = {
 		['d'] = "state_dir", ['s'] = "socket",	 ['l'] = "listen",  ['t'] = "token_file",
 		['m'] = "metrics",   ['S'] = "shards",	 ['W'] = "workers", ['D'] = "durability",
-		['L'] = "log_file",
+		['L'] = "log_file",  ['O'] = "output_dir", ['R'] = "output_reserve",
 	};
 	struct dd_server srv;
 	char err[4400];
@@ -197,6 +202,8 @@ int main(int argc, char **argv)
 	if (!ec.workers && sysconf(_SC_NPROCESSORS_ONLN) <= 3)
 		ec.workers = 2;
 	ec.output_max = srv.cfg.output_max;
+	ec.output_dir = srv.cfg.output_dir[0] ? srv.cfg.output_dir : NULL;
+	ec.output_reserve = srv.cfg.output_reserve;
 	ec.kill_grace_ns = srv.cfg.kill_grace_ns;
 	ec.shutdown_grace_ns = srv.cfg.shutdown_grace_ns;
 	ec.spin_ns = srv.cfg.spin_ns;

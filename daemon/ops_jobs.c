@@ -430,8 +430,19 @@ void op_output(struct conn *c, struct dd_req *r)
 		dd_ops_error(c, r->tag, "EINVAL", "'max' is 1 to %u bytes", OUTPUT_CHUNK_MAX);
 		return;
 	}
+	/* 0 or none: the last attempt, the one the job info describes */
+	uint64_t attempt = 0;
+	if (json_object_get(r->root, "attempt") &&
+	    (!dd_get_u64(r->root, "attempt", &attempt) || attempt > in.attempt)) {
+		dd_ops_error(c, r->tag, "EINVAL", "job %llu has had %u attempt%s: 'attempt' is 1 to %u, "
+			     "or 0 for the last", (unsigned long long)id, in.attempt,
+			     in.attempt == 1 ? "" : "s", in.attempt);
+		return;
+	}
+	if (!attempt)
+		attempt = in.attempt ? in.attempt : 1;
 	char path[4200];
-	int rc = dd_job_output_path(srv->eng, id, stream, path, sizeof(path));
+	int rc = dd_job_output_path(srv->eng, id, (uint32_t)attempt, stream, path, sizeof(path));
 	if (rc < 0) {
 		engine_error(c, r->tag, rc, "output");
 		return;
@@ -454,9 +465,11 @@ void op_output(struct conn *c, struct dd_req *r)
 	char *b64 = dd_b64_encode(buf ? buf : "", (size_t)got);
 	free(buf);
 	uint64_t next = off + (uint64_t)got;
-	bool eof = dd_state_terminal(in.state) && next >= (uint64_t)sb.st_size;
-	dd_ops_reply(c, r->tag, json_pack("{s:s, s:I, s:I, s:b}", "data", b64 ? b64 : "", "offset",
-					  (json_int_t)next, "size", (json_int_t)sb.st_size, "eof",
-					  eof));
+	/* an earlier attempt's output is complete */
+	bool over = dd_state_terminal(in.state) || attempt < in.attempt;
+	bool eof = over && next >= (uint64_t)sb.st_size;
+	dd_ops_reply(c, r->tag, json_pack("{s:s, s:I, s:I, s:b, s:I}", "data", b64 ? b64 : "",
+					  "offset", (json_int_t)next, "size", (json_int_t)sb.st_size,
+					  "eof", eof, "attempt", (json_int_t)attempt));
 	free(b64);
 }

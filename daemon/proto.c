@@ -40,7 +40,7 @@ static const struct field F_WATCH[] = {{"ids", 'a'}, {"queue", 's'}, {NULL, 0}};
 static const struct field F_LIST[] = {
 	{"state", 's'}, {"queue", 's'}, {"after", 'i'}, {"limit", 'i'}, {NULL, 0}};
 static const struct field F_OUTPUT[] = {
-	{"id", 'i'}, {"stream", 's'}, {"offset", 'i'}, {"max", 'i'}, {NULL, 0}};
+	{"id", 'i'}, {"stream", 's'}, {"offset", 'i'}, {"max", 'i'}, {"attempt", 'i'}, {NULL, 0}};
 static const struct field F_RESERVE[] = {
 	{"queue", 's'}, {"ttr", 'n'}, {"timeout", 'n'}, {NULL, 0}};
 static const struct field F_STATS[] = {{"window", 'b'}, {"latency", 'b'}, {NULL, 0}};

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "durable.h"
+#include "exec.h"
 
 #define APPLY_MAX 131072 /* records per transaction: each commit is an
 				  * fdatasync; measured in docs/STATE.md */
@@ -126,17 +127,22 @@ static void maintain(struct dd_shard *s, struct dd_state_store *st, int dirfd,
 {
 	const struct dd_config *c = &s->eng->cfg;
 	static _Thread_local uint64_t exec_ids[TRIM_BUDGET];
+	static _Thread_local uint32_t exec_att[TRIM_BUDGET];
 	for (int round = 0; round < 16; round++) {
 		size_t nexec = 0;
-		long gone = dd_state_store_trim(st, rt_ns(), c->store_retain_ns,
-						c->store_retain_count, TRIM_BUDGET, exec_ids, &nexec);
-		/* a process job that left the store takes its output with it */
+		long gone = dd_state_store_trim_exec(st, rt_ns(), c->store_retain_ns,
+						     c->store_retain_count, TRIM_BUDGET, exec_ids,
+						     exec_att, &nexec);
+		/* a process job that left the store takes every attempt's
+		 * output with it */
 		for (size_t i = 0; i < nexec; i++)
-			for (int stream = 1; stream <= 2; stream++) {
-				char path[4200];
-				if (dd_job_output_path(s->eng, exec_ids[i], stream, path, sizeof(path)) == 0)
-					unlink(path);
-			}
+			for (uint32_t a = 1; a <= exec_att[i]; a++)
+				for (int stream = 1; stream <= 2; stream++) {
+					char path[4200];
+					if (dd_output_path(s->eng, exec_ids[i], a, stream, path,
+							   sizeof(path)) == 0)
+						unlink(path);
+				}
 		if (gone < TRIM_BUDGET)
 			break;
 	}

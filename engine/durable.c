@@ -234,7 +234,8 @@ void dd_log_end(struct dd_shard *s, struct dd_jobrec *j)
 	struct dd_rec r = {.type = DD_REC_END, .id = j->id,
 			   .at_rt = (uint64_t)((int64_t)j->ended_ns + s->rt_offset),
 			   .attempt = j->attempt, .state = j->state, .result = j->result,
-			   .reason = j->reason, .reason_len = j->reason ? (uint32_t)strlen(j->reason) : 0};
+			   .reason = j->reason, .reason_len = j->reason ? (uint32_t)strlen(j->reason) : 0,
+			   .output_cut = {j->output_cut[0], j->output_cut[1]}};
 	if (j->start_pending) {
 		r.type = DD_REC_FINISH;
 		r.worker = j->worker;

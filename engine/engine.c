@@ -10,7 +10,7 @@
 
 #include "dd_config.h"
 #include "engine.h"
-#include "ring.h"
+#include "exec.h"
 
 void dd_config_init(struct dd_config *cfg)
 {
@@ -31,6 +31,7 @@ void dd_config_init(struct dd_config *cfg)
 	cfg->store_retain_ns = 7ull * 24 * 3600 * 1000000000ull;
 	cfg->store_retain_count = 10u << 20;
 	cfg->output_max = 64u << 20;
+	cfg->output_reserve = DD_RESERVE_AUTO;
 	cfg->histograms = true;
 	cfg->kill_grace_ns = 5000000000ull;
 }
@@ -263,6 +264,8 @@ static int open_rings(struct dd_engine *e)
 	int r = dd_trust_open(e); /* the state and output dirs, checked */
 	if (r < 0)
 		return r;
+	if (e->output_dir && (r = dd_outcut_start(e, &e->outcut)) < 0)
+		return r;
 	for (unsigned i = 0; i < e->nshards; i++) {
 		r = dd_ring_open(&e->shards[i]);
 		if (r < 0 && e->cfg.durability > DD_DURABILITY_NONE)
@@ -370,6 +373,7 @@ void dd_engine_destroy(struct dd_engine *e)
 	if (!e)
 		return;
 	stop_threads(e);
+	dd_outcut_stop(e->outcut); /* before the procs it may be cutting go */
 	for (unsigned i = 0; e->shards && i < e->nshards; i++)
 		shard_fini(&e->shards[i]);
 	free(e->shards);

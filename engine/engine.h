@@ -162,6 +162,7 @@ struct dd_jobrec {
 	uint32_t uid, gid;          /* owner */
 	int32_t pid;                /* JF_EXEC: last attempt's process, 0 none */
 	struct dd_proc *proc;       /* JF_EXEC: its running process, or NULL */
+	uint64_t output_cut[2];     /* JF_EXEC: dd_job_info.output_cut */
 	char *kind; /* DD_HANDLER_UNRESOLVED: the kind's name (arena copy) */
 	unsigned char inline_payload[DD_INLINE_PAYLOAD];
 };
@@ -301,6 +302,10 @@ struct dd_shard {
 	struct dd_ring *ring;   /* the shard's io_uring (ring.c), or NULL */
 	struct dd_proc *procs;  /* running processes (exec.c), a list */
 	unsigned nprocs;
+	unsigned procs_ending;  /* exited, waiting for their output's last cut */
+	_Atomic bool out_wake;  /* the output helper asks for a sweep now: it
+				 * finished such a cut, or free space fell
+				 * below the reserve */
 	uint64_t proc_sweep_ns; /* next look at their output sizes */
 	struct dd_queue_node nohandler; /* recovered jobs whose kind is unknown yet */
 	struct dd_queue_lanes **extq;   /* [handler]: queued jobs of external
@@ -341,6 +346,7 @@ struct dd_engine {
 	char *output_dir; /* process jobs' output files, or NULL */
 	char *state_dir;  /* cfg.state_dir resolved (trust.c), or NULL */
 	int state_fd;     /* it, open; -1 none */
+	struct dd_outcut *outcut; /* their helper (outcut.c), with output_dir */
 	uint32_t euid, egid; /* the engine's, the default owner */
 	struct dd_tel_probe *probe; /* the jitter probe, or NULL */
 	char probe_status[160];

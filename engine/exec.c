@@ -49,7 +49,6 @@
 #endif
 #endif
 #define OP_WAITID 50
-#define SWEEP_NS 250000000ull /* output size checks of running processes */
 
 extern char **environ;
 
@@ -347,6 +346,7 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_proc *p, cha
 		return rc;
 	p->out_max = x.output_max ? x.output_max : e->cfg.output_max;
 	p->id = j->id;
+	p->attempt = j->attempt;
 	if ((p->out = dd_output_open(s, p, 1)) < 0 || (p->err = dd_output_open(s, p, 2)) < 0) {
 		rc = -errno;
 		goto out;
@@ -546,6 +546,8 @@ static void proc_free(struct dd_shard *s, struct dd_proc *p)
 
 static void signal_group(struct dd_proc *p, int sig)
 {
+	if (p->exited)
+		return; /* reaped: its pid may be another's now */
 	/* The group leader is unreaped while we hold it, so its pid (the group
 	 * id) cannot have been reused. */
 	if (kill(-p->pid, sig) < 0)
@@ -559,8 +561,8 @@ int dd_exec_signal(struct dd_shard *s, struct dd_jobrec *j, int sig)
 		return DD_ETERMINAL;
 	/* on its worker, j->proc is the worker's to write */
 	if (!(j->flags & JF_EXEC) || j->state != DD_RUNNING || (j->flags & JF_ON_WORKER) ||
-	    !j->proc)
-		return -ESRCH;
+	    !j->proc || j->proc->exited)
+		return -ESRCH; /* exited: the job ends once its output is cut */
 	signal_group(j->proc, sig);
 	return 0;
 }
@@ -583,6 +585,7 @@ void dd_exec_started(struct dd_shard *s, struct dd_jobrec *j)
 {
 	struct dd_proc *p = j->proc;
 	uint32_t how = atomic_load_explicit(&j->cancel, memory_order_relaxed);
+	j->output_cut[0] = j->output_cut[1] = 0; /* the new attempt's */
 	if (!p || !p->pid) {
 		/* it did not start: w_result is -errno, or the wait status of a
 		 * child that could not go on (126, 127) */
@@ -637,28 +640,13 @@ void dd_exec_started(struct dd_shard *s, struct dd_jobrec *j)
 	}
 }
 
-void dd_exec_reaped(struct dd_shard *s, struct dd_proc *p, int res)
+/* The process has exited and its output files are final: end the attempt. */
+static void proc_end(struct dd_shard *s, struct dd_proc *p)
 {
-	if (!s->ring->waitid_op) {
-		/* the pidfd polled readable: collect without blocking */
-		memset(&p->si, 0, sizeof(p->si));
-		if (waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &p->si, WEXITED | __WALL | WNOHANG) < 0)
-			res = -errno;
-		else if (p->si.si_pid == 0) {
-			watch(s, p);
-			return;
-		} else
-			res = 0;
-	}
 	struct dd_jobrec *j = p->j;
-	int status;
-	if (res < 0)
-		status = SIGKILL; /* cannot happen for our own child; say it died */
-	else if (p->si.si_code == CLD_EXITED)
-		status = (p->si.si_status & 0xff) << 8;
-	else
-		status = p->si.si_status & 0x7f;
-	dd_output_cap(s, p, true);
+	int status = p->status;
+	j->output_cut[0] = p->os[0].cut;
+	j->output_cut[1] = p->os[1].cut;
 	j->proc = NULL;
 	proc_free(s, p);
 	s->now = dd_now_ns();
@@ -673,6 +661,38 @@ void dd_exec_reaped(struct dd_shard *s, struct dd_proc *p, int res)
 	}
 }
 
+void dd_exec_reaped(struct dd_shard *s, struct dd_proc *p, int res)
+{
+	if (!s->ring->waitid_op) {
+		/* the pidfd polled readable: collect without blocking */
+		memset(&p->si, 0, sizeof(p->si));
+		if (waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &p->si, WEXITED | __WALL | WNOHANG) < 0)
+			res = -errno;
+		else if (p->si.si_pid == 0) {
+			watch(s, p);
+			return;
+		} else
+			res = 0;
+	}
+	int status;
+	if (res < 0)
+		status = SIGKILL; /* cannot happen for our own child; say it died */
+	else if (p->si.si_code == CLD_EXITED)
+		status = (p->si.si_status & 0xff) << 8;
+	else
+		status = p->si.si_status & 0x7f;
+	p->status = status;
+	p->exited = true;
+	if (dd_output_cap(s, p, true) && p->next) {
+		/* the job ends once its output is cut (sweep); the process ended
+		 * in time, whatever the cut takes */
+		dd_queue_wheel_cancel(&s->wheel, &p->j->timer);
+		s->procs_ending++;
+		return;
+	}
+	proc_end(s, p);
+}
+
 /* Called from the timer: the grace after SIGTERM is over. */
 void dd_exec_grace_over(struct dd_shard *s, struct dd_jobrec *j)
 {
@@ -684,11 +704,24 @@ void dd_exec_grace_over(struct dd_shard *s, struct dd_jobrec *j)
 
 void dd_exec_sweep(struct dd_shard *s)
 {
-	if (!s->nprocs || s->now < s->proc_sweep_ns)
+	/* the output helper finished the last cut of an exited process, or
+	 * free space fell below the reserve (and it woke us); acquire pairs
+	 * with its release */
+	bool woke = atomic_load_explicit(&s->out_wake, memory_order_relaxed) &&
+		    atomic_exchange_explicit(&s->out_wake, false, memory_order_acquire);
+	if (!s->nprocs || (s->now < s->proc_sweep_ns && !woke))
 		return;
-	s->proc_sweep_ns = s->now + SWEEP_NS;
-	for (struct dd_proc *p = s->procs->next; p != s->procs; p = p->next)
-		dd_output_cap(s, p, false);
+	s->proc_sweep_ns = s->now + dd_outcut_interval(s->eng->outcut);
+	for (struct dd_proc *p = s->procs->next, *nx; p != s->procs; p = nx) {
+		nx = p->next;
+		if (!p->exited)
+			dd_output_cap(s, p, false);
+		else if (!atomic_load_explicit(&p->os[0].busy, memory_order_acquire) &&
+			   !atomic_load_explicit(&p->os[1].busy, memory_order_acquire)) {
+			s->procs_ending--;
+			proc_end(s, p);
+		}
+	}
 }
 
 void dd_exec_shutdown(struct dd_shard *s)
@@ -703,6 +736,7 @@ void dd_exec_shutdown(struct dd_shard *s)
 		struct __kernel_timespec ts = {0, 10000000};
 		io_uring_wait_cqe_timeout(&s->ring->ring, &cqe, &ts);
 		dd_ring_reap(s);
+		dd_exec_sweep(s);
 	}
 }
 

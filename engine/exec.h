@@ -1,12 +1,26 @@
 /* The process executor's private parts, shared by exec.c (spawning and
- * watching) and output.c (the output files). */
+ * watching), output.c (the output files) and outcut.c (cutting them). */
 #ifndef DD_ENGINE_EXEC_H
 #define DD_ENGINE_EXEC_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/types.h>
 
 #include "ring.h"
+
+/* One output stream of a running process. The reactor owns it, except
+ * while @busy: then the output helper (outcut.c) owns @head, @mark_len,
+ * @cut and @low_cut, and hands them back by clearing @busy (release,
+ * paired with the reactor's acquire). */
+struct dd_ostream {
+	_Atomic bool busy;
+	bool named;       /* the file has its name (see dd_output_open) */
+	bool low_cut;     /* a cut was for the free-space reserve */
+	uint64_t head;    /* bytes of the process's head kept; 0: never cut */
+	uint64_t mark_len; /* the marker line's bytes after the head */
+	uint64_t cut;     /* bytes written and not kept */
+};
 
 struct dd_proc {
 	struct dd_proc *next, *prev;
@@ -16,7 +30,10 @@ struct dd_proc {
 	int out, err; /* output files, kept for the size checks; -1 none */
 	uint64_t out_max;
 	uint64_t id;
-	bool named[2]; /* the output file has its name (see dd_output_open) */
+	uint32_t attempt;
+	struct dd_ostream os[2]; /* stdout, stderr */
+	bool exited;  /* reaped, waiting for its last cuts (status below) */
+	int status;
 	bool kill_sent;
 	char *why; /* pid 0: the process did not start, and why (an arena
 		    * copy the reactor hands to the job's reason), or NULL */
@@ -24,12 +41,35 @@ struct dd_proc {
 };
 
 /* output.c */
+#define DD_OUTPUT_LOW_HEAD (64u << 10) /* head kept of a stream first cut for
+					* the free-space reserve */
 /* Opens @p's output file for @stream (1 stdout, 2 stderr): nameless where
  * the file system allows, /dev/null without an output dir. Returns the fd
  * or -1 with errno set. */
 int dd_output_open(struct dd_shard *s, struct dd_proc *p, int stream);
-/* Cuts both files back to out_max and names those that hold something;
- * @last: the process has ended. */
-void dd_output_cap(struct dd_shard *s, struct dd_proc *p, bool last);
+/* Reactor: looks at both files' sizes, hands those past their cap (or all
+ * of them while free space is below the reserve) to the output helper,
+ * and names those that hold something; @last: the process has ended.
+ * Returns whether a cut is still under way (the job must not end yet). */
+bool dd_output_cap(struct dd_shard *s, struct dd_proc *p, bool last);
+/* <output_dir>/<id>.<attempt>.out|err */
+int dd_output_path(const struct dd_engine *e, uint64_t id, uint32_t attempt, int stream,
+		   char *buf, size_t n);
+
+/* outcut.c: the output helper thread, one per engine with an output dir */
+struct dd_outcut;
+int dd_outcut_start(struct dd_engine *e, struct dd_outcut **out);
+void dd_outcut_stop(struct dd_outcut *h);
+/* Free space is below the reserve now (any thread; a relaxed load). */
+bool dd_outcut_low(const struct dd_outcut *h);
+/* How long until the reactor should look at the files again: 250 ms,
+ * 20 ms while free space is below twice the reserve (any thread). */
+uint64_t dd_outcut_interval(const struct dd_outcut *h);
+/* Reactor: has the helper cut @os (file @fd, dup'd here) to its head
+ * (@head bytes, when it was never cut) and its newest @keep bytes; sets
+ * os->busy. @low: for the reserve; @last: the process has ended.
+ * Returns 0 or -errno (then nothing is queued). */
+int dd_outcut_queue(struct dd_outcut *h, struct dd_shard *s, struct dd_ostream *os, int fd,
+		    uint64_t head, uint64_t keep, bool low, bool last);
 
 #endif

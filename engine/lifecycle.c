@@ -93,6 +93,10 @@ void dd_job_info_fill(const struct dd_shard *s, const struct dd_jobrec *j,
 	info->gid = j->gid;
 	dd_job_info_exec(info, (j->flags & JF_EXEC) != 0, j->result);
 	info->pid = j->pid;
+	if (j->flags & JF_EXEC) {
+		info->output_cut[0] = j->output_cut[0];
+		info->output_cut[1] = j->output_cut[1];
+	}
 }
 
 void dd_job_info_exec(struct dd_job_info *info, bool exec, int result)

@@ -16,7 +16,8 @@ static bool shard_ready(void *arg)
 	for (unsigned w = 0; w < s->nworkers; w++)
 		if (dd_queue_spsc_ready(s->workers[w].done))
 			return true;
-	return dd_deps_ready(s) || dd_ring_ready(s);
+	return dd_deps_ready(s) || dd_ring_ready(s) ||
+	       atomic_load_explicit(&s->out_wake, memory_order_relaxed);
 }
 
 static size_t drain_completions(struct dd_shard *s)
@@ -259,8 +260,11 @@ void *dd_reactor_main(void *arg)
 			timeout = 0; /* work waits on others: poll, without spinning hot */
 		if (s->stopping && timeout > 1000000)
 			timeout = 1000000;
-		if (s->nprocs && timeout > 250000000)
-			timeout = 250000000; /* dd_exec_sweep() */
+		if (s->nprocs) { /* dd_exec_sweep() */
+			uint64_t due = s->proc_sweep_ns > s->now ? s->proc_sweep_ns - s->now : 0;
+			if (timeout > due)
+				timeout = due;
+		}
 		if (timeout == 0) {
 			dd_queue_cpu_relax();
 			continue;

@@ -230,6 +230,10 @@ struct dd_job_info {
 	int exit_code;       /* of the last attempt's process, -1 if it did not exit */
 	int term_signal;     /* signal that ended it, 0 if none */
 	int pid;             /* last attempt's process id, 0 if none (in memory only) */
+	uint64_t output_cut[2]; /* bytes of stdout / stderr the last attempt's
+				 * process wrote that its output file does not
+				 * hold (cut at output_max or below the free-space
+				 * reserve; see dd_job_output_path); 0 = none */
 };
 
 /* ---- engine -------------------------------------------------------------- */
@@ -344,9 +348,17 @@ struct dd_config {
 	const char *output_dir;   /* process jobs' stdout/stderr files, copied
 				   * (default <state_dir>/output; without either,
 				   * output goes to /dev/null) */
-	uint64_t output_max;      /* bytes kept per stream (default 64 MiB): the
-				   * file is cut back to this while the process
-				   * runs and when it ends */
+	uint64_t output_max;      /* bytes kept per stream (default 64 MiB): past
+				   * it the file keeps its head and its newest
+				   * bytes, about half each, with a marker line
+				   * between (see dd_job_output_path) */
+	uint64_t output_reserve;  /* bytes kept free for the log and store on the
+				   * file system of state_dir: below it, process
+				   * output on that file system is cut (never is a
+				   * submission refused). DD_RESERVE_AUTO (the
+				   * default): 1 GiB, or 5 % of the file system
+				   * when that is less; 0: none. Output on another
+				   * file system (output_dir) is not held to it */
 	bool histograms;          /* record the latency histograms of dd_stats
 				   * (default true; false measures their cost) */
 	int probe;                /* the eBPF jitter probe: DD_PROBE_AUTO (default:
@@ -475,11 +487,22 @@ int dd_job_signal(struct dd_engine *e, uint64_t id, int sig);
 int dd_job_get(struct dd_engine *e, uint64_t id, struct dd_job_info *info);
 
 /* Path of a process job's captured output (@stream 1 = stdout, 2 =
- * stderr), into @buf of @n bytes. The file exists once the job has written
- * to that stream (looked at every 250 ms while it runs, and when it ends):
- * a job that wrote nothing has none. It holds the last attempt's output.
- * @return 0, -EINVAL, -ENAMETOOLONG, -EOPNOTSUPP (no output dir). */
-int dd_job_output_path(struct dd_engine *e, uint64_t id, int stream, char *buf, size_t n);
+ * stderr) of @attempt (1 the first; 0 the last started, which looks the
+ * job up: a round trip to its shard, or a store read), into @buf of @n
+ * bytes: <output_dir>/<id>.<attempt>.out or .err, id and attempt in
+ * decimal. Each attempt has its own files, kept until retention removes
+ * the job. A file exists once its attempt has written to that stream
+ * (looked at every 250 ms while it runs, and when it ends): an attempt
+ * that wrote nothing has none. Past output_max the file holds the head
+ * and the newest bytes with one line between them,
+ * "\n[dispatchd: N bytes cut here]\n" (N: bytes not kept; the line says
+ * so when the free-space reserve cut them); dd_job_info.output_cut counts
+ * them. While the process runs a cut moves the tail: offsets read before
+ * it do not hold after it.
+ * @return 0, -EINVAL, -ENAMETOOLONG, -EOPNOTSUPP (no output dir), and with
+ *         @attempt 0 dd_job_get()'s codes. Blocks only with @attempt 0. */
+int dd_job_output_path(struct dd_engine *e, uint64_t id, uint32_t attempt, int stream,
+		       char *buf, size_t n);
 
 /* Waits until the job is terminal or @timeout_ns passes (UINT64_MAX:
  * forever) and fills @info (may be NULL).
@@ -609,6 +632,7 @@ enum dd_probe_role {
 #define DD_ROLE_COUNT 4
 
 #define DD_SPIN_AUTO UINT64_MAX
+#define DD_RESERVE_AUTO UINT64_MAX
 
 struct dd_stats {
 	unsigned nshards;

@@ -86,29 +86,47 @@ uint64_t dd_rec_dep(const struct dd_rec *r, uint32_t i)
 	return le64toh(v);
 }
 
-/* The fields of an ending, in END and FINISH bodies alike. */
+/* The fields of an ending, in END and FINISH bodies alike. The byte after
+ * the state holds flags: END_F_CUT says the two output_cut counts follow
+ * the reason (a record of an older version has 0 there). */
+#define END_F_CUT 1u
+
 static void put_end(struct wr *w, const struct dd_rec *r)
 {
+	bool cut = r->output_cut[0] || r->output_cut[1];
 	put8(w, r->state);
-	put8(w, 0);
+	put8(w, cut ? END_F_CUT : 0);
 	put8(w, 0);
 	put8(w, 0);
 	put32(w, (uint32_t)r->result);
 	put32(w, r->reason_len);
 	put(w, r->reason, r->reason_len);
+	if (cut) {
+		put64(w, r->output_cut[0]);
+		put64(w, r->output_cut[1]);
+	}
 }
 
 static int get_end(struct rd *r, struct dd_rec *out)
 {
 	out->state = get8(r);
-	get8(r);
+	uint8_t f = get8(r);
 	get8(r);
 	get8(r);
 	out->result = (int32_t)get32(r);
 	out->reason_len = get32(r);
 	out->reason = take(r, out->reason_len);
-	/* DD_SUCCEEDED..DD_TIMED_OUT */
-	return !r->bad && (out->state < 5 || out->state > 8) ? -EPROTO : 0;
+	out->output_cut[0] = out->output_cut[1] = 0;
+	if (f & END_F_CUT) {
+		out->output_cut[0] = get64(r);
+		out->output_cut[1] = get64(r);
+	}
+	/* DD_SUCCEEDED..DD_TIMED_OUT; the counts are there only when not
+	 * both 0, so that a record has one encoding */
+	return !r->bad && ((out->state < 5 || out->state > 8) || (f & ~END_F_CUT) ||
+			   ((f & END_F_CUT) && !out->output_cut[0] && !out->output_cut[1]))
+		       ? -EPROTO
+		       : 0;
 }
 
 size_t dd_rec_encode_body(const struct dd_rec *r, void *buf)

@@ -77,6 +77,8 @@ struct dd_rec {
 	int32_t result;
 	const char *reason;
 	uint32_t reason_len;
+	uint64_t output_cut[2]; /* process output not kept (stdout, stderr);
+				 * on disk only when non-zero */
 };
 
 uint64_t dd_rec_dep(const struct dd_rec *r, uint32_t i);
@@ -181,6 +183,7 @@ struct dd_state_job {
 	int32_t worker;
 	uint64_t started_rt, ended_rt;
 	char reason[DD_STATE_REASON_MAX];
+	uint64_t output_cut[2]; /* of the last attempt (struct dd_rec) */
 };
 
 struct dd_state_store_opts {
@@ -237,6 +240,11 @@ int dd_state_store_scan_live(struct dd_state_store *st,
  * negative error. */
 long dd_state_store_trim(struct dd_state_store *st, uint64_t now_rt, uint64_t max_age_ns,
 			 size_t max_count, unsigned budget, uint64_t *exec_ids, size_t *nexec);
+/* The same, also filling @exec_attempts (room for @budget, or NULL) with
+ * each such job's attempts, whose output files go with it. */
+long dd_state_store_trim_exec(struct dd_state_store *st, uint64_t now_rt, uint64_t max_age_ns,
+			      size_t max_count, unsigned budget, uint64_t *exec_ids,
+			      uint32_t *exec_attempts, size_t *nexec);
 size_t dd_state_store_map_size(struct dd_state_store *st);
 size_t dd_state_store_count(struct dd_state_store *st); /* jobs held */
 

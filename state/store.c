@@ -56,10 +56,14 @@ struct dd_state_store {
 };
 
 
-/* Stored value: this header, then the reason, then the SUBMIT body. */
+/* Stored value: this header, then the reason, then the SUBMIT body, then
+ * with HDR_F_CUT the two output_cut counts (a value written before they
+ * existed has flags 0). */
+#define HDR_F_CUT 1u
 struct job_hdr {
 	uint8_t state;
-	uint8_t pad[3];
+	uint8_t flags;
+	uint8_t pad[2];
 	uint32_t attempt;
 	int32_t result;
 	int32_t worker;
@@ -348,7 +352,7 @@ static int ended_entry(const struct dd_state_store *st, struct wcur *w, uint8_t 
 /* What a change record does to a job's header. Returns false when it
  * changes nothing (a terminal job never changes; replays change nothing). */
 static bool fold(struct job_hdr *h, const struct dd_rec *r, const char **reason,
-		 uint32_t *reason_len)
+		 uint32_t *reason_len, uint64_t *cut)
 {
 	if (h->state >= DD_STATE_SUCCEEDED)
 		return false;
@@ -378,6 +382,9 @@ static bool fold(struct job_hdr *h, const struct dd_rec *r, const char **reason,
 		*reason = r->reason;
 		*reason_len = r->reason_len < DD_STATE_REASON_MAX - 1 ? r->reason_len
 								      : DD_STATE_REASON_MAX - 1;
+		cut[0] = r->output_cut[0];
+		cut[1] = r->output_cut[1];
+		h->flags = (uint8_t)((h->flags & ~HDR_F_CUT) | (cut[0] || cut[1] ? HDR_F_CUT : 0));
 		return true;
 	default:
 		return false;
@@ -386,9 +393,14 @@ static bool fold(struct job_hdr *h, const struct dd_rec *r, const char **reason,
 
 /* Writes a job record: header, reason, SUBMIT body. @body may point into
  * the map (the old record): it is copied out first when it does. */
+static size_t cut_len(const struct job_hdr *h)
+{
+	return h->flags & HDR_F_CUT ? 16 : 0;
+}
+
 static int put_job(MDB_cursor *jobs, MDB_val *key, const struct job_hdr *h,
 		   const char *reason, const unsigned char *body, bool body_in_map,
-		   const struct dd_rec *sub, unsigned flags)
+		   const struct dd_rec *sub, const uint64_t *cut, unsigned flags)
 {
 	unsigned char *copy = NULL;
 	if (body_in_map) {
@@ -397,11 +409,11 @@ static int put_job(MDB_cursor *jobs, MDB_val *key, const struct job_hdr *h,
 		memcpy(copy, body, h->body_len);
 		body = copy;
 	}
-	MDB_val d = {sizeof(*h) + h->reason_len + h->body_len, NULL};
+	MDB_val d = {sizeof(*h) + h->reason_len + h->body_len + cut_len(h), NULL};
 	int rc = mdb_cursor_put(jobs, key, &d, MDB_RESERVE | flags);
 	if (rc == MDB_KEYEXIST && (flags & MDB_APPEND)) {
 		/* not the highest id so far (lanes reorder submissions): search */
-		d.mv_size = sizeof(*h) + h->reason_len + h->body_len;
+		d.mv_size = sizeof(*h) + h->reason_len + h->body_len + cut_len(h);
 		rc = mdb_cursor_put(jobs, key, &d, MDB_RESERVE | (flags & ~(unsigned)MDB_APPEND));
 	}
 	if (rc == 0) {
@@ -413,6 +425,8 @@ static int put_job(MDB_cursor *jobs, MDB_val *key, const struct job_hdr *h,
 			dd_rec_encode_body(sub, p + sizeof(*h) + h->reason_len);
 		else
 			memcpy(p + sizeof(*h) + h->reason_len, body, h->body_len);
+		if (cut_len(h))
+			memcpy(p + sizeof(*h) + h->reason_len + h->body_len, cut, 16);
 	}
 	free(copy);
 	return rc;
@@ -436,8 +450,9 @@ static int apply_submit(struct dd_state_store *st, struct wcur *w, const struct 
 	h.not_before_rt = r->not_before_rt;
 	h.body_len = (uint32_t)dd_rec_encode_body(r, NULL);
 	const char *reason = NULL;
+	uint64_t cut[2] = {0, 0};
 	for (uint32_t j = next ? next[i] : UINT32_MAX; j != UINT32_MAX; j = next[j])
-		fold(&h, &recs[j], &reason, &h.reason_len);
+		fold(&h, &recs[j], &reason, &h.reason_len, cut);
 	uint64_t seq = (r->id & ((1ull << 56) - 1)) + 1;
 	/* An id above every one in the table cannot be there already. Lanes
 	 * may log a smaller id after a larger one: that job is written, and
@@ -457,7 +472,8 @@ static int apply_submit(struct dd_state_store *st, struct wcur *w, const struct 
 	}
 	/* ids mostly grow, so try appending; an id already there is a replay
 	 * (then its changes are applied one by one, as they come) */
-	int rc = put_job(w->jobs, &key, &h, reason, NULL, false, r, MDB_NOOVERWRITE | MDB_APPEND);
+	int rc = put_job(w->jobs, &key, &h, reason, NULL, false, r, cut,
+			 MDB_NOOVERWRITE | MDB_APPEND);
 	if (rc == MDB_KEYEXIST)
 		return 0;
 	if (rc || (rc = state_key(w->bystate, h.state, r->id, true)))
@@ -505,15 +521,18 @@ static int apply_changes(struct dd_state_store *st, struct wcur *w, const struct
 	const unsigned char *body = (const unsigned char *)d.mv_data + sizeof(h) + h.reason_len;
 	const char *reason = NULL;
 	uint32_t reason_len = 0;
+	uint64_t cut[2] = {0, 0};
+	if (cut_len(&h) && d.mv_size >= sizeof(h) + h.reason_len + h.body_len + 16)
+		memcpy(cut, body + h.body_len, 16);
 	bool changed = false;
 	for (uint32_t j = i; j != UINT32_MAX; j = next ? next[j] : UINT32_MAX)
-		changed |= fold(&h, &recs[j], &reason, &reason_len);
+		changed |= fold(&h, &recs[j], &reason, &reason_len, cut);
 	if (!changed)
 		return 0;
 	h.reason_len = reason_len;
 	/* the cursor is on the job: MDB_CURRENT spares a second search. body
 	 * points into the map: put_job copies it out before the put */
-	if ((rc = put_job(w->jobs, &key, &h, reason, body, true, NULL, MDB_CURRENT)))
+	if ((rc = put_job(w->jobs, &key, &h, reason, body, true, NULL, cut, MDB_CURRENT)))
 		return rc;
 	if (old != h.state && ((rc = state_key(w->bystate, old, r->id, false)) ||
 			       (rc = state_key(w->bystate, h.state, r->id, true))))
@@ -778,7 +797,7 @@ static int job_decode(uint64_t id, const MDB_val *d, struct dd_state_job *job)
 	if (d->mv_size < sizeof(h))
 		return -EIO;
 	memcpy(&h, d->mv_data, sizeof(h));
-	if (sizeof(h) + h.reason_len + (size_t)h.body_len != d->mv_size ||
+	if (sizeof(h) + h.reason_len + (size_t)h.body_len + cut_len(&h) != d->mv_size ||
 	    h.reason_len >= DD_STATE_REASON_MAX)
 		return -EIO;
 	memset(job, 0, sizeof(*job));
@@ -795,6 +814,8 @@ static int job_decode(uint64_t id, const MDB_val *d, struct dd_state_job *job)
 	    job->spec.id != id)
 		return -EIO;
 	job->spec.not_before_rt = h.not_before_rt;
+	if (cut_len(&h))
+		memcpy(job->output_cut, body + h.body_len, 16);
 	return 0;
 }
 
@@ -946,8 +967,8 @@ int dd_state_store_scan_live(struct dd_state_store *st,
 }
 
 static long trim_once(struct dd_state_store *st, uint64_t now_rt, uint64_t max_age_ns,
-		      size_t max_count, unsigned budget, uint64_t *exec_ids, size_t *nexec,
-		      bool *map_full);
+		      size_t max_count, unsigned budget, uint64_t *exec_ids, uint32_t *exec_att,
+		      size_t *nexec, bool *map_full);
 
 /* Deleting copies the pages it changes, so a full map can refuse even
  * that: then the map grows (up to map_max) and the transaction is tried
@@ -955,9 +976,18 @@ static long trim_once(struct dd_state_store *st, uint64_t now_rt, uint64_t max_a
 long dd_state_store_trim(struct dd_state_store *st, uint64_t now_rt, uint64_t max_age_ns,
 			 size_t max_count, unsigned budget, uint64_t *exec_ids, size_t *nexec)
 {
+	return dd_state_store_trim_exec(st, now_rt, max_age_ns, max_count, budget, exec_ids, NULL,
+					nexec);
+}
+
+long dd_state_store_trim_exec(struct dd_state_store *st, uint64_t now_rt, uint64_t max_age_ns,
+			      size_t max_count, unsigned budget, uint64_t *exec_ids,
+			      uint32_t *exec_att, size_t *nexec)
+{
 	for (;;) {
 		bool full = false;
-		long r = trim_once(st, now_rt, max_age_ns, max_count, budget, exec_ids, nexec, &full);
+		long r = trim_once(st, now_rt, max_age_ns, max_count, budget, exec_ids, exec_att,
+				   nexec, &full);
 		if (!full)
 			return r;
 		int g = grow(st);
@@ -970,7 +1000,7 @@ long dd_state_store_trim(struct dd_state_store *st, uint64_t now_rt, uint64_t ma
  * names this job) and, for a process job, its id for the caller to remove
  * the output files. @jd: its record, read before the delete. */
 static int drop_extras(struct wcur *w, uint64_t id, const MDB_val *jd, uint64_t *exec_ids,
-		       size_t *nx, unsigned budget, uint8_t *state)
+		       uint32_t *exec_att, size_t *nx, unsigned budget, uint8_t *state)
 {
 	struct dd_state_job job;
 	unsigned char keybuf[4 + 512];
@@ -979,8 +1009,11 @@ static int drop_extras(struct wcur *w, uint64_t id, const MDB_val *jd, uint64_t 
 	if (job_decode(id, jd, &job) == 0) {
 		*state = job.state;
 		klen = idem_key(keybuf, sizeof(keybuf), job.spec.uid, job.spec.key, job.spec.key_len);
-		if (exec_ids && (job.spec.flags & DD_REC_F_EXEC) && *nx < budget)
+		if (exec_ids && (job.spec.flags & DD_REC_F_EXEC) && *nx < budget) {
+			if (exec_att)
+				exec_att[*nx] = job.attempt;
 			exec_ids[(*nx)++] = id;
+		}
 	}
 	if (!klen)
 		return 0;
@@ -1024,8 +1057,8 @@ static int scan_next(MDB_cursor *c, int rc, uint64_t *floor, uint64_t *id, uint6
  * the ended index (jobs that did not succeed, and succeeded ones below
  * trim_floor) and the jobs table from trim_floor (succeeded ones). */
 static long trim_once(struct dd_state_store *st, uint64_t now_rt, uint64_t max_age_ns,
-		      size_t max_count, unsigned budget, uint64_t *exec_ids, size_t *nexec,
-		      bool *map_full)
+		      size_t max_count, unsigned budget, uint64_t *exec_ids, uint32_t *exec_att,
+		      size_t *nexec, bool *map_full)
 {
 	MDB_txn *t;
 	size_t nx = 0;
@@ -1070,7 +1103,7 @@ static long trim_once(struct dd_state_store *st, uint64_t now_rt, uint64_t max_a
 			be64(k, id);
 			MDB_val jk = {8, k}, jd;
 			if (mdb_cursor_get(w.jobs, &jk, &jd, MDB_SET) == 0) {
-				if ((rc = drop_extras(&w, id, &jd, exec_ids, &nx, budget, &state)) ||
+				if ((rc = drop_extras(&w, id, &jd, exec_ids, exec_att, &nx, budget, &state)) ||
 				    (rc = mdb_cursor_del(w.jobs, 0)) ||
 				    (state && (rc = state_key(w.bystate, state, id, false))))
 					break;
@@ -1088,7 +1121,7 @@ static long trim_once(struct dd_state_store *st, uint64_t now_rt, uint64_t max_a
 		} else {
 			MDB_val sk, jd;
 			if ((rc = mdb_cursor_get(scan, &sk, &jd, MDB_GET_CURRENT)) ||
-			    (rc = drop_extras(&w, bid, &jd, exec_ids, &nx, budget, &state)) ||
+			    (rc = drop_extras(&w, bid, &jd, exec_ids, exec_att, &nx, budget, &state)) ||
 			    (rc = mdb_cursor_del(scan, 0)))
 				break;
 			count--;

@@ -355,7 +355,9 @@ def process_jobs():
         j = c.ok("submit", argv=["sh", "-c", "echo $FOO; pwd"], env={"FOO": "bar"}, cwd="/tmp",
                  output_max=6)["id"]
         c.wait(j)
-        assert base64.b64decode(c.ok("output", id=j)["data"]) == b"bar\n/t"
+        # past output_max: the head and the tail, and a marker between
+        assert base64.b64decode(c.ok("output", id=j)["data"]) == \
+            b"bar\n[dispatchd: 3 bytes cut here]\nmp\n"
         j = c.ok("submit", argv=["sh", "-c", "ulimit -n"], rlimits={"nofile": 99})["id"]
         c.wait(j)
         assert base64.b64decode(c.ok("output", id=j)["data"]) == b"99\n"
@@ -364,6 +366,49 @@ def process_jobs():
         assert r.stdout == b"out\n" and r.stderr == b"err\n", r
         r = d.ctl("run", "--", "sh", "-c", "kill -KILL $$", check=128 + 9)
         d.ctl("run", "--", "true", check=0)
+
+
+@case
+def output_attempts_and_cut():
+    """Each attempt's output is kept (`output --attempt N`), output past
+    output_max keeps its head and tail, and `get` says how much was cut."""
+    out = tempfile.mkdtemp(prefix="dd-out-")
+    try:
+        with Daemon("--output-dir", out, "--output-reserve", "0") as d, d.client() as c:
+            flag = os.path.join(d.dir, "n")
+            script = ('n=$(cat %s 2>/dev/null || echo 0); n=$((n+1)); echo $n > %s; '
+                      'echo try $n; [ $n -ge 3 ]' % (flag, flag))
+            jid = c.ok("submit", argv=["sh", "-c", script], retries=2, backoff=0.01)["id"]
+            job = c.wait(jid)
+            assert job["state"] == "succeeded" and job["attempt"] == 3, job
+            assert "output_cut" not in job, job
+            for a in (1, 2, 3):
+                r = c.ok("output", id=jid, attempt=a)
+                assert base64.b64decode(r["data"]) == b"try %d\n" % a and r["eof"], r
+                assert r["attempt"] == a, r
+                assert os.path.exists(os.path.join(out, "%d.%d.out" % (jid, a)))
+            assert base64.b64decode(c.ok("output", id=jid)["data"]) == b"try 3\n"
+            assert c.call("output", id=jid, attempt=4)["error"]["code"] == "EINVAL"
+            r = d.ctl("output", "--attempt", "2", str(jid), check=0)
+            assert r.stdout == b"try 2\n", r
+            assert d.ctl("output", str(jid), check=0).stdout == b"try 3\n"
+            d.ctl("output", "--attempt", "0", str(jid), check=2)
+            # past the cap: head, marker, tail; counted in the job
+            j = c.ok("submit", argv=["sh", "-c", "echo HEAD; seq 1 100000; echo TAIL; "
+                                     "echo E1 >&2; seq 1 50000 >&2"],
+                     output_max=4096)["id"]
+            job = c.wait(j)
+            cut = job["output_cut"]
+            assert cut["stdout"] > 0 and cut["stderr"] > 0, job
+            data = base64.b64decode(c.ok("output", id=j, max=1 << 20)["data"])
+            assert data.startswith(b"HEAD\n") and data.endswith(b"\n100000\nTAIL\n"), data[-40:]
+            assert b"\n[dispatchd: %d bytes cut here]\n" % cut["stdout"] in data, data
+            r = d.ctl("get", str(j), check=0)
+            assert b"cut: %d bytes of stdout, %d of stderr" % (cut["stdout"], cut["stderr"]) \
+                in r.stdout, r.stdout
+            assert json.loads(d.ctl("--json", "get", str(j), check=0).stdout)["job"]["output_cut"] == cut
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 @case

@@ -42,7 +42,7 @@ static uint64_t run(struct dd_engine *e, const char *const *argv, struct dd_exec
 static size_t slurp(struct dd_engine *e, uint64_t id, int stream, char *buf, size_t n)
 {
 	char path[512];
-	cr_assert_eq(dd_job_output_path(e, id, stream, path, sizeof(path)), 0);
+	cr_assert_eq(dd_job_output_path(e, id, 0, stream, path, sizeof(path)), 0);
 	int fd = open(path, O_RDONLY);
 	cr_assert(fd >= 0, "output file %s exists", path);
 	ssize_t k = read(fd, buf, n - 1);
@@ -182,10 +182,13 @@ Test(exec, output_is_capped)
 	cr_assert_eq(wait_state(e, id, &info), DD_SUCCEEDED);
 	char path[512];
 	struct stat st;
-	dd_job_output_path(e, id, 1, path, sizeof(path));
+	dd_job_output_path(e, id, 0, 1, path, sizeof(path));
 	cr_assert_eq(stat(path, &st), 0);
-	cr_assert_eq(st.st_size, 1000);
-	dd_job_output_path(e, id, 2, path, sizeof(path));
+	/* the head and the tail, 500 bytes each, and the marker between */
+	cr_assert_eq(st.st_size, 1000 + strlen("\n[dispatchd: 199000 bytes cut here]\n"));
+	cr_assert_eq(info.output_cut[0], 199000);
+	cr_assert_eq(info.output_cut[1], 0);
+	dd_job_output_path(e, id, 0, 2, path, sizeof(path));
 	cr_assert_eq(stat(path, &st), 0);
 	cr_assert_eq(st.st_size, 10);
 
@@ -195,7 +198,7 @@ Test(exec, output_is_capped)
 	cr_assert_eq(wait_state(e, id, &info), DD_SUCCEEDED);
 	char buf[64];
 	slurp(e, id, 1, buf, sizeof(buf));
-	cr_assert_str_eq(buf, "hello");
+	cr_assert_str_eq(buf, "hel\n[dispatchd: 7 bytes cut here]\nd\n");
 	dd_engine_destroy(e);
 }
 

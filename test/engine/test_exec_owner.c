@@ -154,7 +154,7 @@ static void slurp(struct dd_engine *e, uint64_t id, char *buf, size_t n)
 {
 	char path[512];
 	buf[0] = 0;
-	cr_assert_eq(dd_job_output_path(e, id, 1, path, sizeof(path)), 0);
+	cr_assert_eq(dd_job_output_path(e, id, 0, 1, path, sizeof(path)), 0);
 	int fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return; /* wrote nothing */

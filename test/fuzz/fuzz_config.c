@@ -39,6 +39,8 @@ const struct dd_fuzz_seed *dd_fuzz_seeds(size_t *n)
 		"                            # 50e-6 with a CPU to spare\n"
 		"max_batch = 10 ; ten\nkill_grace = 1m30s\t# tab\nsubmit_wait = 250ms\n"
 		"shutdown_grace = 1:00:00\nspin = 50us\n",
+		"output_dir = /srv/dispatchd/output\noutput_reserve = 2G\n",
+		"output_reserve = auto\noutput-reserve = 1048576\n",
 		NULL,
 	};
 	return dd_fuzz_text_seeds(seeds, n);

@@ -34,6 +34,10 @@ static size_t seed_log(uint8_t *buf)
 		{.type = DD_REC_RESERVE, .lsn = 5, .id = 1 << 20},
 		{.type = DD_REC_FINISH, .lsn = 6, .id = 6, .at_rt = 30, .attempt = 1, .worker = 2,
 		 .started_rt = 20, .state = 6, .result = 3, .reason = "exit 3", .reason_len = 6},
+		{.type = DD_REC_END, .lsn = 7, .id = 6, .state = 7, .result = 15, .reason = "c",
+		 .reason_len = 1, .output_cut = {123456, 0}},
+		{.type = DD_REC_FINISH, .lsn = 8, .id = 7, .attempt = 2, .state = 5,
+		 .output_cut = {0, 1}},
 	};
 	size_t off = 0;
 	for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++)

@@ -95,6 +95,7 @@ const struct dd_fuzz_seed *dd_fuzz_seeds(size_t *n)
 		"{\"op\":\"wait\",\"ids\":[1,2,3],\"timeout\":1.5}",
 		"{\"op\":\"list\",\"state\":\"queued\",\"queue\":\"q\",\"after\":7,\"limit\":10}",
 		"{\"op\":\"output\",\"id\":4,\"stream\":\"stderr\",\"offset\":10,\"max\":100}",
+		"{\"op\":\"output\",\"id\":4,\"attempt\":2}",
 		"{\"op\":\"reserve\",\"queue\":\"w\",\"ttr\":30,\"timeout\":1}",
 		"{\"op\":\"nack\",\"id\":5,\"attempt\":1,\"result\":3}",
 		"{\"op\":\"touch\",\"id\":5,\"attempt\":1,\"ttr\":10}",

@@ -1012,3 +1012,80 @@ Test(store, schema_2_store_is_upgraded_on_open)
 	mdb_env_close(env);
 	drop_tmpdir(l.dir);
 }
+
+/* The bytes of output a process job's last attempt lost (output_cut) go
+ * with its END and FINISH records into the store; a record without them
+ * (an older version's, or a job that lost nothing) reads as 0, both in
+ * the log and in the store, where a later end replaces them. */
+Test(store, output_cut_is_durable)
+{
+	struct dd_rec end = {.type = DD_REC_END, .lsn = 3, .id = 4, .at_rt = 12, .attempt = 1,
+			     .state = 6, .result = 256, .reason = "exit 1", .reason_len = 6,
+			     .output_cut = {123456789012ull, 7}};
+	unsigned char buf[256], plain[256];
+	size_t len = dd_rec_encode(&end, buf);
+	struct dd_rec back;
+	size_t used;
+	cr_assert_eq(dd_rec_decode(buf, len, &back, &used), DD_REC_OK);
+	cr_assert(back.output_cut[0] == 123456789012ull && back.output_cut[1] == 7);
+	struct dd_rec none = end;
+	none.output_cut[0] = none.output_cut[1] = 0;
+	size_t plen = dd_rec_encode(&none, plain);
+	cr_assert_eq(plen + 16, len, "no counts on disk when none was cut");
+	cr_assert_eq(dd_rec_decode(plain, plen, &back, &used), DD_REC_OK);
+	cr_assert(back.output_cut[0] == 0 && back.output_cut[1] == 0);
+	/* the flag without counts is not an encoding the writer makes */
+	/* body: id, at, attempt (20); state, flags, 2 spare, result, reason length (12) */
+	const size_t blen = 20 + 12 + 6;
+	cr_assert_eq(dd_rec_decode_body(DD_REC_END, plain + DD_REC_HDR, blen, &back), 0);
+	unsigned char bad[64];
+	memcpy(bad, plain + DD_REC_HDR, blen);
+	bad[21] = 1;
+	cr_assert_eq(dd_rec_decode_body(DD_REC_END, bad, blen, &back), -EPROTO);
+
+	struct logdir l;
+	logdir_init(&l, "cut");
+	struct dd_state_store *st = fresh_store(&l);
+	struct dd_rec recs[] = {
+		{.type = DD_REC_SUBMIT, .lsn = 1, .id = 4, .at_rt = 10, .max_attempts = 2,
+		 .priority = 2, .flags = DD_REC_F_EXEC, .kind = "k", .kind_len = 1},
+		{.type = DD_REC_START, .lsn = 2, .id = 4, .at_rt = 11, .attempt = 1, .worker = 0},
+	};
+	cr_assert_eq(dd_state_store_apply(st, recs, 2), 0);
+	cr_assert_eq(dd_state_store_apply(st, &end, 1), 0); /* a later batch */
+	struct dd_state_job j;
+	void *jb;
+	cr_assert_eq(dd_state_store_get(st, 4, &j, &jb), 0);
+	cr_assert_eq(j.state, 6);
+	cr_assert_str_eq(j.reason, "exit 1");
+	cr_assert(j.output_cut[0] == 123456789012ull && j.output_cut[1] == 7);
+	free(jb);
+	/* in the same batch as its submit */
+	struct dd_rec both[] = {
+		{.type = DD_REC_SUBMIT, .lsn = 4, .id = 5, .at_rt = 10, .max_attempts = 1,
+		 .priority = 2, .flags = DD_REC_F_EXEC, .kind = "k", .kind_len = 1},
+		{.type = DD_REC_FINISH, .lsn = 5, .id = 5, .at_rt = 12, .started_rt = 11,
+		 .attempt = 1, .state = 5, .output_cut = {0, 99}},
+		{.type = DD_REC_SUBMIT, .lsn = 6, .id = 6, .at_rt = 10, .max_attempts = 1,
+		 .priority = 2, .flags = DD_REC_F_EXEC, .kind = "k", .kind_len = 1},
+		{.type = DD_REC_FINISH, .lsn = 7, .id = 6, .at_rt = 12, .started_rt = 11,
+		 .attempt = 1, .state = 5},
+	};
+	cr_assert_eq(dd_state_store_apply(st, both, 4), 0);
+	cr_assert_eq(dd_state_store_get(st, 5, &j, &jb), 0);
+	cr_assert(j.state == 5 && j.output_cut[0] == 0 && j.output_cut[1] == 99);
+	free(jb);
+	cr_assert_eq(dd_state_store_get(st, 6, &j, &jb), 0);
+	cr_assert(j.state == 5 && j.output_cut[0] == 0 && j.output_cut[1] == 0);
+	free(jb);
+	/* retention hands back each process job's attempts */
+	uint64_t ids[8];
+	uint32_t att[8];
+	size_t nexec = 0;
+	cr_assert_eq(dd_state_store_trim_exec(st, 100, 0, 0, 8, ids, att, &nexec), 3);
+	cr_assert_eq(nexec, 3);
+	for (size_t i = 0; i < nexec; i++)
+		cr_assert_eq(att[i], 1, "job %llu: %u attempts", (unsigned long long)ids[i], att[i]);
+	dd_state_store_close(st);
+	drop_tmpdir(l.dir);
+}
