@@ -28,13 +28,13 @@ int dd_output_open(struct dd_shard *s, struct dd_proc *p, int stream)
 		p->os[stream - 1].named = true;
 		return open("/dev/null", O_WRONLY | O_CLOEXEC);
 	}
-	int fd = open(s->eng->output_dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0640);
+	int fd = open(s->eng->output_dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
 	if (fd >= 0 && fcntl(fd, F_SETFL, O_APPEND) == 0)
 		return fd;
 	if (fd >= 0)
 		close(fd);
 	p->os[stream - 1].named = true;
-	return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
+	return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
 }
 
 /* Gives a nameless output file its name once it holds something. */

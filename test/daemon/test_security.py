@@ -1,0 +1,417 @@
+"""The security suite (DESIGN.md section 9): a root dispatchd is a privilege
+boundary between local users. Each case makes real users and groups
+(test/daemon/users.py), tries one attack against a root dispatchd as those
+users would, and removes them. Without root every case is skipped, with
+the reason. Run one with: test_security.py --case NAME."""
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import DISPATCHCTL, DISPATCHD, Client, Daemon, Skip, run_cases, until  # noqa: E402
+from users import Users  # noqa: E402
+
+PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+
+
+def _public(path):
+    """True if every user may run @path (each folder above it searchable)."""
+    p = os.path.abspath(path)
+    while True:
+        if not os.stat(p).st_mode & stat.S_IXOTH:
+            return False
+        if p == "/":
+            return True
+        p = os.path.dirname(p)
+
+
+def _user_binaries():
+    """dispatchd and dispatchctl where the test's users can run them: a
+    checkout under root's home is out of their reach, so copy the two
+    (and the library dispatchd finds at $ORIGIN/..) to a public folder."""
+    d, c = os.path.abspath(DISPATCHD), os.path.abspath(DISPATCHCTL)
+    if _public(d) and _public(c):
+        return d, c
+    top = tempfile.mkdtemp(prefix="dd-bin-")
+    atexit.register(shutil.rmtree, top, True)
+    os.chmod(top, 0o755)
+    os.mkdir(os.path.join(top, "daemon"), 0o755)
+    lib = os.path.join(os.path.dirname(os.path.dirname(d)), "libdispatchd.so.0")
+    if os.path.exists(lib):
+        shutil.copy2(lib, top)
+    for b in (d, c):
+        shutil.copy2(b, os.path.join(top, "daemon"))
+    return os.path.join(top, "daemon", "dispatchd"), os.path.join(top, "daemon", "dispatchctl")
+
+
+def need_root():
+    """Every case starts here: without root it is skipped, saying why; with
+    it, the binaries are put where the case's users can run them."""
+    global DISPATCHD, DISPATCHCTL
+    if os.geteuid() != 0:
+        raise Skip("needs root: the attacks are made on a root dispatchd by real users")
+    DISPATCHD, DISPATCHCTL = _user_binaries()
+
+CASES = {}
+
+
+def case(fn):
+    CASES[fn.__name__] = fn
+    return fn
+
+
+def open_socket(d):
+    """The socket is 0660 root:root; an admin lets local users in by its
+    group or mode. The daemon's own checks are what is under test."""
+    os.chmod(d.sock, 0o666)
+
+
+def ctl(user, d, *args, cwd=None, umask=None, env=None, input=None):
+    e = user.env(DISPATCHD_SOCKET=d.sock, **(env or {}))
+    return user.run([DISPATCHCTL] + list(args), cwd=cwd, umask=umask, env=e, input=input)
+
+
+def text(r):
+    return "exit %d\nstdout: %s\nstderr: %s" % (r.returncode, r.stdout.decode(errors="replace"),
+                                                 r.stderr.decode(errors="replace"))
+
+
+def refuses_to_start(d, *words):
+    """dispatchd exits 1 on the state dir, saying why (@words in its log)."""
+    d.start(wait=False)
+    try:
+        rc = d.proc.wait(30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("dispatchd started on a state dir it must refuse:\n" + d.logtext())
+    log = d.logtext()
+    assert rc == 1, "exit %d:\n%s" % (rc, log)
+    for w in words:
+        assert w in log, "%r not in the log:\n%s" % (w, log)
+    assert not os.path.exists(d.sock) or not _answers(d.sock), "it listened anyway"
+    return log
+
+
+def _answers(path):
+    try:
+        with Client(path, timeout=2) as c:
+            return c.call("ping")["ok"]
+    except OSError:
+        return False
+
+
+# ---- the state directory --------------------------------------------------
+
+@case
+def state_dir_of_another_user_is_refused():
+    need_root()
+    with Users("mallory") as u, Daemon(autostart=False) as d:
+        os.mkdir(d.state, 0o700)
+        os.chown(d.state, u.mallory.uid, u.mallory.gid)
+        refuses_to_start(d, d.state, u.mallory.name, str(u.mallory.uid), "0700")
+
+
+@case
+def world_writable_state_dir_is_refused():
+    need_root()
+    with Daemon(autostart=False) as d:
+        os.mkdir(d.state)
+        os.chmod(d.state, 0o777)
+        log = refuses_to_start(d, d.state, "0777")
+        assert "chmod" in log or "another" in log, log
+
+
+@case
+def a_prepared_log_claiming_root_never_runs():
+    """Another user hands root a state dir whose log holds a job of uid 0:
+    today's attack would replay it and run it as root."""
+    need_root()
+    with Users("mallory") as u:
+        secret = tempfile.mkdtemp(prefix="dd-sec-")  # root's own, 0700
+        marker = os.path.join(secret, "ran-as-root")
+        with Daemon() as d:
+            with d.client() as c:
+                c.ok("submit", argv=["sh", "-c", "id -u > " + marker], delay=3)
+            d.stop()
+            state = d.state
+            # mallory "prepared" it: every file and directory is hers
+            for root, dirs, files in os.walk(state):
+                for n in dirs + files:
+                    os.lchown(os.path.join(root, n), u.mallory.uid, u.mallory.gid)
+            os.chown(state, u.mallory.uid, u.mallory.gid)
+            d2 = Daemon(state=state, autostart=False)
+            with d2:
+                refuses_to_start(d2, state, u.mallory.name)
+            # even a root-owned top dir with her files inside is refused
+            os.chown(state, 0, 0)
+            d3 = Daemon(state=state, autostart=False)
+            with d3:
+                refuses_to_start(d3, u.mallory.name)
+        assert not os.path.exists(marker), "the prepared job ran"
+        shutil.rmtree(secret)
+
+
+@case
+def created_state_is_private():
+    """What the engine creates is 0700 / 0600, whatever umask it runs under."""
+    need_root()
+    d = Daemon(autostart=False)
+    old = os.umask(0)
+    try:
+        d.start()
+    finally:
+        os.umask(old)
+    with d:
+        with d.client() as c:
+            c.wait(c.ok("submit", argv=["sh", "-c", "echo out; echo err >&2"])["id"])
+        for root, dirs, files in os.walk(d.state):
+            for n in dirs + files:
+                p = os.path.join(root, n)
+                m = stat.S_IMODE(os.lstat(p).st_mode)
+                assert m & 0o077 == 0, "%s is %o" % (p, m)
+        assert stat.S_IMODE(os.stat(d.state).st_mode) == 0o700
+
+
+# ---- keys, environment, directory, groups, umask, stdin -------------------------
+
+@case
+def idempotency_keys_belong_to_their_owner():
+    need_root()
+    with Users("alice", "bob") as u, Daemon() as d:
+        open_socket(d)
+        a = ctl(u.alice, d, "submit", "--key", "nightly", "--", "sleep", "30")
+        assert a.returncode == 0, text(a)
+        b = ctl(u.bob, d, "submit", "--key", "nightly", "--", "id", "-u")
+        assert b.returncode == 0, text(b)
+        ida, idb = int(a.stdout), int(b.stdout)
+        assert ida != idb, "bob's submit was answered with alice's job %d" % ida
+        again = ctl(u.alice, d, "submit", "--key", "nightly", "--", "sleep", "30")
+        assert int(again.stdout) == ida, text(again)
+        with d.client() as c:
+            job = c.wait(idb)
+            assert job["state"] == "succeeded" and job["uid"] == u.bob.uid, job
+            c.ok("cancel", id=ida)
+
+
+@case
+def the_daemons_environment_never_reaches_a_job():
+    need_root()
+    with Users("alice") as u, Daemon(env={"DD_DAEMON_SECRET": "root-only"}) as d:
+        open_socket(d)
+        r = ctl(u.alice, d, "run", "--", "env", env={"ALICE_MARKER": "mine"})
+        assert r.returncode == 0, text(r)
+        env = dict(l.split("=", 1) for l in r.stdout.decode().splitlines() if "=" in l)
+        assert "DD_DAEMON_SECRET" not in env, env
+        assert env.get("ALICE_MARKER") == "mine", env
+        assert env.get("USER") == u.alice.name and env.get("HOME") == u.alice.home, env
+        # a bare protocol submit with no env gets the passwd entry's alone
+        out = u.alice.run([PYTHON, "-c", _RAW_SUBMIT, d.sock, json.dumps(["/usr/bin/env"])])
+        assert out.returncode == 0, text(out)
+        names = sorted(l.split("=", 1)[0] for l in out.stdout.decode().splitlines() if "=" in l)
+        assert names == ["HOME", "LOGNAME", "SHELL", "USER"], names
+
+
+# Submits argv (JSON) on the socket (argv[1]) with nothing else, waits and
+# prints the job's stdout: a client that sends no environment at all.
+_RAW_SUBMIT = r"""
+import base64, json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rwb")
+def call(**r):
+    f.write(json.dumps(r).encode() + b"\n"); f.flush(); return json.loads(f.readline())
+j = call(op="submit", argv=json.loads(sys.argv[2]))
+assert j["ok"], j
+w = call(op="wait", id=j["result"]["id"], timeout=30)
+assert w["ok"] and w["result"]["job"]["state"] == "succeeded", w
+o = call(op="output", id=j["result"]["id"])
+sys.stdout.write(base64.b64decode(o["result"]["data"]).decode())
+"""
+
+
+@case
+def a_directory_the_user_cannot_enter():
+    need_root()
+    with Users("alice", "bob") as u, Daemon() as d:
+        open_socket(d)
+        private = os.path.join(u.alice.home, "private")
+        os.mkdir(private, 0o700)
+        os.mkdir(os.path.join(private, "exists"))
+        os.chown(private, u.alice.uid, u.alice.gid)
+        # as root the daemon could enter it; bob must not, nor learn what is there
+        for target in (private, os.path.join(private, "exists"), os.path.join(private, "nothing")):
+            r = ctl(u.bob, d, "run", "--cwd", target, "--", "ls")
+            assert r.returncode != 0, text(r)
+            assert ("cannot enter %s: Permission denied" % target) in r.stderr.decode(), text(r)
+        r = ctl(u.alice, d, "run", "--cwd", private, "--", "pwd")
+        assert r.returncode == 0 and r.stdout.decode().strip() == private, text(r)
+
+
+@case
+def supplementary_groups_of_the_owner():
+    need_root()
+    with Users("alice", groups={"proj": ["alice"], "later": []}) as u, Daemon() as d:
+        open_socket(d)
+        shared = os.path.join(tempfile.mkdtemp(prefix="dd-grp-"), "shared")
+        os.chmod(os.path.dirname(shared), 0o755)
+        os.mkdir(shared)
+        os.chown(shared, 0, u.proj)
+        os.chmod(shared, 0o2770)
+        r = ctl(u.alice, d, "run", "--", "sh", "-c", "id -G; touch %s/made && echo wrote" % shared)
+        assert r.returncode == 0, text(r)
+        groups, wrote = r.stdout.decode().split("\n", 1)
+        assert str(u.proj) in groups.split(), groups
+        assert wrote.strip() == "wrote" and os.stat(shared + "/made").st_uid == u.alice.uid
+        # groups are resolved once per user; SIGHUP reads them again
+        subprocess.run(["usermod", "-a", "-G", u.made_groups[1], u.alice.name], check=True)
+        d.send_signal(signal.SIGHUP)
+
+        def sees_later():
+            r = ctl(u.alice, d, "run", "--", "id", "-G")
+            return r.returncode == 0 and str(u.later) in r.stdout.decode().split()
+        until(sees_later, timeout=20, what="the new group after SIGHUP")
+        shutil.rmtree(os.path.dirname(shared))
+
+
+@case
+def the_submitters_umask():
+    need_root()
+    with Users("alice") as u, Daemon() as d:
+        open_socket(d)
+        for mask, mode in ((0o027, "640"), (0o077, "600"), (0o002, "664")):
+            r = ctl(u.alice, d, "run", "--", "sh", "-c", "rm -f f; touch f; stat -c %a f", umask=mask)
+            assert r.returncode == 0 and r.stdout.decode().strip() == mode, (oct(mask), text(r))
+
+
+@case
+def stdin_the_user_cannot_read():
+    need_root()
+    with Users("alice") as u, Daemon() as d:
+        open_socket(d)
+        r = ctl(u.alice, d, "submit", "--stdin", "/etc/shadow", "--", "cat")
+        assert r.returncode == 0, text(r)
+        jid = int(r.stdout)
+        with d.client() as c:
+            job = c.wait(jid)
+            assert job["state"] == "failed", job
+            assert "/etc/shadow" in job["reason"] and "Permission denied" in job["reason"], job
+            assert "root:" not in _output(c, jid)
+
+
+def _output(c, jid):
+    import base64
+    return base64.b64decode(c.ok("output", id=jid)["data"]).decode(errors="replace")
+
+
+@case
+def a_job_never_runs_as_root_for_a_user():
+    need_root()
+    with Users("alice") as u, Daemon() as d:
+        open_socket(d)
+        # the owner comes from the socket's credentials, never from the request
+        out = u.alice.run([PYTHON, "-c", _RAW_FIELDS, d.sock])
+        assert out.returncode == 0, text(out)
+        res = json.loads(out.stdout)
+        assert res["uid_field"] == "EINVAL" and res["gid_field"] == "EINVAL", res
+        # a uid with no passwd entry: refused at its start, never run with root's groups
+        r = subprocess.run([PYTHON, "-c", _RAW_SUBMIT, d.sock, json.dumps(["id"])],
+                           preexec_fn=_as_unknown_uid, capture_output=True, timeout=60)
+        assert r.returncode != 0 and b"passwd" in r.stderr, text(r)
+
+
+_RAW_FIELDS = r"""
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rwb")
+def call(**r):
+    f.write(json.dumps(r).encode() + b"\n"); f.flush(); return json.loads(f.readline())
+a = call(op="submit", argv=["id", "-u"], uid=0)
+b = call(op="submit", argv=["id", "-u"], gid=0)
+print(json.dumps({"uid_field": a["error"]["code"], "gid_field": b["error"]["code"]}))
+"""
+
+
+def _as_unknown_uid():
+    os.setgroups([])
+    os.setgid(54321)
+    os.setuid(54321)
+
+
+# ---- the client trusts only its own daemon -------------------------------------
+
+@case
+def a_squatted_socket_is_refused():
+    need_root()
+    with Users("alice", "bob") as u:
+        shared = tempfile.mkdtemp(prefix="dd-squat-")
+        os.chmod(shared, 0o1777)
+        path = os.path.join(shared, "dispatchd.sock")
+        bobs = _start_as(u.bob, path)
+        try:
+            r = ctl_at(u.alice, path, "ping")
+            assert r.returncode != 0, text(r)
+            err = r.stderr.decode()
+            assert path in err and str(u.bob.uid) in err, text(r)
+            # bob's own client talks to it
+            assert ctl_at(u.bob, path, "ping").returncode == 0
+        finally:
+            _stop(bobs)
+        # the default path without XDG_RUNTIME_DIR is in a private directory;
+        # bob makes alice's beforehand and puts his daemon there
+        private = default_private_dir(u.alice.uid)
+        shutil.rmtree(private, ignore_errors=True)
+        os.mkdir(private, 0o777)
+        os.chmod(private, 0o777)
+        os.chown(private, u.bob.uid, u.bob.gid)
+        bobs = _start_as(u.bob, os.path.join(private, "dispatchd.sock"))
+        try:
+            env = u.alice.env()
+            r = u.alice.run([DISPATCHCTL, "ping"], env=env)
+            assert r.returncode != 0, text(r)
+            assert private in r.stderr.decode(), text(r)
+        finally:
+            _stop(bobs)
+            shutil.rmtree(private, ignore_errors=True)
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def default_private_dir(uid):
+    return "/tmp/dispatchd-%d" % uid
+
+
+def ctl_at(user, path, *args):
+    return user.run([DISPATCHCTL, "-s", path] + list(args))
+
+
+def _start_as(user, sock):
+    state = os.path.join(user.home, "dd-state")
+    log = open(os.path.join(user.home, "dd.log"), "wb")
+    p = subprocess.Popen([DISPATCHD, "--state-dir", state, "--socket", sock, "--workers", "1"],
+                         stdout=log, stderr=subprocess.STDOUT, env=user.env(),
+                         preexec_fn=user.become(), cwd=user.home)
+    log.close()
+
+    def up():
+        if p.poll() is not None:
+            raise AssertionError("bob's dispatchd exited %d" % p.returncode)
+        return ctl_at(user, sock, "ping").returncode == 0
+    until(up, timeout=20, what="bob's dispatchd")
+    os.chmod(sock, 0o666)  # the squatter lets everyone in
+    return p
+
+
+def _stop(p):
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(run_cases(CASES, "security"))
