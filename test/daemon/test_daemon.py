@@ -1213,7 +1213,10 @@ def config_inline_comments():
     values ('#' or ';' after a blank)."""
     example = operations_example_config()
     assert "# " in example and "[dispatchd]" in example, example
-    with Daemon(config=example) as d, d.client() as c:
+    # its paths are a real machine's: this case's flags put them here
+    d = Daemon(config=example, autostart=False)
+    d.extra += ["--output-dir", os.path.join(d.dir, "output")]
+    with d.start(), d.client() as c:
         assert c.ok("ping")["pong"]
     cfg = "[dispatchd]\nmax_batch = 2 ; two\nmax_frame = 2048\t# tab before\nspin = auto#not a comment\n"
     d = Daemon(config=cfg, autostart=False)

@@ -1,5 +1,7 @@
 /* Runner for the Criterion shim: forks one child per test (tests keep
- * per-test globals), enforces .timeout (default 600 s), and prints a
+ * per-test globals), runs .init and .fini around each (.fini also after a
+ * failed assertion or a skip, as Criterion does), enforces .timeout
+ * (default 600 s), and prints a
  * Criterion-like synthesis line. Exit 0 only if every test passed. Of
  * Criterion's flags it honours --filter PATTERN (a glob on "suite/name"). */
 #include <fnmatch.h>
@@ -17,15 +19,28 @@ struct entry {
 	const char *suite, *name;
 	void (*fn)(void);
 	int timeout;
+	void (*init)(void), (*fini)(void);
 };
 
 static struct entry tests[512];
 static int ntests;
 
-void shim_register(const char *suite, const char *name, void (*fn)(void), int timeout)
+static void (*running_fini)(void); /* the child's test's .fini, not run yet */
+
+void shim_register(const char *suite, const char *name, void (*fn)(void),
+		   const struct shim_test_attr *a)
 {
 	if (ntests < 512)
-		tests[ntests++] = (struct entry){suite, name, fn, timeout ? timeout : 600};
+		tests[ntests++] = (struct entry){suite, name, fn, a->timeout ? a->timeout : 600,
+						 a->init, a->fini};
+}
+
+static void run_fini(void)
+{
+	void (*f)(void) = running_fini;
+	running_fini = NULL; /* a failing assertion inside .fini ends here */
+	if (f)
+		f();
 }
 
 void shim_fail(const char *file, int line, const char *expr, const char *fmt, ...)
@@ -37,6 +52,7 @@ void shim_fail(const char *file, int line, const char *expr, const char *fmt, ..
 	va_end(ap);
 	fputc('\n', stderr);
 	fflush(stderr);
+	run_fini();
 	_exit(1);
 }
 
@@ -49,6 +65,7 @@ void shim_skip(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	fflush(stderr);
+	run_fini();
 	_exit(77);
 }
 
@@ -76,7 +93,11 @@ int main(int argc, char **argv)
 		}
 		if (pid == 0) {
 			alarm((unsigned)tests[i].timeout);
+			if (tests[i].init)
+				tests[i].init();
+			running_fini = tests[i].fini;
 			tests[i].fn();
+			run_fini();
 			_exit(0);
 		}
 		int st;

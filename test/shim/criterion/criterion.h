@@ -12,9 +12,12 @@
 
 struct shim_test_attr {
 	int timeout;
+	void (*init)(void);
+	void (*fini)(void);
 };
 
-void shim_register(const char *suite, const char *name, void (*fn)(void), int timeout);
+void shim_register(const char *suite, const char *name, void (*fn)(void),
+		   const struct shim_test_attr *a);
 void shim_fail(const char *file, int line, const char *expr, const char *fmt, ...)
 	__attribute__((noreturn, format(printf, 4, 5)));
 
@@ -23,7 +26,7 @@ void shim_fail(const char *file, int line, const char *expr, const char *fmt, ..
 	__attribute__((constructor)) static void shim_reg_##suite##_##name(void)         \
 	{                                                                                \
 		struct shim_test_attr a = {__VA_ARGS__};                                  \
-		shim_register(#suite, #name, suite##_##name, a.timeout);                \
+		shim_register(#suite, #name, suite##_##name, &a);                        \
 	}                                                                                \
 	static void suite##_##name(void)
 
