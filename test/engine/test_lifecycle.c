@@ -154,7 +154,7 @@ Test(lifecycle, long_jobs_are_handed_over_two_at_a_time)
 		s.payload_len = sizeof(tag);
 		ids[i] = submit_ok(e, &s);
 	}
-	await_state(e, ids[0], DD_RUNNING);
+	await_started(e, ids[0]);
 	struct dd_job_spec u = spec("slow_order");
 	int utag = 100;
 	u.priority = DD_PRIO_URGENT;

@@ -137,6 +137,18 @@ void await_state(struct dd_engine *e, uint64_t id, enum dd_state st)
 		       dd_state_name(info.state), dd_state_name(st));
 }
 
+void await_started(struct dd_engine *e, uint64_t id)
+{
+	struct dd_job_info info;
+	for (int i = 0; i < 5000; i++) {
+		cr_assert_eq(dd_job_get(e, id, &info), 0);
+		if (info.started_ns)
+			return;
+		sleep_ms(1);
+	}
+	cr_assert_fail("job %lx never started: %s", (unsigned long)id, dd_state_name(info.state));
+}
+
 unsigned test_scale(void)
 {
 	const char *s = getenv("DD_TEST_SCALE");

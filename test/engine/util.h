@@ -30,6 +30,9 @@ uint64_t submit_ok(struct dd_engine *e, const struct dd_job_spec *s);
 enum dd_state wait_state(struct dd_engine *e, uint64_t id, struct dd_job_info *info);
 /* Polls until the job is in @st (5 s at most). */
 void await_state(struct dd_engine *e, uint64_t id, enum dd_state st);
+/* Until the job has begun an attempt (it may have ended since: a poll
+ * can come late on a loaded machine). */
+void await_started(struct dd_engine *e, uint64_t id);
 /* Divisor for stress sizes (DD_TEST_SCALE, e.g. under sanitizers). */
 unsigned test_scale(void);
 void sleep_ms(unsigned ms);

@@ -316,6 +316,15 @@ Test(durable, retention_keeps_the_store_flat_and_the_map_grows)
 /* A child process that holds the store's LMDB write lock from when the
  * parent says (a byte on @go) until it says again, so that the applier
  * cannot commit. Forked before the engine starts any thread. */
+/* One byte from @fd, through signals. */
+static ssize_t read_byte(int fd, char *b)
+{
+	ssize_t k;
+	while ((k = read(fd, b, 1)) < 0 && errno == EINTR)
+		;
+	return k;
+}
+
 static pid_t store_holder(const char *storedir, const int go[2], const int held[2])
 {
 	pid_t pid = fork();
@@ -328,11 +337,13 @@ static pid_t store_holder(const char *storedir, const int go[2], const int held[
 	char b;
 	MDB_env *env;
 	MDB_txn *t;
-	if (read(go[0], &b, 1) != 1 || mdb_env_create(&env) || mdb_env_set_maxdbs(env, 8) ||
+	if (read_byte(go[0], &b) != 1)
+		_exit(2);
+	if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 8) ||
 	    mdb_env_open(env, storedir, MDB_NOTLS, 0600) || mdb_txn_begin(env, NULL, 0, &t))
-		_exit(1);
-	if (write(held[1], "h", 1) != 1 || read(go[0], &b, 1) != 1)
-		_exit(1);
+		_exit(3);
+	if (write(held[1], "h", 1) != 1 || read_byte(go[0], &b) != 1)
+		_exit(4);
 	mdb_txn_abort(t);
 	mdb_env_close(env);
 	_exit(0);
@@ -386,7 +397,9 @@ Test(durable, store_far_behind_the_log_holds_submissions_back)
 	cr_assert_eq(write(go[1], "r", 1), 1);
 	int status;
 	cr_assert_eq(waitpid(child, &status, 0), child);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the store holder: %s %d",
+		  WIFEXITED(status) ? "exit" : "signal",
+		  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 	struct dd_job_spec s = job("ok");
 	cr_assert_eq(dd_submit(e, &s, DD_SUBMIT_BLOCK, &id), 0);
 	struct dd_job_info info;
