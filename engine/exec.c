@@ -166,13 +166,13 @@ static int exec_search(const struct spawn_args *a)
  * end open until its own exec, and make us wait for that (it halved the
  * spawn rate).
  *
- * A job of another user: groups and gid first, then the file-system uid
- * alone, so that entering cwd, opening stdin and looking up the program
- * are checked as the user (the kernel drops root's file capabilities with
- * the fsuid). The real and effective uid change only before the exec:
- * until then the user cannot signal (stop) this child, which holds the
- * worker suspended. Rlimits come after that change, so the kernel checks
- * them as for the user: no hard limit above the engine's. */
+ * A job of another user: groups and gid first, then the effective uid
+ * alone, so that entering cwd and opening stdin are done as the user with
+ * none of root's capabilities. The real and saved uid change only before
+ * the program is looked up and exec'd: until then the user cannot signal
+ * (stop) this child, which holds the worker suspended. Rlimits come after
+ * that change, so the kernel checks them as for the user: no hard limit
+ * above the engine's. */
 static void __attribute__((noreturn)) child_main(const struct spawn_args *a,
 						 volatile struct report *rep)
 {
@@ -183,7 +183,10 @@ static void __attribute__((noreturn)) child_main(const struct spawn_args *a,
 		sigaction(sig, &dfl, NULL); /* the engine's handlers and ignores */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (setpgid(0, 0) < 0 || dup2(a->in, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->err, 2) < 0)
+	/* a session of its own: no controlling terminal of the daemon's (a
+	 * root dispatchd started from a terminal), and a process group whose
+	 * id is the pid, which cancel and time-outs signal */
+	if (setsid() < 0 || dup2(a->in, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->err, 2) < 0)
 		goto fail;
 	/* the fd table is the child's own copy */
 	if (a->keep >= 3) {
@@ -201,8 +204,13 @@ static void __attribute__((noreturn)) child_main(const struct spawn_args *a,
 		if (syscall(SYS_setgroups, a->ngroups, a->groups) < 0 ||
 		    syscall(SYS_setresgid, a->gid, a->gid, a->gid) < 0)
 			goto fail;
-		syscall(SYS_setfsuid, a->uid);
-		if ((uid_t)syscall(SYS_setfsuid, (uid_t)-1) != a->uid) { /* -1 only reads it */
+		/* the effective uid alone: root's capabilities all go (not only
+		 * the file ones, as with setfsuid, which would open a device or
+		 * /proc file with CAP_SYSLOG still effective), while the real
+		 * and saved uid stay 0 */
+		if (syscall(SYS_setresuid, (uid_t)-1, a->uid, (uid_t)-1) < 0)
+			goto fail;
+		if (geteuid() != a->uid) {
 			errno = EPERM;
 			goto fail;
 		}

@@ -303,6 +303,33 @@ def stdin_the_user_cannot_read():
             assert "root:" not in _output(c, jid)
 
 
+@case
+def stdin_is_opened_without_roots_capabilities():
+    """A file whose contents depend on the opener's capabilities reads for
+    the job as for its owner: /proc/kallsyms shows addresses only to
+    CAP_SYSLOG, /dev/kmsg opens only with it under dmesg_restrict."""
+    need_root()
+    with Users("alice") as u, Daemon() as d:
+        open_socket(d)
+        own = u.alice.run(["head", "-3", "/proc/kallsyms"])
+        r = ctl(u.alice, d, "run", "--stdin", "/proc/kallsyms", "--", "head", "-3")
+        assert r.returncode == own.returncode == 0, (text(r), text(own))
+        assert r.stdout == own.stdout, "the job saw %r, its owner sees %r" % (r.stdout, own.stdout)
+        if open("/proc/sys/kernel/dmesg_restrict").read().strip() == "1":
+            r = ctl(u.alice, d, "run", "--stdin", "/dev/kmsg", "--", "head", "-c", "1")
+            assert r.returncode != 0 and b"/dev/kmsg" in r.stderr, text(r)
+
+
+@case
+def a_job_has_a_session_of_its_own():
+    """A job never shares the daemon's session, and so never its
+    controlling terminal (a root dispatchd started from a terminal)."""
+    with Daemon() as d:
+        r = d.ctl("run", "--", PYTHON, "-c",
+                  "import os; print(os.getsid(0) == os.getpid(), os.getpgid(0) == os.getpid())")
+        assert r.returncode == 0 and r.stdout == b"True True\n", (r.returncode, r.stdout, r.stderr)
+
+
 def _output(c, jid):
     import base64
     return base64.b64decode(c.ok("output", id=jid)["data"]).decode(errors="replace")
