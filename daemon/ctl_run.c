@@ -35,6 +35,7 @@ struct run {
 	json_int_t off[2]; /* stdout, stderr: shown so far */
 	uint64_t last_int; /* CLOCK_MONOTONIC ns of the Ctrl-C forwarded last */
 	bool cancelled, forwarded;
+	int cause; /* the signal that made run cancel the job, 0 none */
 	char tail[512];    /* the end of the job's stderr, NUL-terminated */
 	size_t tail_len;
 };
@@ -119,6 +120,7 @@ static void interrupt(struct run *r)
 	if (r->cancelled)
 		return;
 	if (r->last_int && now - r->last_int < SECOND_INT_NS) {
+		r->cause = SIGINT;
 		cancel(r);
 		return;
 	}
@@ -133,6 +135,7 @@ static void interrupt(struct run *r)
 	else if (strcmp(code, "ETERMINAL")) {
 		if (strcmp(code, "ESRCH"))
 			ctl_result(resp);
+		r->cause = SIGINT;
 		cancel(r);
 	}
 	json_decref(resp);
@@ -145,8 +148,10 @@ static void on_signals(struct run *r, int sfd)
 	while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGINT)
 			interrupt(r);
-		else
+		else if (!r->cancelled) {
+			r->cause = (int)si.ssi_signo;
 			cancel(r); /* SIGTERM, SIGHUP: the caller goes, and the job with it */
+		}
 	}
 }
 
@@ -195,9 +200,12 @@ static int exit_code(struct run *r, json_t *job)
 			fprintf(stderr, "dispatchctl: %s\n", reason);
 		return (int)json_integer_value(ec);
 	}
-	int code = json_is_integer(sig) ? 128 + (int)json_integer_value(sig)
-		   : !strcmp(state, "succeeded") ? 0
-						  : 1;
+	/* a job cancelled before its process ran ends without a signal: run
+	 * reports the signal it was itself stopped by, as a shell would */
+	int code = json_is_integer(sig)		    ? 128 + (int)json_integer_value(sig)
+		   : !strcmp(state, "succeeded")	    ? 0
+		   : r->cause && !strcmp(state, "cancelled") ? 128 + r->cause
+							    : 1;
 	bool asked = (r->forwarded && json_integer_value(sig) == SIGINT) || r->cancelled;
 	if (code && !asked)
 		fprintf(stderr, "dispatchctl: job %lld %s: %s\n", (long long)r->id, state, reason);

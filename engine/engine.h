@@ -157,6 +157,8 @@ struct dd_jobrec {
 	uint64_t key_hash;
 	uint64_t sub_lsn, end_lsn; /* its SUBMIT and END records, 0 = none */
 	uint8_t level;              /* enum dd_durability */
+	uint8_t pending_sig;        /* JF_EXEC: a signal asked for while on its
+				     * worker, sent once its process is known */
 	bool start_pending;         /* its START waits for the next log batch
 				     * (durable.c); the reactor's alone */
 	uint32_t uid, gid;          /* owner */

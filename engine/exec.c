@@ -567,12 +567,19 @@ int dd_exec_signal(struct dd_shard *s, struct dd_jobrec *j, int sig)
 	(void)s;
 	if (dd_state_terminal((enum dd_state)j->state))
 		return DD_ETERMINAL;
-	/* on its worker, j->proc is the worker's to write */
-	if (!(j->flags & JF_EXEC) || j->state != DD_RUNNING || (j->flags & JF_ON_WORKER) ||
-	    !j->proc || j->proc->exited)
-		return -ESRCH; /* exited: the job ends once its output is cut */
-	signal_group(j->proc, sig);
-	return 0;
+	if (!(j->flags & JF_EXEC) || j->state != DD_RUNNING)
+		return -ESRCH;
+	/* on its worker (being spawned), j->proc is the worker's to write:
+	 * the signal waits for dd_exec_started() */
+	if (j->flags & JF_ON_WORKER) {
+		j->pending_sig = (uint8_t)sig;
+		return 0;
+	}
+	/* no process: it could not start; exited: the job ends once its
+	 * output is cut, and a signal to a process that is gone does nothing */
+	if (j->proc && !j->proc->exited)
+		signal_group(j->proc, sig);
+	return j->proc ? 0 : -ESRCH;
 }
 
 void dd_exec_kill(struct dd_shard *s, struct dd_jobrec *j)
@@ -593,6 +600,8 @@ void dd_exec_started(struct dd_shard *s, struct dd_jobrec *j)
 {
 	struct dd_proc *p = j->proc;
 	uint32_t how = atomic_load_explicit(&j->cancel, memory_order_relaxed);
+	int sig = j->pending_sig;
+	j->pending_sig = 0;
 	j->output_cut[0] = j->output_cut[1] = 0; /* the new attempt's */
 	if (!p || !p->pid) {
 		/* it did not start: w_result is -errno, or the wait status of a
@@ -646,6 +655,8 @@ void dd_exec_started(struct dd_shard *s, struct dd_jobrec *j)
 		 * the job reports. */
 		dd_queue_wheel_arm(&s->wheel, &j->timer, j->started_ns + j->timeout_ns); /* moves it */
 	}
+	if (sig && !how)
+		signal_group(p, sig); /* asked for while it was being spawned */
 }
 
 /* The process has exited and its output files are final: end the attempt. */

@@ -472,9 +472,11 @@ int dd_submit_batch_known(struct dd_engine *e, const struct dd_job_spec *specs, 
 int dd_cancel(struct dd_engine *e, uint64_t id);
 
 /* Sends @sig to the process group of a running process job (the job's
- * state does not change: the job ends as its process does).
+ * state does not change: the job ends as its process does). A process
+ * being started gets it as soon as it exists; one that has just exited
+ * (its job about to end) is not signalled, and the call returns 0.
  * @return 0, -ESRCH (not running a process now: queued, between attempts,
- *         or its process is being started), -EINVAL (bad signal: 1..64),
+ *         or it could not start), -EINVAL (bad signal: 1..64),
  *         DD_ETERMINAL (already ended), -ENOENT, DD_EEVICTED, DD_ESHUTDOWN.
  * Blocks for a round trip to the shard. */
 int dd_job_signal(struct dd_engine *e, uint64_t id, int sig);

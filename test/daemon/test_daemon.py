@@ -1715,6 +1715,21 @@ def run_ctrl_c():
 
 
 @case
+def run_ctrl_c_before_the_job_runs():
+    """Ctrl-C on run of a job that has not started (delayed): nothing to
+    interrupt, so the job is cancelled and run exits 130, as a shell's
+    command would."""
+    with Daemon() as d, d.client() as c:
+        p = subprocess.Popen([os.path.abspath(DISPATCHCTL), "run", "--delay", "300", "--", "true"],
+                             env=ctl_env(d), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        jobs = until(lambda: c.ok("list", state="delayed")["jobs"], what="the delayed job")
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 130, (p.returncode, out, err)
+        assert c.wait(jobs[0]["id"])["state"] == "cancelled"
+
+
+@case
 def signal_op():
     """The signal op reaches a running job's process group; a job not running a process: ESRCH. Needs dd_job_signal."""
     with Daemon() as d, d.client() as c:
