@@ -533,7 +533,7 @@ void dd_perr_engine(struct dd_perr *e, int err, const char *what)
 		{DD_ESHUTDOWN, "ESHUTDOWN"}, {DD_EEVICTED, "EEVICTED"}, {DD_ESTOREFULL, "ESTOREFULL"},
 		{-EINVAL, "EINVAL"}, {-ENOENT, "ENOENT"}, {-EAGAIN, "EAGAIN"}, {-E2BIG, "E2BIG"},
 		{-ETIMEDOUT, "ETIMEDOUT"}, {-ENOSPC, "ENOSPC"}, {-EIO, "EIO"}, {-ENOMEM, "ENOMEM"},
-		{-ESTALE, "ESTALE"}, {-EPERM, "EPERM"}, {-EOPNOTSUPP, "ENOTSUP"},
+		{-ESTALE, "ESTALE"}, {-EMFILE, "EMFILE"}, {-EPERM, "EPERM"}, {-EOPNOTSUPP, "ENOTSUP"},
 		{-ESRCH, "ESRCH"}, {-ENOSYS, "ENOSYS"},
 	};
 	e->code = "EIO";

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -261,6 +262,12 @@ static int open_rings(struct dd_engine *e)
 	e->egid = (uint32_t)getegid();
 	/* before any thread is pinned (threads start later) */
 	e->proc_cpus_ok = sched_getaffinity(0, sizeof(e->proc_cpus), &e->proc_cpus) == 0;
+	struct rlimit nofile;
+	e->stdin_max = getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY
+			       ? (int64_t)(nofile.rlim_cur / 4)
+			       : 16384;
+	if (e->stdin_max < 16)
+		e->stdin_max = 16;
 	int r = dd_trust_open(e); /* the state and output dirs, checked */
 	if (r < 0)
 		return r;

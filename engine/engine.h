@@ -357,6 +357,12 @@ struct dd_engine {
 			      * thread: jobs' processes get these, not the
 			      * spawning worker's one CPU */
 	bool proc_cpus_ok;
+	/* standard inputs passed with DD_EXEC_STDIN_FD held by jobs now, and
+	 * the most there may be: a quarter of the descriptors the process may
+	 * open, so that jobs holding theirs (queued, delayed, waiting) never
+	 * take those of the log, the store and the daemon's connections */
+	_Atomic int64_t stdin_held;
+	int64_t stdin_max;
 };
 
 /* log.c: messages through cfg.on_log (stderr when NULL); @level is a
@@ -408,6 +414,8 @@ static inline void dd_hist_rec(struct dd_shard *s, enum dd_hist_kind k, uint64_t
 		dd_tel_shist_record(&s->hist[k], b > a ? b - a : 0);
 }
 
+/* submit.c: closes a job's copy of its standard input (@fd >= 0) */
+void dd_stdin_release(struct dd_engine *e, int fd);
 /* submit.c: frees the arena copies a message carries (key binding untouched) */
 void dd_sub_release(struct dd_shard *s, struct dd_sub *m);
 

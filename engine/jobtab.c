@@ -64,7 +64,7 @@ void dd_rec_free(struct dd_shard *s, struct dd_jobrec *j)
 	if (j->flags & JF_REASON_OWN)
 		dd_reason_free(s, (char *)j->reason);
 	if (j->stdin_fd >= 0)
-		close(j->stdin_fd);
+		dd_stdin_release(s->eng, j->stdin_fd);
 	j->link.next = (struct dd_queue_node *)s->freelist;
 	s->freelist = j;
 	dd_st_add(s, ST_IN_MEMORY, -1);

@@ -223,7 +223,7 @@ void dd_job_finish(struct dd_shard *s, struct dd_jobrec *j, enum dd_state st,
 		j->flags &= (uint8_t)~JF_LEASED;
 	dd_job_set_reason(s, j, reason);
 	if (j->stdin_fd >= 0 && !(j->flags & JF_ON_WORKER)) {
-		close(j->stdin_fd); /* no attempt will read it */
+		dd_stdin_release(s->eng, j->stdin_fd); /* no attempt will read it */
 		j->stdin_fd = -1;
 	}
 	/* s->now is read once per reactor turn: a worker's start stamp

@@ -96,7 +96,29 @@ void dd_sub_release(struct dd_shard *s, struct dd_sub *m)
 	if (m->key)
 		dd_numa_arena_free(s->arena, m->key, strlen(m->key) + 1);
 	if (m->stdin_fd >= 0)
-		close(m->stdin_fd);
+		dd_stdin_release(s->eng, m->stdin_fd);
+}
+
+void dd_stdin_release(struct dd_engine *e, int fd)
+{
+	close(fd);
+	atomic_fetch_sub_explicit(&e->stdin_held, 1, memory_order_relaxed);
+}
+
+/* A copy of the submitter's descriptor @fd, counted against stdin_max.
+ * Returns it, or -EMFILE (too many held) or another -errno. */
+static int stdin_take(struct dd_engine *e, int fd)
+{
+	if (atomic_fetch_add_explicit(&e->stdin_held, 1, memory_order_relaxed) >= e->stdin_max) {
+		atomic_fetch_sub_explicit(&e->stdin_held, 1, memory_order_relaxed);
+		return -EMFILE;
+	}
+	int c = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (c < 0) {
+		c = -errno;
+		atomic_fetch_sub_explicit(&e->stdin_held, 1, memory_order_relaxed);
+	}
+	return c;
 }
 
 static int sub_prepare(struct dd_shard *s, const struct dd_job_spec *sp, int handler,
@@ -167,8 +189,9 @@ static int sub_prepare(struct dd_shard *s, const struct dd_job_spec *sp, int han
 	}
 	/* last: nothing after it can fail, so no path has to close it */
 	if (sp->exec && (sp->exec->flags & DD_EXEC_STDIN_FD) &&
-	    (m->stdin_fd = fcntl(sp->exec->stdin_fd, F_DUPFD_CLOEXEC, 3)) < 0) {
-		int err = -errno;
+	    (m->stdin_fd = stdin_take(s->eng, sp->exec->stdin_fd)) < 0) {
+		int err = m->stdin_fd;
+		m->stdin_fd = -1;
 		if (m->key)
 			dd_numa_arena_free(s->arena, m->key, strlen(m->key) + 1);
 		dd_numa_arena_free(s->arena, pay, plen);

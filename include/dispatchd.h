@@ -436,7 +436,9 @@ int dd_engine_shard_node(const struct dd_engine *e, unsigned shard);
  * same key from another owner is another key.
  * @return 0, -EINVAL (bad spec), DD_ENOHANDLER, DD_EDEPS, -E2BIG (payload,
  *         deps or key too large), -EBADF (exec->stdin_fd is not open),
- *         -EMFILE (no descriptor left for its copy), -EAGAIN (rings or max_live_jobs full, or
+ *         -EMFILE (no descriptor left for its copy, or jobs already hold a
+ *         quarter of RLIMIT_NOFILE in standard inputs: try again once some
+ *         have ended), -EAGAIN (rings or max_live_jobs full, or
  *         the store over store_lag_max records behind the log; and
  *         no DD_SUBMIT_BLOCK), DD_ESHUTDOWN, -ENOMEM.
  * No system call, lock or allocation for jobs without a key and with a

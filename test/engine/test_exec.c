@@ -355,3 +355,35 @@ Test(exec, exits_collected_by_pidfd_poll_on_older_kernels)
 	cr_assert_eq(info.term_signal, SIGTERM);
 	dd_engine_destroy(e);
 }
+
+/* Jobs that wait with a passed standard input hold a descriptor each: the
+ * engine holds at most a quarter of what the process may open, refuses
+ * more with -EMFILE, and takes new ones once jobs let theirs go. */
+Test(exec, held_standard_inputs_are_bounded)
+{
+	struct rlimit old, low = {.rlim_cur = 256, .rlim_max = 0};
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low.rlim_max = old.rlim_max;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	struct dd_engine *e = exec_engine(0, 0);
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	const char *t[] = {"true", NULL};
+	struct dd_exec_spec x = {.argv = t, .flags = DD_EXEC_STDIN_FD, .stdin_fd = p[0]};
+	struct dd_job_spec s = spec("procs");
+	s.exec = &x;
+	s.delay_ns = 3600ull * 1000000000ull; /* they wait, holding theirs */
+	uint64_t ids[65], id;
+	int n = 0, r;
+	while (n < 65 && (r = dd_submit(e, &s, 0, &ids[n])) == 0)
+		n++;
+	cr_assert_eq(r, -EMFILE, "%s after %d", dd_strerror(r), n);
+	cr_assert_eq(n, 64, "held %d: a quarter of 256 is 64", n);
+	cr_assert_eq(dd_cancel(e, ids[0]), 0);
+	cr_assert_eq(dd_submit(e, &s, 0, &id), 0, "a cancelled job let its copy go");
+	cr_assert_eq(dd_submit(e, &s, 0, &id), -EMFILE);
+	dd_engine_destroy(e);
+	close(p[0]);
+	close(p[1]);
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+}
