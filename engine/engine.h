@@ -224,6 +224,10 @@ struct dd_worker {
 	_Atomic uint64_t job_ns;     /* worker's moving mean time per job (its
 				      * handler and hand-back), for the reactor */
 	_Atomic bool stop;
+	/* while it spawns a process: since when (0: not spawning), and where
+	 * its child reports (exec.c): the reactor's watchdog reads both */
+	_Atomic uint64_t spawn_since;
+	volatile struct dd_spawn_report *spawn_rep;
 };
 
 /* ---- shards ---- */
@@ -573,6 +577,12 @@ void dd_exec_reaped(struct dd_shard *s, struct dd_proc *p, int res);
 /* Reactor: signal a running process job's group (cancel, time-out); the
  * job ends when the process has gone. */
 void dd_exec_kill(struct dd_shard *s, struct dd_jobrec *j);
+/* A process start that takes longer than this is killed: nothing a job's
+ * own start does should take it, and a worker is held meanwhile. */
+#define DD_SPAWN_LIMIT_NS (10ull * 1000000000ull)
+/* Reactor: kills the children of starts that hung (DD_SPAWN_LIMIT_NS);
+ * true while any worker is starting a process. */
+bool dd_exec_watchdog(struct dd_shard *s);
 /* Reactor: output size checks; returns the next time it wants to run. */
 void dd_exec_sweep(struct dd_shard *s);
 /* Reactor exit: kill what still runs and wait for it (bounded). */

@@ -31,6 +31,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "exec.h"
@@ -83,10 +84,12 @@ const char *dd_exec_status_text(int status)
 enum step { STEP_SETUP = 1, STEP_CREDS, STEP_CWD, STEP_STDIN, STEP_RLIMIT, STEP_EXEC };
 
 /* What the child leaves in the shared page when it cannot go on. */
-struct report {
+struct dd_spawn_report {
 	int err;  /* errno; 0: it exec'd */
 	int step; /* enum step */
 	int arg;  /* STEP_RLIMIT: the resource */
+	_Atomic int pid;     /* the child's, once it runs (for the watchdog) */
+	_Atomic int killed;  /* the watchdog gave up on it (dd_exec_watchdog) */
 };
 
 struct spawn_args {
@@ -174,11 +177,12 @@ static int exec_search(const struct spawn_args *a)
  * that change, so the kernel checks them as for the user: no hard limit
  * above the engine's. */
 static void __attribute__((noreturn)) child_main(const struct spawn_args *a,
-						 volatile struct report *rep)
+						 volatile struct dd_spawn_report *rep)
 {
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	sigset_t none;
 	int step = STEP_SETUP, arg = 0;
+	atomic_store_explicit(&rep->pid, (int)syscall(SYS_getpid), memory_order_relaxed);
 	for (int sig = 1; sig < _NSIG; sig++)
 		sigaction(sig, &dfl, NULL); /* the engine's handlers and ignores */
 	sigemptyset(&none);
@@ -254,7 +258,7 @@ fail:
 /* Alone in its own frame, so that vfork's shared stack clobbers nothing
  * of the caller's. */
 static pid_t __attribute__((noinline)) start_child(const struct spawn_args *a,
-						   volatile struct report *rep)
+						   volatile struct dd_spawn_report *rep)
 {
 	pid_t pid = vfork();
 	if (pid == 0)
@@ -263,7 +267,7 @@ static pid_t __attribute__((noinline)) start_child(const struct spawn_args *a,
 }
 
 /* Why the child could not go on, into @buf. */
-static void report_text(char *buf, size_t n, const struct report *r, const struct spawn_args *a)
+static void report_text(char *buf, size_t n, const struct dd_spawn_report *r, const struct spawn_args *a)
 {
 	const char *e = strerrordesc_np(r->err);
 	if (!e)
@@ -396,7 +400,7 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_proc *p, cha
 	};
 	/* MAP_SHARED, so that it is shared even where vfork is a fork (the
 	 * ThreadSanitizer runtime makes it one) */
-	static _Thread_local volatile struct report *report;
+	static _Thread_local volatile struct dd_spawn_report *report;
 	if (!report) {
 		void *pg = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 		if (pg == MAP_FAILED) {
@@ -406,6 +410,19 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_proc *p, cha
 		report = pg;
 	}
 	report->err = 0;
+	atomic_store_explicit(&report->pid, 0, memory_order_relaxed);
+	atomic_store_explicit(&report->killed, 0, memory_order_relaxed);
+	/* the reactor's watchdog may kill a start that hangs: a child stopped
+	 * by its user in the instant between its switch of uid and its exec,
+	 * or one waiting on a file system that does not answer (FUSE, NFS) */
+	struct dd_worker *w = j->worker >= 0 && (unsigned)j->worker < s->nworkers
+				      ? &s->workers[j->worker]
+				      : NULL;
+	if (w) {
+		w->spawn_rep = report;
+		/* release pairs with the watchdog's acquire of spawn_since */
+		atomic_store_explicit(&w->spawn_since, dd_now_ns(), memory_order_release);
+	}
 #ifdef VFORK_IS_FORK
 	int sync[2]; /* the child holds the write end until exec or exit */
 	if (pipe2(sync, O_CLOEXEC) < 0) {
@@ -429,12 +446,23 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_proc *p, cha
 	while (k > 0 || (k < 0 && errno == EINTR));
 	close(sync[0]);
 #endif
+	if (w)
+		atomic_store_explicit(&w->spawn_since, 0, memory_order_release);
 	if (pid < 0) {
 		rc = -cerr;
 		goto out;
 	}
 	/* vfork returned: the child has called execve, or failed and exited */
-	struct report r = {report->err, report->step, report->arg};
+	struct dd_spawn_report r = {.err = report->err, .step = report->step, .arg = report->arg};
+	if (atomic_load_explicit(&report->killed, memory_order_acquire)) {
+		siginfo_t si;
+		waitid(P_PID, (id_t)pid, &si, WEXITED | __WALL);
+		snprintf(why, whyn, "%s: not started within %llu s (stopped while starting, or on a "
+			 "file system that does not answer): killed", a.name,
+			 (unsigned long long)(DD_SPAWN_LIMIT_NS / 1000000000ull));
+		rc = -ETIMEDOUT;
+		goto out;
+	}
 	/* Our child, not yet waited for: its pid cannot have been reused. */
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (r.err || pidfd < 0) {
@@ -719,6 +747,32 @@ void dd_exec_grace_over(struct dd_shard *s, struct dd_jobrec *j)
 		j->proc->kill_sent = true;
 		signal_group(j->proc, SIGKILL);
 	}
+}
+
+bool dd_exec_watchdog(struct dd_shard *s)
+{
+	bool spawning = false;
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct dd_worker *w = &s->workers[i];
+		uint64_t since = atomic_load_explicit(&w->spawn_since, memory_order_acquire);
+		if (!since)
+			continue;
+		spawning = true;
+		if (s->now < since + DD_SPAWN_LIMIT_NS)
+			continue;
+		volatile struct dd_spawn_report *rep = w->spawn_rep;
+		int pid = atomic_load_explicit(&rep->pid, memory_order_relaxed);
+		/* still the same start (a new one would have a later since): the
+		 * child has not exec'd, so the pid is its own */
+		if (pid > 0 && atomic_load_explicit(&w->spawn_since, memory_order_acquire) == since &&
+		    !atomic_exchange_explicit(&rep->killed, 1, memory_order_acq_rel)) {
+			kill(pid, SIGKILL);
+			dd_log(s->eng, LOG_WARNING,
+			       "shard %u worker %u: a process job's start hung for over %llu s: killed",
+			       s->index, i, (unsigned long long)(DD_SPAWN_LIMIT_NS / 1000000000ull));
+		}
+	}
+	return spawning;
 }
 
 void dd_exec_sweep(struct dd_shard *s)

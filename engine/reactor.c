@@ -250,6 +250,7 @@ void *dd_reactor_main(void *arg)
 		trim_retained(s);
 		work += dd_ring_reap(s); /* log batches done, processes exited */
 		dd_exec_sweep(s);
+		bool spawning = s->nworkers && dd_exec_watchdog(s);
 		work += dd_durable_poll(s); /* after the turn's records are appended */
 		if (s->stopping && stop_done(s) && !work)
 			break;
@@ -260,6 +261,8 @@ void *dd_reactor_main(void *arg)
 			timeout = 0; /* work waits on others: poll, without spinning hot */
 		if (s->stopping && timeout > 1000000)
 			timeout = 1000000;
+		if (spawning && timeout > 1000000000ull)
+			timeout = 1000000000ull; /* dd_exec_watchdog() */
 		if (s->nprocs) { /* dd_exec_sweep() */
 			uint64_t due = s->proc_sweep_ns > s->now ? s->proc_sweep_ns - s->now : 0;
 			if (timeout > due)

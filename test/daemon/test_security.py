@@ -330,6 +330,56 @@ def a_job_has_a_session_of_its_own():
         assert r.returncode == 0 and r.stdout == b"True True\n", (r.returncode, r.stdout, r.stderr)
 
 
+@case
+def a_start_its_user_stops_does_not_hold_the_workers():
+    """Between the child's switch of uid and its exec (a long PATH makes
+    that long), its user may stop it, and with it the worker that waits for
+    the exec. The watchdog kills such a start: other users' jobs go on,
+    and the stopped one fails saying why."""
+    need_root()
+    import threading
+    with Users("mallory") as u, Daemon() as d:
+        open_socket(d)
+        stop = threading.Event()
+        stopped = set()
+        daemon = os.readlink("/proc/%d/exe" % d.proc.pid)
+
+        def stopper():  # what mallory runs: SIGSTOP to every process of hers
+            while not stop.is_set():
+                for pid in os.listdir("/proc"):
+                    if not pid.isdigit() or int(pid) in stopped:
+                        continue
+                    try:
+                        with open("/proc/%s/status" % pid) as f:
+                            uid = [l.split()[1] for l in f if l.startswith("Uid:")][0]
+                        # hers, and still the daemon's image: a start not exec'd yet
+                        if int(uid) == u.mallory.uid and os.readlink("/proc/%s/exe" % pid) == daemon:
+                            os.kill(int(pid), signal.SIGSTOP)
+                            stopped.add(int(pid))
+                    except (OSError, IndexError):
+                        pass
+        t = threading.Thread(target=stopper)
+        t.start()
+        try:
+            path = ":".join("/nonexist/d%05d" % i for i in range(6000)) + ":/usr/bin:/bin"
+            ids = []
+            for _ in range(6):
+                r = ctl(u.mallory, d, "submit", "--export=NONE", "--env", "PATH=" + path, "--", "true")
+                assert r.returncode == 0, text(r)[:2000]
+                ids.append(int(r.stdout))
+            with d.client() as c:
+                mine = c.ok("submit", argv=["true"])["id"]
+                assert c.wait(mine, timeout=120)["state"] == "succeeded"
+                ends = [c.wait(i, timeout=120) for i in ids]
+        finally:
+            stop.set()
+            t.join()
+        hung = [j for j in ends if "not started within" in j["reason"]]
+        assert hung, "no start was stopped (the race was not hit): %s" % ends
+        assert all(j["state"] == "failed" for j in hung), hung
+        assert "start hung" in d.logtext()
+
+
 def _output(c, jid):
     import base64
     return base64.b64decode(c.ok("output", id=jid)["data"]).decode(errors="replace")
