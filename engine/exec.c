@@ -28,7 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
 #include <sys/resource.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -229,7 +231,16 @@ static void __attribute__((noreturn)) child_main(const struct spawn_args *a,
 		 * would hold the worker here for as long as the user likes. The
 		 * job then reads it as usual. fds 0-2 are taken: fd is not one. */
 		int fd = open(a->stdin_path, O_RDONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
-		if (fd < 0 || fcntl(fd, F_SETFL, O_RDONLY) < 0 || dup2(fd, 0) < 0)
+		if (fd < 0 || fcntl(fd, F_SETFL, O_RDONLY) < 0)
+			goto fail;
+		/* not a /proc file: opened here, in the daemon's memory (vfork),
+		 * /proc/self/maps and its kin would describe the daemon */
+		struct statfs sf;
+		if (syscall(SYS_fstatfs, fd, &sf) < 0 || sf.f_type == PROC_SUPER_MAGIC) {
+			errno = EACCES;
+			goto fail;
+		}
+		if (dup2(fd, 0) < 0)
 			goto fail;
 		close(fd);
 	}
