@@ -123,6 +123,7 @@ static void conn_close(struct conn *c)
 		json_decref(c->watch_tag);
 		c->watching = false;
 	}
+	c->srv->held_fds -= c->nfds;
 	while (c->nfds)
 		close(c->fds[--c->nfds]);
 	free(c->in);
@@ -140,6 +141,7 @@ int dd_conn_take_fd(struct conn *c)
 		return -1;
 	int fd = c->fds[0];
 	memmove(c->fds, c->fds + 1, --c->nfds * sizeof(int));
+	c->srv->held_fds--;
 	return fd;
 }
 
@@ -171,9 +173,10 @@ static ssize_t conn_recv(struct conn *c, void *buf, size_t n)
 		for (size_t i = 0; i < nfd; i++) {
 			int fd;
 			memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
-			if (c->nfds < DD_CONN_FDS)
+			if (c->nfds < DD_CONN_FDS && c->srv->held_fds < DD_SERVER_FDS) {
 				c->fds[c->nfds++] = fd;
-			else {
+				c->srv->held_fds++;
+			} else {
 				close(fd);
 				bad = true;
 			}
@@ -182,9 +185,9 @@ static ssize_t conn_recv(struct conn *c, void *buf, size_t n)
 	if (!bad)
 		return k;
 	dd_ops_error(c, NULL, "EPROTO",
-		     "more than %d file descriptors passed and not used, or other control data: "
-		     "closing this connection",
-		     DD_CONN_FDS);
+		     "more than %d file descriptors passed and not used (or the daemon holds %d "
+		     "such already), or other control data: closing this connection",
+		     DD_CONN_FDS, DD_SERVER_FDS);
 	c->closing = true;
 	return -2;
 }
@@ -361,16 +364,49 @@ static void resume_all(struct dd_server *srv)
 	}
 }
 
+/* The listeners' epoll events: EPOLLIN, or 0 to rest them. */
+static void listen_arm(struct dd_server *srv, uint32_t events)
+{
+	struct epoll_event u = {.events = events, .data.ptr = EV_UNIX};
+	struct epoll_event t = {.events = events, .data.ptr = EV_TCP};
+	if (srv->unix_fd >= 0)
+		epoll_ctl(srv->epfd, EPOLL_CTL_MOD, srv->unix_fd, &u);
+	if (srv->tcp_fd >= 0)
+		epoll_ctl(srv->epfd, EPOLL_CTL_MOD, srv->tcp_fd, &t);
+}
+
+/* Out of descriptors: the pending connection stays in the backlog and
+ * its listener would wake the loop at once, again and again; so the
+ * listeners rest for 100 ms (listen_resume), and it is said once. */
+static void listen_pause(struct dd_server *srv, int err)
+{
+	listen_arm(srv, 0);
+	if (!srv->accept_resume)
+		dd_server_log("accept: %s: new connections wait until descriptors are free "
+			      "(raise the open-file limit, ulimit -n, or lower max_conns)",
+			      strerror(err));
+	srv->accept_resume = dd_mono_ns() + 100000000ull;
+}
+
+static void listen_resume(struct dd_server *srv)
+{
+	if (srv->accept_resume <= 1 || dd_mono_ns() < srv->accept_resume)
+		return;
+	listen_arm(srv, EPOLLIN);
+	srv->accept_resume = 1; /* listening; said again only after one got in */
+}
+
 static void accept_all(struct dd_server *srv, int lfd, bool tcp)
 {
 	for (;;) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE)
-				dd_server_log("accept: %s: raise the open-file limit (ulimit -n)",
-					      strerror(errno));
+				listen_pause(srv, errno);
 			return;
 		}
+		if (srv->accept_resume == 1)
+			srv->accept_resume = 0;
 		if (srv->nconns >= srv->cfg.max_conns || srv->draining) {
 			const char *m = srv->draining
 				? "{\"ok\":false,\"error\":{\"code\":\"ESHUTDOWN\",\"message\":\"dispatchd is draining\"}}\n"
@@ -473,7 +509,10 @@ int dd_server_run(struct dd_server *srv)
 {
 	struct epoll_event evs[256];
 	while (!srv->draining) {
+		listen_resume(srv);
 		uint64_t tick = dd_ops_next_tick(srv);
+		if (srv->accept_resume > 1 && tick > 100)
+			tick = 100;
 		int n = epoll_wait(srv->epfd, evs, 256, tick == (uint64_t)-1 ? 1000 : (int)tick);
 		if (n < 0 && errno != EINTR) {
 			dd_server_log("epoll_wait: %s", strerror(errno));

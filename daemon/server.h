@@ -22,6 +22,9 @@ struct dd_server;
 /* Descriptors a connection may have passed and not used yet; one more is
  * a protocol error that closes it. */
 #define DD_CONN_FDS 8
+/* descriptors passed and not used yet, over all connections: a user who
+ * passes them on thousands of connections must not take the daemon's own */
+#define DD_SERVER_FDS 512
 
 struct conn {
 	struct conn *next, *prev;
@@ -93,6 +96,9 @@ struct dd_server {
 	struct dd_events *events;
 	unsigned nreserves, nwatchers, nheld, nresume;
 	bool draining, stop;
+	unsigned held_fds;     /* passed, not used yet: every conn's nfds */
+	uint64_t accept_resume; /* CLOCK_MONOTONIC ns: listening paused (out of
+				 * descriptors) until then; 0 not paused */
 	_Atomic uint64_t requests, errors; /* likewise */
 	struct dd_metrics *metrics;
 	int64_t rt_offset; /* CLOCK_REALTIME - CLOCK_MONOTONIC */

@@ -1730,6 +1730,53 @@ def run_ctrl_c_before_the_job_runs():
 
 
 @case
+def descriptors_run_out():
+    """Descriptors passed and left unused are bounded over all connections
+    (a connection past the bound is closed, EPROTO); a daemon out of
+    descriptors says so once, keeps serving its connections, and takes new
+    ones once some are free."""
+    import array
+    import resource
+    with Daemon() as d:
+        conns, refused = [], 0
+        devnull = os.open("/dev/null", os.O_RDONLY)
+        for _ in range(70):  # 70 x 8 passed > 512
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(30)
+            s.connect(d.sock)
+            fds = array.array("i", [devnull] * 8)
+            s.sendmsg([b'{"op":"ping","tag":1}\n'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+            line = s.makefile("rb").readline()
+            if b"EPROTO" in line:
+                refused += 1
+            conns.append(s)
+        os.close(devnull)
+        assert refused >= 70 - 512 // 8, refused
+        with d.client() as c:
+            assert c.ok("ping")["pong"]
+        for s in conns:
+            s.close()
+        # out of descriptors: a low limit on the running daemon
+        soft, hard = resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, (64, hard))
+        held = []
+        for _ in range(80):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(d.sock)  # the backlog takes it; the daemon may not
+            held.append(s)
+        until(lambda: "new connections wait" in d.logtext(), what="the daemon to say it")
+        t0 = time.time()
+        while time.time() - t0 < 0.5:  # it would say it thousands of times a second
+            time.sleep(0.05)
+        assert d.logtext().count("new connections wait") == 1, d.logtext()[-2000:]
+        for s in held:
+            s.close()
+        resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, (soft, hard))
+        with d.client() as c:
+            assert c.ok("ping")["pong"]
+
+
+@case
 def signal_op():
     """The signal op reaches a running job's process group; a job not running a process: ESRCH. Needs dd_job_signal."""
     with Daemon() as d, d.client() as c:
