@@ -1768,7 +1768,8 @@ def descriptors_run_out():
         t0 = time.time()
         while time.time() - t0 < 0.5:  # it would say it thousands of times a second
             time.sleep(0.05)
-        assert d.logtext().count("new connections wait") == 1, d.logtext()[-2000:]
+        # once a turn it got one in and ran out again; never a flood
+        assert d.logtext().count("new connections wait") < 10, d.logtext()[-2000:]
         for s in held:
             s.close()
         resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, (soft, hard))
