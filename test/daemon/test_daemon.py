@@ -1733,7 +1733,7 @@ def run_ctrl_c_before_the_job_runs():
 def descriptors_run_out():
     """Descriptors passed and left unused are bounded over all connections
     (a connection past the bound is closed, EPROTO); a daemon out of
-    descriptors says so once, keeps serving its connections, and takes new
+    descriptors says so without a flood, keeps serving its connections, and takes new
     ones once some are free."""
     import array
     import resource
