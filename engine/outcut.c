@@ -73,7 +73,7 @@ static uint64_t mono_ns(void)
 static void check_space(struct dd_outcut *h)
 {
 	struct statvfs v;
-	if (!h->watch || statvfs(h->e->cfg.state_dir, &v) < 0)
+	if (!h->watch || fstatvfs(h->e->state_fd, &v) < 0)
 		return;
 	uint64_t avail = (uint64_t)v.f_bavail * v.f_frsize;
 	bool low = avail < h->reserve;
@@ -302,9 +302,10 @@ static void resolve_reserve(struct dd_outcut *h)
 	const struct dd_config *c = &h->e->cfg;
 	struct stat a, b;
 	struct statvfs v;
-	if (!c->state_dir || !c->output_reserve || stat(c->state_dir, &a) < 0 ||
+	/* the state dir as the engine opened it (trust.c), not its name */
+	if (h->e->state_fd < 0 || !c->output_reserve || fstat(h->e->state_fd, &a) < 0 ||
 	    stat(h->e->output_dir, &b) < 0 || a.st_dev != b.st_dev ||
-	    statvfs(c->state_dir, &v) < 0)
+	    fstatvfs(h->e->state_fd, &v) < 0)
 		return;
 	h->reserve = c->output_reserve;
 	if (h->reserve == DD_RESERVE_AUTO) {
