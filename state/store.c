@@ -181,19 +181,25 @@ int dd_state_store_open(const char *dir, const struct dd_state_store_opts *o,
 				st->map = (size_t)sb.st_size;
 		}
 	}
-	if ((rc = mdb_env_set_mapsize(st->env, st->map)) ||
-	    (rc = mdb_env_open(st->env, dir, MDB_NOMETASYNC | MDB_NOTLS, 0600)))
-		goto fail_mdb;
 	for (int i = 0; i < 2; i++) {
-		/* what LMDB made is 0600 whatever the umask (0600 & ~umask) */
+		/* Made here, 0600 whatever the umask, before LMDB opens them (an
+		 * empty file is a new store to it). Never after: closing any
+		 * descriptor of lock.mdb would drop the fcntl lock LMDB holds on
+		 * it in this process, and the next process to open the store
+		 * would take itself for the only one and reset the lock file. */
 		char path[4200];
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-		int fd = had[i] ? -1 : open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		int fd = had[i] ? -1
+				: open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+				       0600);
 		if (fd >= 0) {
 			fchmod(fd, 0600);
 			close(fd);
 		}
 	}
+	if ((rc = mdb_env_set_mapsize(st->env, st->map)) ||
+	    (rc = mdb_env_open(st->env, dir, MDB_NOMETASYNC | MDB_NOTLS, 0600)))
+		goto fail_mdb;
 	if ((rc = mdb_txn_begin(st->env, NULL, 0, &t)) ||
 	    (rc = mdb_dbi_open(t, "meta", MDB_CREATE, &st->meta)) ||
 	    (rc = mdb_dbi_open(t, "jobs", MDB_CREATE, &st->jobs)) ||

@@ -370,10 +370,12 @@ def a_start_its_user_stops_does_not_hold_the_workers():
                 r = ctl(u.mallory, d, "submit", "--export=NONE", "--env", "PATH=" + path, "--", "true")
                 assert r.returncode == 0, text(r)[:2000]
                 ids.append(int(r.stdout))
-            with d.client() as c:
-                mine = c.ok("submit", argv=["true"])["id"]
-                assert c.wait(mine, timeout=120)["state"] == "succeeded"
-                ends = [c.wait(i, timeout=120) for i in ids]
+            # each stopped start holds a worker until the watchdog (10 s);
+            # sanitizer builds take far longer to start anything
+            with Client(d.sock, timeout=600) as c:
+                mine = c.ok("submit", argv=["true"], priority="urgent")["id"]
+                assert c.wait(mine, timeout=300)["state"] == "succeeded"
+                ends = [c.wait(i, timeout=300) for i in ids]
         finally:
             stop.set()
             t.join()

@@ -1,6 +1,7 @@
 /* Durability end to end on real files: acknowledgements, restart, the store
  * answering for jobs that left memory, listing, idempotency across runs. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <sched.h>
@@ -863,5 +864,33 @@ Test(durable, spin_is_chosen_by_the_cpus_left_over)
 	if (ncpu >= 3)
 		cr_assert_eq(chosen_spin(dir, DD_DURABILITY_FSYNC, 3, 0), 50000);
 	cr_assert_eq(chosen_spin(dir, DD_DURABILITY_FSYNC, 2, 7000), 7000, "as configured");
+	drop_tmpdir(dir);
+}
+
+/* LMDB marks its store in use with an fcntl lock on lock.mdb, and a
+ * process that can take that lock exclusively resets the file. A
+ * process's fcntl locks go when it closes any descriptor of the file, so
+ * the engine must not open and close lock.mdb once LMDB has it: then a
+ * second process (mdb_stat, a backup) would reset the lock file under the
+ * running engine. */
+Test(durable, a_new_store_stays_locked_while_the_engine_runs)
+{
+	char *dir = make_tmpdir("lock");
+	struct dd_engine *e = open_engine(dir, DD_DURABILITY_BUFFERED, NULL);
+	char lock[4200];
+	snprintf(lock, sizeof(lock), "%s/shard-0/store/lock.mdb", dir);
+	pid_t child = fork();
+	cr_assert_geq(child, 0);
+	if (child == 0) {
+		/* F_GETLK from another process: who holds what */
+		int fd = open(lock, O_RDWR | O_CLOEXEC);
+		struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+		_exit(fd >= 0 && fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK ? 0 : 1);
+	}
+	int status;
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "the engine holds no lock on its store's lock.mdb");
+	dd_engine_destroy(e);
 	drop_tmpdir(dir);
 }
