@@ -261,32 +261,6 @@ static int cmd_submit(struct ctl *c, int argc, char **argv)
 	return r ? 0 : 1;
 }
 
-/* Copies new output of @stream from *off to @out. Returns 1 at the end of
- * a finished job's stream, 0 if more may come, -1 on error. */
-static int pump(struct ctl *c, json_int_t id, const char *stream, json_int_t *off, FILE *out)
-{
-	json_t *resp = ctl_call(c, json_pack("{s:s, s:I, s:s, s:I}", "op", "output", "id", id,
-					     "stream", stream, "offset", *off));
-	json_t *r = ctl_result(resp);
-	if (!r) {
-		json_decref(resp);
-		return -1;
-	}
-	const char *b64 = json_string_value(json_object_get(r, "data"));
-	size_t n = b64 ? strlen(b64) : 0;
-	unsigned char *buf = malloc(n / 4 * 3 + 3);
-	long k = buf ? dd_b64_decode(b64, n, buf) : -1;
-	if (k > 0) {
-		fwrite(buf, 1, (size_t)k, out);
-		fflush(out);
-	}
-	free(buf);
-	*off = json_integer_value(json_object_get(r, "offset"));
-	int eof = json_is_true(json_object_get(r, "eof"));
-	json_decref(resp);
-	return eof;
-}
-
 static int cmd_run(struct ctl *c, int argc, char **argv)
 {
 	json_t *req;
@@ -491,39 +465,13 @@ static int cmd_output(struct ctl *c, int argc, char **argv)
 	json_int_t id, off = 0;
 	if (optind != argc - 1 || parse_id(argv[optind], &id) < 0)
 		return usage_err("output: give one job id%s", "");
-	if (!attempt) {
-		for (;;) {
-			json_int_t before = off;
-			int r = pump(c, id, err ? "stderr" : "stdout", &off, stdout);
-			if (r < 0)
-				return 1;
-			if (off == before)
-				return 0; /* all there is, for now */
-		}
-	}
 	for (;;) {
-		json_t *resp = ctl_call(c, json_pack("{s:s, s:I, s:s, s:I, s:I}", "op", "output", "id",
-						     id, "stream", err ? "stderr" : "stdout",
-						     "offset", off, "attempt", attempt));
-		json_t *r = ctl_result(resp);
-		if (!r) {
-			json_decref(resp);
+		json_int_t before = off;
+		int r = ctl_pump(c, id, err ? "stderr" : "stdout", attempt, &off, stdout, NULL, NULL);
+		if (r < 0)
 			return 1;
-		}
-		const char *b64 = json_string_value(json_object_get(r, "data"));
-		size_t n = b64 ? strlen(b64) : 0;
-		unsigned char *buf = malloc(n / 4 * 3 + 3);
-		long k = buf ? dd_b64_decode(b64, n, buf) : -1;
-		if (k > 0)
-			fwrite(buf, 1, (size_t)k, stdout);
-		free(buf);
-		json_int_t next = json_integer_value(json_object_get(r, "offset"));
-		json_decref(resp);
-		if (k < 0)
-			return 1;
-		if (next == off)
-			return fflush(stdout) == 0 ? 0 : 1; /* all there is, for now */
-		off = next;
+		if (off == before)
+			return 0; /* all there is, for now */
 	}
 }
 

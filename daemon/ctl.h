@@ -29,6 +29,12 @@ bool ctl_pending(const struct ctl *c);
 /* The result of an ok answer, or NULL after printing its error. */
 json_t *ctl_result(json_t *resp);
 void ctl_close(struct ctl *c);
+/* One "output" request: copies what @stream ("stdout", "stderr") of
+ * @attempt (0: the last) holds from *@off on to @out, moves *@off on, and
+ * shows the bytes to @seen too (may be NULL). Returns 1 at the end of a
+ * finished job's stream, 0 if more may come, -1 on error (printed). */
+int ctl_pump(struct ctl *c, json_int_t id, const char *stream, json_int_t attempt, json_int_t *off,
+	     FILE *out, void (*seen)(void *arg, const unsigned char *p, size_t n), void *arg);
 
 /* ctl_connect.c: connects to @where, a Unix socket path or (ctl_is_tcp)
  * HOST:PORT / [ADDR]:PORT, and checks whom it reached: a Unix socket's

@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "b64.h"
 #include "ctl.h"
 #include "wire.h"
 
@@ -154,4 +155,33 @@ json_t *ctl_result(json_t *resp)
 	json_t *e = json_object_get(resp, "error");
 	fprintf(stderr, "dispatchctl: %s\n", json_string_value(json_object_get(e, "message")));
 	return NULL;
+}
+
+int ctl_pump(struct ctl *c, json_int_t id, const char *stream, json_int_t attempt, json_int_t *off,
+	     FILE *out, void (*seen)(void *arg, const unsigned char *p, size_t n), void *arg)
+{
+	json_t *req = json_pack("{s:s, s:I, s:s, s:I}", "op", "output", "id", id, "stream", stream,
+				"offset", *off);
+	if (attempt)
+		json_object_set_new(req, "attempt", json_integer(attempt));
+	json_t *resp = ctl_call(c, req), *r = ctl_result(resp);
+	if (!r) {
+		json_decref(resp);
+		return -1;
+	}
+	const char *b64 = json_string_value(json_object_get(r, "data"));
+	size_t n = b64 ? strlen(b64) : 0;
+	unsigned char *buf = malloc(n / 4 * 3 + 3);
+	long k = buf ? dd_b64_decode(b64, n, buf) : -1;
+	if (k > 0) {
+		fwrite(buf, 1, (size_t)k, out);
+		fflush(out);
+		if (seen)
+			seen(arg, buf, (size_t)k);
+	}
+	free(buf);
+	*off = json_integer_value(json_object_get(r, "offset"));
+	int eof = json_is_true(json_object_get(r, "eof"));
+	json_decref(resp);
+	return k < 0 ? -1 : eof;
 }

@@ -33,6 +33,7 @@ struct run {
 	struct ctl *c;
 	json_int_t id;
 	json_int_t off[2]; /* stdout, stderr: shown so far */
+	bool json_out;     /* stdout is the job's JSON alone: its stdout is not shown */
 	uint64_t last_int; /* CLOCK_MONOTONIC ns of the Ctrl-C forwarded last */
 	bool cancelled, forwarded;
 	int cause; /* the signal that made run cancel the job, 0 none */
@@ -69,34 +70,20 @@ static const char *err_code(json_t *resp)
 	return s ? s : "";
 }
 
+static void seen_stderr(void *arg, const unsigned char *p, size_t n)
+{
+	keep_tail(arg, p, n);
+}
+
 /* Copies new output of stream @k (0 stdout, 1 stderr) to its file.
  * Returns 1 at the end of a finished job's stream, 0 if more may come, -1
  * on error (printed). */
 static int stream(struct run *r, int k)
 {
-	json_t *resp = ctl_call(r->c, json_pack("{s:s, s:I, s:s, s:I}", "op", "output", "id", r->id,
-						"stream", k ? "stderr" : "stdout", "offset", r->off[k]));
-	json_t *res = ctl_result(resp);
-	if (!res) {
-		json_decref(resp);
-		return -1;
-	}
-	const char *b64 = json_string_value(json_object_get(res, "data"));
-	size_t n = b64 ? strlen(b64) : 0;
-	unsigned char *buf = malloc(n / 4 * 3 + 3);
-	long got = buf ? dd_b64_decode(b64, n, buf) : -1;
-	FILE *out = k ? stderr : stdout;
-	if (got > 0) {
-		fwrite(buf, 1, (size_t)got, out);
-		fflush(out);
-		if (k)
-			keep_tail(r, buf, (size_t)got);
-	}
-	free(buf);
-	r->off[k] = json_integer_value(json_object_get(res, "offset"));
-	int eof = json_is_true(json_object_get(res, "eof"));
-	json_decref(resp);
-	return eof;
+	if (!k && r->json_out)
+		return 1;
+	return ctl_pump(r->c, r->id, k ? "stderr" : "stdout", 0, &r->off[k], k ? stderr : stdout,
+			k ? seen_stderr : NULL, r);
 }
 
 static void cancel(struct run *r)
@@ -214,7 +201,7 @@ static int exit_code(struct run *r, json_t *job)
 
 int ctl_run(struct ctl *c, json_t *req, bool json_out)
 {
-	struct run r = {.c = c};
+	struct run r = {.c = c, .json_out = json_out};
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);

@@ -1292,6 +1292,9 @@ def dispatchctl_ids_and_json():
                      ["cancel", str(running)], ["list"]]:
             r = d.ctl("--json", *args, check=0)
             json.loads(r.stdout)
+        # run --json: the ended job alone on stdout, its stderr on stderr
+        r = d.ctl("--json", "run", "--", "sh", "-c", "echo out; echo err >&2", check=0)
+        assert json.loads(r.stdout)["state"] == "succeeded" and r.stderr == b"err\n", r
         r = d.ctl("--json", "top", "--count", "2", check=0)
         frames = [json.loads(ln) for ln in r.stdout.decode().splitlines()]
         assert len(frames) == 2 and all("total" in f for f in frames), r.stdout
