@@ -15,6 +15,46 @@ DISPATCHD = os.environ.get("DISPATCHD", "build/daemon/dispatchd")
 DISPATCHCTL = os.environ.get("DISPATCHCTL", "build/daemon/dispatchctl")
 
 
+def _public(path):
+    """True if every user may run @path (each folder above it searchable)."""
+    p = os.path.abspath(path)
+    while True:
+        try:
+            if not os.stat(p).st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+        if p == "/":
+            return True
+        p = os.path.dirname(p)
+
+
+def _public_binaries(d, c):
+    """dispatchd and dispatchctl where the tests' other users can run them:
+    a checkout under root's home is out of their reach, so the two (and
+    the library dispatchd finds at $ORIGIN/..) are copied to a public
+    folder, removed at exit."""
+    d, c = os.path.abspath(d), os.path.abspath(c)
+    if _public(d) and _public(c) or not (os.path.exists(d) and os.path.exists(c)):
+        return d, c
+    import atexit
+    top = tempfile.mkdtemp(prefix="dd-bin-")
+    atexit.register(shutil.rmtree, top, True)
+    os.chmod(top, 0o755)
+    os.mkdir(os.path.join(top, "daemon"), 0o755)
+    lib = os.path.join(os.path.dirname(os.path.dirname(d)), "libdispatchd.so.0")
+    if os.path.exists(lib):
+        shutil.copy2(lib, top)
+    for b in (d, c):
+        shutil.copy2(b, os.path.join(top, "daemon"))
+    return os.path.join(top, "daemon", "dispatchd"), os.path.join(top, "daemon", "dispatchctl")
+
+
+# absolute, and where a test's second user can run them too
+if os.environ.get("DISPATCHD") and os.environ.get("DISPATCHCTL"):
+    DISPATCHD, DISPATCHCTL = _public_binaries(DISPATCHD, DISPATCHCTL)
+
+
 def raise_nofile(n=16384):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(n, hard) if hard != resource.RLIM_INFINITY else n

@@ -3,7 +3,6 @@ boundary between local users. Each case makes real users and groups
 (test/daemon/users.py), tries one attack against a root dispatchd as those
 users would, and removes them. Without root every case is skipped, with
 the reason. Run one with: test_security.py --case NAME."""
-import atexit
 import json
 import os
 import shutil
@@ -22,43 +21,11 @@ from users import Users  # noqa: E402
 PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
 
 
-def _public(path):
-    """True if every user may run @path (each folder above it searchable)."""
-    p = os.path.abspath(path)
-    while True:
-        if not os.stat(p).st_mode & stat.S_IXOTH:
-            return False
-        if p == "/":
-            return True
-        p = os.path.dirname(p)
-
-
-def _user_binaries():
-    """dispatchd and dispatchctl where the test's users can run them: a
-    checkout under root's home is out of their reach, so copy the two
-    (and the library dispatchd finds at $ORIGIN/..) to a public folder."""
-    d, c = os.path.abspath(DISPATCHD), os.path.abspath(DISPATCHCTL)
-    if _public(d) and _public(c):
-        return d, c
-    top = tempfile.mkdtemp(prefix="dd-bin-")
-    atexit.register(shutil.rmtree, top, True)
-    os.chmod(top, 0o755)
-    os.mkdir(os.path.join(top, "daemon"), 0o755)
-    lib = os.path.join(os.path.dirname(os.path.dirname(d)), "libdispatchd.so.0")
-    if os.path.exists(lib):
-        shutil.copy2(lib, top)
-    for b in (d, c):
-        shutil.copy2(b, os.path.join(top, "daemon"))
-    return os.path.join(top, "daemon", "dispatchd"), os.path.join(top, "daemon", "dispatchctl")
-
-
 def need_root():
-    """Every case starts here: without root it is skipped, saying why; with
-    it, the binaries are put where the case's users can run them."""
-    global DISPATCHD, DISPATCHCTL
+    """Every case starts here: without root it is skipped, saying why
+    (harness.py puts the binaries where the case's users can run them)."""
     if os.geteuid() != 0:
         raise Skip("needs root: the attacks are made on a root dispatchd by real users")
-    DISPATCHD, DISPATCHCTL = _user_binaries()
 
 CASES = {}
 
