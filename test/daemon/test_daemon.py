@@ -1513,7 +1513,7 @@ def batch_shared_env():
 
 @case
 def submitter_umask():
-    """The caller's umask reaches the job; --umask overrides it. Needs the engine's DD_EXEC_UMASK."""
+    """The caller's umask reaches the job; --umask overrides it."""
     with Daemon() as d:
         work = tempfile.mkdtemp(prefix="dd-h4-umask-")
         try:
@@ -1606,7 +1606,7 @@ def stdin_fd_protocol():
 
 @case
 def submitter_stdin():
-    """run passes its stdin; submit reads /dev/null or --stdin FILE. Needs the engine's stdin."""
+    """run passes its stdin; submit reads /dev/null or --stdin FILE."""
     with Daemon() as d:
         work = tempfile.mkdtemp(prefix="dd-h4-stdin-")
         try:
@@ -1682,7 +1682,7 @@ def run_sigterm_cancels():
 
 @case
 def run_ctrl_c():
-    """Ctrl-C on run: SIGINT to the job; a second one within 2 s cancels it. Needs dd_job_signal."""
+    """Ctrl-C on run: SIGINT to the job; a second one within 2 s cancels it."""
     with Daemon() as d:
         work = tempfile.mkdtemp(prefix="dd-h4-int-")
         try:
@@ -1782,7 +1782,7 @@ def descriptors_run_out():
 
 @case
 def signal_op():
-    """The signal op reaches a running job's process group; a job not running a process: ESRCH. Needs dd_job_signal."""
+    """The signal op reaches a running job's process group; a job not running a process: ESRCH."""
     with Daemon() as d, d.client() as c:
         work = tempfile.mkdtemp(prefix="dd-h4-sig-")
         try:
@@ -1803,7 +1803,7 @@ def signal_op():
 
 @case
 def run_exit_codes():
-    """A command that cannot start: FAILED with the reason naming it; run exits 127 or 126 like a shell. Needs the engine's start-failure reasons."""
+    """A command that cannot start: FAILED with the reason naming it; run exits 127 or 126 like a shell."""
     with Daemon() as d:
         work = tempfile.mkdtemp(prefix="dd-h4-exit-")
         try:

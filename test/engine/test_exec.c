@@ -13,30 +13,14 @@ static char outdir[] = "/tmp/dd-exec-XXXXXX"; /* mkdtemp fills the X's */
 
 static struct dd_engine *exec_engine(uint64_t grace_ns, uint64_t output_max)
 {
-	struct dd_config cfg;
-	dd_config_init(&cfg);
-	cfg.shards = 1;
-	cfg.workers = 1;
 	cr_assert_not_null(mkdtemp(outdir));
-	cfg.output_dir = outdir;
-	if (grace_ns)
-		cfg.kill_grace_ns = grace_ns;
-	if (output_max)
-		cfg.output_max = output_max;
-	return make_engine(&cfg);
+	return exec_engine_in(outdir, grace_ns, output_max);
 }
 
 static uint64_t run(struct dd_engine *e, const char *const *argv, struct dd_exec_spec *x,
 		    uint64_t timeout_ns)
 {
-	struct dd_exec_spec def = {0};
-	if (!x)
-		x = &def;
-	x->argv = argv;
-	struct dd_job_spec s = spec("procs");
-	s.exec = x;
-	s.timeout_ns = timeout_ns;
-	return submit_ok(e, &s);
+	return submit_exec(e, argv, x, geteuid(), getegid(), timeout_ns);
 }
 
 static size_t slurp(struct dd_engine *e, uint64_t id, int stream, char *buf, size_t n)

@@ -125,29 +125,13 @@ static const char *mkdir_for(uid_t uid, gid_t gid, mode_t mode)
 
 static struct dd_engine *engine(void)
 {
-	struct dd_config cfg;
-	dd_config_init(&cfg);
-	cfg.shards = 1;
-	cfg.workers = 1;
-	cfg.output_dir = outdir;
-	return make_engine(&cfg);
+	return exec_engine_in(outdir, 0, 0);
 }
 
 static uint64_t run_as(struct dd_engine *e, uid_t uid, gid_t gid, const char *const *argv,
 		       struct dd_exec_spec *x)
 {
-	struct dd_exec_spec def = {0};
-	if (!x)
-		x = &def;
-	x->argv = argv;
-	struct dd_job_spec s = spec("procs");
-	s.exec = x;
-	if (uid != geteuid()) {
-		s.flags = DD_JOB_OWNER;
-		s.uid = uid;
-		s.gid = gid;
-	}
-	return submit_ok(e, &s);
+	return submit_exec(e, argv, x, uid, gid, 0);
 }
 
 static void slurp(struct dd_engine *e, uint64_t id, char *buf, size_t n)

@@ -34,15 +34,8 @@ static char *slurp(struct dd_engine *e, uint64_t id, uint32_t attempt, int strea
 
 static struct dd_engine *out_engine(char *dir, uint64_t output_max)
 {
-	struct dd_config cfg;
-	dd_config_init(&cfg);
-	cfg.shards = 1;
-	cfg.workers = 1;
 	cr_assert_not_null(mkdtemp(dir));
-	cfg.output_dir = dir;
-	if (output_max)
-		cfg.output_max = output_max;
-	return make_engine(&cfg);
+	return exec_engine_in(dir, 0, output_max);
 }
 
 static uint64_t run_sh(struct dd_engine *e, const char *script, uint32_t attempts)

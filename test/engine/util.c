@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 _Atomic int gate_open;
 bool probe_wanted;
@@ -154,4 +155,36 @@ unsigned test_scale(void)
 	const char *s = getenv("DD_TEST_SCALE");
 	int v = s ? atoi(s) : 1;
 	return v > 0 ? (unsigned)v : 1;
+}
+
+struct dd_engine *exec_engine_in(const char *output_dir, uint64_t grace_ns, uint64_t output_max)
+{
+	struct dd_config cfg;
+	dd_config_init(&cfg);
+	cfg.shards = 1;
+	cfg.workers = 1;
+	cfg.output_dir = output_dir;
+	if (grace_ns)
+		cfg.kill_grace_ns = grace_ns;
+	if (output_max)
+		cfg.output_max = output_max;
+	return make_engine(&cfg);
+}
+
+uint64_t submit_exec(struct dd_engine *e, const char *const *argv, struct dd_exec_spec *x,
+		     uint32_t uid, uint32_t gid, uint64_t timeout_ns)
+{
+	struct dd_exec_spec def = {0};
+	if (!x)
+		x = &def;
+	x->argv = argv;
+	struct dd_job_spec s = spec("procs");
+	s.exec = x;
+	s.timeout_ns = timeout_ns;
+	if (uid != geteuid()) {
+		s.flags = DD_JOB_OWNER;
+		s.uid = uid;
+		s.gid = gid;
+	}
+	return submit_ok(e, &s);
 }

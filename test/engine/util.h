@@ -37,4 +37,12 @@ void await_started(struct dd_engine *e, uint64_t id);
 unsigned test_scale(void);
 void sleep_ms(unsigned ms);
 
+/* A one-shard, one-worker engine whose process jobs write their output
+ * to @output_dir; @grace_ns and @output_max 0 keep the defaults. */
+struct dd_engine *exec_engine_in(const char *output_dir, uint64_t grace_ns, uint64_t output_max);
+/* Submits @argv as a process job ("procs") with @x's other fields (may be
+ * NULL), owned by @uid/@gid when that is not us; returns its id. */
+uint64_t submit_exec(struct dd_engine *e, const char *const *argv, struct dd_exec_spec *x,
+		     uint32_t uid, uint32_t gid, uint64_t timeout_ns);
+
 #endif
