@@ -231,9 +231,9 @@ void *dd_applier_main(void *arg)
 		while (b.n < APPLY_MAX && want <= durable) {
 			if (b.n && b.n % (2 * STRETCH_RECS) == 0) /* decoding is half the cost */
 				dd_stretch_pause(&stretch);
-			struct dd_rec rec;
+			struct dd_logrec rec;
 			int rc = dd_state_reader_next(&rd, &rec, fresh);
-			if (rc == DD_REC_OK) {
+			if (rc == DD_LOGREC_OK) {
 				fresh = false;
 				if (rec.lsn < want)
 					continue; /* before where we are: already applied */

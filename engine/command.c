@@ -115,7 +115,7 @@ static int from_store(struct dd_engine *e, uint64_t id, struct dd_job_info *info
 		info->worker = job.worker;
 		info->uid = job.spec.uid;
 		info->gid = job.spec.gid;
-		dd_job_info_exec(info, (job.spec.flags & DD_REC_F_EXEC) != 0,
+		dd_job_info_exec(info, (job.spec.flags & DD_LOGREC_F_EXEC) != 0,
 				 dd_state_terminal((enum dd_state)job.state) ? job.result : -1);
 		info->output_cut[0] = job.output_cut[0];
 		info->output_cut[1] = job.output_cut[1];

@@ -3,7 +3,7 @@
  * through the shard's io_uring, and releases durability acknowledgements
  * (callback, dd_wait_durable, strict starts) when the fsync of the batch
  * holding a submission completes — never before. The ring is the shard's
- * (ring.c), which the reactor also parks in. */
+ * (uring.c), which the reactor also parks in. */
 #include <errno.h>
 #include <liburing.h>
 #include <stdio.h>
@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "durable.h"
-#include "ring.h"
+#include "uring.h"
 
 _Static_assert(DD_STATE_SUCCEEDED == DD_SUCCEEDED, "the store numbers states as the API does");
 
@@ -66,10 +66,10 @@ int dd_durable_open(struct dd_shard *s, struct dd_state_recovery *rec)
 		dd_log(s->eng, LOG_ERR, "cannot recover the log %s: %s", path, dd_strerror(r));
 		return r;
 	}
-	if (!s->ring)
-		return -ENOSYS; /* the shard has no io_uring: see dd_ring_open() */
+	if (!s->uring)
+		return -ENOSYS; /* the shard has no io_uring: see dd_uring_open() */
 	if ((r = dd_state_wal_open(path, c->segment_bytes, d->level == DD_DURABILITY_FSYNC,
-				   &rec->pos, &s->ring->ring, &d->wal)) < 0)
+				   &rec->pos, &s->uring->ring, &d->wal)) < 0)
 		return r;
 	atomic_init(&d->durable_lsn, rec->last_lsn);
 	atomic_init(&d->applied_lsn, dd_state_store_checkpoint(d->store));
@@ -98,7 +98,7 @@ void dd_durable_close(struct dd_shard *s)
 
 /* ---- appending ---- */
 
-static int append(struct dd_shard *s, struct dd_rec *r)
+static int append(struct dd_shard *s, struct dd_logrec *r)
 {
 	struct dd_durable *d = s->dur;
 	int rc = dd_state_wal_append(d->wal, r);
@@ -135,13 +135,13 @@ void dd_log_submit(struct dd_shard *s, struct dd_jobrec *j, const uint64_t *deps
 {
 	struct dd_durable *d = s->dur;
 	const char *kind = s->eng->handlers[j->handler].name;
-	struct dd_rec r = {
-		.type = DD_REC_SUBMIT, .id = j->id, .at_rt = rt_now(s),
+	struct dd_logrec r = {
+		.type = DD_LOGREC_SUBMIT, .id = j->id, .at_rt = rt_now(s),
 		.not_before_rt = j->not_before_ns ? (uint64_t)((int64_t)j->not_before_ns + s->rt_offset) : 0,
 		.timeout_ns = j->timeout_ns, .backoff_ns = j->backoff_ns,
 		.backoff_max_ns = j->backoff_max_ns, .max_attempts = j->max_attempts,
 		.priority = j->priority,
-		.flags = (strict ? DD_REC_F_STRICT : 0) | ((j->flags & JF_EXEC) ? DD_REC_F_EXEC : 0),
+		.flags = (strict ? DD_LOGREC_F_STRICT : 0) | ((j->flags & JF_EXEC) ? DD_LOGREC_F_EXEC : 0),
 		.uid = j->uid, .gid = j->gid,
 		.kind = kind, .kind_len = (uint32_t)strlen(kind),
 		.payload = j->payload, .payload_len = j->payload_len,
@@ -163,7 +163,7 @@ void dd_log_submit(struct dd_shard *s, struct dd_jobrec *j, const uint64_t *deps
 
 static void log_start_now(struct dd_shard *s, struct dd_jobrec *j)
 {
-	struct dd_rec r = {.type = DD_REC_START, .id = j->id,
+	struct dd_logrec r = {.type = DD_LOGREC_START, .id = j->id,
 			   .at_rt = (uint64_t)((int64_t)j->started_ns + s->rt_offset),
 			   .attempt = j->attempt, .worker = j->worker};
 	j->start_pending = false;
@@ -216,7 +216,7 @@ void dd_log_retry(struct dd_shard *s, struct dd_jobrec *j)
 		return;
 	if (j->start_pending)
 		log_start_now(s, j); /* its worker and start time, as they were */
-	struct dd_rec r = {.type = DD_REC_RETRY, .id = j->id, .at_rt = rt_now(s),
+	struct dd_logrec r = {.type = DD_LOGREC_RETRY, .id = j->id, .at_rt = rt_now(s),
 			   .attempt = j->attempt,
 			   .not_before_rt = (uint64_t)((int64_t)j->not_before_ns + s->rt_offset)};
 	append(s, &r);
@@ -231,13 +231,13 @@ void dd_log_end(struct dd_shard *s, struct dd_jobrec *j)
 	 * START still waiting goes to the log with the next batch. */
 	if (j->reason == dd_reason[R_SHUTDOWN])
 		return;
-	struct dd_rec r = {.type = DD_REC_END, .id = j->id,
+	struct dd_logrec r = {.type = DD_LOGREC_END, .id = j->id,
 			   .at_rt = (uint64_t)((int64_t)j->ended_ns + s->rt_offset),
 			   .attempt = j->attempt, .state = j->state, .result = j->result,
 			   .reason = j->reason, .reason_len = j->reason ? (uint32_t)strlen(j->reason) : 0,
 			   .output_cut = {j->output_cut[0], j->output_cut[1]}};
 	if (j->start_pending) {
-		r.type = DD_REC_FINISH;
+		r.type = DD_LOGREC_FINISH;
 		r.worker = j->worker;
 		r.started_rt = (uint64_t)((int64_t)j->started_ns + s->rt_offset);
 		j->start_pending = false;
@@ -371,7 +371,7 @@ static void reserve(struct dd_shard *s)
 	uint64_t next = atomic_load_explicit(&s->next_seq, memory_order_relaxed);
 	if (have > next + RESERVE_CHUNK / 2)
 		return;
-	struct dd_rec r = {.type = DD_REC_RESERVE, .id = (next > have ? next : have) + RESERVE_CHUNK,
+	struct dd_logrec r = {.type = DD_LOGREC_RESERVE, .id = (next > have ? next : have) + RESERVE_CHUNK,
 			   .at_rt = rt_now(s)};
 	if (append(s, &r) == 0) {
 		d->reserve_lsn = r.lsn;
@@ -403,7 +403,7 @@ size_t dd_durable_poll(struct dd_shard *s)
 	if (d->npstart && !dd_state_wal_inflight(d->wal))
 		flush_starts(s); /* into the batch the kick below writes */
 	if (dd_state_wal_kick(d->wal, s->now)) {
-		io_uring_submit(&s->ring->ring);
+		io_uring_submit(&s->uring->ring);
 		atomic_store_explicit(&d->batches,
 				      atomic_load_explicit(&d->batches, memory_order_relaxed) + 1,
 				      memory_order_relaxed);
@@ -454,14 +454,14 @@ void dd_durable_flush(struct dd_shard *s)
 	uint64_t until = dd_now_ns() + FLUSH_LIMIT_NS;
 	for (;;) {
 		s->now = dd_now_ns();
-		dd_ring_reap(s);
+		dd_uring_reap(s);
 		dd_durable_poll(s);
 		if (!dd_state_wal_busy(d->wal) || s->now > until)
 			break;
 		if (dd_state_wal_inflight(d->wal)) {
 			struct io_uring_cqe *cqe;
 			struct __kernel_timespec ts = {0, 10000000};
-			io_uring_wait_cqe_timeout(&s->ring->ring, &cqe, &ts);
+			io_uring_wait_cqe_timeout(&s->uring->ring, &cqe, &ts);
 		} else {
 			struct timespec ts = {0, 10000000};
 			nanosleep(&ts, NULL);

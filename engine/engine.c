@@ -149,7 +149,7 @@ static void shard_fini(struct dd_shard *s)
 {
 	struct dd_sub m;
 	dd_durable_close(s); /* the reactor has flushed the log; the applier catches up */
-	dd_ring_close(s);
+	dd_uring_close(s);
 	dd_exec_free_all(s);
 	dd_lease_destroy(s);
 	for (unsigned p = 0; p < DD_PRIO_LEVELS; p++) {
@@ -274,7 +274,7 @@ static int open_rings(struct dd_engine *e)
 	if (e->output_dir && (r = dd_outcut_start(e, &e->outcut)) < 0)
 		return r;
 	for (unsigned i = 0; i < e->nshards; i++) {
-		r = dd_ring_open(&e->shards[i]);
+		r = dd_uring_open(&e->shards[i]);
 		if (r < 0 && e->cfg.durability > DD_DURABILITY_NONE)
 			return r;
 		if (r < 0 && i == 0)

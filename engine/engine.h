@@ -305,7 +305,7 @@ struct dd_shard {
 	uint64_t first_seq;     /* ids below were made before this run */
 	int64_t rt_offset;      /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
 	struct dd_durable *dur; /* NULL: durability none */
-	struct dd_ring *ring;   /* the shard's io_uring (ring.c), or NULL */
+	struct dd_uring *uring;  /* the shard's io_uring (uring.c), or NULL */
 	struct dd_proc *procs;  /* running processes (exec.c), a list */
 	unsigned nprocs;
 	unsigned procs_ending;  /* exited, waiting for their output's last cut */
@@ -395,7 +395,7 @@ bool dd_cold_cpus(const struct dd_engine *e, cpu_set_t *set);
 /* Moves the calling thread (the applier) to the cold CPUs, if any. */
 void dd_place_applier(const struct dd_engine *e);
 /* Called by the reactor: its ring's kernel workers go to the cold CPUs. */
-void dd_place_ring_workers(struct dd_shard *s);
+void dd_place_uring_workers(struct dd_shard *s);
 /* Turns cfg.spin_ns = DD_SPIN_AUTO into a number (see dispatchd.h). */
 void dd_resolve_spin(struct dd_engine *e);
 
@@ -467,8 +467,8 @@ int dd_handler_find(struct dd_engine *e, const char *name);
 int dd_kind_for_exec(struct dd_engine *e, const char *name);
 
 /* jobtab.c: records, id table */
-struct dd_jobrec *dd_rec_alloc(struct dd_shard *s);
-void dd_rec_free(struct dd_shard *s, struct dd_jobrec *j);
+struct dd_jobrec *dd_jobrec_alloc(struct dd_shard *s);
+void dd_jobrec_free(struct dd_shard *s, struct dd_jobrec *j);
 int dd_tab_insert(struct dd_shard *s, struct dd_jobrec *j);
 /* The home slot of @id in a table of @cap (a power of two). */
 static inline size_t dd_tab_slot(uint64_t id, size_t cap)
@@ -561,9 +561,9 @@ size_t dd_cmd_drain(struct dd_shard *s);
 void dd_cmd_complete(struct dd_cmd *c, int rc);
 void dd_cmd_fail_all(struct dd_shard *s, int rc);
 
-/* ring.c (see ring.h) */
-size_t dd_ring_reap(struct dd_shard *s);
-bool dd_ring_ready(const struct dd_shard *s);
+/* uring.c (see uring.h) */
+size_t dd_uring_reap(struct dd_shard *s);
+bool dd_uring_ready(const struct dd_shard *s);
 
 /* exec.c: the process executor. Spawning runs on a worker; the rest on
  * the reactor. */

@@ -517,7 +517,7 @@ void dd_exec_spawn(struct dd_shard *s, struct dd_jobrec *j)
 		j->w_result = -ECANCELED; /* cancelled between hand-over and start */
 		return;
 	}
-	if (!s->ring) {
+	if (!s->uring) {
 		j->w_result = -ENOSYS; /* no io_uring to watch it with */
 		return;
 	}
@@ -559,20 +559,20 @@ void dd_exec_spawn(struct dd_shard *s, struct dd_jobrec *j)
 
 static void watch(struct dd_shard *s, struct dd_proc *p)
 {
-	struct io_uring_sqe *sqe = dd_ring_sqe(s);
+	struct io_uring_sqe *sqe = dd_uring_sqe(s);
 	if (!sqe) {
 		/* cannot happen with a live ring; the sweep will look again */
 		return;
 	}
-	if (s->ring->waitid_op) {
+	if (s->uring->waitid_op) {
 		io_uring_prep_rw(OP_WAITID, sqe, p->pidfd, NULL, P_PIDFD, (uint64_t)(uintptr_t)&p->si);
 		sqe->rw_flags = 0;
 		sqe->file_index = WEXITED | __WALL;
 	} else {
 		io_uring_prep_poll_add(sqe, p->pidfd, POLLIN);
 	}
-	io_uring_sqe_set_data64(sqe, DD_RING_TAG_PROC | (uint64_t)(uintptr_t)p);
-	io_uring_submit(&s->ring->ring);
+	io_uring_sqe_set_data64(sqe, DD_URING_TAG_PROC | (uint64_t)(uintptr_t)p);
+	io_uring_submit(&s->uring->ring);
 }
 
 static void proc_free(struct dd_shard *s, struct dd_proc *p)
@@ -721,7 +721,7 @@ static void proc_end(struct dd_shard *s, struct dd_proc *p)
 
 void dd_exec_reaped(struct dd_shard *s, struct dd_proc *p, int res)
 {
-	if (!s->ring->waitid_op) {
+	if (!s->uring->waitid_op) {
 		/* the pidfd polled readable: collect without blocking */
 		memset(&p->si, 0, sizeof(p->si));
 		if (waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &p->si, WEXITED | __WALL | WNOHANG) < 0)
@@ -818,8 +818,8 @@ void dd_exec_shutdown(struct dd_shard *s)
 	while (s->nprocs && dd_now_ns() < until) {
 		struct io_uring_cqe *cqe;
 		struct __kernel_timespec ts = {0, 10000000};
-		io_uring_wait_cqe_timeout(&s->ring->ring, &cqe, &ts);
-		dd_ring_reap(s);
+		io_uring_wait_cqe_timeout(&s->uring->ring, &cqe, &ts);
+		dd_uring_reap(s);
 		dd_exec_sweep(s);
 	}
 }

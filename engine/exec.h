@@ -7,7 +7,7 @@
 #include <stdatomic.h>
 #include <sys/types.h>
 
-#include "ring.h"
+#include "uring.h"
 
 /* One output stream of a running process. The reactor owns it, except
  * while @busy: then the output helper (outcut.c) owns @head, @mark_len,

@@ -33,7 +33,7 @@ static int pool_grow(struct dd_shard *s)
 	return 0;
 }
 
-struct dd_jobrec *dd_rec_alloc(struct dd_shard *s)
+struct dd_jobrec *dd_jobrec_alloc(struct dd_shard *s)
 {
 	if (!s->freelist && pool_grow(s) < 0)
 		return NULL;
@@ -50,7 +50,7 @@ struct dd_jobrec *dd_rec_alloc(struct dd_shard *s)
 	return j;
 }
 
-void dd_rec_free(struct dd_shard *s, struct dd_jobrec *j)
+void dd_jobrec_free(struct dd_shard *s, struct dd_jobrec *j)
 {
 	if (j->payload && j->payload != j->inline_payload)
 		dd_numa_arena_free(s->arena, j->payload, j->payload_len);
@@ -146,7 +146,7 @@ void dd_jobtab_destroy(struct dd_shard *s)
 {
 	for (size_t i = 0; i < s->tabcap; i++)
 		if (s->tab[i].rec)
-			dd_rec_free(s, s->tab[i].rec);
+			dd_jobrec_free(s, s->tab[i].rec);
 	free(s->tab);
 	s->tab = NULL;
 	s->tabcap = s->tabcount = 0;

@@ -129,14 +129,14 @@ void dd_job_make_ready(struct dd_shard *s, struct dd_jobrec *j)
 
 void dd_job_arrive(struct dd_shard *s, struct dd_sub *m)
 {
-	struct dd_jobrec *j = dd_rec_alloc(s);
+	struct dd_jobrec *j = dd_jobrec_alloc(s);
 	if (j)
 		j->id = m->id;
 	if (!j || dd_tab_insert(s, j) < 0) {
 		/* Out of memory: the job cannot be held. Count it failed and
 		 * remember its fate so dependants and callers get an answer. */
 		if (j)
-			dd_rec_free(s, j);
+			dd_jobrec_free(s, j);
 		if (m->key)
 			dd_idem_remove(s->eng->idem, m->key_hash, m->uid, m->key, m->id);
 		dd_sub_release(s, m);

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "engine.h"
-#include "ring.h"
+#include "uring.h"
 
 bool dd_cold_cpus(const struct dd_engine *e, cpu_set_t *set)
 {
@@ -37,14 +37,14 @@ void dd_place_applier(const struct dd_engine *e)
 		pthread_setaffinity_np(pthread_self(), sizeof(set), &set); /* best effort */
 }
 
-void dd_place_ring_workers(struct dd_shard *s)
+void dd_place_uring_workers(struct dd_shard *s)
 {
 	cpu_set_t set;
-	if (!s->ring || !dd_cold_cpus(s->eng, &set))
+	if (!s->uring || !dd_cold_cpus(s->eng, &set))
 		return;
 	/* io-wq belongs to the submitting thread and exists from its first
 	 * submission: the caller is the reactor, after a no-op went through */
-	struct io_uring *ring = &s->ring->ring;
+	struct io_uring *ring = &s->uring->ring;
 	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
 	if (!sqe)
 		return;

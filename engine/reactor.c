@@ -16,7 +16,7 @@ static bool shard_ready(void *arg)
 	for (unsigned w = 0; w < s->nworkers; w++)
 		if (dd_queue_spsc_ready(s->workers[w].done))
 			return true;
-	return dd_deps_ready(s) || dd_ring_ready(s) ||
+	return dd_deps_ready(s) || dd_uring_ready(s) ||
 	       atomic_load_explicit(&s->out_wake, memory_order_relaxed);
 }
 
@@ -192,7 +192,7 @@ static void trim_retained(struct dd_shard *s)
 		j->link.next->prev = j->link.prev;
 		s->nretained--;
 		dd_tab_remove(s, j->id);
-		dd_rec_free(s, j);
+		dd_jobrec_free(s, j);
 	}
 }
 
@@ -230,7 +230,7 @@ void *dd_reactor_main(void *arg)
 	struct dd_engine *e = s->eng;
 	if (s->cpu >= 0)
 		dd_numa_pin_cpu(s->cpu); /* best effort: a cpuset may forbid it */
-	dd_place_ring_workers(s);
+	dd_place_uring_workers(s);
 	dd_tls_reactor = s;
 	dd_probe_thread(e, DD_ROLE_REACTOR);
 
@@ -248,7 +248,7 @@ void *dd_reactor_main(void *arg)
 			work += s->nworkers ? dispatch(s) : dispatch_inline(s);
 		dd_deps_flush(s);
 		trim_retained(s);
-		work += dd_ring_reap(s); /* log batches done, processes exited */
+		work += dd_uring_reap(s); /* log batches done, processes exited */
 		dd_exec_sweep(s);
 		bool spawning = s->nworkers && dd_exec_watchdog(s);
 		work += dd_durable_poll(s); /* after the turn's records are appended */

@@ -31,7 +31,7 @@ static void *arena_dup(struct dd_shard *s, const void *p, size_t n)
 	return c;
 }
 
-static int remember_wait(struct load_ctx *lc, struct dd_jobrec *j, const struct dd_rec *sp)
+static int remember_wait(struct load_ctx *lc, struct dd_jobrec *j, const struct dd_logrec *sp)
 {
 	struct dd_rwaits *w = lc->w;
 	if (w->n == w->cap) {
@@ -46,7 +46,7 @@ static int remember_wait(struct load_ctx *lc, struct dd_jobrec *j, const struct 
 	if (!deps)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < sp->ndeps; i++)
-		deps[i] = dd_rec_dep(sp, i);
+		deps[i] = dd_logrec_dep(sp, i);
 	w->v[w->n++] = (struct dd_rwait){.id = j->id, .ndeps = sp->ndeps, .deps = deps};
 	return 0;
 }
@@ -55,8 +55,8 @@ static int load_one(const struct dd_state_job *sj, void *arg)
 {
 	struct load_ctx *lc = arg;
 	struct dd_shard *s = lc->s;
-	const struct dd_rec *sp = &sj->spec;
-	struct dd_jobrec *j = dd_rec_alloc(s);
+	const struct dd_logrec *sp = &sj->spec;
+	struct dd_jobrec *j = dd_jobrec_alloc(s);
 	if (!j)
 		return -ENOMEM;
 	j->id = sp->id;
@@ -67,10 +67,10 @@ static int load_one(const struct dd_state_job *sj, void *arg)
 	j->backoff_ns = sp->backoff_ns;
 	j->backoff_max_ns = sp->backoff_max_ns;
 	j->submitted_ns = j->intended_ns = s->now;
-	j->flags = JF_LOGGED | ((sp->flags & DD_REC_F_EXEC) ? JF_EXEC : 0);
+	j->flags = JF_LOGGED | ((sp->flags & DD_LOGREC_F_EXEC) ? JF_EXEC : 0);
 	j->uid = sp->uid;
 	j->gid = sp->gid;
-	j->result = (sp->flags & DD_REC_F_EXEC) ? -1 : 0;
+	j->result = (sp->flags & DD_LOGREC_F_EXEC) ? -1 : 0;
 	j->level = dd_durable_level(s);
 	j->sub_lsn = 1; /* it came from the log: durable */
 	j->handler = DD_HANDLER_UNRESOLVED;
@@ -83,7 +83,7 @@ static int load_one(const struct dd_state_job *sj, void *arg)
 		j->payload = arena_dup(s, sp->payload, sp->payload_len);
 	}
 	if (!j->kind || !j->payload || dd_tab_insert(s, j) < 0) {
-		dd_rec_free(s, j);
+		dd_jobrec_free(s, j);
 		return -ENOMEM;
 	}
 	memcpy(j->kind, sp->kind, sp->kind_len);

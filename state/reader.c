@@ -160,7 +160,7 @@ static int fill(struct dd_state_reader *r, size_t want)
 	return 0;
 }
 
-int dd_state_reader_next(struct dd_state_reader *r, struct dd_rec *rec, bool fresh)
+int dd_state_reader_next(struct dd_state_reader *r, struct dd_logrec *rec, bool fresh)
 {
 	if (fresh && !r->mapped) { /* a mapping shows what was written since */
 		r->base += r->pos;
@@ -168,16 +168,16 @@ int dd_state_reader_next(struct dd_state_reader *r, struct dd_rec *rec, bool fre
 	}
 	for (bool filled = false;; filled = true) {
 		size_t used, have = r->len - r->pos;
-		int rc = dd_rec_decode(have ? r->buf + r->pos : NULL, have, rec, &used);
-		if (rc == DD_REC_OK && rec->lsn < r->seg_first)
-			return DD_REC_EOF; /* a spare's earlier life (spare.c): no more */
-		if (rc == DD_REC_OK) {
+		int rc = dd_logrec_decode(have ? r->buf + r->pos : NULL, have, rec, &used);
+		if (rc == DD_LOGREC_OK && rec->lsn < r->seg_first)
+			return DD_LOGREC_EOF; /* a spare's earlier life (spare.c): no more */
+		if (rc == DD_LOGREC_OK) {
 			r->pos += used;
 			r->last_len = used;
 			r->last_lsn = rec->lsn;
 			return rc;
 		}
-		bool short_read = rc == -EAGAIN || (rc == DD_REC_EOF && have == 0);
+		bool short_read = rc == -EAGAIN || (rc == DD_LOGREC_EOF && have == 0);
 		if (!short_read || filled)
 			return rc;
 		/* the record (or its length word) runs past what is buffered */
@@ -200,7 +200,7 @@ uint64_t dd_state_reader_offset(const struct dd_state_reader *r)
 
 /* Moves the pointers of a decoded record by @delta bytes: from where its
  * bytes were to where they are now. Fields without bytes stay NULL. */
-static void rebase(struct dd_rec *rec, ptrdiff_t delta)
+static void rebase(struct dd_logrec *rec, ptrdiff_t delta)
 {
 	if (rec->kind)
 		rec->kind += delta;
@@ -220,7 +220,7 @@ static int recs_room(struct dd_state_batch *b)
 	if (b->n < b->capn)
 		return 0;
 	size_t capn = b->capn ? b->capn * 2 : 4096;
-	struct dd_rec *nrecs = realloc(b->recs, capn * sizeof(*nrecs));
+	struct dd_logrec *nrecs = realloc(b->recs, capn * sizeof(*nrecs));
 	if (!nrecs)
 		return -ENOMEM;
 	b->recs = nrecs;
@@ -229,7 +229,7 @@ static int recs_room(struct dd_state_batch *b)
 }
 
 int dd_state_batch_add(struct dd_state_batch *b, const struct dd_state_reader *r,
-		       const struct dd_rec *rec)
+		       const struct dd_logrec *rec)
 {
 	size_t len = r->last_len;
 	if (recs_room(b) < 0)

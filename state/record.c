@@ -79,7 +79,7 @@ static uint8_t get8(struct rd *r)
 	return s ? *s : 0;
 }
 
-uint64_t dd_rec_dep(const struct dd_rec *r, uint32_t i)
+uint64_t dd_logrec_dep(const struct dd_logrec *r, uint32_t i)
 {
 	uint64_t v;
 	memcpy(&v, r->deps + (size_t)i * 8, 8);
@@ -91,7 +91,7 @@ uint64_t dd_rec_dep(const struct dd_rec *r, uint32_t i)
  * the reason (a record of an older version has 0 there). */
 #define END_F_CUT 1u
 
-static void put_end(struct wr *w, const struct dd_rec *r)
+static void put_end(struct wr *w, const struct dd_logrec *r)
 {
 	bool cut = r->output_cut[0] || r->output_cut[1];
 	put8(w, r->state);
@@ -107,7 +107,7 @@ static void put_end(struct wr *w, const struct dd_rec *r)
 	}
 }
 
-static int get_end(struct rd *r, struct dd_rec *out)
+static int get_end(struct rd *r, struct dd_logrec *out)
 {
 	out->state = get8(r);
 	uint8_t f = get8(r);
@@ -129,14 +129,14 @@ static int get_end(struct rd *r, struct dd_rec *out)
 		       : 0;
 }
 
-size_t dd_rec_encode_body(const struct dd_rec *r, void *buf)
+size_t dd_logrec_encode_body(const struct dd_logrec *r, void *buf)
 {
 	struct wr w = {buf, 0};
 	put64(&w, r->id);
 	put64(&w, r->at_rt);
 	put32(&w, r->attempt);
 	switch (r->type) {
-	case DD_REC_SUBMIT:
+	case DD_LOGREC_SUBMIT:
 		put64(&w, r->not_before_rt);
 		put64(&w, r->timeout_ns);
 		put64(&w, r->backoff_ns);
@@ -157,36 +157,36 @@ size_t dd_rec_encode_body(const struct dd_rec *r, void *buf)
 		put(&w, r->deps, (size_t)r->ndeps * 8);
 		put(&w, r->key, r->key_len);
 		break;
-	case DD_REC_START:
+	case DD_LOGREC_START:
 		put32(&w, (uint32_t)r->worker);
 		break;
-	case DD_REC_FINISH: /* a START's worker and time, then an END */
+	case DD_LOGREC_FINISH: /* a START's worker and time, then an END */
 		put32(&w, (uint32_t)r->worker);
 		put64(&w, r->started_rt);
 		put_end(&w, r);
 		break;
-	case DD_REC_END:
+	case DD_LOGREC_END:
 		put_end(&w, r);
 		break;
-	case DD_REC_RETRY:
+	case DD_LOGREC_RETRY:
 		put64(&w, r->not_before_rt);
 		break;
 	}
 	return w.n;
 }
 
-size_t dd_rec_size(const struct dd_rec *r)
+size_t dd_logrec_size(const struct dd_logrec *r)
 {
-	size_t n = DD_REC_HDR + dd_rec_encode_body(r, NULL);
-	return (n + DD_REC_ALIGN - 1) & ~(size_t)(DD_REC_ALIGN - 1);
+	size_t n = DD_LOGREC_HDR + dd_logrec_encode_body(r, NULL);
+	return (n + DD_LOGREC_ALIGN - 1) & ~(size_t)(DD_LOGREC_ALIGN - 1);
 }
 
-size_t dd_rec_encode(const struct dd_rec *r, void *buf)
+size_t dd_logrec_encode(const struct dd_logrec *r, void *buf)
 {
 	unsigned char *b = buf;
-	size_t blen = dd_rec_encode_body(r, b + DD_REC_HDR);
-	size_t len = (DD_REC_HDR + blen + DD_REC_ALIGN - 1) & ~(size_t)(DD_REC_ALIGN - 1);
-	memset(b + DD_REC_HDR + blen, 0, len - DD_REC_HDR - blen);
+	size_t blen = dd_logrec_encode_body(r, b + DD_LOGREC_HDR);
+	size_t len = (DD_LOGREC_HDR + blen + DD_LOGREC_ALIGN - 1) & ~(size_t)(DD_LOGREC_ALIGN - 1);
+	memset(b + DD_LOGREC_HDR + blen, 0, len - DD_LOGREC_HDR - blen);
 	struct wr w = {b, 0};
 	put32(&w, (uint32_t)len);
 	put32(&w, 0);
@@ -198,7 +198,7 @@ size_t dd_rec_encode(const struct dd_rec *r, void *buf)
 	return len;
 }
 
-int dd_rec_decode_body(uint32_t type, const void *body, size_t blen, struct dd_rec *out)
+int dd_logrec_decode_body(uint32_t type, const void *body, size_t blen, struct dd_logrec *out)
 {
 	struct rd r = {body, blen, 0, false};
 	out->type = type;
@@ -206,7 +206,7 @@ int dd_rec_decode_body(uint32_t type, const void *body, size_t blen, struct dd_r
 	out->at_rt = get64(&r);
 	out->attempt = get32(&r);
 	switch (type) {
-	case DD_REC_SUBMIT:
+	case DD_LOGREC_SUBMIT:
 		out->not_before_rt = get64(&r);
 		out->timeout_ns = get64(&r);
 		out->backoff_ns = get64(&r);
@@ -233,23 +233,23 @@ int dd_rec_decode_body(uint32_t type, const void *body, size_t blen, struct dd_r
 			       (out->key_len && memchr(out->key, 0, out->key_len))))
 			return -EPROTO;
 		break;
-	case DD_REC_START:
+	case DD_LOGREC_START:
 		out->worker = (int32_t)get32(&r);
 		break;
-	case DD_REC_FINISH:
+	case DD_LOGREC_FINISH:
 		out->worker = (int32_t)get32(&r);
 		out->started_rt = get64(&r);
 		if (get_end(&r, out) < 0)
 			return -EPROTO;
 		break;
-	case DD_REC_END:
+	case DD_LOGREC_END:
 		if (get_end(&r, out) < 0)
 			return -EPROTO;
 		break;
-	case DD_REC_RETRY:
+	case DD_LOGREC_RETRY:
 		out->not_before_rt = get64(&r);
 		break;
-	case DD_REC_RESERVE:
+	case DD_LOGREC_RESERVE:
 		break;
 	default:
 		return -EPROTO;
@@ -259,18 +259,18 @@ int dd_rec_decode_body(uint32_t type, const void *body, size_t blen, struct dd_r
 	return 0;
 }
 
-int dd_rec_decode(const void *buf, size_t avail, struct dd_rec *out, size_t *used)
+int dd_logrec_decode(const void *buf, size_t avail, struct dd_logrec *out, size_t *used)
 {
 	const unsigned char *b = buf;
 	uint32_t len, crc, type, blen;
 	uint64_t lsn;
 	if (avail < 4)
-		return avail == 0 ? DD_REC_EOF : -EAGAIN;
+		return avail == 0 ? DD_LOGREC_EOF : -EAGAIN;
 	memcpy(&len, b, 4);
 	len = le32toh(len);
 	if (len == 0)
-		return DD_REC_EOF;
-	if (len < DD_REC_HDR || len % DD_REC_ALIGN || len > DD_REC_MAX)
+		return DD_LOGREC_EOF;
+	if (len < DD_LOGREC_HDR || len % DD_LOGREC_ALIGN || len > DD_LOGREC_MAX)
 		return -EPROTO;
 	if (len > avail)
 		return -EAGAIN;
@@ -281,26 +281,26 @@ int dd_rec_decode(const void *buf, size_t avail, struct dd_rec *out, size_t *use
 	memcpy(&type, b + 16, 4);
 	memcpy(&blen, b + 20, 4);
 	blen = le32toh(blen);
-	if (blen > len - DD_REC_HDR || len - DD_REC_HDR - blen >= DD_REC_ALIGN)
+	if (blen > len - DD_LOGREC_HDR || len - DD_LOGREC_HDR - blen >= DD_LOGREC_ALIGN)
 		return -EPROTO;
 	memset(out, 0, sizeof(*out));
-	int r = dd_rec_decode_body(le32toh(type), b + DD_REC_HDR, blen, out);
+	int r = dd_logrec_decode_body(le32toh(type), b + DD_LOGREC_HDR, blen, out);
 	if (r < 0)
 		return r;
 	out->lsn = le64toh(lsn);
 	*used = len;
-	return DD_REC_OK;
+	return DD_LOGREC_OK;
 }
 
-const char *dd_rec_type_name(uint32_t type)
+const char *dd_logrec_type_name(uint32_t type)
 {
 	switch (type) {
-	case DD_REC_SUBMIT: return "submit";
-	case DD_REC_START: return "start";
-	case DD_REC_END: return "end";
-	case DD_REC_FINISH: return "finish";
-	case DD_REC_RETRY: return "retry";
-	case DD_REC_RESERVE: return "reserve";
+	case DD_LOGREC_SUBMIT: return "submit";
+	case DD_LOGREC_START: return "start";
+	case DD_LOGREC_END: return "end";
+	case DD_LOGREC_FINISH: return "finish";
+	case DD_LOGREC_RETRY: return "retry";
+	case DD_LOGREC_RESERVE: return "reserve";
 	default: return "unknown";
 	}
 }

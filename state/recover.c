@@ -121,14 +121,14 @@ int dd_state_recover(const char *wal_dir, struct dd_state_store *st,
 			break;
 		}
 		for (;;) {
-			struct dd_rec rec;
+			struct dd_logrec rec;
 			uint64_t off = dd_state_reader_offset(&rd);
 			int rc = dd_state_reader_next(&rd, &rec, false);
-			if (rc == DD_REC_EOF)
+			if (rc == DD_LOGREC_EOF)
 				break;
-			if (rc == DD_REC_OK && rec.lsn != expect)
+			if (rc == DD_LOGREC_OK && rec.lsn != expect)
 				rc = -ERANGE;
-			if (rc != DD_REC_OK) {
+			if (rc != DD_LOGREC_OK) {
 				out->torn = true;
 				out->torn_segment = firsts[i];
 				out->torn_offset = off;

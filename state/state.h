@@ -23,33 +23,33 @@ uint32_t dd_state_crc32c(uint32_t crc, const void *buf, size_t n);
  *   u32 len      whole record, header and padding included
  *   u32 crc      CRC-32C of bytes [8, len)
  *   u64 lsn      log sequence number, consecutive from 1 per shard
- *   u32 type     enum dd_rec_type
+ *   u32 type     enum dd_logrec_type
  *   u32 blen     body bytes (len - 24 - padding)
  *   body
  * A zero len word is the clean end of a segment (files are preallocated).
  */
-#define DD_REC_HDR 24u
-#define DD_REC_ALIGN 8u
-#define DD_REC_MAX (64u << 20) /* larger than any valid record */
+#define DD_LOGREC_HDR 24u
+#define DD_LOGREC_ALIGN 8u
+#define DD_LOGREC_MAX (64u << 20) /* larger than any valid record */
 
-enum dd_rec_type {
-	DD_REC_SUBMIT = 1, /* a job and its spec */
-	DD_REC_START = 2,  /* an attempt began (RUNNING) */
-	DD_REC_END = 3,    /* terminal state */
-	DD_REC_RETRY = 4,  /* a failed attempt; back to DELAYED until not_before */
-	DD_REC_RESERVE = 5, /* ids below r.id may be handed out: never reuse them */
-	DD_REC_FINISH = 6,  /* an attempt began and the job ended: START and END
+enum dd_logrec_type {
+	DD_LOGREC_SUBMIT = 1, /* a job and its spec */
+	DD_LOGREC_START = 2,  /* an attempt began (RUNNING) */
+	DD_LOGREC_END = 3,    /* terminal state */
+	DD_LOGREC_RETRY = 4,  /* a failed attempt; back to DELAYED until not_before */
+	DD_LOGREC_RESERVE = 5, /* ids below r.id may be handed out: never reuse them */
+	DD_LOGREC_FINISH = 6,  /* an attempt began and the job ended: START and END
 			     * in one, for a job that ended before its START
 			     * record went to the log (engine/durable.c) */
 };
 
 enum {
-	DD_REC_F_STRICT = 1u, /* submit flags */
-	DD_REC_F_EXEC = 2u,   /* the payload is an encoded process spec */
+	DD_LOGREC_F_STRICT = 1u, /* submit flags */
+	DD_LOGREC_F_EXEC = 2u,   /* the payload is an encoded process spec */
 };
 
 /* One decoded record. Pointers point into the buffer it was decoded from. */
-struct dd_rec {
+struct dd_logrec {
 	uint64_t lsn;
 	uint32_t type;
 	uint64_t id;
@@ -81,34 +81,34 @@ struct dd_rec {
 				 * on disk only when non-zero */
 };
 
-uint64_t dd_rec_dep(const struct dd_rec *r, uint32_t i);
+uint64_t dd_logrec_dep(const struct dd_logrec *r, uint32_t i);
 /* Bytes the record takes on disk. */
-size_t dd_rec_size(const struct dd_rec *r);
-/* Writes r (with r->lsn) at buf, which has dd_rec_size(r) bytes. For SUBMIT,
+size_t dd_logrec_size(const struct dd_logrec *r);
+/* Writes r (with r->lsn) at buf, which has dd_logrec_size(r) bytes. For SUBMIT,
  * deps are read from r->deps as little-endian bytes. Returns the size. */
-size_t dd_rec_encode(const struct dd_rec *r, void *buf);
+size_t dd_logrec_encode(const struct dd_logrec *r, void *buf);
 
 enum {
-	DD_REC_OK = 0,
-	DD_REC_EOF = 1, /* a zero length word: clean end of the written log */
+	DD_LOGREC_OK = 0,
+	DD_LOGREC_EOF = 1, /* a zero length word: clean end of the written log */
 };
-/* Decodes the record at buf (avail bytes readable). On DD_REC_OK fills
- * *out and *used. Returns DD_REC_OK, DD_REC_EOF, -EAGAIN (the record runs
+/* Decodes the record at buf (avail bytes readable). On DD_LOGREC_OK fills
+ * *out and *used. Returns DD_LOGREC_OK, DD_LOGREC_EOF, -EAGAIN (the record runs
  * past avail: a torn tail), -EBADMSG (checksum mismatch) or -EPROTO (a
  * malformed header or body). Never reads outside [buf, buf + avail). */
-int dd_rec_decode(const void *buf, size_t avail, struct dd_rec *out, size_t *used);
+int dd_logrec_decode(const void *buf, size_t avail, struct dd_logrec *out, size_t *used);
 /* Decodes a body alone (the store keeps SUBMIT bodies). */
-int dd_rec_decode_body(uint32_t type, const void *body, size_t blen, struct dd_rec *out);
+int dd_logrec_decode_body(uint32_t type, const void *body, size_t blen, struct dd_logrec *out);
 /* Encodes the body of r alone; returns its size (buf may be NULL to size). */
-size_t dd_rec_encode_body(const struct dd_rec *r, void *buf);
-const char *dd_rec_type_name(uint32_t type);
+size_t dd_logrec_encode_body(const struct dd_logrec *r, void *buf);
+const char *dd_logrec_type_name(uint32_t type);
 
 #endif
 
 /* ---- write-ahead log (wal.c) ----
  *
  * Segment files "<dir>/<first lsn, 16 hex digits>.wal", preallocated to the
- * segment size (unwritten space reads as zeros: DD_REC_EOF). The owner
+ * segment size (unwritten space reads as zeros: DD_LOGREC_EOF). The owner
  * thread appends records to a batch buffer; dd_state_wal_kick() puts the
  * oldest unwritten batch on the ring as write -> fdatasync (linked; plus an
  * fsync of the directory after a new segment), one batch in flight while
@@ -133,7 +133,7 @@ int dd_state_wal_open(const char *dir, uint64_t segment_bytes, bool sync,
 /* Frees; the caller first waits until !dd_state_wal_busy(). NULL: nothing. */
 void dd_state_wal_close(struct dd_state_wal *w);
 /* Appends r, giving it the next LSN (r->lsn). Returns 0 or -ENOMEM. */
-int dd_state_wal_append(struct dd_state_wal *w, struct dd_rec *r);
+int dd_state_wal_append(struct dd_state_wal *w, struct dd_logrec *r);
 /* Queues the next batch's SQEs if none is in flight and one is waiting
  * (or a failed write is due for another try at @now_ns). Returns true if it
  * queued SQEs (the caller submits the ring). */
@@ -175,7 +175,7 @@ struct dd_state_store;
 
 /* A job as stored: its SUBMIT record plus what changed since. */
 struct dd_state_job {
-	struct dd_rec spec; /* pointers valid until the next call on the store
+	struct dd_logrec spec; /* pointers valid until the next call on the store
 			     * from this thread (they point into *buf) */
 	uint8_t state;
 	uint32_t attempt;
@@ -183,7 +183,7 @@ struct dd_state_job {
 	int32_t worker;
 	uint64_t started_rt, ended_rt;
 	char reason[DD_STATE_REASON_MAX];
-	uint64_t output_cut[2]; /* of the last attempt (struct dd_rec) */
+	uint64_t output_cut[2]; /* of the last attempt (struct dd_logrec) */
 };
 
 struct dd_state_store_opts {
@@ -208,7 +208,7 @@ void dd_state_store_close(struct dd_state_store *st);
  * the last one. Idempotent: a record already reflected changes nothing.
  * Grows the map when full. Returns 0, -ENOSPC (map at its limit or disk
  * full), -EIO, -ENOMEM. */
-int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, size_t n);
+int dd_state_store_apply(struct dd_state_store *st, const struct dd_logrec *recs, size_t n);
 /* Has dd_state_store_apply() call @fn(@arg) after every @every records
  * (NULL: never), from within its transaction: the caller's chance to let
  * other threads have the CPU during a long one. */
@@ -268,12 +268,12 @@ int dd_state_segments(int dirfd, uint64_t **firsts, size_t *n);
 int dd_state_reader_open(struct dd_state_reader *r, int dirfd, uint64_t seg_first,
 			 uint64_t last_lsn);
 void dd_state_reader_close(struct dd_state_reader *r);
-/* Next record of the current segment: DD_REC_OK, DD_REC_EOF (end of the
+/* Next record of the current segment: DD_LOGREC_OK, DD_LOGREC_EOF (end of the
  * written part: zeros, or a record older than the segment, left from its
  * life before it was a spare), or the decoder's error. *rec points into the reader's
  * buffer until the next call. @fresh: drop what is buffered and read the
  * file again first (it may have been read before the writer got there). */
-int dd_state_reader_next(struct dd_state_reader *r, struct dd_rec *rec, bool fresh);
+int dd_state_reader_next(struct dd_state_reader *r, struct dd_logrec *rec, bool fresh);
 /* File offset just after the last record returned. */
 uint64_t dd_state_reader_offset(const struct dd_state_reader *r);
 
@@ -284,7 +284,7 @@ uint64_t dd_state_reader_offset(const struct dd_state_reader *r);
 struct dd_state_batch {
 	unsigned char *raw;
 	size_t len, cap;
-	struct dd_rec *recs;
+	struct dd_logrec *recs;
 	size_t n, capn;
 	uint64_t last_lsn;
 };
@@ -293,7 +293,7 @@ struct dd_state_batch {
  * before the reader moves to another segment or closes), else copied.
  * Returns 0 or -ENOMEM. */
 int dd_state_batch_add(struct dd_state_batch *b, const struct dd_state_reader *r,
-		       const struct dd_rec *rec);
+		       const struct dd_logrec *rec);
 /* Applies and empties the batch. Returns dd_state_store_apply()'s result. */
 int dd_state_batch_apply(struct dd_state_batch *b, struct dd_state_store *st);
 void dd_state_batch_free(struct dd_state_batch *b);

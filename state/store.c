@@ -357,29 +357,29 @@ static int ended_entry(const struct dd_state_store *st, struct wcur *w, uint8_t 
 
 /* What a change record does to a job's header. Returns false when it
  * changes nothing (a terminal job never changes; replays change nothing). */
-static bool fold(struct job_hdr *h, const struct dd_rec *r, const char **reason,
+static bool fold(struct job_hdr *h, const struct dd_logrec *r, const char **reason,
 		 uint32_t *reason_len, uint64_t *cut)
 {
 	if (h->state >= DD_STATE_SUCCEEDED)
 		return false;
 	switch (r->type) {
-	case DD_REC_START:
+	case DD_LOGREC_START:
 		h->state = 4;
 		h->attempt = r->attempt;
 		h->worker = r->worker;
 		h->started_rt = r->at_rt;
 		return true;
-	case DD_REC_RETRY:
+	case DD_LOGREC_RETRY:
 		h->state = 2;
 		h->attempt = r->attempt;
 		h->not_before_rt = r->not_before_rt;
 		return true;
-	case DD_REC_FINISH:
+	case DD_LOGREC_FINISH:
 		h->worker = r->worker;
 		h->started_rt = r->started_rt;
 		/* the rest is an END's */
 		__attribute__((fallthrough));
-	case DD_REC_END:
+	case DD_LOGREC_END:
 		h->state = r->state;
 		h->result = r->result;
 		h->ended_rt = r->at_rt;
@@ -406,7 +406,7 @@ static size_t cut_len(const struct job_hdr *h)
 
 static int put_job(MDB_cursor *jobs, MDB_val *key, const struct job_hdr *h,
 		   const char *reason, const unsigned char *body, bool body_in_map,
-		   const struct dd_rec *sub, const uint64_t *cut, unsigned flags)
+		   const struct dd_logrec *sub, const uint64_t *cut, unsigned flags)
 {
 	unsigned char *copy = NULL;
 	if (body_in_map) {
@@ -428,7 +428,7 @@ static int put_job(MDB_cursor *jobs, MDB_val *key, const struct job_hdr *h,
 		if (h->reason_len)
 			memcpy(p + sizeof(*h), reason, h->reason_len);
 		if (sub)
-			dd_rec_encode_body(sub, p + sizeof(*h) + h->reason_len);
+			dd_logrec_encode_body(sub, p + sizeof(*h) + h->reason_len);
 		else
 			memcpy(p + sizeof(*h) + h->reason_len, body, h->body_len);
 		if (cut_len(h))
@@ -443,10 +443,10 @@ static int put_job(MDB_cursor *jobs, MDB_val *key, const struct job_hdr *h,
  * folded is marked in @done). A job that starts and ends within one
  * batch — most of them, at a high rate — is then written once, in its
  * final state, instead of three times with its index entries moved twice. */
-static int apply_submit(struct dd_state_store *st, struct wcur *w, const struct dd_rec *recs,
+static int apply_submit(struct dd_state_store *st, struct wcur *w, const struct dd_logrec *recs,
 			uint32_t i, const uint32_t *next, bool *done)
 {
-	const struct dd_rec *r = &recs[i];
+	const struct dd_logrec *r = &recs[i];
 	unsigned char k[8];
 	be64(k, r->id);
 	MDB_val key = {8, k};
@@ -454,7 +454,7 @@ static int apply_submit(struct dd_state_store *st, struct wcur *w, const struct 
 	h.state = r->ndeps ? 1 : r->not_before_rt ? 2 : 3; /* WAITING, DELAYED, QUEUED */
 	h.worker = -1;
 	h.not_before_rt = r->not_before_rt;
-	h.body_len = (uint32_t)dd_rec_encode_body(r, NULL);
+	h.body_len = (uint32_t)dd_logrec_encode_body(r, NULL);
 	const char *reason = NULL;
 	uint64_t cut[2] = {0, 0};
 	for (uint32_t j = next ? next[i] : UINT32_MAX; j != UINT32_MAX; j = next[j])
@@ -467,7 +467,7 @@ static int apply_submit(struct dd_state_store *st, struct wcur *w, const struct 
 	if (unseen)
 		st->max_id = r->id;
 	if (unseen && h.state >= DD_STATE_SUCCEEDED && st->keep_no_ended &&
-	    !(r->flags & DD_REC_F_EXEC)) {
+	    !(r->flags & DD_LOGREC_F_EXEC)) {
 		/* retention would remove it at its next round: write nothing.
 		 * A replay finds no job and so skips it again. */
 		for (uint32_t j = next ? next[i] : UINT32_MAX; j != UINT32_MAX; j = next[j])
@@ -507,10 +507,10 @@ static int apply_submit(struct dd_state_store *st, struct wcur *w, const struct 
  * of the job and one move of its index entry. Under load most such jobs
  * were submitted at the end of the previous batch and start and end in
  * this one: two rewrites and three index changes became one of each. */
-static int apply_changes(struct dd_state_store *st, struct wcur *w, const struct dd_rec *recs,
+static int apply_changes(struct dd_state_store *st, struct wcur *w, const struct dd_logrec *recs,
 			 uint32_t i, const uint32_t *next, bool *done)
 {
-	const struct dd_rec *r = &recs[i];
+	const struct dd_logrec *r = &recs[i];
 	unsigned char k[8];
 	be64(k, r->id);
 	MDB_val key = {8, k}, d;
@@ -568,7 +568,7 @@ static size_t chain_slot(uint64_t id, size_t cap)
 	return (size_t)((block << 6) | (id & 63)) & (cap - 1);
 }
 
-static bool chain_batch(const struct dd_rec *recs, size_t n, uint64_t ckpt, uint32_t *next,
+static bool chain_batch(const struct dd_logrec *recs, size_t n, uint64_t ckpt, uint32_t *next,
 			bool *head)
 {
 	size_t cap = 64;
@@ -588,14 +588,14 @@ static bool chain_batch(const struct dd_rec *recs, size_t n, uint64_t ckpt, uint
 	for (size_t i = 0; i < n; i++) {
 		next[i] = UINT32_MAX;
 		head[i] = false;
-		const struct dd_rec *r = &recs[i];
-		if (r->lsn <= ckpt || r->type == DD_REC_RESERVE)
+		const struct dd_logrec *r = &recs[i];
+		if (r->lsn <= ckpt || r->type == DD_LOGREC_RESERVE)
 			continue;
 		size_t sl = chain_slot(r->id, cap);
 		while (htail[sl] != UINT32_MAX && hid[sl] != r->id)
 			sl = (sl + 1) & (cap - 1);
 		bool fresh = htail[sl] == UINT32_MAX;
-		if (r->type == DD_REC_SUBMIT) {
+		if (r->type == DD_LOGREC_SUBMIT) {
 			/* A second SUBMIT of an id is not folded. Changes before a
 			 * SUBMIT (not in a log the engine writes) stay before it. */
 			if (fresh || !hsub[sl]) {
@@ -689,7 +689,7 @@ void dd_state_store_set_pause(struct dd_state_store *st, void (*fn)(void *), voi
 	st->pause_every = every;
 }
 
-int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, size_t n)
+int dd_state_store_apply(struct dd_state_store *st, const struct dd_logrec *recs, size_t n)
 {
 	if (n == 0)
 		return 0;
@@ -720,7 +720,7 @@ int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, s
 			}
 			if (recs[i].lsn <= st->ckpt || (done && done[i]))
 				continue; /* already in the tree, or folded into its SUBMIT */
-			if (recs[i].type == DD_REC_RESERVE) {
+			if (recs[i].type == DD_LOGREC_RESERVE) {
 				/* the id field holds a sequence bound, not a job */
 				if (recs[i].id > st->next_seq)
 					st->next_seq = recs[i].id;
@@ -728,7 +728,7 @@ int dd_state_store_apply(struct dd_state_store *st, const struct dd_rec *recs, s
 			}
 			/* a change is either the head of its job's chain, or one
 			 * a replayed SUBMIT did not fold: then applied alone */
-			rc = recs[i].type == DD_REC_SUBMIT
+			rc = recs[i].type == DD_LOGREC_SUBMIT
 				     ? apply_submit(st, &w, recs, (uint32_t)i, next, done)
 				     : apply_changes(st, &w, recs, (uint32_t)i,
 						     next && head[i] ? next : NULL, done);
@@ -816,7 +816,7 @@ static int job_decode(uint64_t id, const MDB_val *d, struct dd_state_job *job)
 	memcpy(job->reason, (const char *)d->mv_data + sizeof(h), h.reason_len);
 	job->reason[h.reason_len] = 0;
 	const unsigned char *body = (const unsigned char *)d->mv_data + sizeof(h) + h.reason_len;
-	if (dd_rec_decode_body(DD_REC_SUBMIT, body, h.body_len, &job->spec) < 0 ||
+	if (dd_logrec_decode_body(DD_LOGREC_SUBMIT, body, h.body_len, &job->spec) < 0 ||
 	    job->spec.id != id)
 		return -EIO;
 	job->spec.not_before_rt = h.not_before_rt;
@@ -1015,7 +1015,7 @@ static int drop_extras(struct wcur *w, uint64_t id, const MDB_val *jd, uint64_t 
 	if (job_decode(id, jd, &job) == 0) {
 		*state = job.state;
 		klen = idem_key(keybuf, sizeof(keybuf), job.spec.uid, job.spec.key, job.spec.key_len);
-		if (exec_ids && (job.spec.flags & DD_REC_F_EXEC) && *nx < budget) {
+		if (exec_ids && (job.spec.flags & DD_LOGREC_F_EXEC) && *nx < budget) {
 			if (exec_att)
 				exec_att[*nx] = job.attempt;
 			exec_ids[(*nx)++] = id;

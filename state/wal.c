@@ -259,15 +259,15 @@ static int batch_for(struct dd_state_wal *w, size_t size, struct batch **out)
 	return 0;
 }
 
-int dd_state_wal_append(struct dd_state_wal *w, struct dd_rec *r)
+int dd_state_wal_append(struct dd_state_wal *w, struct dd_logrec *r)
 {
-	size_t size = dd_rec_size(r);
+	size_t size = dd_logrec_size(r);
 	struct batch *b;
 	int rc = batch_for(w, size, &b);
 	if (rc < 0)
 		return rc;
 	r->lsn = w->next_lsn++;
-	dd_rec_encode(r, b->buf + b->len);
+	dd_logrec_encode(r, b->buf + b->len);
 	b->len += size;
 	b->last_lsn = r->lsn;
 	b->seg->reserved += size;

@@ -50,10 +50,10 @@ struct opts {
 };
 
 /* Appends one record to @f with the next LSN. */
-static int put(FILE *f, struct dd_rec *r, uint64_t *lsn, unsigned char *buf)
+static int put(FILE *f, struct dd_logrec *r, uint64_t *lsn, unsigned char *buf)
 {
 	r->lsn = (*lsn)++;
-	size_t n = dd_rec_encode(r, buf);
+	size_t n = dd_logrec_encode(r, buf);
 	return fwrite(buf, 1, n, f) == n ? 0 : -EIO;
 }
 
@@ -73,7 +73,7 @@ static int write_log(const char *wal, const struct opts *o)
 	int rc = 0;
 	for (unsigned long i = 0; i < o->jobs + o->lag && !rc; i++) {
 		if (i < o->jobs) {
-			struct dd_rec s = {.type = DD_REC_SUBMIT, .id = i + 1, .at_rt = t + i,
+			struct dd_logrec s = {.type = DD_LOGREC_SUBMIT, .id = i + 1, .at_rt = t + i,
 					   .max_attempts = 1, .priority = 2, .kind = "dispatchd.noop",
 					   .kind_len = 14, .payload = payload,
 					   .payload_len = o->payload};
@@ -82,11 +82,11 @@ static int write_log(const char *wal, const struct opts *o)
 		if (i >= o->lag && !rc) {
 			uint64_t id = i - o->lag + 1;
 			if (o->records == 3) {
-				struct dd_rec st = {.type = DD_REC_START, .id = id, .at_rt = t + i,
+				struct dd_logrec st = {.type = DD_LOGREC_START, .id = id, .at_rt = t + i,
 						    .attempt = 1, .worker = (int32_t)(id % 2)};
 				rc = put(f, &st, &lsn, buf);
 			}
-			struct dd_rec e = {.type = o->records == 3 ? DD_REC_END : DD_REC_FINISH,
+			struct dd_logrec e = {.type = o->records == 3 ? DD_LOGREC_END : DD_LOGREC_FINISH,
 					   .id = id, .at_rt = t + i + 1, .attempt = 1,
 					   .worker = (int32_t)(id % 2), .started_rt = t + i,
 					   .state = 5};
@@ -117,13 +117,13 @@ static int apply(const char *dir, const char *wal, double *cpu, double *wall, do
 	struct dd_state_batch b = {0};
 	double c0 = clock_s(CLOCK_THREAD_CPUTIME_ID), w0 = clock_s(CLOCK_MONOTONIC);
 	if ((rc = dd_state_reader_open(&rd, dfd, 1, 0)) == 0) {
-		struct dd_rec rec;
-		while ((rc = dd_state_reader_next(&rd, &rec, false)) == DD_REC_OK) {
+		struct dd_logrec rec;
+		while ((rc = dd_state_reader_next(&rd, &rec, false)) == DD_LOGREC_OK) {
 			if ((rc = dd_state_batch_add(&b, &rd, &rec)) < 0 ||
 			    (b.n == APPLY_MAX && (rc = dd_state_batch_apply(&b, st)) < 0))
 				break;
 		}
-		if (rc == DD_REC_EOF)
+		if (rc == DD_LOGREC_EOF)
 			rc = dd_state_batch_apply(&b, st);
 	}
 	*cpu = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;

@@ -23,25 +23,25 @@ static uint64_t next(void)
 static size_t seed_log(uint8_t *buf)
 {
 	static const uint64_t deps[] = {7, 9};
-	struct dd_rec recs[] = {
-		{.type = DD_REC_SUBMIT, .lsn = 1, .id = 5, .at_rt = 11, .max_attempts = 3,
+	struct dd_logrec recs[] = {
+		{.type = DD_LOGREC_SUBMIT, .lsn = 1, .id = 5, .at_rt = 11, .max_attempts = 3,
 		 .priority = 2, .kind = "noop", .kind_len = 4, .payload = "hello", .payload_len = 5,
 		 .deps = (const unsigned char *)deps, .ndeps = 2, .key = "k1", .key_len = 2},
-		{.type = DD_REC_START, .lsn = 2, .id = 5, .attempt = 1, .worker = 3},
-		{.type = DD_REC_RETRY, .lsn = 3, .id = 5, .attempt = 1, .not_before_rt = 99},
-		{.type = DD_REC_END, .lsn = 4, .id = 5, .state = 5, .result = -1, .reason = "timeout",
+		{.type = DD_LOGREC_START, .lsn = 2, .id = 5, .attempt = 1, .worker = 3},
+		{.type = DD_LOGREC_RETRY, .lsn = 3, .id = 5, .attempt = 1, .not_before_rt = 99},
+		{.type = DD_LOGREC_END, .lsn = 4, .id = 5, .state = 5, .result = -1, .reason = "timeout",
 		 .reason_len = 7},
-		{.type = DD_REC_RESERVE, .lsn = 5, .id = 1 << 20},
-		{.type = DD_REC_FINISH, .lsn = 6, .id = 6, .at_rt = 30, .attempt = 1, .worker = 2,
+		{.type = DD_LOGREC_RESERVE, .lsn = 5, .id = 1 << 20},
+		{.type = DD_LOGREC_FINISH, .lsn = 6, .id = 6, .at_rt = 30, .attempt = 1, .worker = 2,
 		 .started_rt = 20, .state = 6, .result = 3, .reason = "exit 3", .reason_len = 6},
-		{.type = DD_REC_END, .lsn = 7, .id = 6, .state = 7, .result = 15, .reason = "c",
+		{.type = DD_LOGREC_END, .lsn = 7, .id = 6, .state = 7, .result = 15, .reason = "c",
 		 .reason_len = 1, .output_cut = {123456, 0}},
-		{.type = DD_REC_FINISH, .lsn = 8, .id = 7, .attempt = 2, .state = 5,
+		{.type = DD_LOGREC_FINISH, .lsn = 8, .id = 7, .attempt = 2, .state = 5,
 		 .output_cut = {0, 1}},
 	};
 	size_t off = 0;
 	for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++)
-		off += dd_rec_encode(&recs[i], buf + off);
+		off += dd_logrec_encode(&recs[i], buf + off);
 	return off;
 }
 

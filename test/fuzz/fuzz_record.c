@@ -15,15 +15,15 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check_roundtrip(const uint8_t *rec, size_t len, const struct dd_rec *r)
+static void check_roundtrip(const uint8_t *rec, size_t len, const struct dd_logrec *r)
 {
-	size_t n = dd_rec_size(r);
+	size_t n = dd_logrec_size(r);
 	if (n != len)
 		abort();
 	uint8_t *buf = malloc(n);
 	if (!buf)
 		return;
-	dd_rec_encode(r, buf);
+	dd_logrec_encode(r, buf);
 	if (memcmp(buf, rec, n) != 0)
 		abort();
 	free(buf);
@@ -34,9 +34,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* as a log: records one after another, as recovery reads them */
 	size_t off = 0;
 	while (off < size) {
-		struct dd_rec r;
+		struct dd_logrec r;
 		size_t used;
-		if (dd_rec_decode(data + off, size - off, &r, &used) != DD_REC_OK)
+		if (dd_logrec_decode(data + off, size - off, &r, &used) != DD_LOGREC_OK)
 			break;
 		if (used == 0 || used > size - off)
 			abort();
@@ -45,10 +45,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* as a body of each type, past the checksum */
 	if (size >= 1) {
-		struct dd_rec r;
+		struct dd_logrec r;
 		memset(&r, 0, sizeof(r));
 		uint32_t type = data[0] % 7;
-		(void)dd_rec_decode_body(type, data + 1, size - 1, &r);
+		(void)dd_logrec_decode_body(type, data + 1, size - 1, &r);
 	}
 	return 0;
 }

@@ -52,7 +52,7 @@ static void write_padded(const char *wal, struct dd_state_wal_pos *pos, uint64_t
 		char payload[40];
 		snprintf(payload, sizeof(payload), "job %u%.*s", (unsigned)(first + i), (int)pad,
 			 "................");
-		struct dd_rec r = {.type = DD_REC_SUBMIT, .id = first + i, .at_rt = 1,
+		struct dd_logrec r = {.type = DD_LOGREC_SUBMIT, .id = first + i, .at_rt = 1,
 				   .max_attempts = 1, .priority = 2, .kind = "ok", .kind_len = 2,
 				   .payload = payload, .payload_len = (uint32_t)strlen(payload)};
 		cr_assert_eq(dd_state_wal_append(w, &r), 0);
@@ -92,10 +92,10 @@ static void locate(const char *wal, uint64_t lsn, uint64_t *seg, uint64_t *off)
 	}
 	struct dd_state_reader rd = {.fd = -1};
 	cr_assert_eq(dd_state_reader_open(&rd, dfd, *seg, 0), 0);
-	struct dd_rec rec;
+	struct dd_logrec rec;
 	for (;;) {
 		*off = dd_state_reader_offset(&rd);
-		cr_assert_eq(dd_state_reader_next(&rd, &rec, false), DD_REC_OK);
+		cr_assert_eq(dd_state_reader_next(&rd, &rec, false), DD_LOGREC_OK);
 		if (rec.lsn == lsn)
 			break;
 	}
@@ -165,12 +165,12 @@ static void batch_keeps_decoded_records(bool map)
 		memset(payload, 'a' + (int)(i % 26), sizeof(payload));
 		snprintf(kind, sizeof(kind), "k%u", i);
 		snprintf(key, sizeof(key), "key-%u", i);
-		struct dd_rec r = {.lsn = i + 1, .type = DD_REC_SUBMIT, .id = i + 1, .at_rt = 1,
+		struct dd_logrec r = {.lsn = i + 1, .type = DD_LOGREC_SUBMIT, .id = i + 1, .at_rt = 1,
 				   .max_attempts = 1, .priority = 2, .kind = kind,
 				   .kind_len = (uint32_t)strlen(kind), .payload = payload,
 				   .payload_len = PAY, .key = key, .key_len = (uint32_t)strlen(key)};
-		cr_assert_leq(dd_rec_size(&r), sizeof(buf));
-		size_t len = dd_rec_encode(&r, buf);
+		cr_assert_leq(dd_logrec_size(&r), sizeof(buf));
+		size_t len = dd_logrec_encode(&r, buf);
 		cr_assert_eq(fwrite(buf, 1, len, f), len);
 	}
 	cr_assert_eq(fclose(f), 0);
@@ -180,12 +180,12 @@ static void batch_keeps_decoded_records(bool map)
 	cr_assert_eq(dd_state_reader_open(&rd, dfd, 1, 0), 0);
 	cr_assert_eq(rd.mapped, map);
 	struct dd_state_batch b = {0};
-	struct dd_rec rec;
+	struct dd_logrec rec;
 	for (unsigned i = 0; i < N; i++) {
-		cr_assert_eq(dd_state_reader_next(&rd, &rec, false), DD_REC_OK);
+		cr_assert_eq(dd_state_reader_next(&rd, &rec, false), DD_LOGREC_OK);
 		cr_assert_eq(dd_state_batch_add(&b, &rd, &rec), 0);
 	}
-	cr_assert_eq(dd_state_reader_next(&rd, &rec, false), DD_REC_EOF);
+	cr_assert_eq(dd_state_reader_next(&rd, &rec, false), DD_LOGREC_EOF);
 	if (map)
 		cr_assert_eq(b.len, 0, "nothing copied from a mapping");
 	else
@@ -193,7 +193,7 @@ static void batch_keeps_decoded_records(bool map)
 	const char *from = map ? (const char *)rd.buf : (const char *)b.raw;
 	size_t span = map ? rd.len : b.len;
 	for (unsigned i = 0; i < N; i++) {
-		const struct dd_rec *r = &b.recs[i];
+		const struct dd_logrec *r = &b.recs[i];
 		char kind[16], key[16];
 		snprintf(kind, sizeof(kind), "k%u", i);
 		snprintf(key, sizeof(key), "key-%u", i);
@@ -331,8 +331,8 @@ Test(log, retired_segments_are_reused_and_their_old_records_never_read)
 	/* into the next segment, a spare, 5 jobs: part of it written over.
 	 * Larger records than before, so that the new ones end in the middle
 	 * of an old one: only the end mark stops a reader there. */
-	struct dd_rec sample = {.type = DD_REC_SUBMIT, .kind_len = 2, .payload_len = 7 + 12};
-	uint64_t last = 300 + (4096 - rec.pos.offset) / dd_rec_size(&sample) + 5;
+	struct dd_logrec sample = {.type = DD_LOGREC_SUBMIT, .kind_len = 2, .payload_len = 7 + 12};
+	uint64_t last = 300 + (4096 - rec.pos.offset) / dd_logrec_size(&sample) + 5;
 	write_padded(l.wal, &rec.pos, 301, (unsigned)(last - 300), 12);
 	cr_assert_eq(inode_of(l.wal, "spare-0"), 0, "taken");
 	uint64_t seg, off;
@@ -342,14 +342,14 @@ Test(log, retired_segments_are_reused_and_their_old_records_never_read)
 	dd_state_wal_name(name, sizeof(name), seg);
 	cr_assert_eq(inode_of(l.wal, name), spare[0]);
 	struct dd_state_reader rd = {.fd = -1};
-	struct dd_rec r;
+	struct dd_logrec r;
 	cr_assert_eq(dd_state_reader_open(&rd, dfd, seg, 0), 0);
 	for (uint64_t lsn = seg; lsn <= last; lsn++) {
-		cr_assert_eq(dd_state_reader_next(&rd, &r, false), DD_REC_OK);
+		cr_assert_eq(dd_state_reader_next(&rd, &r, false), DD_LOGREC_OK);
 		cr_assert_eq(r.lsn, lsn);
 	}
 	off = dd_state_reader_offset(&rd);
-	cr_assert_eq(dd_state_reader_next(&rd, &r, false), DD_REC_EOF, "the end mark");
+	cr_assert_eq(dd_state_reader_next(&rd, &r, false), DD_LOGREC_EOF, "the end mark");
 	bool old = false;
 	for (size_t k = off + 8; k < off + 8 + 256 && k < rd.len; k++)
 		old |= rd.buf[k] != 0;
@@ -418,9 +418,9 @@ Test(log, a_segment_of_older_records_reads_as_empty)
 	cr_assert_not_null(f);
 	for (uint64_t lsn = 1; lsn <= 20; lsn++) {
 		unsigned char b[256];
-		struct dd_rec r = {.lsn = lsn, .type = DD_REC_SUBMIT, .id = lsn, .at_rt = 1,
+		struct dd_logrec r = {.lsn = lsn, .type = DD_LOGREC_SUBMIT, .id = lsn, .at_rt = 1,
 				   .max_attempts = 1, .priority = 2, .kind = "ok", .kind_len = 2};
-		size_t len = dd_rec_encode(&r, b);
+		size_t len = dd_logrec_encode(&r, b);
 		cr_assert_eq(fwrite(b, 1, len, f), len);
 	}
 	cr_assert_eq(fclose(f), 0);
@@ -478,15 +478,15 @@ Test(store, finish_record_is_a_start_and_an_end)
 	struct logdir l;
 	logdir_init(&l, "finish");
 	struct dd_state_store *st = fresh_store(&l);
-	struct dd_rec recs[] = {
-		{.type = DD_REC_SUBMIT, .lsn = 1, .id = 9, .at_rt = 10, .max_attempts = 1,
+	struct dd_logrec recs[] = {
+		{.type = DD_LOGREC_SUBMIT, .lsn = 1, .id = 9, .at_rt = 10, .max_attempts = 1,
 		 .priority = 2, .kind = "k", .kind_len = 1},
-		{.type = DD_REC_SUBMIT, .lsn = 2, .id = 10, .at_rt = 11, .max_attempts = 1,
+		{.type = DD_LOGREC_SUBMIT, .lsn = 2, .id = 10, .at_rt = 11, .max_attempts = 1,
 		 .priority = 2, .kind = "k", .kind_len = 1},
-		{.type = DD_REC_FINISH, .lsn = 3, .id = 9, .at_rt = 15, .attempt = 1, .worker = 3,
+		{.type = DD_LOGREC_FINISH, .lsn = 3, .id = 9, .at_rt = 15, .attempt = 1, .worker = 3,
 		 .started_rt = 12, .state = 5},
 		/* the next transaction: job 10's SUBMIT is in the store by then */
-		{.type = DD_REC_FINISH, .lsn = 4, .id = 10, .at_rt = 25, .attempt = 1, .worker = 1,
+		{.type = DD_LOGREC_FINISH, .lsn = 4, .id = 10, .at_rt = 25, .attempt = 1, .worker = 1,
 		 .started_rt = 20, .state = 6, .result = 768, .reason = "exit 3", .reason_len = 6},
 	};
 	for (int pass = 0; pass < 2; pass++) { /* the second: a replay */
@@ -528,17 +528,17 @@ Test(store, changes_in_the_same_transaction_fold_into_the_submit)
 	struct logdir l;
 	logdir_init(&l, "fold");
 	struct dd_state_store *st = fresh_store(&l);
-	struct dd_rec recs[] = {
-		{.type = DD_REC_SUBMIT, .lsn = 1, .id = 7, .at_rt = 10, .max_attempts = 2,
+	struct dd_logrec recs[] = {
+		{.type = DD_LOGREC_SUBMIT, .lsn = 1, .id = 7, .at_rt = 10, .max_attempts = 2,
 		 .priority = 2, .kind = "k", .kind_len = 1, .uid = 1000, .gid = 100},
-		{.type = DD_REC_SUBMIT, .lsn = 2, .id = 8, .at_rt = 11, .max_attempts = 1,
+		{.type = DD_LOGREC_SUBMIT, .lsn = 2, .id = 8, .at_rt = 11, .max_attempts = 1,
 		 .priority = 2, .kind = "k", .kind_len = 1},
-		{.type = DD_REC_START, .lsn = 3, .id = 7, .at_rt = 12, .attempt = 1, .worker = 3},
-		{.type = DD_REC_RETRY, .lsn = 4, .id = 7, .at_rt = 13, .attempt = 1,
+		{.type = DD_LOGREC_START, .lsn = 3, .id = 7, .at_rt = 12, .attempt = 1, .worker = 3},
+		{.type = DD_LOGREC_RETRY, .lsn = 4, .id = 7, .at_rt = 13, .attempt = 1,
 		 .not_before_rt = 20},
-		{.type = DD_REC_START, .lsn = 5, .id = 8, .at_rt = 14, .attempt = 1, .worker = 1},
-		{.type = DD_REC_START, .lsn = 6, .id = 7, .at_rt = 21, .attempt = 2, .worker = 0},
-		{.type = DD_REC_END, .lsn = 7, .id = 7, .at_rt = 22, .attempt = 2, .state = 6,
+		{.type = DD_LOGREC_START, .lsn = 5, .id = 8, .at_rt = 14, .attempt = 1, .worker = 1},
+		{.type = DD_LOGREC_START, .lsn = 6, .id = 7, .at_rt = 21, .attempt = 2, .worker = 0},
+		{.type = DD_LOGREC_END, .lsn = 7, .id = 7, .at_rt = 22, .attempt = 2, .state = 6,
 		 .result = 768, .reason = "exit 3", .reason_len = 6},
 	};
 	for (int pass = 0; pass < 2; pass++) { /* the second: a replay */
@@ -582,7 +582,7 @@ Test(store, changes_in_the_same_transaction_fold_into_the_submit)
  * ended; every fifth has an idempotency key. */
 #define AGREE_JOBS 6000u
 
-static size_t agree_records(struct dd_rec *recs, char (*keys)[16])
+static size_t agree_records(struct dd_logrec *recs, char (*keys)[16])
 {
 	uint32_t x = 12345; /* a fixed xorshift: the same records every run */
 	size_t n = 0;
@@ -593,7 +593,7 @@ static size_t agree_records(struct dd_rec *recs, char (*keys)[16])
 		uint64_t id = 2 * (uint64_t)i + 2; /* 0 is no job id */
 		if (x % 8 == 0 && i > 64)
 			id = 2 * (uint64_t)(i - 64) + 1; /* odd: each once, below the newest */
-		struct dd_rec s = {.type = DD_REC_SUBMIT, .lsn = lsn++, .id = id, .at_rt = 1,
+		struct dd_logrec s = {.type = DD_LOGREC_SUBMIT, .lsn = lsn++, .id = id, .at_rt = 1,
 				   .max_attempts = 2, .priority = 2, .kind = "k", .kind_len = 1,
 				   .payload = "frame-000017.png", .payload_len = 16};
 		if (i % 5 == 0) {
@@ -604,20 +604,20 @@ static size_t agree_records(struct dd_rec *recs, char (*keys)[16])
 		recs[n++] = s;
 		unsigned fate = x % 5; /* 0 queued, 1 running, 2 retried, 3 ended, 4 finished */
 		if (fate == 4) {
-			recs[n++] = (struct dd_rec){.type = DD_REC_FINISH, .lsn = lsn++, .id = id,
+			recs[n++] = (struct dd_logrec){.type = DD_LOGREC_FINISH, .lsn = lsn++, .id = id,
 						    .at_rt = 4 + i, .attempt = 1, .worker = 1,
 						    .started_rt = 2, .state = (uint8_t)(5 + x % 2)};
 			continue;
 		}
 		if (fate >= 1)
-			recs[n++] = (struct dd_rec){.type = DD_REC_START, .lsn = lsn++, .id = id,
+			recs[n++] = (struct dd_logrec){.type = DD_LOGREC_START, .lsn = lsn++, .id = id,
 						    .at_rt = 2, .attempt = 1, .worker = 1};
 		if (fate == 2)
-			recs[n++] = (struct dd_rec){.type = DD_REC_RETRY, .lsn = lsn++, .id = id,
+			recs[n++] = (struct dd_logrec){.type = DD_LOGREC_RETRY, .lsn = lsn++, .id = id,
 						    .at_rt = 3, .attempt = 1,
 						    .not_before_rt = 99};
 		if (fate == 3)
-			recs[n++] = (struct dd_rec){.type = DD_REC_END, .lsn = lsn++, .id = id,
+			recs[n++] = (struct dd_logrec){.type = DD_LOGREC_END, .lsn = lsn++, .id = id,
 						    .at_rt = 4 + i, .attempt = 1,
 						    .state = (uint8_t)(5 + x % 2)};
 	}
@@ -636,7 +636,7 @@ Test(store, one_transaction_and_one_per_record_agree)
 	struct logdir l;
 	logdir_init(&l, "agree");
 	struct dd_state_store *a = fresh_store(&l), *b = fresh_store(&l), *c = fresh_store(&l);
-	struct dd_rec *recs = calloc(4 * AGREE_JOBS, sizeof(*recs));
+	struct dd_logrec *recs = calloc(4 * AGREE_JOBS, sizeof(*recs));
 	char(*keys)[16] = calloc(AGREE_JOBS, 16);
 	size_t n = agree_records(recs, keys);
 	cr_assert_eq(dd_state_store_apply(a, recs, n), 0);
@@ -650,7 +650,7 @@ Test(store, one_transaction_and_one_per_record_agree)
 		cr_assert_eq(dd_state_store_count(all[k]), AGREE_JOBS);
 	size_t ended = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (recs[i].type != DD_REC_SUBMIT)
+		if (recs[i].type != DD_LOGREC_SUBMIT)
 			continue;
 		struct dd_state_job ja, jb;
 		void *ba, *bb;
@@ -707,7 +707,7 @@ Test(store, one_transaction_and_one_per_record_agree)
 			cr_assert_eq(ns, 0, "no ended job left in state %u", s);
 		}
 		for (size_t i = 0; i < n; i++) {
-			if (recs[i].type != DD_REC_SUBMIT || !recs[i].key_len)
+			if (recs[i].type != DD_LOGREC_SUBMIT || !recs[i].key_len)
 				continue;
 			struct dd_state_job j;
 			void *buf;
@@ -756,16 +756,16 @@ Test(store, retention_finds_succeeded_jobs_in_the_jobs_table)
 	struct logdir l;
 	logdir_init(&l, "floor");
 	struct dd_state_store *st = fresh_store(&l);
-	struct dd_rec recs[200];
+	struct dd_logrec recs[200];
 	size_t n = 0;
 	uint64_t lsn = 1;
 	for (uint64_t id = 1; id <= 100; id++)
-		recs[n++] = (struct dd_rec){.type = DD_REC_SUBMIT, .lsn = lsn++, .id = id, .at_rt = 1,
+		recs[n++] = (struct dd_logrec){.type = DD_LOGREC_SUBMIT, .lsn = lsn++, .id = id, .at_rt = 1,
 					    .max_attempts = 1, .priority = 2, .kind = "k",
 					    .kind_len = 1};
 	for (uint64_t id = 1; id <= 100; id++)
 		if (id != 10 && id != 20) /* those two stay queued */
-			recs[n++] = (struct dd_rec){.type = DD_REC_FINISH, .lsn = lsn++, .id = id,
+			recs[n++] = (struct dd_logrec){.type = DD_LOGREC_FINISH, .lsn = lsn++, .id = id,
 						    .at_rt = 1000 + id, .started_rt = 999 + id,
 						    .attempt = 1, .worker = 0,
 						    .state = id % 7 ? 5 : 6}; /* some failed */
@@ -781,7 +781,7 @@ Test(store, retention_finds_succeeded_jobs_in_the_jobs_table)
 	cr_assert_eq(dd_state_store_trim(st, 1170, 100, SIZE_MAX, 1000, NULL, NULL), 19);
 	cr_assert(GONE(63) && GONE(69) && KEPT(70) && KEPT(10));
 	/* job 10 succeeds now, below the floor that passed it */
-	struct dd_rec fin = {.type = DD_REC_FINISH, .lsn = lsn++, .id = 10, .at_rt = 5000,
+	struct dd_logrec fin = {.type = DD_LOGREC_FINISH, .lsn = lsn++, .id = 10, .at_rt = 5000,
 			     .started_rt = 4999, .attempt = 1, .state = 5};
 	cr_assert_eq(dd_state_store_apply(st, &fin, 1), 0);
 	cr_assert_eq(dd_state_store_trim(st, 0, 0, 0, 1000, NULL, NULL), 32, "70..100, and 10");
@@ -794,7 +794,7 @@ Test(store, retention_finds_succeeded_jobs_in_the_jobs_table)
 	struct dd_state_store_opts o = {.map_initial = 1u << 20, .map_max = 1u << 30};
 	cr_assert_eq(dd_state_store_open(path, &o, &st), 0);
 	cr_assert_eq(dd_state_store_trim(st, 0, 0, 0, 1000, NULL, NULL), 0, "20 is live");
-	fin = (struct dd_rec){.type = DD_REC_FINISH, .lsn = lsn++, .id = 20, .at_rt = 6000,
+	fin = (struct dd_logrec){.type = DD_LOGREC_FINISH, .lsn = lsn++, .id = 20, .at_rt = 6000,
 			      .started_rt = 5999, .attempt = 1, .state = 5};
 	cr_assert_eq(dd_state_store_apply(st, &fin, 1), 0);
 	cr_assert_eq(dd_state_store_trim(st, 0, 0, 0, 1000, NULL, NULL), 1);
@@ -820,24 +820,24 @@ Test(store, a_store_keeping_no_ended_job_never_writes_one_that_ends_in_its_batch
 					.keep_no_ended = true};
 	struct dd_state_store *st;
 	cr_assert_eq(dd_state_store_open(path, &o, &st), 0);
-	struct dd_rec recs[12];
+	struct dd_logrec recs[12];
 	size_t n = 0;
 	uint64_t lsn = 1;
 	for (uint64_t id = 1; id <= 6; id++)
-		recs[n++] = (struct dd_rec){.type = DD_REC_SUBMIT, .lsn = lsn++, .id = id, .at_rt = 1,
+		recs[n++] = (struct dd_logrec){.type = DD_LOGREC_SUBMIT, .lsn = lsn++, .id = id, .at_rt = 1,
 					    .max_attempts = 1, .priority = 2, .kind = "k",
 					    .kind_len = 1};
 	recs[4].key = "five"; /* job 5 has an idempotency key */
 	recs[4].key_len = 4;
-	recs[3].flags = DD_REC_F_EXEC; /* job 4 is a process job */
+	recs[3].flags = DD_LOGREC_F_EXEC; /* job 4 is a process job */
 	for (uint64_t id = 1; id <= 5; id++) {
 		if (id == 3)
 			continue; /* job 3 stays queued */
-		recs[n++] = (struct dd_rec){.type = DD_REC_FINISH, .lsn = lsn++, .id = id,
+		recs[n++] = (struct dd_logrec){.type = DD_LOGREC_FINISH, .lsn = lsn++, .id = id,
 					    .at_rt = 100 + id, .started_rt = 99 + id, .attempt = 1,
 					    .state = id == 2 ? 6 : 5}; /* job 2 fails */
 	}
-	recs[n++] = (struct dd_rec){.type = DD_REC_START, .lsn = lsn++, .id = 6, .at_rt = 50,
+	recs[n++] = (struct dd_logrec){.type = DD_LOGREC_START, .lsn = lsn++, .id = 6, .at_rt = 50,
 				    .attempt = 1, .worker = 1}; /* job 6 runs on */
 	struct dd_state_job j;
 	void *buf;
@@ -852,7 +852,7 @@ Test(store, a_store_keeping_no_ended_job_never_writes_one_that_ends_in_its_batch
 		cr_assert_eq(dd_state_store_next_seq(st), 7, "ids are not reused");
 	}
 	/* an end in a later batch is written, and trimmed as usual */
-	struct dd_rec fin = {.type = DD_REC_FINISH, .lsn = lsn++, .id = 3, .at_rt = 200,
+	struct dd_logrec fin = {.type = DD_LOGREC_FINISH, .lsn = lsn++, .id = 3, .at_rt = 200,
 			     .started_rt = 199, .attempt = 1, .state = 5};
 	cr_assert_eq(dd_state_store_apply(st, &fin, 1), 0);
 	cr_assert(HAS(3, 5));
@@ -865,18 +865,18 @@ Test(store, a_store_keeping_no_ended_job_never_writes_one_that_ends_in_its_batch
 	 * (running), and a SUBMIT of it again with its end is applied to it,
 	 * not skipped, which would leave it running in the store for good.
 	 * Lanes may log id 10 after 11: 11 is passed over, 10 is written. */
-	struct dd_rec more[] = {
-		{.type = DD_REC_SUBMIT, .lsn = lsn++, .id = 6, .at_rt = 1, .max_attempts = 1,
+	struct dd_logrec more[] = {
+		{.type = DD_LOGREC_SUBMIT, .lsn = lsn++, .id = 6, .at_rt = 1, .max_attempts = 1,
 		 .priority = 2, .kind = "k", .kind_len = 1},
-		{.type = DD_REC_FINISH, .lsn = lsn++, .id = 6, .at_rt = 300, .started_rt = 50,
+		{.type = DD_LOGREC_FINISH, .lsn = lsn++, .id = 6, .at_rt = 300, .started_rt = 50,
 		 .attempt = 1, .state = 5},
-		{.type = DD_REC_SUBMIT, .lsn = lsn++, .id = 11, .at_rt = 1, .max_attempts = 1,
+		{.type = DD_LOGREC_SUBMIT, .lsn = lsn++, .id = 11, .at_rt = 1, .max_attempts = 1,
 		 .priority = 2, .kind = "k", .kind_len = 1},
-		{.type = DD_REC_SUBMIT, .lsn = lsn++, .id = 10, .at_rt = 1, .max_attempts = 1,
+		{.type = DD_LOGREC_SUBMIT, .lsn = lsn++, .id = 10, .at_rt = 1, .max_attempts = 1,
 		 .priority = 2, .kind = "k", .kind_len = 1},
-		{.type = DD_REC_FINISH, .lsn = lsn++, .id = 11, .at_rt = 301, .started_rt = 300,
+		{.type = DD_LOGREC_FINISH, .lsn = lsn++, .id = 11, .at_rt = 301, .started_rt = 300,
 		 .attempt = 1, .state = 5},
-		{.type = DD_REC_FINISH, .lsn = lsn++, .id = 10, .at_rt = 302, .started_rt = 300,
+		{.type = DD_LOGREC_FINISH, .lsn = lsn++, .id = 10, .at_rt = 302, .started_rt = 300,
 		 .attempt = 1, .state = 5},
 	};
 	cr_assert_eq(dd_state_store_apply(st, more, 6), 0);
@@ -901,9 +901,9 @@ Test(store, pause_hook_runs_every_n_records_of_a_transaction)
 	logdir_init(&l, "pause");
 	struct dd_state_store *st = fresh_store(&l);
 	enum { N = 1000 };
-	struct dd_rec *recs = calloc(N, sizeof(*recs));
+	struct dd_logrec *recs = calloc(N, sizeof(*recs));
 	for (unsigned i = 0; i < N; i++)
-		recs[i] = (struct dd_rec){.type = DD_REC_SUBMIT, .lsn = i + 1, .id = i + 1,
+		recs[i] = (struct dd_logrec){.type = DD_LOGREC_SUBMIT, .lsn = i + 1, .id = i + 1,
 					  .at_rt = 1, .max_attempts = 1, .priority = 2,
 					  .kind = "k", .kind_len = 1};
 	unsigned calls = 0;
@@ -934,13 +934,13 @@ Test(store, schema_2_store_is_upgraded_on_open)
 	struct dd_state_store *st = fresh_store(&l);
 	char path[4300];
 	snprintf(path, sizeof(path), "%s/store0", l.dir);
-	struct dd_rec recs[120];
+	struct dd_logrec recs[120];
 	size_t n = 0;
 	for (uint64_t id = 1; id <= 60; id++) {
-		recs[n++] = (struct dd_rec){.type = DD_REC_SUBMIT, .lsn = n + 1, .id = id, .at_rt = 1,
+		recs[n++] = (struct dd_logrec){.type = DD_LOGREC_SUBMIT, .lsn = n + 1, .id = id, .at_rt = 1,
 					    .max_attempts = 1, .priority = 2, .kind = "k",
 					    .kind_len = 1};
-		recs[n++] = (struct dd_rec){.type = DD_REC_END, .lsn = n + 1, .id = id,
+		recs[n++] = (struct dd_logrec){.type = DD_LOGREC_END, .lsn = n + 1, .id = id,
 					    .at_rt = 2 + id, .attempt = 1,
 					    .state = id % 6 ? 5 : 6}; /* 50 succeeded, 10 failed */
 	}
@@ -1019,37 +1019,37 @@ Test(store, schema_2_store_is_upgraded_on_open)
  * the log and in the store, where a later end replaces them. */
 Test(store, output_cut_is_durable)
 {
-	struct dd_rec end = {.type = DD_REC_END, .lsn = 3, .id = 4, .at_rt = 12, .attempt = 1,
+	struct dd_logrec end = {.type = DD_LOGREC_END, .lsn = 3, .id = 4, .at_rt = 12, .attempt = 1,
 			     .state = 6, .result = 256, .reason = "exit 1", .reason_len = 6,
 			     .output_cut = {123456789012ull, 7}};
 	unsigned char buf[256], plain[256];
-	size_t len = dd_rec_encode(&end, buf);
-	struct dd_rec back;
+	size_t len = dd_logrec_encode(&end, buf);
+	struct dd_logrec back;
 	size_t used;
-	cr_assert_eq(dd_rec_decode(buf, len, &back, &used), DD_REC_OK);
+	cr_assert_eq(dd_logrec_decode(buf, len, &back, &used), DD_LOGREC_OK);
 	cr_assert(back.output_cut[0] == 123456789012ull && back.output_cut[1] == 7);
-	struct dd_rec none = end;
+	struct dd_logrec none = end;
 	none.output_cut[0] = none.output_cut[1] = 0;
-	size_t plen = dd_rec_encode(&none, plain);
+	size_t plen = dd_logrec_encode(&none, plain);
 	cr_assert_eq(plen + 16, len, "no counts on disk when none was cut");
-	cr_assert_eq(dd_rec_decode(plain, plen, &back, &used), DD_REC_OK);
+	cr_assert_eq(dd_logrec_decode(plain, plen, &back, &used), DD_LOGREC_OK);
 	cr_assert(back.output_cut[0] == 0 && back.output_cut[1] == 0);
 	/* the flag without counts is not an encoding the writer makes */
 	/* body: id, at, attempt (20); state, flags, 2 spare, result, reason length (12) */
 	const size_t blen = 20 + 12 + 6;
-	cr_assert_eq(dd_rec_decode_body(DD_REC_END, plain + DD_REC_HDR, blen, &back), 0);
+	cr_assert_eq(dd_logrec_decode_body(DD_LOGREC_END, plain + DD_LOGREC_HDR, blen, &back), 0);
 	unsigned char bad[64];
-	memcpy(bad, plain + DD_REC_HDR, blen);
+	memcpy(bad, plain + DD_LOGREC_HDR, blen);
 	bad[21] = 1;
-	cr_assert_eq(dd_rec_decode_body(DD_REC_END, bad, blen, &back), -EPROTO);
+	cr_assert_eq(dd_logrec_decode_body(DD_LOGREC_END, bad, blen, &back), -EPROTO);
 
 	struct logdir l;
 	logdir_init(&l, "cut");
 	struct dd_state_store *st = fresh_store(&l);
-	struct dd_rec recs[] = {
-		{.type = DD_REC_SUBMIT, .lsn = 1, .id = 4, .at_rt = 10, .max_attempts = 2,
-		 .priority = 2, .flags = DD_REC_F_EXEC, .kind = "k", .kind_len = 1},
-		{.type = DD_REC_START, .lsn = 2, .id = 4, .at_rt = 11, .attempt = 1, .worker = 0},
+	struct dd_logrec recs[] = {
+		{.type = DD_LOGREC_SUBMIT, .lsn = 1, .id = 4, .at_rt = 10, .max_attempts = 2,
+		 .priority = 2, .flags = DD_LOGREC_F_EXEC, .kind = "k", .kind_len = 1},
+		{.type = DD_LOGREC_START, .lsn = 2, .id = 4, .at_rt = 11, .attempt = 1, .worker = 0},
 	};
 	cr_assert_eq(dd_state_store_apply(st, recs, 2), 0);
 	cr_assert_eq(dd_state_store_apply(st, &end, 1), 0); /* a later batch */
@@ -1061,14 +1061,14 @@ Test(store, output_cut_is_durable)
 	cr_assert(j.output_cut[0] == 123456789012ull && j.output_cut[1] == 7);
 	free(jb);
 	/* in the same batch as its submit */
-	struct dd_rec both[] = {
-		{.type = DD_REC_SUBMIT, .lsn = 4, .id = 5, .at_rt = 10, .max_attempts = 1,
-		 .priority = 2, .flags = DD_REC_F_EXEC, .kind = "k", .kind_len = 1},
-		{.type = DD_REC_FINISH, .lsn = 5, .id = 5, .at_rt = 12, .started_rt = 11,
+	struct dd_logrec both[] = {
+		{.type = DD_LOGREC_SUBMIT, .lsn = 4, .id = 5, .at_rt = 10, .max_attempts = 1,
+		 .priority = 2, .flags = DD_LOGREC_F_EXEC, .kind = "k", .kind_len = 1},
+		{.type = DD_LOGREC_FINISH, .lsn = 5, .id = 5, .at_rt = 12, .started_rt = 11,
 		 .attempt = 1, .state = 5, .output_cut = {0, 99}},
-		{.type = DD_REC_SUBMIT, .lsn = 6, .id = 6, .at_rt = 10, .max_attempts = 1,
-		 .priority = 2, .flags = DD_REC_F_EXEC, .kind = "k", .kind_len = 1},
-		{.type = DD_REC_FINISH, .lsn = 7, .id = 6, .at_rt = 12, .started_rt = 11,
+		{.type = DD_LOGREC_SUBMIT, .lsn = 6, .id = 6, .at_rt = 10, .max_attempts = 1,
+		 .priority = 2, .flags = DD_LOGREC_F_EXEC, .kind = "k", .kind_len = 1},
+		{.type = DD_LOGREC_FINISH, .lsn = 7, .id = 6, .at_rt = 12, .started_rt = 11,
 		 .attempt = 1, .state = 5},
 	};
 	cr_assert_eq(dd_state_store_apply(st, both, 4), 0);

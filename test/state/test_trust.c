@@ -405,15 +405,15 @@ static void put_u64(MDB_txn *t, MDB_dbi db, const char *name, uint64_t v)
 static void old_job(MDB_txn *t, MDB_dbi jobs, MDB_dbi idem, uint64_t id, uint32_t uid,
 		    const char *key, uint64_t now_rt)
 {
-	struct dd_rec r = {.type = DD_REC_SUBMIT, .id = id, .at_rt = now_rt, .max_attempts = 1,
+	struct dd_logrec r = {.type = DD_LOGREC_SUBMIT, .id = id, .at_rt = now_rt, .max_attempts = 1,
 			   .priority = DD_PRIO_NORMAL, .uid = uid, .gid = uid, .kind = "ok",
 			   .kind_len = 2, .key = key, .key_len = (uint32_t)strlen(key)};
-	size_t blen = dd_rec_encode_body(&r, NULL);
+	size_t blen = dd_logrec_encode_body(&r, NULL);
 	struct old_hdr h = {.state = DD_SUCCEEDED, .attempt = 1, .worker = 0,
 			    .started_rt = now_rt, .ended_rt = now_rt, .body_len = (uint32_t)blen};
 	unsigned char *v = calloc(1, sizeof(h) + blen);
 	memcpy(v, &h, sizeof(h));
-	dd_rec_encode_body(&r, v + sizeof(h));
+	dd_logrec_encode_body(&r, v + sizeof(h));
 	unsigned char k[8];
 	be64(k, id);
 	MDB_val jk = {8, k}, jv = {sizeof(h) + blen, v};

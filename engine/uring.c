@@ -7,7 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ring.h"
+#include "uring.h"
 
 #define RING_ENTRIES 256
 #define OP_FUTEX_WAIT 51 /* IORING_OP_FUTEX_WAIT, Linux 6.7; newer than our liburing */
@@ -18,7 +18,7 @@ static void ring_park(void *ctx, _Atomic uint32_t *word, uint32_t expected,
 		      const struct timespec *ts)
 {
 	struct dd_shard *s = ctx;
-	struct dd_ring *r = s->ring;
+	struct dd_uring *r = s->uring;
 	if (!r->futex_op) {
 		/* no futex op in this kernel: sleep on the futex, but only briefly
 		 * while I/O or a process is outstanding, since its completion
@@ -37,7 +37,7 @@ static void ring_park(void *ctx, _Atomic uint32_t *word, uint32_t expected,
 					 expected);
 			sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
 			sqe->rw_flags = 0;
-			sqe->user_data = DD_RING_TAG_FUTEX;
+			sqe->user_data = DD_URING_TAG_FUTEX;
 			r->futex_armed = true;
 		}
 	}
@@ -50,9 +50,9 @@ static void ring_park(void *ctx, _Atomic uint32_t *word, uint32_t expected,
 	io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, ts ? &kts : NULL, NULL);
 }
 
-int dd_ring_open(struct dd_shard *s)
+int dd_uring_open(struct dd_shard *s)
 {
-	struct dd_ring *r = calloc(1, sizeof(*r));
+	struct dd_uring *r = calloc(1, sizeof(*r));
 	int rc;
 	if (!r)
 		return -ENOMEM;
@@ -65,33 +65,33 @@ int dd_ring_open(struct dd_shard *s)
 	/* DD_NO_WAITID=1: use the pidfd poll of older kernels (for its tests) */
 	r->waitid_op = p && io_uring_opcode_supported(p, OP_WAITID) && !getenv("DD_NO_WAITID");
 	io_uring_free_probe(p);
-	s->ring = r;
+	s->uring = r;
 	s->wake.park = ring_park;
 	s->wake.park_ctx = s;
 	return 0;
 }
 
-void dd_ring_close(struct dd_shard *s)
+void dd_uring_close(struct dd_shard *s)
 {
-	if (!s->ring)
+	if (!s->uring)
 		return;
-	io_uring_queue_exit(&s->ring->ring);
-	free(s->ring);
-	s->ring = NULL;
+	io_uring_queue_exit(&s->uring->ring);
+	free(s->uring);
+	s->uring = NULL;
 	s->wake.park = NULL;
 }
 
-struct io_uring_sqe *dd_ring_sqe(struct dd_shard *s)
+struct io_uring_sqe *dd_uring_sqe(struct dd_shard *s)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring->ring);
-	if (!sqe && io_uring_submit(&s->ring->ring) >= 0)
-		sqe = io_uring_get_sqe(&s->ring->ring);
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->uring->ring);
+	if (!sqe && io_uring_submit(&s->uring->ring) >= 0)
+		sqe = io_uring_get_sqe(&s->uring->ring);
 	return sqe;
 }
 
-size_t dd_ring_reap(struct dd_shard *s)
+size_t dd_uring_reap(struct dd_shard *s)
 {
-	struct dd_ring *r = s->ring;
+	struct dd_uring *r = s->uring;
 	if (!r)
 		return 0;
 	struct io_uring_cqe *cqe;
@@ -99,12 +99,12 @@ size_t dd_ring_reap(struct dd_shard *s)
 	io_uring_for_each_cqe(&r->ring, head, cqe)
 	{
 		uint64_t ud = cqe->user_data;
-		if (ud & DD_RING_TAG_PROC)
-			dd_exec_reaped(s, (struct dd_proc *)(uintptr_t)(ud & ~DD_RING_TAG_PROC),
+		if (ud & DD_URING_TAG_PROC)
+			dd_exec_reaped(s, (struct dd_proc *)(uintptr_t)(ud & ~DD_URING_TAG_PROC),
 				       cqe->res);
 		else if ((ud & DD_WAL_TAG_MASK) == DD_WAL_TAG)
 			dd_durable_complete(s, ud, cqe->res);
-		else if (ud == DD_RING_TAG_FUTEX)
+		else if (ud == DD_URING_TAG_FUTEX)
 			r->futex_armed = false;
 		n++;
 	}
@@ -112,7 +112,7 @@ size_t dd_ring_reap(struct dd_shard *s)
 	return n;
 }
 
-bool dd_ring_ready(const struct dd_shard *s)
+bool dd_uring_ready(const struct dd_shard *s)
 {
-	return s->ring && io_uring_cq_ready(&s->ring->ring);
+	return s->uring && io_uring_cq_ready(&s->uring->ring);
 }

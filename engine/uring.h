@@ -1,31 +1,31 @@
 /* engine/ — the shard's io_uring, shared by the log (durable.c) and the
  * process executor (exec.c). The reactor also parks in it, so that an I/O
  * completion or a process exit wakes it as a submission does. Private. */
-#ifndef DD_ENGINE_RING_H
-#define DD_ENGINE_RING_H
+#ifndef DD_ENGINE_URING_H
+#define DD_ENGINE_URING_H
 
 #include <liburing.h>
 
 #include "engine.h"
 
-#define DD_RING_TAG_FUTEX 0x4655545800000000ull
+#define DD_URING_TAG_FUTEX 0x4655545800000000ull
 /* A process job's exit: the top bit, and its struct dd_proc * below. */
-#define DD_RING_TAG_PROC (1ull << 63)
+#define DD_URING_TAG_PROC (1ull << 63)
 
-struct dd_ring {
+struct dd_uring {
 	struct io_uring ring;
 	bool futex_op;    /* the kernel can wait on a futex inside the ring (6.7) */
 	bool futex_armed; /* such a wait is queued */
 	bool waitid_op;   /* IORING_OP_WAITID (6.7): else poll the pidfd */
 };
 
-/* Creates s->ring and makes the reactor park in it. Returns 0 or -errno. */
-int dd_ring_open(struct dd_shard *s);
-void dd_ring_close(struct dd_shard *s);
+/* Creates s->uring and makes the reactor park in it. Returns 0 or -errno. */
+int dd_uring_open(struct dd_shard *s);
+void dd_uring_close(struct dd_shard *s);
 /* An SQE, submitting queued ones first if the ring is full; NULL only if
  * even that fails. */
-struct io_uring_sqe *dd_ring_sqe(struct dd_shard *s);
+struct io_uring_sqe *dd_uring_sqe(struct dd_shard *s);
 /* Reaps every completion and hands it to its owner. Returns how many. */
-size_t dd_ring_reap(struct dd_shard *s);
+size_t dd_uring_reap(struct dd_shard *s);
 
 #endif
