@@ -279,7 +279,8 @@ def submit_held_for_the_store():
         with StoreHeld(d):
             held = submit_until_held(a, jobs)
             d.send_signal(signal.SIGTERM)
-            time.sleep(0.3)  # the engine's stop waits for the store: let it go then
+            # the engine's stop waits for the store: let it go once the drain began
+            until(lambda: ": draining" in d.logtext(), what="the drain")
         m = a.line()
         assert m is not None and m["tag"] == held and not m["ok"], m
         assert m["error"]["code"] == "ESHUTDOWN", m
@@ -316,7 +317,7 @@ def lease_expiry():
         jid = c.ok("submit", queue="ext", payload="x", retries=1, backoff=0.01)["id"]
         lease = c.ok("reserve", queue="ext", ttr=0.2)["job"]
         assert lease["attempt"] == 1
-        time.sleep(0.4)  # the lease runs out: the job is queued again
+        # the lease runs out: the job is queued again
         job = until(lambda: (lambda j: j if j["state"] == "queued" else None)(c.ok("get", id=jid)["job"]))
         assert job["reason"] == "lease expired", job
         c.err("ack", "ESTALE", id=jid, attempt=1)
@@ -812,8 +813,9 @@ def config_and_signals():
         until(lambda: "limits reloaded" in d.logtext(), what="reload")
         with d.client() as c:
             c.ok("submit", queue="held", payload="x" * 3000)
-        d.send_signal(signal.SIGPIPE)  # ignored
-        time.sleep(0.1)
+        d.send_signal(signal.SIGPIPE)  # ignored: had it killed, it would answer no ping
+        with d.client() as c:
+            assert c.ok("ping")["pong"]
         assert d.alive()
         assert d.stop(signal.SIGINT) == 0
     # bad settings: clear message, exit 2

@@ -25,6 +25,31 @@ static char *slurp_path(const char *path, size_t *len)
 	return buf;
 }
 
+/* Whether the first attempt's stdout of job @id holds @text (false while the
+ * file has no name yet). */
+static bool output_holds(struct dd_engine *e, uint64_t id, const char *text)
+{
+	char path[4200];
+	cr_assert_eq(dd_job_output_path(e, id, 1, 1, path, sizeof(path)), 0);
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	static char buf[1 << 20];
+	bool found = false;
+	size_t have = 0, tl = strlen(text);
+	ssize_t k;
+	while (!found && (k = read(fd, buf + have, sizeof(buf) - have)) > 0) {
+		have += (size_t)k;
+		found = memmem(buf, have, text, tl) != NULL;
+		if (have > tl) { /* keep the last bytes: the text may straddle two reads */
+			memmove(buf, buf + have - tl, tl);
+			have = tl;
+		}
+	}
+	close(fd);
+	return found;
+}
+
 static char *slurp(struct dd_engine *e, uint64_t id, uint32_t attempt, int stream, size_t *len)
 {
 	char path[4200];
@@ -201,14 +226,23 @@ static void reserve_case(unsigned fs_mib, unsigned reserve_mib, const char *scri
 	struct dd_engine *e = make_engine(&cfg);
 	uint64_t id = run_sh(e, script, 1);
 	await_state(e, id, DD_RUNNING);
+	/* Submissions go on until the writer has reached the reserve and been
+	 * cut, and for some rounds after, however slowly a loaded machine
+	 * lets it write. */
+	const char *marker = " bytes cut here (free space below the reserve)]\n";
 	uint64_t min_free = UINT64_MAX;
-	for (int round = 0; round < 40; round++) {
+	int after_cut = -1;
+	for (int round = 0; after_cut < 20; round++) {
+		cr_assert_lt(round, 2400, "no cut in 120 s (%llu bytes free at least)",
+			     (unsigned long long)min_free);
 		durable_submits_ok(e, 20);
 		struct statvfs v;
 		cr_assert_eq(statvfs(state, &v), 0);
 		uint64_t avail = (uint64_t)v.f_bavail * v.f_frsize;
 		if (avail < min_free)
 			min_free = avail;
+		if (after_cut >= 0 || output_holds(e, id, marker))
+			after_cut++;
 		sleep_ms(50);
 	}
 	cr_assert_gt(min_free, 1 << 20, "the writer never took the last space (%llu bytes free)",

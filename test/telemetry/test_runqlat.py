@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 
 workload = os.environ.get("PROBE_WORKLOAD", "build/test/telemetry/probe-workload")
 runqlat = shutil.which("runqlat") or ("/usr/sbin/runqlat" if os.path.exists("/usr/sbin/runqlat") else None)
@@ -27,14 +26,23 @@ if not tid_line:
         sys.exit(77)
     sys.exit("workload failed: %s" % err)
 tid = int(tid_line)
-# runqlat on the same process, one 3 s interval, per thread, microseconds
-r = subprocess.Popen([runqlat, "-L", "-p", str(w.pid), "3", "1"], stdout=subprocess.PIPE,
-                     stderr=subprocess.PIPE)
-time.sleep(1.0)  # attached before the workload starts
+# runqlat on the same process, one 3 s interval, per thread, microseconds;
+# line-buffered, so that its "Tracing ..." line (printed once attached)
+# comes through the pipe at once
+r = subprocess.Popen(["stdbuf", "-oL", runqlat, "-L", "-p", str(w.pid), "3", "1"],
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+head = b""
+while True:
+    line = r.stdout.readline()
+    head += line
+    if not line or line.startswith(b"Tracing"):
+        break
+# the workload starts once runqlat watches (or has given up)
 w.stdin.write(b"go\n")
 w.stdin.flush()
 ours = json.loads(w.stdout.readline())
 out, err = r.communicate(timeout=30)
+out = head + out
 w.stdin.write(b"bye\n")
 w.stdin.flush()
 w.wait(timeout=10)
