@@ -104,12 +104,23 @@ def sweep_finds_best_rate_under_bound():
                      "--plot-dir", plots)
         r = json.load(open(j))
         s = r["sweep"]
-        assert [st["offered_rate"] for st in s["steps"]] == [10000, 20000, 30000], s
-        assert all(st["under_bound"] for st in s["steps"]), s
-        assert s["best_rate_under_bound"] == 30000, s
-        assert r["offered_rate"] == 30000  # the top-level run is the best step
         assert s["p99_bound_ns"] == 30 * 10**9
-        assert "best rate under the bound  30000" in out, out
+        steps = s["steps"]
+        assert [st["offered_rate"] for st in steps] == [10000, 20000, 30000][:len(steps)], s
+        assert len(steps) == 3 or s["stopped_early"], s
+        # which steps meet the bound is this machine's business; the best is
+        # the highest that did, and the top-level run is that step
+        met = [st["offered_rate"] for st in steps if st["under_bound"]]
+        assert s["best_rate_under_bound"] == (max(met) if met else None), s
+        if met:
+            assert r["offered_rate"] == max(met), r["offered_rate"]
+            assert "best rate under the bound  %d" % max(met) in out, out
+        else:
+            assert "best rate under the bound  none" in out, out
+        for st in steps:
+            assert st["dispatches_per_sec"] > 0 and st["failed"] == 0, st
+            lat = st["latency_ns"]
+            assert 0 < lat["p50"] <= lat["p99"] <= lat["max"], lat
         assert "<svg" in open(os.path.join(plots, "sweep.svg")).read()
         assert "<svg" in open(os.path.join(plots, "latency.svg")).read()
         # a bound nothing meets: no best rate, every step run (a P99 over
@@ -119,13 +130,18 @@ def sweep_finds_best_rate_under_bound():
         s = json.load(open(j))["sweep"]
         assert s["best_rate_under_bound"] is None and not s["stopped_early"], s
         assert len(s["steps"]) == 3 and not any(st["under_bound"] for st in s["steps"]), s
-        # rates no machine keeps up with (processes at 20,000/s and more on
-        # one worker): the sweep stops after two such steps
+        # processes at 20,000/s and more on one worker: the sweep stops after
+        # two steps in a row that did not keep up, if this machine has them
         run(STDR, "-q", "--kind", "exec", "--workers", "1", "--sweep", "20000:60000:20000",
             "--duration", "0.1", "--warmup", "0", "--floor", "0", "--json", j)
         s = json.load(open(j))["sweep"]
-        assert s["stopped_early"] and len(s["steps"]) == 2, s
-        assert all(st["dispatches_per_sec"] < 0.95 * st["offered_rate"] for st in s["steps"]), s
+        steps = s["steps"]
+        assert [st["offered_rate"] for st in steps] == [20000, 40000, 60000][:len(steps)], s
+        kept_up = [st.get("dispatches_per_sec", 0) >= 0.95 * st["offered_rate"] for st in steps]
+        if s["stopped_early"]:
+            assert len(steps) == 2 and kept_up == [False, False], s
+        else:
+            assert len(steps) == 3 and kept_up[:2] != [False, False], s
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
