@@ -120,7 +120,7 @@ enum dd_state wait_state(struct dd_engine *e, uint64_t id, struct dd_job_info *i
 	struct dd_job_info tmp;
 	if (!info)
 		info = &tmp;
-	int r = dd_wait(e, id, 5000 * MS, info);
+	int r = dd_wait(e, id, 60000 * MS, info);
 	cr_assert_eq(r, 0, "dd_wait(%lx): %s", (unsigned long)id, dd_strerror(r));
 	return info->state;
 }
@@ -128,7 +128,7 @@ enum dd_state wait_state(struct dd_engine *e, uint64_t id, struct dd_job_info *i
 void await_state(struct dd_engine *e, uint64_t id, enum dd_state st)
 {
 	struct dd_job_info info;
-	for (int i = 0; i < 5000; i++) {
+	for (int i = 0; i < 60000; i++) {
 		cr_assert_eq(dd_job_get(e, id, &info), 0);
 		if (info.state == st)
 			return;
@@ -141,7 +141,7 @@ void await_state(struct dd_engine *e, uint64_t id, enum dd_state st)
 void await_started(struct dd_engine *e, uint64_t id)
 {
 	struct dd_job_info info;
-	for (int i = 0; i < 5000; i++) {
+	for (int i = 0; i < 60000; i++) {
 		cr_assert_eq(dd_job_get(e, id, &info), 0);
 		if (info.started_ns)
 			return;

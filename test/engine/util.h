@@ -26,9 +26,10 @@ void register_handlers(struct dd_engine *e);
 struct dd_engine *make_engine(struct dd_config *cfg);
 struct dd_job_spec spec(const char *kind);
 uint64_t submit_ok(struct dd_engine *e, const struct dd_job_spec *s);
-/* Waits (5 s at most) and returns the final state. */
+/* Waits and returns the final state. The limits of these waits (a minute)
+ * are for a machine loaded many times over: a passing test never nears them. */
 enum dd_state wait_state(struct dd_engine *e, uint64_t id, struct dd_job_info *info);
-/* Polls until the job is in @st (5 s at most). */
+/* Polls until the job is in @st. */
 void await_state(struct dd_engine *e, uint64_t id, enum dd_state st);
 /* Until the job has begun an attempt (it may have ended since: a poll
  * can come late on a loaded machine). */
