@@ -1,9 +1,12 @@
 /* Runner for the Criterion shim: forks one child per test (tests keep
  * per-test globals), runs .init and .fini around each (.fini also after a
  * failed assertion or a skip, as Criterion does), enforces .timeout
- * (default 600 s), and prints a
- * Criterion-like synthesis line. Exit 0 only if every test passed. Of
- * Criterion's flags it honours --filter PATTERN (a glob on "suite/name"). */
+ * (default 600 s), and prints a Criterion-like line per test and a
+ * synthesis line on stderr. Exit 0 only if every test passed. Of
+ * Criterion's flags it honours --filter PATTERN (a glob on "suite/name",
+ * with Criterion's !(...) and @(...)) and --tap[=FILE] (a TAP report, as
+ * meson's 'tap' protocol reads it; no FILE or "-" is stderr, as with
+ * Criterion). */
 #include <fnmatch.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -72,20 +75,42 @@ void shim_skip(const char *fmt, ...)
 int main(int argc, char **argv)
 {
 	const char *filter = NULL; /* Criterion's other flags are accepted and ignored */
+	FILE *tap = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (!strncmp(argv[i], "--filter=", 9))
 			filter = argv[i] + 9;
 		else if (!strcmp(argv[i], "--filter") && i + 1 < argc)
 			filter = argv[++i];
+		else if (!strcmp(argv[i], "--tap") || !strcmp(argv[i], "--tap=-"))
+			tap = stderr;
+		else if (!strcmp(argv[i], "--tap=/dev/stdout"))
+			tap = stdout; /* opened again, a file would be truncated */
+		else if (!strncmp(argv[i], "--tap=", 6) && !(tap = fopen(argv[i] + 6, "w"))) {
+			perror(argv[i] + 6);
+			return 1;
+		}
 	}
-	int pass = 0, fail = 0, skip = 0, run = 0;
+	bool chosen[512];
+	int nchosen = 0;
 	for (int i = 0; i < ntests; i++) {
 		char full[256];
 		snprintf(full, sizeof(full), "%s/%s", tests[i].suite, tests[i].name);
-		if (filter && fnmatch(filter, full, 0) != 0)
+		chosen[i] = !filter || fnmatch(filter, full, FNM_EXTMATCH) == 0;
+		nchosen += chosen[i];
+	}
+	if (tap) {
+		fprintf(tap, "TAP version 13\n1..%d\n", nchosen);
+		fflush(tap);
+	}
+	int pass = 0, fail = 0, skip = 0, run = 0;
+	for (int i = 0; i < ntests; i++) {
+		if (!chosen[i])
 			continue;
 		run++;
 		fflush(stdout);
+		fflush(stderr);
+		if (tap)
+			fflush(tap);
 		pid_t pid = fork();
 		if (pid < 0) {
 			perror("fork");
@@ -103,21 +128,31 @@ int main(int argc, char **argv)
 		int st;
 		waitpid(pid, &st, 0);
 		if (WIFEXITED(st) && WEXITSTATUS(st) == 77) {
-			printf("[SKIP] %s::%s\n", tests[i].suite, tests[i].name);
+			fprintf(stderr, "[SKIP] %s::%s\n", tests[i].suite, tests[i].name);
+			if (tap) /* the reason is on stderr, in the child's words */
+				fprintf(tap, "ok %d - %s::%s # SKIP see stderr\n", run, tests[i].suite,
+					tests[i].name);
 			skip++;
 			continue;
 		}
 		bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-		printf("[%s] %s::%s", ok ? "PASS" : "FAIL", tests[i].suite, tests[i].name);
+		char why[64] = "";
 		if (WIFSIGNALED(st))
-			printf(" (signal %d%s)", WTERMSIG(st), WTERMSIG(st) == SIGALRM ? ", timed out" : "");
+			snprintf(why, sizeof(why), " (signal %d%s)", WTERMSIG(st),
+				 WTERMSIG(st) == SIGALRM ? ", timed out" : "");
 		else if (!ok)
-			printf(" (exit %d)", WEXITSTATUS(st));
-		printf("\n");
+			snprintf(why, sizeof(why), " (exit %d)", WEXITSTATUS(st));
+		fprintf(stderr, "[%s] %s::%s%s\n", ok ? "PASS" : "FAIL", tests[i].suite,
+			tests[i].name, why);
+		if (tap)
+			fprintf(tap, "%s %d - %s::%s%s\n", ok ? "ok" : "not ok", run, tests[i].suite,
+				tests[i].name, why);
 		ok ? pass++ : fail++;
 	}
 	/* as Criterion: a skipped test is not counted as tested */
-	printf("[====] Synthesis: Tested: %d | Passing: %d | Failing: %d\n", run - skip, pass,
-	       fail);
+	fprintf(stderr, "[====] Synthesis: Tested: %d | Passing: %d | Failing: %d\n", run - skip,
+		pass, fail);
+	if (tap && tap != stderr && tap != stdout)
+		fclose(tap);
 	return fail ? 1 : 0;
 }
