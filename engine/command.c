@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "durable/durable.h"
 
 void dd_cmd_complete(struct dd_cmd *c, int rc)
 {

@@ -11,6 +11,7 @@
 
 #include "dd_config.h"
 #include "engine.h"
+#include "durable/durable.h"
 #include "exec.h"
 
 void dd_config_init(struct dd_config *cfg)

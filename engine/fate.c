@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "durable/durable.h"
 
 #define PAGE_BITS 16
 #define PAGE (1u << PAGE_BITS)

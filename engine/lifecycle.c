@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "durable/durable.h"
 
 static const unsigned gauge_of[DD_STATE_COUNT] = {
 	[DD_WAITING] = ST_WAITING, [DD_DELAYED] = ST_DELAYED,

@@ -1,5 +1,6 @@
 /* A shard's reactor: the scheduler loop (DESIGN.md section 3). */
 #include "engine.h"
+#include "durable/durable.h"
 
 _Thread_local struct dd_shard *dd_tls_reactor;
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "durable/durable.h"
 
 #define RUN_MAX 64
 

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "durable/durable.h"
 #include "uring.h"
 
 #define RING_ENTRIES 256

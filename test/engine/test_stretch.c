@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "engine.h"
+#include "durable/stretch.h"
 
 /* Spends @ns of this thread's CPU time. */
 static void burn(uint64_t ns)

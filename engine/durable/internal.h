@@ -1,11 +1,11 @@
-/* engine/ — what durable.c (the reactor's side of durable state) and
- * applier.c (the shard's io thread) share. Private to those two files. */
-#ifndef DD_ENGINE_DURABLE_H
-#define DD_ENGINE_DURABLE_H
+/* engine/durable/ — what durable.c (the reactor's side of durable state)
+ * and applier.c (the shard's io thread) share. Private to this folder. */
+#ifndef DD_ENGINE_DURABLE_INTERNAL_H
+#define DD_ENGINE_DURABLE_INTERNAL_H
 
-#include <liburing.h>
+#include <pthread.h>
 
-#include "engine.h"
+#include "durable.h"
 
 struct dd_ack {
 	uint64_t lsn;
@@ -44,5 +44,8 @@ struct dd_durable {
 	pthread_t applier;
 	bool applier_started;
 };
+
+/* applier.c: the applier thread's body (@arg: the shard) */
+void *dd_applier_main(void *arg);
 
 #endif

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "durable.h"
+#include "internal.h"
 #include "uring.h"
 
 _Static_assert(DD_STATE_SUCCEEDED == DD_SUCCEEDED, "the store numbers states as the API does");

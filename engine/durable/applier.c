@@ -18,8 +18,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "durable.h"
 #include "exec.h"
+#include "internal.h"
+#include "stretch.h"
 
 #define APPLY_MAX 131072 /* records per transaction: each commit is an
 				  * fdatasync; measured in docs/STATE.md */

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "engine.h"
+#include "stretch.h"
 
 #define STRETCH_NAP_NS 20000
 #define STRETCH_BUSY 0.35

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "durable.h"
 
 struct load_ctx {
 	struct dd_shard *s;
