@@ -9,10 +9,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dd_config.h"
 #include "engine.h"
 #include "durable/durable.h"
 #include "exec.h"
+#include "stats.h"
 
 void dd_config_init(struct dd_config *cfg)
 {
@@ -420,86 +420,5 @@ int dd_state_error(struct dd_engine *e)
 		if (r)
 			return r;
 	}
-	return 0;
-}
-
-/* Everything in dd_stats() but the histogram summaries. */
-static void fill_counters(struct dd_engine *e, struct dd_stats *st)
-{
-	st->nshards = e->nshards;
-	st->numa_available = e->topo->numa_available;
-	st->spin_ns = e->cfg.spin_ns;
-	st->jemalloc = DD_HAVE_JEMALLOC;
-	st->total.node = -1;
-	for (unsigned i = 0; i < e->nshards; i++) {
-		struct dd_shard *s = &e->shards[i];
-		struct dd_shard_stats *o = &st->shard[i];
-#define LD(k) atomic_load_explicit(&s->st[k], memory_order_relaxed)
-		o->node = s->node;
-		o->workers = s->nworkers;
-		o->submitted = LD(ST_SUBMITTED);
-		o->dispatched = LD(ST_DISPATCHED);
-		o->succeeded = LD(ST_SUCCEEDED);
-		o->failed = LD(ST_FAILED);
-		o->cancelled = LD(ST_CANCELLED);
-		o->timed_out = LD(ST_TIMED_OUT);
-		o->retried = LD(ST_RETRIED);
-		o->waiting = LD(ST_WAITING);
-		o->delayed = LD(ST_DELAYED);
-		o->queued = LD(ST_QUEUED);
-		o->running = LD(ST_RUNNING);
-		o->in_memory = LD(ST_IN_MEMORY);
-		o->fate_bytes = LD(ST_FATE_BYTES);
-#undef LD
-		o->parks = atomic_load_explicit(&s->wake.parks, memory_order_relaxed);
-		o->wakeups = atomic_load_explicit(&s->wake.wakes, memory_order_relaxed);
-		o->arena_bytes = dd_numa_arena_allocated(s->arena);
-		dd_durable_stats(s, o);
-		struct dd_shard_stats *t = &st->total;
-		t->workers += o->workers;
-		t->submitted += o->submitted;
-		t->dispatched += o->dispatched;
-		t->succeeded += o->succeeded;
-		t->failed += o->failed;
-		t->cancelled += o->cancelled;
-		t->timed_out += o->timed_out;
-		t->retried += o->retried;
-		t->waiting += o->waiting;
-		t->delayed += o->delayed;
-		t->queued += o->queued;
-		t->running += o->running;
-		t->in_memory += o->in_memory;
-		t->parks += o->parks;
-		t->wakeups += o->wakeups;
-		t->arena_bytes += o->arena_bytes;
-		t->fate_bytes += o->fate_bytes;
-		t->log_records += o->log_records;
-		t->log_batches += o->log_batches;
-		t->store_jobs += o->store_jobs;
-		t->store_map_bytes += o->store_map_bytes;
-		if (!t->state_error)
-			t->state_error = o->state_error;
-	}
-}
-
-int dd_stats(struct dd_engine *e, struct dd_stats *st)
-{
-	memset(st, 0, sizeof(*st));
-	/* Histograms before counters: a reactor counts a log batch when it
-	 * submits it and records its time when it completes, so read in this
-	 * order a snapshot never shows more timed batches than counted ones
-	 * (the other order could, by a batch completed in between). */
-	dd_hists_fill(e, st);
-	atomic_thread_fence(memory_order_acquire);
-	fill_counters(e, st);
-	dd_probe_fill(e, st);
-	return 0;
-}
-
-int dd_stats_counters(struct dd_engine *e, struct dd_stats *st)
-{
-	memset(st, 0, sizeof(*st));
-	fill_counters(e, st);
-	snprintf(st->probe_status, sizeof(st->probe_status), "not read");
 	return 0;
 }

@@ -324,19 +324,6 @@ struct dd_shard {
 	_Alignas(DD_CACHELINE) _Atomic uint64_t st[16];
 };
 
-enum {
-	ST_SUBMITTED, ST_DISPATCHED, ST_SUCCEEDED, ST_FAILED, ST_CANCELLED, ST_TIMED_OUT,
-	ST_RETRIED, ST_WAITING, ST_DELAYED, ST_QUEUED, ST_RUNNING, ST_IN_MEMORY,
-	ST_FATE_BYTES,
-};
-
-static inline void dd_st_add(struct dd_shard *s, unsigned k, int64_t d)
-{
-	/* single writer: a relaxed load and store, no read-modify-write */
-	uint64_t v = atomic_load_explicit(&s->st[k], memory_order_relaxed);
-	atomic_store_explicit(&s->st[k], v + (uint64_t)d, memory_order_relaxed);
-}
-
 struct dd_engine {
 	struct dd_config cfg;
 	struct dd_numa_topo *topo;
@@ -399,24 +386,7 @@ void dd_place_uring_workers(struct dd_shard *s);
 /* Turns cfg.spin_ns = DD_SPIN_AUTO into a number (see dispatchd.h). */
 void dd_resolve_spin(struct dd_engine *e);
 
-/* probe.c: the jitter probe (telemetry/probe.h) as the engine uses it */
-int dd_probe_start(struct dd_engine *e);
-void dd_probe_stop(struct dd_engine *e);
-/* The calling thread plays @role (a thread calls it as it starts). */
-void dd_probe_thread(struct dd_engine *e, enum dd_probe_role role);
-void dd_probe_fill(struct dd_engine *e, struct dd_stats *st);
 
-/* hist.c: the shard's latency histograms */
-int dd_hists_create(struct dd_shard *s);
-void dd_hists_destroy(struct dd_shard *s);
-void dd_hists_fill(struct dd_engine *e, struct dd_stats *st);
-static inline void dd_hist_rec(struct dd_shard *s, enum dd_hist_kind k, uint64_t a, uint64_t b)
-{
-	/* b - a, or 0 when the clock ran the other way (an intended time in
-	 * the future, a record without a start) */
-	if (s->hist)
-		dd_tel_shist_record(&s->hist[k], b > a ? b - a : 0);
-}
 
 /* submit.c: closes a job's copy of its standard input (@fd >= 0) */
 void dd_stdin_release(struct dd_engine *e, int fd);

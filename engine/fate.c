@@ -16,6 +16,7 @@
 
 #include "engine.h"
 #include "durable/durable.h"
+#include "stats.h"
 
 #define PAGE_BITS 16
 #define PAGE (1u << PAGE_BITS)

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "stats.h"
 
 #define SLAB_RECS 4096
 

@@ -8,6 +8,7 @@
 
 #include "engine.h"
 #include "durable/durable.h"
+#include "stats.h"
 
 static const unsigned gauge_of[DD_STATE_COUNT] = {
 	[DD_WAITING] = ST_WAITING, [DD_DELAYED] = ST_DELAYED,

@@ -1,6 +1,7 @@
 /* A shard's reactor: the scheduler loop (DESIGN.md section 3). */
 #include "engine.h"
 #include "durable/durable.h"
+#include "stats.h"
 
 _Thread_local struct dd_shard *dd_tls_reactor;
 

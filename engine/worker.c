@@ -1,6 +1,7 @@
 /* Worker threads: run in-process handlers for the jobs their reactor hands
  * them, and hand the records back through their completion ring. */
 #include "engine.h"
+#include "stats.h"
 
 #define BATCH DD_WORKER_INFLIGHT
 #define NOTIFY_AFTER_NS 5000 /* a long batch tells the reactor as it goes */

@@ -21,6 +21,7 @@
 #include "exec.h"
 #include "internal.h"
 #include "stretch.h"
+#include "stats.h"
 
 #define APPLY_MAX 131072 /* records per transaction: each commit is an
 				  * fdatasync; measured in docs/STATE.md */

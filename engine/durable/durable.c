@@ -16,6 +16,7 @@
 
 #include "internal.h"
 #include "uring.h"
+#include "stats.h"
 
 _Static_assert(DD_STATE_SUCCEEDED == DD_SUCCEEDED, "the store numbers states as the API does");
 

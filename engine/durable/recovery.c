@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "durable.h"
+#include "stats.h"
 
 struct load_ctx {
 	struct dd_shard *s;
