@@ -15,7 +15,14 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "command.h"
 #include "durable/durable.h"
+#include "fate.h"
+#include "jobtab.h"
+#include "lease.h"
+#include "lifecycle.h"
+#include "reactor.h"
+#include "state.h"
 
 void dd_cmd_complete(struct dd_cmd *c, int rc)
 {

@@ -11,6 +11,10 @@
 #include <string.h>
 
 #include "engine.h"
+#include "deps.h"
+#include "fate.h"
+#include "jobtab.h"
+#include "lifecycle.h"
 
 static void xs_send(struct dd_shard *s, unsigned to, const struct dd_xs_event *ev)
 {

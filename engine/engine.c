@@ -10,9 +10,21 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "command.h"
+#include "deps.h"
 #include "durable/durable.h"
 #include "exec.h"
+#include "idem.h"
+#include "jobtab.h"
+#include "lease.h"
+#include "placement.h"
+#include "reactor.h"
+#include "state.h"
 #include "stats.h"
+#include "submit.h"
+#include "trust.h"
+#include "uring.h"
+#include "worker.h"
 
 void dd_config_init(struct dd_config *cfg)
 {

@@ -16,6 +16,8 @@
 
 #include "engine.h"
 #include "durable/durable.h"
+#include "fate.h"
+#include "state.h"
 #include "stats.h"
 
 #define PAGE_BITS 16

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "idem.h"
 
 #define STRIPES 64
 

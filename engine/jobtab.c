@@ -6,7 +6,11 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "fate.h"
+#include "idem.h"
+#include "jobtab.h"
 #include "stats.h"
+#include "submit.h"
 
 #define SLAB_RECS 4096
 

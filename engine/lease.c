@@ -7,6 +7,10 @@
 #include <string.h>
 
 #include "engine.h"
+#include "command.h"
+#include "lease.h"
+#include "reactor.h"
+#include "registry.h"
 
 static struct dd_queue_lanes *lanes_of(struct dd_shard *s, uint16_t h, bool create)
 {

@@ -7,8 +7,17 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "command.h"
+#include "deps.h"
 #include "durable/durable.h"
+#include "fate.h"
+#include "idem.h"
+#include "jobtab.h"
+#include "lease.h"
+#include "lifecycle.h"
+#include "state.h"
 #include "stats.h"
+#include "submit.h"
 
 static const unsigned gauge_of[DD_STATE_COUNT] = {
 	[DD_WAITING] = ST_WAITING, [DD_DELAYED] = ST_DELAYED,

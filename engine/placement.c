@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "placement.h"
 #include "uring.h"
 
 bool dd_cold_cpus(const struct dd_engine *e, cpu_set_t *set)

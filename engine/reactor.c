@@ -1,7 +1,20 @@
 /* A shard's reactor: the scheduler loop (DESIGN.md section 3). */
 #include "engine.h"
+#include "command.h"
+#include "deps.h"
 #include "durable/durable.h"
+#include "jobtab.h"
+#include "lease.h"
+#include "lifecycle.h"
+#include "placement.h"
+#include "reactor.h"
+#include "registry.h"
 #include "stats.h"
+#include "submit.h"
+#include "uring.h"
+#include "worker.h"
+
+#define DD_DRAIN_BUDGET 1024 /* submissions taken per reactor turn */
 
 _Thread_local struct dd_shard *dd_tls_reactor;
 

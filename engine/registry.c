@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "registry.h"
 
 int dd_handler_register(struct dd_engine *e, const char *name, dd_handler_fn fn, void *arg)
 {

@@ -16,6 +16,7 @@
 #include "durable/durable.h"
 #include "probe.h"
 #include "stats.h"
+#include "telemetry.h"
 
 /* ---- latency histograms ---- */
 

@@ -5,6 +5,7 @@
 #define DD_ENGINE_STATS_H
 
 #include "engine.h"
+#include "telemetry.h"
 
 /* published counters: struct dd_shard's st[], written by the reactor,
  * read by dd_stats() */

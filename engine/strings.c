@@ -2,6 +2,9 @@
 #include <string.h>
 
 #include "engine.h"
+#include "state.h"
+
+_Static_assert(DD_STATE_REASON_MAX == DD_REASON_MAX, "the store keeps a whole reason");
 
 const char *dd_strerror(int err)
 {

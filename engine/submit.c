@@ -13,6 +13,11 @@
 
 #include "engine.h"
 #include "durable/durable.h"
+#include "idem.h"
+#include "reactor.h"
+#include "registry.h"
+#include "state.h"
+#include "submit.h"
 
 #define RUN_MAX 64
 

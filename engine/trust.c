@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "trust.h"
 
 /* "uid 1001 (bob)", or "uid 1001" for a uid without a passwd entry */
 static void who(uint32_t uid, char *buf, size_t n)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "durable/durable.h"
+#include "state.h"
 #include "uring.h"
 
 #define RING_ENTRIES 256

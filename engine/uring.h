@@ -27,5 +27,7 @@ void dd_uring_close(struct dd_shard *s);
 struct io_uring_sqe *dd_uring_sqe(struct dd_shard *s);
 /* Reaps every completion and hands it to its owner. Returns how many. */
 size_t dd_uring_reap(struct dd_shard *s);
+/* A completion waits to be reaped. */
+bool dd_uring_ready(const struct dd_shard *s);
 
 #endif

@@ -2,6 +2,7 @@
  * them, and hand the records back through their completion ring. */
 #include "engine.h"
 #include "stats.h"
+#include "worker.h"
 
 #define BATCH DD_WORKER_INFLIGHT
 #define NOTIFY_AFTER_NS 5000 /* a long batch tells the reactor as it goes */

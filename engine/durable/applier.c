@@ -20,8 +20,10 @@
 
 #include "exec.h"
 #include "internal.h"
-#include "stretch.h"
+#include "placement.h"
+#include "state.h"
 #include "stats.h"
+#include "stretch.h"
 
 #define APPLY_MAX 131072 /* records per transaction: each commit is an
 				  * fdatasync; measured in docs/STATE.md */

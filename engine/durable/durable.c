@@ -14,9 +14,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "command.h"
 #include "internal.h"
-#include "uring.h"
+#include "jobtab.h"
+#include "lifecycle.h"
+#include "state.h"
 #include "stats.h"
+#include "trust.h"
+#include "uring.h"
 
 _Static_assert(DD_STATE_SUCCEEDED == DD_SUCCEEDED, "the store numbers states as the API does");
 

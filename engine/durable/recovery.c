@@ -8,7 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deps.h"
 #include "durable.h"
+#include "fate.h"
+#include "jobtab.h"
+#include "lifecycle.h"
+#include "state.h"
 #include "stats.h"
 
 struct load_ctx {
