@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "chain.h"
 #include "deps.h"
 #include "fate.h"
 #include "jobtab.h"
@@ -77,24 +78,17 @@ static size_t pend_slot(uint64_t dep, size_t cap)
 	return (size_t)(h >> 40) & (cap - 1); /* chained: clustering is harmless */
 }
 
+static size_t pending_slot(const struct dd_pending *p, size_t cap)
+{
+	return pend_slot(p->dep, cap);
+}
+
+DD_CHAIN_GROW(grow_pending, struct dd_pending, pending_slot)
+
 static int pending_add(struct dd_shard *s, uint64_t dep, uint64_t waiter)
 {
-	if (s->npending >= s->pendcap) {
-		size_t cap = s->pendcap ? s->pendcap * 2 : 256;
-		struct dd_pending **b = calloc(cap, sizeof(*b));
-		if (!b)
-			return -ENOMEM;
-		for (size_t i = 0; i < s->pendcap; i++)
-			for (struct dd_pending *p = s->pending[i], *n; p; p = n) {
-				n = p->next;
-				size_t k = pend_slot(p->dep, cap);
-				p->next = b[k];
-				b[k] = p;
-			}
-		free(s->pending);
-		s->pending = b;
-		s->pendcap = cap;
-	}
+	if (s->npending >= s->pendcap && grow_pending(&s->pending, &s->pendcap, 256) < 0)
+		return -ENOMEM;
 	struct dd_pending *p = malloc(sizeof(*p));
 	if (!p)
 		return -ENOMEM;

@@ -137,8 +137,8 @@ static int shard_init(struct dd_engine *e, struct dd_shard *s, unsigned idx)
 		/* Workers take the shard's other CPUs, one each. When there are
 		 * fewer CPUs than workers they are not pinned: two workers pinned to
 		 * one CPU wait for each other, and the processes they spawn start
-		 * there too (measured: bench/exec, 0.66 of a bare spawn loop pinned,
-		 * 0.86 floating, on 2 CPUs). */
+		 * there too (measured: docs/BENCHMARKS.md, "Measured choices:
+		 * worker pinning"). */
 		wk->cpu = !c->pin || (count > 1 && s->nworkers > (unsigned)(count - 1)) ? -1
 			: count > 1 ? nd->cpus[first + 1 + (int)w]
 				    : nd->cpus[first];

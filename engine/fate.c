@@ -7,8 +7,8 @@
  * still change. Every id handed out reaches the reactor (submit.c numbers
  * only claimed cells), so a page's numbers all end in time; the page is
  * then compacted to the list of its failures — most pages to nothing but
- * a shared marker. A byte per job kept for ever grew a shard by 1 MB per
- * million jobs (10 GB an hour at 3 M jobs/s); compacted, it keeps 8 bytes
+ * a shared marker. A byte per job kept for ever would grow a shard by 1 MB
+ * per million jobs (10 GB an hour at 3 M jobs/s); compacted, it keeps 8 bytes
  * per 65,536 jobs plus 2 per failed one. */
 #include <errno.h>
 #include <stdlib.h>

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "chain.h"
 #include "idem.h"
 
 #define STRIPES 64
@@ -102,30 +103,18 @@ uint64_t dd_idem_find(struct dd_idem *m, uint64_t hash, uint32_t uid, const char
 	return 0;
 }
 
-static int grow(struct stripe *s)
+static size_t ent_slot(const struct idem_ent *e, size_t cap)
 {
-	size_t cap = s->cap ? s->cap * 2 : 64;
-	struct idem_ent **b = calloc(cap, sizeof(*b));
-	if (!b)
-		return -ENOMEM;
-	for (size_t i = 0; i < s->cap; i++)
-		for (struct idem_ent *e = s->b[i], *n; e; e = n) {
-			n = e->next;
-			size_t k = (e->hash / STRIPES) & (cap - 1);
-			e->next = b[k];
-			b[k] = e;
-		}
-	free(s->b);
-	s->b = b;
-	s->cap = cap;
-	return 0;
+	return (e->hash / STRIPES) & (cap - 1);
 }
+
+DD_CHAIN_GROW(grow_buckets, struct idem_ent, ent_slot)
 
 int dd_idem_insert(struct dd_idem *m, uint64_t hash, uint32_t uid, const char *key, uint64_t id)
 {
 	struct stripe *s = stripe_of(m, hash);
 	if (!s->cap || s->n * 4 >= s->cap * 3) {
-		int r = grow(s);
+		int r = grow_buckets(&s->b, &s->cap, 64);
 		if (r < 0)
 			return r;
 	}

@@ -286,8 +286,9 @@ int dd_outcut_queue(struct dd_outcut *h, struct dd_shard *s, struct dd_ostream *
 		h->first = q;
 	h->last = q;
 	/* A running process's cut waits for the helper's next look (at most
-	 * one sweep interval): waking the helper from here let it take the
-	 * reactor's CPU mid-sweep (docs/ENGINE.md). An ended process's job
+	 * one sweep interval): waking the helper from here would let it take
+	 * the reactor's CPU mid-sweep (measured: docs/BENCHMARKS.md, "Measured
+	 * choices: output helper wake"). An ended process's job
 	 * waits for its cut, and the reserve does not wait. */
 	if (last || low)
 		pthread_cond_signal(&h->cv);

@@ -5,8 +5,8 @@
  * Left to the scheduler they land next to the reactor: io_uring's workers
  * inherit the affinity of the thread that submits, the reactor, and a
  * running worker thread is not preempted for the reactor within a
- * scheduler slice (milliseconds). Measured on 2 CPUs, std-r --durability
- * fsync --rate 150000: see docs/BENCHMARKS.md. */
+ * scheduler slice (milliseconds). Measured: docs/BENCHMARKS.md, "Measured
+ * choices: background placement". */
 #include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
@@ -56,13 +56,11 @@ void dd_place_uring_workers(struct dd_shard *s)
 }
 
 /* Spinning pays where the spinning thread has its CPU to itself. On a
- * small machine it has not: measured on 2 vCPUs, std-r --durability fsync
- * (generator unpinned, reactor pinned, applier and log on the other CPU)
- * gave P99 226-238 µs at 50,000/s without spinning and 1.0-1.25 ms with
- * 50 µs, 1.3-2.3 ms against 4.2 ms at 300,000/s; through dispatchd (2
- * workers) 515-535k jobs/s against 498-534k. With durability none the
- * other CPU is free for the submitter, and spinning halves the tail there
- * (P99 9-10 µs against 16-21 µs at 450,000/s). */
+ * small machine it has not: there a spinning reactor takes the CPU from
+ * the thread it waits for (the submitter, the applier, the log's kernel
+ * workers), and the tail grows. With a CPU to spare, spinning shortens
+ * the tail. Measured: docs/BENCHMARKS.md, "Measured choices: reactor
+ * spin". */
 #define SPIN_NS 50000
 
 void dd_resolve_spin(struct dd_engine *e)

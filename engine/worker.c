@@ -80,8 +80,8 @@ void *dd_worker_main(void *arg)
 			continue;
 		}
 		/* One clock reading per job: the end of one is the start of the
-		 * next (the reading was two per job, 1.3 % of the CPU apiece at
-		 * 600,000 jobs/s). */
+		 * next (measured: docs/BENCHMARKS.md, "Measured choices: worker
+		 * clock readings"). */
 		uint64_t first = dd_now_ns(), now = first, last_notify = first;
 		for (size_t i = 0; i < n; i++) {
 			struct dd_jobrec *j = batch[i];

@@ -25,8 +25,9 @@
 #include "stats.h"
 #include "stretch.h"
 
-#define APPLY_MAX 131072 /* records per transaction: each commit is an
-				  * fdatasync; measured in docs/STATE.md */
+/* records per transaction: each commit is an fdatasync (measured:
+ * docs/BENCHMARKS.md, "Measured choices: applier transaction size") */
+#define APPLY_MAX 131072
 #define IDLE_NS 1000000ull       /* poll the LSN this often when idle */
 #define MAINT_NS 100000000ull    /* retention and pruning */
 #define TRIM_BUDGET 8192         /* deletions per transaction */
@@ -65,13 +66,13 @@ static int seek(struct dd_state_reader *rd, int dirfd, uint64_t lsn)
 	return dd_state_reader_open(rd, dirfd, pick, pick - 1);
 }
 
-/* Deleting a log segment (64 MiB) takes ext4 10-30 ms, nearly all of it
- * waiting on its journal, not the CPU. The applier did it inline: at the
- * durable limit 2-3 segments a second, 7 % of its time, during which the
- * store fell behind. A helper thread retires them now (most become spares,
- * a rename: state/spare.c; the rest are deleted), one round at a time: a
- * round that finds the last one still at it leaves its segments for the
- * next (they are still there to find). */
+/* Deleting a log segment (64 MiB) takes ext4 tens of milliseconds, nearly
+ * all of it waiting on its journal, not the CPU, and the store must not
+ * fall behind meanwhile (measured: docs/BENCHMARKS.md, "Measured choices:
+ * segment retiring"). So a helper thread retires them (most become
+ * spares, a rename: state/spare.c; the rest are deleted), one round at a
+ * time: a round that finds the last one still at it leaves its segments
+ * for the next (they are still there to find). */
 struct pruner {
 	pthread_t thread;
 	bool running;
@@ -171,21 +172,112 @@ static void pace(struct dd_shard *s, uint64_t durable, uint64_t applied, bool *u
 	}
 }
 
+/* The applier's state between turns of its loop. */
+struct applier {
+	struct dd_shard *s;
+	struct dd_state_store *st;
+	struct dd_durable *v;
+	int dirfd;                /* the log's directory */
+	struct dd_state_reader rd; /* where it reads the log back */
+	struct dd_state_batch b;  /* records read, not yet applied */
+	uint64_t applied;         /* the store holds every record up to here */
+	bool fresh;               /* the last read was a second try */
+	bool urgent;              /* submitters wait for the store (pace) */
+	uint64_t stuck_at, stuck_since; /* a durable record it cannot read */
+	uint64_t last_commit;
+	struct pruner pr;
+	struct dd_stretch stretch;
+};
+
+/* Reads the records after a->applied, up to @durable and APPLY_MAX, into
+ * a->b. */
+static void gather(struct applier *a, uint64_t durable)
+{
+	struct dd_state_batch *b = &a->b;
+	uint64_t want = a->applied + b->n + 1;
+	while (b->n < APPLY_MAX && want <= durable) {
+		if (b->n && b->n % (2 * STRETCH_RECS) == 0) /* decoding is half the cost */
+			dd_stretch_pause(&a->stretch);
+		struct dd_logrec rec;
+		int rc = dd_state_reader_next(&a->rd, &rec, a->fresh);
+		if (rc == DD_LOGREC_OK) {
+			a->fresh = false;
+			if (rec.lsn < want)
+				continue; /* before where we are: already applied */
+			if (rec.lsn > want || dd_state_batch_add(b, &a->rd, &rec) < 0)
+				break;
+			want++;
+			continue;
+		}
+		if (!a->fresh) {
+			/* read before the writer got there: read again */
+			a->fresh = true;
+			continue;
+		}
+		a->fresh = false;
+		/* the segment ends here: the next is named after its first LSN */
+		if (b->n == 0 && dd_state_reader_open(&a->rd, a->dirfd, want, want - 1) == 0)
+			continue;
+		break;
+	}
+}
+
+/* The log says the record after a->applied is durable but it cannot be
+ * read back: say so once, and keep trying (the store lags; the log still
+ * has everything for the next recovery). */
+static void stuck(struct applier *a)
+{
+	uint64_t want = a->applied + 1;
+	if (!a->stuck_at || a->stuck_at != want) {
+		a->stuck_since = dd_now_ns();
+		a->stuck_at = want;
+	} else if (a->stuck_since && dd_now_ns() - a->stuck_since > 5000000000ull) {
+		dd_log(a->s->eng, LOG_ERR,
+		       "shard %u: cannot read log record %llu back for the store; retrying",
+		       a->s->index, (unsigned long long)want);
+		a->stuck_since = 0;
+	}
+	dd_state_reader_close(&a->rd); /* look for its segment again */
+}
+
+/* Applies a->b to the store in one transaction. Returns 0, or the error
+ * (published for submitters; the batch is dropped, to be read again). */
+static int apply(struct applier *a)
+{
+	struct dd_shard *s = a->s;
+	struct dd_durable *v = a->v;
+	uint64_t last = a->b.last_lsn;
+	int r = dd_state_batch_apply(&a->b, a->st);
+	if (r < 0) {
+		if (r == -ENOSPC && dd_state_store_map_size(a->st) >= s->eng->cfg.map_max)
+			r = DD_ESTOREFULL;
+		atomic_store_explicit(&v->store_map, dd_state_store_map_size(a->st),
+				      memory_order_relaxed); /* before the error shows */
+		if (!atomic_load_explicit(&v->store_err, memory_order_relaxed))
+			dd_log(s->eng, LOG_ERR,
+			       "shard %u: cannot update the state store: %s; refusing "
+			       "submissions until it can",
+			       s->index, dd_strerror(r));
+		atomic_store_explicit(&v->store_err, r, memory_order_relaxed);
+		return r;
+	}
+	atomic_store_explicit(&v->store_err, 0, memory_order_relaxed);
+	a->last_commit = dd_now_ns();
+	a->applied = last;
+	atomic_store_explicit(&v->applied_lsn, a->applied, memory_order_release);
+	return 0;
+}
+
 void *dd_applier_main(void *arg)
 {
 	struct dd_shard *s = arg;
-	struct dd_state_store *st = dd_durable_store(s);
-	struct dd_durable *v = s->dur;
+	struct applier a = {.s = s, .st = dd_durable_store(s), .v = s->dur, .rd = {.fd = -1}};
+	struct dd_durable *v = a.v;
 	char waldir[4200];
 	snprintf(waldir, sizeof(waldir), "%s/wal", v->dir);
-	struct dd_state_reader rd = {.fd = -1};
-	struct dd_state_batch b = {0};
-	int dirfd = open(waldir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	uint64_t applied = dd_state_store_checkpoint(st), next_maint = 0;
-	bool fresh = false;
-	uint64_t stuck_at = 0, stuck_since = 0, last_commit = 0;
-	bool urgent = false;
-	struct pruner pr = {0};
+	a.dirfd = open(waldir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	a.applied = dd_state_store_checkpoint(a.st);
+	uint64_t next_maint = 0;
 	/* Below the reactor and the workers: on a small machine this thread
 	 * shares their CPUs, and its large transactions must not take a
 	 * scheduler slice (milliseconds) from the hot path. It runs in their
@@ -193,122 +285,65 @@ void *dd_applier_main(void *arg)
 	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
 	dd_place_applier(s->eng);
 	dd_probe_thread(s->eng, DD_ROLE_IO);
-	struct dd_stretch stretch;
-	dd_stretch_init(&stretch, (uint64_t)dd_now_ns());
-	dd_state_store_set_pause(st, dd_stretch_pause, &stretch, STRETCH_RECS);
+	dd_stretch_init(&a.stretch, (uint64_t)dd_now_ns());
+	dd_state_store_set_pause(a.st, dd_stretch_pause, &a.stretch, STRETCH_RECS);
 
 	for (;;) {
 		/* acquire pairs with the reactor's release of durable_lsn */
 		uint64_t durable = atomic_load_explicit(&v->durable_lsn, memory_order_acquire);
 		bool stop = atomic_load_explicit(&v->stop, memory_order_acquire);
-		pace(s, durable, applied, &urgent);
+		pace(s, durable, a.applied, &a.urgent);
 		/* Retention and log pruning on their clock, busy or not: under a
 		 * load that never lets the store catch up, waiting for an idle
-		 * moment meant the log and the store grew without end (seen:
-		 * 64 MB of log a second, never pruned). */
+		 * moment would let the log and the store grow without end. */
 		uint64_t now = (uint64_t)dd_now_ns();
 		if (now >= next_maint && !stop) {
-			maintain(s, st, dirfd, v, &pr, false);
+			maintain(s, a.st, a.dirfd, v, &a.pr, false);
 			next_maint = now + MAINT_NS;
-			dd_stretch_window(&stretch, now, urgent);
+			dd_stretch_window(&a.stretch, now, a.urgent);
 		}
 		/* Each store commit syncs its data pages (MDB_NOMETASYNC): let a
 		 * small backlog grow for a little while, so that a busy log costs
 		 * a few commits a second, not one per log batch. A reader of the
 		 * store waits for it (dd_durable_catch_up). */
-		if (!stop && applied < durable && durable - applied < GATHER_MIN &&
-		    dd_now_ns() - last_commit < GATHER_NS) {
+		if (!stop && a.applied < durable && durable - a.applied < GATHER_MIN &&
+		    dd_now_ns() - a.last_commit < GATHER_NS) {
 			nap(IDLE_NS);
 			continue;
 		}
-		if (applied >= durable) {
+		if (a.applied >= durable) {
 			if (stop)
 				break;
 			nap(IDLE_NS);
 			continue;
 		}
-		if (rd.fd < 0 && seek(&rd, dirfd, applied + 1) < 0) {
+		if (a.rd.fd < 0 && seek(&a.rd, a.dirfd, a.applied + 1) < 0) {
 			nap(IDLE_NS);
 			continue;
 		}
-		uint64_t want = applied + b.n + 1;
-		while (b.n < APPLY_MAX && want <= durable) {
-			if (b.n && b.n % (2 * STRETCH_RECS) == 0) /* decoding is half the cost */
-				dd_stretch_pause(&stretch);
-			struct dd_logrec rec;
-			int rc = dd_state_reader_next(&rd, &rec, fresh);
-			if (rc == DD_LOGREC_OK) {
-				fresh = false;
-				if (rec.lsn < want)
-					continue; /* before where we are: already applied */
-				if (rec.lsn > want || dd_state_batch_add(&b, &rd, &rec) < 0)
-					break;
-				want++;
-				continue;
-			}
-			if (!fresh) {
-				/* read before the writer got there: read again */
-				fresh = true;
-				continue;
-			}
-			fresh = false;
-			/* the segment ends here: the next is named after its first LSN */
-			if (b.n == 0 && dd_state_reader_open(&rd, dirfd, want, want - 1) == 0)
-				continue;
-			break;
-		}
-		if (b.n == 0) {
-			/* The log says LSN `want` is durable but it cannot be read
-			 * back: say so once, and keep trying (the store lags; the
-			 * log still has everything for the next recovery). */
-			if (!stuck_at || stuck_at != want) {
-				stuck_since = dd_now_ns();
-				stuck_at = want;
-			} else if (stuck_since && dd_now_ns() - stuck_since > 5000000000ull) {
-				dd_log(s->eng, LOG_ERR,
-				       "shard %u: cannot read log record %llu back for the store; "
-				       "retrying",
-				       s->index, (unsigned long long)want);
-				stuck_since = 0;
-			}
-			dd_state_reader_close(&rd); /* look for its segment again */
+		gather(&a, durable);
+		if (a.b.n == 0) {
+			stuck(&a);
 			nap(IDLE_NS);
 			continue;
 		}
-		stuck_at = 0;
-		uint64_t last = b.last_lsn;
-		int r = dd_state_batch_apply(&b, st);
-		if (r < 0) {
-			if (r == -ENOSPC && dd_state_store_map_size(st) >= s->eng->cfg.map_max)
-				r = DD_ESTOREFULL;
-			atomic_store_explicit(&v->store_map, dd_state_store_map_size(st),
-					      memory_order_relaxed); /* before the error shows */
-			if (!atomic_load_explicit(&v->store_err, memory_order_relaxed))
-				dd_log(s->eng, LOG_ERR,
-				       "shard %u: cannot update the state store: %s; refusing "
-				       "submissions until it can",
-				       s->index, dd_strerror(r));
-			atomic_store_explicit(&v->store_err, r, memory_order_relaxed);
+		a.stuck_at = 0;
+		if (apply(&a) < 0) {
 			if (stop)
 				break; /* the log keeps them: recovery applies them later */
 			/* Start over from the last applied record, after retention
 			 * has had a chance to make room. */
-			b.n = b.len = 0;
-			dd_state_reader_close(&rd);
-			maintain(s, st, dirfd, v, &pr, false);
+			a.b.n = a.b.len = 0;
+			dd_state_reader_close(&a.rd);
+			maintain(s, a.st, a.dirfd, v, &a.pr, false);
 			nap(MAINT_NS);
-			continue;
 		}
-		atomic_store_explicit(&v->store_err, 0, memory_order_relaxed);
-		last_commit = dd_now_ns();
-		applied = last;
-		atomic_store_explicit(&v->applied_lsn, applied, memory_order_release);
 	}
-	dd_state_store_set_pause(st, NULL, NULL, 0); /* stretch goes with this frame */
-	maintain(s, st, dirfd, v, &pr, true);
-	dd_state_batch_free(&b);
-	dd_state_reader_close(&rd);
-	if (dirfd >= 0)
-		close(dirfd);
+	dd_state_store_set_pause(a.st, NULL, NULL, 0); /* the stretch goes with this frame */
+	maintain(s, a.st, a.dirfd, v, &a.pr, true);
+	dd_state_batch_free(&a.b);
+	dd_state_reader_close(&a.rd);
+	if (a.dirfd >= 0)
+		close(a.dirfd);
 	return NULL;
 }

@@ -4,16 +4,15 @@
  * (placement.c), which on a small machine are the submitters' CPUs too.
  * Left alone it turns a backlog of tens of thousands of records into one
  * run of milliseconds, and whatever thread shares the CPU (std-r's load
- * generator, an embedding program's submitter) waits that long: measured
- * on 2 vCPUs, std-r --durability fsync --rate 450000, P99 2.2-2.6 ms,
- * most of it submitters held up. Napping 20 µs after every 256 records
- * cut that to 0.6-0.9 ms (see docs/STATE.md).
+ * generator, an embedding program's submitter) waits that long. Napping
+ * 20 µs after every 256 records lets them run.
  *
  * Napping costs the applier time it may not have: through dispatchd at
  * its limit the applier is busy most of the time, and there naps at all
- * times took 12-21 % off the rate (3 pairs). So it naps only while its
- * own CPU time over the last window is under STRETCH_BUSY of the wall
- * time, and never while submissions are held back for it (urgent). */
+ * times cost rate. So it naps only while its own CPU time over the last
+ * window is under STRETCH_BUSY of the wall time, and never while
+ * submissions are held back for it (urgent). Measured: docs/BENCHMARKS.md,
+ * "Measured choices: applier stretches". */
 #include <sys/prctl.h>
 #include <time.h>
 
