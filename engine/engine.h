@@ -111,7 +111,7 @@ struct dd_jobrec {
 	uint8_t pending_sig;        /* JF_EXEC: a signal asked for while on its
 				     * worker, sent once its process is known */
 	bool start_pending;         /* its START waits for the next log batch
-				     * (durable.c); the reactor's alone */
+				     * (durable/durable.c); the reactor's alone */
 	uint32_t uid, gid;          /* owner */
 	int32_t pid;                /* JF_EXEC: last attempt's process, 0 none */
 	struct dd_proc *proc;       /* JF_EXEC: its running process, or NULL */

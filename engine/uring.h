@@ -1,6 +1,7 @@
-/* engine/ — the shard's io_uring, shared by the log (durable.c) and the
- * process executor (exec.c). The reactor also parks in it, so that an I/O
- * completion or a process exit wakes it as a submission does. Private. */
+/* engine/ — the shard's io_uring, shared by the log (durable/durable.c)
+ * and the process executor (exec.c). The reactor also parks in it, so
+ * that an I/O completion or a process exit wakes it as a submission does.
+ * Private. */
 #ifndef DD_ENGINE_URING_H
 #define DD_ENGINE_URING_H
 

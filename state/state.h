@@ -40,7 +40,7 @@ enum dd_logrec_type {
 	DD_LOGREC_RESERVE = 5, /* ids below r.id may be handed out: never reuse them */
 	DD_LOGREC_FINISH = 6,  /* an attempt began and the job ended: START and END
 			     * in one, for a job that ended before its START
-			     * record went to the log (engine/durable.c) */
+			     * record went to the log (engine/durable/durable.c) */
 };
 
 enum {

@@ -12,7 +12,7 @@
  *
  * Two shapes of log: --records 3 (SUBMIT, START, END: a job that was still
  * running when its START went to the log) and --records 2 (SUBMIT, FINISH:
- * one that ended first; engine/durable.c).
+ * one that ended first; engine/durable/durable.c).
  *
  * usage: bench-apply [-d DIR] [-n JOBS] [-l LAG] [-p PAYLOAD] [-k RECORDS] [-r RUNS] */
 #include <errno.h>
@@ -28,7 +28,7 @@
 
 #include "state.h"
 
-#define APPLY_MAX 131072 /* engine/applier.c's */
+#define APPLY_MAX 131072 /* engine/durable/applier.c's */
 
 static double clock_s(clockid_t c)
 {

@@ -1,4 +1,4 @@
-/* The applier's stretches (engine/stretch.c): it naps only while its own
+/* The applier's stretches (engine/durable/stretch.c): it naps only while its own
  * CPU time over the last window was under 35 % of the wall time, and never
  * while submissions wait for it. Windows are closed at chosen times, so
  * the shares are what the test makes them, however busy the machine. */

@@ -80,7 +80,7 @@ Test(durable, acknowledged_jobs_survive_a_restart)
 /* A job running when the engine stops is retried after the restart, its
  * first attempt counted. @around "ok" jobs go before it and after it: with
  * them the log is busy, a START waits for its batch while another is on its
- * way (engine/durable.c), and the engine stops as soon as the job runs, so
+ * way (engine/durable/durable.c), and the engine stops as soon as the job runs, so
  * its START reaches the log before the stop or with its last batch. */
 static void running_job_is_retried(const char *tag, int around)
 {
@@ -125,7 +125,7 @@ Test(durable, running_job_is_retried_after_restart_under_load)
 }
 
 /* A job that ends before its START record reaches the log is logged as one
- * FINISH record (START and END in one; engine/durable.c). Under a burst
+ * FINISH record (START and END in one; engine/durable/durable.c). Under a burst
  * most jobs do; whichever way each was logged, the store must answer for
  * it after a restart as it did in memory: state, attempt, worker, start
  * and end. */
