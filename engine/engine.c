@@ -1,4 +1,4 @@
-/* Engine construction, shutdown and statistics. */
+/* Engine construction and shutdown (statistics: stats.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,9 +263,6 @@ static int start_threads(struct dd_engine *e)
 	return 0;
 }
 
-/* Each shard's log is replayed into its store, then every shard's live
- * jobs come back into memory, and only then are dependencies subscribed
- * again, since they may cross shards. */
 /* Every shard gets an io_uring: the log needs it, and so does watching
  * processes. Without durability an engine works on without one (process
  * jobs then fail with ENOSYS), since io_uring may be forbidden (seccomp). */
@@ -297,6 +294,9 @@ static int open_rings(struct dd_engine *e)
 	return 0;
 }
 
+/* Each shard's log is replayed into its store, then every shard's live
+ * jobs come back into memory, and only then are dependencies subscribed
+ * again, since they may cross shards. */
 static int open_state(struct dd_engine *e)
 {
 	uint64_t t0 = dd_now_ns();
