@@ -103,8 +103,6 @@ int dd_logrec_decode_body(uint32_t type, const void *body, size_t blen, struct d
 size_t dd_logrec_encode_body(const struct dd_logrec *r, void *buf);
 const char *dd_logrec_type_name(uint32_t type);
 
-#endif
-
 /* ---- write-ahead log (wal.c) ----
  *
  * Segment files "<dir>/<first lsn, 16 hex digits>.wal", preallocated to the
@@ -337,3 +335,5 @@ int dd_state_wal_retire(int dirfd, const uint64_t *firsts, size_t n, uint64_t se
  * it open for writing, or -ENOENT when there is none (-EEXIST: @name is
  * there). It still holds older records: see dd_state_reader_next(). */
 int dd_state_wal_take_spare(int dirfd, const char *name, uint64_t seg_bytes);
+
+#endif
