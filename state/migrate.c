@@ -19,8 +19,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "migrate.h"
-#include "state.h"
+#include "store.h"
 
 #define CHUNK 65536 /* deletions per transaction */
 
@@ -55,11 +54,11 @@ static int drop_state_chunk(MDB_env *env, MDB_dbi bystate, unsigned char state, 
 	return mdb_txn_commit(t);
 }
 
-int dd_store_retention_start(MDB_txn *t, MDB_dbi jobs, MDB_dbi bystate, uint64_t *live,
+int dd_store_retention_start(struct dd_state_store *st, MDB_txn *t, uint64_t *live,
 			     uint64_t *floor)
 {
 	MDB_cursor *c;
-	int rc = mdb_cursor_open(t, bystate, &c);
+	int rc = mdb_cursor_open(t, st->bystate, &c);
 	if (rc)
 		return rc;
 	*live = 0;
@@ -72,30 +71,26 @@ int dd_store_retention_start(MDB_txn *t, MDB_dbi jobs, MDB_dbi bystate, uint64_t
 	mdb_cursor_close(c);
 	if (rc && rc != MDB_NOTFOUND)
 		return rc;
-	if ((rc = mdb_cursor_open(t, jobs, &c)))
+	if ((rc = mdb_cursor_open(t, st->jobs, &c)))
 		return rc;
 	*floor = 0;
 	rc = mdb_cursor_get(c, &key, &d, MDB_LAST);
-	if (rc == 0 && key.mv_size == 8) {
-		const unsigned char *p = key.mv_data;
-		for (int i = 0; i < 8; i++)
-			*floor = *floor << 8 | p[i];
-		++*floor;
-	}
+	if (rc == 0 && key.mv_size == 8)
+		*floor = unbe64(key.mv_data) + 1;
 	mdb_cursor_close(c);
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 /* Moves up to CHUNK keys from idem_old to idem under their job's owner;
  * *left: some remain. With none left, drops idem_old. */
-static int move_keys_chunk(MDB_env *env, const struct dd_store_dbis *d, bool *left)
+static int move_keys_chunk(struct dd_state_store *st, bool *left)
 {
 	MDB_txn *t;
 	MDB_cursor *c;
-	int rc = mdb_txn_begin(env, NULL, 0, &t);
+	int rc = mdb_txn_begin(st->env, NULL, 0, &t);
 	if (rc)
 		return rc;
-	if ((rc = mdb_cursor_open(t, d->idem_old, &c))) {
+	if ((rc = mdb_cursor_open(t, st->idem_old, &c))) {
 		mdb_txn_abort(t);
 		return rc;
 	}
@@ -103,25 +98,19 @@ static int move_keys_chunk(MDB_env *env, const struct dd_store_dbis *d, bool *le
 	unsigned n = 0;
 	rc = mdb_cursor_get(c, &key, &v, MDB_FIRST);
 	while (rc == 0 && n < CHUNK) {
-		uint64_t id = 0;
-		if (v.mv_size == 8)
-			for (int i = 0; i < 8; i++)
-				id = id << 8 | ((const unsigned char *)v.mv_data)[i];
+		uint64_t id = v.mv_size == 8 ? unbe64(v.mv_data) : 0;
 		unsigned char jk[8];
-		for (int i = 0; i < 8; i++)
-			jk[i] = (unsigned char)(id >> (56 - 8 * i));
-		MDB_val jkey = {8, jk}, job;
-		uint32_t uid;
-		if (key.mv_size > 0 && key.mv_size <= 508 && mdb_get(t, d->jobs, &jkey, &job) == 0 &&
-		    d->owner(id, &job, &uid) == 0) {
-			unsigned char nk[512];
-			nk[0] = (unsigned char)(uid >> 24);
-			nk[1] = (unsigned char)(uid >> 16);
-			nk[2] = (unsigned char)(uid >> 8);
-			nk[3] = (unsigned char)uid;
-			memcpy(nk + 4, key.mv_data, key.mv_size);
-			MDB_val nkey = {4 + key.mv_size, nk}, nv = {8, jk};
-			rc = mdb_put(t, d->idem, &nkey, &nv, MDB_NOOVERWRITE);
+		be64(jk, id);
+		MDB_val jkey = {8, jk}, jv;
+		struct dd_state_job job;
+		unsigned char nk[512];
+		size_t nlen = 0;
+		if (key.mv_size > 0 && mdb_get(t, st->jobs, &jkey, &jv) == 0 &&
+		    dd_store_job_decode(id, &jv, &job) == 0)
+			nlen = idem_key(nk, sizeof(nk), job.spec.uid, key.mv_data, key.mv_size);
+		if (nlen) {
+			MDB_val nkey = {nlen, nk}, nv = {8, jk};
+			rc = mdb_put(t, st->idem, &nkey, &nv, MDB_NOOVERWRITE);
 			if (rc && rc != MDB_KEYEXIST)
 				break;
 		}
@@ -136,25 +125,25 @@ static int move_keys_chunk(MDB_env *env, const struct dd_store_dbis *d, bool *le
 		mdb_txn_abort(t);
 		return rc;
 	}
-	if (!*left && (rc = mdb_drop(t, d->idem_old, 1))) {
+	if (!*left && (rc = mdb_drop(t, st->idem_old, 1))) {
 		mdb_txn_abort(t);
 		return rc;
 	}
 	return mdb_txn_commit(t);
 }
 
-int dd_store_migrate(MDB_env *env, const struct dd_store_dbis *d, uint64_t from)
+int dd_store_migrate(struct dd_state_store *st, uint64_t from)
 {
 	int rc = 0;
 	if (from < 3) {
 		bool left = true;
 		while (left && rc == 0)
-			rc = drop_state_chunk(env, d->bystate, DD_STATE_SUCCEEDED, &left);
+			rc = drop_state_chunk(st->env, st->bystate, DD_STATE_SUCCEEDED, &left);
 	}
 	if (from < 5) {
 		bool left = true;
 		while (left && rc == 0)
-			rc = move_keys_chunk(env, d, &left);
+			rc = move_keys_chunk(st, &left);
 	}
 	return rc;
 }

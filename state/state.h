@@ -155,7 +155,7 @@ uint64_t dd_state_wal_last_io_ns(const struct dd_state_wal *w);
 /* Segment file name for a first LSN, into buf (at least 32 bytes). */
 void dd_state_wal_name(char *buf, size_t n, uint64_t first_lsn);
 
-/* ---- LMDB store (store.c) ----
+/* ---- LMDB store (store_open.c, store_apply.c, store_read.c, store_retain.c) ----
  *
  * One environment per shard: jobs by id, an index by state, an index of
  * ended jobs by end time (retention), idempotency keys (by owner uid and

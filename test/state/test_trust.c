@@ -378,7 +378,7 @@ Test(idem, keys_belong_to_their_owner, .fini = fini_dir)
 
 /* ---- a store of schema 4: keys without owners ---- */
 
-/* store.c's job record header, as schema 4 wrote it */
+/* state/store.h's job record header, as schema 4 wrote it */
 struct old_hdr {
 	uint8_t state;
 	uint8_t pad[3];

@@ -1,0 +1,213 @@
+/* Reading the store, from any thread: a job, an idempotency key, the
+ * ids in a state, the jobs not ended. */
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+/* A read transaction; it holds the resize lock shared until read_end(). */
+static int read_begin(struct dd_state_store *st, MDB_txn **t)
+{
+	pthread_rwlock_rdlock(&st->resize);
+	int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, t);
+	if (rc == MDB_MAP_RESIZED) /* another process grew it: adopt */
+		rc = mdb_env_set_mapsize(st->env, 0) ?: mdb_txn_begin(st->env, NULL, MDB_RDONLY, t);
+	if (rc)
+		pthread_rwlock_unlock(&st->resize);
+	return rc;
+}
+
+static void read_end(struct dd_state_store *st, MDB_txn *t)
+{
+	mdb_txn_abort(t);
+	pthread_rwlock_unlock(&st->resize);
+}
+
+int dd_store_job_decode(uint64_t id, const MDB_val *d, struct dd_state_job *job)
+{
+	struct job_hdr h;
+	if (d->mv_size < sizeof(h))
+		return -EIO;
+	memcpy(&h, d->mv_data, sizeof(h));
+	if (sizeof(h) + h.reason_len + (size_t)h.body_len + cut_len(&h) != d->mv_size ||
+	    h.reason_len >= DD_STATE_REASON_MAX)
+		return -EIO;
+	memset(job, 0, sizeof(*job));
+	job->state = h.state;
+	job->attempt = h.attempt;
+	job->result = h.result;
+	job->worker = h.worker;
+	job->started_rt = h.started_rt;
+	job->ended_rt = h.ended_rt;
+	memcpy(job->reason, (const char *)d->mv_data + sizeof(h), h.reason_len);
+	job->reason[h.reason_len] = 0;
+	const unsigned char *body = (const unsigned char *)d->mv_data + sizeof(h) + h.reason_len;
+	if (dd_logrec_decode_body(DD_LOGREC_SUBMIT, body, h.body_len, &job->spec) < 0 ||
+	    job->spec.id != id)
+		return -EIO;
+	job->spec.not_before_rt = h.not_before_rt;
+	if (cut_len(&h))
+		memcpy(job->output_cut, body + h.body_len, 16);
+	return 0;
+}
+
+/* Copies the value so the job outlives the read transaction. */
+static int job_copy(uint64_t id, const MDB_val *d, struct dd_state_job *job, void **buf)
+{
+	void *copy = malloc(d->mv_size);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, d->mv_data, d->mv_size);
+	MDB_val c = {d->mv_size, copy};
+	int r = dd_store_job_decode(id, &c, job);
+	if (r < 0) {
+		free(copy);
+		return r;
+	}
+	*buf = copy;
+	return 0;
+}
+
+int dd_state_store_get(struct dd_state_store *st, uint64_t id, struct dd_state_job *job,
+		       void **buf)
+{
+	MDB_txn *t;
+	unsigned char k[8];
+	be64(k, id);
+	MDB_val key = {8, k}, d;
+	int rc = read_begin(st, &t);
+	if (rc)
+		return err_of(rc);
+	rc = mdb_get(t, st->jobs, &key, &d);
+	int r = rc ? err_of(rc) : job_copy(id, &d, job, buf);
+	read_end(st, t);
+	return r;
+}
+
+int dd_state_store_idem_find(struct dd_state_store *st, uint32_t owner, const char *key,
+			     uint64_t *id)
+{
+	MDB_txn *t;
+	unsigned char kb[4 + 512];
+	MDB_val k = {idem_key(kb, sizeof(kb), owner, key, strlen(key)), kb}, d;
+	if (!k.mv_size)
+		return -ENOENT;
+	int rc = read_begin(st, &t);
+	if (rc)
+		return err_of(rc);
+	rc = mdb_get(t, st->idem, &k, &d);
+	if (rc == 0 && d.mv_size == 8)
+		*id = unbe64(d.mv_data);
+	read_end(st, t);
+	return err_of(rc);
+}
+
+/* Succeeded jobs, from the jobs table: the ids in order, each value's
+ * header says its state. Most stored jobs have succeeded, so a page of
+ * them costs a few more records read than it returns. */
+static int list_succeeded(MDB_txn *t, MDB_dbi jobs, uint64_t after, uint64_t *ids, size_t max,
+			  size_t *n)
+{
+	MDB_cursor *c;
+	unsigned char k[8];
+	be64(k, after + 1);
+	MDB_val key = {8, k}, d;
+	int rc = mdb_cursor_open(t, jobs, &c);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_get(c, &key, &d, MDB_SET_RANGE);
+	while (rc == 0 && *n < max) {
+		struct job_hdr h;
+		if (key.mv_size == 8 && d.mv_size >= sizeof(h)) {
+			memcpy(&h, d.mv_data, sizeof(h));
+			if (h.state == DD_STATE_SUCCEEDED)
+				ids[(*n)++] = unbe64(key.mv_data);
+		}
+		rc = mdb_cursor_get(c, &key, &d, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	return rc;
+}
+
+/* Any other state, from its range of bystate. */
+static int list_indexed(MDB_txn *t, MDB_dbi bystate, uint8_t state, uint64_t after,
+			uint64_t *ids, size_t max, size_t *n)
+{
+	MDB_cursor *c;
+	unsigned char k[9];
+	k[0] = state;
+	be64(k + 1, after + 1);
+	MDB_val key = {9, k}, d;
+	int rc = mdb_cursor_open(t, bystate, &c);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_get(c, &key, &d, MDB_SET_RANGE);
+	while (rc == 0 && *n < max && key.mv_size == 9 &&
+	       ((unsigned char *)key.mv_data)[0] == state) {
+		ids[(*n)++] = unbe64((unsigned char *)key.mv_data + 1);
+		rc = mdb_cursor_get(c, &key, &d, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	return rc;
+}
+
+int dd_state_store_list(struct dd_state_store *st, uint8_t state, uint64_t after, uint64_t *ids,
+			size_t max, size_t *n)
+{
+	MDB_txn *t;
+	*n = 0;
+	if (after == UINT64_MAX)
+		return 0;
+	int rc = read_begin(st, &t);
+	if (rc)
+		return err_of(rc);
+	rc = state == DD_STATE_SUCCEEDED ? list_succeeded(t, st->jobs, after, ids, max, n)
+				: list_indexed(t, st->bystate, state, after, ids, max, n);
+	read_end(st, t);
+	return err_of(rc == MDB_NOTFOUND ? 0 : rc);
+}
+
+int dd_state_store_scan_live(struct dd_state_store *st,
+			     int (*fn)(const struct dd_state_job *job, void *arg), void *arg)
+{
+	MDB_txn *t;
+	MDB_cursor *c;
+	int rc = read_begin(st, &t), r = 0;
+	if (rc)
+		return err_of(rc);
+	if ((rc = mdb_cursor_open(t, st->bystate, &c)) == 0) {
+		MDB_val key, d;
+		rc = mdb_cursor_get(c, &key, &d, MDB_FIRST);
+		while (rc == 0 && r == 0 && ((unsigned char *)key.mv_data)[0] < 5) {
+			uint64_t id = unbe64((unsigned char *)key.mv_data + 1);
+			unsigned char k[8];
+			be64(k, id);
+			MDB_val jk = {8, k}, jd;
+			struct dd_state_job job;
+			if ((rc = mdb_get(t, st->jobs, &jk, &jd)) != 0)
+				break;
+			if ((r = dd_store_job_decode(id, &jd, &job)) == 0)
+				r = fn(&job, arg);
+			rc = mdb_cursor_get(c, &key, &d, MDB_NEXT);
+		}
+		mdb_cursor_close(c);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	read_end(st, t);
+	return r ? r : err_of(rc);
+}
+
+size_t dd_state_store_count(struct dd_state_store *st)
+{
+	MDB_txn *t;
+	MDB_stat ms = {0};
+	if (read_begin(st, &t))
+		return 0;
+	mdb_stat(t, st->jobs, &ms);
+	read_end(st, t);
+	return ms.ms_entries;
+}
