@@ -62,7 +62,7 @@ int dd_store_retention_start(struct dd_state_store *st, MDB_txn *t, uint64_t *li
 	if (rc)
 		return rc;
 	*live = 0;
-	unsigned char k[1] = {1}; /* WAITING .. RUNNING: 1 .. 4 */
+	unsigned char k[1] = {DD_STATE_WAITING}; /* the states below SUCCEEDED */
 	MDB_val key = {1, k}, d;
 	for (rc = mdb_cursor_get(c, &key, &d, MDB_SET_RANGE);
 	     rc == 0 && key.mv_size > 0 && *(unsigned char *)key.mv_data < DD_STATE_SUCCEEDED;
@@ -135,12 +135,12 @@ static int move_keys_chunk(struct dd_state_store *st, bool *left)
 int dd_store_migrate(struct dd_state_store *st, uint64_t from)
 {
 	int rc = 0;
-	if (from < 3) {
+	if (from < DD_STORE_SCHEMA_LEAN_BYSTATE) {
 		bool left = true;
 		while (left && rc == 0)
 			rc = drop_state_chunk(st->env, st->bystate, DD_STATE_SUCCEEDED, &left);
 	}
-	if (from < 5) {
+	if (from < DD_STORE_SCHEMA_IDEM_UID) {
 		bool left = true;
 		while (left && rc == 0)
 			rc = move_keys_chunk(st, &left);

@@ -121,9 +121,10 @@ static int get_end(struct rd *r, struct dd_logrec *out)
 		out->output_cut[0] = get64(r);
 		out->output_cut[1] = get64(r);
 	}
-	/* DD_SUCCEEDED..DD_TIMED_OUT; the counts are there only when not
-	 * both 0, so that a record has one encoding */
-	return !r->bad && ((out->state < 5 || out->state > 8) || (f & ~END_F_CUT) ||
+	/* a terminal state; the counts are there only when not both 0, so
+	 * that a record has one encoding */
+	bool terminal = out->state >= DD_STATE_SUCCEEDED && out->state <= DD_STATE_TIMED_OUT;
+	return !r->bad && (!terminal || (f & ~END_F_CUT) ||
 			   ((f & END_F_CUT) && !out->output_cut[0] && !out->output_cut[1]))
 		       ? -EPROTO
 		       : 0;

@@ -167,9 +167,18 @@ struct dd_state_store;
  * DD_REASON_MAX); a longer one is cut to fit. */
 #define DD_STATE_REASON_MAX 256
 
-/* Job states are dispatchd.h's numbers (enum dd_state); the store tells
- * these apart. */
+/* Job states as the log and the store keep them (one byte): dispatchd.h's
+ * numbers (enum dd_state), which this component does not include. Plain
+ * numbers, not an enum, so that the engine compares them with its own
+ * without a cast. */
+#define DD_STATE_WAITING 1
+#define DD_STATE_DELAYED 2
+#define DD_STATE_QUEUED 3
+#define DD_STATE_RUNNING 4
 #define DD_STATE_SUCCEEDED 5 /* the first terminal state */
+#define DD_STATE_FAILED 6
+#define DD_STATE_CANCELLED 7
+#define DD_STATE_TIMED_OUT 8 /* the last */
 
 /* A job as stored: its SUBMIT record plus what changed since. */
 struct dd_state_job {

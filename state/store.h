@@ -17,14 +17,26 @@
 
 #include "state.h"
 
-/* 2: SUBMIT bodies carry the owner (uid, gid)
- * 3: succeeded jobs are not in bystate (migrate.c)
- * 4: nor, mostly, in ended: retention finds them in the jobs table, from
- *    meta "trim_floor" up; meta "live" counts the jobs not ended
- * 5: idempotency keys belong to their owner: table "idem_uid", keyed by
- *    the owner's uid (4 bytes, big-endian) then the key; "idem", keyed by
- *    the key alone, is migrated into it (migrate.c) and dropped */
-#define SCHEMA 5u
+/* The store's schema versions (meta "schema"); an older one is upgraded
+ * when opened (migrate.c), a newer one refused. */
+enum {
+	/* SUBMIT bodies carry the owner (uid, gid): the oldest opened */
+	DD_STORE_SCHEMA_OWNER = 2,
+	/* succeeded jobs are not in bystate */
+	DD_STORE_SCHEMA_LEAN_BYSTATE = 3,
+	/* nor, mostly, in ended: retention finds them in the jobs table, from
+	 * meta "trim_floor" up; meta "live" counts the jobs not ended */
+	DD_STORE_SCHEMA_TRIM_FLOOR = 4,
+	/* idempotency keys belong to their owner: table "idem_uid", keyed by
+	 * the owner's uid (4 bytes, big-endian) then the key; "idem", keyed
+	 * by the key alone, is migrated into it and dropped */
+	DD_STORE_SCHEMA_IDEM_UID = 5,
+	DD_STORE_SCHEMA = DD_STORE_SCHEMA_IDEM_UID, /* the one written */
+};
+
+/* An id's sequence number within its shard: the bits below the shard's
+ * (engine.h's DD_ID_SHARD_SHIFT). */
+#define DD_STORE_ID_SEQ_MASK ((1ull << 56) - 1)
 
 struct dd_state_store {
 	MDB_env *env;
@@ -56,6 +68,7 @@ struct dd_state_store {
  * with HDR_F_CUT the two output_cut counts (a value written before they
  * existed has flags 0). */
 #define HDR_F_CUT 1u
+#define HDR_CUT_BYTES 16u /* the two output_cut counts */
 struct job_hdr {
 	uint8_t state;
 	uint8_t flags;
@@ -70,7 +83,7 @@ struct job_hdr {
 
 static inline size_t cut_len(const struct job_hdr *h)
 {
-	return h->flags & HDR_F_CUT ? 16 : 0;
+	return h->flags & HDR_F_CUT ? HDR_CUT_BYTES : 0;
 }
 
 /* An LMDB return code as 0 or -errno. */
@@ -112,6 +125,9 @@ static inline size_t idem_key(unsigned char *buf, size_t n, uint32_t owner, cons
 	return 4 + len;
 }
 
+/* Room for a stored idempotency key: the owner's uid, then the key. */
+#define IDEM_KEY_BYTES (4 + 512)
+
 static inline int meta_put(MDB_txn *t, MDB_dbi dbi, const char *name, uint64_t v)
 {
 	MDB_val k = {strlen(name), (void *)name}, d = {8, &v};
@@ -146,7 +162,7 @@ int dd_store_job_decode(uint64_t id, const MDB_val *d, struct dd_state_job *job)
 
 /* Schema upgrades (migrate.c). dd_store_migrate() brings the tables of a
  * store written at schema @from up to date, in transactions of its own;
- * returns 0 or an LMDB error, and the caller then records SCHEMA. */
+ * returns 0 or an LMDB error, and the caller then records DD_STORE_SCHEMA. */
 int dd_store_migrate(struct dd_state_store *st, uint64_t from);
 /* 3 -> 4, in @t: *live = the jobs not ended (bystate's states below
  * SUCCEEDED), *floor = one above the highest id in jobs. */

@@ -119,13 +119,13 @@ static bool fold(struct job_hdr *h, const struct dd_logrec *r, const char **reas
 		return false;
 	switch (r->type) {
 	case DD_LOGREC_START:
-		h->state = 4;
+		h->state = DD_STATE_RUNNING;
 		h->attempt = r->attempt;
 		h->worker = r->worker;
 		h->started_rt = r->at_rt;
 		return true;
 	case DD_LOGREC_RETRY:
-		h->state = 2;
+		h->state = DD_STATE_DELAYED;
 		h->attempt = r->attempt;
 		h->not_before_rt = r->not_before_rt;
 		return true;
@@ -183,7 +183,7 @@ static int put_job(MDB_cursor *jobs, MDB_val *key, const struct job_hdr *h,
 		else
 			memcpy(p + sizeof(*h) + h->reason_len, body, h->body_len);
 		if (cut_len(h))
-			memcpy(p + sizeof(*h) + h->reason_len + h->body_len, cut, 16);
+			memcpy(p + sizeof(*h) + h->reason_len + h->body_len, cut, HDR_CUT_BYTES);
 	}
 	free(copy);
 	return rc;
@@ -202,7 +202,7 @@ static int apply_submit(struct dd_state_store *st, struct dd_store_wcur *w, cons
 	be64(k, r->id);
 	MDB_val key = {8, k};
 	struct job_hdr h = {0};
-	h.state = r->ndeps ? 1 : r->not_before_rt ? 2 : 3; /* WAITING, DELAYED, QUEUED */
+	h.state = r->ndeps ? DD_STATE_WAITING : r->not_before_rt ? DD_STATE_DELAYED : DD_STATE_QUEUED;
 	h.worker = -1;
 	h.not_before_rt = r->not_before_rt;
 	h.body_len = (uint32_t)dd_logrec_encode_body(r, NULL);
@@ -210,7 +210,7 @@ static int apply_submit(struct dd_state_store *st, struct dd_store_wcur *w, cons
 	uint64_t cut[2] = {0, 0};
 	for (uint32_t j = next ? next[i] : UINT32_MAX; j != UINT32_MAX; j = next[j])
 		fold(&h, &recs[j], &reason, &h.reason_len, cut);
-	uint64_t seq = (r->id & ((1ull << 56) - 1)) + 1;
+	uint64_t seq = (r->id & DD_STORE_ID_SEQ_MASK) + 1;
 	/* An id above every one in the table cannot be there already. Lanes
 	 * may log a smaller id after a larger one: that job is written, and
 	 * retention removes it as usual. */
@@ -242,7 +242,7 @@ static int apply_submit(struct dd_state_store *st, struct dd_store_wcur *w, cons
 	else if ((rc = ended_entry(st, w, h.state, h.ended_rt, r->id)))
 		return rc;
 	if (r->key_len) {
-		unsigned char kb[4 + 512];
+		unsigned char kb[IDEM_KEY_BYTES];
 		MDB_val ik = {idem_key(kb, sizeof(kb), r->uid, r->key, r->key_len), kb}, iv = {8, k};
 		if (ik.mv_size && (rc = mdb_cursor_put(w->idem, &ik, &iv, MDB_NOOVERWRITE)) &&
 		    rc != MDB_KEYEXIST)
@@ -279,8 +279,8 @@ static int apply_changes(struct dd_state_store *st, struct dd_store_wcur *w, con
 	const char *reason = NULL;
 	uint32_t reason_len = 0;
 	uint64_t cut[2] = {0, 0};
-	if (cut_len(&h) && d.mv_size >= sizeof(h) + h.reason_len + h.body_len + 16)
-		memcpy(cut, body + h.body_len, 16);
+	if (cut_len(&h) && d.mv_size >= sizeof(h) + h.reason_len + h.body_len + HDR_CUT_BYTES)
+		memcpy(cut, body + h.body_len, HDR_CUT_BYTES);
 	bool changed = false;
 	for (uint32_t j = i; j != UINT32_MAX; j = next ? next[j] : UINT32_MAX)
 		changed |= fold(&h, &recs[j], &reason, &reason_len, cut);

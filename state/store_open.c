@@ -41,7 +41,8 @@ int dd_store_grow(struct dd_state_store *st)
 }
 
 /* Brings a store of an older schema up to date (migrate.c), growing the
- * map when the deletions' copied pages need room, then records SCHEMA. */
+ * map when the deletions' copied pages need room, then records
+ * DD_STORE_SCHEMA. */
 static int upgrade(struct dd_state_store *st, uint64_t schema)
 {
 	bool migrated = false; /* a second round (after growing) only records */
@@ -51,11 +52,11 @@ static int upgrade(struct dd_state_store *st, uint64_t schema)
 		int rc = migrated ? 0 : dd_store_migrate(st, schema);
 		migrated = rc == 0;
 		if (!rc && !(rc = mdb_txn_begin(st->env, NULL, 0, &t)) &&
-		    (schema >= 4 ||
+		    (schema >= DD_STORE_SCHEMA_TRIM_FLOOR ||
 		     (!(rc = dd_store_retention_start(st, t, &live, &floor)) &&
 		      !(rc = meta_put(t, st->meta, "live", live)) &&
 		      !(rc = meta_put(t, st->meta, "trim_floor", floor)))) &&
-		    !(rc = meta_put(t, st->meta, "schema", SCHEMA))) {
+		    !(rc = meta_put(t, st->meta, "schema", DD_STORE_SCHEMA))) {
 			rc = mdb_txn_commit(t);
 			t = NULL;
 			if (!rc) {
@@ -134,15 +135,15 @@ int dd_state_store_open(const char *dir, const struct dd_state_store_opts *o,
 		goto fail_mdb;
 	uint64_t schema = 0;
 	rc = meta_get(t, st->meta, "schema", &schema);
-	if (rc == 0 && schema < 5 &&
+	if (rc == 0 && schema < DD_STORE_SCHEMA_IDEM_UID &&
 	    (rc = mdb_dbi_open(t, "idem", MDB_CREATE, &st->idem_old)))
 		goto fail_mdb;
 	if (rc == MDB_NOTFOUND) {
-		if ((rc = meta_put(t, st->meta, "schema", SCHEMA)))
+		if ((rc = meta_put(t, st->meta, "schema", DD_STORE_SCHEMA)))
 			goto fail_mdb;
 	} else if (rc) {
 		goto fail_mdb;
-	} else if (schema < 2 || schema > SCHEMA) {
+	} else if (schema < DD_STORE_SCHEMA_OWNER || schema > DD_STORE_SCHEMA) {
 		rc = -EPROTONOSUPPORT; /* written by another version */
 		goto fail;
 	}
@@ -165,7 +166,7 @@ int dd_state_store_open(const char *dir, const struct dd_state_store_opts *o,
 	t = NULL;
 	if (rc)
 		goto fail_mdb;
-	if (schema && schema < SCHEMA && (rc = upgrade(st, schema)) < 0)
+	if (schema && schema < DD_STORE_SCHEMA && (rc = upgrade(st, schema)) < 0)
 		goto fail;
 	*out = st;
 	return 0;

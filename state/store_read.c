@@ -50,7 +50,7 @@ int dd_store_job_decode(uint64_t id, const MDB_val *d, struct dd_state_job *job)
 		return -EIO;
 	job->spec.not_before_rt = h.not_before_rt;
 	if (cut_len(&h))
-		memcpy(job->output_cut, body + h.body_len, 16);
+		memcpy(job->output_cut, body + h.body_len, HDR_CUT_BYTES);
 	return 0;
 }
 
@@ -91,7 +91,7 @@ int dd_state_store_idem_find(struct dd_state_store *st, uint32_t owner, const ch
 			     uint64_t *id)
 {
 	MDB_txn *t;
-	unsigned char kb[4 + 512];
+	unsigned char kb[IDEM_KEY_BYTES];
 	MDB_val k = {idem_key(kb, sizeof(kb), owner, key, strlen(key)), kb}, d;
 	if (!k.mv_size)
 		return -ENOENT;
@@ -181,7 +181,7 @@ int dd_state_store_scan_live(struct dd_state_store *st,
 	if ((rc = mdb_cursor_open(t, st->bystate, &c)) == 0) {
 		MDB_val key, d;
 		rc = mdb_cursor_get(c, &key, &d, MDB_FIRST);
-		while (rc == 0 && r == 0 && ((unsigned char *)key.mv_data)[0] < 5) {
+		while (rc == 0 && r == 0 && ((unsigned char *)key.mv_data)[0] < DD_STATE_SUCCEEDED) {
 			uint64_t id = unbe64((unsigned char *)key.mv_data + 1);
 			unsigned char k[8];
 			be64(k, id);

@@ -44,7 +44,7 @@ static int drop_extras(struct dd_store_wcur *w, uint64_t id, const MDB_val *jd, 
 		       uint32_t *exec_att, size_t *nx, unsigned budget, uint8_t *state)
 {
 	struct dd_state_job job;
-	unsigned char keybuf[4 + 512];
+	unsigned char keybuf[IDEM_KEY_BYTES];
 	size_t klen = 0;
 	*state = 0;
 	if (dd_store_job_decode(id, jd, &job) == 0) {

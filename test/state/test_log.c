@@ -14,6 +14,12 @@
 #include "state.h"
 #include "sutil.h"
 
+_Static_assert(DD_STATE_WAITING == DD_WAITING && DD_STATE_DELAYED == DD_DELAYED &&
+		       DD_STATE_QUEUED == DD_QUEUED && DD_STATE_RUNNING == DD_RUNNING &&
+		       DD_STATE_SUCCEEDED == DD_SUCCEEDED && DD_STATE_FAILED == DD_FAILED &&
+		       DD_STATE_CANCELLED == DD_CANCELLED && DD_STATE_TIMED_OUT == DD_TIMED_OUT,
+	       "the log and the store number states as the API does");
+
 struct logdir {
 	char *dir;
 	char wal[4200];
