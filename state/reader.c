@@ -86,6 +86,14 @@ static void unmap(struct dd_state_reader *r)
  * start (posix_fallocate), so the mapping covers every record the writer
  * will put in them. Without a mapping (an empty file, no address space)
  * the reader reads with pread instead. */
+size_t dd_state_segment_of(const uint64_t *firsts, size_t n, uint64_t lsn)
+{
+	size_t i = n;
+	for (size_t k = 0; k < n && firsts[k] <= lsn; k++)
+		i = k;
+	return i;
+}
+
 int dd_state_reader_open(struct dd_state_reader *r, int dirfd, uint64_t seg_first,
 			 uint64_t last_lsn)
 {

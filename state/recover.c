@@ -47,10 +47,11 @@ int dd_state_wal_prunable(int dirfd, struct dd_state_store *st, uint64_t lsn,
 	int r = dd_state_segments(dirfd, &firsts, &n);
 	if (r < 0)
 		return r;
-	/* segment i holds [firsts[i], firsts[i+1]); the last one stays */
-	size_t k = 0;
-	while (k + 1 < n && firsts[k + 1] - 1 <= lsn)
-		k++;
+	/* those before the one holding lsn + 1 are wholly at or below lsn;
+	 * the last one stays */
+	size_t k = dd_state_segment_of(firsts, n, lsn + 1);
+	if (k == n)
+		k = 0;
 	/* a segment goes only once the state covering it is on the device */
 	if (k && (r = dd_state_store_sync(st)) < 0)
 		k = 0;
@@ -102,9 +103,11 @@ int dd_state_recover(const char *wal_dir, struct dd_state_store *st,
 	uint64_t ckpt = dd_state_store_checkpoint(st);
 	out->checkpoint = ckpt;
 	out->last_lsn = ckpt;
-	size_t i = 0;
-	while (i + 1 < n && firsts[i + 1] - 1 <= ckpt)
-		i++; /* wholly in the store already */
+	/* from the segment holding the first record the store lacks: those
+	 * before it are wholly in the store already */
+	size_t i = dd_state_segment_of(firsts, n, ckpt + 1);
+	if (i == n)
+		i = 0;
 	bool prev_read = false;
 	for (; i < n && !out->torn; i++) {
 		if ((r = dd_state_reader_open(&rd, dirfd, firsts[i], 0)) < 0)

@@ -272,6 +272,11 @@ struct dd_state_reader {
 
 /* Segments in @dir, ascending first LSN, into *firsts (malloc'd). */
 int dd_state_segments(int dirfd, uint64_t **firsts, size_t *n);
+/* The index in @firsts (@n first LSNs, ascending, as dd_state_segments()
+ * gives them) of the segment that holds @lsn: segment i holds
+ * [firsts[i], firsts[i + 1]), the last one everything from its first on.
+ * @n when none does (no segment, or the log starts after @lsn). */
+size_t dd_state_segment_of(const uint64_t *firsts, size_t n, uint64_t lsn);
 int dd_state_reader_open(struct dd_state_reader *r, int dirfd, uint64_t seg_first,
 			 uint64_t last_lsn);
 void dd_state_reader_close(struct dd_state_reader *r);

@@ -57,9 +57,8 @@ static int seek(struct dd_state_reader *rd, int dirfd, uint64_t lsn)
 	int r = dd_state_segments(dirfd, &firsts, &n);
 	if (r < 0)
 		return r;
-	uint64_t pick = 0;
-	for (size_t i = 0; i < n && firsts[i] <= lsn; i++)
-		pick = firsts[i];
+	size_t i = dd_state_segment_of(firsts, n, lsn);
+	uint64_t pick = i < n ? firsts[i] : 0;
 	free(firsts);
 	if (!pick)
 		return -ENOENT;

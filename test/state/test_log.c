@@ -1095,3 +1095,21 @@ Test(store, output_cut_is_durable)
 	dd_state_store_close(st);
 	drop_tmpdir(l.dir);
 }
+
+/* Segment i holds [firsts[i], firsts[i + 1]); the last one holds the rest;
+ * an LSN before the first segment's has none. */
+Test(log, segment_of_an_lsn)
+{
+	const uint64_t firsts[] = {1, 100, 250};
+	struct {
+		uint64_t lsn;
+		size_t want;
+	} cases[] = {{0, 3}, {1, 0}, {99, 0}, {100, 1}, {249, 1}, {250, 2}, {UINT64_MAX, 2}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		cr_assert_eq(dd_state_segment_of(firsts, 3, cases[i].lsn), cases[i].want,
+			     "LSN %lu", (unsigned long)cases[i].lsn);
+	cr_assert_eq(dd_state_segment_of(firsts, 0, 5), 0, "no segment at all");
+	const uint64_t late[] = {5};
+	cr_assert_eq(dd_state_segment_of(late, 1, 4), 1, "the log starts after it");
+	cr_assert_eq(dd_state_segment_of(late, 1, 5), 0);
+}
