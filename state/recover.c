@@ -86,6 +86,70 @@ int dd_state_wal_prune(int dirfd, struct dd_state_store *st, uint64_t lsn)
 	return r;
 }
 
+/* Replays the segment @rd has open (its first LSN @first) into @st from
+ * the record after @ckpt on, through @batch (empty again on success). At a
+ * record that cannot be trusted it stops and says where in *out
+ * (out->torn). Returns 0 or a negative error. */
+static int replay_segment(struct dd_state_reader *rd, uint64_t first, struct dd_state_store *st,
+			  uint64_t ckpt, struct dd_state_batch *batch,
+			  struct dd_state_recovery *out)
+{
+	uint64_t expect = first;
+	int r;
+	for (;;) {
+		struct dd_logrec rec;
+		uint64_t off = dd_state_reader_offset(rd);
+		int rc = dd_state_reader_next(rd, &rec, false);
+		if (rc == DD_LOGREC_EOF)
+			break;
+		if (rc == DD_LOGREC_OK && rec.lsn != expect)
+			rc = -ERANGE;
+		if (rc != DD_LOGREC_OK) {
+			out->torn = true;
+			out->torn_segment = first;
+			out->torn_offset = off;
+			snprintf(out->torn_why, sizeof(out->torn_why), "%s",
+				 rc == -EAGAIN	 ? "record cut short"
+				 : rc == -EBADMSG ? "checksum mismatch"
+				 : rc == -ERANGE  ? "LSN out of sequence"
+						  : "malformed record");
+			break;
+		}
+		expect++;
+		if (rec.lsn > ckpt) {
+			if ((r = dd_state_batch_add(batch, rd, &rec)) < 0)
+				return r;
+			out->replayed++;
+		}
+		out->last_lsn = rec.lsn > out->last_lsn ? rec.lsn : out->last_lsn;
+		out->pos.seg_first_lsn = first;
+		out->pos.offset = dd_state_reader_offset(rd);
+		if (batch->n == APPLY_BATCH && (r = dd_state_batch_apply(batch, st)) < 0)
+			return r;
+	}
+	return dd_state_batch_apply(batch, st);
+}
+
+/* Cuts the log where recovery found it torn: the torn segment from the
+ * bad record on when appending resumes in it, every later segment
+ * renamed *.discarded. */
+static int cut_torn(int dirfd, const uint64_t *firsts, size_t n,
+		    const struct dd_state_recovery *out)
+{
+	size_t k = 0;
+	while (k < n && firsts[k] != out->torn_segment)
+		k++;
+	if (k < n && out->pos.seg_first_lsn == firsts[k]) {
+		int r = cut(dirfd, firsts[k], out->torn_offset);
+		if (r < 0)
+			return r;
+		k++;
+	}
+	for (; k < n; k++)
+		discard(dirfd, firsts[k]);
+	return fsync(dirfd) < 0 ? -errno : 0;
+}
+
 int dd_state_recover(const char *wal_dir, struct dd_state_store *st,
 		     struct dd_state_recovery *out)
 {
@@ -113,7 +177,6 @@ int dd_state_recover(const char *wal_dir, struct dd_state_store *st,
 		if ((r = dd_state_reader_open(&rd, dirfd, firsts[i], 0)) < 0)
 			goto out;
 		out->segments++;
-		uint64_t expect = firsts[i];
 		if (prev_read && out->last_lsn + 1 != firsts[i]) {
 			/* a gap between segments: the records in between are gone */
 			out->torn = true;
@@ -123,38 +186,7 @@ int dd_state_recover(const char *wal_dir, struct dd_state_store *st,
 				 out->last_lsn + 1);
 			break;
 		}
-		for (;;) {
-			struct dd_logrec rec;
-			uint64_t off = dd_state_reader_offset(&rd);
-			int rc = dd_state_reader_next(&rd, &rec, false);
-			if (rc == DD_LOGREC_EOF)
-				break;
-			if (rc == DD_LOGREC_OK && rec.lsn != expect)
-				rc = -ERANGE;
-			if (rc != DD_LOGREC_OK) {
-				out->torn = true;
-				out->torn_segment = firsts[i];
-				out->torn_offset = off;
-				snprintf(out->torn_why, sizeof(out->torn_why), "%s",
-					 rc == -EAGAIN	 ? "record cut short"
-					 : rc == -EBADMSG ? "checksum mismatch"
-					 : rc == -ERANGE  ? "LSN out of sequence"
-							  : "malformed record");
-				break;
-			}
-			expect++;
-			if (rec.lsn > ckpt) {
-				if ((r = dd_state_batch_add(&batch, &rd, &rec)) < 0)
-					goto out;
-				out->replayed++;
-			}
-			out->last_lsn = rec.lsn > out->last_lsn ? rec.lsn : out->last_lsn;
-			out->pos.seg_first_lsn = firsts[i];
-			out->pos.offset = dd_state_reader_offset(&rd);
-			if (batch.n == APPLY_BATCH && (r = dd_state_batch_apply(&batch, st)) < 0)
-				goto out;
-		}
-		if ((r = dd_state_batch_apply(&batch, st)) < 0)
+		if ((r = replay_segment(&rd, firsts[i], st, ckpt, &batch, out)) < 0)
 			goto out;
 		prev_read = true;
 		if (out->pos.seg_first_lsn != firsts[i]) {
@@ -166,22 +198,9 @@ int dd_state_recover(const char *wal_dir, struct dd_state_store *st,
 	/* the segment may be mapped, and cut() truncates it: a mapping must
 	 * not be touched past a file's end (SIGBUS), so let go of it first */
 	dd_state_reader_close(&rd);
-	if (out->torn) { /* the caller reports it, from *out */
-		size_t k = 0;
-		while (k < n && firsts[k] != out->torn_segment)
-			k++;
-		if (k < n && out->pos.seg_first_lsn == firsts[k]) {
-			if ((r = cut(dirfd, firsts[k], out->torn_offset)) < 0)
-				goto out;
-			k++;
-		}
-		for (; k < n; k++)
-			discard(dirfd, firsts[k]);
-		if (fsync(dirfd) < 0) {
-			r = -errno;
-			goto out;
-		}
-	}
+	/* the caller reports a tear, from *out */
+	if (out->torn && (r = cut_torn(dirfd, firsts, n, out)) < 0)
+		goto out;
 	out->pos.next_lsn = out->last_lsn + 1;
 	r = dd_state_wal_prune(dirfd, st, dd_state_store_checkpoint(st));
 out:

@@ -73,27 +73,13 @@ static int upgrade(struct dd_state_store *st, uint64_t schema)
 	}
 }
 
-int dd_state_store_open(const char *dir, const struct dd_state_store_opts *o,
-			struct dd_state_store **out)
+/* Makes data.mdb and lock.mdb in @dir where they are not there yet.
+ * Returns the map size to open with: @map_initial, or an existing map's
+ * size when that is larger. */
+static size_t make_files(const char *dir, size_t map_initial)
 {
-	struct dd_state_store *st = calloc(1, sizeof(*st));
-	MDB_txn *t = NULL;
-	int rc;
-	if (!st)
-		return -ENOMEM;
-	pthread_rwlock_init(&st->resize, NULL);
-	st->map_max = o->map_max;
-	st->keep_no_ended = o->keep_no_ended;
-	st->log = o->log;
-	st->log_arg = o->log_arg;
-	snprintf(st->dir, sizeof(st->dir), "%s", dir);
-	if ((rc = mkdir(dir, 0700)) < 0 && errno != EEXIST) {
-		rc = -errno;
-		goto fail;
-	}
-	if ((rc = mdb_env_create(&st->env)) || (rc = mdb_env_set_maxdbs(st->env, 8)))
-		goto fail_mdb;
 	static const char *const files[2] = {"data.mdb", "lock.mdb"};
+	size_t map = map_initial;
 	bool had[2];
 	for (int i = 0; i < 2; i++) {
 		/* an existing map may be larger than the initial size: keep it */
@@ -101,11 +87,8 @@ int dd_state_store_open(const char *dir, const struct dd_state_store_opts *o,
 		char path[4200];
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
 		had[i] = lstat(path, &sb) == 0;
-		if (i == 0) {
-			st->map = o->map_initial;
-			if (had[0] && (size_t)sb.st_size > st->map)
-				st->map = (size_t)sb.st_size;
-		}
+		if (i == 0 && had[0] && (size_t)sb.st_size > map)
+			map = (size_t)sb.st_size;
 	}
 	for (int i = 0; i < 2; i++) {
 		/* Made here, 0600 whatever the umask, before LMDB opens them (an
@@ -123,45 +106,79 @@ int dd_state_store_open(const char *dir, const struct dd_state_store_opts *o,
 			close(fd);
 		}
 	}
-	if ((rc = mdb_env_set_mapsize(st->env, st->map)) ||
-	    (rc = mdb_env_open(st->env, dir, MDB_NOMETASYNC | MDB_NOTLS, 0600)))
-		goto fail_mdb;
-	if ((rc = mdb_txn_begin(st->env, NULL, 0, &t)) ||
-	    (rc = mdb_dbi_open(t, "meta", MDB_CREATE, &st->meta)) ||
+	return map;
+}
+
+/* Opens the tables in @t and reads what the writer keeps of meta; a new
+ * store gets the current schema. *schema: the store's, 0 for a new one.
+ * Returns 0, -EPROTONOSUPPORT (a schema this version cannot read) or
+ * another negative error. */
+static int open_tables(struct dd_state_store *st, MDB_txn *t, uint64_t *schema)
+{
+	int rc;
+	if ((rc = mdb_dbi_open(t, "meta", MDB_CREATE, &st->meta)) ||
 	    (rc = mdb_dbi_open(t, "jobs", MDB_CREATE, &st->jobs)) ||
 	    (rc = mdb_dbi_open(t, "bystate", MDB_CREATE, &st->bystate)) ||
 	    (rc = mdb_dbi_open(t, "ended", MDB_CREATE, &st->ended)) ||
 	    (rc = mdb_dbi_open(t, "idem_uid", MDB_CREATE, &st->idem)))
-		goto fail_mdb;
-	uint64_t schema = 0;
-	rc = meta_get(t, st->meta, "schema", &schema);
-	if (rc == 0 && schema < DD_STORE_SCHEMA_IDEM_UID &&
+		return err_of(rc);
+	*schema = 0;
+	rc = meta_get(t, st->meta, "schema", schema);
+	if (rc == 0 && *schema < DD_STORE_SCHEMA_IDEM_UID &&
 	    (rc = mdb_dbi_open(t, "idem", MDB_CREATE, &st->idem_old)))
-		goto fail_mdb;
+		return err_of(rc);
 	if (rc == MDB_NOTFOUND) {
 		if ((rc = meta_put(t, st->meta, "schema", DD_STORE_SCHEMA)))
-			goto fail_mdb;
+			return err_of(rc);
 	} else if (rc) {
-		goto fail_mdb;
-	} else if (schema < DD_STORE_SCHEMA_OWNER || schema > DD_STORE_SCHEMA) {
-		rc = -EPROTONOSUPPORT; /* written by another version */
-		goto fail;
+		return err_of(rc);
+	} else if (*schema < DD_STORE_SCHEMA_OWNER || *schema > DD_STORE_SCHEMA) {
+		return -EPROTONOSUPPORT; /* written by another version */
 	}
 	st->next_seq = 1;
 	meta_get(t, st->meta, "ckpt", &st->ckpt);
 	meta_get(t, st->meta, "next_seq", &st->next_seq);
 	meta_get(t, st->meta, "trim_floor", &st->trim_floor);
 	meta_get(t, st->meta, "live", &st->live);
-	{
-		/* the highest id in the jobs table (keys are big-endian ids) */
-		MDB_cursor *c;
-		MDB_val k, d;
-		if ((rc = mdb_cursor_open(t, st->jobs, &c)))
-			goto fail_mdb;
-		if (mdb_cursor_get(c, &k, &d, MDB_LAST) == 0 && k.mv_size == 8)
-			st->max_id = unbe64(k.mv_data);
-		mdb_cursor_close(c);
+	/* the highest id in the jobs table (keys are big-endian ids) */
+	MDB_cursor *c;
+	MDB_val k, d;
+	if ((rc = mdb_cursor_open(t, st->jobs, &c)))
+		return err_of(rc);
+	if (mdb_cursor_get(c, &k, &d, MDB_LAST) == 0 && k.mv_size == 8)
+		st->max_id = unbe64(k.mv_data);
+	mdb_cursor_close(c);
+	return 0;
+}
+
+int dd_state_store_open(const char *dir, const struct dd_state_store_opts *o,
+			struct dd_state_store **out)
+{
+	struct dd_state_store *st = calloc(1, sizeof(*st));
+	MDB_txn *t = NULL;
+	uint64_t schema = 0;
+	int rc;
+	if (!st)
+		return -ENOMEM;
+	pthread_rwlock_init(&st->resize, NULL);
+	st->map_max = o->map_max;
+	st->keep_no_ended = o->keep_no_ended;
+	st->log = o->log;
+	st->log_arg = o->log_arg;
+	snprintf(st->dir, sizeof(st->dir), "%s", dir);
+	if ((rc = mkdir(dir, 0700)) < 0 && errno != EEXIST) {
+		rc = -errno;
+		goto fail;
 	}
+	if ((rc = mdb_env_create(&st->env)) || (rc = mdb_env_set_maxdbs(st->env, 8)))
+		goto fail_mdb;
+	st->map = make_files(dir, o->map_initial);
+	if ((rc = mdb_env_set_mapsize(st->env, st->map)) ||
+	    (rc = mdb_env_open(st->env, dir, MDB_NOMETASYNC | MDB_NOTLS, 0600)) ||
+	    (rc = mdb_txn_begin(st->env, NULL, 0, &t)))
+		goto fail_mdb;
+	if ((rc = open_tables(st, t, &schema)))
+		goto fail;
 	rc = mdb_txn_commit(t);
 	t = NULL;
 	if (rc)
