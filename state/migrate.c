@@ -2,10 +2,10 @@
  * opened. Each step can be run twice: it commits in chunks, so a crash
  * part way leaves the old schema number and the next open finishes it.
  *
- *   2 -> 3: succeeded jobs leave the bystate index. They were most of it,
- *           and writing and trimming their entries was a sixth of the
+ *   2 -> 3: succeeded jobs leave the bystate index. They are most of
+ *           it, and writing and trimming their entries is a sixth of the
  *           store's work; the jobs table lists them instead.
- *   3 -> 4: succeeded jobs written from now on have no entry in ended
+ *   3 -> 4: succeeded jobs written from then on have no entry in ended
  *           (retention finds them in the jobs table, from a floor up).
  *           Every job already there keeps its entry, so the floor starts
  *           above them all; and the jobs not ended are counted.

@@ -6,10 +6,8 @@
  * unwritten extents, and deleting one frees them all. Both go through the
  * journal, and every fdatasync of the log waits for the journal commit
  * that holds them. A spare's blocks have been written already, so writing
- * into it changes no extent, and its fdatasync flushes data only. Against
- * the code without spares, alternating runs (docs/STATE.md): std-r
- * --durability fsync --rate 450000, durable ack P99 3.5-4.0 ms against
- * 29-32 ms; std-r --via-daemon, 833k jobs/s against 701k (medians of 5).
+ * into it changes no extent, and its fdatasync flushes data only.
+ * Measured: docs/BENCHMARKS.md, "Measured choices: spare segments".
  *
  * What it costs: up to DD_WAL_SPARES segments of disk kept, an end mark
  * after each write (wal.c), and readers that stop at a record older than

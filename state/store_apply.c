@@ -194,8 +194,8 @@ static int put_job(MDB_cursor *jobs, MDB_val *key, const struct job_hdr *h,
  * folded is marked in @done). A job that starts and ends within one
  * batch — most of them, at a high rate — is then written once, in its
  * final state, instead of three times with its index entries moved twice. */
-static int apply_submit(struct dd_state_store *st, struct dd_store_wcur *w, const struct dd_logrec *recs,
-			uint32_t i, const uint32_t *next, bool *done)
+static int apply_submit(struct dd_state_store *st, struct dd_store_wcur *w,
+			const struct dd_logrec *recs, uint32_t i, const uint32_t *next, bool *done)
 {
 	const struct dd_logrec *r = &recs[i];
 	unsigned char k[8];
@@ -256,10 +256,10 @@ static int apply_submit(struct dd_state_store *st, struct dd_store_wcur *w, cons
 /* The changes of a job whose SUBMIT is not in this batch: record @i and
  * those chained after it (@next; NULL: @i alone), folded into one rewrite
  * of the job and one move of its index entry. Under load most such jobs
- * were submitted at the end of the previous batch and start and end in
- * this one: two rewrites and three index changes became one of each. */
-static int apply_changes(struct dd_state_store *st, struct dd_store_wcur *w, const struct dd_logrec *recs,
-			 uint32_t i, const uint32_t *next, bool *done)
+ * are submitted at the end of the previous batch and start and end in
+ * this one: one rewrite and one index change instead of two and three. */
+static int apply_changes(struct dd_state_store *st, struct dd_store_wcur *w,
+			 const struct dd_logrec *recs, uint32_t i, const uint32_t *next, bool *done)
 {
 	const struct dd_logrec *r = &recs[i];
 	unsigned char k[8];
@@ -306,9 +306,9 @@ static int apply_changes(struct dd_state_store *st, struct dd_store_wcur *w, con
  * (a shard numbers its jobs in order), so the table keeps them together:
  * ids that differ only in their low 6 bits share a block of 64 slots, in
  * order, and only the block is hashed. A run of jobs then touches a few
- * cache lines of the table instead of a line each (the probes' misses were
- * half of this function); an id from elsewhere probes at most to the end
- * of a full block. */
+ * cache lines of the table instead of a line each (a line each, the
+ * probes' misses are half of this function); an id from elsewhere probes
+ * at most to the end of a full block. */
 static size_t chain_slot(uint64_t id, size_t cap)
 {
 	uint64_t block = ((id >> 6) * 0x9e3779b97f4a7c15ull) >> 32;
