@@ -7,36 +7,6 @@
 
 #include "store.h"
 
-static long trim_once(struct dd_state_store *st, uint64_t now_rt, uint64_t max_age_ns,
-		      size_t max_count, unsigned budget, uint64_t *exec_ids, uint32_t *exec_att,
-		      size_t *nexec, bool *map_full);
-
-/* Deleting copies the pages it changes, so a full map can refuse even
- * that: then the map grows (up to map_max) and the transaction is tried
- * again, as an apply would be; else retention could never make room. */
-long dd_state_store_trim(struct dd_state_store *st, uint64_t now_rt, uint64_t max_age_ns,
-			 size_t max_count, unsigned budget, uint64_t *exec_ids, size_t *nexec)
-{
-	return dd_state_store_trim_exec(st, now_rt, max_age_ns, max_count, budget, exec_ids, NULL,
-					nexec);
-}
-
-long dd_state_store_trim_exec(struct dd_state_store *st, uint64_t now_rt, uint64_t max_age_ns,
-			      size_t max_count, unsigned budget, uint64_t *exec_ids,
-			      uint32_t *exec_att, size_t *nexec)
-{
-	for (;;) {
-		bool full = false;
-		long r = trim_once(st, now_rt, max_age_ns, max_count, budget, exec_ids, exec_att,
-				   nexec, &full);
-		if (!full)
-			return r;
-		int g = dd_store_grow(st);
-		if (g < 0)
-			return r;
-	}
-}
-
 /* One round of retention, in one transaction: ended jobs removed oldest
  * first from two streams merged by end time, the ended index (jobs that
  * did not succeed, and succeeded ones below trim_floor) and the scan of
@@ -250,4 +220,30 @@ static long trim_once(struct dd_state_store *st, uint64_t now_rt, uint64_t max_a
 	}
 	trim_close(&tr);
 	return trim_end(st, t, &tr, rc, gone, nexec, map_full);
+}
+
+long dd_state_store_trim(struct dd_state_store *st, uint64_t now_rt, uint64_t max_age_ns,
+			 size_t max_count, unsigned budget, uint64_t *exec_ids, size_t *nexec)
+{
+	return dd_state_store_trim_exec(st, now_rt, max_age_ns, max_count, budget, exec_ids, NULL,
+					nexec);
+}
+
+/* Deleting copies the pages it changes, so a full map can refuse even
+ * that: then the map grows (up to map_max) and the transaction is tried
+ * again, as an apply would be; else retention could never make room. */
+long dd_state_store_trim_exec(struct dd_state_store *st, uint64_t now_rt, uint64_t max_age_ns,
+			      size_t max_count, unsigned budget, uint64_t *exec_ids,
+			      uint32_t *exec_att, size_t *nexec)
+{
+	for (;;) {
+		bool full = false;
+		long r = trim_once(st, now_rt, max_age_ns, max_count, budget, exec_ids, exec_att,
+				   nexec, &full);
+		if (!full)
+			return r;
+		int g = dd_store_grow(st);
+		if (g < 0)
+			return r;
+	}
 }
