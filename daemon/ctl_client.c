@@ -9,6 +9,7 @@
 
 #include "b64.h"
 #include "ctl.h"
+#include "dd_net.h"
 #include "wire.h"
 
 void ctl_close(struct ctl *c)
@@ -81,7 +82,7 @@ static int send_line(int sock, const char *s, size_t n, int fd)
 		s += k;
 		n -= (size_t)k;
 	}
-	return n && dd_wire_send(sock, s, n) < 0 ? -1 : 0;
+	return n && dd_net_send_all(sock, s, n) < 0 ? -1 : 0;
 }
 
 unsigned ctl_send(struct ctl *c, json_t *req, int fd)

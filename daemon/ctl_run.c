@@ -25,6 +25,7 @@
 
 #include "b64.h"
 #include "ctl.h"
+#include "dd_clock.h"
 
 #define WAIT_SLICE 0.2		    /* s: how often new output is shown */
 #define SECOND_INT_NS 2000000000ull /* a second Ctrl-C within this cancels */
@@ -55,13 +56,6 @@ static void keep_tail(struct run *r, const unsigned char *p, size_t n)
 		r->tail_len += n - drop;
 	}
 	r->tail[r->tail_len] = 0;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static const char *err_code(json_t *resp)
@@ -103,7 +97,7 @@ static void cancel(struct run *r)
  * cancelled, as is a job the daemon cannot signal. */
 static void interrupt(struct run *r)
 {
-	uint64_t now = now_ns();
+	uint64_t now = dd_mono_ns();
 	if (r->cancelled)
 		return;
 	if (r->last_int && now - r->last_int < SECOND_INT_NS) {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "dd_config.h"
+#include "dd_net.h"
 #include "server.h"
 
 struct dd_metrics {
@@ -221,24 +222,15 @@ static enum MHD_Result handle(void *arg, struct MHD_Connection *c, const char *u
 
 int dd_metrics_start(struct dd_server *srv, const char *hostport, char *err, size_t errlen)
 {
-	char host[256];
-	snprintf(host, sizeof(host), "%s", hostport);
-	char *colon = strrchr(host, ':');
-	if (!colon || !colon[1]) {
+	char buf[256];
+	const char *h, *port;
+	if (dd_net_hostport(hostport, buf, sizeof(buf), &h, &port) < 0) {
 		snprintf(err, errlen, "--metrics wants HOST:PORT, got '%s'", hostport);
 		return -1;
 	}
-	*colon = 0;
-	const char *h = host[0] ? host : "127.0.0.1"; /* loopback unless told */
-	if (h[0] == '[') {
-		h++;
-		char *rb = strchr(host, ']');
-		if (rb)
-			*rb = 0;
-	}
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *ai;
-	int g = getaddrinfo(h, colon + 1, &hints, &ai);
+	int g = getaddrinfo(h, port, &hints, &ai);
 	if (g) {
 		snprintf(err, errlen, "--metrics %s: %s", hostport, gai_strerror(g));
 		return -1;

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dd_net.h"
 #include "events.h"
 #include "server.h"
 
@@ -28,13 +29,6 @@
 #define EV_EVENTS ((void *)2)
 #define EV_UNIX ((void *)3)
 #define EV_TCP ((void *)4)
-
-uint64_t dd_mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* One line a call, written whole (threads share stderr), stamped with the
  * UTC time to the millisecond: "2026-12-03T07:14:05.123Z dispatchd: ...". */
@@ -623,25 +617,16 @@ int dd_server_listen_unix(struct dd_server *srv, const char *path, char *err, si
 
 int dd_server_listen_tcp(struct dd_server *srv, const char *hostport, char *err, size_t errlen)
 {
-	char host[256];
-	snprintf(host, sizeof(host), "%s", hostport);
-	char *colon = strrchr(host, ':');
-	if (!colon || !colon[1]) {
+	char buf[256];
+	const char *h, *port;
+	if (dd_net_hostport(hostport, buf, sizeof(buf), &h, &port) < 0) {
 		snprintf(err, errlen, "--listen wants HOST:PORT, got '%s'", hostport);
 		return -1;
-	}
-	*colon = 0;
-	const char *h = host[0] ? host : "127.0.0.1"; /* loopback unless told */
-	if (h[0] == '[') { /* [::1]:port */
-		h++;
-		char *rb = strchr(host, ']');
-		if (rb)
-			*rb = 0;
 	}
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *ai;
-	int g = getaddrinfo(h, colon + 1, &hints, &ai);
+	int g = getaddrinfo(h, port, &hints, &ai);
 	if (g) {
 		snprintf(err, errlen, "--listen %s: %s", hostport, gai_strerror(g));
 		return -1;
@@ -669,10 +654,9 @@ int dd_server_init(struct dd_server *srv)
 	srv->conns.next = srv->conns.prev = &srv->conns;
 	srv->pends.next = srv->pends.prev = &srv->pends;
 	srv->unix_fd = srv->tcp_fd = -1;
-	struct timespec rt, mono;
+	struct timespec rt;
 	clock_gettime(CLOCK_REALTIME, &rt);
-	clock_gettime(CLOCK_MONOTONIC, &mono);
-	srv->rt_offset = ((int64_t)rt.tv_sec - mono.tv_sec) * 1000000000 + (rt.tv_nsec - mono.tv_nsec);
+	srv->rt_offset = (int64_t)rt.tv_sec * 1000000000 + rt.tv_nsec - (int64_t)dd_mono_ns();
 	if ((srv->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		return -errno;
 	sigset_t set;

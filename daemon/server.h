@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "dd_clock.h"
 #include "dispatchd.h"
 #include "fastsub.h"
 #include "idmap.h"
@@ -106,8 +107,6 @@ struct dd_server {
 	int state_err;          /* dd_state_error() when last read, for the log */
 	uint64_t state_checked, state_err_since;
 };
-
-uint64_t dd_mono_ns(void);
 
 /* server.c */
 /* Points stderr, the log, at @path (appended), a line at a time.

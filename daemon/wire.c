@@ -26,21 +26,6 @@ int dd_wire_connect(const char *path)
 	return fd;
 }
 
-int dd_wire_send(int fd, const void *p, size_t n)
-{
-	const char *s = p;
-	while (n) {
-		ssize_t k = send(fd, s, n, MSG_NOSIGNAL);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		s += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 const char *dd_wire_dispatchd(const char *given, char *buf, size_t n)
 {
 	if (given)

@@ -1,6 +1,6 @@
 /* The client side of the daemon's socket, shared by dispatchctl and the
- * benchmarks that drive a dispatchd: connecting, and writing a whole
- * request. */
+ * benchmarks that drive a dispatchd: connecting, and finding the
+ * dispatchd to start (writing a request: util/dd_net.h). */
 #ifndef DD_DAEMON_WIRE_H
 #define DD_DAEMON_WIRE_H
 
@@ -8,8 +8,6 @@
 
 /* A connected Unix socket to @path (close-on-exec), or -errno. */
 int dd_wire_connect(const char *path);
-/* Writes all @n bytes (no SIGPIPE). Returns 0, or -1 when the peer is gone. */
-int dd_wire_send(int fd, const void *p, size_t n);
 /* @given, else the dispatchd built next to the running program
  * (<build>/<dir>/<dir>/prog -> <build>/daemon/dispatchd, into @buf),
  * else "dispatchd" from PATH. */

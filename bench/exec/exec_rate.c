@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dd_clock.h"
 #include "dispatchd.h"
 #include "floor.h"
 #include "via_daemon_exec.h"
@@ -46,13 +47,6 @@ static unsigned daemon_inflight = 64; /* a job's round trip includes an fsync */
 static const char *dispatchd;
 static unsigned env_vars; /* --env-vars: a fourth loop, each job with this many */
 static _Atomic uint64_t ended;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* The bare loop is std-r's spawn floor (bench/std-r/spawn_floor.c). */
 static double bare(unsigned threads)
@@ -99,9 +93,9 @@ static double engine(unsigned threads, uint64_t *failures)
 	atomic_store(&ended, 0);
 	uint64_t inflight = 4ull * threads; /* workers never wait for work */
 	sem_init(&room, 0, (unsigned)inflight);
-	uint64_t t0 = 0, n0 = 0, warm = now_ns() + 200000000ull, until = 0;
+	uint64_t t0 = 0, n0 = 0, warm = dd_mono_ns() + 200000000ull, until = 0;
 	for (;;) {
-		uint64_t now = now_ns();
+		uint64_t now = dd_mono_ns();
 		if (!t0 && now >= warm) {
 			t0 = now;
 			n0 = atomic_load(&ended);
@@ -124,7 +118,7 @@ static double engine(unsigned threads, uint64_t *failures)
 		if (dd_submit(e, &s, DD_SUBMIT_BLOCK, &id) < 0)
 			sem_post(&room);
 	}
-	uint64_t n1 = atomic_load(&ended), t1 = now_ns();
+	uint64_t n1 = atomic_load(&ended), t1 = dd_mono_ns();
 	struct dd_stats st;
 	dd_stats(e, &st);
 	*failures += st.total.failed;

@@ -18,15 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dd_clock.h"
+#include "dd_net.h"
 #include "via_daemon_exec.h"
 #include "wire.h"
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -89,13 +84,13 @@ double daemon_exec_rate(const char *exe, const char *program, unsigned env_vars,
 	if (fd < 0 || !submit)
 		goto out;
 	for (unsigned i = 0; i < inflight; i++)
-		if (dd_wire_send(fd, submit, strlen(submit)) < 0)
+		if (dd_net_send_all(fd, submit, strlen(submit)) < 0)
 			goto out;
 	static char buf[1 << 16];
 	size_t len = 0;
-	uint64_t ended = 0, t0 = 0, n0 = 0, warm = now_ns() + 300000000ull, until = 0, t1 = 0;
+	uint64_t ended = 0, t0 = 0, n0 = 0, warm = dd_mono_ns() + 300000000ull, until = 0, t1 = 0;
 	for (;;) {
-		uint64_t now = now_ns();
+		uint64_t now = dd_mono_ns();
 		if (!t0 && now >= warm) {
 			t0 = now;
 			n0 = ended;
@@ -122,16 +117,16 @@ double daemon_exec_rate(const char *exe, const char *program, unsigned env_vars,
 		if (tag && !strcmp(tag, "s") && res) {
 			snprintf(req, sizeof(req), "{\"op\":\"wait\",\"tag\":\"w\",\"id\":%lld}\n",
 				 (long long)json_integer_value(json_object_get(res, "id")));
-			dd_wire_send(fd, req, strlen(req));
+			dd_net_send_all(fd, req, strlen(req));
 		} else if (tag && !strcmp(tag, "w") && res) {
 			ended++;
 			if (strcmp(json_string_value(json_object_get(json_object_get(res, "job"), "state")),
 				   "succeeded"))
 				(*failures)++;
-			dd_wire_send(fd, submit, strlen(submit));
+			dd_net_send_all(fd, submit, strlen(submit));
 		} else {
 			(*failures)++;
-			dd_wire_send(fd, submit, strlen(submit));
+			dd_net_send_all(fd, submit, strlen(submit));
 		}
 		json_decref(m);
 	}

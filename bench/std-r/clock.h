@@ -1,15 +1,12 @@
-/* The one clock std-r reads: CLOCK_MONOTONIC in ns, the engine's too. */
+/* bench/peers' name for the clock std-r reads (util/dd_clock.h). */
 #ifndef STD_R_CLOCK_H
 #define STD_R_CLOCK_H
 
-#include <stdint.h>
-#include <time.h>
+#include "../../util/dd_clock.h"
 
 static inline uint64_t now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return dd_mono_ns();
 }
 
 #endif

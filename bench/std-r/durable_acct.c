@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "clock.h"
+#include "dd_clock.h"
 #include "durable_acct.h"
 
 #define SHARD_SHIFT 56 /* ids carry their shard in the high bits */
@@ -74,7 +74,7 @@ static _Atomic int lock; /* shards > 1: their reactors share the histogram */
 void acct_on_durable(const uint64_t *ids, size_t n, void *arg)
 {
 	(void)arg;
-	uint64_t now = now_ns();
+	uint64_t now = dd_mono_ns();
 	while (atomic_exchange_explicit(&lock, 1, memory_order_acquire))
 		;
 	for (size_t i = 0; i < n; i++) {

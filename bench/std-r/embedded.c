@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "dd_clock.h"
 #include "durable_acct.h"
 #include "embedded.h"
 
@@ -104,13 +104,13 @@ static void on_event(const struct dd_event *ev, void *arg)
  * timer wake-up (tens of µs in a VM) that would be charged to the jobs. */
 static void wait_until(uint64_t t)
 {
-	uint64_t now = now_ns();
+	uint64_t now = dd_mono_ns();
 	if (t > now + 200000) {
 		uint64_t until = t - 100000;
 		struct timespec ts = {(time_t)(until / 1000000000ull), (long)(until % 1000000000ull)};
 		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
 	}
-	while (now_ns() < t)
+	while (dd_mono_ns() < t)
 		sched_yield(); /* lets a thread sharing this CPU run meanwhile */
 }
 
@@ -313,7 +313,7 @@ int embedded_run(const struct opts *o, double rate, const char *state_dir, struc
 		dd_engine_destroy(e);
 		return 1;
 	}
-	uint64_t start = now_ns() + 1000000;
+	uint64_t start = dd_mono_ns() + 1000000;
 	uint64_t from = start + (uint64_t)(o->warmup_s * 1e9);
 	uint64_t to = from + (uint64_t)(o->duration_s * 1e9);
 	run.from = from;
@@ -326,7 +326,7 @@ int embedded_run(const struct opts *o, double rate, const char *state_dir, struc
 	bool submit_failed = false;
 	wait_until(start);
 	for (;;) {
-		uint64_t now = now_ns();
+		uint64_t now = dd_mono_ns();
 		if (now >= to)
 			break;
 		size_t n;
@@ -404,8 +404,8 @@ int embedded_run(const struct opts *o, double rate, const char *state_dir, struc
 	struct dd_hist_summary engine_lat = st->total.hist[DD_HIST_DISPATCH];
 	res->queue_wait = st->total.hist[DD_HIST_QUEUE_WAIT];
 	/* Let the jobs intended inside the window finish before reading. */
-	uint64_t drain_deadline = now_ns() + (o->kind == KIND_EXEC ? 30 : 5) * 1000000000ull;
-	while (atomic_load(&run.all) - preloaded < sent && now_ns() < drain_deadline)
+	uint64_t drain_deadline = dd_mono_ns() + (o->kind == KIND_EXEC ? 30 : 5) * 1000000000ull;
+	while (atomic_load(&run.all) - preloaded < sent && dd_mono_ns() < drain_deadline)
 		usleep(1000);
 	dd_stats(e, st);
 	result_take_probe(res, st);

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "dd_clock.h"
 #include "floor.h"
 #include "telemetry.h"
 
@@ -29,14 +29,14 @@ int fsync_floor_measure(const char *dir, double seconds, struct fsync_floor *out
 		r = -ENOMEM;
 		goto out;
 	}
-	uint64_t end = now_ns() + (uint64_t)(seconds * 1e9), off = 0;
-	while (now_ns() < end) {
-		uint64_t t0 = now_ns();
+	uint64_t end = dd_mono_ns() + (uint64_t)(seconds * 1e9), off = 0;
+	while (dd_mono_ns() < end) {
+		uint64_t t0 = dd_mono_ns();
 		if (pwrite(fd, buf, sizeof(buf), (off_t)off) != (ssize_t)sizeof(buf) || fdatasync(fd) < 0) {
 			r = errno ? -errno : -EIO;
 			break;
 		}
-		dd_tel_hist_record(h, now_ns() - t0);
+		dd_tel_hist_record(h, dd_mono_ns() - t0);
 		off += sizeof(buf);
 	}
 	out->count = h->count;

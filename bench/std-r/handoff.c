@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
+#include "dd_clock.h"
 #include "floor.h"
 #include "telemetry.h"
 
@@ -71,18 +71,18 @@ int handoff_floor_measure(double seconds, struct handoff_floor *out)
 		cpu_set_t old;
 		pthread_getaffinity_np(pthread_self(), sizeof(old), &old);
 		pin(out->cpu_a);
-		uint64_t end = now_ns() + (uint64_t)(seconds * 1e9), v = 0;
+		uint64_t end = dd_mono_ns() + (uint64_t)(seconds * 1e9), v = 0;
 		/* timed in groups of 64 round trips: a clock read per trip
 		 * would cost as much as the trip */
-		while (now_ns() < end) {
-			uint64_t t0 = now_ns();
+		while (dd_mono_ns() < end) {
+			uint64_t t0 = dd_mono_ns();
 			for (int i = 0; i < 64; i++) {
 				atomic_store_explicit(&l->v, ++v, memory_order_release);
 				while (atomic_load_explicit(&l->v, memory_order_acquire) == v)
 					;
 				v++;
 			}
-			dd_tel_hist_record(h, (now_ns() - t0) / 128); /* one way */
+			dd_tel_hist_record(h, (dd_mono_ns() - t0) / 128); /* one way */
 		}
 		atomic_store(&l->stop, 1);
 		pthread_join(t, NULL);

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "clock.h"
+#include "dd_clock.h"
 #include "floor.h"
 #include "telemetry.h"
 
@@ -27,16 +27,16 @@ static void *spawn_loop(void *arg)
 {
 	struct loop *l = arg;
 	char *const argv[] = {(char *)l->program, NULL};
-	while (now_ns() < l->end_ns) {
+	while (dd_mono_ns() < l->end_ns) {
 		pid_t pid;
-		uint64_t t0 = now_ns();
+		uint64_t t0 = dd_mono_ns();
 		int r = posix_spawn(&pid, l->program, NULL, NULL, argv, environ);
 		if (r) {
 			l->error = r;
 			break;
 		}
 		waitpid(pid, NULL, 0);
-		dd_tel_hist_record(&l->hist, now_ns() - t0);
+		dd_tel_hist_record(&l->hist, dd_mono_ns() - t0);
 	}
 	return NULL;
 }
@@ -55,7 +55,7 @@ int spawn_floor_measure(const char *program, unsigned threads, double seconds,
 		free(all);
 		return -ENOMEM;
 	}
-	uint64_t t0 = now_ns(), end = t0 + (uint64_t)(seconds * 1e9);
+	uint64_t t0 = dd_mono_ns(), end = t0 + (uint64_t)(seconds * 1e9);
 	unsigned started = 0;
 	for (; started < threads; started++) {
 		l[started].program = program;
@@ -69,7 +69,7 @@ int spawn_floor_measure(const char *program, unsigned threads, double seconds,
 		if (l[i].error && !r)
 			r = -l[i].error;
 	}
-	double wall = (double)(now_ns() - t0) / 1e9;
+	double wall = (double)(dd_mono_ns() - t0) / 1e9;
 	out->threads = threads;
 	out->count = all->count;
 	out->per_sec = wall > 0 ? (double)all->count / wall : 0;

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "clock.h"
+#include "dd_clock.h"
 #include "floor.h"
 
 #define GAP_NS 1000ull      /* below this a gap is the loop itself */
@@ -41,11 +41,11 @@ static void *spin(void *arg)
 	CPU_ZERO(&set);
 	CPU_SET(sp->cpu, &set);
 	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-	while (now_ns() < sp->start_ns)
+	while (dd_mono_ns() < sp->start_ns)
 		;
-	uint64_t last = now_ns(), end = sp->start_ns + sp->run_ns;
+	uint64_t last = dd_mono_ns(), end = sp->start_ns + sp->run_ns;
 	while (last < end) {
-		uint64_t t = now_ns(), d = t - last;
+		uint64_t t = dd_mono_ns(), d = t - last;
 		if (d > GAP_NS) {
 			sp->lost += d;
 			if (sp->ngaps < MAX_GAPS)
@@ -92,7 +92,7 @@ int stall_floor_measure(double seconds, struct stall_floor *out)
 	int r = 0;
 	if (!sp)
 		return -ENOMEM;
-	uint64_t start = now_ns() + 20000000; /* after every thread is up */
+	uint64_t start = dd_mono_ns() + 20000000; /* after every thread is up */
 	unsigned made = 0;
 	for (int cpu = 0; cpu < CPU_SETSIZE && made < n; cpu++) {
 		if (!CPU_ISSET(cpu, &set))

@@ -24,7 +24,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "dd_clock.h"
+#include "dd_net.h"
 #include "dispatchd.h"
 #include "telemetry.h"
 #include "via_daemon.h"
@@ -118,7 +119,7 @@ static json_t *next_line(struct conn *c, bool submit)
 
 static json_t *call(struct conn *c, const char *req)
 {
-	if (dd_wire_send(c->fd, req, strlen(req)) < 0)
+	if (dd_net_send_all(c->fd, req, strlen(req)) < 0)
 		return NULL;
 	return next_line(c, false);
 }
@@ -313,9 +314,9 @@ static int fill_state(const struct opts *o, struct conn *c, struct conn *st)
 		}
 		left -= small.batch;
 	}
-	uint64_t deadline = now_ns() + 120000000000ull;
+	uint64_t deadline = dd_mono_ns() + 120000000000ull;
 	while (daemon_succeeded(st) - before < o->jobs_in_state) {
-		if (now_ns() > deadline) {
+		if (dd_mono_ns() > deadline) {
 			fprintf(stderr, "std-r: the jobs put in dispatchd's state did not all end\n");
 			return -1;
 		}
@@ -360,17 +361,17 @@ int via_daemon_run(const struct opts *o, double rate, const char *state_dir,
 		fprintf(stderr, "std-r: out of memory\n");
 		return 1;
 	}
-	uint64_t start = now_ns() + 1000000, from = start + (uint64_t)(o->warmup_s * 1e9);
+	uint64_t start = dd_mono_ns() + 1000000, from = start + (uint64_t)(o->warmup_s * 1e9);
 	uint64_t to = from + (uint64_t)(o->duration_s * 1e9);
 	double interval = rate > 0 ? 1e9 * o->batch / rate : 0;
 	uint64_t batches = 0, answered = 0, failed = 0;
 	uint64_t ran = 0, next_poll = 0, next_progress = start + 1000000000ull, last_ran = 0;
 	bool in_window = false;
 	unsigned depth = o->depth > MAX_INFLIGHT ? MAX_INFLIGHT : o->depth;
-	while (now_ns() < start)
+	while (dd_mono_ns() < start)
 		;
 	for (;;) {
-		uint64_t now = now_ns();
+		uint64_t now = dd_mono_ns();
 		if (!in_window && now >= from) {
 			/* the window starts now: the daemon's counters for this
 			 * connection restart from zero */
@@ -410,7 +411,7 @@ int via_daemon_run(const struct opts *o, double rate, const char *state_dir,
 			memcpy(req + tag_at, tag, 10);
 			sent_at[batches % MAX_INFLIGHT] =
 				rate > 0 ? start + (uint64_t)((double)batches * interval) : now;
-			if (dd_wire_send(c.fd, req, req_len) < 0)
+			if (dd_net_send_all(c.fd, req, req_len) < 0)
 				break;
 			batches++;
 			continue;
@@ -424,7 +425,7 @@ int via_daemon_run(const struct opts *o, double rate, const char *state_dir,
 		json_t *a = next_line(&c, true);
 		if (!a)
 			break;
-		uint64_t t = now_ns(), s = sent_at[answered % MAX_INFLIGHT];
+		uint64_t t = dd_mono_ns(), s = sent_at[answered % MAX_INFLIGHT];
 		if (!json_is_true(json_object_get(a, "ok")) && failed++ == 0) {
 			json_t *e = json_object_get(a, "error");
 			fprintf(stderr, "std-r: dispatchd refused a batch: %s: %s\n",
