@@ -101,14 +101,8 @@ int dd_dcfg_set(struct dd_dcfg *c, const char *key, const char *v, char *err, si
 	else if (!strcmp(key, "workers"))
 		bad = parse_u64(v, 1024, &u) || (c->workers = (unsigned)u, 0);
 	else if (!strcmp(key, "durability")) {
-		if (!strcmp(v, "none"))
-			c->durability = DD_DURABILITY_NONE;
-		else if (!strcmp(v, "buffered"))
-			c->durability = DD_DURABILITY_BUFFERED;
-		else if (!strcmp(v, "fsync"))
-			c->durability = DD_DURABILITY_FSYNC;
-		else
-			bad = 1;
+		enum dd_durability d;
+		bad = dd_durability_parse(v, &d) < 0 || (c->durability = (int)d, 0);
 	} else if (!strcmp(key, "max_frame") || !strcmp(key, "max-frame"))
 		bad = parse_u64(v, 1u << 30, &u) || u < 1024 || (c->max_frame = u, 0);
 	else if (!strcmp(key, "max_jobs_per_user"))

@@ -124,13 +124,16 @@ static bool job_priority(struct scan *sc, struct dd_job_spec *s)
 static bool job_durability(struct scan *sc, struct dd_job_spec *s)
 {
 	struct span v;
-	if (!plain_string(sc, &v))
+	char name[16];
+	enum dd_durability d;
+	if (!plain_string(sc, &v) || v.len >= sizeof(name))
 		return false;
-	s->durability = span_is(&v, "none")       ? DD_DURABILITY_NONE
-			: span_is(&v, "buffered") ? DD_DURABILITY_BUFFERED
-			: span_is(&v, "fsync")    ? DD_DURABILITY_FSYNC
-						  : -1;
-	return s->durability >= 0;
+	memcpy(name, v.s, v.len);
+	name[v.len] = 0;
+	if (dd_durability_parse(name, &d) < 0)
+		return false;
+	s->durability = d;
+	return true;
 }
 
 /* One job object, as dd_proto_job() would decode it. @prev: the job

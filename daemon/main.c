@@ -248,10 +248,7 @@ int main(int argc, char **argv)
 	}
 	dd_server_log("ready: socket %s%s%s, state %s, %u shard(s), durability %s", srv.cfg.socket,
 		      srv.cfg.listen[0] ? ", tcp " : "", srv.cfg.listen, srv.cfg.state_dir,
-		      dd_engine_shards(srv.eng),
-		      srv.cfg.durability == DD_DURABILITY_FSYNC      ? "fsync"
-		      : srv.cfg.durability == DD_DURABILITY_BUFFERED ? "buffered"
-								     : "none");
+		      dd_engine_shards(srv.eng), dd_durability_name(srv.cfg.durability));
 	char status[1200];
 	snprintf(status, sizeof(status), "READY=1\nSTATUS=serving on %s\nMAINPID=%d", srv.cfg.socket,
 		 (int)getpid());

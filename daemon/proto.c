@@ -498,13 +498,10 @@ int dd_proto_job(json_t *o, bool top, const struct dd_envdec *shared, struct dd_
 		s->idem_key = json_string_value(v);
 	}
 	if ((v = json_object_get(o, "durability"))) {
-		const char *d = json_string_value(v);
-		s->durability = !strcmp(d, "none")       ? DD_DURABILITY_NONE
-				: !strcmp(d, "buffered") ? DD_DURABILITY_BUFFERED
-				: !strcmp(d, "fsync")    ? DD_DURABILITY_FSYNC
-							 : -1;
-		if (s->durability < 0)
+		enum dd_durability d;
+		if (dd_durability_parse(json_string_value(v), &d) < 0)
 			return fail(e, "EINVAL", "'durability' is none, buffered or fsync");
+		s->durability = d;
 	}
 	if (json_is_true(json_object_get(o, "strict")))
 		s->flags |= DD_JOB_STRICT;

@@ -1,4 +1,5 @@
-/* Names of errors and states. */
+/* Names of errors, states and durability levels. */
+#include <errno.h>
 #include <string.h>
 
 #include "engine.h"
@@ -40,6 +41,28 @@ const char *dd_state_name(enum dd_state s)
 	if ((int)s <= 0 || (int)s >= DD_STATE_COUNT)
 		return "invalid";
 	return names[s];
+}
+
+static const char *const durability_names[] = {
+	[DD_DURABILITY_DEFAULT] = "default",	[DD_DURABILITY_NONE] = "none",
+	[DD_DURABILITY_BUFFERED] = "buffered", [DD_DURABILITY_FSYNC] = "fsync",
+};
+
+const char *dd_durability_name(enum dd_durability level)
+{
+	if ((unsigned)level > DD_DURABILITY_FSYNC)
+		return "invalid";
+	return durability_names[level];
+}
+
+int dd_durability_parse(const char *name, enum dd_durability *level)
+{
+	for (int l = DD_DURABILITY_NONE; l <= DD_DURABILITY_FSYNC; l++)
+		if (!strcmp(name, durability_names[l])) {
+			*level = (enum dd_durability)l;
+			return 0;
+		}
+	return -EINVAL;
 }
 
 const char *const dd_reason[R_COUNT] = {

@@ -247,6 +247,18 @@ enum dd_durability {
 				     * (fdatasync done): survives power loss */
 };
 
+/* Lower-case name of a level: "none", "buffered", "fsync", or "default"
+ * for DD_DURABILITY_DEFAULT; "invalid" for any other value. Static
+ * storage, never NULL; allocates nothing, callable from anywhere. */
+const char *dd_durability_name(enum dd_durability level);
+
+/* The level that @name names, as dd_durability_name() writes it.
+ * @param name   "none", "buffered" or "fsync" (NUL-terminated, exact case);
+ *               "default" is not accepted: it is no level to ask for.
+ * @param level  set on success, untouched otherwise.
+ * @return 0, -EINVAL (no such level). Allocates nothing. */
+int dd_durability_parse(const char *name, enum dd_durability *level);
+
 /* A state change, delivered to the event callback. */
 struct dd_event {
 	uint64_t id;

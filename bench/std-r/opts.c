@@ -69,12 +69,6 @@ const char *kind_name(enum job_kind k)
 	return names[k];
 }
 
-const char *durability_name(int level)
-{
-	static const char *const names[] = {"default", "none", "buffered", "fsync"};
-	return level >= 0 && level <= 3 ? names[level] : "?";
-}
-
 int parse_duration_ns(const char *s, uint64_t *out)
 {
 	char *end;
@@ -160,16 +154,13 @@ int opts_parse(int argc, char **argv, struct opts *o)
 	};
 	while ((c = getopt_long(argc, argv, "qhV", lo, NULL)) != -1) {
 		switch (c) {
-		case 'D':
-			if (!strcmp(optarg, "none"))
-				o->durability = DD_DURABILITY_NONE;
-			else if (!strcmp(optarg, "buffered"))
-				o->durability = DD_DURABILITY_BUFFERED;
-			else if (!strcmp(optarg, "fsync"))
-				o->durability = DD_DURABILITY_FSYNC;
-			else
+		case 'D': {
+			enum dd_durability d;
+			if (dd_durability_parse(optarg, &d) < 0)
 				return bad("--durability wants none, buffered or fsync", optarg);
+			o->durability = (int)d;
 			break;
+		}
 		case 'k':
 			if (!strcmp(optarg, "noop"))
 				o->kind = KIND_NOOP;

@@ -44,8 +44,6 @@ int opts_parse(int argc, char **argv, struct opts *o);
 
 /* "noop", "lookup", "exec". */
 const char *kind_name(enum job_kind k);
-/* "none", "buffered", "fsync" for the engine's levels, "default" for 0. */
-const char *durability_name(int level);
 
 /* A duration such as "50us", "2ms", "1.5s" or "800ns" (a bare number is
  * µs). 0 on success, -1 if it is not one. */

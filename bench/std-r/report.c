@@ -62,10 +62,10 @@ void report_print(const struct run_result *r, const struct floors *f)
 	if (r->inline_exec)
 		printf("std-r  %s  %s  shards=%u executor=inline (reactor runs handlers)"
 		       "  durability=%s\n", r->mode, r->kind, r->shards,
-		       durability_name(r->durability));
+		       dd_durability_name(r->durability));
 	else
 		printf("std-r  %s  %s  shards=%u workers/shard=%u  durability=%s\n", r->mode, r->kind,
-		       r->shards, r->workers, durability_name(r->durability));
+		       r->shards, r->workers, dd_durability_name(r->durability));
 	if (!strcmp(r->mode, "embedded"))
 		printf("  spin before parking %12.0f µs\n", r->spin_ns / 1e3);
 	if (r->offered > 0)
@@ -145,7 +145,7 @@ json_t *report_summary_json(const struct dd_hist_summary *s)
 json_t *report_run_json(const struct run_result *r)
 {
 	json_t *j = json_pack("{ss ss ss sI ss sI sf sf sI sf sI sI}", "mode", r->mode, "kind",
-			      r->kind, "durability", durability_name(r->durability), "shards",
+			      r->kind, "durability", dd_durability_name(r->durability), "shards",
 			      (json_int_t)r->shards, "executor", r->inline_exec ? "inline" : "workers",
 			      "workers_per_shard", (json_int_t)r->workers, "duration_s", r->duration_s,
 			      "warmup_s", r->warmup_s, "jobs_in_state", (json_int_t)r->jobs_in_state,

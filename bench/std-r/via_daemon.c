@@ -184,7 +184,6 @@ static void take_window(json_t *stats, struct run_result *res)
 static pid_t start_daemon(const struct opts *o, const char *exe, const char *state,
 			  const char *sock)
 {
-	static const char *const lv[] = {"fsync", "none", "buffered", "fsync"};
 	char shards[16], workers[16], log[PATH_MAX + 8];
 	snprintf(shards, sizeof(shards), "%u", o->shards);
 	snprintf(workers, sizeof(workers), "%u", o->workers);
@@ -193,7 +192,7 @@ static pid_t start_daemon(const struct opts *o, const char *exe, const char *sta
 	if (pid != 0)
 		return pid;
 	const char *argv[16] = {exe, "--state-dir", state, "--socket", sock, "--durability",
-				lv[o->durability]};
+				o->durability ? dd_durability_name(o->durability) : "fsync"};
 	int k = 7;
 	if (o->workers) { /* else the daemon's own default */
 		argv[k++] = "--workers";
