@@ -209,7 +209,7 @@ static int build_job(int argc, char **argv, json_t **out)
 	json_object_set_new(job, "argv", av);
 	/* where and as the caller is, unless told otherwise */
 	char path[PATH_MAX];
-	int e = ctl_abspath(cwd ? cwd : ".", path, sizeof(path));
+	int e = dd_ctl_abspath(cwd ? cwd : ".", path, sizeof(path));
 	if (e < 0) {
 		fprintf(stderr, "dispatchctl: cannot tell the current directory: %s; pass --cwd DIR\n",
 			strerror(-e));
@@ -218,13 +218,13 @@ static int build_job(int argc, char **argv, json_t **out)
 	}
 	json_object_set_new(job, "cwd", json_string(path));
 	json_t *jenv;
-	if ((rc = ctl_export_env(export, env, &jenv)))
+	if ((rc = dd_ctl_export_env(export, env, &jenv)))
 		goto fail;
 	json_object_set_new(job, "env", jenv);
 	json_object_set_new(job, "env_replace", json_true());
-	json_object_set_new(job, "umask", json_integer(mask >= 0 ? mask : (long)ctl_umask()));
+	json_object_set_new(job, "umask", json_integer(mask >= 0 ? mask : (long)dd_ctl_umask()));
 	if (in) {
-		if ((e = ctl_abspath(in, path, sizeof(path))) < 0) {
+		if ((e = dd_ctl_abspath(in, path, sizeof(path))) < 0) {
 			fprintf(stderr, "dispatchctl: --stdin %s: %s\n", in, strerror(-e));
 			rc = 1;
 			goto fail;
@@ -250,7 +250,7 @@ static int cmd_submit(struct ctl *c, int argc, char **argv)
 	int rc = build_job(argc, argv, &req);
 	if (rc)
 		return rc;
-	json_t *resp = ctl_call(c, req), *r = ctl_result(resp);
+	json_t *resp = dd_ctl_call(c, req), *r = dd_ctl_result(resp);
 	if (r) {
 		if (json_out)
 			print_json(r);
@@ -265,7 +265,7 @@ static int cmd_run(struct ctl *c, int argc, char **argv)
 {
 	json_t *req;
 	int rc = build_job(argc, argv, &req);
-	return rc ? rc : ctl_run(c, req, json_out);
+	return rc ? rc : dd_ctl_run(c, req, json_out);
 }
 
 /* ---- the rest ---- */
@@ -290,7 +290,7 @@ static int ids_arg(int argc, char **argv, int from, json_t **ids)
 
 static int simple(struct ctl *c, json_t *req, void (*show)(json_t *))
 {
-	json_t *resp = ctl_call(c, req), *r = ctl_result(resp);
+	json_t *resp = dd_ctl_call(c, req), *r = dd_ctl_result(resp);
 	if (r) {
 		if (json_out || !show)
 			print_json(r);
@@ -301,8 +301,8 @@ static int simple(struct ctl *c, json_t *req, void (*show)(json_t *))
 	return r ? 0 : 1;
 }
 
-static void show_job(json_t *r) { ctl_print_job(json_object_get(r, "job")); }
-static void show_stats(json_t *r) { ctl_print_stats(r); }
+static void show_job(json_t *r) { dd_ctl_print_job(json_object_get(r, "job")); }
+static void show_stats(json_t *r) { dd_ctl_print_stats(r); }
 static void show_pong(json_t *r)
 {
 	printf("dispatchd %s: alive (you are uid %lld)\n",
@@ -328,14 +328,14 @@ static int cmd_wait(struct ctl *c, int argc, char **argv)
 	json_t *req = json_pack("{s:s, s:o}", "op", "wait", "ids", ids);
 	if (timeout >= 0)
 		json_object_set_new(req, "timeout", json_real(timeout));
-	json_t *resp = ctl_call(c, req), *r = ctl_result(resp);
+	json_t *resp = dd_ctl_call(c, req), *r = dd_ctl_result(resp);
 	int code = r ? 0 : 1;
 	if (r) {
 		json_t *jobs = json_object_get(r, "jobs");
 		if (json_out)
 			print_json(r);
 		else
-			ctl_print_jobs(jobs, true);
+			dd_ctl_print_jobs(jobs, true);
 		size_t i;
 		json_t *j;
 		json_array_foreach(jobs, i, j)
@@ -352,8 +352,8 @@ static int cmd_cancel(struct ctl *c, int argc, char **argv)
 	int rc = ids_arg(argc, argv, 1, &ids);
 	if (rc)
 		return rc;
-	json_t *resp = ctl_call(c, json_pack("{s:s, s:o}", "op", "cancel", "ids", ids));
-	json_t *r = ctl_result(resp);
+	json_t *resp = dd_ctl_call(c, json_pack("{s:s, s:o}", "op", "cancel", "ids", ids));
+	json_t *r = dd_ctl_result(resp);
 	int code = r ? 0 : 1;
 	size_t i;
 	json_t *x;
@@ -412,7 +412,7 @@ static int cmd_list(struct ctl *c, int argc, char **argv)
 	int rc = 0;
 	for (bool first = true;; first = false) {
 		json_object_set_new(req, "after", json_integer(after));
-		json_t *resp = ctl_call(c, json_incref(req)), *r = ctl_result(resp);
+		json_t *resp = dd_ctl_call(c, json_incref(req)), *r = dd_ctl_result(resp);
 		if (!r) {
 			json_decref(resp);
 			rc = 1;
@@ -420,7 +420,7 @@ static int cmd_list(struct ctl *c, int argc, char **argv)
 		}
 		json_t *page = json_object_get(r, "jobs");
 		if (!json_out)
-			ctl_print_jobs(page, first);
+			dd_ctl_print_jobs(page, first);
 		json_array_extend(jobs, page);
 		json_decref(next);
 		next = json_incref(json_object_get(r, "next"));
@@ -467,7 +467,7 @@ static int cmd_output(struct ctl *c, int argc, char **argv)
 		return usage_err("output: give one job id%s", "");
 	for (;;) {
 		json_int_t before = off;
-		int r = ctl_pump(c, id, err ? "stderr" : "stdout", attempt, &off, stdout, NULL, NULL);
+		int r = dd_ctl_pump(c, id, err ? "stderr" : "stdout", attempt, &off, stdout, NULL, NULL);
 		if (r < 0)
 			return 1;
 		if (off == before)
@@ -510,7 +510,7 @@ int main(int argc, char **argv)
 		return usage_err("unknown command '%s'", cmd);
 	bool is_default = !sock[0] && dd_default_socket(sock, sizeof(sock), true);
 	struct ctl c;
-	if (ctl_connect(&c, sock, is_default, token_file) < 0)
+	if (dd_ctl_connect(&c, sock, is_default, token_file) < 0)
 		return 1;
 	int rc;
 	json_int_t id;
@@ -535,13 +535,13 @@ int main(int argc, char **argv)
 		if (ac == 3 && !strcmp(av[1], "--count"))
 			frames = atoi(av[2]);
 		rc = (ac != 1 && (ac != 3 || frames <= 0)) ? usage_err("top [--count N]%s", "")
-							   : ctl_top(&c, frames, json_out);
+							   : dd_ctl_top(&c, frames, json_out);
 	} else if (!strcmp(cmd, "stats"))
 		rc = simple(&c, json_pack("{s:s}", "op", "stats"), show_stats);
 	else if (!strcmp(cmd, "ping"))
 		rc = simple(&c, json_pack("{s:s}", "op", "ping"), show_pong);
 	else
 		rc = simple(&c, json_pack("{s:s}", "op", "drain"), show_drain);
-	ctl_close(&c);
+	dd_ctl_close(&c);
 	return rc;
 }

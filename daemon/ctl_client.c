@@ -12,7 +12,7 @@
 #include "dd_net.h"
 #include "wire.h"
 
-void ctl_close(struct ctl *c)
+void dd_ctl_close(struct ctl *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
@@ -85,7 +85,7 @@ static int send_line(int sock, const char *s, size_t n, int fd)
 	return n && dd_net_send_all(sock, s, n) < 0 ? -1 : 0;
 }
 
-unsigned ctl_send(struct ctl *c, json_t *req, int fd)
+unsigned dd_ctl_send(struct ctl *c, json_t *req, int fd)
 {
 	unsigned tag = ++c->tag;
 	json_object_set_new(req, "tag", json_integer(tag));
@@ -104,12 +104,12 @@ unsigned ctl_send(struct ctl *c, json_t *req, int fd)
 	return tag;
 }
 
-bool ctl_pending(const struct ctl *c)
+bool dd_ctl_pending(const struct ctl *c)
 {
 	return c->len && memchr(c->buf, '\n', c->len);
 }
 
-json_t *ctl_recv(struct ctl *c)
+json_t *dd_ctl_recv(struct ctl *c)
 {
 	size_t len;
 	char *line = read_line(c, &len);
@@ -125,13 +125,13 @@ json_t *ctl_recv(struct ctl *c)
 	return o;
 }
 
-json_t *ctl_call_fd(struct ctl *c, json_t *req, int fd)
+json_t *dd_ctl_call_fd(struct ctl *c, json_t *req, int fd)
 {
-	unsigned tag = ctl_send(c, req, fd);
+	unsigned tag = dd_ctl_send(c, req, fd);
 	if (!tag)
 		return NULL;
 	for (;;) {
-		json_t *o = ctl_recv(c);
+		json_t *o = dd_ctl_recv(c);
 		if (!o)
 			return NULL;
 		json_t *t = json_object_get(o, "tag");
@@ -141,12 +141,12 @@ json_t *ctl_call_fd(struct ctl *c, json_t *req, int fd)
 	}
 }
 
-json_t *ctl_call(struct ctl *c, json_t *req)
+json_t *dd_ctl_call(struct ctl *c, json_t *req)
 {
-	return ctl_call_fd(c, req, -1);
+	return dd_ctl_call_fd(c, req, -1);
 }
 
-json_t *ctl_result(json_t *resp)
+json_t *dd_ctl_result(json_t *resp)
 {
 	if (!resp)
 		return NULL;
@@ -158,14 +158,14 @@ json_t *ctl_result(json_t *resp)
 	return NULL;
 }
 
-int ctl_pump(struct ctl *c, json_int_t id, const char *stream, json_int_t attempt, json_int_t *off,
+int dd_ctl_pump(struct ctl *c, json_int_t id, const char *stream, json_int_t attempt, json_int_t *off,
 	     FILE *out, void (*seen)(void *arg, const unsigned char *p, size_t n), void *arg)
 {
 	json_t *req = json_pack("{s:s, s:I, s:s, s:I}", "op", "output", "id", id, "stream", stream,
 				"offset", *off);
 	if (attempt)
 		json_object_set_new(req, "attempt", json_integer(attempt));
-	json_t *resp = ctl_call(c, req), *r = ctl_result(resp);
+	json_t *resp = dd_ctl_call(c, req), *r = dd_ctl_result(resp);
 	if (!r) {
 		json_decref(resp);
 		return -1;

@@ -22,7 +22,7 @@
 #include "sockdir.h"
 #include "wire.h"
 
-bool ctl_is_tcp(const char *where)
+bool dd_ctl_is_tcp(const char *where)
 {
 	return strchr(where, ':') && !strchr(where, '/');
 }
@@ -204,7 +204,7 @@ static int connect_tcp(struct ctl *c, const char *where, const char *token_file)
 	int one = 1; /* one request, one answer: no Nagle delay */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->fd = fd;
-	json_t *resp = ctl_call(c, json_pack("{s:s, s:s}", "op", "auth", "token", tok));
+	json_t *resp = dd_ctl_call(c, json_pack("{s:s, s:s}", "op", "auth", "token", tok));
 	memset(tok, 0, sizeof(tok));
 	if (!resp)
 		return -1;
@@ -218,13 +218,13 @@ static int connect_tcp(struct ctl *c, const char *where, const char *token_file)
 	return 0;
 }
 
-int ctl_connect(struct ctl *c, const char *where, bool is_default, const char *token_file)
+int dd_ctl_connect(struct ctl *c, const char *where, bool is_default, const char *token_file)
 {
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
-	int r = ctl_is_tcp(where) ? connect_tcp(c, where, token_file)
+	int r = dd_ctl_is_tcp(where) ? connect_tcp(c, where, token_file)
 				  : connect_unix(c, where, is_default);
 	if (r < 0)
-		ctl_close(c);
+		dd_ctl_close(c);
 	return r;
 }

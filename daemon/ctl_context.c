@@ -13,7 +13,7 @@
 
 extern char **environ;
 
-int ctl_abspath(const char *path, char *buf, size_t n)
+int dd_ctl_abspath(const char *path, char *buf, size_t n)
 {
 	if (path[0] == '/') {
 		if ((size_t)snprintf(buf, n, "%s", path) >= n)
@@ -33,7 +33,7 @@ int ctl_abspath(const char *path, char *buf, size_t n)
 	return 0;
 }
 
-unsigned ctl_umask(void)
+unsigned dd_ctl_umask(void)
 {
 	mode_t m = umask(0); /* umask(2) reads it only by setting it: set it back (one thread) */
 	umask(m);
@@ -54,7 +54,7 @@ static void put(json_t *env, const char *kv)
 	free(name);
 }
 
-int ctl_export_env(const char *spec, json_t *set, json_t **out)
+int dd_ctl_export_env(const char *spec, json_t *set, json_t **out)
 {
 	json_t *env = json_object();
 	bool all = !spec;

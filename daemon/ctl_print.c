@@ -35,7 +35,7 @@ static void exit_text(json_t *j, char *buf, size_t n)
 		snprintf(buf, n, "-");
 }
 
-void ctl_print_jobs(json_t *jobs, bool header)
+void dd_ctl_print_jobs(json_t *jobs, bool header)
 {
 	if (header)
 		printf("%-20s %-10s %-16s %-7s %-8s %-6s %s\n", "ID", "STATE", "QUEUE", "ATTEMPT",
@@ -56,7 +56,7 @@ void ctl_print_jobs(json_t *jobs, bool header)
 	}
 }
 
-void ctl_print_job(json_t *j)
+void dd_ctl_print_job(json_t *j)
 {
 	char ex[32], t1[32], t2[32], t3[32];
 	exit_text(j, ex, sizeof(ex));
@@ -86,7 +86,7 @@ void ctl_print_job(json_t *j)
 	printf("submitted: %s\nstarted:   %s\nended:     %s\n", t1, t2, t3);
 }
 
-void ctl_print_stats(json_t *st)
+void dd_ctl_print_stats(json_t *st)
 {
 	static const char *const keys[] = {"submitted", "dispatched", "succeeded", "failed",
 					   "cancelled", "timed_out", "retried", "waiting",

@@ -76,7 +76,7 @@ static int stream(struct run *r, int k)
 {
 	if (!k && r->json_out)
 		return 1;
-	return ctl_pump(r->c, r->id, k ? "stderr" : "stdout", 0, &r->off[k], k ? stderr : stdout,
+	return dd_ctl_pump(r->c, r->id, k ? "stderr" : "stdout", 0, &r->off[k], k ? stderr : stdout,
 			k ? seen_stderr : NULL, r);
 }
 
@@ -86,9 +86,9 @@ static void cancel(struct run *r)
 		return;
 	r->cancelled = true;
 	fprintf(stderr, "dispatchctl: cancelling job %lld\n", (long long)r->id);
-	json_t *resp = ctl_call(r->c, json_pack("{s:s, s:I}", "op", "cancel", "id", r->id));
+	json_t *resp = dd_ctl_call(r->c, json_pack("{s:s, s:I}", "op", "cancel", "id", r->id));
 	if (resp && !json_is_true(json_object_get(resp, "ok")) && strcmp(err_code(resp), "ETERMINAL"))
-		ctl_result(resp); /* says why */
+		dd_ctl_result(resp); /* says why */
 	json_decref(resp);
 }
 
@@ -106,7 +106,7 @@ static void interrupt(struct run *r)
 		return;
 	}
 	r->last_int = now;
-	json_t *resp = ctl_call(r->c, json_pack("{s:s, s:I, s:s}", "op", "signal", "id", r->id,
+	json_t *resp = dd_ctl_call(r->c, json_pack("{s:s, s:I, s:s}", "op", "signal", "id", r->id,
 						"signal", "INT"));
 	if (!resp)
 		return;
@@ -115,7 +115,7 @@ static void interrupt(struct run *r)
 		r->forwarded = true;
 	else if (strcmp(code, "ETERMINAL")) {
 		if (strcmp(code, "ESRCH"))
-			ctl_result(resp);
+			dd_ctl_result(resp);
 		r->cause = SIGINT;
 		cancel(r);
 	}
@@ -193,7 +193,7 @@ static int exit_code(struct run *r, json_t *job)
 	return code;
 }
 
-int ctl_run(struct ctl *c, json_t *req, bool json_out)
+int dd_ctl_run(struct ctl *c, json_t *req, bool json_out)
 {
 	struct run r = {.c = c, .json_out = json_out};
 	sigset_t set;
@@ -213,7 +213,7 @@ int ctl_run(struct ctl *c, json_t *req, bool json_out)
 	int fd = -1;
 	if (!json_object_get(req, "stdin") && (fd = stdin_to_pass(c)) >= 0)
 		json_object_set_new(req, "stdin_fd", json_true());
-	json_t *resp = ctl_call_fd(c, req, fd), *res = ctl_result(resp);
+	json_t *resp = dd_ctl_call_fd(c, req, fd), *res = dd_ctl_result(resp);
 	if (!res) {
 		json_decref(resp);
 		close(sfd);
@@ -225,12 +225,12 @@ int ctl_run(struct ctl *c, json_t *req, bool json_out)
 	unsigned wtag = 0; /* the "wait" on its way, 0 none */
 	int code = 1;
 	for (;;) {
-		if (!wtag && !(wtag = ctl_send(c,
+		if (!wtag && !(wtag = dd_ctl_send(c,
 					       json_pack("{s:s, s:I, s:f}", "op", "wait", "id", r.id,
 							 "timeout", WAIT_SLICE),
 					       -1)))
 			break;
-		if (!ctl_pending(c)) {
+		if (!dd_ctl_pending(c)) {
 			struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
 			if (poll(p, 2, -1) < 0 && errno != EINTR) {
 				fprintf(stderr, "dispatchctl: poll: %s\n", strerror(errno));
@@ -245,7 +245,7 @@ int ctl_run(struct ctl *c, json_t *req, bool json_out)
 			if (!p[0].revents)
 				continue;
 		}
-		json_t *m = ctl_recv(c);
+		json_t *m = dd_ctl_recv(c);
 		if (!m)
 			break;
 		json_t *t = json_object_get(m, "tag");
@@ -256,7 +256,7 @@ int ctl_run(struct ctl *c, json_t *req, bool json_out)
 		wtag = 0;
 		bool ended = json_is_true(json_object_get(m, "ok"));
 		if (!ended && strcmp(err_code(m), "ETIMEDOUT")) {
-			ctl_result(m);
+			dd_ctl_result(m);
 			json_decref(m);
 			break;
 		}

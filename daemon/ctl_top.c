@@ -110,7 +110,7 @@ static void frame(json_t *st, bool tty, bool first)
 	fflush(stdout);
 }
 
-int ctl_top(struct ctl *c, int frames, bool json)
+int dd_ctl_top(struct ctl *c, int frames, bool json)
 {
 	bool tty = !json && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
 	struct termios saved, raw;
@@ -125,8 +125,8 @@ int ctl_top(struct ctl *c, int frames, bool json)
 	int rc = 0;
 	for (int n = 0; !stop && (frames <= 0 || n < frames); n++) {
 		/* a window: rates and latencies of the last second, not since start */
-		json_t *resp = ctl_call(c, json_pack("{s:s, s:b}", "op", "stats", "window", 1));
-		json_t *r = ctl_result(resp);
+		json_t *resp = dd_ctl_call(c, json_pack("{s:s, s:b}", "op", "stats", "window", 1));
+		json_t *r = dd_ctl_result(resp);
 		if (!r) {
 			json_decref(resp);
 			rc = 1;

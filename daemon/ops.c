@@ -21,7 +21,7 @@
 
 /* ---- answers ---- */
 
-void send_json(struct conn *c, json_t *o)
+void dd_ops_send_json(struct conn *c, json_t *o)
 {
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
@@ -42,10 +42,10 @@ void dd_ops_reply(struct conn *c, json_t *tag, json_t *result)
 		json_object_set(o, "tag", tag);
 	json_object_set_new(o, "ok", json_true());
 	json_object_set_new(o, "result", result ? result : json_object());
-	send_json(c, o);
+	dd_ops_send_json(c, o);
 }
 
-json_t *error_obj(json_t *tag, const char *code, const char *msg)
+json_t *dd_ops_error_obj(json_t *tag, const char *code, const char *msg)
 {
 	json_t *o = json_object();
 	if (tag)
@@ -65,17 +65,17 @@ void dd_ops_error(struct conn *c, json_t *tag, const char *code, const char *fmt
 	c->srv->errors++;
 	if (c->srv->cfg.verbose > 1)
 		dd_server_log("connection %llu: %s: %s", (unsigned long long)c->serial, code, msg);
-	send_json(c, error_obj(tag, code, msg));
+	dd_ops_send_json(c, dd_ops_error_obj(tag, code, msg));
 }
 
-void engine_error(struct conn *c, json_t *tag, int err, const char *what)
+void dd_ops_engine_error(struct conn *c, json_t *tag, int err, const char *what)
 {
 	struct dd_perr e;
 	dd_perr_engine(&e, err, what);
 	dd_ops_error(c, tag, e.code, "%s", e.msg);
 }
 
-bool may_touch(const struct conn *c, const struct dd_job_info *in)
+bool dd_ops_may_touch(const struct conn *c, const struct dd_job_info *in)
 {
 	return c->uid == 0 || c->uid == in->uid;
 }
@@ -140,7 +140,7 @@ void dd_ops_handle(struct conn *c, const char *line, size_t len)
 	struct dd_req r;
 	struct dd_perr e;
 	srv->requests++;
-	if ((!c->tcp || c->authed) && op_submit_fast(c, line, len))
+	if ((!c->tcp || c->authed) && dd_op_submit_fast(c, line, len))
 		return;
 	if (dd_proto_parse(line, len, &r, &e) < 0) {
 		dd_ops_error(c, r.tag, e.code, "%s", e.msg);
@@ -158,22 +158,22 @@ void dd_ops_handle(struct conn *c, const char *line, size_t len)
 						 DD_VERSION, "uid", (int)c->uid));
 		break;
 	case OP_AUTH: op_auth(c, &r); break;
-	case OP_SUBMIT: op_submit(c, &r, false, line, len); break;
-	case OP_SUBMIT_BATCH: op_submit(c, &r, true, line, len); break;
-	case OP_GET: op_get(c, &r); break;
-	case OP_WAIT: op_wait(c, &r); break;
-	case OP_WATCH: op_watch(c, &r, true); break;
-	case OP_UNWATCH: op_watch(c, &r, false); break;
-	case OP_CANCEL: op_cancel(c, &r); break;
-	case OP_LIST: op_list(c, &r); break;
-	case OP_OUTPUT: op_output(c, &r); break;
-	case OP_RESERVE: op_reserve(c, &r); break;
+	case OP_SUBMIT: dd_op_submit(c, &r, false, line, len); break;
+	case OP_SUBMIT_BATCH: dd_op_submit(c, &r, true, line, len); break;
+	case OP_GET: dd_op_get(c, &r); break;
+	case OP_WAIT: dd_op_wait(c, &r); break;
+	case OP_WATCH: dd_op_watch(c, &r, true); break;
+	case OP_UNWATCH: dd_op_watch(c, &r, false); break;
+	case OP_CANCEL: dd_op_cancel(c, &r); break;
+	case OP_LIST: dd_op_list(c, &r); break;
+	case OP_OUTPUT: dd_op_output(c, &r); break;
+	case OP_RESERVE: dd_op_reserve(c, &r); break;
 	case OP_ACK:
 	case OP_NACK:
-	case OP_TOUCH: op_lease(c, &r); break;
+	case OP_TOUCH: dd_op_lease(c, &r); break;
 	case OP_STATS: op_stats(c, &r); break;
 	case OP_DRAIN: op_drain(c, &r); break;
-	case OP_SIGNAL: op_signal(c, &r); break;
+	case OP_SIGNAL: dd_op_signal(c, &r); break;
 	default: dd_ops_error(c, r.tag, "EINVAL", "unknown op"); break;
 	}
 	dd_req_free(&r);

@@ -19,7 +19,7 @@
 #define OUTPUT_CHUNK (1u << 20)
 #define OUTPUT_CHUNK_MAX (16u << 20)
 
-bool get_id(struct conn *c, struct dd_req *r, uint64_t *id)
+bool dd_ops_get_id(struct conn *c, struct dd_req *r, uint64_t *id)
 {
 	if (dd_get_u64(r->root, "id", id))
 		return true;
@@ -51,25 +51,25 @@ static void job_error(struct conn *c, json_t *tag, uint64_t id, int rc, uint32_t
 }
 
 /* Looks a job up for @c; answers the error itself and returns false. */
-bool lookup(struct conn *c, json_t *tag, uint64_t id, struct dd_job_info *in, bool own)
+bool dd_ops_lookup(struct conn *c, json_t *tag, uint64_t id, struct dd_job_info *in, bool own)
 {
 	int rc = dd_job_get(c->srv->eng, id, in);
 	if (rc < 0) {
 		job_error(c, tag, id, rc, 0);
 		return false;
 	}
-	if (own && !may_touch(c, in)) {
+	if (own && !dd_ops_may_touch(c, in)) {
 		job_error(c, tag, id, -EPERM, in->uid);
 		return false;
 	}
 	return true;
 }
 
-void op_get(struct conn *c, struct dd_req *r)
+void dd_op_get(struct conn *c, struct dd_req *r)
 {
 	uint64_t id;
 	struct dd_job_info in;
-	if (get_id(c, r, &id) && lookup(c, r->tag, id, &in, false))
+	if (dd_ops_get_id(c, r, &id) && dd_ops_lookup(c, r->tag, id, &in, false))
 		dd_ops_reply(c, r->tag, json_pack("{s:o}", "job", dd_job_json(c->srv, &in)));
 }
 
@@ -109,7 +109,7 @@ static long get_ids(struct conn *c, struct dd_req *r, uint64_t **out, size_t max
 	return (long)n;
 }
 
-void wait_answer(struct dd_server *srv, struct pend *p)
+static void wait_answer(struct dd_server *srv, struct pend *p)
 {
 	if (!p->c->dead)
 		dd_ops_reply(p->c, p->tag,
@@ -129,10 +129,9 @@ static int by_id(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-void on_end(void *val, uint64_t id, void *arg)
+/* A job it waits for ended (dd_pend_ops.release). */
+static void wait_release(struct dd_server *srv, struct pend *p, uint64_t id)
 {
-	struct pend *p = val;
-	struct dd_server *srv = arg;
 	struct dd_job_info in;
 	size_t lo = 0, hi = p->n;
 	while (lo < hi) { /* first position whose id is >= id */
@@ -156,7 +155,52 @@ void on_end(void *val, uint64_t id, void *arg)
 		wait_answer(srv, p);
 }
 
-void op_wait(struct conn *c, struct dd_req *r)
+/* ETIMEDOUT naming the jobs that had not ended (the first few of them). */
+static void wait_timed_out(struct pend *p)
+{
+	char ids[160];
+	size_t k = 0, named = 0;
+	ids[0] = 0;
+	for (size_t i = 0; i < p->n && named < 5; i++) {
+		if (!json_is_null(json_array_get(p->jobs, i)))
+			continue;
+		k += (size_t)snprintf(ids + k, sizeof(ids) - k, "%s%llu", named ? ", " : "",
+				      (unsigned long long)p->ids[i]);
+		named++;
+	}
+	if (p->left == 1)
+		dd_ops_error(p->c, p->tag, "ETIMEDOUT", "job %s: had not ended within the timeout", ids);
+	else
+		dd_ops_error(p->c, p->tag, "ETIMEDOUT",
+			     "jobs %s%s: %zu of %zu had not ended within the timeout", ids,
+			     p->left > named ? ", ..." : "", p->left, p->n);
+}
+
+static void wait_tick(struct dd_server *srv, struct pend *p, const struct dd_pend_tick *t)
+{
+	if (t->now >= p->deadline) {
+		if (!p->c->dead)
+			wait_timed_out(p);
+		dd_pend_free(srv, p);
+	} else if (p->c->dead) {
+		dd_pend_free(srv, p);
+	}
+}
+
+static void wait_destroy(struct dd_server *srv, struct pend *p)
+{
+	dd_events_want(srv->events, -1, 0);
+	json_decref(p->jobs);
+	free(p->order);
+}
+
+static const struct dd_pend_ops wait_ops = {
+	.release = wait_release,
+	.tick = wait_tick,
+	.destroy = wait_destroy,
+};
+
+void dd_op_wait(struct conn *c, struct dd_req *r)
 {
 	struct dd_server *srv = c->srv;
 	uint64_t *ids, timeout = UINT64_MAX;
@@ -168,12 +212,13 @@ void op_wait(struct conn *c, struct dd_req *r)
 		dd_ops_error(c, r->tag, "EINVAL", "'timeout' is seconds");
 		return;
 	}
-	struct pend *p = pend_new(c, PEND_WAIT, r->tag, 0);
+	struct pend *p = dd_pend_new(c, &wait_ops, r->tag, 0);
 	if (!p) {
 		free(ids);
 		dd_ops_error(c, r->tag, "ENOMEM", "out of memory");
 		return;
 	}
+	p->map = srv->end_wait;
 	p->ids = ids;
 	p->n = (size_t)n;
 	p->single = !json_object_get(r->root, "ids");
@@ -217,7 +262,7 @@ void op_wait(struct conn *c, struct dd_req *r)
 		p->deadline = dd_mono_ns() + timeout;
 }
 
-void op_watch(struct conn *c, struct dd_req *r, bool on)
+void dd_op_watch(struct conn *c, struct dd_req *r, bool on)
 {
 	struct dd_server *srv = c->srv;
 	if (c->watching) {
@@ -265,7 +310,26 @@ void op_watch(struct conn *c, struct dd_req *r, bool on)
 	dd_ops_reply(c, r->tag, json_pack("{s:b}", "watching", 1));
 }
 
-void op_cancel(struct conn *c, struct dd_req *r)
+void dd_op_watch_event(struct dd_server *srv, const struct dd_evrec *r)
+{
+	struct dd_event e = r->ev;
+	const struct dd_event *ev = &e;
+	e.reason = r->reason;
+	char key[24];
+	snprintf(key, sizeof(key), "%llu", (unsigned long long)ev->id);
+	for (struct conn *c = srv->conns.next; c != &srv->conns; c = c->next) {
+		if (!c->watching || c->dead || (c->watch_ids && !json_object_get(c->watch_ids, key)) ||
+		    (c->watch_queue[0] && strcmp(c->watch_queue, r->kind)))
+			continue;
+		json_t *o = json_object();
+		if (c->watch_tag)
+			json_object_set(o, "tag", c->watch_tag);
+		json_object_set_new(o, "event", dd_event_json(srv, ev));
+		dd_ops_send_json(c, o);
+	}
+}
+
+void dd_op_cancel(struct conn *c, struct dd_req *r)
 {
 	uint64_t *ids;
 	long n = get_ids(c, r, &ids, 10000);
@@ -273,7 +337,7 @@ void op_cancel(struct conn *c, struct dd_req *r)
 		return;
 	if (!json_object_get(r->root, "ids")) {
 		struct dd_job_info in;
-		if (lookup(c, r->tag, ids[0], &in, true)) {
+		if (dd_ops_lookup(c, r->tag, ids[0], &in, true)) {
 			int rc = dd_cancel(c->srv->eng, ids[0]);
 			if (rc < 0)
 				job_error(c, r->tag, ids[0], rc, in.uid);
@@ -289,7 +353,7 @@ void op_cancel(struct conn *c, struct dd_req *r)
 	for (long i = 0; i < n; i++) {
 		struct dd_job_info in = {0};
 		int rc = dd_job_get(c->srv->eng, ids[i], &in);
-		if (rc == 0 && !may_touch(c, &in))
+		if (rc == 0 && !dd_ops_may_touch(c, &in))
 			rc = -EPERM;
 		if (rc == 0)
 			rc = dd_cancel(c->srv->eng, ids[i]);
@@ -358,7 +422,7 @@ static int list_ids(struct dd_engine *e, int state, uint64_t after, uint64_t *id
 	return 0;
 }
 
-void op_list(struct conn *c, struct dd_req *r)
+void dd_op_list(struct conn *c, struct dd_req *r)
 {
 	struct dd_server *srv = c->srv;
 	uint64_t after = 0, limit = 100;
@@ -385,7 +449,7 @@ void op_list(struct conn *c, struct dd_req *r)
 		int rc = list_ids(srv->eng, state, cursor, ids, (size_t)limit, &n, &end);
 		if (rc < 0) {
 			json_decref(jobs);
-			engine_error(c, r->tag, rc, "list");
+			dd_ops_engine_error(c, r->tag, rc, "list");
 			return;
 		}
 		for (size_t i = 0; i < n && json_array_size(jobs) < limit; i++) {
@@ -406,12 +470,12 @@ void op_list(struct conn *c, struct dd_req *r)
 								     : json_integer((json_int_t)cursor)));
 }
 
-void op_output(struct conn *c, struct dd_req *r)
+void dd_op_output(struct conn *c, struct dd_req *r)
 {
 	struct dd_server *srv = c->srv;
 	uint64_t id, off = 0, max = OUTPUT_CHUNK;
 	struct dd_job_info in;
-	if (!get_id(c, r, &id) || !lookup(c, r->tag, id, &in, true))
+	if (!dd_ops_get_id(c, r, &id) || !dd_ops_lookup(c, r->tag, id, &in, true))
 		return;
 	const char *st = json_string_value(json_object_get(r->root, "stream"));
 	int stream = !st || !strcmp(st, "stdout") ? 1 : !strcmp(st, "stderr") ? 2 : 0;
@@ -444,7 +508,7 @@ void op_output(struct conn *c, struct dd_req *r)
 	char path[4200];
 	int rc = dd_job_output_path(srv->eng, id, (uint32_t)attempt, stream, path, sizeof(path));
 	if (rc < 0) {
-		engine_error(c, r->tag, rc, "output");
+		dd_ops_engine_error(c, r->tag, rc, "output");
 		return;
 	}
 	int fd = open(path, O_RDONLY | O_CLOEXEC);

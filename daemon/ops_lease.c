@@ -32,7 +32,7 @@ static json_t *lease_json(const struct dd_lease *l, const char *queue, uint64_t 
 }
 
 /* Returns 1 leased (answered), 0 none now, -1 error (answered). */
-int try_reserve(struct conn *c, json_t *tag, const char *queue, uint64_t ttr,
+static int try_reserve(struct conn *c, json_t *tag, const char *queue, uint64_t ttr,
 		       uint32_t owner)
 {
 	struct dd_lease l;
@@ -40,7 +40,7 @@ int try_reserve(struct conn *c, json_t *tag, const char *queue, uint64_t ttr,
 	if (rc == -EAGAIN)
 		return 0;
 	if (rc < 0) {
-		engine_error(c, tag, rc, "reserve");
+		dd_ops_engine_error(c, tag, rc, "reserve");
 		return -1;
 	}
 	dd_ops_reply(c, tag, json_pack("{s:o}", "job", lease_json(&l, queue, ttr)));
@@ -48,7 +48,26 @@ int try_reserve(struct conn *c, json_t *tag, const char *queue, uint64_t ttr,
 	return 1;
 }
 
-void op_reserve(struct conn *c, struct dd_req *r)
+/* A reserve that waits looks again each tick, until its deadline. */
+static void reserve_tick(struct dd_server *srv, struct pend *p, const struct dd_pend_tick *t)
+{
+	if (p->c->dead) {
+		dd_pend_free(srv, p);
+		return;
+	}
+	int got = try_reserve(p->c, p->tag, p->queue, p->ttr, p->owner);
+	if (got == 0 && t->now >= p->deadline)
+		dd_ops_reply(p->c, p->tag, json_pack("{s:n}", "job"));
+	if (got != 0 || t->now >= p->deadline)
+		dd_pend_free(srv, p);
+}
+
+static const struct dd_pend_ops reserve_ops = {
+	.tick = reserve_tick,
+	.poll = true,
+};
+
+void dd_op_reserve(struct conn *c, struct dd_req *r)
 {
 	struct dd_server *srv = c->srv;
 	uint64_t ttr = DEFAULT_TTR_NS, timeout = 0;
@@ -67,7 +86,7 @@ void op_reserve(struct conn *c, struct dd_req *r)
 	/* A queue nobody serves in-process is external; name it so. */
 	int rc = dd_handler_register(srv->eng, queue, NULL, NULL);
 	if (rc < 0 && rc != -EEXIST) {
-		engine_error(c, r->tag, rc, "reserve");
+		dd_ops_engine_error(c, r->tag, rc, "reserve");
 		return;
 	}
 	uint32_t owner = c->uid == 0 ? DD_ANY_OWNER : c->uid;
@@ -77,7 +96,7 @@ void op_reserve(struct conn *c, struct dd_req *r)
 		dd_ops_reply(c, r->tag, json_pack("{s:n}", "job"));
 		return;
 	}
-	struct pend *p = pend_new(c, PEND_RESERVE, r->tag, 0);
+	struct pend *p = dd_pend_new(c, &reserve_ops, r->tag, 0);
 	if (!p) {
 		dd_ops_error(c, r->tag, "ENOMEM", "out of memory");
 		return;
@@ -86,14 +105,13 @@ void op_reserve(struct conn *c, struct dd_req *r)
 	p->ttr = ttr;
 	p->owner = owner;
 	p->deadline = dd_mono_ns() + timeout;
-	srv->nreserves++;
 }
 
-void op_lease(struct conn *c, struct dd_req *r)
+void dd_op_lease(struct conn *c, struct dd_req *r)
 {
 	uint64_t id, attempt, ttr = DEFAULT_TTR_NS;
 	struct dd_job_info in;
-	if (!get_id(c, r, &id))
+	if (!dd_ops_get_id(c, r, &id))
 		return;
 	if (!dd_get_u64(r->root, "attempt", &attempt) || attempt == 0 || attempt > UINT32_MAX) {
 		dd_ops_error(c, r->tag, "EINVAL", "missing \"attempt\" (from reserve)");
@@ -104,7 +122,7 @@ void op_lease(struct conn *c, struct dd_req *r)
 		dd_ops_error(c, r->tag, "EINVAL", "'ttr' is seconds, > 0");
 		return;
 	}
-	if (!lookup(c, r->tag, id, &in, true))
+	if (!dd_ops_lookup(c, r->tag, id, &in, true))
 		return;
 	json_t *res = json_object_get(r->root, "result");
 	int rc = r->op == OP_ACK    ? dd_lease_ack(c->srv->eng, id, (uint32_t)attempt)
@@ -115,7 +133,7 @@ void op_lease(struct conn *c, struct dd_req *r)
 		dd_ops_error(c, r->tag, "ESTALE", "the lease on attempt %llu of job %llu is over",
 			     (unsigned long long)attempt, (unsigned long long)id);
 	else if (rc < 0)
-		engine_error(c, r->tag, rc, dd_op_name(r->op));
+		dd_ops_engine_error(c, r->tag, rc, dd_op_name(r->op));
 	else
 		dd_ops_reply(c, r->tag, NULL);
 }

@@ -37,7 +37,7 @@ static int signal_of(json_t *v)
 	return 0;
 }
 
-void op_signal(struct conn *c, struct dd_req *r)
+void dd_op_signal(struct conn *c, struct dd_req *r)
 {
 	uint64_t id;
 	struct dd_job_info in;
@@ -49,14 +49,14 @@ void op_signal(struct conn *c, struct dd_req *r)
 			     SIGRTMAX);
 		return;
 	}
-	if (!get_id(c, r, &id) || !lookup(c, r->tag, id, &in, true))
+	if (!dd_ops_get_id(c, r, &id) || !dd_ops_lookup(c, r->tag, id, &in, true))
 		return;
 	int rc = dd_job_signal(c->srv->eng, id, sig);
 	if (rc == -ESRCH)
 		dd_ops_error(c, r->tag, "ESRCH", "job %llu is not running a process now (it is %s)",
 			     (unsigned long long)id, dd_state_name(in.state));
 	else if (rc < 0)
-		engine_error(c, r->tag, rc, "signal");
+		dd_ops_engine_error(c, r->tag, rc, "signal");
 	else
 		dd_ops_reply(c, r->tag, json_pack("{s:I, s:i}", "id", (json_int_t)id, "signal", sig));
 }

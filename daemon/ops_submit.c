@@ -17,6 +17,84 @@
 #include "proto.h"
 #include "server.h"
 
+/* ---- the answer ---- */
+
+static json_t *ids_json(const uint64_t *ids, size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_integer((json_int_t)ids[i]));
+	return a;
+}
+
+/* {"tag":T,"ok":true,"result":{"ids":[...]}} written directly: the bytes
+ * dd_ops_reply() would send (jansson keeps insertion order), without a
+ * JSON object per id, which under load cost as much as the decoding. */
+static void send_ids(struct conn *c, json_t *tag, const uint64_t *ids, size_t n)
+{
+	char *t = tag ? json_dumps(tag, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	size_t tl = t ? strlen(t) : 0, cap = tl + 64 + n * 21;
+	char *s = (!tag || t) ? malloc(cap) : NULL;
+	if (!s) {
+		free(t);
+		dd_ops_reply(c, tag, json_pack("{s:o}", "ids", ids_json(ids, n))); /* says ENOMEM */
+		return;
+	}
+	size_t k = 0;
+	if (t)
+		k += (size_t)sprintf(s, "{\"tag\":%s,", t);
+	else
+		s[k++] = '{';
+	k += (size_t)sprintf(s + k, "\"ok\":true,\"result\":{\"ids\":[");
+	for (size_t i = 0; i < n; i++) {
+		char d[20];
+		int nd = 0;
+		uint64_t v = ids[i];
+		do
+			d[nd++] = (char)('0' + v % 10);
+		while ((v /= 10));
+		if (i)
+			s[k++] = ',';
+		while (nd)
+			s[k++] = d[--nd];
+	}
+	memcpy(s + k, "]}}", 3);
+	dd_conn_send(c, s, k + 3);
+	free(s);
+	free(t);
+}
+
+static void submit_answer(struct dd_server *srv, struct pend *p)
+{
+	if (!p->c->dead && p->batch && !p->has_err) {
+		send_ids(p->c, p->tag, p->ids, p->n);
+	} else if (!p->c->dead) {
+		json_t *r = p->batch ? json_pack("{s:o}", "ids", ids_json(p->ids, p->n))
+				     : json_pack("{s:I}", "id", (json_int_t)p->ids[0]);
+		if (p->has_err) {
+			json_t *o = dd_ops_error_obj(p->tag, p->err.code, p->err.msg);
+			json_object_set_new(json_object_get(o, "error"), "submitted", r);
+			p->c->srv->errors++;
+			dd_ops_send_json(p->c, o);
+		} else {
+			dd_ops_reply(p->c, p->tag, r);
+		}
+	}
+	p->left = 0;
+	dd_pend_free(srv, p);
+}
+
+/* An id is durable (dd_pend_ops.release). */
+static void submit_release(struct dd_server *srv, struct pend *p, uint64_t id)
+{
+	if (--p->left == 0 && !p->held) /* held: answered once all are in */
+		submit_answer(srv, p);
+}
+
+/* ---- the request ---- */
+
+static const struct dd_pend_ops submit_ops;
+
 /* Closes fds[from..to) that are open (@fds may be NULL). */
 static void close_fds(int *fds, size_t from, size_t to)
 {
@@ -64,7 +142,7 @@ static bool register_queues(struct conn *c, json_t *tag, const struct dd_job_spe
 		if (!specs[i].exec && (i == 0 || strcmp(specs[i].kind, specs[i - 1].kind))) {
 			int hr = dd_handler_register(c->srv->eng, specs[i].kind, NULL, NULL);
 			if (hr < 0 && hr != -EEXIST) {
-				engine_error(c, tag, hr, "queue");
+				dd_ops_engine_error(c, tag, hr, "queue");
 				return false;
 			}
 		}
@@ -111,7 +189,7 @@ static void held_free(struct held_req *h)
 }
 
 /* A held request is in, or its pend goes: the connection reads again. */
-void dd_held_release(struct pend *p)
+static void held_release(struct pend *p)
 {
 	if (!p->held)
 		return;
@@ -126,7 +204,7 @@ void dd_held_release(struct pend *p)
 /* Submits what is left of @p's jobs (@specs: all @n of them, decoded from
  * the request). Returns false when the engine has no room yet and has not
  * had any for less than submit_wait: the caller holds the request, and
- * the loop calls again (dd_submit_retry). Otherwise it has answered, or
+ * the loop calls again (submit_retry). Otherwise it has answered, or
  * arranged the answer for when the jobs are durable, and returns true. */
 static bool submit_rest(struct conn *c, struct pend *p, const struct dd_job_spec *specs,
 			size_t n)
@@ -167,7 +245,7 @@ static bool submit_rest(struct conn *c, struct pend *p, const struct dd_job_spec
 	int64_t known = 0;
 	for (size_t i = 0; i < got; i++)
 		known += p->known[i];
-	dd_held_release(p); /* frees @specs when they are the held copy's: not used after */
+	held_release(p); /* frees @specs when they are the held copy's: not used after */
 	dd_events_user_add(srv->events, c->uid, -(int64_t)(n - got) - known);
 	p->n = got;
 	if (rc < 0) {
@@ -190,7 +268,7 @@ static bool submit_rest(struct conn *c, struct pend *p, const struct dd_job_spec
 /* The engine had no room (rings full, or its store far behind its log):
  * rather than wait in the event loop, which would stall every client,
  * keep the request line and stop reading this connection until
- * dd_submit_retry() gets it in: its later requests are not even read
+ * submit_retry() gets it in: its later requests are not even read
  * before then. */
 static int decode_jobs(struct dd_req *r, bool batch, struct dd_envdec *env, struct dd_jobdec *jd,
 		       struct dd_job_spec *specs, size_t n, size_t *decoded, struct dd_perr *e);
@@ -242,11 +320,16 @@ static void submit_specs(struct conn *c, json_t *tag, struct dd_job_spec *specs,
 	if (!register_queues(c, tag, specs, n))
 		return;
 	stamp_owner(c, specs, n);
-	struct pend *p = pend_new(c, PEND_SUBMIT, tag, n);
+	struct pend *p = dd_pend_new(c, &submit_ops, tag, n);
+	if (p && !(p->known = calloc(n, sizeof(bool)))) {
+		dd_pend_free(c->srv, p);
+		p = NULL;
+	}
 	if (!p) {
 		dd_ops_error(c, tag, "ENOMEM", "out of memory");
 		return;
 	}
+	p->map = c->srv->durable_wait;
 	p->batch = batch;
 	p->fds = *fds;
 	*fds = NULL;
@@ -325,7 +408,7 @@ static bool take_fds(struct conn *c, struct dd_req *r, bool batch, size_t n, int
 	return !missing;
 }
 
-void op_submit(struct conn *c, struct dd_req *r, bool batch, const char *line, size_t len)
+void dd_op_submit(struct conn *c, struct dd_req *r, bool batch, const char *line, size_t len)
 {
 	size_t n = batch ? json_array_size(json_object_get(r->root, "jobs")) : 1;
 	int *fds;
@@ -360,7 +443,7 @@ void op_submit(struct conn *c, struct dd_req *r, bool batch, const char *line, s
 	dd_envdec_free(&env);
 }
 
-bool op_submit_fast(struct conn *c, const char *line, size_t len)
+bool dd_op_submit_fast(struct conn *c, const char *line, size_t len)
 {
 	struct dd_fastsub *fs = &c->srv->fast;
 	if (dd_fastsub_parse(fs, line, len, c->srv->cfg.max_batch) != 1)
@@ -371,7 +454,38 @@ bool op_submit_fast(struct conn *c, const char *line, size_t len)
 	return true;
 }
 
-void dd_submit_retry(struct pend *p)
+/* ---- the pend's callbacks ---- */
+
+static void submit_retry(struct dd_server *srv, struct pend *p)
 {
 	submit_rest(p->c, p, p->held->specs, p->held->n); /* held on while no room */
 }
+
+static void submit_tick(struct dd_server *srv, struct pend *p, const struct dd_pend_tick *t)
+{
+	if (!t->log_err || t->now - p->since <= SUBMIT_CHECK_NS)
+		return;
+	/* the log cannot take them: the jobs failed "not logged" */
+	struct dd_perr pe;
+	dd_perr_engine(&pe, t->log_err, "not on disk");
+	p->has_err = true;
+	p->err.code = pe.code;
+	snprintf(p->err.msg, sizeof(p->err.msg), "%s; these jobs will not run: submit them again",
+		 pe.msg);
+	submit_answer(srv, p);
+}
+
+static void submit_destroy(struct dd_server *srv, struct pend *p)
+{
+	held_release(p); /* shutting down while it waited for room */
+	free(p->known);
+	close_fds(p->fds, 0, p->n);
+	free(p->fds);
+}
+
+static const struct dd_pend_ops submit_ops = {
+	.release = submit_release,
+	.tick = submit_tick,
+	.retry = submit_retry,
+	.destroy = submit_destroy,
+};

@@ -54,31 +54,61 @@ struct conn {
 	unsigned nfds;
 };
 
-/* An answer that waits: submit (until durable), wait, reserve. */
-enum pend_kind { PEND_SUBMIT, PEND_WAIT, PEND_RESERVE };
+/* An answer that waits: submit (until durable), wait, reserve. The
+ * generic part (ops_pend.c) keeps the list, the ids and the clock; each
+ * kind brings its callbacks and its own fields below. */
+struct pend;
+struct dd_server;
+
+/* One tick of dd_ops_tick(), as each pend's tick sees it. */
+struct dd_pend_tick {
+	uint64_t now; /* CLOCK_MONOTONIC ns */
+	int log_err;  /* dd_state_error() while answers wait for durability, else 0 */
+};
+
+struct dd_pend_ops {
+	/* ids[] are in p->map, and one of them is done there (durable, or
+	 * ended): once p->left reaches 0 the answer goes out. May free @p. */
+	void (*release)(struct dd_server *srv, struct pend *p, uint64_t id);
+	/* Every tick while not held: time-outs, polls, a dead connection.
+	 * May free @p. */
+	void (*tick)(struct dd_server *srv, struct pend *p, const struct dd_pend_tick *t);
+	/* Every tick while held (p->held): the request tries again. May free @p. */
+	void (*retry)(struct dd_server *srv, struct pend *p);
+	/* What the kind holds, freed before @p goes; NULL none. */
+	void (*destroy)(struct dd_server *srv, struct pend *p);
+	bool poll; /* ticks every 5 ms, not 50 (a reserve that waits) */
+};
 
 struct pend {
 	struct pend *next, *prev; /* the server's list, for time-outs */
-	enum pend_kind kind;
+	const struct dd_pend_ops *ops;
 	struct conn *c;
 	json_t *tag;
 	uint64_t deadline;  /* CLOCK_MONOTONIC ns, UINT64_MAX none */
 	uint64_t *ids;
-	size_t n, left;
-	json_t *jobs;       /* PEND_WAIT: answers so far, by index */
-	uint32_t *order;    /* PEND_WAIT: indexes of ids, sorted by id */
+	size_t n, left;     /* left: ids in @map not done yet */
+	struct dd_idmap *map; /* where ids wait (the server's durable_wait or
+			       * end_wait), or NULL */
+	uint64_t since;     /* when it began waiting */
+	struct held_req *held; /* a request held for the engine's room: its
+				* connection reads nothing meanwhile (ops_submit.c) */
+	/* submit */
 	struct dd_perr_s { const char *code; char msg[320]; } err; /* submit_batch cut short */
 	bool has_err;
-	bool batch, single; /* how to answer: "ids"/"id", "jobs"/"job" */
-	uint64_t since;     /* PEND_SUBMIT: when it began waiting */
-	char queue[64];     /* PEND_RESERVE */
+	bool batch;         /* answered with "ids", else "id" */
+	size_t sent;        /* jobs in the engine so far */
+	bool *known;        /* ids[i] is an earlier job's (known key) */
+	int *fds;           /* job i's stdin descriptor (-1 none), or NULL;
+			     * closed once the engine has its copy */
+	/* wait */
+	json_t *jobs;       /* answers so far, by index */
+	uint32_t *order;    /* indexes of ids, sorted by id */
+	bool single;        /* answered with "job", else "jobs" */
+	/* reserve */
+	char queue[64];
 	uint64_t ttr;
 	uint32_t owner;
-	struct held_req *held; /* PEND_SUBMIT held for room (ops_submit.c) */
-	size_t sent;        /* PEND_SUBMIT: jobs in the engine so far */
-	bool *known;        /* PEND_SUBMIT: ids[i] is an earlier job's (known key) */
-	int *fds;           /* PEND_SUBMIT, or NULL: job i's stdin descriptor (-1
-			     * none), closed once the engine has its copy */
 };
 
 struct dd_server {
@@ -95,7 +125,7 @@ struct dd_server {
 	struct dd_idmap *durable_wait; /* job id -> struct pend (submit) */
 	struct dd_idmap *end_wait;     /* job id -> struct pend (wait) */
 	struct dd_events *events;
-	unsigned nreserves, nwatchers, nheld, nresume;
+	unsigned npolls, nwatchers, nheld, nresume; /* npolls: pends whose ops poll */
 	bool draining, stop;
 	unsigned held_fds;     /* passed, not used yet: every conn's nfds */
 	uint64_t accept_resume; /* CLOCK_MONOTONIC ns: listening paused (out of
