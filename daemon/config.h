@@ -31,8 +31,8 @@ struct dd_dcfg {
 	uint64_t store_lag_max; /* log records the store may lag (engine's) */
 	/* The engine has no room (rings full, or its store far behind the log):
 	 * a submit is held this long for it before it is refused. A store commit
-	 * under load can take a few hundred ms, so 100 ms turned a slow store
-	 * into EAGAIN. Reloaded on SIGHUP. */
+	 * under load can take a few hundred ms: the default outlasts one, so that
+	 * a slow store is not refused as EAGAIN. Reloaded on SIGHUP. */
 	uint64_t submit_wait_ns;
 	int verbose;
 };

@@ -12,8 +12,8 @@
  * decoder ran; the request fuzz target checks that they agree.
  *
  * Why: jansson builds a hash table per job object and the daemon then
- * walks it, which was a third of the daemon's main thread under
- * std-r --via-daemon (docs/BENCHMARKS.md). */
+ * walks it, a large share of the daemon's main thread at a high submit
+ * rate (measured: docs/BENCHMARKS.md, "Measured choices: submit fast path"). */
 #ifndef DD_DAEMON_FASTSUB_H
 #define DD_DAEMON_FASTSUB_H
 

@@ -94,7 +94,10 @@ static int make_socket_dir(const char *sock, char *err, size_t errlen)
 	return dd_sockdir_make(dir, geteuid(), geteuid() == 0 ? 0755 : 0700, err, errlen);
 }
 
-int main(int argc, char **argv)
+/* The command line into @srv->cfg: the config file first, wherever -c
+ * is, so that flags override it. Returns -1 to go on, or the exit code:
+ * 0 after --help or --version, 2 for a usage error (said). */
+static int parse_args(int argc, char **argv, struct dd_server *srv)
 {
 	static const struct option opts[] = {
 		{"state-dir", required_argument, NULL, 'd'}, {"socket", required_argument, NULL, 's'},
@@ -111,20 +114,14 @@ int main(int argc, char **argv)
 		['m'] = "metrics",   ['S'] = "shards",	 ['W'] = "workers", ['D'] = "durability",
 		['L'] = "log_file",  ['O'] = "output_dir", ['R'] = "output_reserve",
 	};
-	struct dd_server srv;
 	char err[4400];
-	memset(&srv, 0, sizeof(srv));
-	srv.sigfd = srv.epfd = -1;
-	dd_dcfg_defaults(&srv.cfg);
-
-	/* the file first, wherever -c is, so that flags override it */
-	int o, r, verbose = 0;
+	int o, verbose = 0;
 	const char *config = NULL;
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, "d:s:l:t:m:c:vhV", opts, NULL)) != -1)
 		if (o == 'c')
 			config = optarg;
-	if (config && dd_dcfg_load(&srv.cfg, config, err, sizeof(err)) < 0) {
+	if (config && dd_dcfg_load(&srv->cfg, config, err, sizeof(err)) < 0) {
 		dd_server_log("%s", err);
 		return 2;
 	}
@@ -142,7 +139,7 @@ int main(int argc, char **argv)
 		} else if (o == 'c') {
 			continue;
 		} else if (o > 0 && o < 128 && keys[o]) {
-			if (dd_dcfg_set(&srv.cfg, keys[o], optarg, err, sizeof(err)) < 0) {
+			if (dd_dcfg_set(&srv->cfg, keys[o], optarg, err, sizeof(err)) < 0) {
 				dd_server_log("--%s: %s", keys[o], err);
 				return 2;
 			}
@@ -156,15 +153,118 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	srv.cfg.verbose = verbose;
-	if (!srv.cfg.state_dir[0]) {
+	srv->cfg.verbose = verbose;
+	if (!srv->cfg.state_dir[0]) {
 		dd_server_log("--state-dir is required (where jobs are kept)");
 		return 2;
 	}
-	if (srv.cfg.listen[0] && !srv.cfg.token_file[0]) {
+	if (srv->cfg.listen[0] && !srv->cfg.token_file[0]) {
 		dd_server_log("--listen needs --token-file: TCP clients must authenticate");
 		return 2;
 	}
+	return -1;
+}
+
+/* The engine's settings, from the daemon's. */
+static void engine_config(struct dd_server *srv, struct dd_config *ec)
+{
+	dd_config_init(ec);
+	ec->state_dir = srv->cfg.state_dir;
+	ec->durability = srv->cfg.durability;
+	ec->shards = srv->cfg.shards;
+	ec->workers = srv->cfg.workers;
+	/* The engine's default is the node's CPUs less one (the reactor's).
+	 * On a machine of 2 or 3 CPUs that is one worker, and a process job
+	 * holds its worker for a whole spawn, so one worker would serialize
+	 * them; the extra worker floats (it has no CPU of its own).
+	 * measured: docs/BENCHMARKS.md, "Measured choices: daemon workers" */
+	if (!ec->workers && sysconf(_SC_NPROCESSORS_ONLN) <= 3)
+		ec->workers = 2;
+	ec->output_max = srv->cfg.output_max;
+	ec->output_dir = srv->cfg.output_dir[0] ? srv->cfg.output_dir : NULL;
+	ec->output_reserve = srv->cfg.output_reserve;
+	ec->kill_grace_ns = srv->cfg.kill_grace_ns;
+	ec->shutdown_grace_ns = srv->cfg.shutdown_grace_ns;
+	ec->spin_ns = srv->cfg.spin_ns;
+	ec->ring_capacity = 16384; /* a few large batches in flight fit */
+	/* ended jobs are read from the store once they leave memory: keep
+	 * fewer in memory than the library's default, for a smaller table */
+	ec->retain_terminal = 65536;
+	ec->store_lag_max = srv->cfg.store_lag_max;
+	ec->on_event = dd_events_on_event;
+	ec->event_arg = srv->events;
+	ec->event_mask = DD_EVENTS_ALL;
+	ec->on_durable = dd_events_on_durable;
+	ec->durable_arg = srv->events;
+	ec->on_log = engine_log;
+}
+
+/* The engine (its recovery said), the no-op queue and the listeners.
+ * Returns 0, or -1 after saying why, with the engine and server gone. */
+static int start_service(struct dd_server *srv)
+{
+	struct dd_config ec;
+	char err[4400];
+	engine_config(srv, &ec);
+	int r = dd_engine_create(&ec, &srv->eng);
+	if (r < 0) {
+		dd_server_log("cannot start the engine on %s: %s", srv->cfg.state_dir, dd_strerror(r));
+		dd_server_destroy(srv);
+		return -1;
+	}
+	if ((r = dd_handler_register(srv->eng, NOOP_QUEUE, noop_task, NULL)) < 0) {
+		dd_server_log("cannot register %s: %s", NOOP_QUEUE, dd_strerror(r));
+		dd_engine_destroy(srv->eng);
+		dd_server_destroy(srv);
+		return -1;
+	}
+	struct dd_recovery rec;
+	if (dd_engine_recovery(srv->eng, &rec) == 0 && (rec.jobs_loaded || rec.records_replayed))
+		dd_server_log("recovered %llu unfinished jobs (%llu retried, %llu lost) from %llu log "
+			      "records in %.1f ms%s",
+			      (unsigned long long)rec.jobs_loaded, (unsigned long long)rec.jobs_retried,
+			      (unsigned long long)rec.jobs_lost, (unsigned long long)rec.records_replayed,
+			      (double)rec.ns / 1e6, rec.torn ? "; a torn log tail was cut" : "");
+	if (dd_server_listen_unix(srv, srv->cfg.socket, err, sizeof(err)) < 0 ||
+	    (srv->cfg.listen[0] && dd_server_listen_tcp(srv, srv->cfg.listen, err, sizeof(err)) < 0) ||
+	    (srv->cfg.metrics[0] && dd_metrics_start(srv, srv->cfg.metrics, err, sizeof(err)) < 0)) {
+		dd_server_log("%s", err);
+		dd_metrics_stop(srv);
+		dd_engine_destroy(srv->eng);
+		dd_server_destroy(srv);
+		return -1;
+	}
+	return 0;
+}
+
+/* Drain: no new connections or jobs; running work finishes (or is
+ * cancelled after the grace and retried at the next start); queued jobs
+ * stay in the log for the next start. */
+static void drain(struct dd_server *srv)
+{
+	dd_notify("STOPPING=1\nSTATUS=draining");
+	dd_server_close_listeners(srv);
+	dd_metrics_stop(srv); /* before the engine it reads goes */
+	dd_server_log("draining: waiting up to %.0f s for running jobs",
+		      (double)srv->cfg.shutdown_grace_ns / 1e9);
+	dd_engine_destroy(srv->eng);
+	srv->eng = NULL;
+	dd_server_finish(srv);
+	dd_server_destroy(srv);
+	dd_server_log("stopped");
+}
+
+int main(int argc, char **argv)
+{
+	struct dd_server srv;
+	char err[4400];
+	memset(&srv, 0, sizeof(srv));
+	srv.sigfd = srv.epfd = -1;
+	dd_dcfg_defaults(&srv.cfg);
+	int r = parse_args(argc, argv, &srv);
+	if (r >= 0)
+		return r;
+
 	bool default_socket =
 		!srv.cfg.socket[0] && dd_default_socket(srv.cfg.socket, sizeof(srv.cfg.socket), false);
 	if (srv.cfg.log_file[0] && (r = dd_server_open_log(srv.cfg.log_file)) < 0) {
@@ -187,65 +287,8 @@ int main(int argc, char **argv)
 		dd_server_log("cannot start: %s", strerror(-r));
 		return 1;
 	}
-
-	struct dd_config ec;
-	dd_config_init(&ec);
-	ec.state_dir = srv.cfg.state_dir;
-	ec.durability = srv.cfg.durability;
-	ec.shards = srv.cfg.shards;
-	ec.workers = srv.cfg.workers;
-	/* The engine's default is the node's CPUs less one (the reactor's).
-	 * On a machine of 2 or 3 CPUs that is one worker, and a process job
-	 * holds its worker for a whole spawn, so one worker would serialize
-	 * them; the extra worker floats (it has no CPU of its own). Measured on
-	 * 2 vCPUs: std-r --via-daemon 238k/s with 1 worker, 395k/s with 2. */
-	if (!ec.workers && sysconf(_SC_NPROCESSORS_ONLN) <= 3)
-		ec.workers = 2;
-	ec.output_max = srv.cfg.output_max;
-	ec.output_dir = srv.cfg.output_dir[0] ? srv.cfg.output_dir : NULL;
-	ec.output_reserve = srv.cfg.output_reserve;
-	ec.kill_grace_ns = srv.cfg.kill_grace_ns;
-	ec.shutdown_grace_ns = srv.cfg.shutdown_grace_ns;
-	ec.spin_ns = srv.cfg.spin_ns;
-	ec.ring_capacity = 16384; /* a few large batches in flight fit */
-	/* ended jobs are read from the store once they leave memory: keep
-	 * fewer in memory than the library's default, for a smaller table */
-	ec.retain_terminal = 65536;
-	ec.store_lag_max = srv.cfg.store_lag_max;
-	ec.on_event = dd_events_on_event;
-	ec.event_arg = srv.events;
-	ec.event_mask = DD_EVENTS_ALL;
-	ec.on_durable = dd_events_on_durable;
-	ec.durable_arg = srv.events;
-	ec.on_log = engine_log;
-	r = dd_engine_create(&ec, &srv.eng);
-	if (r < 0) {
-		dd_server_log("cannot start the engine on %s: %s", srv.cfg.state_dir, dd_strerror(r));
-		dd_server_destroy(&srv);
+	if (start_service(&srv) < 0)
 		return 1;
-	}
-	if ((r = dd_handler_register(srv.eng, NOOP_QUEUE, noop_task, NULL)) < 0) {
-		dd_server_log("cannot register %s: %s", NOOP_QUEUE, dd_strerror(r));
-		dd_engine_destroy(srv.eng);
-		dd_server_destroy(&srv);
-		return 1;
-	}
-	struct dd_recovery rec;
-	if (dd_engine_recovery(srv.eng, &rec) == 0 && (rec.jobs_loaded || rec.records_replayed))
-		dd_server_log("recovered %llu unfinished jobs (%llu retried, %llu lost) from %llu log "
-			      "records in %.1f ms%s",
-			      (unsigned long long)rec.jobs_loaded, (unsigned long long)rec.jobs_retried,
-			      (unsigned long long)rec.jobs_lost, (unsigned long long)rec.records_replayed,
-			      (double)rec.ns / 1e6, rec.torn ? "; a torn log tail was cut" : "");
-	if (dd_server_listen_unix(&srv, srv.cfg.socket, err, sizeof(err)) < 0 ||
-	    (srv.cfg.listen[0] && dd_server_listen_tcp(&srv, srv.cfg.listen, err, sizeof(err)) < 0) ||
-	    (srv.cfg.metrics[0] && dd_metrics_start(&srv, srv.cfg.metrics, err, sizeof(err)) < 0)) {
-		dd_server_log("%s", err);
-		dd_metrics_stop(&srv);
-		dd_engine_destroy(srv.eng);
-		dd_server_destroy(&srv);
-		return 1;
-	}
 	dd_server_log("ready: socket %s%s%s, state %s, %u shard(s), durability %s", srv.cfg.socket,
 		      srv.cfg.listen[0] ? ", tcp " : "", srv.cfg.listen, srv.cfg.state_dir,
 		      dd_engine_shards(srv.eng), dd_durability_name(srv.cfg.durability));
@@ -255,19 +298,6 @@ int main(int argc, char **argv)
 	dd_notify(status);
 
 	r = dd_server_run(&srv);
-
-	/* Drain: no new connections or jobs; running work finishes (or is
-	 * cancelled after the grace and retried at the next start); queued
-	 * jobs stay in the log for the next start. */
-	dd_notify("STOPPING=1\nSTATUS=draining");
-	dd_server_close_listeners(&srv);
-	dd_metrics_stop(&srv); /* before the engine it reads goes */
-	dd_server_log("draining: waiting up to %.0f s for running jobs",
-		      (double)srv.cfg.shutdown_grace_ns / 1e9);
-	dd_engine_destroy(srv.eng);
-	srv.eng = NULL;
-	dd_server_finish(&srv);
-	dd_server_destroy(&srv);
-	dd_server_log("stopped");
+	drain(&srv);
 	return r < 0 ? 1 : 0;
 }

@@ -230,23 +230,21 @@ static void reset_run(void)
 	atomic_store(&run.misses, 0);
 }
 
-int embedded_run(const struct opts *o, double rate, const char *state_dir, struct run_result *res)
+/* Starts the engine of a run: recovery said, durable accounting sized for
+ * the run, the handlers, and the jobs --jobs-in-state puts in the state.
+ * 0, or -1 after saying why (the engine destroyed). */
+static int start_engine(const struct opts *o, double rate, const char *state_dir,
+			const struct dd_config *cfg, struct dd_engine **out)
 {
-	struct dd_config cfg;
-	configure(o, state_dir, &cfg);
-	reset_run();
-	sem_init(&run.room, 0, 0);
-	run.from = run.to = UINT64_MAX; /* nothing counts before the window is set */
 	int r;
 	struct dd_engine *e;
-	if ((r = dd_engine_create(&cfg, &e)) < 0) {
+	if ((r = dd_engine_create(cfg, &e)) < 0) {
 		fprintf(stderr, "std-r: cannot start the engine: %s\n", dd_strerror(r));
-		return 1;
+		return -1;
 	}
 	run.e = e;
 	run.exec = o->kind == KIND_EXEC;
-	bool durable = state_dir != NULL;
-	if (durable) {
+	if (state_dir) {
 		struct dd_recovery rec;
 		if (dd_engine_recovery(e, &rec) == 0 && (rec.jobs_loaded || rec.records_replayed))
 			fprintf(stderr, "std-r: recovered %s: %" PRIu64 " jobs back in memory (%" PRIu64
@@ -258,28 +256,32 @@ int embedded_run(const struct opts *o, double rate, const char *state_dir, struc
 		if (acct_init(dd_engine_shards(e), (uint64_t)per) < 0) {
 			fprintf(stderr, "std-r: out of memory for durable accounting\n");
 			dd_engine_destroy(e);
-			return 1;
+			return -1;
 		}
 	}
 	if ((r = dd_handler_register(e, "noop", noop_handler, NULL)) < 0 ||
 	    (r = dd_handler_register(e, "lookup", lookup_handler, NULL)) < 0) {
 		fprintf(stderr, "std-r: cannot register handlers: %s\n", dd_strerror(r));
 		dd_engine_destroy(e);
-		return 1;
+		return -1;
 	}
 	if (o->jobs_in_state && (r = fill_state(e, o->jobs_in_state)) < 0) {
 		fprintf(stderr, "std-r: cannot put %" PRIu64 " jobs in the state: %s\n",
 			o->jobs_in_state, dd_strerror(r));
 		dd_engine_destroy(e);
-		return 1;
+		return -1;
 	}
-	uint64_t preloaded = atomic_load(&run.all);
+	*out = e;
+	return 0;
+}
 
-	static struct dd_job_spec specs[BATCH];
-	uint64_t ids[BATCH];
-	const char *argv[] = {o->cmd ? o->cmd : "/bin/true", NULL};
-	struct dd_exec_spec ex = {.argv = argv};
-	memset(specs, 0, sizeof(specs));
+/* The BATCH specs the generator submits over and over (@ex: the exec
+ * kind's). Returns the payload they share (the caller frees it), or NULL
+ * for none. */
+static char *make_specs(const struct opts *o, struct dd_job_spec *specs,
+			const struct dd_exec_spec *ex)
+{
+	memset(specs, 0, BATCH * sizeof(*specs));
 	char *payload = o->payload ? malloc(o->payload) : NULL;
 	if (payload)
 		memset(payload, 'x', o->payload);
@@ -287,125 +289,221 @@ int embedded_run(const struct opts *o, double rate, const char *state_dir, struc
 		specs[i].payload = payload;
 		specs[i].payload_len = payload ? o->payload : 0;
 		specs[i].kind = o->kind == KIND_LOOKUP ? "lookup" : o->kind == KIND_EXEC ? "exec" : "noop";
-		specs[i].exec = o->kind == KIND_EXEC ? &ex : NULL;
+		specs[i].exec = o->kind == KIND_EXEC ? ex : NULL;
 		specs[i].priority = DD_PRIO_NORMAL;
 		specs[i].node = -1;
 		specs[i].shard = -1;
 	}
-	/* processes take milliseconds: a few in flight per worker is plenty */
-	uint64_t inflight = o->kind == KIND_EXEC && o->inflight == 8192 ? 64 : o->inflight;
+	return payload;
+}
 
-	if (o->gen_cpu >= 0) {
-		cpu_set_t set;
-		CPU_ZERO(&set);
-		CPU_SET(o->gen_cpu, &set);
-		if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0)
-			fprintf(stderr, "std-r: cannot pin the generator to CPU %d; running unpinned\n",
-				o->gen_cpu);
+static void pin_generator(int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0)
+		fprintf(stderr, "std-r: cannot pin the generator to CPU %d; running unpinned\n", cpu);
+}
+
+/* Closed loop, with every job allowed in flight: waits a little for one
+ * to end. */
+static void wait_for_room(bool exec)
+{
+	if (exec) {
+		/* processes take milliseconds: sleep until one ends rather
+		 * than poll, which would take a CPU from them */
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 10000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		sem_timedwait(&run.room, &until);
+		return;
 	}
+	struct timespec ts = {0, 20000};
+	nanosleep(&ts, NULL);
+}
+
+/* The generator's side of a run. */
+struct gen {
+	const struct opts *o;
+	struct dd_engine *e;
+	struct dd_job_spec *specs;
+	double rate;
+	uint64_t start, from, to;   /* CLOCK_MONOTONIC ns: warm-up from start, the window [from, to) */
+	uint64_t inflight;          /* closed loop: jobs in flight at most */
+	uint64_t preloaded;         /* ends counted before the run (--jobs-in-state) */
+	bool durable;
+	struct dd_stats_window *win; /* or NULL */
+	struct dd_stats *st;
+	/* what it did */
+	uint64_t sent, eagain;
+	uint64_t lsn_from; /* durable records when the window began */
+	bool failed;       /* a submit failed: the run stopped */
+};
+
+/* Submits until the window's end: open loop at g->rate, closed (at most
+ * g->inflight in flight) when it is 0; a progress line a second. */
+static void generate(struct gen *g)
+{
+	const struct opts *o = g->o;
+	struct dd_engine *e = g->e;
+	struct dd_job_spec *specs = g->specs;
+	uint64_t ids[BATCH];
+	bool in_window = false;
+	double interval = g->rate > 0 ? 1e9 / g->rate : 0;
+	uint64_t sent = 0, next_progress = g->start + 1000000000ull, last_done = 0;
+	wait_until(g->start);
+	for (;;) {
+		uint64_t now = dd_mono_ns();
+		if (now >= g->to)
+			break;
+		size_t n;
+		if (g->rate > 0) {
+			uint64_t due = (uint64_t)((double)(now - g->start) / interval) + 1;
+			if (due <= sent) {
+				wait_until(g->start + (uint64_t)((double)sent * interval));
+				continue;
+			}
+			n = due - sent < BATCH ? due - sent : BATCH;
+			for (size_t i = 0; i < n; i++)
+				specs[i].intended_ns = g->start + (uint64_t)((double)(sent + i) * interval);
+		} else {
+			/* Closed loop: bounded jobs in flight, or the queue (and so
+			 * every latency) would grow for as long as the run lasts. */
+			uint64_t ended = atomic_load_explicit(&run.all, memory_order_relaxed) - g->preloaded;
+			if (sent - ended >= g->inflight) {
+				wait_for_room(o->kind == KIND_EXEC);
+				continue;
+			}
+			n = sent - ended + BATCH > g->inflight ? g->inflight - (sent - ended) : BATCH;
+			for (size_t i = 0; i < n; i++)
+				specs[i].intended_ns = now;
+		}
+		if (!in_window && now >= g->from) {
+			if (g->durable) {
+				dd_stats(e, g->st);
+				g->lsn_from = durable_records(g->st);
+			}
+			if (g->win)
+				dd_stats_window_read(e, g->win, g->st); /* the window starts now */
+			in_window = true;
+		}
+		size_t done = 0;
+		int r = dd_submit_batch(e, specs, n, DD_SUBMIT_BLOCK, ids, &done);
+		if (g->durable)
+			for (size_t i = 0; i < done; i++)
+				acct_submitted(ids[i], specs[i].intended_ns);
+		if (r < 0 && r != -EAGAIN) {
+			fprintf(stderr, "std-r: submit failed: %s\n", dd_strerror(r));
+			g->failed = true;
+			break;
+		}
+		g->eagain += r == -EAGAIN;
+		sent += done;
+		if (!o->quiet && now >= next_progress) {
+			dd_stats(e, g->st);
+			fprintf(stderr, "std-r: %5.1fs  rate %8.0f/s  p99 %8.2f µs so far%s\n",
+				(double)(now - g->start) / 1e9, (double)(g->st->total.succeeded - last_done),
+				p99_so_far(g->st) / 1e3, now < g->from ? "  (warm-up)" : "");
+			last_done = g->st->total.succeeded;
+			next_progress += 1000000000ull;
+		}
+	}
+	g->sent = sent;
+}
+
+/* The run's figures into @res, once the engine is gone. */
+static void fill_result(const struct gen *g, const struct dd_config *cfg,
+			const struct dd_hist_summary *engine_lat, uint64_t lsn_to,
+			struct run_result *res)
+{
+	const struct opts *o = g->o;
+	res->mode = "embedded";
+	res->kind = kind_name(o->kind);
+	res->durability = o->durability;
+	res->inline_exec = cfg->inline_handlers;
+	res->offered = g->rate;
+	res->duration_s = o->duration_s;
+	res->warmup_s = o->warmup_s;
+	res->jobs_in_state = o->jobs_in_state;
+	res->store_retain = cfg->store_retain_count == SIZE_MAX ? UINT64_MAX : cfg->store_retain_count;
+	res->dispatches_per_sec = (double)atomic_load(&run.in_window) / o->duration_s;
+	res->ring_full = g->eagain;
+	res->failed = atomic_load(&run.failed);
+	res->lookups = atomic_load(&run.lookups);
+	res->lookup_misses = atomic_load(&run.misses);
+	for (unsigned i = 0; i < run.nhists; i++)
+		dd_tel_shist_merge_into(res->lat_hist, run.hists[i]);
+	if (res->lat_hist->count)
+		result_summarise(res->lat_hist, &res->lat);
+	else
+		res->lat = *engine_lat;
+	if (g->durable) {
+		const struct dd_tel_hist *ah = acct_hist();
+		dd_tel_hist_merge(res->ack_hist, ah);
+		result_summarise(res->ack_hist, &res->ack);
+		res->state_tx_per_sec = (double)(lsn_to - g->lsn_from) / o->duration_s;
+		acct_free();
+	}
+}
+
+int embedded_run(const struct opts *o, double rate, const char *state_dir, struct run_result *res)
+{
+	struct dd_config cfg;
+	configure(o, state_dir, &cfg);
+	reset_run();
+	sem_init(&run.room, 0, 0);
+	run.from = run.to = UINT64_MAX; /* nothing counts before the window is set */
+	struct dd_engine *e;
+	if (start_engine(o, rate, state_dir, &cfg, &e) < 0)
+		return 1;
+	struct gen g = {.o = o, .e = e, .rate = rate, .durable = state_dir != NULL,
+			.preloaded = atomic_load(&run.all)};
+
+	static struct dd_job_spec specs[BATCH];
+	const char *argv[] = {o->cmd ? o->cmd : "/bin/true", NULL};
+	struct dd_exec_spec ex = {.argv = argv};
+	char *payload = make_specs(o, specs, &ex);
+	g.specs = specs;
+	/* processes take milliseconds: a few in flight per worker is plenty */
+	g.inflight = o->kind == KIND_EXEC && o->inflight == 8192 ? 64 : o->inflight;
+	if (o->gen_cpu >= 0)
+		pin_generator(o->gen_cpu);
 	/* the engine's histograms over the window: exec's dispatch latency,
 	 * everyone's queue wait */
-	struct dd_stats_window *win = NULL;
-	if (dd_stats_window_create(e, &win) < 0)
-		win = NULL;
+	if (dd_stats_window_create(e, &g.win) < 0)
+		g.win = NULL;
 	struct dd_stats *st = calloc(1, sizeof(*st));
 	if (!st) {
 		dd_engine_destroy(e);
 		return 1;
 	}
-	uint64_t start = dd_mono_ns() + 1000000;
-	uint64_t from = start + (uint64_t)(o->warmup_s * 1e9);
-	uint64_t to = from + (uint64_t)(o->duration_s * 1e9);
-	run.from = from;
-	run.to = to;
-	acct_window(from, to);
-	uint64_t lsn_from = 0, lsn_to = 0; /* durable records at the window's ends */
-	bool in_window = false;
-	double interval = rate > 0 ? 1e9 / rate : 0;
-	uint64_t sent = 0, eagain = 0, next_progress = start + 1000000000ull, last_done = 0;
-	bool submit_failed = false;
-	wait_until(start);
-	for (;;) {
-		uint64_t now = dd_mono_ns();
-		if (now >= to)
-			break;
-		size_t n;
-		if (rate > 0) {
-			uint64_t due = (uint64_t)((double)(now - start) / interval) + 1;
-			if (due <= sent) {
-				wait_until(start + (uint64_t)((double)sent * interval));
-				continue;
-			}
-			n = due - sent < BATCH ? due - sent : BATCH;
-			for (size_t i = 0; i < n; i++)
-				specs[i].intended_ns = start + (uint64_t)((double)(sent + i) * interval);
-		} else {
-			/* Closed loop: bounded jobs in flight, or the queue (and so
-			 * every latency) would grow for as long as the run lasts. */
-			uint64_t ended = atomic_load_explicit(&run.all, memory_order_relaxed) - preloaded;
-			if (sent - ended >= inflight) {
-				/* processes take milliseconds: sleep until one ends
-				 * rather than poll, which would take a CPU from them */
-				if (o->kind == KIND_EXEC) {
-					struct timespec until;
-					clock_gettime(CLOCK_REALTIME, &until);
-					until.tv_nsec += 10000000;
-					if (until.tv_nsec >= 1000000000) {
-						until.tv_sec++;
-						until.tv_nsec -= 1000000000;
-					}
-					sem_timedwait(&run.room, &until);
-					continue;
-				}
-				struct timespec ts = {0, 20000};
-				nanosleep(&ts, NULL);
-				continue;
-			}
-			n = sent - ended + BATCH > inflight ? inflight - (sent - ended) : BATCH;
-			for (size_t i = 0; i < n; i++)
-				specs[i].intended_ns = now;
-		}
-		if (!in_window && now >= from) {
-			if (durable) {
-				dd_stats(e, st);
-				lsn_from = durable_records(st);
-			}
-			if (win)
-				dd_stats_window_read(e, win, st); /* the window starts now */
-			in_window = true;
-		}
-		size_t done = 0;
-		r = dd_submit_batch(e, specs, n, DD_SUBMIT_BLOCK, ids, &done);
-		if (durable)
-			for (size_t i = 0; i < done; i++)
-				acct_submitted(ids[i], specs[i].intended_ns);
-		if (r < 0 && r != -EAGAIN) {
-			fprintf(stderr, "std-r: submit failed: %s\n", dd_strerror(r));
-			submit_failed = true;
-			break;
-		}
-		eagain += r == -EAGAIN;
-		sent += done;
-		if (!o->quiet && now >= next_progress) {
-			dd_stats(e, st);
-			fprintf(stderr, "std-r: %5.1fs  rate %8.0f/s  p99 %8.2f µs so far%s\n",
-				(double)(now - start) / 1e9, (double)(st->total.succeeded - last_done),
-				p99_so_far(st) / 1e3, now < from ? "  (warm-up)" : "");
-			last_done = st->total.succeeded;
-			next_progress += 1000000000ull;
-		}
-	}
-	if (durable) {
+	g.st = st;
+	g.start = dd_mono_ns() + 1000000;
+	g.from = g.start + (uint64_t)(o->warmup_s * 1e9);
+	g.to = g.from + (uint64_t)(o->duration_s * 1e9);
+	run.from = g.from;
+	run.to = g.to;
+	acct_window(g.from, g.to);
+
+	generate(&g);
+
+	uint64_t lsn_to = 0; /* durable records at the window's end */
+	if (g.durable) {
 		dd_stats(e, st);
 		lsn_to = durable_records(st);
 	}
-	if (win) /* the window's DISPATCH histogram, before the drain */
-		dd_stats_window_read(e, win, st);
+	if (g.win) /* the window's DISPATCH histogram, before the drain */
+		dd_stats_window_read(e, g.win, st);
 	struct dd_hist_summary engine_lat = st->total.hist[DD_HIST_DISPATCH];
 	res->queue_wait = st->total.hist[DD_HIST_QUEUE_WAIT];
 	/* Let the jobs intended inside the window finish before reading. */
 	uint64_t drain_deadline = dd_mono_ns() + (o->kind == KIND_EXEC ? 30 : 5) * 1000000000ull;
-	while (atomic_load(&run.all) - preloaded < sent && dd_mono_ns() < drain_deadline)
+	while (atomic_load(&run.all) - g.preloaded < g.sent && dd_mono_ns() < drain_deadline)
 		usleep(1000);
 	dd_stats(e, st);
 	result_take_probe(res, st);
@@ -417,40 +515,14 @@ int embedded_run(const struct opts *o, double rate, const char *state_dir, struc
 	res->log_records = st->total.log_records;
 	res->log_batches = st->total.log_batches;
 	res->state_error = st->total.state_error;
-	if (win)
-		dd_stats_window_destroy(win);
+	if (g.win)
+		dd_stats_window_destroy(g.win);
 	dd_engine_destroy(e);
 	free(st);
 	free(payload);
 
-	res->mode = "embedded";
-	res->kind = kind_name(o->kind);
-	res->durability = o->durability;
-	res->inline_exec = cfg.inline_handlers;
-	res->offered = rate;
-	res->duration_s = o->duration_s;
-	res->warmup_s = o->warmup_s;
-	res->jobs_in_state = o->jobs_in_state;
-	res->store_retain = cfg.store_retain_count == SIZE_MAX ? UINT64_MAX : cfg.store_retain_count;
-	res->dispatches_per_sec = (double)atomic_load(&run.in_window) / o->duration_s;
-	res->ring_full = eagain;
-	res->failed = atomic_load(&run.failed);
-	res->lookups = atomic_load(&run.lookups);
-	res->lookup_misses = atomic_load(&run.misses);
-	for (unsigned i = 0; i < run.nhists; i++)
-		dd_tel_shist_merge_into(res->lat_hist, run.hists[i]);
-	if (res->lat_hist->count)
-		result_summarise(res->lat_hist, &res->lat);
-	else
-		res->lat = engine_lat;
-	if (durable) {
-		const struct dd_tel_hist *ah = acct_hist();
-		dd_tel_hist_merge(res->ack_hist, ah);
-		result_summarise(res->ack_hist, &res->ack);
-		res->state_tx_per_sec = (double)(lsn_to - lsn_from) / o->duration_s;
-		acct_free();
-	}
+	fill_result(&g, &cfg, &engine_lat, lsn_to, res);
 	reset_run();
 	sem_destroy(&run.room);
-	return submit_failed ? 1 : 0;
+	return g.failed ? 1 : 0;
 }

@@ -120,6 +120,175 @@ static int parse_count(const char *arg, long lo, long hi, long *v)
 	return *end || end == arg || *v < lo || *v > hi ? -1 : 0;
 }
 
+/* Options that name a choice: --durability, --kind, --histograms,
+ * --probe, --executor. 0, or 2 after saying what was wrong. */
+static int set_choice(int c, const char *arg, struct opts *o)
+{
+	switch (c) {
+	case 'D': {
+		enum dd_durability d;
+		if (dd_durability_parse(arg, &d) < 0)
+			return bad("--durability wants none, buffered or fsync", arg);
+		o->durability = (int)d;
+		break;
+	}
+	case 'k':
+		if (!strcmp(arg, "noop"))
+			o->kind = KIND_NOOP;
+		else if (!strcmp(arg, "lookup"))
+			o->kind = KIND_LOOKUP;
+		else if (!strcmp(arg, "exec"))
+			o->kind = KIND_EXEC;
+		else
+			return bad("--kind wants noop, lookup or exec", arg);
+		break;
+	case 'H':
+		if (strcmp(arg, "on") && strcmp(arg, "off"))
+			return bad("--histograms wants on or off", arg);
+		o->histograms_off = !strcmp(arg, "off");
+		break;
+	case 'O':
+		if (!strcmp(arg, "auto"))
+			o->probe = DD_PROBE_AUTO;
+		else if (!strcmp(arg, "on"))
+			o->probe = DD_PROBE_ON;
+		else if (!strcmp(arg, "off"))
+			o->probe = DD_PROBE_OFF;
+		else
+			return bad("--probe wants auto, on or off", arg);
+		break;
+	case 'X':
+		if (!strcmp(arg, "auto"))
+			o->executor = -1;
+		else if (!strcmp(arg, "workers"))
+			o->executor = 0;
+		else if (!strcmp(arg, "inline"))
+			o->executor = 1;
+		else
+			return bad("--executor wants auto, workers or inline", arg);
+		break;
+	}
+	return 0;
+}
+
+/* Options given, where the default depends on whether they were. */
+struct given {
+	bool jobs, retain;
+};
+
+/* Options that take a number, a time or a rate. 0, or 2 after saying
+ * what was wrong. */
+static int set_number(int c, const char *arg, struct opts *o, struct given *g)
+{
+	long v;
+	char *end;
+	switch (c) {
+	case 'L':
+		if (parse_count(arg, 0, 65536, &v))
+			return bad("--payload wants 0..65536 bytes", arg);
+		o->payload = (unsigned)v;
+		break;
+	case 'J':
+		if (parse_count(arg, 0, 100000000, &v))
+			return bad("--jobs-in-state wants 0..100000000", arg);
+		o->jobs_in_state = (uint64_t)v;
+		g->jobs = true;
+		break;
+	case 'R':
+		if (parse_count(arg, 0, 1000000000, &v))
+			return bad("--store-retain wants 0..1000000000 jobs", arg);
+		o->store_retain = (uint64_t)v;
+		g->retain = true;
+		break;
+	case 'u':
+		if (parse_sweep(arg, o))
+			return bad("--sweep wants FROM:TO:STEP in jobs/s, at most 1000 steps", arg);
+		break;
+	case 'b':
+		if (parse_duration_ns(arg, &o->p99_bound_ns) || !o->p99_bound_ns)
+			return bad("--p99-bound wants a time such as 50us or 2ms", arg);
+		break;
+	case 'C':
+		if (parse_count(arg, 1, 64, &v))
+			return bad("--telemetry-cost wants 1..64 rounds", arg);
+		o->telemetry_cost = (int)v;
+		break;
+	case 'B':
+	case 'P':
+		if (parse_count(arg, 1, 100000, &v))
+			return bad("--batch and --depth want 1..100000", arg);
+		*(c == 'B' ? &o->batch : &o->depth) = (unsigned)v;
+		break;
+	case 'F':
+		o->floor_s = strtod(arg, &end);
+		if (*end || end == arg || !(o->floor_s >= 0) || o->floor_s > 60)
+			return bad("--floor wants seconds in 0..60", arg);
+		break;
+	case 'r':
+		if (!strcmp(arg, "max")) {
+			o->rate = 0;
+			break;
+		}
+		o->rate = strtod(arg, &end);
+		if (*end || end == arg || !(o->rate > 0) || o->rate > 1e9)
+			return bad("--rate wants a positive number or 'max'", arg);
+		break;
+	case 'd':
+	case 'w': {
+		double s = strtod(arg, &end);
+		if (*end || end == arg || !(s >= 0) || s > 86400 || (c == 'd' && s <= 0))
+			return bad("bad number of seconds", arg);
+		*(c == 'd' ? &o->duration_s : &o->warmup_s) = s;
+		break;
+	}
+	case 's':
+	case 'W':
+	case 'I':
+	case 'S':
+		if (parse_count(arg, 0, 1000000, &v))
+			return bad("bad count", arg);
+		if (c == 's')
+			o->shards = (unsigned)v;
+		else if (c == 'W')
+			o->workers = (unsigned)v;
+		else if (c == 'I')
+			o->inflight = v ? (uint64_t)v : 1;
+		else
+			o->spin_ns = (uint64_t)v * 1000;
+		break;
+	case 'G':
+		if (parse_count(arg, -1, 4095, &v))
+			return bad("bad CPU", arg);
+		o->gen_cpu = (int)v;
+		break;
+	}
+	return 0;
+}
+
+/* What holds between options, once all are read. 0, or 2. */
+static int check(struct opts *o, const struct given *g)
+{
+	if (o->kind == KIND_LOOKUP && !g->jobs)
+		o->jobs_in_state = 10000;
+	if (o->kind == KIND_LOOKUP && !o->jobs_in_state) {
+		fprintf(stderr, "std-r: --kind lookup needs --jobs-in-state of at least 1\n");
+		return 2;
+	}
+	if (o->cmd && o->kind != KIND_EXEC) {
+		fprintf(stderr, "std-r: --cmd goes with --kind exec\n");
+		return 2;
+	}
+	if (g->retain && o->via_daemon) {
+		fprintf(stderr, "std-r: --store-retain is for --embedded (dispatchd keeps its own)\n");
+		return 2;
+	}
+	if (o->socket && !o->via_daemon) {
+		fprintf(stderr, "std-r: --socket goes with --via-daemon\n");
+		return 2;
+	}
+	return 0;
+}
+
 int opts_parse(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
@@ -142,10 +311,8 @@ int opts_parse(int argc, char **argv, struct opts *o)
 		{"payload", required_argument, 0, 'L'},  {"store-retain", required_argument, 0, 'R'},
 		{0, 0, 0, 0},
 	};
-	int c;
-	long v;
-	char *end;
-	bool jobs_given = false, retain_given = false;
+	int c, rc;
+	struct given g = {0};
 	*o = (struct opts){
 		.duration_s = 10, .warmup_s = 2, .spin_ns = DD_SPIN_AUTO, .inflight = 8192,
 		.gen_cpu = -1, .executor = -1, .floor_s = 1,
@@ -154,51 +321,36 @@ int opts_parse(int argc, char **argv, struct opts *o)
 	};
 	while ((c = getopt_long(argc, argv, "qhV", lo, NULL)) != -1) {
 		switch (c) {
-		case 'D': {
-			enum dd_durability d;
-			if (dd_durability_parse(optarg, &d) < 0)
-				return bad("--durability wants none, buffered or fsync", optarg);
-			o->durability = (int)d;
-			break;
-		}
+		case 'D':
 		case 'k':
-			if (!strcmp(optarg, "noop"))
-				o->kind = KIND_NOOP;
-			else if (!strcmp(optarg, "lookup"))
-				o->kind = KIND_LOOKUP;
-			else if (!strcmp(optarg, "exec"))
-				o->kind = KIND_EXEC;
-			else
-				return bad("--kind wants noop, lookup or exec", optarg);
+		case 'H':
+		case 'O':
+		case 'X':
+			if ((rc = set_choice(c, optarg, o)))
+				return rc;
+			break;
+		case 'L':
+		case 'J':
+		case 'R':
+		case 'u':
+		case 'b':
+		case 'C':
+		case 'B':
+		case 'P':
+		case 'F':
+		case 'r':
+		case 'd':
+		case 'w':
+		case 's':
+		case 'W':
+		case 'I':
+		case 'S':
+		case 'G':
+			if ((rc = set_number(c, optarg, o, &g)))
+				return rc;
 			break;
 		case 'c':
 			o->cmd = optarg;
-			break;
-		case 'L':
-			if (parse_count(optarg, 0, 65536, &v))
-				return bad("--payload wants 0..65536 bytes", optarg);
-			o->payload = (unsigned)v;
-			break;
-		case 'J':
-			if (parse_count(optarg, 0, 100000000, &v))
-				return bad("--jobs-in-state wants 0..100000000", optarg);
-			o->jobs_in_state = (uint64_t)v;
-			jobs_given = true;
-			break;
-		case 'R':
-			if (parse_count(optarg, 0, 1000000000, &v))
-				return bad("--store-retain wants 0..1000000000 jobs", optarg);
-			o->store_retain = (uint64_t)v;
-			retain_given = true;
-			break;
-		case 'u':
-			if (parse_sweep(optarg, o))
-				return bad("--sweep wants FROM:TO:STEP in jobs/s, at most 1000 steps",
-					   optarg);
-			break;
-		case 'b':
-			if (parse_duration_ns(optarg, &o->p99_bound_ns) || !o->p99_bound_ns)
-				return bad("--p99-bound wants a time such as 50us or 2ms", optarg);
 			break;
 		case 'o':
 			o->socket = optarg;
@@ -215,86 +367,8 @@ int opts_parse(int argc, char **argv, struct opts *o)
 		case 'E':
 			o->via_daemon = false;
 			break;
-		case 'H':
-			if (strcmp(optarg, "on") && strcmp(optarg, "off"))
-				return bad("--histograms wants on or off", optarg);
-			o->histograms_off = !strcmp(optarg, "off");
-			break;
-		case 'O':
-			if (!strcmp(optarg, "auto"))
-				o->probe = DD_PROBE_AUTO;
-			else if (!strcmp(optarg, "on"))
-				o->probe = DD_PROBE_ON;
-			else if (!strcmp(optarg, "off"))
-				o->probe = DD_PROBE_OFF;
-			else
-				return bad("--probe wants auto, on or off", optarg);
-			break;
-		case 'C':
-			if (parse_count(optarg, 1, 64, &v))
-				return bad("--telemetry-cost wants 1..64 rounds", optarg);
-			o->telemetry_cost = (int)v;
-			break;
 		case 'Z':
 			o->dispatchd = optarg;
-			break;
-		case 'B':
-		case 'P':
-			if (parse_count(optarg, 1, 100000, &v))
-				return bad("--batch and --depth want 1..100000", optarg);
-			*(c == 'B' ? &o->batch : &o->depth) = (unsigned)v;
-			break;
-		case 'F':
-			o->floor_s = strtod(optarg, &end);
-			if (*end || end == optarg || !(o->floor_s >= 0) || o->floor_s > 60)
-				return bad("--floor wants seconds in 0..60", optarg);
-			break;
-		case 'X':
-			if (!strcmp(optarg, "auto"))
-				o->executor = -1;
-			else if (!strcmp(optarg, "workers"))
-				o->executor = 0;
-			else if (!strcmp(optarg, "inline"))
-				o->executor = 1;
-			else
-				return bad("--executor wants auto, workers or inline", optarg);
-			break;
-		case 'r':
-			if (!strcmp(optarg, "max")) {
-				o->rate = 0;
-				break;
-			}
-			o->rate = strtod(optarg, &end);
-			if (*end || end == optarg || !(o->rate > 0) || o->rate > 1e9)
-				return bad("--rate wants a positive number or 'max'", optarg);
-			break;
-		case 'd':
-		case 'w': {
-			double s = strtod(optarg, &end);
-			if (*end || end == optarg || !(s >= 0) || s > 86400 || (c == 'd' && s <= 0))
-				return bad("bad number of seconds", optarg);
-			*(c == 'd' ? &o->duration_s : &o->warmup_s) = s;
-			break;
-		}
-		case 's':
-		case 'W':
-		case 'I':
-		case 'S':
-			if (parse_count(optarg, 0, 1000000, &v))
-				return bad("bad count", optarg);
-			if (c == 's')
-				o->shards = (unsigned)v;
-			else if (c == 'W')
-				o->workers = (unsigned)v;
-			else if (c == 'I')
-				o->inflight = v ? (uint64_t)v : 1;
-			else
-				o->spin_ns = (uint64_t)v * 1000;
-			break;
-		case 'G':
-			if (parse_count(optarg, -1, 4095, &v))
-				return bad("bad CPU", optarg);
-			o->gen_cpu = (int)v;
 			break;
 		case 'j':
 			o->json = optarg;
@@ -315,23 +389,5 @@ int opts_parse(int argc, char **argv, struct opts *o)
 	}
 	if (optind < argc)
 		return bad("unexpected argument", argv[optind]);
-	if (o->kind == KIND_LOOKUP && !jobs_given)
-		o->jobs_in_state = 10000;
-	if (o->kind == KIND_LOOKUP && !o->jobs_in_state) {
-		fprintf(stderr, "std-r: --kind lookup needs --jobs-in-state of at least 1\n");
-		return 2;
-	}
-	if (o->cmd && o->kind != KIND_EXEC) {
-		fprintf(stderr, "std-r: --cmd goes with --kind exec\n");
-		return 2;
-	}
-	if (retain_given && o->via_daemon) {
-		fprintf(stderr, "std-r: --store-retain is for --embedded (dispatchd keeps its own)\n");
-		return 2;
-	}
-	if (o->socket && !o->via_daemon) {
-		fprintf(stderr, "std-r: --socket goes with --via-daemon\n");
-		return 2;
-	}
-	return 0;
+	return check(o, &g);
 }
