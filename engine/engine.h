@@ -249,11 +249,12 @@ struct dd_engine {
 	int64_t stdin_max;
 };
 
-/* log.c: messages through cfg.on_log (stderr when NULL); @level is a
+/* log.c: messages through cfg.on_log (dropped when NULL); @level is a
  * syslog priority (LOG_ERR...). Any thread. */
 void dd_log(const struct dd_engine *e, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* The state component's log hook (dd_state_store_opts.log): @arg is the engine. */
+/* The components' log hook (dd_state_store_opts.log, the jitter probe's
+ * print): @arg is the engine. */
 void dd_log_state(int level, const char *msg, void *arg);
 /* strings.c: why a job ended, as the engine's own static strings (a
  * reason of these is compared by pointer). A record's reason points at one

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -84,12 +85,17 @@ static void check_space(struct dd_outcut *h)
 	    (!low || now - h->said_ns > 60000000000ull)) {
 		h->said_low = low;
 		h->said_ns = now;
-		fprintf(stderr, low ? "dispatchd: free space on the state dir's file system (%" PRIu64
-					  " bytes) is below the reserve (%" PRIu64
-					  "): cutting process output until it returns\n"
-				    : "dispatchd: free space on the state dir's file system (%" PRIu64
-				      " bytes) is back above the reserve (%" PRIu64 ")\n",
-			avail, h->reserve);
+		if (low)
+			dd_log(h->e, LOG_WARNING,
+			       "free space on the state dir's file system (%" PRIu64
+			       " bytes) is below the reserve (%" PRIu64
+			       "): cutting process output until it returns",
+			       avail, h->reserve);
+		else
+			dd_log(h->e, LOG_NOTICE,
+			       "free space on the state dir's file system (%" PRIu64
+			       " bytes) is back above the reserve (%" PRIu64 ")",
+			       avail, h->reserve);
 	}
 	bool was = atomic_exchange_explicit(&h->low, low, memory_order_relaxed);
 	atomic_store_explicit(&h->near, avail / 2 < h->reserve, memory_order_relaxed);

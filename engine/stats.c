@@ -99,7 +99,7 @@ int dd_probe_start(struct dd_engine *e)
 		return 0;
 	}
 	char why[128];
-	int r = dd_tel_probe_open(getpid(), &e->probe, why, sizeof(why));
+	int r = dd_tel_probe_open(getpid(), dd_log_state, e, &e->probe, why, sizeof(why));
 	if (r < 0) {
 		e->probe = NULL;
 		snprintf(e->probe_status, sizeof(e->probe_status), "unavailable: %s", why);

@@ -392,7 +392,7 @@ struct dd_config {
 	uint32_t event_mask;      /* default DD_EVENTS_TERMINAL when on_event is set */
 	dd_log_fn on_log;         /* the engine's messages (why a state dir is
 				   * refused, a log that cannot be written...);
-				   * NULL: one line each on stderr */
+				   * NULL: dropped (the library never prints) */
 	void *log_arg;
 };
 

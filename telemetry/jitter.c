@@ -3,11 +3,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 
 #include "jitter.skel.h"
 #include "probe.h"
@@ -17,13 +19,30 @@ struct dd_tel_probe {
 	bool raw; /* raw tracepoints, not tp_btf */
 };
 
+/* libbpf's print hook is process-wide and takes no argument: the open
+ * under way holds the lock and names where its messages go. */
+static pthread_mutex_t print_lock = PTHREAD_MUTEX_INITIALIZER;
+static dd_tel_print_fn hook_fn;
+static void *hook_arg;
+
 static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	/* we say why ourselves, once; DD_BPF_DEBUG=1 shows libbpf's (and the
 	 * verifier's) own account */
-	if (level == LIBBPF_DEBUG || !getenv("DD_BPF_DEBUG"))
+	if (level == LIBBPF_DEBUG || !hook_fn || !getenv("DD_BPF_DEBUG"))
 		return 0;
-	return vfprintf(stderr, fmt, ap);
+	char msg[1024];
+	int r = vsnprintf(msg, sizeof(msg), fmt, ap);
+	for (char *line = msg, *end; *line; line = end) {
+		end = line + strcspn(line, "\n");
+		bool last = !*end;
+		*end = '\0';
+		if (*line)
+			hook_fn(level == LIBBPF_WARN ? LOG_WARNING : LOG_INFO, line, hook_arg);
+		if (!last)
+			end++;
+	}
+	return r;
 }
 
 /* Opens, sets and loads the skeleton with one set of programs: the
@@ -48,7 +67,7 @@ static int try_load(struct dd_tel_probe *p, int tgid, bool raw)
 	return err;
 }
 
-int dd_tel_probe_open(int tgid, struct dd_tel_probe **out, char *why, size_t n)
+static int probe_open(int tgid, struct dd_tel_probe **out, char *why, size_t n)
 {
 	struct dd_tel_probe *p = calloc(1, sizeof(*p));
 	int err;
@@ -56,7 +75,6 @@ int dd_tel_probe_open(int tgid, struct dd_tel_probe **out, char *why, size_t n)
 		snprintf(why, n, "out of memory");
 		return -ENOMEM;
 	}
-	libbpf_set_print(quiet);
 	/* DD_PROBE_RAW=1 forces the raw tracepoints (their test) */
 	bool force_raw = getenv("DD_PROBE_RAW") != NULL;
 	p->raw = force_raw;
@@ -80,6 +98,21 @@ fail:
 	jitter_bpf__destroy(p->skel);
 	free(p);
 	return err ? err : -EINVAL;
+}
+
+int dd_tel_probe_open(int tgid, dd_tel_print_fn print, void *print_arg,
+		      struct dd_tel_probe **out, char *why, size_t n)
+{
+	pthread_mutex_lock(&print_lock);
+	hook_fn = print;
+	hook_arg = print_arg;
+	libbpf_set_print(quiet);
+	int err = probe_open(tgid, out, why, n);
+	/* libbpf's later messages (a close) have no one to go to */
+	hook_fn = NULL;
+	hook_arg = NULL;
+	pthread_mutex_unlock(&print_lock);
+	return err;
 }
 
 bool dd_tel_probe_raw(const struct dd_tel_probe *p)

@@ -5,9 +5,10 @@
 
 #include "probe.h"
 
-int dd_tel_probe_open(int tgid, struct dd_tel_probe **out, char *why, size_t n)
+int dd_tel_probe_open(int tgid, dd_tel_print_fn print, void *print_arg,
+		      struct dd_tel_probe **out, char *why, size_t n)
 {
-	(void)tgid, (void)out;
+	(void)tgid, (void)print, (void)print_arg, (void)out;
 	snprintf(why, n, "built without the bpf feature (bpftool, clang, libbpf or kernel BTF "
 			 "missing when it was configured)");
 	return -EOPNOTSUPP;

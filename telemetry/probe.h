@@ -12,10 +12,17 @@
 
 struct dd_tel_probe;
 
+/* Where libbpf's own messages go: one line each, @level a syslog priority
+ * (LOG_WARNING, LOG_INFO). The probe never prints. */
+typedef void (*dd_tel_print_fn)(int level, const char *msg, void *arg);
+
 /* Loads and attaches the probe to the scheduler tracepoints, watching
  * process @tgid. Returns 0, or a negative errno with the reason in @why
- * (no BPF permission, no BTF, built without it). */
-int dd_tel_probe_open(int tgid, struct dd_tel_probe **out, char *why, size_t n);
+ * (no BPF permission, no BTF, built without it). With DD_BPF_DEBUG=1 in
+ * the environment, libbpf's (and the verifier's) account of the load goes
+ * to @print (NULL: nowhere); without it the reason in @why is all. */
+int dd_tel_probe_open(int tgid, dd_tel_print_fn print, void *print_arg,
+		      struct dd_tel_probe **out, char *why, size_t n);
 void dd_tel_probe_close(struct dd_tel_probe *p);
 /* Whether it runs on raw tracepoints (kernels without tp_btf), not the
  * BTF-typed ones. */

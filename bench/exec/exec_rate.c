@@ -68,10 +68,18 @@ static void on_event(const struct dd_event *ev, void *arg)
 	}
 }
 
+/* The engine's messages, on stderr beside exec-rate's own. */
+static void log_stderr(int level, const char *msg, void *arg)
+{
+	(void)level, (void)arg;
+	fprintf(stderr, "dispatchd: %s\n", msg);
+}
+
 static double engine(unsigned threads, uint64_t *failures)
 {
 	struct dd_config cfg;
 	dd_config_init(&cfg);
+	cfg.on_log = log_stderr;
 	cfg.shards = 1;
 	cfg.workers = threads;
 	cfg.on_event = on_event;

@@ -139,9 +139,17 @@ static uint64_t p99_so_far(const struct dd_stats *st)
 	return p;
 }
 
+/* The engine's messages, on stderr beside std-r's own. */
+static void log_stderr(int level, const char *msg, void *arg)
+{
+	(void)level, (void)arg;
+	fprintf(stderr, "dispatchd: %s\n", msg);
+}
+
 static void configure(const struct opts *o, const char *state_dir, struct dd_config *cfg)
 {
 	dd_config_init(cfg);
+	cfg->on_log = log_stderr;
 	cfg->shards = o->shards;
 	cfg->workers = o->workers;
 	cfg->histograms = !o->histograms_off;

@@ -38,7 +38,7 @@ static void *sleeper(void *arg)
 int main(void)
 {
 	char why[256], line[16];
-	if (dd_tel_probe_open(getpid(), &probe, why, sizeof(why)) < 0) {
+	if (dd_tel_probe_open(getpid(), NULL, NULL, &probe, why, sizeof(why)) < 0) {
 		fprintf(stderr, "probe unavailable: %s\n", why);
 		return 77;
 	}

@@ -28,7 +28,7 @@ static void known_workload(bool raw)
 {
 	struct dd_tel_probe *p;
 	char why[256];
-	int r = dd_tel_probe_open(getpid(), &p, why, sizeof(why));
+	int r = dd_tel_probe_open(getpid(), NULL, NULL, &p, why, sizeof(why));
 	if (r < 0)
 		cr_skip_test("probe unavailable: %s", why);
 	cr_assert_eq(dd_tel_probe_raw(p), raw);
