@@ -3,8 +3,7 @@
  * HDR-style buckets: values below 128 are exact, then each power of two is
  * split into 128 sub-buckets, so every recorded value is known to within
  * 1/128 (better than 2 significant digits) from 1 ns to beyond 100 s.
- * One writer per histogram with plain stores; readers merge copies. The
- * Prometheus exposition and the eBPF probe come with the telemetry issue.
+ * One writer per histogram with plain stores; readers merge copies.
  */
 #ifndef DD_TEL_H
 #define DD_TEL_H

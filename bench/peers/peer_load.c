@@ -17,13 +17,22 @@
  * Measured: jobs consumed per second in the window; the acknowledgement
  * latency of a batch (intended send -> the server's last reply for it,
  * which with fsync-on-write comes after the fsync); and a job's latency
- * from intended send to a consumer having it. */
+ * from intended send to a consumer having it.
+ *
+ * A batch sent inside the window is owed its answers even when they come
+ * after the window: the producer stops sending at the window's end but
+ * keeps reading for up to --ack-wait seconds, else a server slower than
+ * the window (beanstalkd -f 0: a batch's answers take seconds) would have
+ * no acknowledgement measured at all. Batches still unanswered then are
+ * counted (unacked_batches), and a histogram with nothing in it is
+ * reported as none (JSON null), never as 0. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -49,13 +58,16 @@ static struct {
 	const char *host;
 	int port;
 	unsigned producers, consumers, batch, depth, payload;
-	double rate, duration_s, warmup_s;
+	double rate, duration_s, warmup_s, ack_wait_s;
 	const char *json, *label;
 } opt = {.host = "127.0.0.1", .producers = 1, .consumers = 2, .batch = 1000, .depth = 8,
-	 .payload = 16, .duration_s = 4, .warmup_s = 1};
+	 .payload = 16, .duration_s = 4, .warmup_s = 1, .ack_wait_s = 30};
 
 static uint64_t start_ns, from_ns, to_ns;
 static _Atomic uint64_t produced, consumed, consumed_in_window, errors;
+/* batches whose intended send is in the window, and those of them never
+ * answered in full */
+static _Atomic uint64_t window_batches, unacked_batches;
 static _Atomic bool stop;
 
 struct conn {
@@ -94,11 +106,25 @@ static int send_all(struct conn *c, const char *p, size_t n)
 	return 0;
 }
 
-/* More bytes into the buffer (blocking). 0, or -1 when the peer is gone. */
-static int fill(struct conn *c)
+/* More bytes into the buffer, waiting until @deadline (CLOCK_MONOTONIC
+ * ns; 0: for ever). 0, 1 when the deadline passed first, or -1 when the
+ * peer is gone. */
+static int fill_until(struct conn *c, uint64_t deadline)
 {
 	if (c->len == c->cap)
 		return -1; /* a reply larger than 4 MiB: not one of ours */
+	if (deadline) {
+		uint64_t now = now_ns();
+		if (now >= deadline)
+			return 1;
+		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+		uint64_t ms = (deadline - now + 999999) / 1000000;
+		int r = poll(&pfd, 1, ms > 1000 ? 1000 : (int)ms);
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (r <= 0)
+			return now_ns() >= deadline ? 1 : 0;
+	}
 	ssize_t k;
 	do
 		k = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
@@ -107,6 +133,11 @@ static int fill(struct conn *c)
 		return -1;
 	c->len += (size_t)k;
 	return 0;
+}
+
+static int fill(struct conn *c)
+{
+	return fill_until(c, 0);
 }
 
 static void consume(struct conn *c, size_t n)
@@ -225,6 +256,13 @@ static int take_reply(struct conn *c)
 	return 1;
 }
 
+/* The last answer to a batch meant for @intended has come. */
+static void acked_one(struct conn *c, uint64_t intended)
+{
+	if (intended >= from_ns && intended < to_ns)
+		dd_tel_hist_record(&c->hist, now_ns() - intended);
+}
+
 static void *producer(void *arg)
 {
 	struct conn *c = arg;
@@ -238,10 +276,32 @@ static void *producer(void *arg)
 	unsigned depth = opt.depth < MAX_INFLIGHT ? opt.depth : MAX_INFLIGHT;
 	double interval = opt.rate > 0 ? 1e9 * opt.batch * opt.producers / opt.rate : 0;
 	uint64_t batches = 0, acked = 0;
+	uint64_t ack_deadline = to_ns + (uint64_t)(opt.ack_wait_s * 1e9);
 	while (!atomic_load(&stop)) {
 		uint64_t now = now_ns();
-		if (now >= to_ns)
-			break;
+		if (now >= to_ns) {
+			/* the window is over: nothing more is sent, but the
+			 * answers owed to what was sent are still read */
+			if (batches == acked || now >= ack_deadline)
+				break;
+			int r = take_reply(c);
+			if (r < 0)
+				break;
+			if (r == 0) {
+				int f = fill_until(c, ack_deadline);
+				if (f < 0)
+					fail("the server closed the connection", NULL);
+				if (f != 0)
+					break;
+				continue;
+			}
+			if (++got == per) {
+				got = 0;
+				acked_one(c, sent_at[acked % MAX_INFLIGHT]);
+				acked++;
+			}
+			continue;
+		}
 		uint64_t outstanding = atomic_load(&produced) - atomic_load(&consumed);
 		bool may = opt.rate > 0 ? now >= start_ns + (uint64_t)((double)batches * interval)
 					: batches - acked < depth &&
@@ -256,6 +316,8 @@ static void *producer(void *arg)
 				break;
 			}
 			sent_at[batches % MAX_INFLIGHT] = intended;
+			if (intended >= from_ns && intended < to_ns)
+				atomic_fetch_add(&window_batches, 1);
 			atomic_fetch_add(&produced, opt.batch);
 			batches++;
 			continue;
@@ -276,11 +338,14 @@ static void *producer(void *arg)
 		}
 		if (++got == per) {
 			got = 0;
-			uint64_t s = sent_at[acked % MAX_INFLIGHT], t = now_ns();
-			if (s >= from_ns && s < to_ns)
-				dd_tel_hist_record(&c->hist, t - s);
+			acked_one(c, sent_at[acked % MAX_INFLIGHT]);
 			acked++;
 		}
+	}
+	for (uint64_t i = acked; i < batches; i++) {
+		uint64_t s = sent_at[i % MAX_INFLIGHT];
+		if (s >= from_ns && s < to_ns)
+			atomic_fetch_add(&unacked_batches, 1);
 	}
 	free(b.req);
 	free(b.slot);
@@ -400,6 +465,8 @@ static void usage(FILE *f)
 		"  --payload N       bytes per job, at least 16 (default 16)\n"
 		"  --duration S      measured seconds (default 4)\n"
 		"  --warmup S        seconds before measuring (default 1)\n"
+		"  --ack-wait S      after the window, how long the producers still read\n"
+		"                    the answers owed to batches sent in it (default 30)\n"
 		"  --label TEXT      name in the report (default: the protocol)\n"
 		"  --json FILE       write the result as JSON\n");
 }
@@ -413,6 +480,7 @@ static int parse(int argc, char **argv)
 		{"batch", required_argument, 0, 'B'}, {"depth", required_argument, 0, 'D'},
 		{"rate", required_argument, 0, 'R'}, {"payload", required_argument, 0, 'L'},
 		{"duration", required_argument, 0, 'd'}, {"warmup", required_argument, 0, 'w'},
+		{"ack-wait", required_argument, 0, 'A'},
 		{"label", required_argument, 0, 'l'}, {"json", required_argument, 0, 'j'},
 		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
@@ -427,7 +495,7 @@ static int parse(int argc, char **argv)
 				fprintf(stderr, "peer-load: bad number '%s'\n", optarg);
 				return 2;
 			}
-		} else if (strchr("Rdw", c)) {
+		} else if (strchr("RdwA", c)) {
 			d = strtod(optarg, &end);
 			if (*end || end == optarg || !(d >= 0) || d > 1e9) {
 				fprintf(stderr, "peer-load: bad number '%s'\n", optarg);
@@ -447,6 +515,7 @@ static int parse(int argc, char **argv)
 		case 'R': opt.rate = d; break;
 		case 'd': opt.duration_s = d; break;
 		case 'w': opt.warmup_s = d; break;
+		case 'A': opt.ack_wait_s = d; break;
 		case 'l': opt.label = optarg; break;
 		case 'j': opt.json = optarg; break;
 		case 'h': usage(stdout); exit(0);
@@ -464,12 +533,29 @@ static int parse(int argc, char **argv)
 	return 0;
 }
 
+/* {p50, p99, p999, max, count} in ns; the figures are null when nothing
+ * was recorded. */
 static json_t *summary(const struct dd_tel_hist *h)
 {
+	if (!h->count)
+		return json_pack("{sn sn sn sn sI}", "p50", "p99", "p999", "max", "count",
+				 (json_int_t)0);
 	return json_pack("{sI sI sI sI sI}", "p50", (json_int_t)dd_tel_hist_quantile(h, 0.5), "p99",
 			 (json_int_t)dd_tel_hist_quantile(h, 0.99), "p999",
 			 (json_int_t)dd_tel_hist_quantile(h, 0.999), "max", (json_int_t)h->max,
 			 "count", (json_int_t)h->count);
+}
+
+/* "p50 ... p99 ... max ..." in µs, or "none" for an empty histogram. */
+static void print_summary(const char *what, const struct dd_tel_hist *h, const char *tail)
+{
+	if (!h->count) {
+		printf("  %-19s none%s\n", what, tail);
+		return;
+	}
+	printf("  %-19s p50 %9.2f µs  p99 %9.2f µs  max %9.2f µs%s\n", what,
+	       dd_tel_hist_quantile(h, 0.5) / 1e3, dd_tel_hist_quantile(h, 0.99) / 1e3,
+	       h->max / 1e3, tail);
 }
 
 int main(int argc, char **argv)
@@ -513,12 +599,12 @@ int main(int argc, char **argv)
 	       opt.producers, opt.consumers, opt.batch, opt.depth, opt.payload);
 	printf("  jobs/s              %12.0f   (consumed in the %.1f s window)\n", rate,
 	       opt.duration_s);
-	printf("  batch ack           p50 %9.2f µs  p99 %9.2f µs  max %9.2f µs  (%" PRIu64 " batches)\n",
-	       dd_tel_hist_quantile(ack, 0.5) / 1e3, dd_tel_hist_quantile(ack, 0.99) / 1e3,
-	       ack->max / 1e3, ack->count);
-	printf("  job latency         p50 %9.2f µs  p99 %9.2f µs  max %9.2f µs  (intended send -> "
-	       "consumer has it)\n", dd_tel_hist_quantile(job, 0.5) / 1e3,
-	       dd_tel_hist_quantile(job, 0.99) / 1e3, job->max / 1e3);
+	char tail[160];
+	snprintf(tail, sizeof(tail),
+		 "  (%" PRIu64 " of the window's %" PRIu64 " batches; %" PRIu64 " unanswered)",
+		 ack->count, atomic_load(&window_batches), atomic_load(&unacked_batches));
+	print_summary("batch ack", ack, tail);
+	print_summary("job latency", job, "  (intended send -> consumer has it)");
 	printf("  produced / consumed %12" PRIu64 " / %" PRIu64 "   errors %" PRIu64 "\n",
 	       atomic_load(&produced), atomic_load(&consumed), atomic_load(&errors));
 	if (opt.json) {
@@ -531,6 +617,10 @@ int main(int argc, char **argv)
 				      (json_int_t)atomic_load(&consumed), "errors",
 				      (json_int_t)atomic_load(&errors));
 		json_object_set_new(j, "batch_ack_ns", summary(ack));
+		json_object_set_new(j, "window_batches", json_integer((json_int_t)atomic_load(&window_batches)));
+		json_object_set_new(j, "unacked_batches",
+				    json_integer((json_int_t)atomic_load(&unacked_batches)));
+		json_object_set_new(j, "ack_wait_s", json_real(opt.ack_wait_s));
 		json_object_set_new(j, "job_latency_ns", summary(job));
 		if (json_dump_file(j, opt.json, JSON_INDENT(2)) < 0) {
 			fprintf(stderr, "peer-load: cannot write %s\n", opt.json);

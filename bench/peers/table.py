@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """bench/peers/table.py DIR ROUNDS: the side-by-side table of bench/peers/run.
 
-Medians over the rounds of each system's figures, then the ratios the issue
-asks for: dispatchd / each peer, and each figure / its physical floor.
+Medians over the rounds of each system's figures, then the ratios the targets
+are stated in (docs/BENCHMARKS.md): dispatchd / each peer, and each figure / its
+physical floor.
 Also writes DIR/peers.json with every figure used."""
 import json
 import os
@@ -89,8 +90,15 @@ def main():
             ack50 = med([get(r, "batch_ack_ns", "p50") for r in runs])
             ack99 = med([get(r, "batch_ack_ns", "p99") for r in runs])
             job99 = med([get(r, "job_latency_ns", "p99") for r in runs])
+        if label != "dispatchd":
+            acks = sum(get(r, "batch_ack_ns", "count") or 0 for r in runs)
+            window = sum(get(r, "window_batches") or 0 for r in runs)
+            unacked = sum(get(r, "unacked_batches") or 0 for r in runs)
+        else:
+            acks = window = unacked = None
         figures[label] = dict(name=name, runs=len(runs), jobs_per_sec=rate, ack_p50_ns=ack50,
-                              ack_p99_ns=ack99, job_p99_ns=job99,
+                              ack_p99_ns=ack99, job_p99_ns=job99, acked_batches=acks,
+                              window_batches=window, unacked_batches=unacked,
                               all_jobs_per_sec=[get(r, "dispatches_per_sec") or get(r, "jobs_per_sec")
                                                 for r in runs])
     report["queue"] = figures
@@ -109,7 +117,12 @@ def main():
               f" {fmt_ratio(f['ack_p99_ns'], fsync_p99):>20}")
     print(f"{'floors':48} fsync p99 {fmt_us(fsync_p99)} µs (4 KiB write + fdatasync, /var/tmp);"
           f" stall p99 {fmt_us(stall_p99)} µs; cyclictest p99 {fmt_us(ct_p99)} µs")
-    print("  ack: a batch's intended send -> its answer (dispatchd and -f 0 / always: after the fsync)")
+    print("  ack: a batch's intended send -> its answer (dispatchd and -f 0 / always: after the fsync);"
+          " — where none was measured")
+    for label, f in figures.items():
+        if f["unacked_batches"] or (f["window_batches"] and not f["acked_batches"]):
+            print(f"  {f['name']}: {f['acked_batches']} of the window's {f['window_batches']} batches"
+                  f" answered in full, {f['unacked_batches']} not within --ack-wait")
     print("  job p99: dispatchd: received -> started (its own histogram); peers: intended send -> a consumer has it")
 
     ex = [("std-r --kind exec, engine embedded", "exec-embedded"),
