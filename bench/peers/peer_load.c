@@ -61,7 +61,7 @@ static struct {
 	double rate, duration_s, warmup_s, ack_wait_s;
 	const char *json, *label;
 } opt = {.host = "127.0.0.1", .producers = 1, .consumers = 2, .batch = 1000, .depth = 8,
-	 .payload = 16, .duration_s = 4, .warmup_s = 1, .ack_wait_s = 30};
+	 .payload = 16, .duration_s = 4, .warmup_s = 1, .ack_wait_s = 60};
 
 static uint64_t start_ns, from_ns, to_ns;
 static _Atomic uint64_t produced, consumed, consumed_in_window, errors;
@@ -466,7 +466,7 @@ static void usage(FILE *f)
 		"  --duration S      measured seconds (default 4)\n"
 		"  --warmup S        seconds before measuring (default 1)\n"
 		"  --ack-wait S      after the window, how long the producers still read\n"
-		"                    the answers owed to batches sent in it (default 30)\n"
+		"                    the answers owed to batches sent in it (default 60)\n"
 		"  --label TEXT      name in the report (default: the protocol)\n"
 		"  --json FILE       write the result as JSON\n");
 }
