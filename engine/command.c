@@ -17,6 +17,7 @@
 #include "engine.h"
 #include "command.h"
 #include "durable/durable.h"
+#include "exec.h"
 #include "fate.h"
 #include "jobtab.h"
 #include "lease.h"

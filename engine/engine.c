@@ -18,6 +18,7 @@
 #include "jobtab.h"
 #include "lease.h"
 #include "placement.h"
+#include "proc.h"
 #include "reactor.h"
 #include "state.h"
 #include "stats.h"

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "exec.h"
+#include "uring.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3

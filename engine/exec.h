@@ -7,7 +7,8 @@
 #include <stdatomic.h>
 #include <sys/types.h>
 
-#include "uring.h"
+#include "proc.h"
+#include "engine.h"
 
 /* One output stream of a running process. The reactor owns it, except
  * while @busy: then the output helper (outcut.c) owns @head, @mark_len,
@@ -39,6 +40,37 @@ struct dd_proc {
 		    * copy the reactor hands to the job's reason), or NULL */
 	siginfo_t si; /* IORING_OP_WAITID writes here */
 };
+
+/* exec.c: the process executor. Spawning runs on a worker; the rest on
+ * the reactor. */
+struct dd_proc;
+/* Worker: starts j's process; sets j->proc and w_result (0, or -errno). */
+void dd_exec_spawn(struct dd_shard *s, struct dd_jobrec *j);
+/* Reactor: j came back from its worker; watch its process or end it. */
+void dd_exec_started(struct dd_shard *s, struct dd_jobrec *j);
+/* Reactor: a completion for p's exit watch. */
+void dd_exec_reaped(struct dd_shard *s, struct dd_proc *p, int res);
+/* Reactor: signal a running process job's group (cancel, time-out); the
+ * job ends when the process has gone. */
+void dd_exec_kill(struct dd_shard *s, struct dd_jobrec *j);
+/* A process start that takes longer than this is killed: nothing a job's
+ * own start does should take it, and a worker is held meanwhile. */
+#define DD_SPAWN_LIMIT_NS (10ull * 1000000000ull)
+/* Reactor: kills the children of starts that hung (DD_SPAWN_LIMIT_NS);
+ * true while any worker is starting a process. */
+bool dd_exec_watchdog(struct dd_shard *s);
+/* Reactor: output size checks; returns the next time it wants to run. */
+void dd_exec_sweep(struct dd_shard *s);
+/* Reactor exit: kill what still runs and wait for it (bounded). */
+void dd_exec_shutdown(struct dd_shard *s);
+/* After the ring is closed: frees what is left. */
+void dd_exec_free_all(struct dd_shard *s);
+void dd_exec_grace_over(struct dd_shard *s, struct dd_jobrec *j);
+/* Reactor: dd_job_signal() for a job in memory. */
+int dd_exec_signal(struct dd_shard *s, struct dd_jobrec *j, int sig);
+/* Text for an exit status (result of a process job): "exit 3",
+ * "signal 9 (Killed)"; static storage. */
+const char *dd_exec_status_text(int status);
 
 /* output.c */
 #define DD_OUTPUT_LOW_HEAD (64u << 10) /* head kept of a stream first cut for

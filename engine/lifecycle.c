@@ -10,6 +10,7 @@
 #include "command.h"
 #include "deps.h"
 #include "durable/durable.h"
+#include "exec.h"
 #include "fate.h"
 #include "idem.h"
 #include "jobtab.h"

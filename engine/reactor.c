@@ -3,6 +3,7 @@
 #include "command.h"
 #include "deps.h"
 #include "durable/durable.h"
+#include "exec.h"
 #include "jobtab.h"
 #include "lease.h"
 #include "lifecycle.h"

@@ -14,6 +14,7 @@
 #include "engine.h"
 #include "durable/durable.h"
 #include "idem.h"
+#include "proc.h"
 #include "reactor.h"
 #include "registry.h"
 #include "state.h"

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "durable/durable.h"
+#include "exec.h"
 #include "state.h"
 #include "uring.h"
 

@@ -1,6 +1,7 @@
 /* Worker threads: run in-process handlers for the jobs their reactor hands
  * them, and hand the records back through their completion ring. */
 #include "engine.h"
+#include "exec.h"
 #include "stats.h"
 #include "worker.h"
 

@@ -21,6 +21,7 @@
 
 #include "util.h"
 #include "engine.h"
+#include "proc.h"
 
 #define MAXNAMES 8
 

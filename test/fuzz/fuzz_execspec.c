@@ -1,4 +1,4 @@
-/* Fuzz target: the process-spec decoder (engine/execspec.c), which reads
+/* Fuzz target: the process-spec decoder (proc/execspec.c), which reads
  * payload bytes back from the log and the store at recovery. Seeds are
  * made by the encoder, with every optional field (cwd, umask, stdin path),
  * and one is an older engine's payload as it was written. */
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "proc.h"
 
 #include "fuzz.h"
 

@@ -24,7 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "proc.h"
 
 #define BUCKETS 64
 

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "proc.h"
 
 #define MAGIC 0x31584444u /* "DDX1" */
 #define F_ENV_REPLACE 1u
