@@ -354,7 +354,7 @@ int dd_engine_create(const struct dd_config *cfg, struct dd_engine **out)
 		goto fail;
 	if ((r = dd_numa_topo_create(e->cfg.pretend_nodes, &e->topo)) < 0)
 		goto fail;
-	if ((r = dd_idem_create(&e->idem)) < 0 || (r = dd_creds_create(&e->creds)) < 0)
+	if ((r = dd_idem_create(&e->idem)) < 0 || (r = dd_proc_creds_create(&e->creds)) < 0)
 		goto fail;
 	e->nshards = e->cfg.shards ? e->cfg.shards : (unsigned)e->topo->nnodes;
 	if (e->nshards > DD_MAX_SHARDS)
@@ -404,7 +404,7 @@ void dd_engine_destroy(struct dd_engine *e)
 		close(e->state_fd);
 	dd_probe_stop(e);
 	dd_idem_destroy(e->idem);
-	dd_creds_destroy(e->creds);
+	dd_proc_creds_destroy(e->creds);
 	dd_numa_topo_destroy(e->topo);
 	pthread_mutex_destroy(&e->reg_lock);
 	free(e);
@@ -412,7 +412,7 @@ void dd_engine_destroy(struct dd_engine *e)
 
 int dd_engine_reload(struct dd_engine *e)
 {
-	dd_creds_reload(e->creds);
+	dd_proc_creds_reload(e->creds);
 	return 0;
 }
 

@@ -114,7 +114,7 @@ struct dd_jobrec {
 				     * (durable/durable.c); the reactor's alone */
 	uint32_t uid, gid;          /* owner */
 	int32_t pid;                /* JF_EXEC: last attempt's process, 0 none */
-	struct dd_proc *proc;       /* JF_EXEC: its running process, or NULL */
+	struct dd_exec_run *proc;   /* JF_EXEC: its running process, or NULL */
 	uint64_t output_cut[2];     /* JF_EXEC: dd_job_info.output_cut */
 	char *kind; /* DD_HANDLER_UNRESOLVED: the kind's name (arena copy) */
 	unsigned char inline_payload[DD_INLINE_PAYLOAD];
@@ -137,7 +137,7 @@ struct dd_worker {
 	/* while it spawns a process: since when (0: not spawning), and where
 	 * its child reports (exec.c): the reactor's watchdog reads both */
 	_Atomic uint64_t spawn_since;
-	volatile struct dd_spawn_report *spawn_rep;
+	volatile struct dd_proc_report *spawn_rep;
 };
 
 /* ---- shards ---- */
@@ -199,7 +199,7 @@ struct dd_shard {
 	int64_t rt_offset;      /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
 	struct dd_durable *dur; /* NULL: durability none */
 	struct dd_uring *uring;  /* the shard's io_uring (uring.c), or NULL */
-	struct dd_proc *procs;  /* running processes (exec.c), a list */
+	struct dd_exec_run *procs; /* running processes (exec.c), a list */
 	unsigned nprocs;
 	unsigned procs_ending;  /* exited, waiting for their output's last cut */
 	_Atomic bool out_wake;  /* the output helper asks for a sweep now: it
@@ -236,7 +236,7 @@ struct dd_engine {
 	uint32_t euid, egid; /* the engine's, the default owner */
 	struct dd_tel_probe *probe; /* the jitter probe, or NULL */
 	char probe_status[160];
-	struct dd_creds *creds; /* owners' passwd entries and groups (creds.c) */
+	struct dd_proc_creds *creds; /* owners' passwd entries and groups (creds.c) */
 	cpu_set_t proc_cpus; /* the CPUs the process had before we pinned any
 			      * thread: jobs' processes get these, not the
 			      * spawning worker's one CPU */
@@ -258,7 +258,7 @@ void dd_log(const struct dd_engine *e, int level, const char *fmt, ...)
 void dd_log_state(int level, const char *msg, void *arg);
 /* strings.c: why a job ended, as the engine's own static strings (a
  * reason of these is compared by pointer). A record's reason points at one
- * of them, at a process status text (exec.c, static too), or at the
+ * of them, at a process status text (proc/status.c, static too), or at the
  * record's own arena copy (JF_REASON_OWN: a text made for this job alone,
  * such as "cannot enter /x: Permission denied"; at most DD_REASON_MAX
  * bytes, freed with the record, so reasons cost no more than the records

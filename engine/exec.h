@@ -1,5 +1,6 @@
-/* The process executor's private parts, shared by exec.c (spawning and
- * watching), output.c (the output files) and outcut.c (cutting them). */
+/* The process executor: the engine's supervision of process jobs that
+ * proc/ starts. exec.c (starting on a worker, watching on the reactor),
+ * output.c (the output files) and outcut.c (cutting them). */
 #ifndef DD_ENGINE_EXEC_H
 #define DD_ENGINE_EXEC_H
 
@@ -23,8 +24,9 @@ struct dd_ostream {
 	uint64_t cut;     /* bytes written and not kept */
 };
 
-struct dd_proc {
-	struct dd_proc *next, *prev;
+/* A process job's running attempt, on its shard's list. */
+struct dd_exec_run {
+	struct dd_exec_run *next, *prev;
 	struct dd_jobrec *j;
 	int pidfd;
 	pid_t pid;
@@ -43,20 +45,17 @@ struct dd_proc {
 
 /* exec.c: the process executor. Spawning runs on a worker; the rest on
  * the reactor. */
-struct dd_proc;
+struct dd_exec_run;
 /* Worker: starts j's process; sets j->proc and w_result (0, or -errno). */
 void dd_exec_spawn(struct dd_shard *s, struct dd_jobrec *j);
 /* Reactor: j came back from its worker; watch its process or end it. */
 void dd_exec_started(struct dd_shard *s, struct dd_jobrec *j);
 /* Reactor: a completion for p's exit watch. */
-void dd_exec_reaped(struct dd_shard *s, struct dd_proc *p, int res);
+void dd_exec_reaped(struct dd_shard *s, struct dd_exec_run *p, int res);
 /* Reactor: signal a running process job's group (cancel, time-out); the
  * job ends when the process has gone. */
 void dd_exec_kill(struct dd_shard *s, struct dd_jobrec *j);
-/* A process start that takes longer than this is killed: nothing a job's
- * own start does should take it, and a worker is held meanwhile. */
-#define DD_SPAWN_LIMIT_NS (10ull * 1000000000ull)
-/* Reactor: kills the children of starts that hung (DD_SPAWN_LIMIT_NS);
+/* Reactor: kills the children of starts that hung (DD_PROC_SPAWN_LIMIT_NS);
  * true while any worker is starting a process. */
 bool dd_exec_watchdog(struct dd_shard *s);
 /* Reactor: output size checks; returns the next time it wants to run. */
@@ -68,22 +67,19 @@ void dd_exec_free_all(struct dd_shard *s);
 void dd_exec_grace_over(struct dd_shard *s, struct dd_jobrec *j);
 /* Reactor: dd_job_signal() for a job in memory. */
 int dd_exec_signal(struct dd_shard *s, struct dd_jobrec *j, int sig);
-/* Text for an exit status (result of a process job): "exit 3",
- * "signal 9 (Killed)"; static storage. */
-const char *dd_exec_status_text(int status);
 
 /* output.c */
 #define DD_OUTPUT_LOW_HEAD (64u << 10) /* head kept of a stream first cut for
 					* the free-space reserve */
 /* Opens @p's output file for @stream (1 stdout, 2 stderr): nameless where
  * the file system allows, /dev/null without an output dir. Returns the fd
- * or -1 with errno set. */
-int dd_output_open(struct dd_shard *s, struct dd_proc *p, int stream);
+ * or -errno. */
+int dd_output_open(struct dd_shard *s, struct dd_exec_run *p, int stream);
 /* Reactor: looks at both files' sizes, hands those past their cap (or all
  * of them while free space is below the reserve) to the output helper,
  * and names those that hold something; @last: the process has ended.
  * Returns whether a cut is still under way (the job must not end yet). */
-bool dd_output_cap(struct dd_shard *s, struct dd_proc *p, bool last);
+bool dd_output_cap(struct dd_shard *s, struct dd_exec_run *p, bool last);
 /* <output_dir>/<id>.<attempt>.out|err */
 int dd_output_path(const struct dd_engine *e, uint64_t id, uint32_t attempt, int stream,
 		   char *buf, size_t n);

@@ -1,5 +1,6 @@
 /* Process jobs' output files (DESIGN.md section 5): one pair per attempt,
- * created nameless, named once they hold something; past output_max, or
+ * <output_dir>/<id>.<attempt>.out|err, created nameless and named once
+ * they hold something (proc/output.c does both); past output_max, or
  * while free space is below the reserve, cut to their head and tail by the
  * output helper (outcut.c). The reactor's sweep and the exit path call in
  * here; spawning opens the files. */
@@ -12,44 +13,25 @@
 
 #include "exec.h"
 
-
-/* An output file starts nameless (O_TMPFILE) and gets its name only once
- * something is written to it: most jobs write nothing, and two file
- * creations per job (plus their deletion by retention) put the file
- * system's journal — and with it the log's fsyncs — on the hot path
- * (measured: 412 process jobs/s through dispatchd on ext4 with named
- * files, against 1,624 on tmpfs). A file system without O_TMPFILE gets a
- * named file at once. */
-int dd_output_open(struct dd_shard *s, struct dd_proc *p, int stream)
+/* Nameless where the file system allows: see proc/output.c. */
+int dd_output_open(struct dd_shard *s, struct dd_exec_run *p, int stream)
 {
 	char path[4200];
-	if (!s->eng->output_dir ||
-	    dd_output_path(s->eng, p->id, p->attempt, stream, path, sizeof(path)) < 0) {
-		p->os[stream - 1].named = true;
-		return open("/dev/null", O_WRONLY | O_CLOEXEC);
-	}
-	int fd = open(s->eng->output_dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-	if (fd >= 0 && fcntl(fd, F_SETFL, O_APPEND) == 0)
-		return fd;
-	if (fd >= 0)
-		close(fd);
-	p->os[stream - 1].named = true;
-	return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	const char *dir = s->eng->output_dir;
+	if (dir && dd_output_path(s->eng, p->id, p->attempt, stream, path, sizeof(path)) < 0)
+		dir = NULL;
+	return dd_proc_output_open(dir, path, &p->os[stream - 1].named);
 }
 
 /* Gives a nameless output file its name once it holds something. */
-static void name_output(struct dd_shard *s, struct dd_proc *p, int stream, off_t size)
+static void name_output(struct dd_shard *s, struct dd_exec_run *p, int stream, off_t size)
 {
 	int fd = stream == 1 ? p->out : p->err;
-	char path[4200], self[64];
+	char path[4200];
 	if (p->os[stream - 1].named || fd < 0 || size == 0 ||
 	    dd_output_path(s->eng, p->id, p->attempt, stream, path, sizeof(path)) < 0)
 		return;
-	unlink(path); /* left by an engine that ran this attempt before a crash */
-	/* linkat(AT_EMPTY_PATH) would need CAP_DAC_READ_SEARCH; through
-	 * /proc it needs nothing */
-	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
-	if (linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
+	if (dd_proc_output_name(fd, path) == 0)
 		p->os[stream - 1].named = true;
 }
 
@@ -57,7 +39,7 @@ static void name_output(struct dd_shard *s, struct dd_proc *p, int stream, off_t
  * file may pass its cap by an eighth of its tail before it is cut: each
  * cut copies the tail, so a process that writes slowly past the cap does
  * not have its tail copied at every sweep. At the end any excess goes. */
-static bool want_cut(const struct dd_shard *s, const struct dd_proc *p,
+static bool want_cut(const struct dd_shard *s, const struct dd_exec_run *p,
 		     const struct dd_ostream *os, uint64_t size, bool last, uint64_t *head,
 		     uint64_t *keep, bool *low)
 {
@@ -74,7 +56,7 @@ static bool want_cut(const struct dd_shard *s, const struct dd_proc *p,
 	return size > limit + (last ? 0 : *keep / 8);
 }
 
-bool dd_output_cap(struct dd_shard *s, struct dd_proc *p, bool last)
+bool dd_output_cap(struct dd_shard *s, struct dd_exec_run *p, bool last)
 {
 	struct stat st;
 	bool pending = false;

@@ -162,7 +162,7 @@ static int sub_prepare(struct dd_shard *s, const struct dd_job_spec *sp, int han
 	const void *src = sp->payload;
 	size_t plen = sp->payload_len;
 	if (sp->exec) {
-		int r = dd_exec_encode(sp->exec, &xbuf, &plen);
+		int r = dd_proc_spec_encode(sp->exec, &xbuf, &plen);
 		if (r < 0)
 			return r;
 		src = xbuf;

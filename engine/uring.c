@@ -103,7 +103,7 @@ size_t dd_uring_reap(struct dd_shard *s)
 	{
 		uint64_t ud = cqe->user_data;
 		if (ud & DD_URING_TAG_PROC)
-			dd_exec_reaped(s, (struct dd_proc *)(uintptr_t)(ud & ~DD_URING_TAG_PROC),
+			dd_exec_reaped(s, (struct dd_exec_run *)(uintptr_t)(ud & ~DD_URING_TAG_PROC),
 				       cqe->res);
 		else if ((ud & DD_WAL_TAG_MASK) == DD_WAL_TAG)
 			dd_durable_complete(s, ud, cqe->res);

@@ -10,7 +10,7 @@
 #include "engine.h"
 
 #define DD_URING_TAG_FUTEX 0x4655545800000000ull
-/* A process job's exit: the top bit, and its struct dd_proc * below. */
+/* A process job's exit: the top bit, and its struct dd_exec_run * below. */
 #define DD_URING_TAG_PROC (1ull << 63)
 
 struct dd_uring {

@@ -1,20 +1,19 @@
 /* Owners' credentials: the passwd entry and supplementary groups of each
- * uid whose process jobs the engine runs (DESIGN.md section 9).
+ * uid whose processes are started (DESIGN.md section 9).
  *
- * A root engine runs another user's job with that user's groups
- * (initgroups semantics) and gives it USER, LOGNAME, HOME and SHELL from
- * the user's passwd entry. An NSS look-up can take milliseconds (LDAP, a
- * large /etc/group), so each uid is resolved once, by the first worker
- * that needs it, and kept until dd_engine_reload(). A uid with no entry is
- * kept too (err set): its jobs fail without asking NSS each time; a
- * look-up that failed (NSS unreachable) is not, and the next job asks
- * again.
+ * Another user's process runs with that user's groups (initgroups
+ * semantics) and gets USER, LOGNAME, HOME and SHELL from the user's passwd
+ * entry. An NSS look-up can take milliseconds (LDAP, a large /etc/group),
+ * so each uid is resolved once, by the first thread that needs it, and
+ * kept until dd_proc_creds_reload(). A uid with no entry is kept too (err
+ * set): its processes are refused without asking NSS each time; a look-up
+ * that failed (NSS unreachable) is not, and the next start asks again.
  *
- * Workers take an entry with a reference for the length of a spawn; a
- * reload unhooks every entry and the last reference frees it. One mutex
- * guards the table: it is taken twice per spawn of another user's job,
- * next to a vfork that costs far more, and never on the engine's own
- * jobs. */
+ * Starting threads take an entry with a reference for the length of a
+ * start; a reload unhooks every entry and the last reference frees it. One
+ * mutex guards the table: it is taken twice per start of another user's
+ * process, next to a vfork that costs far more, and never for the
+ * caller's own. */
 #include <errno.h>
 #include <grp.h>
 #include <pthread.h>
@@ -28,14 +27,14 @@
 
 #define BUCKETS 64
 
-struct dd_creds {
+struct dd_proc_creds {
 	pthread_mutex_t lock;
-	struct dd_cred *b[BUCKETS];
+	struct dd_proc_cred *b[BUCKETS];
 };
 
-int dd_creds_create(struct dd_creds **out)
+int dd_proc_creds_create(struct dd_proc_creds **out)
 {
-	struct dd_creds *c = calloc(1, sizeof(*c));
+	struct dd_proc_creds *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
@@ -43,7 +42,7 @@ int dd_creds_create(struct dd_creds **out)
 	return 0;
 }
 
-static void cred_free(struct dd_cred *cr)
+static void cred_free(struct dd_proc_cred *cr)
 {
 	for (int i = 0; i < 4; i++)
 		free(cr->env[i]);
@@ -51,12 +50,12 @@ static void cred_free(struct dd_cred *cr)
 	free(cr);
 }
 
-void dd_creds_destroy(struct dd_creds *c)
+void dd_proc_creds_destroy(struct dd_proc_creds *c)
 {
 	if (!c)
 		return;
 	for (int i = 0; i < BUCKETS; i++)
-		for (struct dd_cred *cr = c->b[i], *n; cr; cr = n) {
+		for (struct dd_proc_cred *cr = c->b[i], *n; cr; cr = n) {
 			n = cr->next;
 			cred_free(cr);
 		}
@@ -73,7 +72,7 @@ static char *env_str(const char *key, const char *val)
 /* Reads @uid's entry (outside the lock). Returns 0 (cr->err tells whether
  * there is one), -ENOMEM, or the error of an NSS look-up that failed
  * (-EIO, -EMFILE...: not an answer, so not kept). */
-static int resolve(uint32_t uid, struct dd_cred *cr)
+static int resolve(uint32_t uid, struct dd_proc_cred *cr)
 {
 	struct passwd pw, *res = NULL;
 	long hint = sysconf(_SC_GETPW_R_SIZE_MAX);
@@ -137,10 +136,12 @@ nomem:
 
 _Static_assert(sizeof(gid_t) == sizeof(uint32_t), "groups are kept as uint32_t");
 
-int dd_creds_get(struct dd_creds *c, uint32_t uid, struct dd_cred **out)
+/* The entry of @uid with a reference, or an error: dd_proc_creds_get
+ * without the texts. */
+static int get(struct dd_proc_creds *c, uint32_t uid, struct dd_proc_cred **out)
 {
 	unsigned k = uid % BUCKETS;
-	struct dd_cred *cr;
+	struct dd_proc_cred *cr;
 	pthread_mutex_lock(&c->lock);
 	for (cr = c->b[k]; cr && cr->uid != uid; cr = cr->next)
 		;
@@ -151,7 +152,7 @@ int dd_creds_get(struct dd_creds *c, uint32_t uid, struct dd_cred **out)
 		*out = cr;
 		return 0;
 	}
-	struct dd_cred *fresh = calloc(1, sizeof(*fresh));
+	struct dd_proc_cred *fresh = calloc(1, sizeof(*fresh));
 	if (!fresh)
 		return -ENOMEM;
 	int rc = resolve(uid, fresh);
@@ -160,7 +161,7 @@ int dd_creds_get(struct dd_creds *c, uint32_t uid, struct dd_cred **out)
 		return rc;
 	}
 	pthread_mutex_lock(&c->lock);
-	/* another worker may have resolved it meanwhile: keep the first */
+	/* another thread may have resolved it meanwhile: keep the first */
 	for (cr = c->b[k]; cr && cr->uid != uid; cr = cr->next)
 		;
 	if (!cr) {
@@ -177,7 +178,31 @@ int dd_creds_get(struct dd_creds *c, uint32_t uid, struct dd_cred **out)
 	return 0;
 }
 
-void dd_creds_put(struct dd_creds *c, struct dd_cred *cr)
+int dd_proc_creds_get(struct dd_proc_creds *c, uint32_t uid, struct dd_proc_cred **out,
+		      char *why, size_t whyn)
+{
+	struct dd_proc_cred *cr;
+	int rc = get(c, uid, &cr);
+	if (rc < 0) {
+		const char *d = strerrordesc_np(-rc);
+		if (why)
+			snprintf(why, whyn, "cannot look up uid %u: %s", (unsigned)uid,
+				 d ? d : "unknown error");
+		return rc;
+	}
+	if (cr->err) {
+		/* nothing runs as a uid that names no one */
+		rc = cr->err;
+		if (why)
+			snprintf(why, whyn, "uid %u has no passwd entry", (unsigned)uid);
+		dd_proc_creds_put(c, cr);
+		return rc;
+	}
+	*out = cr;
+	return 0;
+}
+
+void dd_proc_creds_put(struct dd_proc_creds *c, struct dd_proc_cred *cr)
 {
 	if (!cr)
 		return;
@@ -188,12 +213,12 @@ void dd_creds_put(struct dd_creds *c, struct dd_cred *cr)
 		cred_free(cr);
 }
 
-void dd_creds_reload(struct dd_creds *c)
+void dd_proc_creds_reload(struct dd_proc_creds *c)
 {
-	struct dd_cred *drop = NULL;
+	struct dd_proc_cred *drop = NULL;
 	pthread_mutex_lock(&c->lock);
 	for (int i = 0; i < BUCKETS; i++) {
-		for (struct dd_cred *cr = c->b[i], *n; cr; cr = n) {
+		for (struct dd_proc_cred *cr = c->b[i], *n; cr; cr = n) {
 			n = cr->next;
 			cr->stale = true;
 			if (!cr->refs) {
@@ -204,7 +229,7 @@ void dd_creds_reload(struct dd_creds *c)
 		c->b[i] = NULL;
 	}
 	pthread_mutex_unlock(&c->lock);
-	for (struct dd_cred *n; drop; drop = n) {
+	for (struct dd_proc_cred *n; drop; drop = n) {
 		n = drop->next;
 		cred_free(drop);
 	}

@@ -85,7 +85,7 @@ static size_t encode(const struct dd_exec_spec *x, struct wbuf *w)
 	return w->n;
 }
 
-int dd_exec_encode(const struct dd_exec_spec *x, void **out, size_t *len)
+int dd_proc_spec_encode(const struct dd_exec_spec *x, void **out, size_t *len)
 {
 	if (!x->argv || !x->argv[0] || !x->argv[0][0] || x->nrlimits > DD_RLIMITS_MAX ||
 	    (x->nrlimits && !x->rlimits))
@@ -149,7 +149,7 @@ static char *get_str(struct rbuf *r, char **dst)
 	return s;
 }
 
-int dd_exec_decode(const void *buf, size_t len, struct dd_exec_decoded *out)
+int dd_proc_spec_decode(const void *buf, size_t len, struct dd_proc_spec *out)
 {
 	struct rbuf r = {.p = buf, .n = len};
 	uint32_t magic, flags, nrl, argc, envc;
@@ -214,13 +214,13 @@ int dd_exec_decode(const void *buf, size_t len, struct dd_exec_decoded *out)
 		out->env[envc] = NULL;
 	}
 	if (r.bad || r.off != len || !out->argv[0][0]) {
-		dd_exec_decoded_free(out);
+		dd_proc_spec_free(out);
 		return -EPROTO;
 	}
 	return 0;
 }
 
-void dd_exec_decoded_free(struct dd_exec_decoded *d)
+void dd_proc_spec_free(struct dd_proc_spec *d)
 {
 	free(d->blk);
 	memset(d, 0, sizeof(*d));

@@ -1,19 +1,31 @@
-/* proc/ — starting processes: the exec spec's encoding, owners'
- * credentials. It knows nothing of jobs, shards or the log: the engine
- * supervises what it starts.
+/* proc/ — starting a process: the exec spec's encoding (execspec.c),
+ * owners' credentials (creds.c), the environment and the child that takes
+ * the owner's credentials, enters cwd, opens stdin, sets rlimits and execs
+ * (spawn.c), the files its output goes to (output.c), and the texts of its
+ * exit status (status.c).
  *
- * Private header of the component (not part of the public API). */
+ * It knows nothing of jobs, shards or the log: calls take plain inputs and
+ * give back pids, pidfds and errors. The engine supervises what it starts
+ * (engine/exec.c: watching, time-outs, output cuts, job records).
+ *
+ * Private header of the component; not part of the public API. Functions
+ * returning int return 0 (or what they say) or -errno. */
 #ifndef DD_PROC_H
 #define DD_PROC_H
 
+#include <sched.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "dispatchd.h"
 
-/* Encoded process spec (execspec.c). */
-int dd_exec_encode(const struct dd_exec_spec *x, void **out, size_t *len);
-struct dd_exec_decoded {
+/* ---- the exec spec as bytes (execspec.c): the payload of a process job,
+ * so that the log, the store and recovery carry it like any payload ---- */
+
+/* A decoded spec: argv and the rest, in one allocation. */
+struct dd_proc_spec {
 	char **argv;  /* NULL-terminated, pointing into blk */
 	char **env;   /* NULL-terminated, or NULL */
 	bool env_replace;
@@ -25,12 +37,22 @@ struct dd_exec_decoded {
 	unsigned nrl;
 	void *blk;    /* one allocation holding all of it */
 };
-int dd_exec_decode(const void *buf, size_t len, struct dd_exec_decoded *out);
-void dd_exec_decoded_free(struct dd_exec_decoded *d);
+
+/* Encodes @x into *out (malloc'd, *len bytes; the caller frees it).
+ * stdin_fd is not encoded: it is not durable. Returns 0, -EINVAL (no
+ * program, an env entry without '=', a bad rlimit, umask or flag), -E2BIG
+ * (over DD_EXEC_MAX bytes) or -ENOMEM. */
+int dd_proc_spec_encode(const struct dd_exec_spec *x, void **out, size_t *len);
+/* Decodes @len bytes of @buf, trusting nothing (recovered bytes, fuzz).
+ * Returns 0 (free @out with dd_proc_spec_free), -EPROTO (not a spec: @out
+ * holds nothing) or -ENOMEM. */
+int dd_proc_spec_decode(const void *buf, size_t len, struct dd_proc_spec *out);
+/* Frees what decode allocated; @d is zeroed (a second free does nothing). */
+void dd_proc_spec_free(struct dd_proc_spec *d);
 
 /* ---- owners' credentials (creds.c): passwd entry and groups per uid,
  * resolved once and cached (any thread) ---- */
-struct dd_cred {
+struct dd_proc_cred {
 	uint32_t uid;
 	int err;          /* 0, or -ENOENT: no passwd entry */
 	int ngroups;
@@ -38,17 +60,110 @@ struct dd_cred {
 	char *env[4];     /* "USER=", "LOGNAME=", "HOME=", "SHELL=" from passwd */
 	unsigned refs;    /* under the cache's lock */
 	bool stale;       /* dropped by a reload: freed by the last put */
-	struct dd_cred *next;
+	struct dd_proc_cred *next;
 };
-struct dd_creds;
-int dd_creds_create(struct dd_creds **out);
-void dd_creds_destroy(struct dd_creds *c);
-/* @uid's entry with a reference (looked up on first use; a uid with no
- * passwd entry gets one with err set). Returns 0, -ENOMEM, or -errno of a
- * failed NSS look-up (nothing kept). May block (NSS) the first time. */
-int dd_creds_get(struct dd_creds *c, uint32_t uid, struct dd_cred **out);
-void dd_creds_put(struct dd_creds *c, struct dd_cred *cr);
+struct dd_proc_creds;
+/* Returns 0 or -ENOMEM. */
+int dd_proc_creds_create(struct dd_proc_creds **out);
+void dd_proc_creds_destroy(struct dd_proc_creds *c);
+/* @uid's entry, with a reference the caller puts back. May block (NSS)
+ * the first time a uid is asked for. Returns 0; -ENOENT when @uid has no
+ * passwd entry (remembered: NSS is not asked again until a reload), which
+ * refuses to run anything as it; -ENOMEM; or -errno of an NSS look-up that
+ * failed (not remembered). On an error @why (when not NULL) says it:
+ * "uid 5000 has no passwd entry", "cannot look up uid 5000: ...". */
+int dd_proc_creds_get(struct dd_proc_creds *c, uint32_t uid, struct dd_proc_cred **out,
+		      char *why, size_t whyn);
+/* Puts back a reference from get; @cr NULL does nothing. */
+void dd_proc_creds_put(struct dd_proc_creds *c, struct dd_proc_cred *cr);
 /* Forgets every entry: the next get reads passwd and groups again. */
-void dd_creds_reload(struct dd_creds *c);
+void dd_proc_creds_reload(struct dd_proc_creds *c);
+
+/* ---- starting a process (spawn.c) ---- */
+
+/* Where a child being started reports to its parent (a page of its own
+ * per thread). Its watchdog, another thread, may kill a start that hangs
+ * through dd_proc_report_pid() and dd_proc_spawn_abort(). */
+struct dd_proc_report;
+
+/* A start that takes longer than this is the watchdog's to kill: nothing a
+ * process's own start does should take it, and the starting thread is held
+ * meanwhile. */
+#define DD_PROC_SPAWN_LIMIT_NS (10ull * 1000000000ull)
+
+/* What to start, and as whom. */
+struct dd_proc_spawn {
+	const struct dd_proc_spec *spec; /* argv, env, cwd, umask, stdin path,
+					  * rlimits (output_max is the caller's) */
+	/* Another user's process: its owner's entry (from dd_proc_creds_get),
+	 * whose USER, LOGNAME, HOME and SHELL it gets; the environment is then
+	 * the spec's alone. NULL: the caller's own process. */
+	const struct dd_proc_cred *cred;
+	/* Become @uid/@gid with cred's groups (a root caller and a cred):
+	 * cwd, stdin and PATH are entered, opened and searched as the owner. */
+	bool setuid;
+	uint32_t uid, gid;
+	int in;        /* stdin; -1: /dev/null. A spec's stdin_path replaces it. */
+	int out, err;  /* stdout, stderr */
+	const cpu_set_t *cpus; /* the child's CPUs; NULL: the caller's */
+	/* Called with where the child reports before it starts, and with NULL
+	 * once vfork has returned (exec'd or failed): a watchdog's window.
+	 * Runs on the calling thread; NULL: none. */
+	void (*watch)(void *arg, volatile struct dd_proc_report *rep);
+	void *watch_arg;
+};
+
+/* A started process: our child, unreaped. */
+struct dd_proc_child {
+	pid_t pid;  /* also its process group and session id */
+	int pidfd;  /* the caller's to watch, waitid() and close */
+};
+
+/* Starts @sp in a session and process group of its own, with default
+ * signal dispositions, fds 0-2 only. Blocks the calling thread until the
+ * child has exec'd (vfork; for as long as a hung file system or NSS makes
+ * it, unless a watchdog aborts it); allocates; never call it from a signal
+ * handler. Returns:
+ *   0: started, @c filled;
+ *   > 0: the wait status of a child that could not go on (exit 126, or 127
+ *        for a program not found), @why saying why as a shell would
+ *        ("cannot enter /x: Permission denied", "cmd: No such file or
+ *        directory");
+ *   -errno: nothing started (-ETIMEDOUT: aborted by the watchdog, @why
+ *        says so; -ENOMEM; vfork's error).
+ * @why is left as it was when there is nothing more to say than the code. */
+int dd_proc_spawn(const struct dd_proc_spawn *sp, struct dd_proc_child *c, char *why, size_t whyn);
+/* The environment of @x's process: without @cr, the caller's with the
+ * spec's added, or the spec's alone (env_replace); with @cr (another
+ * user's), the spec's alone whatever env_replace says, and USER, LOGNAME,
+ * HOME, SHELL from @cr where the spec gives none. Returns a malloc'd
+ * NULL-terminated array pointing into environ, @x and @cr (free the array
+ * alone), or NULL (out of memory). */
+char **dd_proc_env(const struct dd_proc_spec *x, const struct dd_proc_cred *cr);
+/* Watchdog (any thread): the pid of the child reporting to @rep, 0 before
+ * it runs. */
+int dd_proc_report_pid(const volatile struct dd_proc_report *rep);
+/* Watchdog: kills @pid (read by dd_proc_report_pid, the start since
+ * checked to be the same) unless it was killed already; the start then
+ * fails with -ETIMEDOUT. Returns whether this call killed it. */
+bool dd_proc_spawn_abort(volatile struct dd_proc_report *rep, int pid);
+
+/* ---- output files (output.c) ---- */
+
+/* Opens an output file for a process: nameless in @dir (O_TMPFILE) where
+ * the file system allows (give it @path later with dd_proc_output_name),
+ * else @path itself, created or truncated (*named set); /dev/null when
+ * @dir is NULL (*named set). Append-only, close-on-exec, 0600, as the
+ * caller. Returns the fd or -errno. */
+int dd_proc_output_open(const char *dir, const char *path, bool *named);
+/* Gives the nameless file @fd the name @path, replacing a file left there.
+ * Returns 0 or -errno. */
+int dd_proc_output_name(int fd, const char *path);
+
+/* ---- exit status (status.c) ---- */
+
+/* "exit 3", "signal 9 (Killed)": the text of a wait status, in static
+ * storage (a record may keep the pointer). Any thread. */
+const char *dd_proc_status_text(int status);
 
 #endif

@@ -516,8 +516,8 @@ Test(exec, old_payload_decodes)
 	STR("echo");
 	STR("hi");
 	STR("A=b");
-	struct dd_exec_decoded x;
-	cr_assert_eq(dd_exec_decode(b, n, &x), 0);
+	struct dd_proc_spec x;
+	cr_assert_eq(dd_proc_spec_decode(b, n, &x), 0);
 	cr_assert(x.env_replace);
 	cr_assert_str_eq(x.cwd, "/tmp");
 	cr_assert_str_eq(x.argv[0], "echo");
@@ -529,7 +529,7 @@ Test(exec, old_payload_decodes)
 	cr_assert_eq(x.rl[0].max, 128);
 	cr_assert_null(x.stdin_path);
 	cr_assert_eq(x.umask, 022);
-	dd_exec_decoded_free(&x);
+	dd_proc_spec_free(&x);
 
 	/* the encoder writes the same bytes for the same spec */
 	const char *argv[] = {"echo", "hi", NULL}, *env[] = {"A=b", NULL};
@@ -538,7 +538,7 @@ Test(exec, old_payload_decodes)
 				    .output_max = 4096, .rlimits = &rl, .nrlimits = 1};
 	void *enc;
 	size_t len;
-	cr_assert_eq(dd_exec_encode(&spec, &enc, &len), 0);
+	cr_assert_eq(dd_proc_spec_encode(&spec, &enc, &len), 0);
 	cr_assert_eq(len, n);
 	cr_assert_eq(memcmp(enc, b, n), 0);
 	free(enc);
@@ -547,16 +547,16 @@ Test(exec, old_payload_decodes)
 	spec.flags = DD_EXEC_UMASK;
 	spec.umask = 077;
 	spec.stdin_path = "/etc/hostname";
-	cr_assert_eq(dd_exec_encode(&spec, &enc, &len), 0);
-	cr_assert_eq(dd_exec_decode(enc, len, &x), 0);
+	cr_assert_eq(dd_proc_spec_encode(&spec, &enc, &len), 0);
+	cr_assert_eq(dd_proc_spec_decode(enc, len, &x), 0);
 	cr_assert_eq(x.umask, 077);
 	cr_assert_str_eq(x.stdin_path, "/etc/hostname");
 	cr_assert_str_eq(x.cwd, "/tmp");
 	cr_assert_str_eq(x.argv[1], "hi");
-	dd_exec_decoded_free(&x);
+	dd_proc_spec_free(&x);
 	/* every cut of it is refused, never read past */
 	for (size_t k = 0; k < len; k++)
-		cr_assert_neq(dd_exec_decode(enc, k, &x), 0);
+		cr_assert_neq(dd_proc_spec_decode(enc, k, &x), 0);
 	free(enc);
 }
 

@@ -12,8 +12,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct dd_exec_decoded x;
-	if (dd_exec_decode(data, size, &x) == 0) {
+	struct dd_proc_spec x;
+	if (dd_proc_spec_decode(data, size, &x) == 0) {
 		/* what decodes must be usable: terminated strings, a program */
 		if (!x.argv || !x.argv[0] || !x.argv[0][0])
 			abort();
@@ -31,17 +31,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		};
 		void *buf;
 		size_t len;
-		struct dd_exec_decoded y;
-		if (dd_exec_encode(&sp, &buf, &len) == 0) {
-			if (dd_exec_decode(buf, len, &y) < 0 || y.umask != x.umask ||
+		struct dd_proc_spec y;
+		if (dd_proc_spec_encode(&sp, &buf, &len) == 0) {
+			if (dd_proc_spec_decode(buf, len, &y) < 0 || y.umask != x.umask ||
 			    !y.stdin_path != !x.stdin_path ||
 			    (y.stdin_path && strcmp(y.stdin_path, x.stdin_path)) ||
 			    strcmp(y.argv[0], x.argv[0]))
 				abort();
-			dd_exec_decoded_free(&y);
+			dd_proc_spec_free(&y);
 			free(buf);
 		}
-		dd_exec_decoded_free(&x);
+		dd_proc_spec_free(&x);
 	}
 	return 0;
 }
@@ -66,7 +66,7 @@ const struct dd_fuzz_seed *dd_fuzz_seeds(size_t *n)
 	for (int i = 0; i < 6; i++) {
 		void *buf;
 		size_t len;
-		if (!seeds[i].data && dd_exec_encode(&specs[i], &buf, &len) == 0)
+		if (!seeds[i].data && dd_proc_spec_encode(&specs[i], &buf, &len) == 0)
 			seeds[i] = (struct dd_fuzz_seed){buf, len}; /* kept for the run */
 	}
 	/* an older engine's payload, byte by byte: "DDX1", cwd, no umask or
