@@ -236,7 +236,7 @@ struct dd_engine {
 	uint32_t euid, egid; /* the engine's, the default owner */
 	struct dd_tel_probe *probe; /* the jitter probe, or NULL */
 	char probe_status[160];
-	struct dd_proc_creds *creds; /* owners' passwd entries and groups (creds.c) */
+	struct dd_proc_creds *creds; /* owners' passwd entries and groups (proc/creds.c) */
 	cpu_set_t proc_cpus; /* the CPUs the process had before we pinned any
 			      * thread: jobs' processes get these, not the
 			      * spawning worker's one CPU */
