@@ -1,5 +1,6 @@
-/* A process spec as bytes: the payload of a process job, so that the log,
- * the store and recovery carry it like any payload.
+/* A process spec as bytes: the engine keeps it as a process job's
+ * payload, so that the log, the store and recovery carry it like any
+ * payload.
  *
  *   u32 magic "DDX1"   u32 flags (1 env_replace, 2 cwd present,
  *                                 4 umask present, 8 stdin path present)
@@ -9,9 +10,9 @@
  *   [cwd] [stdin path] argv[argc] env[envc], each u32 length + bytes (no NUL)
  *
  * The optional fields only follow their flag bits, so a spec without them
- * encodes as it did before they existed, and every payload an earlier
- * engine wrote decodes as it was meant. (stdin_fd is not here: it is not
- * durable.)
+ * has the bytes of the format's first version, and every payload an
+ * earlier engine wrote decodes as it was meant. (stdin_fd is not here: it
+ * is not durable.)
  *
  * Host byte order: a state directory is not moved between machines of
  * different endianness. The decoder trusts nothing (recovered bytes, fuzz). */

@@ -3,7 +3,7 @@
  * The way posix_spawn does it: vfork, which shares the caller's memory and
  * suspends the calling thread until the child has called execve, so no
  * page tables are copied. We do not call posix_spawn itself because on
- * glibc 2.36 it can neither set rlimits nor drop to the submitting user;
+ * glibc 2.36 it can neither set rlimits nor drop to another user;
  * the child below does those few system calls, looks the program up in
  * PATH as that user, and nothing else. (A clone with CLONE_PIDFD on a
  * separate stack would also give the pidfd atomically, but
@@ -72,7 +72,7 @@ struct spawn_args {
 	int in, out, err;
 	const struct dd_rlimit *rl;
 	unsigned nrl;
-	const cpu_set_t *cpus; /* NULL: keep the worker's */
+	const cpu_set_t *cpus; /* NULL: keep the caller's */
 	int keep; /* an fd >= 3 to leave open (close-on-exec), or -1 */
 	bool drop; /* become uid/gid with groups[] */
 	uid_t uid;
@@ -128,21 +128,21 @@ static int exec_search(const struct spawn_args *a)
 	return denied ? EACCES : ENOENT;
 }
 
-/* The child, in the worker's memory with the worker suspended (vfork):
- * raw system calls only (glibc's setuid family would try to signal the
- * worker's sibling threads), nothing that takes a lock or allocates, no
- * return. Why it could not exec goes into @rep, a shared page. Not a
- * pipe: another worker's child, forked meanwhile, would hold its write
- * end open until its own exec, and make us wait for that (it halved the
- * spawn rate).
+/* The child, in the caller's memory with the calling thread suspended
+ * (vfork): raw system calls only (glibc's setuid family would try to
+ * signal the caller's sibling threads), nothing that takes a lock or
+ * allocates, no return. Why it could not exec goes into @rep, a shared
+ * page. Not a pipe: another thread's child, forked meanwhile, would hold
+ * its write end open until its own exec, and make us wait for that (it
+ * halved the spawn rate).
  *
- * A job of another user: groups and gid first, then the effective uid
+ * A process of another user: groups and gid first, then the effective uid
  * alone, so that entering cwd and opening stdin are done as the user with
  * none of root's capabilities. The real and saved uid change only before
  * the program is looked up and exec'd: until then the user cannot signal
- * (stop) this child, which holds the worker suspended. Rlimits come after
- * that change, so the kernel checks them as for the user: no hard limit
- * above the engine's. */
+ * (stop) this child, which holds the calling thread suspended. Rlimits
+ * come after that change, so the kernel checks them as for the user: no
+ * hard limit above the caller's. */
 static void __attribute__((noreturn)) child_main(const struct spawn_args *a,
 						 volatile struct dd_proc_report *rep)
 {
@@ -151,7 +151,7 @@ static void __attribute__((noreturn)) child_main(const struct spawn_args *a,
 	int step = STEP_SETUP, arg = 0;
 	atomic_store_explicit(&rep->pid, (int)syscall(SYS_getpid), memory_order_relaxed);
 	for (int sig = 1; sig < _NSIG; sig++)
-		sigaction(sig, &dfl, NULL); /* the engine's handlers and ignores */
+		sigaction(sig, &dfl, NULL); /* the caller's handlers and ignores */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	/* a session of its own: no controlling terminal of the daemon's (a
@@ -167,7 +167,7 @@ static void __attribute__((noreturn)) child_main(const struct spawn_args *a,
 	} else {
 		syscall(SYS_close_range, 3u, ~0u, 0u);
 	}
-	/* not pinned to the worker's CPU: the job may use any of ours */
+	/* not pinned to the calling thread's CPU: the caller says which */
 	if (a->cpus)
 		syscall(SYS_sched_setaffinity, 0, sizeof(*a->cpus), a->cpus);
 	if (a->drop) {
@@ -193,8 +193,8 @@ static void __attribute__((noreturn)) child_main(const struct spawn_args *a,
 	if (a->stdin_path) {
 		step = STEP_STDIN;
 		/* Not blocking: opening a FIFO without a writer (or a device)
-		 * would hold the worker here for as long as the user likes. The
-		 * job then reads it as usual. fds 0-2 are taken: fd is not one. */
+		 * would hold the caller here for as long as the user likes. The
+		 * process then reads it as usual. fds 0-2 are taken: fd is not one. */
 		int fd = open(a->stdin_path, O_RDONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
 		if (fd < 0 || fcntl(fd, F_SETFL, O_RDONLY) < 0)
 			goto fail;

@@ -1,5 +1,6 @@
-/* Texts for a process's wait status, made once and kept: a job record's
- * reason points at them, so they are static and never freed. */
+/* Texts for a process's wait status, made once and kept: a caller may
+ * keep the pointer (the engine's job records do), so they are static and
+ * never freed. */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
