@@ -57,8 +57,10 @@ struct dd_handler {
 /* defined beside the files that own them */
 struct dd_cmd;
 struct dd_durable;
+struct dd_exec_run;
 struct dd_pending;
-struct dd_proc;
+struct dd_proc_creds;
+struct dd_proc_report;
 struct dd_tabslot;
 struct dd_tel_probe;
 struct dd_tel_shist;
