@@ -113,7 +113,7 @@ static int shard_init(struct dd_engine *e, struct dd_shard *s, unsigned idx)
 	s->retained.prev = s->retained.next = &s->retained;
 	s->nohandler.prev = s->nohandler.next = &s->nohandler;
 	s->first_seq = 1;
-	s->now = dd_now_ns();
+	s->now = dd_mono_ns();
 	{
 		struct timespec rt;
 		clock_gettime(CLOCK_REALTIME, &rt);
@@ -300,7 +300,7 @@ static int open_rings(struct dd_engine *e)
  * again, since they may cross shards. */
 static int open_state(struct dd_engine *e)
 {
-	uint64_t t0 = dd_now_ns();
+	uint64_t t0 = dd_mono_ns();
 	struct dd_rwaits *w = calloc(e->nshards, sizeof(*w));
 	int r = 0;
 	if (!w)
@@ -326,7 +326,7 @@ static int open_state(struct dd_engine *e)
 	free(w);
 	for (unsigned i = 0; i < e->nshards && r == 0; i++)
 		r = dd_applier_start(&e->shards[i]);
-	e->recovery.ns = dd_now_ns() - t0;
+	e->recovery.ns = dd_mono_ns() - t0;
 	return r;
 }
 

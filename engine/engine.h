@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "dispatchd.h"
+#include "dd_clock.h"
 #include "dd_numa.h"
 #include "queue.h"
 
@@ -28,18 +29,6 @@
 #define DD_INLINE_PAYLOAD 48
 #define DD_INLINE_DEPS 2
 #define DD_MAX_HANDLERS 1024
-
-static inline uint64_t dd_clock_ns(clockid_t clock)
-{
-	struct timespec ts;
-	clock_gettime(clock, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static inline uint64_t dd_now_ns(void)
-{
-	return dd_clock_ns(CLOCK_MONOTONIC);
-}
 
 static inline unsigned dd_id_shard(uint64_t id)
 {

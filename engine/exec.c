@@ -41,7 +41,7 @@ static void spawn_watch(void *arg, volatile struct dd_proc_report *rep)
 	}
 	w->spawn_rep = rep;
 	/* release pairs with the watchdog's acquire of spawn_since */
-	atomic_store_explicit(&w->spawn_since, dd_now_ns(), memory_order_release);
+	atomic_store_explicit(&w->spawn_since, dd_mono_ns(), memory_order_release);
 }
 
 /* Starts j's process into @p. Returns 0; -errno when it did not start
@@ -98,7 +98,7 @@ out:
 
 void dd_exec_spawn(struct dd_shard *s, struct dd_jobrec *j)
 {
-	j->w_start_ns = dd_now_ns();
+	j->w_start_ns = dd_mono_ns();
 	j->proc = NULL;
 	if (atomic_load_explicit(&j->cancel, memory_order_relaxed)) {
 		j->w_result = -ECANCELED; /* cancelled between hand-over and start */
@@ -294,7 +294,7 @@ static void proc_end(struct dd_shard *s, struct dd_exec_run *p)
 	j->output_cut[1] = p->os[1].cut;
 	j->proc = NULL;
 	proc_free(s, p);
-	s->now = dd_now_ns();
+	s->now = dd_mono_ns();
 	uint32_t how = atomic_load_explicit(&j->cancel, memory_order_relaxed);
 	if (dd_state_terminal((enum dd_state)j->state))
 		return;
@@ -399,8 +399,8 @@ void dd_exec_shutdown(struct dd_shard *s)
 		return;
 	for (struct dd_exec_run *p = s->procs->next; p != s->procs; p = p->next)
 		signal_group(p, SIGKILL);
-	uint64_t until = dd_now_ns() + 2000000000ull;
-	while (s->nprocs && dd_now_ns() < until) {
+	uint64_t until = dd_mono_ns() + 2000000000ull;
+	while (s->nprocs && dd_mono_ns() < until) {
 		struct io_uring_cqe *cqe;
 		struct __kernel_timespec ts = {0, 10000000};
 		io_uring_wait_cqe_timeout(&s->uring->ring, &cqe, &ts);

@@ -64,13 +64,6 @@ struct dd_outcut {
 	char *buf;
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void check_space(struct dd_outcut *h)
 {
 	struct statvfs v;
@@ -80,7 +73,7 @@ static void check_space(struct dd_outcut *h)
 	bool low = avail < h->reserve;
 	/* a fast writer makes it cross the line every few sweeps: say so once
 	 * a minute at most */
-	uint64_t now = mono_ns();
+	uint64_t now = dd_mono_ns();
 	if (low != atomic_load_explicit(&h->low, memory_order_relaxed) && low != h->said_low &&
 	    (!low || now - h->said_ns > 60000000000ull)) {
 		h->said_low = low;
@@ -218,7 +211,7 @@ static void *helper_main(void *arg)
 	struct dd_outcut *h = arg;
 	pthread_mutex_lock(&h->mu);
 	for (;;) {
-		uint64_t now = mono_ns();
+		uint64_t now = dd_mono_ns();
 		if (now >= h->next_check) {
 			pthread_mutex_unlock(&h->mu);
 			check_space(h);
@@ -340,7 +333,7 @@ int dd_outcut_start(struct dd_engine *e, struct dd_outcut **out)
 	pthread_condattr_destroy(&ca);
 	resolve_reserve(h);
 	check_space(h);
-	h->next_check = mono_ns() + dd_outcut_interval(h);
+	h->next_check = dd_mono_ns() + dd_outcut_interval(h);
 	int r = pthread_create(&h->thread, NULL, helper_main, h);
 	if (r) {
 		dd_outcut_stop(h);

@@ -174,8 +174,8 @@ static size_t dispatch_inline(struct dd_shard *s)
 	struct dd_jobrec *j;
 	while (k < DD_WORKER_INFLIGHT && (j = next_job(s))) {
 		dd_start_attempt(s, j, 0);
-		dd_run_handler(s, j, 0, dd_now_ns());
-		s->now = dd_now_ns();
+		dd_run_handler(s, j, 0, dd_mono_ns());
+		s->now = dd_mono_ns();
 		if (j->timeout_ns && s->now - j->started_ns >= j->timeout_ns)
 			dd_job_cancel(s, j, DD_TIMED_OUT, dd_reason[R_TIMEOUT]);
 		dd_job_completed(s, j);
@@ -251,7 +251,7 @@ void *dd_reactor_main(void *arg)
 	dd_probe_thread(e, DD_ROLE_REACTOR);
 
 	for (;;) {
-		s->now = dd_now_ns();
+		s->now = dd_mono_ns();
 		size_t work = drain_completions(s);
 		work += dd_deps_drain(s);
 		work += drain_submissions(s);

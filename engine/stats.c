@@ -321,7 +321,7 @@ int dd_stats_window_read(struct dd_engine *e, struct dd_stats_window *w, struct 
 		return -ENOMEM;
 	}
 	dd_stats(e, st);
-	uint64_t now = dd_now_ns();
+	uint64_t now = dd_mono_ns();
 	struct dd_stats raw = *st; /* cumulative, for next time */
 	for (unsigned i = 0; i < st->nshards && i < w->nshards; i++)
 		sub_counters(&st->shard[i], &w->prev.shard[i]);

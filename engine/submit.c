@@ -375,7 +375,7 @@ int dd_submit_batch_known(struct dd_engine *e, const struct dd_job_spec *specs, 
 	struct dd_sub run[RUN_MAX];
 	size_t i = 0;
 	int r = 0;
-	uint64_t now = dd_now_ns();
+	uint64_t now = dd_mono_ns();
 	struct kind_cache kc = {NULL, -1};
 
 	while (i < n && r == 0) {

@@ -83,13 +83,13 @@ void *dd_worker_main(void *arg)
 		/* One clock reading per job: the end of one is the start of the
 		 * next (measured: docs/BENCHMARKS.md, "Measured choices: worker
 		 * clock readings"). */
-		uint64_t first = dd_now_ns(), now = first, last_notify = first;
+		uint64_t first = dd_mono_ns(), now = first, last_notify = first;
 		for (size_t i = 0; i < n; i++) {
 			struct dd_jobrec *j = batch[i];
 			dd_run_handler(s, j, w->index, now);
 			/* release on the ring publishes w_result/w_start_ns */
 			dd_queue_spsc_enqueue(w->done, &j, 1);
-			now = dd_now_ns();
+			now = dd_mono_ns();
 			if (i + 1 < n && now - last_notify > NOTIFY_AFTER_NS) {
 				dd_queue_wake_notify(&s->wake);
 				last_notify = now;

@@ -7,14 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dd_clock.h"
 #include "queue.h"
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 void dd_queue_wake_init(struct dd_queue_wake *w)
 {
@@ -46,7 +40,7 @@ int dd_queue_wake_wait(struct dd_queue_wake *w, dd_queue_ready_fn ready, void *a
 	uint64_t start = 0;
 	uint64_t budget = w->spin_budget && w->spin_budget < spin_ns ? w->spin_budget : spin_ns;
 	if (budget) {
-		start = mono_ns();
+		start = dd_mono_ns();
 		for (unsigned i = 1;; i++) {
 			if (ready(arg)) {
 				w->spin_budget = budget * 2 < spin_ns ? budget * 2 : spin_ns;
@@ -57,7 +51,7 @@ int dd_queue_wake_wait(struct dd_queue_wake *w, dd_queue_ready_fn ready, void *a
 				/* Spin politely: a thread that shares this CPU (a
 				 * submitter, on a small machine) gets it at once. */
 				sched_yield();
-				uint64_t now = mono_ns();
+				uint64_t now = dd_mono_ns();
 				if (now - start >= budget)
 					break;
 				if (timeout_ns != UINT64_MAX && now - start >= timeout_ns)
@@ -77,7 +71,7 @@ int dd_queue_wake_wait(struct dd_queue_wake *w, dd_queue_ready_fn ready, void *a
 	if (timeout_ns != UINT64_MAX) {
 		uint64_t left = timeout_ns;
 		if (budget) {
-			uint64_t spent = mono_ns() - start;
+			uint64_t spent = dd_mono_ns() - start;
 			left = spent >= timeout_ns ? 0 : timeout_ns - spent;
 		}
 		ts.tv_sec = (time_t)(left / 1000000000ull);
@@ -85,7 +79,7 @@ int dd_queue_wake_wait(struct dd_queue_wake *w, dd_queue_ready_fn ready, void *a
 		tsp = &ts;
 	}
 	atomic_fetch_add_explicit(&w->parks, 1, memory_order_relaxed);
-	uint64_t parked = spin_ns ? mono_ns() : 0;
+	uint64_t parked = spin_ns ? dd_mono_ns() : 0;
 	/* EAGAIN: a producer bumped the epoch after we read it, so it saw us. */
 	if (w->park)
 		w->park(w->park_ctx, &w->epoch, epoch, tsp);
@@ -95,7 +89,7 @@ int dd_queue_wake_wait(struct dd_queue_wake *w, dd_queue_ready_fn ready, void *a
 	if (spin_ns) {
 		/* woken within what a full spin would have covered: spin longer
 		 * next time; else the CPU is better given away sooner */
-		uint64_t slept = mono_ns() - parked;
+		uint64_t slept = dd_mono_ns() - parked;
 		if (slept < spin_ns)
 			budget = budget * 2 > DD_QUEUE_SPIN_FLOOR_NS ? budget * 2 : DD_QUEUE_SPIN_FLOOR_NS;
 		else

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dd_clock.h"
 #include "state.h"
 
 #define BATCH_MIN (256u << 10)
@@ -198,13 +199,6 @@ static struct batch *batch_new(struct dd_state_wal *w, size_t need)
 }
 
 /* The batch the next record of @size bytes goes into. */
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static int batch_for(struct dd_state_wal *w, size_t size, struct batch **out)
 {
 	struct batch *t = w->tail;
@@ -236,7 +230,7 @@ static int batch_for(struct dd_state_wal *w, size_t size, struct batch **out)
 		if (r < 0) {
 			/* no room for a segment: an error until a retry finds room */
 			w->err = r;
-			w->retry_at = mono_ns() + RETRY_NS;
+			w->retry_at = dd_mono_ns() + RETRY_NS;
 			return r;
 		}
 		if (!w->inflight && !w->head)

@@ -44,7 +44,8 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include "clock.h" /* std-r's: the same clock */
+#include "dd_clock.h" /* std-r's clock too */
+#include "dd_net.h"
 #include "reply.h"
 #include "telemetry.h"
 
@@ -92,20 +93,6 @@ static int conn_open(struct conn *c)
 	return (c->buf = malloc(c->cap)) ? 0 : -1;
 }
 
-static int send_all(struct conn *c, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t k = send(c->fd, p, n, MSG_NOSIGNAL);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 /* More bytes into the buffer, waiting until @deadline (CLOCK_MONOTONIC
  * ns; 0: for ever). 0, 1 when the deadline passed first, or -1 when the
  * peer is gone. */
@@ -114,7 +101,7 @@ static int fill_until(struct conn *c, uint64_t deadline)
 	if (c->len == c->cap)
 		return -1; /* a reply larger than 4 MiB: not one of ours */
 	if (deadline) {
-		uint64_t now = now_ns();
+		uint64_t now = dd_mono_ns();
 		if (now >= deadline)
 			return 1;
 		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
@@ -123,7 +110,7 @@ static int fill_until(struct conn *c, uint64_t deadline)
 		if (r < 0 && errno != EINTR)
 			return -1;
 		if (r <= 0)
-			return now_ns() >= deadline ? 1 : 0;
+			return dd_mono_ns() >= deadline ? 1 : 0;
 	}
 	ssize_t k;
 	do
@@ -178,7 +165,7 @@ static uint64_t payload_time(const char *p, size_t n)
 
 static void got_job(struct conn *c, const char *p, size_t n)
 {
-	uint64_t t = now_ns(), intended = payload_time(p, n);
+	uint64_t t = dd_mono_ns(), intended = payload_time(p, n);
 	atomic_fetch_add_explicit(&consumed, 1, memory_order_relaxed);
 	if (t >= from_ns && t < to_ns)
 		atomic_fetch_add_explicit(&consumed_in_window, 1, memory_order_relaxed);
@@ -260,7 +247,7 @@ static int take_reply(struct conn *c)
 static void acked_one(struct conn *c, uint64_t intended)
 {
 	if (intended >= from_ns && intended < to_ns)
-		dd_tel_hist_record(&c->hist, now_ns() - intended);
+		dd_tel_hist_record(&c->hist, dd_mono_ns() - intended);
 }
 
 static void *producer(void *arg)
@@ -278,7 +265,7 @@ static void *producer(void *arg)
 	uint64_t batches = 0, acked = 0;
 	uint64_t ack_deadline = to_ns + (uint64_t)(opt.ack_wait_s * 1e9);
 	while (!atomic_load(&stop)) {
-		uint64_t now = now_ns();
+		uint64_t now = dd_mono_ns();
 		if (now >= to_ns) {
 			/* the window is over: nothing more is sent, but the
 			 * answers owed to what was sent are still read */
@@ -311,7 +298,7 @@ static void *producer(void *arg)
 				opt.rate > 0 ? start_ns + (uint64_t)((double)batches * interval) : now;
 			for (unsigned i = 0; i < opt.batch; i++)
 				payload(b.req + b.slot[i], intended);
-			if (send_all(c, b.req, b.len) < 0) {
+			if (dd_net_send_all(c->fd, b.req, b.len) < 0) {
 				fail("the server closed the connection", NULL);
 				break;
 			}
@@ -368,7 +355,7 @@ static void *redis_consumer(struct conn *c)
 			 "*7\r\n$6\r\nBLMPOP\r\n$3\r\n0.1\r\n$1\r\n1\r\n$1\r\nq\r\n$5\r\nRIGHT\r\n"
 			 "$5\r\nCOUNT\r\n$%d\r\n%u\r\n", snprintf(NULL, 0, "%u", opt.batch), opt.batch);
 	while (!atomic_load(&stop)) {
-		if (send_all(c, req, (size_t)n) < 0)
+		if (dd_net_send_all(c->fd, req, (size_t)n) < 0)
 			break;
 		for (;;) {
 			struct resp_reply r;
@@ -410,7 +397,7 @@ static void *beanstalk_consumer(struct conn *c)
 		len += (size_t)snprintf(req + len, cap - len, "reserve-with-timeout 1\r\n");
 		for (unsigned i = 1; i < opt.batch; i++)
 			len += (size_t)snprintf(req + len, cap - len, "reserve-with-timeout 0\r\n");
-		if (send_all(c, req, len) < 0)
+		if (dd_net_send_all(c->fd, req, len) < 0)
 			break;
 		nids = 0;
 		unsigned want = deletes + opt.batch, timed_out = 0;
@@ -571,7 +558,7 @@ int main(int argc, char **argv)
 				strerror(errno));
 			return 1;
 		}
-	start_ns = now_ns() + 1000000;
+	start_ns = dd_mono_ns() + 1000000;
 	from_ns = start_ns + (uint64_t)(opt.warmup_s * 1e9);
 	to_ns = from_ns + (uint64_t)(opt.duration_s * 1e9);
 	pthread_t t[MAX_CONNS];
@@ -580,8 +567,8 @@ int main(int argc, char **argv)
 	/* the producers stop at the window's end; the consumers then drain */
 	for (unsigned i = 0; i < opt.producers; i++)
 		pthread_join(t[i], NULL);
-	uint64_t drain_until = now_ns() + 5000000000ull;
-	while (atomic_load(&consumed) < atomic_load(&produced) && now_ns() < drain_until)
+	uint64_t drain_until = dd_mono_ns() + 5000000000ull;
+	while (atomic_load(&consumed) < atomic_load(&produced) && dd_mono_ns() < drain_until)
 		usleep(1000);
 	atomic_store(&stop, true);
 	for (unsigned i = 0; i < opt.consumers; i++) /* a blocked BLMPOP/reserve returns soon */

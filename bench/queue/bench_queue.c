@@ -14,17 +14,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "dd_clock.h"
 #include "queue.h"
 
 #define CAP 4096
 #define BATCH 32
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void pin(int cpu)
 {
@@ -143,7 +137,7 @@ static double throughput(const struct ring_ops *ops, uint64_t n, size_t batch)
 	struct run x = {ops, ops->create(), NULL, n, batch, 1};
 	pthread_t t;
 	pin(0);
-	uint64_t t0 = now_ns(), got = 0, buf[BATCH], sum = 0;
+	uint64_t t0 = dd_mono_ns(), got = 0, buf[BATCH], sum = 0;
 	pthread_create(&t, NULL, producer, &x);
 	while (got < n) {
 		size_t k = ops->deq(x.r, buf, batch);
@@ -153,7 +147,7 @@ static double throughput(const struct ring_ops *ops, uint64_t n, size_t batch)
 			dd_queue_cpu_relax();
 		got += k;
 	}
-	uint64_t dt = now_ns() - t0;
+	uint64_t dt = dd_mono_ns() - t0;
 	pthread_join(t, NULL);
 	if (sum != n * (n + 1) / 2)
 		fprintf(stderr, "bench-queue: %s lost or corrupted items\n", ops->name);
@@ -188,12 +182,12 @@ static double handoff_ns(const struct ring_ops *ops, uint64_t n)
 	pin(0);
 	pthread_create(&t, NULL, ponger, &x);
 	for (uint64_t i = 0; i < n; i++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = dd_mono_ns();
 		while (!ops->enq(x.r, &v, 1))
 			dd_queue_cpu_relax();
 		while (!ops->deq(x.back, &v, 1))
 			dd_queue_cpu_relax();
-		rtt[i] = now_ns() - t0;
+		rtt[i] = dd_mono_ns() - t0;
 	}
 	pthread_join(t, NULL);
 	qsort(rtt, n, sizeof(*rtt), cmp_u64);

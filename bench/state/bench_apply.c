@@ -26,15 +26,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dd_clock.h"
 #include "state.h"
 
 #define APPLY_MAX 131072 /* engine/durable/applier.c's */
 
 static double clock_s(clockid_t c)
 {
-	struct timespec ts;
-	clock_gettime(c, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)dd_clock_ns(c) / 1e9;
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)

@@ -16,16 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dd_clock.h"
 #include "telemetry.h"
 
 #define FILE_BYTES (256u << 20)
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 struct result {
 	double batches_per_s, mb_per_s;
@@ -58,9 +52,9 @@ static int run(const char *dir, bool direct, size_t batch, double secs, struct r
 		return r;
 	}
 	struct dd_tel_hist *h = calloc(1, sizeof(*h));
-	uint64_t off = 0, n = 0, end = now_ns() + (uint64_t)(secs * 1e9), t0 = now_ns();
-	while (now_ns() < end && h) {
-		uint64_t s = now_ns();
+	uint64_t off = 0, n = 0, end = dd_mono_ns() + (uint64_t)(secs * 1e9), t0 = dd_mono_ns();
+	while (dd_mono_ns() < end && h) {
+		uint64_t s = dd_mono_ns();
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
 		io_uring_prep_write(sqe, fd, buf, (unsigned)batch, off);
 		sqe->flags |= IOSQE_IO_LINK;
@@ -76,11 +70,11 @@ static int run(const char *dir, bool direct, size_t batch, double secs, struct r
 		}
 		if (r < 0)
 			break;
-		dd_tel_hist_record(h, now_ns() - s);
+		dd_tel_hist_record(h, dd_mono_ns() - s);
 		n++;
 		off = (off + batch) % (FILE_BYTES - batch);
 	}
-	double el = (double)(now_ns() - t0) / 1e9;
+	double el = (double)(dd_mono_ns() - t0) / 1e9;
 	if (h) {
 		out->batches_per_s = (double)n / el;
 		out->mb_per_s = (double)n * (double)batch / el / 1e6;

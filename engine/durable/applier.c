@@ -228,9 +228,9 @@ static void stuck(struct applier *a)
 {
 	uint64_t want = a->applied + 1;
 	if (!a->stuck_at || a->stuck_at != want) {
-		a->stuck_since = dd_now_ns();
+		a->stuck_since = dd_mono_ns();
 		a->stuck_at = want;
-	} else if (a->stuck_since && dd_now_ns() - a->stuck_since > 5000000000ull) {
+	} else if (a->stuck_since && dd_mono_ns() - a->stuck_since > 5000000000ull) {
 		dd_log(a->s->eng, LOG_ERR,
 		       "shard %u: cannot read log record %llu back for the store; retrying",
 		       a->s->index, (unsigned long long)want);
@@ -261,7 +261,7 @@ static int apply(struct applier *a)
 		return r;
 	}
 	atomic_store_explicit(&v->store_err, 0, memory_order_relaxed);
-	a->last_commit = dd_now_ns();
+	a->last_commit = dd_mono_ns();
 	a->applied = last;
 	atomic_store_explicit(&v->applied_lsn, a->applied, memory_order_release);
 	return 0;
@@ -284,7 +284,7 @@ void *dd_applier_main(void *arg)
 	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
 	dd_place_applier(s->eng);
 	dd_probe_thread(s->eng, DD_ROLE_IO);
-	dd_stretch_init(&a.stretch, (uint64_t)dd_now_ns());
+	dd_stretch_init(&a.stretch, (uint64_t)dd_mono_ns());
 	dd_state_store_set_pause(a.st, dd_stretch_pause, &a.stretch, STRETCH_RECS);
 
 	for (;;) {
@@ -295,7 +295,7 @@ void *dd_applier_main(void *arg)
 		/* Retention and log pruning on their clock, busy or not: under a
 		 * load that never lets the store catch up, waiting for an idle
 		 * moment would let the log and the store grow without end. */
-		uint64_t now = (uint64_t)dd_now_ns();
+		uint64_t now = (uint64_t)dd_mono_ns();
 		if (now >= next_maint && !stop) {
 			maintain(s, a.st, a.dirfd, v, &a.pr, false);
 			next_maint = now + MAINT_NS;
@@ -306,7 +306,7 @@ void *dd_applier_main(void *arg)
 		 * a few commits a second, not one per log batch. A reader of the
 		 * store waits for it (dd_durable_catch_up). */
 		if (!stop && a.applied < durable && durable - a.applied < GATHER_MIN &&
-		    dd_now_ns() - a.last_commit < GATHER_NS) {
+		    dd_mono_ns() - a.last_commit < GATHER_NS) {
 			nap(IDLE_NS);
 			continue;
 		}

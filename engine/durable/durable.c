@@ -457,9 +457,9 @@ void dd_durable_flush(struct dd_shard *s)
 	struct dd_durable *d = s->dur;
 	if (!d)
 		return;
-	uint64_t until = dd_now_ns() + FLUSH_LIMIT_NS;
+	uint64_t until = dd_mono_ns() + FLUSH_LIMIT_NS;
 	for (;;) {
-		s->now = dd_now_ns();
+		s->now = dd_mono_ns();
 		dd_uring_reap(s);
 		dd_durable_poll(s);
 		if (!dd_state_wal_busy(d->wal) || s->now > until)
@@ -568,9 +568,9 @@ bool dd_durable_catch_up(struct dd_shard *s, uint64_t timeout_ns)
 	 * record appended, if not yet on the device); the applier's release
 	 * of applied_lsn pairs with our acquire */
 	uint64_t want = atomic_load_explicit(&d->appended_lsn, memory_order_relaxed);
-	uint64_t until = dd_now_ns() + timeout_ns;
+	uint64_t until = dd_mono_ns() + timeout_ns;
 	while (atomic_load_explicit(&d->applied_lsn, memory_order_acquire) < want) {
-		if (dd_now_ns() >= until)
+		if (dd_mono_ns() >= until)
 			return false;
 		struct timespec ts = {0, 500000};
 		nanosleep(&ts, NULL);

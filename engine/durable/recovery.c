@@ -133,7 +133,7 @@ static int load_one(const struct dd_state_job *sj, void *arg)
 int dd_durable_load(struct dd_shard *s, struct dd_recovery *out, struct dd_rwaits *w)
 {
 	struct load_ctx lc = {.s = s, .out = out, .w = w};
-	s->now = dd_now_ns();
+	s->now = dd_mono_ns();
 	return dd_state_store_scan_live(dd_durable_store(s), load_one, &lc);
 }
 

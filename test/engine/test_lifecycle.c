@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dd_clock.h"
 #include "util.h"
 
 Test(lifecycle, succeeds_and_records_times)
@@ -68,9 +69,7 @@ Test(lifecycle, delay_holds_the_job)
 	struct dd_engine *e = make_engine(NULL);
 	struct dd_job_spec s = spec("ok");
 	s.delay_ns = 80 * MS;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t t0 = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	uint64_t t0 = dd_mono_ns();
 	uint64_t id = submit_ok(e, &s);
 	await_state(e, id, DD_DELAYED);
 	struct dd_job_info info;
