@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <numa.h>
+#include <numaif.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -20,21 +21,37 @@ static bool binding_useful(int os_node)
 	return os_node >= 0 && numa_available() >= 0 && numa_max_node() > 0;
 }
 
+/* Binds [p, p+size) to @os_node with mbind(2) itself: libnuma's
+ * numa_tonode_memory() and numa_alloc_onnode() print to stderr when the
+ * kernel refuses, and the library never prints. A refusal leaves the pages
+ * where the kernel puts them, as libnuma would. */
+#define MASK_BITS 1024 /* the kernel's largest MAX_NUMNODES */
+#define LONG_BITS (8 * sizeof(unsigned long))
+static void bind_to_node(void *p, size_t size, int os_node)
+{
+	unsigned long mask[MASK_BITS / LONG_BITS] = {0};
+	if (os_node < 0 || os_node >= MASK_BITS)
+		return;
+	mask[(unsigned)os_node / LONG_BITS] |= 1ul << ((unsigned)os_node % LONG_BITS);
+	(void)mbind(p, size, MPOL_BIND, mask, MASK_BITS, 0);
+}
+
 void *dd_numa_alloc_onnode(size_t size, int os_node)
 {
 	if (size == 0)
 		return NULL;
-	if (binding_useful(os_node))
-		return numa_alloc_onnode(size, os_node);
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
+	if (p == MAP_FAILED)
+		return NULL;
+	if (binding_useful(os_node))
+		bind_to_node(p, size, os_node);
+	return p;
 }
 
 void dd_numa_free(void *p, size_t size)
 {
 	if (!p)
 		return;
-	/* numa_free() is munmap() too, so one path frees both kinds. */
 	munmap(p, size);
 }
 
@@ -91,7 +108,7 @@ void *dd_numa_arena_alloc(struct dd_numa_arena *a, size_t size)
 		    MALLOCX_ALIGN(big ? (size_t)page : 64);
 	p = mallocx(size, flags);
 	if (p && big && binding_useful(a->os_node))
-		numa_tonode_memory(p, size, a->os_node);
+		bind_to_node(p, size, a->os_node);
 #else
 	if (big) {
 		p = dd_numa_alloc_onnode(size, a->os_node);
