@@ -106,6 +106,9 @@ struct dd_proc_spawn {
 	int in;        /* stdin; -1: /dev/null. A spec's stdin_path replaces it. */
 	int out, err;  /* stdout, stderr */
 	const cpu_set_t *cpus; /* the child's CPUs; NULL: the caller's */
+	/* cgroup.procs files (open for writing) the child enters before
+	 * anything else, ended by -1 (dd_proc_cg_job.procs); NULL: none */
+	const int *cg_procs;
 	/* Called with where the child reports before it starts, and with NULL
 	 * once vfork has returned (exec'd or failed): a watchdog's window.
 	 * Runs on the calling thread; NULL: none. */
@@ -159,6 +162,60 @@ int dd_proc_output_open(const char *dir, const char *path, bool *named);
 /* Gives the nameless file @fd the name @path, replacing a file left there.
  * Returns 0 or -errno. */
 int dd_proc_output_name(int fd, const char *path);
+
+/* ---- a cgroup per process (cgroup.c) ---- */
+
+/* The caller's subtree of cgroups: on cgroup v2, with memory on v2 or on a
+ * v1 memory hierarchy. */
+struct dd_proc_cg;
+/* One process tree's cgroup (on v2, and on v1 memory where that is used). */
+struct dd_proc_cg_job {
+	int dir;      /* its v2 directory */
+	int procs[3]; /* cgroup.procs (v2, v1 memory) for the child, -1 ended */
+	int events;   /* v2 cgroup.events: "populated", pollable (POLLPRI) */
+	int mdir;     /* its v1 memory directory, or -1 */
+	uint64_t mem_max; /* its memory limit; 0 none */
+	char name[48];
+};
+/* What a cgroup's processes used, over their lives. */
+struct dd_proc_usage {
+	bool have_cpu, have_mem;
+	uint64_t cpu_ns;    /* user + system */
+	uint64_t mem_peak;  /* bytes */
+	uint64_t oom_kills; /* processes the kernel killed for the limit */
+};
+/* Creates (or takes over) the subtree @name in the caller's own cgroup,
+ * enabling the memory and pids controllers for it where they can be.
+ * Returns 0, or -errno with @why saying why cgroups cannot be used (no
+ * cgroup2 mount; not root and not delegated). */
+int dd_proc_cg_open(const char *name, struct dd_proc_cg **out, char *why, size_t whyn);
+/* Closes @cg and removes the subtree unless a process's cgroup is left in
+ * it. @cg NULL does nothing. */
+void dd_proc_cg_close(struct dd_proc_cg *cg);
+/* "cgroup2 /sys/fs/cgroup/unified/x, memory on v1 /sys/fs/cgroup/memory/x" */
+const char *dd_proc_cg_describe(const struct dd_proc_cg *cg);
+/* A memory limit can be set and a peak read. */
+bool dd_proc_cg_memory(const struct dd_proc_cg *cg);
+/* Creates the cgroup @name (an empty one left there is taken over) with
+ * memory limit @mem_max (0: none). Returns 0; -EBUSY: a populated cgroup
+ * of that name is there (its processes run on); -EOPNOTSUPP: a limit
+ * without a memory controller; -errno. Pass j->procs to dd_proc_spawn. */
+int dd_proc_cg_job_create(const struct dd_proc_cg *cg, const char *name, uint64_t mem_max,
+			  struct dd_proc_cg_job *j);
+/* 1 while a process is in @j's cgroup, 0 when none is, or -errno. */
+int dd_proc_cg_job_populated(const struct dd_proc_cg_job *j);
+/* Signals every process in @j (SIGKILL through cgroup.kill where the
+ * kernel has it). Returns how many were signalled one by one, 0 for
+ * cgroup.kill, or -errno. */
+int dd_proc_cg_job_signal(const struct dd_proc_cg *cg, const struct dd_proc_cg_job *j, int sig);
+/* What @j's processes used so far. Returns 0. */
+int dd_proc_cg_job_usage(const struct dd_proc_cg *cg, const struct dd_proc_cg_job *j,
+			 struct dd_proc_usage *u);
+/* The pids in @j (up to @max). Returns the count or -errno. */
+int dd_proc_cg_job_procs(const struct dd_proc_cg_job *j, pid_t *pids, int max);
+/* Removes @j's cgroups and closes its files. Returns 0, or -EBUSY while a
+ * process is in them (@j left as it was: call it again once empty). */
+int dd_proc_cg_job_destroy(const struct dd_proc_cg *cg, struct dd_proc_cg_job *j);
 
 /* ---- exit status (status.c) ---- */
 

@@ -48,7 +48,7 @@
 extern char **environ;
 
 /* The step at which the child could not go on, for the reason text. */
-enum step { STEP_SETUP = 1, STEP_CREDS, STEP_CWD, STEP_STDIN, STEP_RLIMIT, STEP_EXEC };
+enum step { STEP_SETUP = 1, STEP_CGROUP, STEP_CREDS, STEP_CWD, STEP_STDIN, STEP_RLIMIT, STEP_EXEC };
 
 /* What the child leaves in the shared page when it cannot go on. */
 struct dd_proc_report {
@@ -73,6 +73,7 @@ struct spawn_args {
 	const struct dd_rlimit *rl;
 	unsigned nrl;
 	const cpu_set_t *cpus; /* NULL: keep the caller's */
+	const int *cg_procs; /* cgroup.procs files to enter, -1 ends; or NULL */
 	int keep; /* an fd >= 3 to leave open (close-on-exec), or -1 */
 	bool drop; /* become uid/gid with groups[] */
 	uid_t uid;
@@ -154,6 +155,14 @@ static void __attribute__((noreturn)) child_main(const struct spawn_args *a,
 		sigaction(sig, &dfl, NULL); /* the caller's handlers and ignores */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* into the job's cgroups first, with the caller's credentials (the
+	 * owner may not write there), so that everything it starts is the
+	 * job's from its first instruction. "0": the writing process. */
+	step = STEP_CGROUP;
+	for (const int *fd = a->cg_procs; fd && *fd >= 0; fd++)
+		if (write(*fd, "0", 1) != 1)
+			goto fail;
+	step = STEP_SETUP;
 	/* a session of its own: no controlling terminal of the daemon's (a
 	 * root dispatchd started from a terminal), and a process group whose
 	 * id is the pid, which cancel and time-outs signal */
@@ -265,6 +274,9 @@ static void report_text(char *buf, size_t n, const struct dd_proc_report *r, con
 	case STEP_RLIMIT:
 		snprintf(buf, n, "cannot set resource limit %d: %s", r->arg, e);
 		break;
+	case STEP_CGROUP:
+		snprintf(buf, n, "cannot enter the job's cgroup: %s", e);
+		break;
 	default:
 		snprintf(buf, n, "cannot set up the process: %s", e);
 	}
@@ -355,7 +367,7 @@ int dd_proc_spawn(const struct dd_proc_spawn *sp, struct dd_proc_child *c, char 
 		.cwd = x->cwd, .stdin_path = x->stdin_path, .umask = x->umask,
 		.in = sp->in >= 0 ? sp->in : in, .out = sp->out, .err = sp->err,
 		.rl = x->rl, .nrl = x->nrl,
-		.cpus = sp->cpus, .keep = -1,
+		.cpus = sp->cpus, .cg_procs = sp->cg_procs, .keep = -1,
 		.drop = sp->setuid && cr, .uid = sp->uid, .gid = sp->gid,
 		.groups = cr ? (const gid_t *)cr->groups : NULL,
 		.ngroups = cr ? (size_t)cr->ngroups : 0,

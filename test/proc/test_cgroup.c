@@ -1,0 +1,246 @@
+/* proc/cgroup.c on this machine's real cgroups: a process tree that
+ * outlives its main process (a background child, a setsid grandchild) is
+ * seen and killed; a memory limit kills with its count; CPU time and
+ * memory peaks are read; a fork bomb under a limit is killed whole. Root
+ * only: without root (and no delegation) dd_proc_cg_open must refuse and
+ * say why, which the last test checks. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "proc.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+static struct dd_proc_cg *cg;
+static char name[64];
+
+static void setup(void)
+{
+	char why[512] = "";
+	if (geteuid() != 0)
+		return;
+	snprintf(name, sizeof(name), "dd-test-%d", (int)getpid());
+	cr_assert_eq(dd_proc_cg_open(name, &cg, why, sizeof(why)), 0, "%s", why);
+}
+
+static void teardown(void)
+{
+	dd_proc_cg_close(cg);
+	cg = NULL;
+}
+
+TestSuite(cgroup, .init = setup, .fini = teardown);
+
+/* Starts sh -c @script in @j; returns the pidfd (our child). */
+static int start(struct dd_proc_cg_job *j, const char *script, pid_t *pid)
+{
+	const char *argv[] = {"sh", "-c", script, NULL};
+	struct dd_exec_spec x = {.argv = argv};
+	void *buf;
+	size_t len;
+	struct dd_proc_spec spec;
+	cr_assert_eq(dd_proc_spec_encode(&x, &buf, &len), 0);
+	cr_assert_eq(dd_proc_spec_decode(buf, len, &spec), 0);
+	free(buf);
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	struct dd_proc_spawn sp = {.spec = &spec, .in = -1, .out = null, .err = null,
+				   .cg_procs = j->procs};
+	struct dd_proc_child c;
+	char why[256] = "";
+	int rc = dd_proc_spawn(&sp, &c, why, sizeof(why));
+	cr_assert_eq(rc, 0, "spawn: %d %s", rc, why);
+	close(null);
+	dd_proc_spec_free(&spec);
+	if (pid)
+		*pid = c.pid;
+	return c.pidfd;
+}
+
+/* Waits for the main process; its wait status. */
+static int reap(int pidfd)
+{
+	siginfo_t si = {0};
+	cr_assert_eq(waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED), 0);
+	close(pidfd);
+	return si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8 : si.si_status & 0x7f;
+}
+
+/* Waits (on cgroup.events, as the engine does) until @j is empty. */
+static void wait_empty(struct dd_proc_cg_job *j, int ms)
+{
+	for (;;) {
+		int p = dd_proc_cg_job_populated(j);
+		cr_assert_geq(p, 0);
+		if (!p)
+			return;
+		struct pollfd pf = {.fd = j->events, .events = POLLPRI};
+		int n = poll(&pf, 1, ms);
+		cr_assert_gt(n, 0, "still populated after %d ms", ms);
+	}
+}
+
+Test(cgroup, opens_with_the_tree_on_v2_and_a_memory_controller)
+{
+	if (geteuid() != 0)
+		cr_skip_test("cgroups need root (or a delegated cgroup)");
+	const char *d = dd_proc_cg_describe(cg);
+	cr_assert(strstr(d, "cgroup2 ") && strstr(d, name), "%s", d);
+	/* this machine's memory controller is on v1 or v2: either is used */
+	bool v1 = access("/sys/fs/cgroup/memory/memory.limit_in_bytes", F_OK) == 0;
+	char ctl[256] = "";
+	FILE *f = fopen("/sys/fs/cgroup/cgroup.controllers", "r");
+	if (f) {
+		if (!fgets(ctl, sizeof(ctl), f))
+			ctl[0] = 0;
+		fclose(f);
+	}
+	if (v1 || strstr(ctl, "memory"))
+		cr_assert(dd_proc_cg_memory(cg), "%s", d);
+}
+
+Test(cgroup, leftovers_outlive_the_main_process_and_die_with_the_kill)
+{
+	if (geteuid() != 0)
+		cr_skip_test("cgroups need root (or a delegated cgroup)");
+	struct dd_proc_cg_job j;
+	cr_assert_eq(dd_proc_cg_job_create(cg, "2.1", 0, &j), 0);
+	/* the main process ends at once; a background sleep and a setsid
+	 * grandchild (a session of its own, out of reach of a process-group
+	 * kill) stay in the tree */
+	int pidfd = start(&j, "sleep 300 & setsid sh -c 'sleep 300 & sleep 300' & exit 3", NULL);
+	cr_assert_eq(reap(pidfd), 3 << 8);
+	cr_assert_eq(dd_proc_cg_job_populated(&j), 1);
+	cr_assert_eq(dd_proc_cg_job_destroy(cg, &j), -EBUSY);
+	cr_assert_geq(dd_proc_cg_job_signal(cg, &j, SIGKILL), 0);
+	wait_empty(&j, 10000);
+	pid_t pids[8];
+	cr_assert_eq(dd_proc_cg_job_procs(&j, pids, 8), 0);
+	cr_assert_eq(dd_proc_cg_job_destroy(cg, &j), 0);
+}
+
+Test(cgroup, sigterm_reaches_every_process_of_the_tree)
+{
+	if (geteuid() != 0)
+		cr_skip_test("cgroups need root (or a delegated cgroup)");
+	struct dd_proc_cg_job j;
+	cr_assert_eq(dd_proc_cg_job_create(cg, "3.1", 0, &j), 0);
+	int pidfd = start(&j, "setsid sleep 300 & sleep 300 & wait", NULL);
+	/* the tree has formed: sh and its two sleeps */
+	pid_t pids[8];
+	int n = 0;
+	for (int i = 0; i < 10000 && (n = dd_proc_cg_job_procs(&j, pids, 8)) < 3; i++)
+		usleep(1000);
+	cr_assert_eq(n, 3);
+	cr_assert_eq(dd_proc_cg_job_signal(cg, &j, SIGTERM), 3);
+	int st = reap(pidfd);
+	cr_assert(st == SIGTERM || st == (128 + SIGTERM) << 8, "status %d", st);
+	wait_empty(&j, 10000);
+	cr_assert_eq(dd_proc_cg_job_destroy(cg, &j), 0);
+}
+
+Test(cgroup, a_clean_exit_leaves_an_empty_cgroup_at_once)
+{
+	if (geteuid() != 0)
+		cr_skip_test("cgroups need root (or a delegated cgroup)");
+	struct dd_proc_cg_job j;
+	cr_assert_eq(dd_proc_cg_job_create(cg, "4.1", 0, &j), 0);
+	cr_assert_eq(reap(start(&j, "exit 0", NULL)), 0);
+	cr_assert_eq(dd_proc_cg_job_populated(&j), 0);
+	cr_assert_eq(dd_proc_cg_job_destroy(cg, &j), 0);
+}
+
+Test(cgroup, a_memory_limit_kills_and_counts)
+{
+	if (geteuid() != 0)
+		cr_skip_test("cgroups need root (or a delegated cgroup)");
+	if (!dd_proc_cg_memory(cg))
+		cr_skip_test("no memory controller: %s", dd_proc_cg_describe(cg));
+	struct dd_proc_cg_job j;
+	cr_assert_eq(dd_proc_cg_job_create(cg, "5.1", 32u << 20, &j), 0);
+	int st = reap(start(&j, "exec python3 -c 'x = bytearray(256 << 20)'", NULL));
+	cr_assert_eq(st, SIGKILL, "status %d", st);
+	struct dd_proc_usage u;
+	dd_proc_cg_job_usage(cg, &j, &u);
+	cr_assert_geq(u.oom_kills, 1);
+	cr_assert(u.have_mem);
+	cr_assert_leq(u.mem_peak, 32u << 20);
+	cr_assert_gt(u.mem_peak, 4u << 20);
+	wait_empty(&j, 10000);
+	cr_assert_eq(dd_proc_cg_job_destroy(cg, &j), 0);
+}
+
+Test(cgroup, cpu_time_and_peak_are_the_trees)
+{
+	if (geteuid() != 0)
+		cr_skip_test("cgroups need root (or a delegated cgroup)");
+	struct dd_proc_cg_job j;
+	cr_assert_eq(dd_proc_cg_job_create(cg, "6.1", 0, &j), 0);
+	/* the work is a grandchild's: the main process's own rusage would
+	 * not hold it, the cgroup's does */
+	const char *busy = "python3 -c 'import time\n"
+			   "t = time.process_time()\n"
+			   "x = bytearray(40 << 20)\n"
+			   "while time.process_time() - t < 0.4: pass' & wait";
+	cr_assert_eq(reap(start(&j, busy, NULL)), 0);
+	struct dd_proc_usage u;
+	dd_proc_cg_job_usage(cg, &j, &u);
+	cr_assert(u.have_cpu);
+	cr_assert_geq(u.cpu_ns, 400000000ull);
+	if (dd_proc_cg_memory(cg)) {
+		cr_assert(u.have_mem);
+		cr_assert_geq(u.mem_peak, 40u << 20);
+	}
+	cr_assert_eq(dd_proc_cg_job_destroy(cg, &j), 0);
+}
+
+Test(cgroup, a_fork_bomb_under_a_memory_limit_is_killed_whole, .timeout = 60)
+{
+	if (geteuid() != 0)
+		cr_skip_test("cgroups need root (or a delegated cgroup)");
+	if (!dd_proc_cg_memory(cg))
+		cr_skip_test("no memory controller: %s", dd_proc_cg_describe(cg));
+	struct dd_proc_cg_job j;
+	cr_assert_eq(dd_proc_cg_job_create(cg, "7.1", 64u << 20, &j), 0);
+	pid_t pid;
+	int pidfd = start(&j, "b() { b | b & }; b; sleep 300", &pid);
+	/* let it grow into its limit: the cgroup has many processes */
+	struct dd_proc_usage u = {0};
+	for (int i = 0; i < 5000 && u.mem_peak < (16u << 20); i++) {
+		usleep(1000);
+		dd_proc_cg_job_usage(cg, &j, &u);
+	}
+	cr_assert_geq(dd_proc_cg_job_signal(cg, &j, SIGKILL), 0);
+	wait_empty(&j, 20000);
+	cr_assert_eq(reap(pidfd), SIGKILL);
+	cr_assert_eq(dd_proc_cg_job_destroy(cg, &j), 0);
+}
+
+Test(cgroup, a_taken_name_with_processes_is_refused)
+{
+	if (geteuid() != 0)
+		cr_skip_test("cgroups need root (or a delegated cgroup)");
+	struct dd_proc_cg_job j, k;
+	cr_assert_eq(dd_proc_cg_job_create(cg, "8.1", 0, &j), 0);
+	int pidfd = start(&j, "sleep 300", NULL);
+	/* an earlier life's cgroup with its process still in it: a second
+	 * start under that name is refused */
+	cr_assert_eq(dd_proc_cg_job_create(cg, "8.1", 0, &k), -EBUSY);
+	cr_assert_geq(dd_proc_cg_job_signal(cg, &j, SIGKILL), 0);
+	cr_assert_eq(reap(pidfd), SIGKILL);
+	wait_empty(&j, 10000);
+	/* an empty one is taken over */
+	cr_assert_eq(dd_proc_cg_job_create(cg, "8.1", 0, &k), 0);
+	cr_assert_eq(dd_proc_cg_job_destroy(cg, &k), 0);
+	cr_assert_eq(dd_proc_cg_job_destroy(cg, &j), 0);
+}
