@@ -118,6 +118,11 @@ int dd_dcfg_set(struct dd_dcfg *c, const char *key, const char *v, char *err, si
 	else if (!strcmp(key, "output_reserve") || !strcmp(key, "output-reserve"))
 		bad = strcmp(v, "auto") ? parse_bytes(v, &c->output_reserve)
 					: (c->output_reserve = DD_RESERVE_AUTO, 0);
+	else if (!strcmp(key, "cgroups"))
+		bad = !strcmp(v, "auto")  ? (c->cgroups = DD_CGROUPS_AUTO, 0)
+		      : !strcmp(v, "on")  ? (c->cgroups = DD_CGROUPS_ON, 0)
+		      : !strcmp(v, "off") ? (c->cgroups = DD_CGROUPS_OFF, 0)
+					  : 1;
 	else if (!strcmp(key, "kill_grace"))
 		bad = parse_secs(v, GRACE_MAX_NS, &c->kill_grace_ns);
 	else if (!strcmp(key, "shutdown_grace"))
@@ -137,7 +142,7 @@ int dd_dcfg_set(struct dd_dcfg *c, const char *key, const char *v, char *err, si
 		bool dur = !strcmp(key, "kill_grace") || !strcmp(key, "shutdown_grace") ||
 			   !strcmp(key, "submit_wait") || !strcmp(key, "spin");
 		snprintf(err, errlen, "bad value '%s' for %s%s", v, key,
-			 dur ? " (a duration: " DD_DURATION_FORMS ")" : "");
+			 dur ? " (a duration: " DD_DURATION_FORMS ")" : !strcmp(key, "cgroups") ? " (auto, on or off)" : "");
 		return -1;
 	}
 	return 0;

@@ -26,6 +26,7 @@ struct dd_dcfg {
 	uint64_t output_reserve; /* bytes; DD_RESERVE_AUTO: the engine's default */
 	uint64_t kill_grace_ns;
 	uint64_t shutdown_grace_ns;
+	int cgroups;           /* DD_CGROUPS_AUTO, _ON, _OFF */
 	uint64_t spin_ns;      /* engine threads spin this long before parking;
 				* DD_SPIN_AUTO ("auto", the default): the engine chooses */
 	uint64_t store_lag_max; /* log records the store may lag (engine's) */

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "ctl.h"
 #include "duration.h"
+#include "size.h"
 #include "dd_config.h"
 #include "b64.h"
 
@@ -31,6 +32,8 @@ static void usage(FILE *f)
 		"      the job runs in the caller's directory, environment and umask unless:\n"
 		"      --cwd DIR  --export=ALL|NONE|NAME[=V],..  --env K=V (repeatable)\n"
 		"      --umask MODE  --stdin FILE (submit's default: /dev/null)\n"
+		"      --mem SIZE   memory limit of its whole process tree (512M, 2G; a bare\n"
+		"                   number is MiB); over it the job fails \"out of memory\"\n"
 		"  get ID                             one job\n"
 		"  wait [--timeout S] ID..            until they end; exit 0 if all succeeded\n"
 		"  cancel ID..                        cancel jobs\n"
@@ -110,6 +113,7 @@ static int build_job(int argc, char **argv, json_t **out)
 		{"key", required_argument, NULL, 'k'},    {"cwd", required_argument, NULL, 'C'},
 		{"env", required_argument, NULL, 'e'},    {"export", required_argument, NULL, 'x'},
 		{"stdin", required_argument, NULL, 'i'},  {"umask", required_argument, NULL, 'u'},
+		{"mem", required_argument, NULL, 'm'},
 		{NULL, 0, NULL, 0},
 	};
 	json_t *job = json_object(), *env = NULL, *after = NULL;
@@ -186,6 +190,16 @@ static int build_job(int argc, char **argv, json_t **out)
 		case 'i':
 			in = optarg;
 			break;
+		case 'm': {
+			uint64_t mem;
+			int e = dd_size_parse(optarg, &mem);
+			if (e < 0) {
+				usage_err("--mem: '%s' is not a size (" DD_SIZE_FORMS ")", optarg);
+				goto fail;
+			}
+			json_object_set_new(job, "mem", json_integer((json_int_t)mem));
+			break;
+		}
 		case 'u': {
 			char *end;
 			mask = strtol(optarg, &end, 8);
@@ -308,6 +322,11 @@ static void show_pong(json_t *r)
 	printf("dispatchd %s: alive (you are uid %lld)\n",
 	       json_string_value(json_object_get(r, "version")),
 	       (long long)json_integer_value(json_object_get(r, "uid")));
+	json_t *cg = json_object_get(r, "cgroup_status");
+	if (cg)
+		printf("process jobs: %s%s\n",
+		       json_is_true(json_object_get(r, "cgroups")) ? "in cgroups: " : "no cgroups: ",
+		       json_string_value(cg));
 }
 static void show_drain(json_t *r) { (void)r; puts("dispatchd is draining"); }
 

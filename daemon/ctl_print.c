@@ -78,6 +78,16 @@ void dd_ctl_print_job(json_t *j)
 		printf("result:    %lld\n", (long long)json_integer_value(json_object_get(j, "result")));
 	if (str(j, "reason")[0])
 		printf("reason:    %s\n", str(j, "reason"));
+	json_t *cpu = json_object_get(j, "cpu_time"), *mem = json_object_get(j, "mem_peak");
+	if (cpu || mem) {
+		printf("usage:    ");
+		if (cpu)
+			printf(" cpu %.3f s", json_number_value(cpu));
+		if (mem)
+			printf("%s memory peak %.1f MiB", cpu ? "," : "",
+			       (double)json_integer_value(mem) / (1024.0 * 1024.0));
+		printf("\n");
+	}
 	json_t *cut = json_object_get(j, "output_cut");
 	if (cut)
 		printf("output:    cut: %lld bytes of stdout, %lld of stderr not kept\n",

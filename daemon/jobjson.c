@@ -33,6 +33,10 @@ json_t *dd_job_json(const struct dd_server *srv, const struct dd_job_info *in)
 				    in->term_signal ? json_integer(in->term_signal) : json_null());
 		if (in->pid)
 			json_object_set_new(o, "pid", json_integer(in->pid));
+		if (in->have_cpu_time)
+			json_object_set_new(o, "cpu_time", json_real((double)in->cpu_time_ns / 1e9));
+		if (in->have_mem_peak)
+			json_object_set_new(o, "mem_peak", json_integer((json_int_t)in->mem_peak));
 		if (in->output_cut[0] || in->output_cut[1])
 			json_object_set_new(o, "output_cut",
 					    json_pack("{s:I, s:I}", "stdout",
@@ -132,8 +136,12 @@ json_t *dd_stats_json(struct dd_server *srv, struct dd_stats_window *win, bool l
 		json_object_set_new(sj, "workers", json_integer(st.shard[i].workers));
 		json_array_append_new(shards, sj);
 	}
-	return json_pack("{s:f, s:o, s:o, s:o, s:{s:i, s:I, s:I, s:b, s:I, s:I}}", "window_s",
-			 (double)st.window_ns / 1e9, "probe", probe_json(&st), "total",
+	json_t *procs = json_pack("{s:b, s:s, s:f, s:I, s:I}", "cgroups", st.cgroups, "cgroup_status",
+				  st.cgroup_status, "cpu_seconds", (double)st.total.proc_cpu_ns / 1e9,
+				  "oom", (json_int_t)st.total.proc_oom, "leftovers",
+				  (json_int_t)st.total.proc_leftovers);
+	return json_pack("{s:f, s:o, s:o, s:o, s:o, s:{s:i, s:I, s:I, s:b, s:I, s:I}}", "window_s",
+			 (double)st.window_ns / 1e9, "processes", procs, "probe", probe_json(&st), "total",
 			 shard_json(&st.total, latency), "shards", shards, "daemon", "connections",
 			 (int)srv->nconns, "requests", (json_int_t)srv->requests, "errors",
 			 (json_int_t)srv->errors, "draining", srv->draining, "pending_submits",

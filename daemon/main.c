@@ -32,6 +32,8 @@ static void usage(FILE *f)
 		"      --durability L      when a submit is acknowledged (default fsync)\n"
 		"      --log-file F        log here instead of stderr (reopened on SIGHUP)\n"
 		"      --output-dir DIR    process jobs' output files (default STATE_DIR/output)\n"
+		"      --cgroups auto|on|off  a cgroup per process job (default auto: where\n"
+		"                          they can be made; on: refuse to start without)\n"
 		"      --output-reserve N  bytes kept free for the log and store on the state\n"
 		"                          dir's file system; below it job output is cut\n"
 		"                          (default auto: 1G, or 5%% of a smaller file system)\n"
@@ -106,6 +108,7 @@ static int parse_args(int argc, char **argv, struct dd_server *srv)
 		{"workers", required_argument, NULL, 'W'},   {"durability", required_argument, NULL, 'D'},
 		{"log-file", required_argument, NULL, 'L'},  {"config", required_argument, NULL, 'c'},
 		{"output-dir", required_argument, NULL, 'O'}, {"output-reserve", required_argument, NULL, 'R'},
+		{"cgroups", required_argument, NULL, 'G'},
 		{"verbose", no_argument, NULL, 'v'},	     {"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},	     {NULL, 0, NULL, 0},
 	};
@@ -113,6 +116,7 @@ static int parse_args(int argc, char **argv, struct dd_server *srv)
 		['d'] = "state_dir", ['s'] = "socket",	 ['l'] = "listen",  ['t'] = "token_file",
 		['m'] = "metrics",   ['S'] = "shards",	 ['W'] = "workers", ['D'] = "durability",
 		['L'] = "log_file",  ['O'] = "output_dir", ['R'] = "output_reserve",
+		['G'] = "cgroups",
 	};
 	char err[4400];
 	int o, verbose = 0;
@@ -184,6 +188,7 @@ static void engine_config(struct dd_server *srv, struct dd_config *ec)
 	ec->output_dir = srv->cfg.output_dir[0] ? srv->cfg.output_dir : NULL;
 	ec->output_reserve = srv->cfg.output_reserve;
 	ec->kill_grace_ns = srv->cfg.kill_grace_ns;
+	ec->cgroups = srv->cfg.cgroups;
 	ec->shutdown_grace_ns = srv->cfg.shutdown_grace_ns;
 	ec->spin_ns = srv->cfg.spin_ns;
 	ec->ring_capacity = 16384; /* a few large batches in flight fit */

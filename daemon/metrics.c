@@ -44,6 +44,11 @@ static const struct family FAMILIES[] = {
 	F("dispatchd_store_map_bytes", "gauge", "Size of the state store's map.", store_map_bytes),
 	F("dispatchd_log_durable_lsn", "gauge", "Last log record on the device.", durable_lsn),
 	F("dispatchd_log_applied_lsn", "gauge", "Last log record in the store.", applied_lsn),
+	F("dispatchd_process_oom_total", "counter",
+	  "Process job attempts killed for their memory limit.", proc_oom),
+	F("dispatchd_process_leftovers_total", "counter",
+	  "Process job attempts whose main process left others running, killed at its end.",
+	  proc_leftovers),
 };
 
 static const struct {
@@ -166,6 +171,14 @@ static char *render(struct dd_server *srv, size_t *len)
 		   "error code), 0 when it takes them.\n# TYPE dispatchd_state_error gauge\n");
 	for (unsigned i = 0; i < st.nshards; i++)
 		fprintf(f, "dispatchd_state_error{shard=\"%u\"} %d\n", i, st.shard[i].state_error);
+	fprintf(f, "# HELP dispatchd_process_cpu_seconds_total CPU time of process job attempts "
+		   "that ended, their whole trees (from their cgroups).\n"
+		   "# TYPE dispatchd_process_cpu_seconds_total counter\n");
+	for (unsigned i = 0; i < st.nshards; i++)
+		fprintf(f, "dispatchd_process_cpu_seconds_total{shard=\"%u\"} %.6f\n", i,
+			(double)st.shard[i].proc_cpu_ns / 1e9);
+	fprintf(f, "# HELP dispatchd_cgroups Whether process jobs run in cgroups of their own.\n"
+		   "# TYPE dispatchd_cgroups gauge\ndispatchd_cgroups %d\n", st.cgroups);
 	histograms(f, srv, st.nshards);
 	probe(f, &st);
 	fprintf(f,

@@ -119,6 +119,16 @@ static void op_drain(struct conn *c, struct dd_req *r)
 /* "window": since this connection's last windowed read; "latency": false
  * leaves the histogram summaries out, which makes it cheap enough for a
  * client to poll every millisecond or two (they cost tens of µs here). */
+/* Alive, who the caller is, and whether process jobs have cgroups. */
+static void op_ping(struct conn *c, struct dd_req *r)
+{
+	bool cg;
+	const char *cgs = dd_engine_cgroups(c->srv->eng, &cg);
+	dd_ops_reply(c, r->tag, json_pack("{s:b, s:s, s:i, s:b, s:s}", "pong", 1, "version",
+					  DD_VERSION, "uid", (int)c->uid, "cgroups", cg,
+					  "cgroup_status", cgs));
+}
+
 static void op_stats(struct conn *c, struct dd_req *r)
 {
 	bool window = json_is_true(json_object_get(r->root, "window"));
@@ -153,10 +163,7 @@ void dd_ops_handle(struct conn *c, const char *line, size_t len)
 		return;
 	}
 	switch (r.op) {
-	case OP_PING:
-		dd_ops_reply(c, r.tag, json_pack("{s:b, s:s, s:i}", "pong", 1, "version",
-						 DD_VERSION, "uid", (int)c->uid));
-		break;
+	case OP_PING: op_ping(c, &r); break;
 	case OP_AUTH: op_auth(c, &r); break;
 	case OP_SUBMIT: dd_op_submit(c, &r, false, line, len); break;
 	case OP_SUBMIT_BATCH: dd_op_submit(c, &r, true, line, len); break;

@@ -30,7 +30,7 @@ static const struct field F_JOB[] = {
 	{"priority", 'p'}, {"after", 'a'}, {"delay", 'n'}, {"timeout", 'n'}, {"retries", 'i'},
 	{"backoff", 'n'}, {"key", 's'}, {"payload", 's'}, {"payload_b64", 's'},
 	{"durability", 's'}, {"output_max", 'i'}, {"rlimits", 'o'}, {"strict", 'b'},
-	{"umask", 'i'}, {"stdin", 's'}, {"stdin_fd", 'b'}, {NULL, 0}};
+	{"umask", 'i'}, {"stdin", 's'}, {"stdin_fd", 'b'}, {"mem", 'i'}, {NULL, 0}};
 static const struct field F_BATCH[] = {{"jobs", 'a'}, {"env", 'o'}, {NULL, 0}};
 static const struct field F_SIGNAL[] = {{"id", 'i'}, {"signal", 'g'}, {NULL, 0}};
 static const struct field F_ID[] = {{"id", 'i'}, {NULL, 0}};
@@ -466,12 +466,14 @@ int dd_proto_job(json_t *o, bool top, const struct dd_envdec *shared, struct dd_
 			jd->exec.output_max = om ? om : 1; /* 0 would mean "the default" */
 		else if (json_object_get(o, "output_max"))
 			return fail(e, "EINVAL", "'output_max' is bytes, >= 0");
+		if (!dd_get_u64(o, "mem", &jd->exec.mem) && json_object_get(o, "mem"))
+			return fail(e, "EINVAL", "'mem' is bytes, >= 0 (0: no limit)");
 		if (json_object_get(o, "payload") || json_object_get(o, "payload_b64"))
 			return fail(e, "EINVAL", "a process job (argv) has no payload");
 	} else {
 		static const char *const exec_only[] = {"env",	   "env_replace", "cwd",
 							"rlimits", "output_max",  "umask",
-							"stdin",   "stdin_fd"};
+							"stdin",   "stdin_fd",	  "mem"};
 		for (size_t i = 0; i < sizeof(exec_only) / sizeof(exec_only[0]); i++)
 			if (json_object_get(o, exec_only[i]))
 				return fail(e, "EINVAL", "'%s' needs 'argv'", exec_only[i]);

@@ -128,6 +128,10 @@ static int from_store(struct dd_engine *e, uint64_t id, struct dd_job_info *info
 				 dd_state_terminal((enum dd_state)job.state) ? job.result : -1);
 		info->output_cut[0] = job.output_cut[0];
 		info->output_cut[1] = job.output_cut[1];
+		info->have_cpu_time = job.use & DD_LOGREC_USE_CPU;
+		info->have_mem_peak = job.use & DD_LOGREC_USE_MEM;
+		info->cpu_time_ns = job.cpu_ns;
+		info->mem_peak = job.mem_peak;
 		/* monotonic fields are meaningless across runs: 0 */
 	}
 	free(buf);

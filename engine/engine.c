@@ -284,6 +284,8 @@ static int open_rings(struct dd_engine *e)
 		return r;
 	if (e->output_dir && (r = dd_outcut_start(e, &e->outcut)) < 0)
 		return r;
+	if ((r = dd_proctree_open(e)) < 0) /* after trust: it names the subtree */
+		return r;
 	for (unsigned i = 0; i < e->nshards; i++) {
 		r = dd_uring_open(&e->shards[i]);
 		if (r < 0 && e->cfg.durability > DD_DURABILITY_NONE)
@@ -397,6 +399,7 @@ void dd_engine_destroy(struct dd_engine *e)
 	dd_outcut_stop(e->outcut); /* before the procs it may be cutting go */
 	for (unsigned i = 0; e->shards && i < e->nshards; i++)
 		shard_fini(&e->shards[i]);
+	dd_proctree_close(e); /* after the shards' processes have gone */
 	free(e->shards);
 	free(e->output_dir);
 	free(e->state_dir);

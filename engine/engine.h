@@ -49,6 +49,7 @@ struct dd_durable;
 struct dd_exec_run;
 struct dd_pending;
 struct dd_proc_creds;
+struct dd_proc_cg;
 struct dd_proc_report;
 struct dd_tabslot;
 struct dd_tel_probe;
@@ -107,6 +108,11 @@ struct dd_jobrec {
 	int32_t pid;                /* JF_EXEC: last attempt's process, 0 none */
 	struct dd_exec_run *proc;   /* JF_EXEC: its running process, or NULL */
 	uint64_t output_cut[2];     /* JF_EXEC: dd_job_info.output_cut */
+	uint64_t cpu_ns, mem_peak;  /* JF_EXEC: the last attempt's tree's use,
+				     * with DD_USE_CPU / DD_USE_MEM in use */
+	uint8_t use;
+#define DD_USE_CPU 1u
+#define DD_USE_MEM 2u
 	char *kind; /* DD_HANDLER_UNRESOLVED: the kind's name (arena copy) */
 	unsigned char inline_payload[DD_INLINE_PAYLOAD];
 };
@@ -228,6 +234,8 @@ struct dd_engine {
 	struct dd_tel_probe *probe; /* the jitter probe, or NULL */
 	char probe_status[160];
 	struct dd_proc_creds *creds; /* owners' passwd entries and groups (proc/creds.c) */
+	struct dd_proc_cg *cg; /* the process jobs' cgroups (proctree.c), or NULL */
+	char cg_status[1400];  /* what dd_engine_cgroups() says */
 	cpu_set_t proc_cpus; /* the CPUs the process had before we pinned any
 			      * thread: jobs' processes get these, not the
 			      * spawning worker's one CPU */

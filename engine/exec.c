@@ -6,7 +6,11 @@
  * until then. The reactor then watches the pidfd on the shard's io_uring
  * (IORING_OP_WAITID where the kernel has it, else a poll on the pidfd and
  * a non-blocking waitid), and ends the job with the exit status.
- * Time-outs and cancels send SIGTERM to the job's process group, SIGKILL
+ * Each attempt runs in a cgroup of its own where the engine has them
+ * (proctree.c): when the main process has been reaped, what is left of
+ * its tree is killed, and the job ends once the cgroup is empty (its
+ * cgroup.events watched on the ring). Time-outs and cancels send SIGTERM
+ * to the whole tree (without cgroups: to the process group), SIGKILL
  * after kill_grace_ns; the job ends when the process has gone. An
  * embedding program must not reap children it did not start (SIGCHLD set
  * to SIG_IGN, or waitpid(-1)), or process jobs end "signal 9". */
@@ -22,6 +26,7 @@
 #include <unistd.h>
 
 #include "exec.h"
+#include "stats.h"
 #include "uring.h"
 
 #ifndef P_PIDFD
@@ -69,6 +74,9 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_exec_run *p,
 	 * root) its uid; none for a uid without a passwd entry */
 	if (j->uid != e->euid && (rc = dd_proc_creds_get(e->creds, j->uid, &cr, why, whyn)) < 0)
 		goto out;
+	p->mem_max = x.mem;
+	if ((rc = dd_proctree_create(s, p, x.mem, why, whyn)) < 0)
+		goto out;
 	/* the reactor's watchdog may kill a start that hangs: a child stopped
 	 * by its user in the instant between its switch of uid and its exec,
 	 * or one waiting on a file system that does not answer (FUSE, NFS) */
@@ -83,6 +91,7 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_exec_run *p,
 		.in = j->stdin_fd, .out = p->out, .err = p->err,
 		/* not pinned to the worker's CPU: the job may use any of ours */
 		.cpus = e->proc_cpus_ok ? &e->proc_cpus : NULL,
+		.cg_procs = p->cg_on ? p->cg.procs : NULL,
 		.watch = w ? spawn_watch : NULL, .watch_arg = w,
 	};
 	struct dd_proc_child c;
@@ -119,6 +128,9 @@ void dd_exec_spawn(struct dd_shard *s, struct dd_jobrec *j)
 	why[0] = 0;
 	int rc = spawn(s, j, p, why, sizeof(why));
 	if (rc != 0) {
+		/* nothing runs in its cgroup: the child that could not go on
+		 * has been reaped */
+		dd_proctree_free(s, p);
 		j->w_result = rc;
 		if (why[0]) {
 			/* The reactor takes the text (without memory for it, it
@@ -169,6 +181,7 @@ static void proc_free(struct dd_shard *s, struct dd_exec_run *p)
 		p->next->prev = p->prev;
 		s->nprocs--;
 	}
+	dd_proctree_free(s, p);
 	if (p->pidfd >= 0)
 		close(p->pidfd);
 	if (p->out >= 0)
@@ -178,8 +191,14 @@ static void proc_free(struct dd_shard *s, struct dd_exec_run *p)
 	free(p);
 }
 
-static void signal_group(struct dd_exec_run *p, int sig)
+/* Signals p's tree: its cgroup's processes, or without one its process
+ * group. */
+static void signal_group(struct dd_shard *s, struct dd_exec_run *p, int sig)
 {
+	if (p->cg_on) {
+		dd_proctree_signal(s, p, sig);
+		return;
+	}
 	if (p->exited)
 		return; /* reaped: its pid may be another's now */
 	/* The group leader is unreaped while we hold it, so its pid (the group
@@ -190,7 +209,6 @@ static void signal_group(struct dd_exec_run *p, int sig)
 
 int dd_exec_signal(struct dd_shard *s, struct dd_jobrec *j, int sig)
 {
-	(void)s;
 	if (dd_state_terminal((enum dd_state)j->state))
 		return DD_ETERMINAL;
 	if (!(j->flags & JF_EXEC) || j->state != DD_RUNNING)
@@ -204,7 +222,7 @@ int dd_exec_signal(struct dd_shard *s, struct dd_jobrec *j, int sig)
 	/* no process: it could not start; exited: the job ends once its
 	 * output is cut, and a signal to a process that is gone does nothing */
 	if (j->proc && !j->proc->exited)
-		signal_group(j->proc, sig);
+		signal_group(s, j->proc, sig);
 	return j->proc ? 0 : -ESRCH;
 }
 
@@ -217,7 +235,7 @@ void dd_exec_kill(struct dd_shard *s, struct dd_jobrec *j)
 	struct dd_exec_run *p = j->proc;
 	if (!p)
 		return;
-	signal_group(p, SIGTERM);
+	signal_group(s, p, SIGTERM);
 	dd_queue_wheel_cancel(&s->wheel, &j->timer);
 	dd_queue_wheel_arm(&s->wheel, &j->timer, s->now + s->eng->cfg.kill_grace_ns);
 }
@@ -229,6 +247,7 @@ void dd_exec_started(struct dd_shard *s, struct dd_jobrec *j)
 	int sig = j->pending_sig;
 	j->pending_sig = 0;
 	j->output_cut[0] = j->output_cut[1] = 0; /* the new attempt's */
+	j->use = 0;
 	if (!p || !p->pid) {
 		/* it did not start: w_result is -errno, or the wait status of a
 		 * child that could not go on (126, 127) */
@@ -282,16 +301,43 @@ void dd_exec_started(struct dd_shard *s, struct dd_jobrec *j)
 		dd_queue_wheel_arm(&s->wheel, &j->timer, j->started_ns + j->timeout_ns); /* moves it */
 	}
 	if (sig && !how)
-		signal_group(p, sig); /* asked for while it was being spawned */
+		signal_group(s, p, sig); /* asked for while it was being spawned */
 }
 
-/* The process has exited and its output files are final: end the attempt. */
+/* "out of memory: limit 64 MiB" into @buf */
+static void oom_text(char *buf, size_t n, uint64_t limit)
+{
+	static const char *const unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+	unsigned u = 0;
+	double v = (double)limit;
+	while (v >= 1024 && u < 4 && limit % (1ull << (10 * (u + 1))) == 0) {
+		v /= 1024;
+		u++;
+	}
+	if (limit)
+		snprintf(buf, n, "out of memory: limit %.0f %s", v, unit[u]);
+	else
+		snprintf(buf, n, "out of memory");
+}
+
+/* The process and its tree have gone and its output files are final: end
+ * the attempt. */
 static void proc_end(struct dd_shard *s, struct dd_exec_run *p)
 {
 	struct dd_jobrec *j = p->j;
 	int status = p->status;
 	j->output_cut[0] = p->os[0].cut;
 	j->output_cut[1] = p->os[1].cut;
+	j->cpu_ns = p->use.cpu_ns;
+	j->mem_peak = p->use.mem_peak;
+	j->use = (uint8_t)((p->use.have_cpu ? DD_USE_CPU : 0) | (p->use.have_mem ? DD_USE_MEM : 0));
+	/* the kernel killed a process of the tree for its memory limit, and
+	 * the attempt failed: that is why */
+	bool oom = p->use.oom_kills && status != 0;
+	uint64_t limit = p->mem_max;
+	dd_st_add(s, ST_PROC_CPU_NS, (int64_t)p->use.cpu_ns);
+	dd_st_add(s, ST_PROC_OOM, oom);
+	dd_st_add(s, ST_PROC_LEFTOVERS, p->tree_killed);
 	j->proc = NULL;
 	proc_free(s, p);
 	s->now = dd_mono_ns();
@@ -301,9 +347,57 @@ static void proc_end(struct dd_shard *s, struct dd_exec_run *p)
 	if (how) {
 		j->result = status;
 		dd_job_finish(s, j, (enum dd_state)how, j->reason);
-	} else {
-		dd_job_attempt_done(s, j, status, dd_proc_status_text(status));
+		return;
 	}
+	const char *reason = dd_proc_status_text(status);
+	if (oom) {
+		char text[64];
+		oom_text(text, sizeof(text), limit);
+		char *own = dd_reason_dup(s, text);
+		if (own) {
+			dd_job_own_reason(s, j, own);
+			reason = own;
+		}
+	}
+	dd_job_attempt_done(s, j, status, reason);
+}
+
+/* Reactor: the process and its tree have gone; its output's last cut. */
+static void tree_ended(struct dd_shard *s, struct dd_exec_run *p)
+{
+	if (dd_output_cap(s, p, true) && p->next) {
+		/* the job ends once its output is cut (sweep); the process ended
+		 * in time, whatever the cut takes */
+		dd_queue_wheel_cancel(&s->wheel, &p->j->timer);
+		s->procs_ending++;
+		return;
+	}
+	proc_end(s, p);
+}
+
+/* Watches p's cgroup.events: the kernel flags it (POLLPRI) when its
+ * "populated" changes. */
+static void watch_tree(struct dd_shard *s, struct dd_exec_run *p)
+{
+	struct io_uring_sqe *sqe = dd_uring_sqe(s);
+	if (!sqe)
+		return; /* cannot happen with a live ring */
+	io_uring_prep_poll_add(sqe, p->cg.events, POLLPRI);
+	io_uring_sqe_set_data64(sqe, DD_URING_TAG_PROC | DD_URING_TAG_TREE | (uint64_t)(uintptr_t)p);
+	io_uring_submit(&s->uring->ring);
+}
+
+void dd_exec_tree_event(struct dd_shard *s, struct dd_exec_run *p, int res)
+{
+	(void)res;
+	if (!p->tree_wait)
+		return;
+	if (!dd_proctree_gone(s, p)) {
+		watch_tree(s, p);
+		return;
+	}
+	p->tree_wait = false;
+	tree_ended(s, p);
 }
 
 void dd_exec_reaped(struct dd_shard *s, struct dd_exec_run *p, int res)
@@ -328,14 +422,15 @@ void dd_exec_reaped(struct dd_shard *s, struct dd_exec_run *p, int res)
 		status = p->si.si_status & 0x7f;
 	p->status = status;
 	p->exited = true;
-	if (dd_output_cap(s, p, true) && p->next) {
-		/* the job ends once its output is cut (sweep); the process ended
-		 * in time, whatever the cut takes */
+	if (!dd_proctree_gone(s, p)) {
+		/* the rest of its tree was just killed: the job ends when it
+		 * has gone, whatever its time-out says now */
+		p->tree_wait = true;
 		dd_queue_wheel_cancel(&s->wheel, &p->j->timer);
-		s->procs_ending++;
+		watch_tree(s, p);
 		return;
 	}
-	proc_end(s, p);
+	tree_ended(s, p);
 }
 
 /* Called from the timer: the grace after SIGTERM is over. */
@@ -343,7 +438,7 @@ void dd_exec_grace_over(struct dd_shard *s, struct dd_jobrec *j)
 {
 	if (j->proc && !j->proc->kill_sent) {
 		j->proc->kill_sent = true;
-		signal_group(j->proc, SIGKILL);
+		signal_group(s, j->proc, SIGKILL);
 	}
 }
 
@@ -383,7 +478,7 @@ void dd_exec_sweep(struct dd_shard *s)
 	s->proc_sweep_ns = s->now + dd_outcut_interval(s->eng->outcut);
 	for (struct dd_exec_run *p = s->procs->next, *nx; p != s->procs; p = nx) {
 		nx = p->next;
-		if (!p->exited)
+		if (!p->exited || p->tree_wait)
 			dd_output_cap(s, p, false);
 		else if (!atomic_load_explicit(&p->os[0].busy, memory_order_acquire) &&
 			   !atomic_load_explicit(&p->os[1].busy, memory_order_acquire)) {
@@ -398,7 +493,7 @@ void dd_exec_shutdown(struct dd_shard *s)
 	if (!s->nprocs)
 		return;
 	for (struct dd_exec_run *p = s->procs->next; p != s->procs; p = p->next)
-		signal_group(p, SIGKILL);
+		signal_group(s, p, SIGKILL);
 	uint64_t until = dd_mono_ns() + 2000000000ull;
 	while (s->nprocs && dd_mono_ns() < until) {
 		struct io_uring_cqe *cqe;

@@ -38,6 +38,12 @@ struct dd_exec_run {
 	bool exited;  /* reaped, waiting for its last cuts (status below) */
 	int status;
 	bool kill_sent;
+	bool cg_on;       /* in its cgroup (proctree.c) */
+	uint64_t mem_max; /* its tree's memory limit, 0 none */
+	bool tree_killed; /* its main process ended and the rest was killed */
+	bool tree_wait;   /* reaped, waiting for the rest of its tree to go */
+	struct dd_proc_cg_job cg;
+	struct dd_proc_usage use; /* the tree's, read once it is empty */
 	char *why; /* pid 0: the process did not start, and why (an arena
 		    * copy the reactor hands to the job's reason), or NULL */
 	siginfo_t si; /* IORING_OP_WAITID writes here */
@@ -52,6 +58,8 @@ void dd_exec_spawn(struct dd_shard *s, struct dd_jobrec *j);
 void dd_exec_started(struct dd_shard *s, struct dd_jobrec *j);
 /* Reactor: a completion for p's exit watch. */
 void dd_exec_reaped(struct dd_shard *s, struct dd_exec_run *p, int res);
+/* Reactor: p's cgroup.events changed (its tree may be empty now). */
+void dd_exec_tree_event(struct dd_shard *s, struct dd_exec_run *p, int res);
 /* Reactor: signal a running process job's group (cancel, time-out); the
  * job ends when the process has gone. */
 void dd_exec_kill(struct dd_shard *s, struct dd_jobrec *j);
@@ -67,6 +75,25 @@ void dd_exec_free_all(struct dd_shard *s);
 void dd_exec_grace_over(struct dd_shard *s, struct dd_jobrec *j);
 /* Reactor: dd_job_signal() for a job in memory. */
 int dd_exec_signal(struct dd_shard *s, struct dd_jobrec *j, int sig);
+
+/* proctree.c: a process job's tree, through its cgroup */
+/* Engine creation: the engine's cgroup subtree, or why there is none
+ * (e->cg_status). Returns 0; -errno only with cfg.cgroups DD_CGROUPS_ON. */
+int dd_proctree_open(struct dd_engine *e);
+void dd_proctree_close(struct dd_engine *e);
+/* Worker: @p's cgroup (p->cg_on), memory limit @mem (0 none). Without
+ * cgroups, 0 and nothing (a limit: -EOPNOTSUPP). On -errno @why says it. */
+int dd_proctree_create(struct dd_shard *s, struct dd_exec_run *p, uint64_t mem, char *why,
+		       size_t whyn);
+/* Reactor: signals every process of @p's tree. */
+int dd_proctree_signal(struct dd_shard *s, struct dd_exec_run *p, int sig);
+/* Reactor, after its main process was reaped: true when nothing of @p's
+ * tree is left (its usage read, its cgroup gone); else kills what is left
+ * and returns false: watch p->cg.events and ask again. */
+bool dd_proctree_gone(struct dd_shard *s, struct dd_exec_run *p);
+/* Freeing @p while its tree may live (engine shutdown): killed, and its
+ * cgroup removed where it can be. */
+void dd_proctree_free(struct dd_shard *s, struct dd_exec_run *p);
 
 /* output.c */
 #define DD_OUTPUT_LOW_HEAD (64u << 10) /* head kept of a stream first cut for

@@ -108,6 +108,10 @@ void dd_job_info_fill(const struct dd_shard *s, const struct dd_jobrec *j,
 	if (j->flags & JF_EXEC) {
 		info->output_cut[0] = j->output_cut[0];
 		info->output_cut[1] = j->output_cut[1];
+		info->have_cpu_time = j->use & DD_USE_CPU;
+		info->have_mem_peak = j->use & DD_USE_MEM;
+		info->cpu_time_ns = j->cpu_ns;
+		info->mem_peak = j->mem_peak;
 	}
 }
 

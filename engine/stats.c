@@ -156,6 +156,8 @@ static void fill_counters(struct dd_engine *e, struct dd_stats *st)
 	st->numa_available = e->topo->numa_available;
 	st->spin_ns = e->cfg.spin_ns;
 	st->jemalloc = DD_HAVE_JEMALLOC;
+	st->cgroups = e->cg != NULL;
+	snprintf(st->cgroup_status, sizeof(st->cgroup_status), "%s", dd_engine_cgroups(e, NULL));
 	st->total.node = -1;
 	for (unsigned i = 0; i < e->nshards; i++) {
 		struct dd_shard *s = &e->shards[i];
@@ -176,6 +178,9 @@ static void fill_counters(struct dd_engine *e, struct dd_stats *st)
 		o->running = LD(ST_RUNNING);
 		o->in_memory = LD(ST_IN_MEMORY);
 		o->fate_bytes = LD(ST_FATE_BYTES);
+		o->proc_cpu_ns = LD(ST_PROC_CPU_NS);
+		o->proc_oom = LD(ST_PROC_OOM);
+		o->proc_leftovers = LD(ST_PROC_LEFTOVERS);
 #undef LD
 		o->parks = atomic_load_explicit(&s->wake.parks, memory_order_relaxed);
 		o->wakeups = atomic_load_explicit(&s->wake.wakes, memory_order_relaxed);
@@ -199,6 +204,9 @@ static void fill_counters(struct dd_engine *e, struct dd_stats *st)
 		t->wakeups += o->wakeups;
 		t->arena_bytes += o->arena_bytes;
 		t->fate_bytes += o->fate_bytes;
+		t->proc_cpu_ns += o->proc_cpu_ns;
+		t->proc_oom += o->proc_oom;
+		t->proc_leftovers += o->proc_leftovers;
 		t->log_records += o->log_records;
 		t->log_batches += o->log_batches;
 		t->store_jobs += o->store_jobs;
@@ -306,6 +314,9 @@ static void sub_counters(struct dd_shard_stats *o, const struct dd_shard_stats *
 	SUB(wakeups);
 	SUB(log_records);
 	SUB(log_batches);
+	SUB(proc_cpu_ns);
+	SUB(proc_oom);
+	SUB(proc_leftovers);
 #undef SUB
 }
 

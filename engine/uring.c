@@ -102,9 +102,14 @@ size_t dd_uring_reap(struct dd_shard *s)
 	io_uring_for_each_cqe(&r->ring, head, cqe)
 	{
 		uint64_t ud = cqe->user_data;
-		if (ud & DD_URING_TAG_PROC)
-			dd_exec_reaped(s, (struct dd_exec_run *)(uintptr_t)(ud & ~DD_URING_TAG_PROC),
-				       cqe->res);
+		if (ud & DD_URING_TAG_PROC) {
+			struct dd_exec_run *p = (struct dd_exec_run *)(uintptr_t)(
+				ud & ~(DD_URING_TAG_PROC | DD_URING_TAG_TREE));
+			if (ud & DD_URING_TAG_TREE)
+				dd_exec_tree_event(s, p, cqe->res);
+			else
+				dd_exec_reaped(s, p, cqe->res);
+		}
 		else if ((ud & DD_WAL_TAG_MASK) == DD_WAL_TAG)
 			dd_durable_complete(s, ud, cqe->res);
 		else if (ud == DD_URING_TAG_FUTEX)

@@ -10,8 +10,11 @@
 #include "engine.h"
 
 #define DD_URING_TAG_FUTEX 0x4655545800000000ull
-/* A process job's exit: the top bit, and its struct dd_exec_run * below. */
+/* A process job's exit: the top bit, and its struct dd_exec_run * below;
+ * with the low bit (the pointer's alignment leaves it free) a change of
+ * its cgroup's cgroup.events instead. */
 #define DD_URING_TAG_PROC (1ull << 63)
+#define DD_URING_TAG_TREE 1ull
 
 struct dd_uring {
 	struct io_uring ring;

@@ -128,6 +128,13 @@ struct dd_exec_spec {
 	const char *stdin_path;  /* opened O_RDONLY as the job's owner in the
 				  * child, after it entered cwd (a relative path
 				  * is relative to cwd); NULL: /dev/null */
+	uint64_t mem;            /* bytes: the memory limit of the process's
+				  * whole tree (its cgroup's), 0 = none. Over
+				  * it, the kernel kills the tree's largest
+				  * process and the job fails "out of memory:
+				  * limit <mem>". Refused at the start
+				  * (the job fails, saying why) without a
+				  * memory controller: dd_engine_cgroups() */
 	int stdin_fd;            /* with DD_EXEC_STDIN_FD (and no stdin_path):
 				  * dup'd (close-on-exec) during dd_submit(), read
 				  * by every attempt this engine starts (they share
@@ -234,6 +241,11 @@ struct dd_job_info {
 				 * process wrote that its output file does not
 				 * hold (cut at output_max or below the free-space
 				 * reserve; see dd_job_output_path); 0 = none */
+	/* The last attempt's whole process tree, from its cgroup (none
+	 * without cgroups, see dd_engine_cgroups): */
+	bool have_cpu_time, have_mem_peak;
+	uint64_t cpu_time_ns;  /* user + system CPU time */
+	uint64_t mem_peak;     /* bytes: the most memory it held at once */
 };
 
 /* ---- engine -------------------------------------------------------------- */
@@ -390,6 +402,13 @@ struct dd_config {
 	dd_event_fn on_event;
 	void *event_arg;
 	uint32_t event_mask;      /* default DD_EVENTS_TERMINAL when on_event is set */
+	int cgroups;              /* a cgroup per process job (DESIGN.md section
+				   * 10): DD_CGROUPS_AUTO (default: used where
+				   * the engine may create them, else process
+				   * groups, said once through on_log and by
+				   * dd_engine_cgroups()), DD_CGROUPS_ON
+				   * (creating the engine fails without them),
+				   * DD_CGROUPS_OFF */
 	dd_log_fn on_log;         /* the engine's messages (why a state dir is
 				   * refused, a log that cannot be written...);
 				   * NULL: dropped (the library never prints) */
@@ -432,6 +451,12 @@ int dd_handler_register(struct dd_engine *e, const char *name, dd_handler_fn fn,
  * entry it took. Any thread; does not wait for the shards.
  * @return 0, -ENOMEM. */
 int dd_engine_reload(struct dd_engine *e);
+
+/* Whether process jobs run in cgroups of their own (*@on, may be NULL),
+ * and what the engine says of it: "cgroup2 /sys/fs/cgroup/x, memory on
+ * v1 /sys/fs/cgroup/memory/x", "off: ...", or "unavailable: <why>; ...".
+ * The text lives as long as the engine. Any thread. */
+const char *dd_engine_cgroups(const struct dd_engine *e, bool *on);
 
 /* Number of shards, and the node each one serves. */
 unsigned dd_engine_shards(const struct dd_engine *e);
@@ -636,10 +661,16 @@ struct dd_shard_stats {
 	uint64_t store_map_bytes;
 	int state_error;         /* 0, or why submissions are refused now
 				  * (-ENOSPC, -EIO, DD_ESTOREFULL) */
+	/* process jobs' trees (with cgroups, see dd_engine_cgroups) */
+	uint64_t proc_cpu_ns;    /* CPU time of the attempts that ended */
+	uint64_t proc_oom;       /* attempts killed for their memory limit */
+	uint64_t proc_leftovers; /* attempts whose main process left others
+				  * behind, which were killed */
 	struct dd_hist_summary hist[DD_HIST_COUNT]; /* since the engine started */
 };
 
 enum { DD_PROBE_AUTO = 0, DD_PROBE_ON = 1, DD_PROBE_OFF = 2 };
+enum { DD_CGROUPS_AUTO = 0, DD_CGROUPS_ON = 1, DD_CGROUPS_OFF = 2 };
 
 /* Thread roles the jitter probe tells apart. */
 enum dd_probe_role {
@@ -663,6 +694,8 @@ struct dd_stats {
 	uint64_t preempted[DD_ROLE_COUNT];
 	bool numa_available;
 	bool jemalloc;
+	bool cgroups;            /* process jobs run in cgroups of their own */
+	char cgroup_status[1400]; /* dd_engine_cgroups()'s text */
 	struct dd_shard_stats shard[DD_MAX_SHARDS];
 	struct dd_shard_stats total; /* sums; node = -1 */
 };

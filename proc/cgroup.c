@@ -496,6 +496,12 @@ int dd_proc_cg_job_destroy(const struct dd_proc_cg *cg, struct dd_proc_cg_job *j
 	return 0;
 }
 
+void dd_proc_cg_job_release(struct dd_proc_cg_job *j)
+{
+	job_close(j);
+	j->name[0] = 0;
+}
+
 int dd_proc_cg_job_procs(const struct dd_proc_cg_job *j, pid_t *pids, int max)
 {
 	return list_procs(j->dir, pids, max);

@@ -3,9 +3,10 @@
  * payload.
  *
  *   u32 magic "DDX1"   u32 flags (1 env_replace, 2 cwd present,
- *                                 4 umask present, 8 stdin path present)
+ *                                 4 umask present, 8 stdin path present,
+ *                                 16 memory limit present)
  *   u64 output_max     u32 nrlimits   u32 argc   u32 envc
- *   [u32 umask]
+ *   [u32 umask] [u64 memory limit, not 0]
  *   nrlimits x { i32 resource, u64 cur, u64 max }
  *   [cwd] [stdin path] argv[argc] env[envc], each u32 length + bytes (no NUL)
  *
@@ -27,7 +28,8 @@
 #define F_CWD 2u
 #define F_UMASK 4u
 #define F_STDIN 8u
-#define F_ALL (F_ENV_REPLACE | F_CWD | F_UMASK | F_STDIN)
+#define F_MEM 16u
+#define F_ALL (F_ENV_REPLACE | F_CWD | F_UMASK | F_STDIN | F_MEM)
 
 struct wbuf {
 	unsigned char *p;
@@ -59,7 +61,7 @@ static size_t encode(const struct dd_exec_spec *x, struct wbuf *w)
 	put(w, &u, 4);
 	bool um = x->flags & DD_EXEC_UMASK;
 	u = (x->env_replace ? F_ENV_REPLACE : 0) | (x->cwd ? F_CWD : 0) | (um ? F_UMASK : 0) |
-	    (x->stdin_path ? F_STDIN : 0);
+	    (x->stdin_path ? F_STDIN : 0) | (x->mem ? F_MEM : 0);
 	put(w, &u, 4);
 	put(w, &x->output_max, 8);
 	put(w, &x->nrlimits, 4);
@@ -69,6 +71,8 @@ static size_t encode(const struct dd_exec_spec *x, struct wbuf *w)
 		u = x->umask;
 		put(w, &u, 4);
 	}
+	if (x->mem)
+		put(w, &x->mem, 8);
 	for (unsigned i = 0; i < x->nrlimits; i++) {
 		int32_t r = x->rlimits[i].resource;
 		put(w, &r, 4);
@@ -173,6 +177,11 @@ int dd_proc_spec_decode(const void *buf, size_t len, struct dd_proc_spec *out)
 		if (r.bad || um > 0777)
 			return -EPROTO;
 		out->umask = um;
+	}
+	if (flags & F_MEM) {
+		get(&r, &out->mem, 8);
+		if (r.bad || !out->mem) /* one encoding: no limit has no field */
+			return -EPROTO;
 	}
 	out->nrl = nrl;
 	for (unsigned i = 0; i < nrl; i++) {

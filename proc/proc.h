@@ -33,6 +33,7 @@ struct dd_proc_spec {
 	char *stdin_path; /* or NULL */
 	unsigned umask; /* 022 unless the spec gave one */
 	uint64_t output_max;
+	uint64_t mem; /* the tree's memory limit, bytes; 0 none */
 	struct dd_rlimit rl[DD_RLIMITS_MAX];
 	unsigned nrl;
 	void *blk;    /* one allocation holding all of it */
@@ -216,6 +217,8 @@ int dd_proc_cg_job_procs(const struct dd_proc_cg_job *j, pid_t *pids, int max);
 /* Removes @j's cgroups and closes its files. Returns 0, or -EBUSY while a
  * process is in them (@j left as it was: call it again once empty). */
 int dd_proc_cg_job_destroy(const struct dd_proc_cg *cg, struct dd_proc_cg_job *j);
+/* Closes @j's files and leaves its cgroups where they are. */
+void dd_proc_cg_job_release(struct dd_proc_cg_job *j);
 
 /* ---- exit status (status.c) ---- */
 

@@ -87,15 +87,20 @@ uint64_t dd_logrec_dep(const struct dd_logrec *r, uint32_t i)
 }
 
 /* The fields of an ending, in END and FINISH bodies alike. The byte after
- * the state holds flags: END_F_CUT says the two output_cut counts follow
- * the reason (a record of an older version has 0 there). */
+ * the state holds flags saying what follows the reason, in this order:
+ * END_F_CUT the two output_cut counts, END_F_CPU the attempt's CPU time,
+ * END_F_MEM its memory peak (a record of an older version has 0 there). */
 #define END_F_CUT 1u
+#define END_F_CPU 2u
+#define END_F_MEM 4u
+#define END_F_ALL (END_F_CUT | END_F_CPU | END_F_MEM)
 
 static void put_end(struct wr *w, const struct dd_logrec *r)
 {
 	bool cut = r->output_cut[0] || r->output_cut[1];
 	put8(w, r->state);
-	put8(w, cut ? END_F_CUT : 0);
+	put8(w, (uint8_t)((cut ? END_F_CUT : 0) | (r->use & DD_LOGREC_USE_CPU ? END_F_CPU : 0) |
+			  (r->use & DD_LOGREC_USE_MEM ? END_F_MEM : 0)));
 	put8(w, 0);
 	put8(w, 0);
 	put32(w, (uint32_t)r->result);
@@ -105,6 +110,10 @@ static void put_end(struct wr *w, const struct dd_logrec *r)
 		put64(w, r->output_cut[0]);
 		put64(w, r->output_cut[1]);
 	}
+	if (r->use & DD_LOGREC_USE_CPU)
+		put64(w, r->cpu_ns);
+	if (r->use & DD_LOGREC_USE_MEM)
+		put64(w, r->mem_peak);
 }
 
 static int get_end(struct rd *r, struct dd_logrec *out)
@@ -121,10 +130,20 @@ static int get_end(struct rd *r, struct dd_logrec *out)
 		out->output_cut[0] = get64(r);
 		out->output_cut[1] = get64(r);
 	}
+	out->use = 0;
+	out->cpu_ns = out->mem_peak = 0;
+	if (f & END_F_CPU) {
+		out->use |= DD_LOGREC_USE_CPU;
+		out->cpu_ns = get64(r);
+	}
+	if (f & END_F_MEM) {
+		out->use |= DD_LOGREC_USE_MEM;
+		out->mem_peak = get64(r);
+	}
 	/* a terminal state; the counts are there only when not both 0, so
 	 * that a record has one encoding */
 	bool terminal = out->state >= DD_STATE_SUCCEEDED && out->state <= DD_STATE_TIMED_OUT;
-	return !r->bad && (!terminal || (f & ~END_F_CUT) ||
+	return !r->bad && (!terminal || (f & ~END_F_ALL) ||
 			   ((f & END_F_CUT) && !out->output_cut[0] && !out->output_cut[1]))
 		       ? -EPROTO
 		       : 0;

@@ -79,8 +79,13 @@ struct dd_logrec {
 	uint32_t reason_len;
 	uint64_t output_cut[2]; /* process output not kept (stdout, stderr);
 				 * on disk only when non-zero */
+	uint8_t use;            /* DD_LOGREC_USE_*: which of these follow */
+	uint64_t cpu_ns;        /* the attempt's process tree's CPU time */
+	uint64_t mem_peak;      /* ...and memory peak, bytes */
 };
 
+#define DD_LOGREC_USE_CPU 1u
+#define DD_LOGREC_USE_MEM 2u
 uint64_t dd_logrec_dep(const struct dd_logrec *r, uint32_t i);
 /* Bytes the record takes on disk. */
 size_t dd_logrec_size(const struct dd_logrec *r);
@@ -191,6 +196,8 @@ struct dd_state_job {
 	uint64_t started_rt, ended_rt;
 	char reason[DD_STATE_REASON_MAX];
 	uint64_t output_cut[2]; /* of the last attempt (struct dd_logrec) */
+	uint8_t use;            /* likewise, and its accounting */
+	uint64_t cpu_ns, mem_peak;
 };
 
 struct dd_state_store_opts {

@@ -65,10 +65,14 @@ struct dd_state_store {
 };
 
 /* Stored value: this header, then the reason, then the SUBMIT body, then
- * with HDR_F_CUT the two output_cut counts (a value written before they
- * existed has flags 0). */
+ * a tail of the values its flags name, in this order: with HDR_F_CUT the
+ * two output_cut counts, with HDR_F_CPU the last attempt's CPU time, with
+ * HDR_F_MEM its memory peak (a value written before they existed has
+ * flags 0). */
 #define HDR_F_CUT 1u
-#define HDR_CUT_BYTES 16u /* the two output_cut counts */
+#define HDR_F_CPU 2u
+#define HDR_F_MEM 4u
+enum { TAIL_CUT0, TAIL_CUT1, TAIL_CPU, TAIL_MEM, TAIL_N };
 struct job_hdr {
 	uint8_t state;
 	uint8_t flags;
@@ -81,9 +85,27 @@ struct job_hdr {
 	uint32_t body_len;
 };
 
-static inline size_t cut_len(const struct job_hdr *h)
+static inline size_t tail_len(const struct job_hdr *h)
 {
-	return h->flags & HDR_F_CUT ? HDR_CUT_BYTES : 0;
+	return (h->flags & HDR_F_CUT ? 16u : 0) + (h->flags & HDR_F_CPU ? 8u : 0) +
+	       (h->flags & HDR_F_MEM ? 8u : 0);
+}
+
+/* Copies between the tail at @p (the flags of @h) and @t[TAIL_N]; @out:
+ * from @t to @p. */
+static inline void tail_copy(unsigned char *p, const struct job_hdr *h, uint64_t *t, bool out)
+{
+	static const struct { unsigned flag, first, n; } part[] = {
+		{HDR_F_CUT, TAIL_CUT0, 2}, {HDR_F_CPU, TAIL_CPU, 1}, {HDR_F_MEM, TAIL_MEM, 1}};
+	for (size_t i = 0; i < sizeof(part) / sizeof(part[0]); i++) {
+		if (!(h->flags & part[i].flag))
+			continue;
+		if (out)
+			memcpy(p, t + part[i].first, 8u * part[i].n);
+		else
+			memcpy(t + part[i].first, p, 8u * part[i].n);
+		p += 8u * part[i].n;
+	}
 }
 
 /* An LMDB return code as 0 or -errno. */

@@ -113,7 +113,7 @@ static int ended_entry(const struct dd_state_store *st, struct dd_store_wcur *w,
 /* What a change record does to a job's header. Returns false when it
  * changes nothing (a terminal job never changes; replays change nothing). */
 static bool fold(struct job_hdr *h, const struct dd_logrec *r, const char **reason,
-		 uint32_t *reason_len, uint64_t *cut)
+		 uint32_t *reason_len, uint64_t *tail)
 {
 	if (h->state >= DD_STATE_SUCCEEDED)
 		return false;
@@ -143,9 +143,14 @@ static bool fold(struct job_hdr *h, const struct dd_logrec *r, const char **reas
 		*reason = r->reason;
 		*reason_len = r->reason_len < DD_STATE_REASON_MAX - 1 ? r->reason_len
 								      : DD_STATE_REASON_MAX - 1;
-		cut[0] = r->output_cut[0];
-		cut[1] = r->output_cut[1];
-		h->flags = (uint8_t)((h->flags & ~HDR_F_CUT) | (cut[0] || cut[1] ? HDR_F_CUT : 0));
+		tail[TAIL_CUT0] = r->output_cut[0];
+		tail[TAIL_CUT1] = r->output_cut[1];
+		tail[TAIL_CPU] = r->cpu_ns;
+		tail[TAIL_MEM] = r->mem_peak;
+		h->flags = (uint8_t)((h->flags & ~(HDR_F_CUT | HDR_F_CPU | HDR_F_MEM)) |
+				     (r->output_cut[0] || r->output_cut[1] ? HDR_F_CUT : 0) |
+				     (r->use & DD_LOGREC_USE_CPU ? HDR_F_CPU : 0) |
+				     (r->use & DD_LOGREC_USE_MEM ? HDR_F_MEM : 0));
 		return true;
 	default:
 		return false;
@@ -157,7 +162,7 @@ static bool fold(struct job_hdr *h, const struct dd_logrec *r, const char **reas
  * the map (the old record): it is copied out first when it does. */
 static int put_job(MDB_cursor *jobs, MDB_val *key, const struct job_hdr *h,
 		   const char *reason, const unsigned char *body, bool body_in_map,
-		   const struct dd_logrec *sub, const uint64_t *cut, unsigned flags)
+		   const struct dd_logrec *sub, uint64_t *tail, unsigned flags)
 {
 	unsigned char *copy = NULL;
 	if (body_in_map) {
@@ -166,11 +171,11 @@ static int put_job(MDB_cursor *jobs, MDB_val *key, const struct job_hdr *h,
 		memcpy(copy, body, h->body_len);
 		body = copy;
 	}
-	MDB_val d = {sizeof(*h) + h->reason_len + h->body_len + cut_len(h), NULL};
+	MDB_val d = {sizeof(*h) + h->reason_len + h->body_len + tail_len(h), NULL};
 	int rc = mdb_cursor_put(jobs, key, &d, MDB_RESERVE | flags);
 	if (rc == MDB_KEYEXIST && (flags & MDB_APPEND)) {
 		/* not the highest id so far (lanes reorder submissions): search */
-		d.mv_size = sizeof(*h) + h->reason_len + h->body_len + cut_len(h);
+		d.mv_size = sizeof(*h) + h->reason_len + h->body_len + tail_len(h);
 		rc = mdb_cursor_put(jobs, key, &d, MDB_RESERVE | (flags & ~(unsigned)MDB_APPEND));
 	}
 	if (rc == 0) {
@@ -182,8 +187,7 @@ static int put_job(MDB_cursor *jobs, MDB_val *key, const struct job_hdr *h,
 			dd_logrec_encode_body(sub, p + sizeof(*h) + h->reason_len);
 		else
 			memcpy(p + sizeof(*h) + h->reason_len, body, h->body_len);
-		if (cut_len(h))
-			memcpy(p + sizeof(*h) + h->reason_len + h->body_len, cut, HDR_CUT_BYTES);
+		tail_copy(p + sizeof(*h) + h->reason_len + h->body_len, h, tail, true);
 	}
 	free(copy);
 	return rc;
@@ -207,9 +211,9 @@ static int apply_submit(struct dd_state_store *st, struct dd_store_wcur *w,
 	h.not_before_rt = r->not_before_rt;
 	h.body_len = (uint32_t)dd_logrec_encode_body(r, NULL);
 	const char *reason = NULL;
-	uint64_t cut[2] = {0, 0};
+	uint64_t tail[TAIL_N] = {0};
 	for (uint32_t j = next ? next[i] : UINT32_MAX; j != UINT32_MAX; j = next[j])
-		fold(&h, &recs[j], &reason, &h.reason_len, cut);
+		fold(&h, &recs[j], &reason, &h.reason_len, tail);
 	uint64_t seq = (r->id & DD_STORE_ID_SEQ_MASK) + 1;
 	/* An id above every one in the table cannot be there already. Lanes
 	 * may log a smaller id after a larger one: that job is written, and
@@ -229,7 +233,7 @@ static int apply_submit(struct dd_state_store *st, struct dd_store_wcur *w,
 	}
 	/* ids mostly grow, so try appending; an id already there is a replay
 	 * (then its changes are applied one by one, as they come) */
-	int rc = put_job(w->jobs, &key, &h, reason, NULL, false, r, cut,
+	int rc = put_job(w->jobs, &key, &h, reason, NULL, false, r, tail,
 			 MDB_NOOVERWRITE | MDB_APPEND);
 	if (rc == MDB_KEYEXIST)
 		return 0;
@@ -278,18 +282,18 @@ static int apply_changes(struct dd_state_store *st, struct dd_store_wcur *w,
 	const unsigned char *body = (const unsigned char *)d.mv_data + sizeof(h) + h.reason_len;
 	const char *reason = NULL;
 	uint32_t reason_len = 0;
-	uint64_t cut[2] = {0, 0};
-	if (cut_len(&h) && d.mv_size >= sizeof(h) + h.reason_len + h.body_len + HDR_CUT_BYTES)
-		memcpy(cut, body + h.body_len, HDR_CUT_BYTES);
+	uint64_t tail[TAIL_N] = {0};
+	if (d.mv_size >= sizeof(h) + h.reason_len + h.body_len + tail_len(&h))
+		tail_copy((unsigned char *)(uintptr_t)(body + h.body_len), &h, tail, false);
 	bool changed = false;
 	for (uint32_t j = i; j != UINT32_MAX; j = next ? next[j] : UINT32_MAX)
-		changed |= fold(&h, &recs[j], &reason, &reason_len, cut);
+		changed |= fold(&h, &recs[j], &reason, &reason_len, tail);
 	if (!changed)
 		return 0;
 	h.reason_len = reason_len;
 	/* the cursor is on the job: MDB_CURRENT spares a second search. body
 	 * points into the map: put_job copies it out before the put */
-	if ((rc = put_job(w->jobs, &key, &h, reason, body, true, NULL, cut, MDB_CURRENT)))
+	if ((rc = put_job(w->jobs, &key, &h, reason, body, true, NULL, tail, MDB_CURRENT)))
 		return rc;
 	if (old != h.state && ((rc = dd_store_state_key(w->bystate, old, r->id, false)) ||
 			       (rc = dd_store_state_key(w->bystate, h.state, r->id, true))))

@@ -32,7 +32,7 @@ int dd_store_job_decode(uint64_t id, const MDB_val *d, struct dd_state_job *job)
 	if (d->mv_size < sizeof(h))
 		return -EIO;
 	memcpy(&h, d->mv_data, sizeof(h));
-	if (sizeof(h) + h.reason_len + (size_t)h.body_len + cut_len(&h) != d->mv_size ||
+	if (sizeof(h) + h.reason_len + (size_t)h.body_len + tail_len(&h) != d->mv_size ||
 	    h.reason_len >= DD_STATE_REASON_MAX)
 		return -EIO;
 	memset(job, 0, sizeof(*job));
@@ -49,8 +49,14 @@ int dd_store_job_decode(uint64_t id, const MDB_val *d, struct dd_state_job *job)
 	    job->spec.id != id)
 		return -EIO;
 	job->spec.not_before_rt = h.not_before_rt;
-	if (cut_len(&h))
-		memcpy(job->output_cut, body + h.body_len, HDR_CUT_BYTES);
+	uint64_t tail[TAIL_N] = {0};
+	tail_copy((unsigned char *)(uintptr_t)(body + h.body_len), &h, tail, false);
+	job->output_cut[0] = tail[TAIL_CUT0];
+	job->output_cut[1] = tail[TAIL_CUT1];
+	job->use = (uint8_t)((h.flags & HDR_F_CPU ? DD_LOGREC_USE_CPU : 0) |
+			     (h.flags & HDR_F_MEM ? DD_LOGREC_USE_MEM : 0));
+	job->cpu_ns = tail[TAIL_CPU];
+	job->mem_peak = tail[TAIL_MEM];
 	return 0;
 }
 

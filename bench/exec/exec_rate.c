@@ -7,7 +7,7 @@
  *
  *   exec-rate [--seconds S] [--rounds N] [--threads N] [--program PATH] [--no-pin]
  *             [--spin-us N] [--via-daemon [--dispatchd PATH] [--daemon-inflight N]
- *             [--env-vars N]]
+ *             [--env-vars N]] [--cgroups auto|on|off]
  *
  * --via-daemon adds a third loop each round: the same jobs submitted to a
  * real dispatchd (durability fsync) over its socket, 64 in flight (a job's
@@ -15,6 +15,9 @@
  * adds a fourth: the same through the daemon with an environment of N
  * variables in every job, as `dispatchctl submit` sends the caller's, in
  * alternating order with the third; the report gives their ratio.
+ *
+ * --cgroups is the engine's and the daemon's setting (default auto: a
+ * cgroup per job where they can be made), to measure what they cost.
  *
  * By default the engine pins its threads as it always does (reactor on one
  * CPU, workers on the node's others: on 2 CPUs both workers share one);
@@ -46,6 +49,7 @@ static bool via_daemon;
 static unsigned daemon_inflight = 64; /* a job's round trip includes an fsync */
 static const char *dispatchd;
 static unsigned env_vars; /* --env-vars: a fourth loop, each job with this many */
+static const char *cgroups = "auto";
 static _Atomic uint64_t ended;
 
 /* The bare loop is std-r's spawn floor (bench/std-r/spawn_floor.c). */
@@ -86,6 +90,9 @@ static double engine(unsigned threads, uint64_t *failures)
 	cfg.event_mask = DD_EVENTS_TERMINAL;
 	cfg.retain_terminal = 1000;
 	cfg.pin = pin;
+	cfg.cgroups = !strcmp(cgroups, "on")	? DD_CGROUPS_ON
+		      : !strcmp(cgroups, "off") ? DD_CGROUPS_OFF
+						: DD_CGROUPS_AUTO;
 	if (spin_us >= 0)
 		cfg.spin_ns = (uint64_t)spin_us * 1000;
 	struct dd_engine *e;
@@ -149,6 +156,7 @@ int main(int argc, char **argv)
 		{"no-pin", no_argument, 0, 'n'},       {"spin-us", required_argument, 0, 'S'},
 		{"via-daemon", no_argument, 0, 'D'},    {"dispatchd", required_argument, 0, 'P'},
 		{"daemon-inflight", required_argument, 0, 'I'}, {"env-vars", required_argument, 0, 'E'},
+		{"cgroups", required_argument, 0, 'C'},
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0}};
 	unsigned rounds = 5, threads = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
@@ -174,16 +182,19 @@ int main(int argc, char **argv)
 			daemon_inflight = (unsigned)atoi(optarg);
 		else if (c == 'E')
 			env_vars = (unsigned)atoi(optarg);
+		else if (c == 'C')
+			cgroups = optarg;
 		else {
 			fprintf(c == 'h' ? stdout : stderr,
 				"usage: exec-rate [--seconds S] [--rounds N] [--threads N] [--program P] [--no-pin]\n"
 				"                 [--spin-us N] [--via-daemon [--dispatchd PATH] [--daemon-inflight N]\n"
-				"                 [--env-vars N]]\n");
+				"                 [--env-vars N]] [--cgroups auto|on|off]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
 	if (rounds < 1 || rounds > 64 || threads < 1 || threads > 256 || seconds <= 0 ||
-	    env_vars > 10000 || (env_vars && !via_daemon)) {
+	    env_vars > 10000 || (env_vars && !via_daemon) ||
+	    (strcmp(cgroups, "auto") && strcmp(cgroups, "on") && strcmp(cgroups, "off"))) {
 		fprintf(stderr, "exec-rate: bad arguments\n");
 		return 2;
 	}
@@ -197,13 +208,13 @@ int main(int argc, char **argv)
 		bool env_first = env_vars && i % 2;
 		if (env_first)
 			de[i] = daemon_exec_rate(dispatchd, program, env_vars, seconds, daemon_inflight,
-						 &failures);
+						 cgroups, &failures);
 		dm[i] = via_daemon ? daemon_exec_rate(dispatchd, program, 0, seconds, daemon_inflight,
-						      &failures)
+						      cgroups, &failures)
 				   : 0;
 		if (env_vars && !env_first)
 			de[i] = daemon_exec_rate(dispatchd, program, env_vars, seconds, daemon_inflight,
-						 &failures);
+						 cgroups, &failures);
 		fprintf(stderr, "exec-rate: round %u: bare %.0f/s, engine %.0f/s, daemon %.0f/s",
 			i + 1, b[i], en[i], dm[i]);
 		if (env_vars)

@@ -58,7 +58,7 @@ static char *submit_line(const char *program, unsigned env_vars)
 }
 
 double daemon_exec_rate(const char *exe, const char *program, unsigned env_vars, double seconds,
-			unsigned inflight, uint64_t *failures)
+			unsigned inflight, const char *cgroups, uint64_t *failures)
 {
 	char path[PATH_MAX], dir[] = "/var/tmp/exec-rate-XXXXXX"; /* mkdtemp fills the X's */
 	exe = dd_wire_dispatchd(exe, path, sizeof(path));
@@ -71,7 +71,8 @@ double daemon_exec_rate(const char *exe, const char *program, unsigned env_vars,
 	if (pid == 0) {
 		if (!freopen("/dev/null", "w", stderr))
 			_exit(127);
-		execl(exe, exe, "--state-dir", state, "--socket", sock, (char *)NULL);
+		execl(exe, exe, "--state-dir", state, "--socket", sock, "--cgroups", cgroups,
+		      (char *)NULL);
 		_exit(127);
 	}
 	int fd = -1;

@@ -6,8 +6,9 @@
 /* Starts a dispatchd (@exe, or the build's), keeps @inflight process jobs
  * of @program in flight over its socket for @seconds after a short warm-up,
  * and returns the jobs ended per second; adds failed jobs to *failures.
- * @env_vars: variables in each job's environment (0: none sent). */
+ * @env_vars: variables in each job's environment (0: none sent).
+ * @cgroups: the daemon's --cgroups (auto, on, off). */
 double daemon_exec_rate(const char *exe, const char *program, unsigned env_vars, double seconds,
-			unsigned inflight, uint64_t *failures);
+			unsigned inflight, const char *cgroups, uint64_t *failures);
 
 #endif

@@ -241,7 +241,10 @@ void dd_log_end(struct dd_shard *s, struct dd_jobrec *j)
 			   .at_rt = (uint64_t)((int64_t)j->ended_ns + s->rt_offset),
 			   .attempt = j->attempt, .state = j->state, .result = j->result,
 			   .reason = j->reason, .reason_len = j->reason ? (uint32_t)strlen(j->reason) : 0,
-			   .output_cut = {j->output_cut[0], j->output_cut[1]}};
+			   .output_cut = {j->output_cut[0], j->output_cut[1]},
+			   .use = (uint8_t)((j->use & DD_USE_CPU ? DD_LOGREC_USE_CPU : 0) |
+					    (j->use & DD_USE_MEM ? DD_LOGREC_USE_MEM : 0)),
+			   .cpu_ns = j->cpu_ns, .mem_peak = j->mem_peak};
 	if (j->start_pending) {
 		r.type = DD_LOGREC_FINISH;
 		r.worker = j->worker;

@@ -858,6 +858,9 @@ def prometheus_metrics():
                 'dispatchd_run_seconds_count{shard="0"} 2',
                 'dispatchd_run_seconds_bucket{shard="0",le="+Inf"} 2',
                 'dispatchd_durable_ack_seconds_count{shard="0"} 2',
+                "# TYPE dispatchd_process_cpu_seconds_total counter",
+                'dispatchd_process_oom_total{shard="0"} 0',
+                "dispatchd_cgroups %d" % (os.geteuid() == 0),
                 'dispatchd_build_info{version="']
         for w in want:
             assert w in text, (w, text)
@@ -1414,8 +1417,9 @@ wait $pid || true
             raise Skip("cannot mount a private /run: %s" % r.stderr.decode().strip())
         lines = out.splitlines()
         assert r.returncode == 0 and lines[0] == "755 0", (out, r.stderr.decode())
-        assert "alive (you are uid 65534)" in lines[1], out
-        assert "alive (you are uid 0)" in lines[2], out
+        alive = [ln for ln in lines if "alive" in ln]
+        assert "alive (you are uid 65534)" in alive[0], out
+        assert "alive (you are uid 0)" in alive[1], out
         assert "/run/dispatchd is writable by others" in out and "WRONGLY" not in out, out
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -1864,6 +1868,83 @@ def make_with_dispatchctl_shell():
                 assert not os.path.exists(os.path.join(where, "t00")), where
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+
+
+def _gone(pid):
+    """No such process, or a zombie an init has not reaped yet."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@case
+def process_trees():
+    """A job is its whole tree: what it leaves behind is gone when it ends
+    (dispatchctl run included), --mem fails it "out of memory", get shows
+    cpu_time and mem_peak, ping and stats say where the cgroups are; a
+    daemon of a user without a delegated cgroup says why it has none, and
+    --cgroups on refuses to start there."""
+    if os.geteuid() != 0:
+        raise Skip("needs root: cgroups, and the user ddh19a")
+    with Daemon() as d, d.client() as c:
+        pong = c.ok("ping")
+        assert pong["cgroups"] is True and pong["cgroup_status"].startswith("cgroup2 "), pong
+        work = tempfile.mkdtemp(prefix="dd-h19-")
+        try:
+            pids = os.path.join(work, "pids")
+            j = c.ok("submit", argv=["sh", "-c", "sleep 300 & echo $! > %s; setsid sleep 300 & "
+                                     "echo $! >> %s; exit 0" % (pids, pids)])["id"]
+            job = c.wait(j)
+            assert job["state"] == "succeeded", job
+            with open(pids) as f:
+                left = [int(x) for x in f.read().split()]
+            assert len(left) == 2 and all(_gone(p) for p in left), left
+            assert job["cpu_time"] >= 0 and job["mem_peak"] > 0, job
+            # through dispatchctl run, as a person would
+            r = d.ctl("run", "--mem", "32M", "--", "python3", "-c", "x = bytearray(256 << 20)",
+                      check=128 + 9)
+            r = d.ctl("--json", "list")
+            jobs = json.loads(r.stdout)["jobs"]
+            oom = [x for x in jobs if x["reason"].startswith("out of memory")]
+            assert len(oom) == 1 and oom[0]["reason"] == "out of memory: limit 32 MiB", jobs
+            r = d.ctl("get", str(oom[0]["id"]))
+            assert b"usage:" in r.stdout and b"memory peak" in r.stdout, r.stdout
+            st = c.ok("stats")["processes"]
+            assert st["cgroups"] and st["oom"] == 1 and st["leftovers"] == 1, st
+            r = d.ctl("ping")
+            assert b"process jobs: in cgroups: cgroup2 " in r.stdout, r.stdout
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    with RealUsers("ddh19a") as (alice,):
+        ud = UserDaemon(alice, "--socket", os.path.join(tempfile.gettempdir(), "dd-h19a.sock"))
+        try:
+            sock = os.path.join(tempfile.gettempdir(), "dd-h19a.sock")
+            ud.wait_ready(sock)
+            with Client(sock) as c:
+                pong = c.ok("ping")
+                assert pong["cgroups"] is False, pong
+                assert pong["cgroup_status"].startswith("unavailable: cannot create cgroup"), pong
+                assert "not root, and no cgroup delegated to this user" in pong["cgroup_status"], pong
+                # the process-group path still runs jobs; a limit is refused, saying why
+                j = c.ok("submit", argv=["true"])["id"]
+                assert c.wait(j)["state"] == "succeeded"
+                j = c.ok("submit", argv=["true"], mem=1 << 25)["id"]
+                job = c.wait(j)
+                assert job["state"] == "failed" and "a memory limit needs cgroups" in job["reason"], job
+                assert "cpu_time" not in job, job
+            assert "cgroups unavailable: cannot create cgroup" in ud.logtext(), ud.logtext()
+        finally:
+            ud.close()
+        on = UserDaemon(alice, "--socket", os.path.join(tempfile.gettempdir(), "dd-h19b.sock"),
+                        "--cgroups", "on")
+        try:
+            rc = on.proc.wait(30)
+            assert rc == 1 and "cgroups unavailable" in on.logtext(), (rc, on.logtext())
+        finally:
+            on.close()
 
 
 if __name__ == "__main__":

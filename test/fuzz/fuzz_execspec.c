@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			.argv = (const char *const *)x.argv, .env = (const char *const *)x.env,
 			.env_replace = x.env_replace, .cwd = x.cwd, .output_max = x.output_max,
 			.rlimits = x.rl, .nrlimits = x.nrl, .flags = DD_EXEC_UMASK,
-			.umask = x.umask, .stdin_path = x.stdin_path,
+			.umask = x.umask, .stdin_path = x.stdin_path, .mem = x.mem,
 		};
 		void *buf;
 		size_t len;
@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (dd_proc_spec_decode(buf, len, &y) < 0 || y.umask != x.umask ||
 			    !y.stdin_path != !x.stdin_path ||
 			    (y.stdin_path && strcmp(y.stdin_path, x.stdin_path)) ||
-			    strcmp(y.argv[0], x.argv[0]))
+			    strcmp(y.argv[0], x.argv[0]) || y.mem != x.mem)
 				abort();
 			dd_proc_spec_free(&y);
 			free(buf);
@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 /* Seeds made by the encoder. */
 const struct dd_fuzz_seed *dd_fuzz_seeds(size_t *n)
 {
-	static struct dd_fuzz_seed seeds[7];
+	static struct dd_fuzz_seed seeds[8];
 	const char *a1[] = {"sh", "-c", "echo hi", NULL};
 	const char *e1[] = {"A=b", "PATH=/bin", NULL};
 	struct dd_rlimit rl = {.resource = 7, .cur = 10, .max = 20};
@@ -62,8 +62,9 @@ const struct dd_fuzz_seed *dd_fuzz_seeds(size_t *n)
 		{.argv = a1, .stdin_path = "/etc/hostname", .cwd = "/tmp"},
 		{.argv = a1, .env = e1, .cwd = "/tmp", .rlimits = &rl, .nrlimits = 1,
 		 .flags = DD_EXEC_UMASK, .umask = 0777, .stdin_path = "in"},
+		{.argv = a1, .cwd = "/tmp", .mem = 64u << 20},
 	};
-	for (int i = 0; i < 6; i++) {
+	for (int i = 0; i < 7; i++) {
 		void *buf;
 		size_t len;
 		if (!seeds[i].data && dd_proc_spec_encode(&specs[i], &buf, &len) == 0)
@@ -77,7 +78,7 @@ const struct dd_fuzz_seed *dd_fuzz_seeds(size_t *n)
 		0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,                     /* nrl, argc, envc */
 		1, 0, 0, 0, '/', 4, 0, 0, 0, 't', 'r', 'u', 'e',        /* cwd, argv[0] */
 	};
-	seeds[6] = (struct dd_fuzz_seed){old, sizeof(old)};
-	*n = 7;
+	seeds[7] = (struct dd_fuzz_seed){old, sizeof(old)};
+	*n = 8;
 	return seeds;
 }

@@ -40,8 +40,6 @@ static void teardown(void)
 	cg = NULL;
 }
 
-TestSuite(cgroup, .init = setup, .fini = teardown);
-
 /* Starts sh -c @script in @j; returns the pidfd (our child). */
 static int start(struct dd_proc_cg_job *j, const char *script, pid_t *pid)
 {
@@ -90,7 +88,7 @@ static void wait_empty(struct dd_proc_cg_job *j, int ms)
 	}
 }
 
-Test(cgroup, opens_with_the_tree_on_v2_and_a_memory_controller)
+Test(cgroup, opens_with_the_tree_on_v2_and_a_memory_controller, .init = setup, .fini = teardown)
 {
 	if (geteuid() != 0)
 		cr_skip_test("cgroups need root (or a delegated cgroup)");
@@ -109,7 +107,7 @@ Test(cgroup, opens_with_the_tree_on_v2_and_a_memory_controller)
 		cr_assert(dd_proc_cg_memory(cg), "%s", d);
 }
 
-Test(cgroup, leftovers_outlive_the_main_process_and_die_with_the_kill)
+Test(cgroup, leftovers_outlive_the_main_process_and_die_with_the_kill, .init = setup, .fini = teardown)
 {
 	if (geteuid() != 0)
 		cr_skip_test("cgroups need root (or a delegated cgroup)");
@@ -129,7 +127,7 @@ Test(cgroup, leftovers_outlive_the_main_process_and_die_with_the_kill)
 	cr_assert_eq(dd_proc_cg_job_destroy(cg, &j), 0);
 }
 
-Test(cgroup, sigterm_reaches_every_process_of_the_tree)
+Test(cgroup, sigterm_reaches_every_process_of_the_tree, .init = setup, .fini = teardown)
 {
 	if (geteuid() != 0)
 		cr_skip_test("cgroups need root (or a delegated cgroup)");
@@ -149,7 +147,7 @@ Test(cgroup, sigterm_reaches_every_process_of_the_tree)
 	cr_assert_eq(dd_proc_cg_job_destroy(cg, &j), 0);
 }
 
-Test(cgroup, a_clean_exit_leaves_an_empty_cgroup_at_once)
+Test(cgroup, a_clean_exit_leaves_an_empty_cgroup_at_once, .init = setup, .fini = teardown)
 {
 	if (geteuid() != 0)
 		cr_skip_test("cgroups need root (or a delegated cgroup)");
@@ -160,7 +158,7 @@ Test(cgroup, a_clean_exit_leaves_an_empty_cgroup_at_once)
 	cr_assert_eq(dd_proc_cg_job_destroy(cg, &j), 0);
 }
 
-Test(cgroup, a_memory_limit_kills_and_counts)
+Test(cgroup, a_memory_limit_kills_and_counts, .init = setup, .fini = teardown)
 {
 	if (geteuid() != 0)
 		cr_skip_test("cgroups need root (or a delegated cgroup)");
@@ -180,7 +178,7 @@ Test(cgroup, a_memory_limit_kills_and_counts)
 	cr_assert_eq(dd_proc_cg_job_destroy(cg, &j), 0);
 }
 
-Test(cgroup, cpu_time_and_peak_are_the_trees)
+Test(cgroup, cpu_time_and_peak_are_the_trees, .init = setup, .fini = teardown)
 {
 	if (geteuid() != 0)
 		cr_skip_test("cgroups need root (or a delegated cgroup)");
@@ -204,7 +202,7 @@ Test(cgroup, cpu_time_and_peak_are_the_trees)
 	cr_assert_eq(dd_proc_cg_job_destroy(cg, &j), 0);
 }
 
-Test(cgroup, a_fork_bomb_under_a_memory_limit_is_killed_whole, .timeout = 60)
+Test(cgroup, a_fork_bomb_under_a_memory_limit_is_killed_whole, .init = setup, .fini = teardown, .timeout = 60)
 {
 	if (geteuid() != 0)
 		cr_skip_test("cgroups need root (or a delegated cgroup)");
@@ -226,7 +224,7 @@ Test(cgroup, a_fork_bomb_under_a_memory_limit_is_killed_whole, .timeout = 60)
 	cr_assert_eq(dd_proc_cg_job_destroy(cg, &j), 0);
 }
 
-Test(cgroup, a_taken_name_with_processes_is_refused)
+Test(cgroup, a_taken_name_with_processes_is_refused, .init = setup, .fini = teardown)
 {
 	if (geteuid() != 0)
 		cr_skip_test("cgroups need root (or a delegated cgroup)");

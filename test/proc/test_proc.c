@@ -123,9 +123,11 @@ Test(proc, spec_round_trip)
 				  {.resource = RLIMIT_CORE, .cur = 0, .max = 0}};
 	struct dd_exec_spec x = {.argv = argv, .env = env, .env_replace = true, .cwd = "/tmp",
 				 .output_max = 4096, .rlimits = rl, .nrlimits = 2,
-				 .flags = DD_EXEC_UMASK, .umask = 077, .stdin_path = "/etc/hostname"};
+				 .flags = DD_EXEC_UMASK, .umask = 077, .stdin_path = "/etc/hostname",
+				 .mem = 64u << 20};
 	struct dd_proc_spec d;
 	mkspec(&x, &d);
+	cr_assert_eq(d.mem, 64u << 20);
 	cr_assert_str_eq(d.argv[0], "echo");
 	cr_assert_str_eq(d.argv[1], "hi");
 	cr_assert_str_eq(d.argv[2], "");
@@ -153,7 +155,17 @@ Test(proc, spec_round_trip)
 	cr_assert_null(d.stdin_path);
 	cr_assert_eq(d.umask, 022);
 	cr_assert_not(d.env_replace);
+	cr_assert_eq(d.mem, 0);
 	dd_proc_spec_free(&d);
+
+	/* a memory limit of 0 has one encoding: no field. With the flag and
+	 * a 0 there, the bytes are not a spec */
+	void *buf;
+	size_t len;
+	cr_assert_eq(dd_proc_spec_encode(&(struct dd_exec_spec){.argv = one, .mem = 1}, &buf, &len), 0);
+	memset((char *)buf + 28, 0, 8); /* magic, flags, output_max, 3 counts: then mem */
+	cr_assert_eq(dd_proc_spec_decode(buf, len, &d), -EPROTO);
+	free(buf);
 }
 
 Test(proc, spec_refuses_bad_input)
@@ -206,9 +218,9 @@ Test(proc, spec_refuses_bad_input)
 	b[0] ^= 1; /* the magic */
 	cr_assert_eq(dd_proc_spec_decode(buf, len, &d), -EPROTO);
 	b[0] ^= 1;
-	b[4] |= 0x10; /* an unknown flag */
+	b[4] |= 0x20; /* an unknown flag */
 	cr_assert_eq(dd_proc_spec_decode(buf, len, &d), -EPROTO);
-	b[4] &= ~0x10;
+	b[4] &= ~0x20;
 	cr_assert_eq(dd_proc_spec_decode(buf, len, &d), 0);
 	dd_proc_spec_free(&d);
 	/* a byte more is not a spec either */
