@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "duration.h"
+#include "size.h"
 #include "dispatchd.h"
 
 void dd_dcfg_defaults(struct dd_dcfg *c)
@@ -23,6 +24,8 @@ void dd_dcfg_defaults(struct dd_dcfg *c)
 	c->output_max = 64u << 20;
 	c->output_reserve = DD_RESERVE_AUTO;
 	c->kill_grace_ns = 5000000000ull;
+	c->pool_cpus = DD_POOL_AUTO;
+	c->pool_mem = DD_POOL_AUTO_MEM;
 	c->shutdown_grace_ns = 10000000000ull;
 	c->spin_ns = DD_SPIN_AUTO; /* the engine chooses: see dispatchd.h */
 	c->store_lag_max = 512u << 10;
@@ -118,6 +121,13 @@ int dd_dcfg_set(struct dd_dcfg *c, const char *key, const char *v, char *err, si
 	else if (!strcmp(key, "output_reserve") || !strcmp(key, "output-reserve"))
 		bad = strcmp(v, "auto") ? parse_bytes(v, &c->output_reserve)
 					: (c->output_reserve = DD_RESERVE_AUTO, 0);
+	else if (!strcmp(key, "cpus"))
+		bad = strcmp(v, "auto") ? parse_u64(v, 1u << 20, &u) || (c->pool_cpus = (unsigned)u, 0)
+					: (c->pool_cpus = DD_POOL_AUTO, 0);
+	else if (!strcmp(key, "mem"))
+		bad = strcmp(v, "auto") ? dd_size_parse(v, &u) < 0 || u == UINT64_MAX ||
+						  (c->pool_mem = u, 0)
+					: (c->pool_mem = DD_POOL_AUTO_MEM, 0);
 	else if (!strcmp(key, "cgroups"))
 		bad = !strcmp(v, "auto")  ? (c->cgroups = DD_CGROUPS_AUTO, 0)
 		      : !strcmp(v, "on")  ? (c->cgroups = DD_CGROUPS_ON, 0)
@@ -142,7 +152,10 @@ int dd_dcfg_set(struct dd_dcfg *c, const char *key, const char *v, char *err, si
 		bool dur = !strcmp(key, "kill_grace") || !strcmp(key, "shutdown_grace") ||
 			   !strcmp(key, "submit_wait") || !strcmp(key, "spin");
 		snprintf(err, errlen, "bad value '%s' for %s%s", v, key,
-			 dur ? " (a duration: " DD_DURATION_FORMS ")" : !strcmp(key, "cgroups") ? " (auto, on or off)" : "");
+			 dur ? " (a duration: " DD_DURATION_FORMS ")" : !strcmp(key, "cgroups") ? " (auto, on or off)"
+			 : !strcmp(key, "mem")	   ? " (auto, or a size: " DD_SIZE_FORMS ")"
+			 : !strcmp(key, "cpus")	   ? " (auto, or a count of CPUs)"
+						   : "");
 		return -1;
 	}
 	return 0;

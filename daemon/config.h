@@ -27,6 +27,8 @@ struct dd_dcfg {
 	uint64_t kill_grace_ns;
 	uint64_t shutdown_grace_ns;
 	int cgroups;           /* DD_CGROUPS_AUTO, _ON, _OFF */
+	unsigned pool_cpus;    /* --cpus: DD_POOL_AUTO, or a count (0: none) */
+	uint64_t pool_mem;     /* --mem: DD_POOL_AUTO_MEM, or bytes */
 	uint64_t spin_ns;      /* engine threads spin this long before parking;
 				* DD_SPIN_AUTO ("auto", the default): the engine chooses */
 	uint64_t store_lag_max; /* log records the store may lag (engine's) */

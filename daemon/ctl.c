@@ -15,6 +15,7 @@
 #include "duration.h"
 #include "size.h"
 #include "dd_config.h"
+#include "dispatchd.h"
 #include "b64.h"
 
 static bool json_out;
@@ -32,6 +33,8 @@ static void usage(FILE *f)
 		"      the job runs in the caller's directory, environment and umask unless:\n"
 		"      --cwd DIR  --export=ALL|NONE|NAME[=V],..  --env K=V (repeatable)\n"
 		"      --umask MODE  --stdin FILE (submit's default: /dev/null)\n"
+		"      --cpus N     CPUs it needs (default 1): it starts when they are free,\n"
+		"                   and runs on them\n"
 		"      --mem SIZE   memory limit of its whole process tree (512M, 2G; a bare\n"
 		"                   number is MiB); over it the job fails \"out of memory\"\n"
 		"  get ID                             one job\n"
@@ -113,7 +116,7 @@ static int build_job(int argc, char **argv, json_t **out)
 		{"key", required_argument, NULL, 'k'},    {"cwd", required_argument, NULL, 'C'},
 		{"env", required_argument, NULL, 'e'},    {"export", required_argument, NULL, 'x'},
 		{"stdin", required_argument, NULL, 'i'},  {"umask", required_argument, NULL, 'u'},
-		{"mem", required_argument, NULL, 'm'},
+		{"mem", required_argument, NULL, 'm'},	  {"cpus", required_argument, NULL, 'c'},
 		{NULL, 0, NULL, 0},
 	};
 	json_t *job = json_object(), *env = NULL, *after = NULL;
@@ -190,6 +193,16 @@ static int build_job(int argc, char **argv, json_t **out)
 		case 'i':
 			in = optarg;
 			break;
+		case 'c': {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*end || end == optarg || n < 1 || n > (long)DD_EXEC_CPUS_MAX) {
+				usage_err("--cpus: '%s' is not a count of CPUs (1, 2, ...)", optarg);
+				goto fail;
+			}
+			json_object_set_new(job, "cpus", json_integer(n));
+			break;
+		}
 		case 'm': {
 			uint64_t mem;
 			int e = dd_size_parse(optarg, &mem);

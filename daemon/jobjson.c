@@ -140,6 +140,13 @@ json_t *dd_stats_json(struct dd_server *srv, struct dd_stats_window *win, bool l
 				  st.cgroup_status, "cpu_seconds", (double)st.total.proc_cpu_ns / 1e9,
 				  "oom", (json_int_t)st.total.proc_oom, "leftovers",
 				  (json_int_t)st.total.proc_leftovers);
+	json_object_set_new(procs, "pool",
+			    json_pack("{s:I, s:I, s:I, s:I, s:I}", "cpus",
+				      (json_int_t)st.total.pool_cpus, "cpus_free",
+				      (json_int_t)st.total.pool_cpus_free, "mem",
+				      (json_int_t)st.total.pool_mem, "mem_free",
+				      (json_int_t)st.total.pool_mem_free, "waiting",
+				      (json_int_t)st.total.pool_waiting));
 	return json_pack("{s:f, s:o, s:o, s:o, s:o, s:{s:i, s:I, s:I, s:b, s:I, s:I}}", "window_s",
 			 (double)st.window_ns / 1e9, "processes", procs, "probe", probe_json(&st), "total",
 			 shard_json(&st.total, latency), "shards", shards, "daemon", "connections",

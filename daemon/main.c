@@ -32,6 +32,10 @@ static void usage(FILE *f)
 		"      --durability L      when a submit is acknowledged (default fsync)\n"
 		"      --log-file F        log here instead of stderr (reopened on SIGHUP)\n"
 		"      --output-dir DIR    process jobs' output files (default STATE_DIR/output)\n"
+		"      --cpus N            CPUs process jobs may hold at once (default: this\n"
+		"                          process's CPUs; 0: run none here)\n"
+		"      --mem SIZE          memory process jobs may ask for at once (default:\n"
+		"                          the machine's; 512M, 64G; a bare number is MiB)\n"
 		"      --cgroups auto|on|off  a cgroup per process job (default auto: where\n"
 		"                          they can be made; on: refuse to start without)\n"
 		"      --output-reserve N  bytes kept free for the log and store on the state\n"
@@ -109,6 +113,7 @@ static int parse_args(int argc, char **argv, struct dd_server *srv)
 		{"log-file", required_argument, NULL, 'L'},  {"config", required_argument, NULL, 'c'},
 		{"output-dir", required_argument, NULL, 'O'}, {"output-reserve", required_argument, NULL, 'R'},
 		{"cgroups", required_argument, NULL, 'G'},
+		{"cpus", required_argument, NULL, 'P'},	     {"mem", required_argument, NULL, 'M'},
 		{"verbose", no_argument, NULL, 'v'},	     {"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},	     {NULL, 0, NULL, 0},
 	};
@@ -116,7 +121,7 @@ static int parse_args(int argc, char **argv, struct dd_server *srv)
 		['d'] = "state_dir", ['s'] = "socket",	 ['l'] = "listen",  ['t'] = "token_file",
 		['m'] = "metrics",   ['S'] = "shards",	 ['W'] = "workers", ['D'] = "durability",
 		['L'] = "log_file",  ['O'] = "output_dir", ['R'] = "output_reserve",
-		['G'] = "cgroups",
+		['G'] = "cgroups",   ['P'] = "cpus",	 ['M'] = "mem",
 	};
 	char err[4400];
 	int o, verbose = 0;
@@ -189,6 +194,8 @@ static void engine_config(struct dd_server *srv, struct dd_config *ec)
 	ec->output_reserve = srv->cfg.output_reserve;
 	ec->kill_grace_ns = srv->cfg.kill_grace_ns;
 	ec->cgroups = srv->cfg.cgroups;
+	ec->pool_cpus = srv->cfg.pool_cpus;
+	ec->pool_mem = srv->cfg.pool_mem;
 	ec->shutdown_grace_ns = srv->cfg.shutdown_grace_ns;
 	ec->spin_ns = srv->cfg.spin_ns;
 	ec->ring_capacity = 16384; /* a few large batches in flight fit */

@@ -251,6 +251,15 @@ static bool submit_rest(struct conn *c, struct pend *p, const struct dd_job_spec
 	if (rc < 0) {
 		struct dd_perr pe;
 		dd_perr_engine(&pe, rc, got ? "batch cut short" : "not submitted");
+		if (rc == DD_ERESOURCES) {
+			/* what it could have asked for */
+			static _Thread_local struct dd_stats st; /* large: not on the stack */
+			dd_stats_counters(srv->eng, &st);
+			size_t k = strlen(pe.msg);
+			snprintf(pe.msg + k, sizeof(pe.msg) - k, " (%llu CPUs and %.1f MiB)",
+				 (unsigned long long)st.total.pool_cpus,
+				 (double)st.total.pool_mem / 1048576.0);
+		}
 		if (!got) {
 			dd_ops_error(c, p->tag, pe.code, "%s", pe.msg);
 			dd_pend_free(srv, p);

@@ -30,7 +30,7 @@ static const struct field F_JOB[] = {
 	{"priority", 'p'}, {"after", 'a'}, {"delay", 'n'}, {"timeout", 'n'}, {"retries", 'i'},
 	{"backoff", 'n'}, {"key", 's'}, {"payload", 's'}, {"payload_b64", 's'},
 	{"durability", 's'}, {"output_max", 'i'}, {"rlimits", 'o'}, {"strict", 'b'},
-	{"umask", 'i'}, {"stdin", 's'}, {"stdin_fd", 'b'}, {"mem", 'i'}, {NULL, 0}};
+	{"umask", 'i'}, {"stdin", 's'}, {"stdin_fd", 'b'}, {"mem", 'i'}, {"cpus", 'i'}, {NULL, 0}};
 static const struct field F_BATCH[] = {{"jobs", 'a'}, {"env", 'o'}, {NULL, 0}};
 static const struct field F_SIGNAL[] = {{"id", 'i'}, {"signal", 'g'}, {NULL, 0}};
 static const struct field F_ID[] = {{"id", 'i'}, {NULL, 0}};
@@ -468,12 +468,18 @@ int dd_proto_job(json_t *o, bool top, const struct dd_envdec *shared, struct dd_
 			return fail(e, "EINVAL", "'output_max' is bytes, >= 0");
 		if (!dd_get_u64(o, "mem", &jd->exec.mem) && json_object_get(o, "mem"))
 			return fail(e, "EINVAL", "'mem' is bytes, >= 0 (0: no limit)");
+		uint64_t cpus = 1;
+		if ((!dd_get_u64(o, "cpus", &cpus) && json_object_get(o, "cpus")) || cpus < 1 ||
+		    cpus > DD_EXEC_CPUS_MAX)
+			return fail(e, "EINVAL", "'cpus' is 1 to %u", DD_EXEC_CPUS_MAX);
+		jd->exec.cpus = (unsigned)cpus;
 		if (json_object_get(o, "payload") || json_object_get(o, "payload_b64"))
 			return fail(e, "EINVAL", "a process job (argv) has no payload");
 	} else {
 		static const char *const exec_only[] = {"env",	   "env_replace", "cwd",
 							"rlimits", "output_max",  "umask",
-							"stdin",   "stdin_fd",	  "mem"};
+							"stdin",   "stdin_fd",	  "mem",
+							"cpus"};
 		for (size_t i = 0; i < sizeof(exec_only) / sizeof(exec_only[0]); i++)
 			if (json_object_get(o, exec_only[i]))
 				return fail(e, "EINVAL", "'%s' needs 'argv'", exec_only[i]);
@@ -530,6 +536,7 @@ void dd_perr_engine(struct dd_perr *e, int err, const char *what)
 	} map[] = {
 		{DD_ETERMINAL, "ETERMINAL"}, {DD_ENOHANDLER, "ENOQUEUE"}, {DD_EDEPS, "EDEPS"},
 		{DD_ESHUTDOWN, "ESHUTDOWN"}, {DD_EEVICTED, "EEVICTED"}, {DD_ESTOREFULL, "ESTOREFULL"},
+		{DD_ERESOURCES, "ERESOURCES"},
 		{-EINVAL, "EINVAL"}, {-ENOENT, "ENOENT"}, {-EAGAIN, "EAGAIN"}, {-E2BIG, "E2BIG"},
 		{-ETIMEDOUT, "ETIMEDOUT"}, {-ENOSPC, "ENOSPC"}, {-EIO, "EIO"}, {-ENOMEM, "ENOMEM"},
 		{-ESTALE, "ESTALE"}, {-EMFILE, "EMFILE"}, {-EPERM, "EPERM"}, {-EOPNOTSUPP, "ENOTSUP"},

@@ -18,6 +18,7 @@
 #include "jobtab.h"
 #include "lease.h"
 #include "placement.h"
+#include "pool.h"
 #include "proc.h"
 #include "reactor.h"
 #include "state.h"
@@ -49,6 +50,8 @@ void dd_config_init(struct dd_config *cfg)
 	cfg->output_reserve = DD_RESERVE_AUTO;
 	cfg->histograms = true;
 	cfg->kill_grace_ns = 5000000000ull;
+	cfg->pool_cpus = DD_POOL_AUTO;
+	cfg->pool_mem = DD_POOL_AUTO_MEM;
 }
 
 static int check_config(const struct dd_config *c)
@@ -96,6 +99,8 @@ static int shard_init(struct dd_engine *e, struct dd_shard *s, unsigned idx)
 	int first, count;
 	shard_cpus(nd, idx / (unsigned)e->topo->nnodes, m, &first, &count);
 	s->cpu = c->pin ? nd->cpus[first] : -1;
+	if ((r = dd_pool_init(e, s, first, count)) < 0)
+		return r;
 
 	if ((r = dd_numa_arena_create(s->os_node, &s->arena)) < 0 ||
 	    (c->histograms && (r = dd_hists_create(s)) < 0))
@@ -183,6 +188,7 @@ static void shard_fini(struct dd_shard *s)
 		dd_queue_spsc_destroy(s->workers[w].done);
 	}
 	free(s->workers);
+	free(s->pool);
 	for (unsigned i = 0; s->xs_in && i < s->eng->nshards; i++)
 		dd_queue_spsc_destroy(s->xs_in[i]);
 	free(s->xs_in);

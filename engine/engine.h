@@ -50,6 +50,7 @@ struct dd_exec_run;
 struct dd_pending;
 struct dd_proc_creds;
 struct dd_proc_cg;
+struct dd_pool;
 struct dd_proc_report;
 struct dd_tabslot;
 struct dd_tel_probe;
@@ -66,6 +67,7 @@ enum {
 	JF_EXTQ = 16u,     /* queued in an external queue's lanes (lease.c) */
 	JF_LEASED = 32u,   /* running under a lease; the timer is its deadline */
 	JF_REASON_OWN = 64u, /* reason is the record's own arena copy */
+	JF_POOLQ = 128u,   /* a process job waiting for room in the pool (pool.c) */
 };
 #define DD_HANDLER_UNRESOLVED 0xffffu /* recovered before its kind was registered */
 
@@ -196,6 +198,7 @@ struct dd_shard {
 	int64_t rt_offset;      /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
 	struct dd_durable *dur; /* NULL: durability none */
 	struct dd_uring *uring;  /* the shard's io_uring (uring.c), or NULL */
+	struct dd_pool *pool;      /* CPUs and memory for process jobs (pool.c) */
 	struct dd_exec_run *procs; /* running processes (exec.c), a list */
 	unsigned nprocs;
 	unsigned procs_ending;  /* exited, waiting for their output's last cut */
@@ -211,7 +214,7 @@ struct dd_shard {
 	struct dd_tel_shist *hist; /* [DD_HIST_COUNT], written by the reactor */
 
 	/* published counters: written by the reactor, read by dd_stats() */
-	_Alignas(DD_CACHELINE) _Atomic uint64_t st[16];
+	_Alignas(DD_CACHELINE) _Atomic uint64_t st[24];
 };
 
 struct dd_engine {

@@ -89,8 +89,9 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_exec_run *p,
 		 * root owns it */
 		.setuid = e->euid == 0 && cr, .uid = j->uid, .gid = j->gid,
 		.in = j->stdin_fd, .out = p->out, .err = p->err,
-		/* not pinned to the worker's CPU: the job may use any of ours */
-		.cpus = e->proc_cpus_ok ? &e->proc_cpus : NULL,
+		/* not pinned to the worker's CPU: the job runs on the CPUs the
+		 * pool granted it, or any of ours */
+		.cpus = p->grant.cpus ? &p->grant.set : e->proc_cpus_ok ? &e->proc_cpus : NULL,
 		.cg_procs = p->cg_on ? p->cg.procs : NULL,
 		.watch = w ? spawn_watch : NULL, .watch_arg = w,
 	};
@@ -108,7 +109,10 @@ out:
 void dd_exec_spawn(struct dd_shard *s, struct dd_jobrec *j)
 {
 	j->w_start_ns = dd_mono_ns();
-	j->proc = NULL;
+	/* the run the reactor made with the job's grant of the pool; it goes
+	 * back with the job whatever happens here, and the reactor frees it
+	 * (and gives the grant back) */
+	struct dd_exec_run *p = j->proc;
 	if (atomic_load_explicit(&j->cancel, memory_order_relaxed)) {
 		j->w_result = -ECANCELED; /* cancelled between hand-over and start */
 		return;
@@ -117,13 +121,10 @@ void dd_exec_spawn(struct dd_shard *s, struct dd_jobrec *j)
 		j->w_result = -ENOSYS; /* no io_uring to watch it with */
 		return;
 	}
-	struct dd_exec_run *p = calloc(1, sizeof(*p));
 	if (!p) {
-		j->w_result = -ENOMEM;
+		j->w_result = -ENOMEM; /* the reactor could not make it */
 		return;
 	}
-	p->out = p->err = p->pidfd = -1;
-	p->j = j;
 	char why[DD_REASON_MAX];
 	why[0] = 0;
 	int rc = spawn(s, j, p, why, sizeof(why));
@@ -140,17 +141,9 @@ void dd_exec_spawn(struct dd_shard *s, struct dd_jobrec *j)
 			p->why = dd_reason_dup(s, why);
 			if (p->err >= 0)
 				dprintf(p->err, "dispatchd: %s\n", why);
-			j->proc = p;
-			return;
 		}
-		if (p->out >= 0)
-			close(p->out);
-		if (p->err >= 0)
-			close(p->err);
-		free(p);
 		return;
 	}
-	j->proc = p;
 	j->w_result = 0;
 }
 
@@ -176,6 +169,7 @@ static void watch(struct dd_shard *s, struct dd_exec_run *p)
 
 static void proc_free(struct dd_shard *s, struct dd_exec_run *p)
 {
+	dd_pool_release(s, &p->grant);
 	if (p->next) {
 		p->prev->next = p->next;
 		p->next->prev = p->prev;

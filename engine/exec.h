@@ -10,6 +10,7 @@
 
 #include "proc.h"
 #include "engine.h"
+#include "pool.h"
 
 /* One output stream of a running process. The reactor owns it, except
  * while @busy: then the output helper (outcut.c) owns @head, @mark_len,
@@ -44,6 +45,7 @@ struct dd_exec_run {
 	bool tree_wait;   /* reaped, waiting for the rest of its tree to go */
 	struct dd_proc_cg_job cg;
 	struct dd_proc_usage use; /* the tree's, read once it is empty */
+	struct dd_grant grant;    /* what it holds of the pool (pool.c) */
 	char *why; /* pid 0: the process did not start, and why (an arena
 		    * copy the reactor hands to the job's reason), or NULL */
 	siginfo_t si; /* IORING_OP_WAITID writes here */

@@ -233,6 +233,8 @@ void dd_job_finish(struct dd_shard *s, struct dd_jobrec *j, enum dd_state st,
 	dd_queue_wheel_cancel(&s->wheel, &j->timer);
 	if (j->flags & JF_EXTQ)
 		dd_lease_unqueue(s, j);
+	else if (j->flags & JF_POOLQ)
+		dd_pool_unqueue(s, j);
 	else if (j->state == DD_QUEUED && j->link.next)
 		dd_queue_lanes_remove(&s->lanes, j->priority, &j->link);
 	if (j->flags & JF_LEASED) /* only then: a worker may be reading flags */

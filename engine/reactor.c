@@ -8,6 +8,7 @@
 #include "lease.h"
 #include "lifecycle.h"
 #include "placement.h"
+#include "pool.h"
 #include "reactor.h"
 #include "registry.h"
 #include "stats.h"
@@ -111,6 +112,20 @@ static struct dd_jobrec *next_job(struct dd_shard *s)
 	return NULL;
 }
 
+/* The next job to start: a process job waiting in the pool that fits now,
+ * else the most urgent queued job; a process job among those only when
+ * the pool has room for it (else it waits there, pool.c). */
+static struct dd_jobrec *take_job(struct dd_shard *s)
+{
+	struct dd_jobrec *j = s->pool->waiting ? dd_pool_next(s) : NULL;
+	if (j)
+		return j;
+	while ((j = next_job(s)))
+		if (!(j->flags & JF_EXEC) || dd_pool_admit(s, j))
+			return j;
+	return NULL;
+}
+
 /* New handlers: give the jobs set aside by next_job() another look, and
  * put those of external queues where dd_reserve() finds them. */
 void dd_requeue_nohandler(struct dd_shard *s)
@@ -141,14 +156,15 @@ static size_t dispatch(struct dd_shard *s)
 {
 	size_t total = 0;
 	struct dd_jobrec *batch[DD_WORKER_INFLIGHT];
-	for (unsigned tries = 0; tries < s->nworkers && s->lanes.total; tries++) {
+	for (unsigned tries = 0; tries < s->nworkers && (s->lanes.total || s->pool->waiting);
+	     tries++) {
 		struct dd_worker *w = &s->workers[s->rr];
 		s->rr = (s->rr + 1) % s->nworkers;
 		unsigned room = dd_worker_room(s, w);
-		size_t share = (s->lanes.total + s->nworkers - 1) / s->nworkers;
+		size_t share = (s->lanes.total + s->pool->waiting + s->nworkers - 1) / s->nworkers;
 		size_t k = 0;
 		while (k < room && k < share) {
-			struct dd_jobrec *j = next_job(s);
+			struct dd_jobrec *j = take_job(s);
 			if (!j)
 				break;
 			dd_start_attempt(s, j, (int)w->index);
@@ -172,7 +188,7 @@ static size_t dispatch_inline(struct dd_shard *s)
 {
 	size_t k = 0;
 	struct dd_jobrec *j;
-	while (k < DD_WORKER_INFLIGHT && (j = next_job(s))) {
+	while (k < DD_WORKER_INFLIGHT && (j = take_job(s))) {
 		dd_start_attempt(s, j, 0);
 		dd_run_handler(s, j, 0, dd_mono_ns());
 		s->now = dd_mono_ns();

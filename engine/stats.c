@@ -16,6 +16,7 @@
 #include "durable/durable.h"
 #include "probe.h"
 #include "stats.h"
+#include "pool.h"
 #include "telemetry.h"
 
 /* ---- latency histograms ---- */
@@ -181,7 +182,12 @@ static void fill_counters(struct dd_engine *e, struct dd_stats *st)
 		o->proc_cpu_ns = LD(ST_PROC_CPU_NS);
 		o->proc_oom = LD(ST_PROC_OOM);
 		o->proc_leftovers = LD(ST_PROC_LEFTOVERS);
+		o->pool_cpus_free = LD(ST_POOL_FREE);
+		o->pool_mem_free = LD(ST_POOL_MEM_FREE);
+		o->pool_waiting = LD(ST_POOL_WAITING);
 #undef LD
+		o->pool_cpus = s->pool ? s->pool->total : 0;
+		o->pool_mem = s->pool ? s->pool->mem_total : 0;
 		o->parks = atomic_load_explicit(&s->wake.parks, memory_order_relaxed);
 		o->wakeups = atomic_load_explicit(&s->wake.wakes, memory_order_relaxed);
 		o->arena_bytes = dd_numa_arena_allocated(s->arena);
@@ -207,6 +213,11 @@ static void fill_counters(struct dd_engine *e, struct dd_stats *st)
 		t->proc_cpu_ns += o->proc_cpu_ns;
 		t->proc_oom += o->proc_oom;
 		t->proc_leftovers += o->proc_leftovers;
+		t->pool_cpus += o->pool_cpus;
+		t->pool_cpus_free += o->pool_cpus_free;
+		t->pool_mem += o->pool_mem;
+		t->pool_mem_free += o->pool_mem_free;
+		t->pool_waiting += o->pool_waiting;
 		t->log_records += o->log_records;
 		t->log_batches += o->log_batches;
 		t->store_jobs += o->store_jobs;

@@ -24,6 +24,8 @@ const char *dd_strerror(int err)
 		return "job has ended and is no longer held in memory";
 	case DD_ESTOREFULL:
 		return "state store is full (map_max reached): raise map_max or lower retention";
+	case DD_ERESOURCES:
+		return "the job asks for more CPUs or memory than the engine's pool holds";
 	}
 	if (err < 0 && err > DD_ERR_FIRST)
 		return strerror(-err);

@@ -14,6 +14,7 @@
 #include "engine.h"
 #include "durable/durable.h"
 #include "idem.h"
+#include "pool.h"
 #include "proc.h"
 #include "reactor.h"
 #include "registry.h"
@@ -77,6 +78,8 @@ static int validate(struct dd_engine *e, const struct dd_job_spec *sp, struct ki
 			return DD_EDEPS;
 	}
 	if (sp->exec) {
+		if (!dd_pool_can_hold(e, sp->exec->cpus ? sp->exec->cpus : 1, sp->exec->mem))
+			return DD_ERESOURCES;
 		int h = dd_kind_for_exec(e, sp->kind);
 		if (h < 0)
 			return h == -ENOENT ? DD_ENOHANDLER : h;

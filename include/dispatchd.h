@@ -39,7 +39,9 @@ extern "C" {
 #define DD_ESHUTDOWN (-5004)  /* the engine is stopping */
 #define DD_EEVICTED (-5005)   /* the job ended and left memory (retention) */
 #define DD_ESTOREFULL (-5006) /* the state store reached its map_max */
-#define DD_ERR_LAST (-5006)
+#define DD_ERESOURCES (-5007) /* a process job asks for more CPUs or memory
+			       * than the engine's pool holds */
+#define DD_ERR_LAST (-5007)
 
 /* Text for a code returned by this library (DD_E* or -errno). Static storage;
  * never NULL. */
@@ -135,6 +137,10 @@ struct dd_exec_spec {
 				  * limit <mem>". Refused at the start
 				  * (the job fails, saying why) without a
 				  * memory controller: dd_engine_cgroups() */
+	unsigned cpus;           /* CPUs the process needs, 0 or 1 = one, at
+				  * most DD_EXEC_CPUS_MAX: it starts only when
+				  * that many of the engine's pool are free
+				  * (see dd_config.pool_cpus), and runs on them */
 	int stdin_fd;            /* with DD_EXEC_STDIN_FD (and no stdin_path):
 				  * dup'd (close-on-exec) during dd_submit(), read
 				  * by every attempt this engine starts (they share
@@ -145,6 +151,7 @@ struct dd_exec_spec {
 #define DD_EXEC_UMASK 1u
 #define DD_EXEC_STDIN_FD 2u
 #define DD_EXEC_MAX (1u << 20) /* encoded argv + env + cwd + stdin_path, bytes */
+#define DD_EXEC_CPUS_MAX 4096u
 
 /* What a submitter asks for. Zero-initialise it and set what you need; every
  * pointer is read during dd_submit() only (the engine copies what it keeps).
@@ -402,6 +409,14 @@ struct dd_config {
 	dd_event_fn on_event;
 	void *event_arg;
 	uint32_t event_mask;      /* default DD_EVENTS_TERMINAL when on_event is set */
+	unsigned pool_cpus;       /* CPUs process jobs may hold at once (each asks
+				   * dd_exec_spec.cpus): DD_POOL_AUTO (default)
+				   * the engine's CPUs (its affinity); 0: this
+				   * engine runs no process job, they wait. A
+				   * count above the CPUs shares them */
+	uint64_t pool_mem;        /* bytes process jobs may ask for at once
+				   * (dd_exec_spec.mem): DD_POOL_AUTO_MEM
+				   * (default) the machine's memory */
 	int cgroups;              /* a cgroup per process job (DESIGN.md section
 				   * 10): DD_CGROUPS_AUTO (default: used where
 				   * the engine may create them, else process
@@ -666,11 +681,17 @@ struct dd_shard_stats {
 	uint64_t proc_oom;       /* attempts killed for their memory limit */
 	uint64_t proc_leftovers; /* attempts whose main process left others
 				  * behind, which were killed */
+	/* the pool process jobs take CPUs and memory from (dd_config.pool_cpus) */
+	uint64_t pool_cpus, pool_cpus_free;
+	uint64_t pool_mem, pool_mem_free; /* bytes */
+	uint64_t pool_waiting;   /* process jobs queued for want of room */
 	struct dd_hist_summary hist[DD_HIST_COUNT]; /* since the engine started */
 };
 
 enum { DD_PROBE_AUTO = 0, DD_PROBE_ON = 1, DD_PROBE_OFF = 2 };
 enum { DD_CGROUPS_AUTO = 0, DD_CGROUPS_ON = 1, DD_CGROUPS_OFF = 2 };
+#define DD_POOL_AUTO UINT32_MAX
+#define DD_POOL_AUTO_MEM UINT64_MAX
 
 /* Thread roles the jitter probe tells apart. */
 enum dd_probe_role {

@@ -4,9 +4,9 @@
  *
  *   u32 magic "DDX1"   u32 flags (1 env_replace, 2 cwd present,
  *                                 4 umask present, 8 stdin path present,
- *                                 16 memory limit present)
+ *                                 16 memory limit present, 32 CPUs present)
  *   u64 output_max     u32 nrlimits   u32 argc   u32 envc
- *   [u32 umask] [u64 memory limit, not 0]
+ *   [u32 umask] [u64 memory limit, not 0] [u32 CPUs, at least 2]
  *   nrlimits x { i32 resource, u64 cur, u64 max }
  *   [cwd] [stdin path] argv[argc] env[envc], each u32 length + bytes (no NUL)
  *
@@ -29,7 +29,9 @@
 #define F_UMASK 4u
 #define F_STDIN 8u
 #define F_MEM 16u
-#define F_ALL (F_ENV_REPLACE | F_CWD | F_UMASK | F_STDIN | F_MEM)
+#define F_CPUS 32u
+#define F_ALL (F_ENV_REPLACE | F_CWD | F_UMASK | F_STDIN | F_MEM | F_CPUS)
+#define HEAD_BYTES 28u /* magic, flags, output_max, nrlimits, argc, envc */
 
 struct wbuf {
 	unsigned char *p;
@@ -61,7 +63,7 @@ static size_t encode(const struct dd_exec_spec *x, struct wbuf *w)
 	put(w, &u, 4);
 	bool um = x->flags & DD_EXEC_UMASK;
 	u = (x->env_replace ? F_ENV_REPLACE : 0) | (x->cwd ? F_CWD : 0) | (um ? F_UMASK : 0) |
-	    (x->stdin_path ? F_STDIN : 0) | (x->mem ? F_MEM : 0);
+	    (x->stdin_path ? F_STDIN : 0) | (x->mem ? F_MEM : 0) | (x->cpus > 1 ? F_CPUS : 0);
 	put(w, &u, 4);
 	put(w, &x->output_max, 8);
 	put(w, &x->nrlimits, 4);
@@ -73,6 +75,10 @@ static size_t encode(const struct dd_exec_spec *x, struct wbuf *w)
 	}
 	if (x->mem)
 		put(w, &x->mem, 8);
+	if (x->cpus > 1) {
+		u = x->cpus;
+		put(w, &u, 4);
+	}
 	for (unsigned i = 0; i < x->nrlimits; i++) {
 		int32_t r = x->rlimits[i].resource;
 		put(w, &r, 4);
@@ -94,6 +100,8 @@ int dd_proc_spec_encode(const struct dd_exec_spec *x, void **out, size_t *len)
 {
 	if (!x->argv || !x->argv[0] || !x->argv[0][0] || x->nrlimits > DD_RLIMITS_MAX ||
 	    (x->nrlimits && !x->rlimits))
+		return -EINVAL;
+	if (x->cpus > DD_EXEC_CPUS_MAX)
 		return -EINVAL;
 	if ((x->flags & ~(DD_EXEC_UMASK | DD_EXEC_STDIN_FD)) ||
 	    ((x->flags & DD_EXEC_UMASK) && x->umask > 0777) ||
@@ -183,6 +191,12 @@ int dd_proc_spec_decode(const void *buf, size_t len, struct dd_proc_spec *out)
 		if (r.bad || !out->mem) /* one encoding: no limit has no field */
 			return -EPROTO;
 	}
+	out->cpus = 1;
+	if (flags & F_CPUS) {
+		get(&r, &out->cpus, 4);
+		if (r.bad || out->cpus < 2 || out->cpus > DD_EXEC_CPUS_MAX) /* one CPU: no field */
+			return -EPROTO;
+	}
 	out->nrl = nrl;
 	for (unsigned i = 0; i < nrl; i++) {
 		int32_t res;
@@ -225,6 +239,32 @@ int dd_proc_spec_decode(const void *buf, size_t len, struct dd_proc_spec *out)
 	}
 	if (r.bad || r.off != len || !out->argv[0][0]) {
 		dd_proc_spec_free(out);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int dd_proc_spec_request(const void *buf, size_t len, uint32_t *cpus, uint64_t *mem)
+{
+	struct rbuf r = {.p = buf, .n = len};
+	uint32_t magic, flags, um;
+	*cpus = 1;
+	*mem = 0;
+	get(&r, &magic, 4);
+	get(&r, &flags, 4);
+	r.off = HEAD_BYTES;
+	if (r.n < HEAD_BYTES || magic != MAGIC || (flags & ~F_ALL))
+		return -EPROTO;
+	if (flags & F_UMASK)
+		get(&r, &um, 4);
+	if (flags & F_MEM)
+		get(&r, mem, 8);
+	if (flags & F_CPUS)
+		get(&r, cpus, 4);
+	if (r.bad || (flags & F_MEM && !*mem) ||
+	    (flags & F_CPUS && (*cpus < 2 || *cpus > DD_EXEC_CPUS_MAX))) {
+		*cpus = 1;
+		*mem = 0;
 		return -EPROTO;
 	}
 	return 0;

@@ -34,6 +34,7 @@ struct dd_proc_spec {
 	unsigned umask; /* 022 unless the spec gave one */
 	uint64_t output_max;
 	uint64_t mem; /* the tree's memory limit, bytes; 0 none */
+	uint32_t cpus; /* CPUs it asks for, at least 1 */
 	struct dd_rlimit rl[DD_RLIMITS_MAX];
 	unsigned nrl;
 	void *blk;    /* one allocation holding all of it */
@@ -48,6 +49,10 @@ int dd_proc_spec_encode(const struct dd_exec_spec *x, void **out, size_t *len);
  * Returns 0 (free @out with dd_proc_spec_free), -EPROTO (not a spec: @out
  * holds nothing) or -ENOMEM. */
 int dd_proc_spec_decode(const void *buf, size_t len, struct dd_proc_spec *out);
+/* The resources a spec asks for (its CPUs, at least 1, and memory, 0
+ * none), from its header alone: a few loads, for the reactor. Returns 0,
+ * or -EPROTO (not a spec: 1 and 0 given back). */
+int dd_proc_spec_request(const void *buf, size_t len, uint32_t *cpus, uint64_t *mem);
 /* Frees what decode allocated; @d is zeroed (a second free does nothing). */
 void dd_proc_spec_free(struct dd_proc_spec *d);
 

@@ -37,6 +37,11 @@ void dd_queue_lanes_remove(struct dd_queue_lanes *l, unsigned lane, struct dd_qu
 		l->nonempty &= ~(1u << lane);
 }
 
+struct dd_queue_node *dd_queue_lanes_peek(const struct dd_queue_lanes *l)
+{
+	return l->nonempty ? l->head[__builtin_ctz(l->nonempty)].next : NULL;
+}
+
 struct dd_queue_node *dd_queue_lanes_pop(struct dd_queue_lanes *l)
 {
 	if (!l->nonempty)

@@ -210,6 +210,8 @@ struct dd_queue_lanes {
 
 void dd_queue_lanes_init(struct dd_queue_lanes *l);
 void dd_queue_lanes_push(struct dd_queue_lanes *l, unsigned lane, struct dd_queue_node *n);
+/* The oldest node of the most urgent non-empty lane, left there, or NULL. */
+struct dd_queue_node *dd_queue_lanes_peek(const struct dd_queue_lanes *l);
 /* Pops the oldest node of the most urgent non-empty lane, or NULL. */
 struct dd_queue_node *dd_queue_lanes_pop(struct dd_queue_lanes *l);
 /* Removes @n, which must be in lane @lane. */

@@ -1947,5 +1947,42 @@ def process_trees():
             on.close()
 
 
+
+@case
+def process_pool():
+    """dispatchd --cpus 2: six one-CPU jobs never run three at once (from
+    their own start and end times); --cpus 3 is refused at submit with the
+    pool's size; stats show the pool; --cpus 0 runs no process job."""
+    with Daemon("--cpus", "2") as d, d.client() as c:
+        work = tempfile.mkdtemp(prefix="dd-h19p-")
+        try:
+            times = os.path.join(work, "times")
+            ids = [int(d.ctl("submit", "--", "sh", "-c",
+                             "read a b < /proc/uptime; echo \"$a 1\" >> %s; sleep 0.3; "
+                             "read a b < /proc/uptime; echo \"$a -1\" >> %s" % (times, times)
+                             ).stdout) for _ in range(6)]
+            for j in ids:
+                assert c.wait(j)["state"] == "succeeded"
+            with open(times) as f:
+                ev = sorted((float(t), int(k)) for t, k in (ln.split() for ln in f))
+            run = most = 0
+            for _, k in ev:
+                run += k
+                most = max(most, run)
+            assert most == 2, ev
+            r = d.ctl("submit", "--cpus", "3", "--", "true", check=1)
+            assert b"more CPUs or memory than the engine's pool holds (2 CPUs" in r.stderr, r.stderr
+            pool = c.ok("stats")["processes"]["pool"]
+            assert pool["cpus"] == 2 and pool["cpus_free"] == 2 and pool["waiting"] == 0, pool
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    with Daemon("--cpus", "0") as d, d.client() as c:
+        j = c.ok("submit", argv=["true"])["id"]
+        until(lambda: c.ok("stats")["processes"]["pool"]["waiting"] == 1)
+        assert c.ok("get", id=j)["job"]["state"] == "queued"
+        # in-process jobs are not the pool's
+        assert c.wait(c.ok("submit", queue="dispatchd.noop")["id"])["state"] == "succeeded"
+
+
 if __name__ == "__main__":
     sys.exit(run_cases(CASES, "daemon"))

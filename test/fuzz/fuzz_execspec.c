@@ -28,6 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			.env_replace = x.env_replace, .cwd = x.cwd, .output_max = x.output_max,
 			.rlimits = x.rl, .nrlimits = x.nrl, .flags = DD_EXEC_UMASK,
 			.umask = x.umask, .stdin_path = x.stdin_path, .mem = x.mem,
+			.cpus = x.cpus,
 		};
 		void *buf;
 		size_t len;
@@ -36,7 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (dd_proc_spec_decode(buf, len, &y) < 0 || y.umask != x.umask ||
 			    !y.stdin_path != !x.stdin_path ||
 			    (y.stdin_path && strcmp(y.stdin_path, x.stdin_path)) ||
-			    strcmp(y.argv[0], x.argv[0]) || y.mem != x.mem)
+			    strcmp(y.argv[0], x.argv[0]) || y.mem != x.mem ||
+			    y.cpus != x.cpus)
 				abort();
 			dd_proc_spec_free(&y);
 			free(buf);
@@ -62,7 +64,7 @@ const struct dd_fuzz_seed *dd_fuzz_seeds(size_t *n)
 		{.argv = a1, .stdin_path = "/etc/hostname", .cwd = "/tmp"},
 		{.argv = a1, .env = e1, .cwd = "/tmp", .rlimits = &rl, .nrlimits = 1,
 		 .flags = DD_EXEC_UMASK, .umask = 0777, .stdin_path = "in"},
-		{.argv = a1, .cwd = "/tmp", .mem = 64u << 20},
+		{.argv = a1, .cwd = "/tmp", .mem = 64u << 20, .cpus = 4},
 	};
 	for (int i = 0; i < 7; i++) {
 		void *buf;

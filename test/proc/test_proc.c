@@ -124,10 +124,22 @@ Test(proc, spec_round_trip)
 	struct dd_exec_spec x = {.argv = argv, .env = env, .env_replace = true, .cwd = "/tmp",
 				 .output_max = 4096, .rlimits = rl, .nrlimits = 2,
 				 .flags = DD_EXEC_UMASK, .umask = 077, .stdin_path = "/etc/hostname",
-				 .mem = 64u << 20};
+				 .mem = 64u << 20, .cpus = 3};
 	struct dd_proc_spec d;
 	mkspec(&x, &d);
 	cr_assert_eq(d.mem, 64u << 20);
+	cr_assert_eq(d.cpus, 3);
+	uint32_t rc;
+	uint64_t rm;
+	void *raw;
+	size_t rawlen;
+	cr_assert_eq(dd_proc_spec_encode(&x, &raw, &rawlen), 0);
+	cr_assert_eq(dd_proc_spec_request(raw, rawlen, &rc, &rm), 0);
+	cr_assert_eq(rc, 3);
+	cr_assert_eq(rm, 64u << 20);
+	cr_assert_eq(dd_proc_spec_request(raw, 12, &rc, &rm), -EPROTO);
+	cr_assert_eq(rc, 1);
+	free(raw);
 	cr_assert_str_eq(d.argv[0], "echo");
 	cr_assert_str_eq(d.argv[1], "hi");
 	cr_assert_str_eq(d.argv[2], "");
@@ -156,6 +168,7 @@ Test(proc, spec_round_trip)
 	cr_assert_eq(d.umask, 022);
 	cr_assert_not(d.env_replace);
 	cr_assert_eq(d.mem, 0);
+	cr_assert_eq(d.cpus, 1);
 	dd_proc_spec_free(&d);
 
 	/* a memory limit of 0 has one encoding: no field. With the flag and
