@@ -451,6 +451,19 @@ int dd_proc_cg_job_signal(const struct dd_proc_cg *cg, const struct dd_proc_cg_j
 	return total;
 }
 
+/* @peak (a number) and the oom_kill count of @events, at @dir. */
+static void memory_usage(int dir, const char *peak, const char *events, struct dd_proc_usage *u)
+{
+	char buf[2048];
+	uint64_t v;
+	if (read_at(dir, peak, buf, sizeof(buf)) > 0) {
+		u->mem_peak = strtoull(buf, NULL, 10);
+		u->have_mem = true;
+	}
+	if (read_at(dir, events, buf, sizeof(buf)) > 0 && keyed(buf, "oom_kill", &v))
+		u->oom_kills = v;
+}
+
 int dd_proc_cg_job_usage(const struct dd_proc_cg *cg, const struct dd_proc_cg_job *j,
 			 struct dd_proc_usage *u)
 {
@@ -461,23 +474,12 @@ int dd_proc_cg_job_usage(const struct dd_proc_cg *cg, const struct dd_proc_cg_jo
 		u->cpu_ns = v * 1000;
 		u->have_cpu = true;
 	}
-	if (cg->v2mem) {
-		if (read_at(j->dir, "memory.peak", buf, sizeof(buf)) > 0) {
-			u->mem_peak = strtoull(buf, NULL, 10);
-			u->have_mem = true;
-		}
-		if (read_at(j->dir, "memory.events", buf, sizeof(buf)) > 0 &&
-		    keyed(buf, "oom_kill", &v))
-			u->oom_kills = v;
-	} else if (j->mdir >= 0) {
-		if (read_at(j->mdir, "memory.max_usage_in_bytes", buf, sizeof(buf)) > 0) {
-			u->mem_peak = strtoull(buf, NULL, 10);
-			u->have_mem = true;
-		}
-		if (read_at(j->mdir, "memory.oom_control", buf, sizeof(buf)) > 0 &&
-		    keyed(buf, "oom_kill", &v))
-			u->oom_kills = v;
-	}
+	/* the peak and the kernel's kills for the limit: v2's files, or
+	 * the v1 memory controller's */
+	if (cg->v2mem)
+		memory_usage(j->dir, "memory.peak", "memory.events", u);
+	else if (j->mdir >= 0)
+		memory_usage(j->mdir, "memory.max_usage_in_bytes", "memory.oom_control", u);
 	return 0;
 }
 

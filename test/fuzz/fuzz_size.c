@@ -12,10 +12,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char text[128];
-	if (size >= sizeof(text))
+	if (!dd_fuzz_cstr(data, size, text, sizeof(text)))
 		return 0;
-	memcpy(text, data, size);
-	text[size] = 0;
 	uint64_t b, again;
 	if (dd_size_parse(text, &b) < 0)
 		return 0;
