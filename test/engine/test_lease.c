@@ -107,12 +107,17 @@ Test(lease, touch_extends)
 	s.max_attempts = 1;
 	uint64_t id = submit_ok(e, &s);
 	await_state(e, id, DD_QUEUED);
-	cr_assert_eq(dd_reserve(e, "ext", 50 * MS, DD_ANY_OWNER, &l), 0);
+	/* a first deadline the touch right after can meet on a slow
+	 * sanitizer build on a loaded machine */
+	cr_assert_eq(dd_reserve(e, "ext", 1000 * MS, DD_ANY_OWNER, &l), 0);
 	cr_assert_eq(l.id, id);
 	cr_assert_eq(dd_lease_touch(e, id, 1, 60000 * MS), 0);
 	uint64_t witness = submit_ok(e, &s);
 	await_state(e, witness, DD_QUEUED);
-	cr_assert_eq(dd_reserve(e, "ext", 150 * MS, DD_ANY_OWNER, &l), 0);
+	/* the witness is reserved after the first and expires later than the
+	 * first would have: when it has expired, the first's own deadline
+	 * has passed too */
+	cr_assert_eq(dd_reserve(e, "ext", 1200 * MS, DD_ANY_OWNER, &l), 0);
 	cr_assert_eq(l.id, witness);
 	struct dd_job_info info;
 	cr_assert_eq(wait_state(e, witness, &info), DD_FAILED);
