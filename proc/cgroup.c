@@ -36,7 +36,6 @@ struct dd_proc_cg {
 	int v2;     /* S on cgroup2 (a directory fd) */
 	int v1mem;  /* S on the v1 memory hierarchy, or -1 */
 	bool v2mem; /* the memory controller reaches S's children on v2 */
-	bool v2pids;
 	bool kill_file; /* cgroup.kill (Linux 5.14) */
 	char v2path[PATH_MAX];
 	char v1mempath[PATH_MAX];
@@ -267,7 +266,8 @@ int dd_proc_cg_open(const char *name, struct dd_proc_cg **out, char *why, size_t
 	int rc = own_dir(NULL, cdir, sizeof(cdir), why, whyn);
 	if (rc < 0)
 		goto fail;
-	static const char *const want[] = {"memory", "pids", NULL};
+	/* memory alone: no other controller's file is written or read */
+	static const char *const want[] = {"memory", NULL};
 	pass_on(cdir, want);
 	if ((rc = subtree(cdir, name, cg->v2path, sizeof(cg->v2path))) < 0) {
 		snprintf(why, whyn, "cannot create cgroup %s: %s%s", cg->v2path, strerror(-rc),
@@ -277,10 +277,9 @@ int dd_proc_cg_open(const char *name, struct dd_proc_cg **out, char *why, size_t
 		goto fail;
 	}
 	cg->v2 = rc;
-	bool on[2] = {0};
+	bool on[1] = {0};
 	enable(cg->v2, want, on);
 	cg->v2mem = on[0];
-	cg->v2pids = on[1];
 	/* every cgroup but the root has it from Linux 5.14 */
 	cg->kill_file = faccessat(cg->v2, "cgroup.kill", F_OK, 0) == 0;
 	char v1why[PATH_MAX + 64] = "";

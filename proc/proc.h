@@ -191,7 +191,7 @@ struct dd_proc_usage {
 	uint64_t oom_kills; /* processes the kernel killed for the limit */
 };
 /* Creates (or takes over) the subtree @name in the caller's own cgroup,
- * enabling the memory and pids controllers for it where they can be.
+ * enabling the memory controller for it where it can be.
  * Returns 0, or -errno with @why saying why cgroups cannot be used (no
  * cgroup2 mount; not root and not delegated). */
 int dd_proc_cg_open(const char *name, struct dd_proc_cg **out, char *why, size_t whyn);

@@ -10,7 +10,7 @@
 
 #include "util.h"
 
-static char dir[] = "/tmp/dd-pool-XXXXXX";
+static char dir[] = "/tmp/dd-pool-XXXXXX"; /* mkdtemp fills the X's */
 
 static struct dd_engine *engine(unsigned cpus, uint64_t mem)
 {

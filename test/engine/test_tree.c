@@ -11,7 +11,7 @@
 
 #include "util.h"
 
-static char dir[] = "/tmp/dd-tree-XXXXXX";
+static char dir[] = "/tmp/dd-tree-XXXXXX"; /* mkdtemp fills the X's */
 static char pidfile[256];
 
 static struct dd_engine *engine(int cgroups)
