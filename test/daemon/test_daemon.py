@@ -1919,9 +1919,12 @@ def process_trees():
         finally:
             shutil.rmtree(work, ignore_errors=True)
     with RealUsers("ddh19a") as (alice,):
-        ud = UserDaemon(alice, "--socket", os.path.join(tempfile.gettempdir(), "dd-h19a.sock"))
+        # a socket directory of alice's own, fresh each run
+        sockdir = tempfile.mkdtemp(prefix="dd-h19s-")
+        os.chown(sockdir, alice.pw_uid, alice.pw_gid)
+        sock = os.path.join(sockdir, "a.sock")
+        ud = UserDaemon(alice, "--socket", sock)
         try:
-            sock = os.path.join(tempfile.gettempdir(), "dd-h19a.sock")
             ud.wait_ready(sock)
             with Client(sock) as c:
                 pong = c.ok("ping")
@@ -1938,13 +1941,13 @@ def process_trees():
             assert "cgroups unavailable: cannot create cgroup" in ud.logtext(), ud.logtext()
         finally:
             ud.close()
-        on = UserDaemon(alice, "--socket", os.path.join(tempfile.gettempdir(), "dd-h19b.sock"),
-                        "--cgroups", "on")
+        on = UserDaemon(alice, "--socket", os.path.join(sockdir, "b.sock"), "--cgroups", "on")
         try:
             rc = on.proc.wait(30)
             assert rc == 1 and "cgroups unavailable" in on.logtext(), (rc, on.logtext())
         finally:
             on.close()
+            shutil.rmtree(sockdir, ignore_errors=True)
 
 
 
