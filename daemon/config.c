@@ -128,6 +128,9 @@ int dd_dcfg_set(struct dd_dcfg *c, const char *key, const char *v, char *err, si
 		bad = strcmp(v, "auto") ? dd_size_parse(v, &u) < 0 || u == UINT64_MAX ||
 						  (c->pool_mem = u, 0)
 					: (c->pool_mem = DD_POOL_AUTO_MEM, 0);
+	else if (!strcmp(key, "supervisor"))
+		bad = !v[0] || (strcmp(v, "off") && v[0] != '/') ||
+		      copy(c->supervisor, sizeof(c->supervisor), v);
 	else if (!strcmp(key, "cgroups"))
 		bad = !strcmp(v, "auto")  ? (c->cgroups = DD_CGROUPS_AUTO, 0)
 		      : !strcmp(v, "on")  ? (c->cgroups = DD_CGROUPS_ON, 0)
@@ -153,6 +156,7 @@ int dd_dcfg_set(struct dd_dcfg *c, const char *key, const char *v, char *err, si
 			   !strcmp(key, "submit_wait") || !strcmp(key, "spin");
 		snprintf(err, errlen, "bad value '%s' for %s%s", v, key,
 			 dur ? " (a duration: " DD_DURATION_FORMS ")" : !strcmp(key, "cgroups") ? " (auto, on or off)"
+			 : !strcmp(key, "supervisor") ? " (an absolute path, or off)"
 			 : !strcmp(key, "mem")	   ? " (auto, or a size: " DD_SIZE_FORMS ")"
 			 : !strcmp(key, "cpus")	   ? " (auto, or a count of CPUs)"
 						   : "");

@@ -27,6 +27,8 @@ struct dd_dcfg {
 	uint64_t kill_grace_ns;
 	uint64_t shutdown_grace_ns;
 	int cgroups;           /* DD_CGROUPS_AUTO, _ON, _OFF */
+	char supervisor[1024]; /* the supervisor program; "" the engine's
+				* default; "off" none (jobs end with the daemon) */
 	unsigned pool_cpus;    /* --cpus: DD_POOL_AUTO, or a count (0: none) */
 	uint64_t pool_mem;     /* --mem: DD_POOL_AUTO_MEM, or bytes */
 	uint64_t spin_ns;      /* engine threads spin this long before parking;

@@ -340,6 +340,9 @@ static void show_pong(json_t *r)
 		printf("process jobs: %s%s\n",
 		       json_is_true(json_object_get(r, "cgroups")) ? "in cgroups: " : "no cgroups: ",
 		       json_string_value(cg));
+	json_t *sup = json_object_get(r, "supervisor_status");
+	if (sup)
+		printf("process supervisor: %s\n", json_string_value(sup));
 }
 static void show_drain(json_t *r) { (void)r; puts("dispatchd is draining"); }
 

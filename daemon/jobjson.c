@@ -140,6 +140,10 @@ json_t *dd_stats_json(struct dd_server *srv, struct dd_stats_window *win, bool l
 				  st.cgroup_status, "cpu_seconds", (double)st.total.proc_cpu_ns / 1e9,
 				  "oom", (json_int_t)st.total.proc_oom, "leftovers",
 				  (json_int_t)st.total.proc_leftovers);
+	bool sup;
+	const char *sups = dd_engine_supervisor(srv->eng, &sup);
+	json_object_set_new(procs, "supervisor", json_boolean(sup));
+	json_object_set_new(procs, "supervisor_status", json_string(sups));
 	json_object_set_new(procs, "pool",
 			    json_pack("{s:I, s:I, s:I, s:I, s:I}", "cpus",
 				      (json_int_t)st.total.pool_cpus, "cpus_free",

@@ -38,6 +38,9 @@ static void usage(FILE *f)
 		"                          the machine's; 512M, 64G; a bare number is MiB)\n"
 		"      --cgroups auto|on|off  a cgroup per process job (default auto: where\n"
 		"                          they can be made; on: refuse to start without)\n"
+		"      --supervisor PATH|off  the process supervisor that keeps process jobs\n"
+		"                          running across a stop or crash (default: the\n"
+		"                          installed one; off: they end with the daemon)\n"
 		"      --output-reserve N  bytes kept free for the log and store on the state\n"
 		"                          dir's file system; below it job output is cut\n"
 		"                          (default auto: 1G, or 5%% of a smaller file system)\n"
@@ -112,7 +115,7 @@ static int parse_args(int argc, char **argv, struct dd_server *srv)
 		{"workers", required_argument, NULL, 'W'},   {"durability", required_argument, NULL, 'D'},
 		{"log-file", required_argument, NULL, 'L'},  {"config", required_argument, NULL, 'c'},
 		{"output-dir", required_argument, NULL, 'O'}, {"output-reserve", required_argument, NULL, 'R'},
-		{"cgroups", required_argument, NULL, 'G'},
+		{"cgroups", required_argument, NULL, 'G'}, {"supervisor", required_argument, NULL, 'U'},
 		{"cpus", required_argument, NULL, 'P'},	     {"mem", required_argument, NULL, 'M'},
 		{"verbose", no_argument, NULL, 'v'},	     {"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},	     {NULL, 0, NULL, 0},
@@ -121,7 +124,7 @@ static int parse_args(int argc, char **argv, struct dd_server *srv)
 		['d'] = "state_dir", ['s'] = "socket",	 ['l'] = "listen",  ['t'] = "token_file",
 		['m'] = "metrics",   ['S'] = "shards",	 ['W'] = "workers", ['D'] = "durability",
 		['L'] = "log_file",  ['O'] = "output_dir", ['R'] = "output_reserve",
-		['G'] = "cgroups",   ['P'] = "cpus",	 ['M'] = "mem",
+		['G'] = "cgroups",   ['P'] = "cpus",	 ['M'] = "mem",     ['U'] = "supervisor",
 	};
 	char err[4400];
 	int o, verbose = 0;
@@ -194,6 +197,10 @@ static void engine_config(struct dd_server *srv, struct dd_config *ec)
 	ec->output_reserve = srv->cfg.output_reserve;
 	ec->kill_grace_ns = srv->cfg.kill_grace_ns;
 	ec->cgroups = srv->cfg.cgroups;
+	if (!strcmp(srv->cfg.supervisor, "off"))
+		ec->supervisor = "";
+	else if (srv->cfg.supervisor[0])
+		ec->supervisor = srv->cfg.supervisor;
 	ec->pool_cpus = srv->cfg.pool_cpus;
 	ec->pool_mem = srv->cfg.pool_mem;
 	ec->shutdown_grace_ns = srv->cfg.shutdown_grace_ns;
@@ -232,9 +239,10 @@ static int start_service(struct dd_server *srv)
 	}
 	struct dd_recovery rec;
 	if (dd_engine_recovery(srv->eng, &rec) == 0 && (rec.jobs_loaded || rec.records_replayed))
-		dd_server_log("recovered %llu unfinished jobs (%llu retried, %llu lost) from %llu log "
-			      "records in %.1f ms%s",
-			      (unsigned long long)rec.jobs_loaded, (unsigned long long)rec.jobs_retried,
+		dd_server_log("recovered %llu unfinished jobs (%llu running taken over, %llu retried, "
+			      "%llu lost) from %llu log records in %.1f ms%s",
+			      (unsigned long long)rec.jobs_loaded, (unsigned long long)rec.jobs_adopted,
+			      (unsigned long long)rec.jobs_retried,
 			      (unsigned long long)rec.jobs_lost, (unsigned long long)rec.records_replayed,
 			      (double)rec.ns / 1e6, rec.torn ? "; a torn log tail was cut" : "");
 	if (dd_server_listen_unix(srv, srv->cfg.socket, err, sizeof(err)) < 0 ||
@@ -249,17 +257,26 @@ static int start_service(struct dd_server *srv)
 	return 0;
 }
 
-/* Drain: no new connections or jobs; running work finishes (or is
- * cancelled after the grace and retried at the next start); queued jobs
- * stay in the log for the next start. */
+/* Stop (a signal): no new connections or jobs; running process jobs go
+ * on under the supervisor and the next start takes them over; queued
+ * jobs stay in the log for the next start.
+ * Drain (dispatchctl drain): the same, but running work finishes (or is
+ * cancelled after the grace and retried at the next start). */
 static void drain(struct dd_server *srv)
 {
-	dd_notify("STOPPING=1\nSTATUS=draining");
+	bool sup;
+	dd_engine_supervisor(srv->eng, &sup);
+	bool leave = srv->leave_running && sup;
+	dd_notify(leave ? "STOPPING=1\nSTATUS=stopping" : "STOPPING=1\nSTATUS=draining");
 	dd_server_close_listeners(srv);
 	dd_metrics_stop(srv); /* before the engine it reads goes */
-	dd_server_log("draining: waiting up to %.0f s for running jobs",
-		      (double)srv->cfg.shutdown_grace_ns / 1e9);
-	dd_engine_destroy(srv->eng);
+	if (leave)
+		dd_server_log("stopping: running process jobs go on under the supervisor; the next "
+			      "start takes them over");
+	else
+		dd_server_log("draining: waiting up to %.0f s for running jobs",
+			      (double)srv->cfg.shutdown_grace_ns / 1e9);
+	dd_engine_destroy_ex(srv->eng, leave ? DD_DESTROY_LEAVE_RUNNING : 0);
 	srv->eng = NULL;
 	dd_server_finish(srv);
 	dd_server_destroy(srv);

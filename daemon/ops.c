@@ -119,14 +119,17 @@ static void op_drain(struct conn *c, struct dd_req *r)
 /* "window": since this connection's last windowed read; "latency": false
  * leaves the histogram summaries out, which makes it cheap enough for a
  * client to poll every millisecond or two (they cost tens of µs here). */
-/* Alive, who the caller is, and whether process jobs have cgroups. */
+/* Alive, who the caller is, and whether process jobs have cgroups and
+ * the supervisor. */
 static void op_ping(struct conn *c, struct dd_req *r)
 {
-	bool cg;
+	bool cg, sup;
 	const char *cgs = dd_engine_cgroups(c->srv->eng, &cg);
-	dd_ops_reply(c, r->tag, json_pack("{s:b, s:s, s:i, s:b, s:s}", "pong", 1, "version",
-					  DD_VERSION, "uid", (int)c->uid, "cgroups", cg,
-					  "cgroup_status", cgs));
+	const char *sups = dd_engine_supervisor(c->srv->eng, &sup);
+	dd_ops_reply(c, r->tag, json_pack("{s:b, s:s, s:i, s:b, s:s, s:b, s:s}", "pong", 1,
+					  "version", DD_VERSION, "uid", (int)c->uid, "cgroups", cg,
+					  "cgroup_status", cgs, "supervisor", sup,
+					  "supervisor_status", sups));
 }
 
 static void op_stats(struct conn *c, struct dd_req *r)

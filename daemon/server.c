@@ -491,8 +491,9 @@ static void on_signal(struct dd_server *srv)
 			dd_engine_reload(srv->eng); /* owners' passwd entries and groups */
 			reload(srv);
 		} else if (!srv->draining) {
-			dd_server_log("%s: draining", strsignal((int)si.ssi_signo));
+			dd_server_log("%s: stopping", strsignal((int)si.ssi_signo));
 			srv->draining = true;
+			srv->leave_running = true;
 		} else {
 			dd_server_log("%s again: already draining", strsignal((int)si.ssi_signo));
 		}

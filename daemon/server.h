@@ -127,6 +127,9 @@ struct dd_server {
 	struct dd_events *events;
 	unsigned npolls, nwatchers, nheld, nresume; /* npolls: pends whose ops poll */
 	bool draining, stop;
+	/* a signal (not a drain) stops it: running process jobs go on under
+	 * the supervisor for the next start */
+	bool leave_running;
 	unsigned held_fds;     /* passed, not used yet: every conn's nfds */
 	uint64_t accept_resume; /* CLOCK_MONOTONIC ns: listening paused (out of
 				 * descriptors) until then; 0 not paused */

@@ -24,6 +24,7 @@
 #include "state.h"
 #include "stats.h"
 #include "submit.h"
+#include "supervise.h"
 #include "trust.h"
 #include "uring.h"
 #include "worker.h"
@@ -140,6 +141,7 @@ static int shard_init(struct dd_engine *e, struct dd_shard *s, unsigned idx)
 		struct dd_worker *wk = &s->workers[w];
 		wk->shard = s;
 		wk->index = w;
+		wk->sup_conn = -1;
 		/* Workers take the shard's other CPUs, one each. When there are
 		 * fewer CPUs than workers they are not pinned: two workers pinned to
 		 * one CPU wait for each other, and the processes they spawn start
@@ -170,6 +172,9 @@ static void shard_fini(struct dd_shard *s)
 	dd_durable_close(s); /* the reactor has flushed the log; the applier catches up */
 	dd_uring_close(s);
 	dd_exec_free_all(s);
+	for (unsigned w = 0; s->workers && w < s->nworkers; w++)
+		if (s->workers[w].sup_conn >= 0)
+			close(s->workers[w].sup_conn);
 	dd_lease_destroy(s);
 	for (unsigned p = 0; p < DD_PRIO_LEVELS; p++) {
 		/* Submissions that raced with shutdown: free what they carried. */
@@ -313,6 +318,12 @@ static int open_state(struct dd_engine *e)
 	int r = 0;
 	if (!w)
 		return -ENOMEM;
+	/* what the supervisor holds is known before recovery decides the
+	 * fate of the jobs that were running */
+	if ((r = dd_sup_open(e)) < 0) {
+		free(w);
+		return r;
+	}
 	for (unsigned i = 0; i < e->nshards && r == 0; i++) {
 		struct dd_state_recovery rec;
 		if ((r = dd_durable_open(&e->shards[i], &rec)) < 0)
@@ -396,15 +407,32 @@ fail:
 	return r;
 }
 
-/* Also the error path of dd_engine_create(): copes with a half-built engine. */
 void dd_engine_destroy(struct dd_engine *e)
+{
+	dd_engine_destroy_ex(e, 0);
+}
+
+const char *dd_engine_supervisor(const struct dd_engine *e, bool *on)
+{
+	if (on)
+		*on = e->sup != NULL;
+	return e->sup_status[0] ? e->sup_status : "off";
+}
+
+/* Also the error path of dd_engine_create(): copes with a half-built engine. */
+void dd_engine_destroy_ex(struct dd_engine *e, unsigned flags)
 {
 	if (!e)
 		return;
+	e->leave_running = (flags & DD_DESTROY_LEAVE_RUNNING) && e->sup;
+	if ((flags & DD_DESTROY_LEAVE_RUNNING) && !e->sup && e->shards)
+		dd_log(e, LOG_WARNING, "running process jobs cannot be left running (process "
+		       "supervisor %s): they are ended", dd_engine_supervisor(e, NULL));
 	stop_threads(e);
 	dd_outcut_stop(e->outcut); /* before the procs it may be cutting go */
 	for (unsigned i = 0; e->shards && i < e->nshards; i++)
 		shard_fini(&e->shards[i]);
+	dd_sup_close(e);
 	dd_proctree_close(e); /* after the shards' processes have gone */
 	free(e->shards);
 	free(e->output_dir);

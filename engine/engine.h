@@ -49,6 +49,8 @@ struct dd_durable;
 struct dd_exec_run;
 struct dd_pending;
 struct dd_proc_creds;
+struct dd_sup_client;
+struct dd_sup_shard;
 struct dd_proc_cg;
 struct dd_pool;
 struct dd_proc_report;
@@ -137,6 +139,7 @@ struct dd_worker {
 	 * its child reports (exec.c): the reactor's watchdog reads both */
 	_Atomic uint64_t spawn_since;
 	volatile struct dd_proc_report *spawn_rep;
+	int sup_conn; /* its connection to the process supervisor, -1 none */
 };
 
 /* ---- shards ---- */
@@ -200,6 +203,7 @@ struct dd_shard {
 	struct dd_uring *uring;  /* the shard's io_uring (uring.c), or NULL */
 	struct dd_pool *pool;      /* CPUs and memory for process jobs (pool.c) */
 	struct dd_exec_run *procs; /* running processes (exec.c), a list */
+	struct dd_sup_shard *sup;  /* its connection to the supervisor, or NULL */
 	unsigned nprocs;
 	unsigned procs_ending;  /* exited, waiting for their output's last cut */
 	_Atomic bool out_wake;  /* the output helper asks for a sweep now: it
@@ -239,6 +243,9 @@ struct dd_engine {
 	struct dd_proc_creds *creds; /* owners' passwd entries and groups (proc/creds.c) */
 	struct dd_proc_cg *cg; /* the process jobs' cgroups (proctree.c), or NULL */
 	char cg_status[1400];  /* what dd_engine_cgroups() says */
+	struct dd_sup_client *sup; /* the process supervisor (supervise.c), or NULL */
+	char sup_status[1200];  /* what dd_engine_supervisor() says */
+	bool leave_running;    /* destroy leaves process jobs to the supervisor */
 	cpu_set_t proc_cpus; /* the CPUs the process had before we pinned any
 			      * thread: jobs' processes get these, not the
 			      * spawning worker's one CPU */

@@ -15,18 +15,24 @@
  * embedding program must not reap children it did not start (SIGCHLD set
  * to SIG_IGN, or waitpid(-1)), or process jobs end "signal 9". */
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include "exec.h"
+#include "jobtab.h"
+#include "lifecycle.h"
+#include "registry.h"
 #include "stats.h"
+#include "supervise.h"
 #include "uring.h"
 
 #ifndef P_PIDFD
@@ -96,7 +102,23 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_exec_run *p,
 		.watch = w ? spawn_watch : NULL, .watch_arg = w,
 	};
 	struct dd_proc_child c;
-	if ((rc = dd_proc_spawn(&sp, &c, why, whyn)) == 0) {
+	if (e->sup) {
+		/* the supervisor starts it (it watches its own starts) */
+		int once = -1;
+		sp.watch = NULL;
+		rc = dd_sup_spawn(e, w ? &w->sup_conn : &once, s->index, j->id, j->attempt, j->payload,
+				  j->payload_len, &sp, &c, why, whyn);
+		if (once >= 0)
+			close(once);
+		p->sup = rc == 0;
+		if (rc == -ETIMEDOUT)
+			dd_log(e, LOG_WARNING, "shard %u: a process job's start hung for over %llu s: "
+			       "killed by the supervisor's watchdog", s->index,
+			       (unsigned long long)(DD_PROC_SPAWN_LIMIT_NS / 1000000000ull));
+	} else {
+		rc = dd_proc_spawn(&sp, &c, why, whyn);
+	}
+	if (rc == 0) {
 		p->pid = c.pid;
 		p->pidfd = c.pidfd;
 	}
@@ -149,8 +171,30 @@ void dd_exec_spawn(struct dd_shard *s, struct dd_jobrec *j)
 
 /* ---- watching (reactor) ---- */
 
+static void exited(struct dd_shard *s, struct dd_exec_run *p, int status);
+static void detach(struct dd_shard *s, struct dd_exec_run *p);
+
+/* On the shard's list of running processes. */
+static void enlist(struct dd_shard *s, struct dd_exec_run *p)
+{
+	if (!s->procs) {
+		s->procs = calloc(1, sizeof(*s->procs)); /* list head */
+		if (s->procs)
+			s->procs->next = s->procs->prev = s->procs;
+	}
+	if (s->procs) {
+		p->next = s->procs;
+		p->prev = s->procs->prev;
+		s->procs->prev->next = p;
+		s->procs->prev = p;
+		s->nprocs++;
+	}
+}
+
 static void watch(struct dd_shard *s, struct dd_exec_run *p)
 {
+	if (p->sup)
+		return; /* its exit comes from the supervisor */
 	struct io_uring_sqe *sqe = dd_uring_sqe(s);
 	if (!sqe) {
 		/* cannot happen with a live ring; the sweep will look again */
@@ -195,6 +239,20 @@ static void signal_group(struct dd_shard *s, struct dd_exec_run *p, int sig)
 	}
 	if (p->exited)
 		return; /* reaped: its pid may be another's now */
+	if (p->sup && !p->sup_lost) {
+		/* its parent knows whether the group's pid is still its own */
+		dd_sup_signal(s, p->id, p->attempt, sig);
+		return;
+	}
+	if (p->sup) {
+		/* orphaned: the leader alone, through its pidfd, and its group
+		 * while the leader lives (its pid is then still its own) */
+		struct pollfd pf = {p->pidfd, POLLIN, 0};
+		if (poll(&pf, 1, 0) == 0)
+			kill(-p->pid, sig);
+		syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0);
+		return;
+	}
 	/* The group leader is unreaped while we hold it, so its pid (the group
 	 * id) cannot have been reused. */
 	if (kill(-p->pid, sig) < 0)
@@ -272,18 +330,7 @@ void dd_exec_started(struct dd_shard *s, struct dd_jobrec *j)
 		return;
 	}
 	j->pid = p->pid;
-	if (!s->procs) {
-		s->procs = calloc(1, sizeof(*s->procs)); /* list head */
-		if (s->procs)
-			s->procs->next = s->procs->prev = s->procs;
-	}
-	if (s->procs) {
-		p->next = s->procs;
-		p->prev = s->procs->prev;
-		s->procs->prev->next = p;
-		s->procs->prev = p;
-		s->nprocs++;
-	}
+	enlist(s, p);
 	watch(s, p);
 	if (how) {
 		dd_exec_kill(s, j);
@@ -296,6 +343,11 @@ void dd_exec_started(struct dd_shard *s, struct dd_jobrec *j)
 	}
 	if (sig && !how)
 		signal_group(s, p, sig); /* asked for while it was being spawned */
+	int status;
+	if (p->sup && dd_sup_take_early(s, p->id, p->attempt, &status))
+		exited(s, p, status); /* it ended before its start's reply came */
+	else if (p->sup && s->stopping && s->eng->leave_running)
+		detach(s, p);
 }
 
 /* "out of memory: limit 64 MiB" into @buf */
@@ -329,6 +381,9 @@ static void proc_end(struct dd_shard *s, struct dd_exec_run *p)
 	 * the attempt failed: that is why */
 	bool oom = p->use.oom_kills && status != 0;
 	uint64_t limit = p->mem_max;
+	bool sup = p->sup, sup_lost = p->sup_lost;
+	uint64_t id = p->id;
+	uint32_t attempt = p->attempt;
 	dd_st_add(s, ST_PROC_CPU_NS, (int64_t)p->use.cpu_ns);
 	dd_st_add(s, ST_PROC_OOM, oom);
 	dd_st_add(s, ST_PROC_LEFTOVERS, p->tree_killed);
@@ -336,15 +391,22 @@ static void proc_end(struct dd_shard *s, struct dd_exec_run *p)
 	proc_free(s, p);
 	s->now = dd_mono_ns();
 	uint32_t how = atomic_load_explicit(&j->cancel, memory_order_relaxed);
-	if (dd_state_terminal((enum dd_state)j->state))
+	if (dd_state_terminal((enum dd_state)j->state)) {
+		if (sup && !sup_lost)
+			dd_sup_ack(s, id, attempt);
 		return;
+	}
 	if (how) {
 		j->result = status;
 		dd_job_finish(s, j, (enum dd_state)how, j->reason);
+		if (sup && !sup_lost)
+			dd_sup_ack(s, id, attempt);
 		return;
 	}
 	const char *reason = dd_proc_status_text(status);
-	if (oom) {
+	if (sup_lost) {
+		reason = "its process supervisor went away while it ran: killed";
+	} else if (oom) {
 		char text[64];
 		oom_text(text, sizeof(text), limit);
 		char *own = dd_reason_dup(s, text);
@@ -354,6 +416,10 @@ static void proc_end(struct dd_shard *s, struct dd_exec_run *p)
 		}
 	}
 	dd_job_attempt_done(s, j, status, reason);
+	/* the end (or retry) is in the log now: once it is durable, the
+	 * supervisor may forget the exit */
+	if (sup && !sup_lost)
+		dd_sup_ack(s, id, attempt);
 }
 
 /* Reactor: the process and its tree have gone; its output's last cut. */
@@ -414,6 +480,13 @@ void dd_exec_reaped(struct dd_shard *s, struct dd_exec_run *p, int res)
 		status = (p->si.si_status & 0xff) << 8;
 	else
 		status = p->si.si_status & 0x7f;
+	exited(s, p, status);
+}
+
+/* The main process of @p ended with @status (reaped here, or by the
+ * supervisor). */
+static void exited(struct dd_shard *s, struct dd_exec_run *p, int status)
+{
 	p->status = status;
 	p->exited = true;
 	if (!dd_proctree_gone(s, p)) {
@@ -472,6 +545,14 @@ void dd_exec_sweep(struct dd_shard *s)
 	s->proc_sweep_ns = s->now + dd_outcut_interval(s->eng->outcut);
 	for (struct dd_exec_run *p = s->procs->next, *nx; p != s->procs; p = nx) {
 		nx = p->next;
+		if (p->detached) {
+			if (!atomic_load_explicit(&p->os[0].busy, memory_order_acquire) &&
+			    !atomic_load_explicit(&p->os[1].busy, memory_order_acquire)) {
+				dd_proctree_release(s, p);
+				proc_free(s, p);
+			}
+			continue;
+		}
 		if (!p->exited || p->tree_wait)
 			dd_output_cap(s, p, false);
 		else if (!atomic_load_explicit(&p->os[0].busy, memory_order_acquire) &&
@@ -486,8 +567,11 @@ void dd_exec_shutdown(struct dd_shard *s)
 {
 	if (!s->nprocs)
 		return;
+	if (s->eng->leave_running)
+		dd_exec_detach_all(s);
 	for (struct dd_exec_run *p = s->procs->next; p != s->procs; p = p->next)
-		signal_group(s, p, SIGKILL);
+		if (!p->detached)
+			signal_group(s, p, SIGKILL);
 	uint64_t until = dd_mono_ns() + 2000000000ull;
 	while (s->nprocs && dd_mono_ns() < until) {
 		struct io_uring_cqe *cqe;
@@ -507,8 +591,151 @@ void dd_exec_free_all(struct dd_shard *s)
 		struct dd_exec_run *p = s->procs->next;
 		if (p->j)
 			p->j->proc = NULL;
+		if (p->detached)
+			dd_proctree_release(s, p); /* it runs on, for the next engine */
 		proc_free(s, p);
 	}
 	free(s->procs);
 	s->procs = NULL;
+}
+
+/* ---- under the supervisor (reactor) ---- */
+
+void dd_exec_sup_exit(struct dd_shard *s, uint64_t id, uint32_t attempt, int status)
+{
+	struct dd_jobrec *j = dd_tab_find(s, id);
+	if (j && (j->flags & JF_EXEC) && j->attempt == attempt && j->state == DD_RUNNING) {
+		if (j->flags & JF_ON_WORKER) {
+			/* its worker has the start's reply still to hand back */
+			dd_sup_early(s, id, attempt, status);
+			return;
+		}
+		struct dd_exec_run *p = j->proc;
+		if (p && p->sup && !p->exited && !p->detached && p->attempt == attempt) {
+			exited(s, p, status);
+			return;
+		}
+	}
+	/* an attempt no job here waits for (ended meanwhile, or not ours):
+	 * nothing to record */
+	dd_sup_ack(s, id, attempt);
+}
+
+void dd_exec_sup_lost(struct dd_shard *s)
+{
+	s->sup->nearly = 0;
+	if (!s->nprocs)
+		return;
+	for (struct dd_exec_run *p = s->procs->next, *nx; p != s->procs; p = nx) {
+		nx = p->next;
+		if (!p->sup || p->exited || p->sup_lost || p->detached)
+			continue;
+		/* its exit can no longer be known: what runs of it is killed,
+		 * and the attempt fails saying why (retried by its policy) */
+		p->sup_lost = true;
+		signal_group(s, p, SIGKILL);
+		exited(s, p, SIGKILL);
+	}
+}
+
+/* Leaves @p to the supervisor: its job leaves memory as the log has it
+ * (running), for the next engine to take over. */
+static void detach(struct dd_shard *s, struct dd_exec_run *p)
+{
+	struct dd_jobrec *j = p->j;
+	p->detached = true;
+	p->j = NULL;
+	if (j) {
+		j->proc = NULL;
+		dd_queue_wheel_cancel(&s->wheel, &j->timer);
+		if (!dd_state_terminal((enum dd_state)j->state))
+			dd_job_finish(s, j, DD_CANCELLED, dd_reason[R_SHUTDOWN]); /* not logged */
+	}
+	/* a cut under way owns its streams: freed by the sweep after it */
+	if (!atomic_load_explicit(&p->os[0].busy, memory_order_acquire) &&
+	    !atomic_load_explicit(&p->os[1].busy, memory_order_acquire)) {
+		dd_proctree_release(s, p);
+		proc_free(s, p);
+	}
+}
+
+void dd_exec_detach_all(struct dd_shard *s)
+{
+	if (!s->nprocs)
+		return;
+	for (struct dd_exec_run *p = s->procs->next, *nx; p != s->procs; p = nx) {
+		nx = p->next;
+		/* an exited one ends here as usual: its status is known */
+		if (p->sup && !p->sup_lost && !p->exited && !p->detached)
+			detach(s, p);
+	}
+}
+
+int dd_exec_adopt(struct dd_shard *s, struct dd_jobrec *j, struct dd_sup_held *h)
+{
+	struct dd_engine *e = s->eng;
+	struct dd_proc_spec x;
+	int rc = dd_proc_spec_decode(j->payload, j->payload_len, &x);
+	if (rc < 0)
+		return rc;
+	struct dd_exec_run *p = dd_pool_take(s, j, x.cpus, x.mem);
+	if (!p) {
+		dd_proc_spec_free(&x);
+		return -ENOMEM;
+	}
+	p->out_max = x.output_max ? x.output_max : e->cfg.output_max;
+	p->mem_max = x.mem;
+	dd_proc_spec_free(&x);
+	p->id = j->id;
+	p->attempt = j->attempt;
+	p->sup = true;
+	p->pid = h->pid;
+	p->pidfd = h->pidfd;
+	p->out = h->out;
+	p->err = h->err;
+	h->pidfd = h->out = h->err = -1;
+	h->taken = true;
+	for (int i = 0; i < 2; i++) {
+		/* a file that was given its name keeps it; a nameless one gets
+		 * it once it holds something, as before */
+		struct stat st;
+		int fd = i ? p->err : p->out;
+		p->os[i].named = fd < 0 || (fstat(fd, &st) == 0 && st.st_nlink > 0);
+	}
+	int r = dd_proctree_adopt(s, p);
+	if (r < 0 && r != -ENOENT)
+		dd_log(e, LOG_WARNING, "job %" PRIu64 ": cannot follow its cgroup again: %s", j->id,
+		       dd_strerror(r));
+	int h_kind = dd_kind_for_exec(e, j->kind);
+	if (h_kind >= 0)
+		j->handler = h_kind;
+	j->worker = -1;
+	j->pid = h->pid;
+	/* its time-out counts from its start, in this clock */
+	int64_t started = (int64_t)h->start_rt_ns - s->rt_offset;
+	j->started_ns = started > 0 && (uint64_t)started < s->now ? (uint64_t)started : s->now;
+	j->intended_ns = j->queued_ns = j->started_ns;
+	dd_shard_set_state(s, j, DD_RUNNING);
+	enlist(s, p);
+	if (j->timeout_ns)
+		dd_queue_wheel_arm(&s->wheel, &j->timer, j->started_ns + j->timeout_ns);
+	if (h->exited)
+		dd_sup_early(s, j->id, j->attempt, h->status); /* for the reactor's first turn */
+	return 0;
+}
+
+void dd_exec_sup_adopted(struct dd_shard *s)
+{
+	struct dd_sup_shard *ss = s->sup;
+	size_t n = ss->nearly;
+	if (!n)
+		return;
+	struct dd_sup_early *v = malloc(n * sizeof(*v));
+	if (!v)
+		return;
+	memcpy(v, ss->early, n * sizeof(*v));
+	ss->nearly = 0;
+	for (size_t i = 0; i < n; i++)
+		dd_exec_sup_exit(s, v[i].id, v[i].attempt, v[i].status);
+	free(v);
 }

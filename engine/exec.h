@@ -39,6 +39,10 @@ struct dd_exec_run {
 	bool exited;  /* reaped, waiting for its last cuts (status below) */
 	int status;
 	bool kill_sent;
+	bool sup;         /* the supervisor's child: it reports the exit */
+	bool sup_lost;    /* ...and it went away while this ran */
+	bool detached;    /* left running to the next engine; freed once its
+			   * output's cut (if one is under way) is done */
 	bool cg_on;       /* in its cgroup (proctree.c) */
 	uint64_t mem_max; /* its tree's memory limit, 0 none */
 	bool tree_killed; /* its main process ended and the rest was killed */
@@ -62,6 +66,21 @@ void dd_exec_started(struct dd_shard *s, struct dd_jobrec *j);
 void dd_exec_reaped(struct dd_shard *s, struct dd_exec_run *p, int res);
 /* Reactor: p's cgroup.events changed (its tree may be empty now). */
 void dd_exec_tree_event(struct dd_shard *s, struct dd_exec_run *p, int res);
+/* Reactor: the supervisor says @id's @attempt exited with @status. */
+void dd_exec_sup_exit(struct dd_shard *s, uint64_t id, uint32_t attempt, int status);
+/* Reactor: the supervisor went away: the shard's processes it held are
+ * killed and their attempts fail. */
+void dd_exec_sup_lost(struct dd_shard *s);
+/* Recovery: @j was running and the supervisor holds its attempt's
+ * process (@h, whose files it takes): @j runs again, under this engine. */
+struct dd_sup_held;
+int dd_exec_adopt(struct dd_shard *s, struct dd_jobrec *j, struct dd_sup_held *h);
+/* Reactor: the engine stops and leaves running processes to the
+ * supervisor: their jobs leave memory as they are in the log (running). */
+void dd_exec_detach_all(struct dd_shard *s);
+/* Reactor, first turn: the exits of adopted processes that had ended
+ * while no engine ran. */
+void dd_exec_sup_adopted(struct dd_shard *s);
 /* Reactor: signal a running process job's group (cancel, time-out); the
  * job ends when the process has gone. */
 void dd_exec_kill(struct dd_shard *s, struct dd_jobrec *j);
@@ -96,6 +115,16 @@ bool dd_proctree_gone(struct dd_shard *s, struct dd_exec_run *p);
 /* Freeing @p while its tree may live (engine shutdown): killed, and its
  * cgroup removed where it can be. */
 void dd_proctree_free(struct dd_shard *s, struct dd_exec_run *p);
+/* Freeing @p while its tree runs on for the next engine: its cgroup is
+ * left as it is. */
+void dd_proctree_release(struct dd_shard *s, struct dd_exec_run *p);
+/* Recovery: @p (id, attempt, mem_max set) runs in the cgroup an earlier
+ * engine made for it: follows it again. 0 or -errno (-ENOENT: none). */
+int dd_proctree_adopt(struct dd_shard *s, struct dd_exec_run *p);
+/* Recovery: an attempt nobody holds any more (its supervisor went away):
+ * whatever still runs in its cgroup is killed (waited for, bounded) and
+ * the cgroup removed. Returns whether anything ran there. */
+bool dd_proctree_orphan(struct dd_shard *s, uint64_t id, uint32_t attempt);
 
 /* output.c */
 #define DD_OUTPUT_LOW_HEAD (64u << 10) /* head kept of a stream first cut for

@@ -120,6 +120,30 @@ static void grant(struct dd_shard *s, struct dd_jobrec *j, uint32_t cpus, uint64
 	publish(s);
 }
 
+struct dd_exec_run *dd_pool_take(struct dd_shard *s, struct dd_jobrec *j, uint32_t cpus,
+				 uint64_t mem)
+{
+	struct dd_pool *pl = s->pool;
+	if (cpus < 1)
+		cpus = 1;
+	if (cpus > pl->free)
+		cpus = pl->free; /* over the pool (it was larger): what is left */
+	if (mem > pl->mem_free)
+		mem = pl->mem_free;
+	j->proc = NULL;
+	if (cpus)
+		grant(s, j, cpus, mem);
+	if (!j->proc) {
+		struct dd_exec_run *p = calloc(1, sizeof(*p));
+		if (!p)
+			return NULL;
+		p->out = p->err = p->pidfd = -1;
+		p->j = j;
+		j->proc = p;
+	}
+	return j->proc;
+}
+
 void dd_pool_release(struct dd_shard *s, struct dd_grant *g)
 {
 	struct dd_pool *pl = s->pool;

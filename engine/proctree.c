@@ -7,6 +7,8 @@
  * dd_engine_cgroups(), dd_stats) and signals process groups instead. */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -145,4 +147,53 @@ void dd_proctree_free(struct dd_shard *s, struct dd_exec_run *p)
 		dd_proc_cg_job_release(&p->cg);
 	}
 	p->cg_on = false;
+}
+
+void dd_proctree_release(struct dd_shard *s, struct dd_exec_run *p)
+{
+	(void)s;
+	if (!p->cg_on)
+		return;
+	/* left to run for the next engine, which finds it by its name */
+	dd_proc_cg_job_release(&p->cg);
+	p->cg_on = false;
+}
+
+int dd_proctree_adopt(struct dd_shard *s, struct dd_exec_run *p)
+{
+	const struct dd_engine *e = s->eng;
+	p->cg_on = false;
+	if (!e->cg)
+		return 0;
+	char name[48];
+	snprintf(name, sizeof(name), "%" PRIu64 ".%" PRIu32, p->id, p->attempt);
+	int r = dd_proc_cg_job_open(e->cg, name, p->mem_max, &p->cg);
+	if (r == 0)
+		p->cg_on = true;
+	return r;
+}
+
+bool dd_proctree_orphan(struct dd_shard *s, uint64_t id, uint32_t attempt)
+{
+	const struct dd_engine *e = s->eng;
+	if (!e->cg)
+		return false;
+	char name[48];
+	struct dd_proc_cg_job cg;
+	snprintf(name, sizeof(name), "%" PRIu64 ".%" PRIu32, id, attempt);
+	if (dd_proc_cg_job_open(e->cg, name, 0, &cg) < 0)
+		return false;
+	bool ran = dd_proc_cg_job_populated(&cg) > 0;
+	if (ran) {
+		/* what ran out of anyone's sight: ended before the job goes on;
+		 * bounded, as creation is (a process in D state stays) */
+		dd_proc_cg_job_signal(e->cg, &cg, SIGKILL);
+		for (int i = 0; i < 200 && dd_proc_cg_job_populated(&cg) > 0; i++) {
+			struct pollfd pf = {cg.events, POLLPRI, 0};
+			poll(&pf, 1, 10); /* woken by "populated 0" */
+		}
+	}
+	if (dd_proc_cg_job_destroy(e->cg, &cg) < 0)
+		dd_proc_cg_job_release(&cg);
+	return ran;
 }

@@ -13,6 +13,7 @@
 #include "registry.h"
 #include "stats.h"
 #include "submit.h"
+#include "supervise.h"
 #include "uring.h"
 #include "worker.h"
 
@@ -232,6 +233,9 @@ static void begin_stop(struct dd_shard *s)
 {
 	s->stopping = true;
 	s->stop_deadline = s->now + s->eng->cfg.shutdown_grace_ns;
+	/* running processes go on under the supervisor, for the next engine */
+	if (s->eng->leave_running)
+		dd_exec_detach_all(s);
 	/* Nothing that has not started will start now. */
 	for (size_t i = 0; i < s->tabcap; i++) {
 		struct dd_jobrec *j = s->tab[i].rec;
@@ -282,6 +286,7 @@ void *dd_reactor_main(void *arg)
 		trim_retained(s);
 		work += dd_uring_reap(s); /* log batches done, processes exited */
 		dd_exec_sweep(s);
+		dd_sup_poll(s);
 		bool spawning = s->nworkers && dd_exec_watchdog(s);
 		work += dd_durable_poll(s); /* after the turn's records are appended */
 		if (s->stopping && stop_done(s) && !work)
@@ -308,6 +313,7 @@ void *dd_reactor_main(void *arg)
 	}
 	dd_exec_shutdown(s);
 	dd_durable_flush(s);
+	dd_sup_flush(s); /* after the flush: what it made durable */
 	dd_cmd_fail_all(s, DD_ESHUTDOWN);
 	return NULL;
 }

@@ -10,6 +10,7 @@
 #include "durable/durable.h"
 #include "exec.h"
 #include "state.h"
+#include "supervise.h"
 #include "uring.h"
 
 #define RING_ENTRIES 256
@@ -114,6 +115,8 @@ size_t dd_uring_reap(struct dd_shard *s)
 			dd_durable_complete(s, ud, cqe->res);
 		else if (ud == DD_URING_TAG_FUTEX)
 			r->futex_armed = false;
+		else if (ud == DD_URING_TAG_SUP)
+			dd_sup_readable(s, cqe->res);
 		n++;
 	}
 	io_uring_cq_advance(&r->ring, n);

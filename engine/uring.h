@@ -10,6 +10,8 @@
 #include "engine.h"
 
 #define DD_URING_TAG_FUTEX 0x4655545800000000ull
+/* the shard's events connection to the process supervisor (supervise.c) */
+#define DD_URING_TAG_SUP 0x5355505600000000ull
 /* A process job's exit: the top bit, and its struct dd_exec_run * below;
  * with the low bit (the pointer's alignment leaves it free) a change of
  * its cgroup's cgroup.events instead. */

@@ -424,6 +424,16 @@ struct dd_config {
 				   * dd_engine_cgroups()), DD_CGROUPS_ON
 				   * (creating the engine fails without them),
 				   * DD_CGROUPS_OFF */
+	const char *supervisor;   /* the dispatchd-supervisor program that holds
+				   * process jobs so that they outlive the
+				   * engine (DESIGN.md section 10; with a
+				   * state_dir only). NULL (default):
+				   * $DISPATCHD_SUPERVISOR, else the installed
+				   * one; "": none, process jobs end with the
+				   * engine. One that cannot be started is
+				   * said through on_log and by
+				   * dd_engine_supervisor(); the engine then
+				   * starts process jobs itself */
 	dd_log_fn on_log;         /* the engine's messages (why a state dir is
 				   * refused, a log that cannot be written...);
 				   * NULL: dropped (the library never prints) */
@@ -453,6 +463,16 @@ int dd_engine_create(const struct dd_config *cfg, struct dd_engine **out);
  * Blocks until handlers return. NULL does nothing. */
 void dd_engine_destroy(struct dd_engine *e);
 
+/* dd_engine_destroy() and what @flags ask:
+ * DD_DESTROY_LEAVE_RUNNING: running process jobs are neither waited for
+ * nor killed; they go on in the process supervisor, and the next engine
+ * on the same state_dir takes them over (dd_recovery.jobs_adopted): their
+ * output goes on into the same files, and their exit status, time-out
+ * and cancel are as if the engine had never stopped. Without a supervisor
+ * (see dd_engine_supervisor) they are killed as by dd_engine_destroy(). */
+#define DD_DESTROY_LEAVE_RUNNING 1u
+void dd_engine_destroy_ex(struct dd_engine *e, unsigned flags);
+
 /* Registers @fn under @name for jobs of that kind. With @fn NULL, @name is
  * an external queue: its jobs wait until a worker outside the engine takes
  * them with dd_reserve() (process jobs of that kind still run here).
@@ -472,6 +492,13 @@ int dd_engine_reload(struct dd_engine *e);
  * v1 /sys/fs/cgroup/memory/x", "off: ...", or "unavailable: <why>; ...".
  * The text lives as long as the engine. Any thread. */
 const char *dd_engine_cgroups(const struct dd_engine *e, bool *on);
+
+/* Whether process jobs run under the process supervisor, so that they
+ * outlive the engine (*@on, may be NULL), and what the engine says of it:
+ * "on: <program> (started by this engine)", "off: ...", or
+ * "unavailable: <why>; ...". The text lives as long as the engine. Any
+ * thread. */
+const char *dd_engine_supervisor(const struct dd_engine *e, bool *on);
 
 /* Number of shards, and the node each one serves. */
 unsigned dd_engine_shards(const struct dd_engine *e);
@@ -592,6 +619,8 @@ struct dd_recovery {
 	uint64_t jobs_loaded;   /* non-terminal jobs put back in memory */
 	uint64_t jobs_lost;     /* were RUNNING with no attempt left: FAILED "lost" */
 	uint64_t jobs_retried;  /* were RUNNING: queued for another attempt */
+	uint64_t jobs_adopted;  /* were RUNNING and their process still ran (or
+				 * had ended) under the supervisor: taken over */
 	uint64_t records_replayed; /* log records applied to the stores */
 	unsigned torn;          /* shards whose log ended in a torn or corrupt
 				 * record (cut off, reported through on_log) */

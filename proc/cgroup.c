@@ -417,6 +417,28 @@ fail:
 	return rc;
 }
 
+int dd_proc_cg_job_open(const struct dd_proc_cg *cg, const char *name, uint64_t mem_max,
+			struct dd_proc_cg_job *j)
+{
+	*j = (struct dd_proc_cg_job){.dir = -1, .procs = {-1, -1, -1}, .events = -1, .mdir = -1,
+				     .mem_max = mem_max};
+	snprintf(j->name, sizeof(j->name), "%s", name);
+	if ((j->dir = openat(cg->v2, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0 ||
+	    (j->events = openat(j->dir, "cgroup.events", O_RDONLY | O_CLOEXEC)) < 0)
+		goto fail;
+	/* its memory side, where there is one: for the peak and the limit's
+	 * kills; a tree that never had one (created before the controller
+	 * was) is followed without */
+	if (cg->v1mem >= 0)
+		j->mdir = openat(cg->v1mem, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	return 0;
+fail:;
+	int rc = -errno;
+	j->name[0] = 0; /* not removed on failure: it is someone's */
+	dd_proc_cg_job_release(j);
+	return rc;
+}
+
 int dd_proc_cg_job_populated(const struct dd_proc_cg_job *j)
 {
 	char buf[256];

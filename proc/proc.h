@@ -208,6 +208,11 @@ bool dd_proc_cg_memory(const struct dd_proc_cg *cg);
  * without a memory controller; -errno. Pass j->procs to dd_proc_spawn. */
 int dd_proc_cg_job_create(const struct dd_proc_cg *cg, const char *name, uint64_t mem_max,
 			  struct dd_proc_cg_job *j);
+/* Opens the cgroup @name that a process (of an earlier engine) runs in,
+ * to follow it as dd_proc_cg_job_create() would have (@mem_max: the limit
+ * it was made with). Returns 0 or -errno (-ENOENT: there is none). */
+int dd_proc_cg_job_open(const struct dd_proc_cg *cg, const char *name, uint64_t mem_max,
+			struct dd_proc_cg_job *j);
 /* 1 while a process is in @j's cgroup, 0 when none is, or -errno. */
 int dd_proc_cg_job_populated(const struct dd_proc_cg_job *j);
 /* Signals every process in @j (SIGKILL through cgroup.kill where the

@@ -580,3 +580,13 @@ bool dd_durable_catch_up(struct dd_shard *s, uint64_t timeout_ns)
 	}
 	return true;
 }
+
+uint64_t dd_durable_appended(const struct dd_shard *s)
+{
+	return s->dur ? atomic_load_explicit(&s->dur->appended_lsn, memory_order_relaxed) : 0;
+}
+
+uint64_t dd_durable_lsn(const struct dd_shard *s)
+{
+	return s->dur ? atomic_load_explicit(&s->dur->durable_lsn, memory_order_relaxed) : 0;
+}

@@ -50,6 +50,10 @@ struct dd_state_store *dd_durable_store(struct dd_shard *s);
 bool dd_durable_catch_up(struct dd_shard *s, uint64_t timeout_ns);
 void dd_durable_stats(struct dd_shard *s, struct dd_shard_stats *o);
 uint8_t dd_durable_level(const struct dd_shard *s);
+/* Reactor: the last record appended, and the last one durable (as the
+ * durability level counts it); 0 without a log. */
+uint64_t dd_durable_appended(const struct dd_shard *s);
+uint64_t dd_durable_lsn(const struct dd_shard *s);
 /* applier.c: the shard's io thread, log -> store, retention, pruning */
 int dd_applier_start(struct dd_shard *s);
 void dd_applier_stop(struct dd_shard *s);

@@ -5,16 +5,20 @@
  * ends FAILED "lost" (at least once). Kinds are looked up by name when the
  * job is first dispatched, since handlers are registered after create. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 
 #include "deps.h"
+#include "exec.h"
 #include "durable.h"
 #include "fate.h"
 #include "jobtab.h"
 #include "lifecycle.h"
 #include "state.h"
 #include "stats.h"
+#include "supervise.h"
 
 struct load_ctx {
 	struct dd_shard *s;
@@ -55,6 +59,30 @@ static int remember_wait(struct load_ctx *lc, struct dd_jobrec *j, const struct 
 		deps[i] = dd_logrec_dep(sp, i);
 	w->v[w->n++] = (struct dd_rwait){.id = j->id, .ndeps = sp->ndeps, .deps = deps};
 	return 0;
+}
+
+/* A process job that was running: the supervisor still holds its
+ * attempt's process (running, or ended while no engine was there), and
+ * this engine takes it over. Returns whether it did. Else, whatever of
+ * the attempt still runs in its cgroup (its supervisor went away) is
+ * killed before the job is retried or lost. */
+static bool adopt(struct dd_shard *s, struct dd_jobrec *j, struct dd_recovery *out)
+{
+	struct dd_sup_held *h = dd_sup_held_find(s, j->id);
+	if (h && !h->taken && h->attempt == j->attempt) {
+		int r = dd_exec_adopt(s, j, h);
+		if (r == 0) {
+			j->attempt = h->attempt;
+			out->jobs_adopted++;
+			return true;
+		}
+		dd_log(s->eng, LOG_ERR, "job %" PRIu64 ": cannot take over its running process: %s",
+		       j->id, dd_strerror(r));
+	}
+	if (dd_proctree_orphan(s, j->id, j->attempt))
+		dd_log(s->eng, LOG_WARNING, "job %" PRIu64 ": processes of attempt %" PRIu32
+		       " ran with no supervisor: killed", j->id, j->attempt);
+	return false;
 }
 
 static int load_one(const struct dd_state_job *sj, void *arg)
@@ -100,6 +128,8 @@ static int load_one(const struct dd_state_job *sj, void *arg)
 	lc->out->jobs_loaded++;
 	switch (sj->state) {
 	case DD_RUNNING:
+		if ((j->flags & JF_EXEC) && adopt(s, j, lc->out))
+			break;
 		if (j->attempt < j->max_attempts) {
 			j->not_before_ns = 0;
 			dd_log_retry(s, j);

@@ -55,6 +55,51 @@ if os.environ.get("DISPATCHD") and os.environ.get("DISPATCHCTL"):
     DISPATCHD, DISPATCHCTL = _public_binaries(DISPATCHD, DISPATCHCTL)
 
 
+def supervisors(state):
+    """The pids of the process supervisors that hold @state's jobs: the
+    dispatchd-supervisor processes whose fd 4 is that state dir."""
+    want = os.path.realpath(state)
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if not os.readlink("/proc/%s/exe" % pid).endswith("/dispatchd-supervisor"):
+                continue
+            if os.readlink("/proc/%s/fd/4" % pid) == want:
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def children(pid):
+    kids = []
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                kids += [int(k) for k in f.read().split()]
+    except OSError:
+        pass
+    return kids
+
+
+def kill_supervisors(state):
+    """Ends what a test left running under @state's supervisor: its jobs
+    (each its own process group) and the supervisor."""
+    for sup in supervisors(state):
+        for kid in children(sup):
+            for sig_to in (lambda: os.killpg(kid, signal.SIGKILL), lambda: os.kill(kid, signal.SIGKILL)):
+                try:
+                    sig_to()
+                except OSError:
+                    pass
+        try:
+            os.kill(sup, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def raise_nofile(n=16384):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(n, hard) if hard != resource.RLIM_INFINITY else n
@@ -162,6 +207,8 @@ class Daemon:
             if self.proc and self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
+            if os.path.dirname(self.state) == self.dir:  # its own: nobody comes back for it
+                kill_supervisors(self.state)
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -15,7 +15,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import DISPATCHCTL, DISPATCHD, Client, Daemon, Skip, run_cases, until  # noqa: E402
+from harness import (DISPATCHCTL, DISPATCHD, Client, Daemon, Skip, children, run_cases,  # noqa: E402
+                     supervisors, until)
 from users import Users  # noqa: E402
 
 PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
@@ -315,18 +316,14 @@ def a_start_its_user_stops_does_not_hold_the_workers():
         open_socket(d)
         stop = threading.Event()
         stopped = set()
-        daemon = os.readlink("/proc/%d/exe" % d.proc.pid)
+        # the starts run in the process supervisor (or, without one, in
+        # the daemon): a child that still has its parent's image
+        parents = supervisors(d.state) or [d.proc.pid]
+        images = {os.readlink("/proc/%d/exe" % p) for p in parents}
 
         def stopper():  # what mallory does: SIGSTOP to her processes, as they appear
-            tasks = "/proc/%d/task" % d.proc.pid
             while not stop.is_set():
-                kids = []
-                for tid in os.listdir(tasks):  # the daemon's children, by thread
-                    try:
-                        with open("%s/%s/children" % (tasks, tid)) as f:
-                            kids += [int(k) for k in f.read().split()]
-                    except OSError:
-                        pass
+                kids = [k for p in parents for k in children(p)]
                 for pid in kids:
                     if pid in stopped:
                         continue
@@ -334,7 +331,7 @@ def a_start_its_user_stops_does_not_hold_the_workers():
                         with open("/proc/%d/status" % pid) as f:
                             uid = [l.split()[1] for l in f if l.startswith("Uid:")][0]
                         # hers, and still the daemon's image: a start not exec'd yet
-                        if int(uid) == u.mallory.uid and os.readlink("/proc/%d/exe" % pid) == daemon:
+                        if int(uid) == u.mallory.uid and os.readlink("/proc/%d/exe" % pid) in images:
                             os.kill(pid, signal.SIGSTOP)
                             stopped.add(pid)
                     except (OSError, IndexError):

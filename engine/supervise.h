@@ -1,0 +1,85 @@
+/* engine/ — the engine's side of the process supervisor (supervise.c;
+ * proc/supervisor.h): process jobs start in the supervisor, which holds
+ * them so that they outlive the engine, and the next engine on the same
+ * state directory takes them over. Private. */
+#ifndef DD_ENGINE_SUPERVISE_H
+#define DD_ENGINE_SUPERVISE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "proc.h"
+
+/* A process the supervisor holds for a shard, as it listed them when the
+ * engine connected: the engine takes over those whose job still runs. */
+struct dd_sup_held {
+	uint64_t id;
+	uint32_t attempt;
+	pid_t pid;
+	bool exited;
+	bool taken; /* by a job (recovery), or dealt with */
+	int status;
+	int pidfd, out, err; /* -1 none */
+	uint64_t start_rt_ns;
+};
+
+/* A shard's connection to the supervisor. Reactor-owned after creation. */
+struct dd_sup_shard {
+	int ev;            /* the events connection, -1 none */
+	bool armed;        /* a poll on it is queued on the ring */
+	bool running;      /* the reactor has taken the adopted exits */
+	uint64_t retry_ns; /* no connection: when to try again */
+	struct dd_sup_held *held; /* the list at connection, sorted by id */
+	size_t nheld;
+	struct dd_sup_ack_q { /* exits recorded, acknowledged once durable */
+		uint64_t id, lsn;
+		uint32_t attempt;
+	} *acks;
+	size_t nacks, capacks;
+	struct dd_sup_early { /* exits that came before their start's reply */
+		uint64_t id;
+		uint32_t attempt;
+		int status;
+	} *early;
+	size_t nearly, capearly;
+};
+
+/* Engine creation, before recovery: connects every shard to the state
+ * directory's supervisor, starting one when none runs, and reads what it
+ * holds (s->sup->held). Without a state dir, with cfg.supervisor "", or
+ * when it cannot be started, process jobs start in the engine and end
+ * with it (e->sup_status says why; logged). Returns 0. */
+int dd_sup_open(struct dd_engine *e);
+/* After the shards' threads have stopped. */
+void dd_sup_close(struct dd_engine *e);
+/* The held process of @id in @s, or NULL. */
+struct dd_sup_held *dd_sup_held_find(struct dd_shard *s, uint64_t id);
+
+/* Worker: starts @sp (its spec being the job's @spec bytes) in the
+ * supervisor over the worker's own connection (*@conn, made on first
+ * use). Returns as dd_proc_spawn(); -EPIPE (@why saying so) when the
+ * supervisor cannot be reached or went away meanwhile. */
+int dd_sup_spawn(struct dd_engine *e, int *conn, unsigned shard, uint64_t id, uint32_t attempt,
+		 const void *spec, size_t spec_len, const struct dd_proc_spawn *sp,
+		 struct dd_proc_child *c, char *why, size_t whyn);
+
+/* Reactor, each turn: reads the events connection (exits), sends the
+ * acknowledgements whose attempts are durable, and connects again after
+ * the supervisor went away. */
+void dd_sup_poll(struct dd_shard *s);
+/* Reactor: the ring's poll on the events connection completed. */
+void dd_sup_readable(struct dd_shard *s, int res);
+/* Reactor: @id's attempt has been recorded (its end or retry appended to
+ * the log): the supervisor forgets it once that is durable. */
+void dd_sup_ack(struct dd_shard *s, uint64_t id, uint32_t attempt);
+/* Reactor: signals the process group of @id's attempt (no cgroups). */
+void dd_sup_signal(struct dd_shard *s, uint64_t id, uint32_t attempt, int sig);
+/* Reactor: an exit that came before its start's reply (the worker has
+ * not handed the job back yet): kept until dd_exec_started() asks. */
+void dd_sup_early(struct dd_shard *s, uint64_t id, uint32_t attempt, int status);
+bool dd_sup_take_early(struct dd_shard *s, uint64_t id, uint32_t attempt, int *status);
+/* Reactor exit: sends the acknowledgements that are durable now. */
+void dd_sup_flush(struct dd_shard *s);
+
+#endif
