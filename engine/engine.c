@@ -398,6 +398,10 @@ int dd_engine_create(const struct dd_config *cfg, struct dd_engine **out)
 	dd_resolve_spin(e); /* after open_rings(): it knows the process's CPUs */
 	if (e->cfg.durability > DD_DURABILITY_NONE && (r = open_state(e)) < 0)
 		goto fail;
+	if (!e->sup_status[0])
+		snprintf(e->sup_status, sizeof(e->sup_status),
+			 "off: process jobs end with the engine (no durable state to take them "
+			 "over from)");
 	if ((r = start_threads(e)) < 0)
 		goto fail;
 	*out = e;

@@ -14,7 +14,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import DISPATCHCTL, Client, Daemon, Skip, run_cases, until  # noqa: E402
+from harness import (DISPATCHCTL, Client, Daemon, Skip, run_cases, supervisors,  # noqa: E402
+                     until)
 
 CASES = {}
 
@@ -1879,6 +1880,129 @@ def _gone(pid):
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def _outlive(how):
+    """Process jobs running when the daemon is killed (SIGKILL), stopped
+    (SIGTERM, with jobs longer than shutdown_grace) or when its supervisor
+    is killed: every job ends with its real status and its whole output,
+    and the lock each attempt takes proves no two attempts of a job ever
+    ran at once."""
+    d = Daemon("--cpus", "16", config="[dispatchd]\nshutdown_grace = 0.5\n")
+    locks = tempfile.mkdtemp(prefix="dd-locks-")
+
+    def script(name, code):
+        return ("exec 9>%s/%s.lock; flock -n 9 || { echo overlap; exit 99; }; echo start; "
+                "while [ ! -e %s/%s.go ]; do sleep 0.01; done; echo end; exit %d"
+                % (locks, name, locks, name, code))
+
+    def go(name):
+        open(os.path.join(locks, name + ".go"), "w").close()
+
+    def out(c, j):
+        return base64.b64decode(c.ok("output", id=j)["data"])
+
+    try:
+        with d:
+            with d.client() as c:
+                jobs = {"ok%d" % k: c.ok("submit", argv=["sh", "-c", script("ok%d" % k, 0)],
+                                         retries=2)["id"] for k in range(4)}
+                jobs["three"] = c.ok("submit", argv=["sh", "-c", script("three", 3)])["id"]
+                for j in jobs.values():
+                    until(lambda: out(c, j) == b"start\n", what="job %d's start" % j)
+                pids = {n: until(lambda: c.ok("get", id=j)["job"].get("pid"), what="a pid")
+                        for n, j in jobs.items()}
+            if how == "supervisor":
+                sups = supervisors(d.state)
+                assert len(sups) == 1, sups
+                os.kill(sups[0], signal.SIGKILL)
+                with d.client() as c:
+                    for n in jobs:
+                        if n != "three":  # retried under a new supervisor
+                            until(lambda: c.ok("get", id=jobs[n])["job"]["attempt"] == 2 and
+                                  out(c, jobs[n]) == b"start\n", what="attempt 2 of " + n)
+                        go(n)
+                    for n, j in jobs.items():
+                        job = c.wait(j)
+                        if n == "three":
+                            assert job["state"] == "failed" and job["attempt"] == 1, job
+                            assert "supervisor went away" in job["reason"], job
+                        else:
+                            assert job["state"] == "succeeded" and job["attempt"] == 2, job
+                            assert out(c, j) == b"start\nend\n", (n, out(c, j))
+                return
+            if how == "sigkill":
+                d.kill()
+            else:
+                t0 = time.time()
+                assert d.stop() == 0
+                took = time.time() - t0
+                assert took < 2.5, "a stop waits for no running job: %.1f s" % took
+            for n, pid in pids.items():
+                assert os.path.exists("/proc/%d" % pid), "%s runs on without the daemon" % n
+            # one ends while no daemon runs: its supervisor reaps it
+            go("three")
+            until(lambda: not os.path.exists("/proc/%d" % pids["three"]), what="its exit")
+            d.start()
+            with d.client() as c:
+                for n, j in jobs.items():
+                    job = c.ok("get", id=j)["job"]
+                    assert job["attempt"] == 1 and job["pid"] == pids[n], job
+                    go(n)
+                for n, j in jobs.items():
+                    job = c.wait(j)
+                    assert job["attempt"] == 1, job
+                    if n == "three":
+                        assert job["state"] == "failed" and job["exit_code"] == 3, job
+                        assert job["reason"] == "exit 3", job
+                    else:
+                        assert job["state"] == "succeeded" and job["exit_code"] == 0, job
+                    assert "cpu_time" in job, job
+                    assert out(c, j) == b"start\nend\n", (n, out(c, j))
+            assert "5 running taken over" in d.logtext(), d.logtext()
+    finally:
+        shutil.rmtree(locks, ignore_errors=True)
+
+
+@case
+def running_jobs_outlive_a_killed_daemon():
+    _outlive("sigkill")
+
+
+@case
+def running_jobs_outlive_a_stopped_daemon():
+    _outlive("sigterm")
+
+
+@case
+def a_killed_supervisor_fails_and_retries_its_jobs():
+    _outlive("supervisor")
+
+
+@case
+def without_the_supervisor_running_jobs_end_with_the_daemon():
+    """--supervisor off: jobs start in the daemon; a stop ends them, and
+    the next start retries them."""
+    d = Daemon("--supervisor", "off", config="[dispatchd]\nshutdown_grace = 0.5\n")
+    with d:
+        with d.client() as c:
+            assert c.ok("ping")["supervisor_status"].startswith("off"), c.ok("ping")
+            j = c.ok("submit", argv=["sleep", "60"], retries=1)["id"]
+            pid = until(lambda: c.ok("get", id=j)["job"].get("pid"), what="its start")
+        assert d.stop() == 0
+        assert not os.path.exists("/proc/%d" % pid)
+        d.start()
+        with d.client() as c:
+            job = c.ok("get", id=j)["job"]
+            assert job["attempt"] == 2 and job["state"] in ("queued", "running"), job
+            c.ok("cancel", id=j)
+    d = Daemon("--supervisor", "/nonexistent/dispatchd-supervisor")
+    with d, d.client() as c:
+        st = c.ok("ping")["supervisor_status"]
+        assert st.startswith("unavailable: cannot start /nonexistent/dispatchd-supervisor"), st
+        assert "process supervisor unavailable" in d.logtext()
+        j = c.ok("submit", argv=["true"])["id"]
+        assert c.wait(j)["state"] == "succeeded"  # the engine starts them itself
 
 
 @case
