@@ -294,6 +294,7 @@ void *dd_reactor_main(void *arg)
 		if (work)
 			continue;
 		uint64_t timeout = dd_durable_timeout(s, dd_queue_wheel_next_ns(&s->wheel, s->now));
+		timeout = dd_sup_timeout(s, timeout);
 		if (s->retry_cmds || dd_deps_backlog(s))
 			timeout = 0; /* work waits on others: poll, without spinning hot */
 		if (s->stopping && timeout > 1000000)

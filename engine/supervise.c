@@ -45,6 +45,8 @@
 
 extern char **environ;
 
+#define ACK_EVERY_NS 10000000ull
+
 struct dd_sup_client {
 	pthread_mutex_t mu; /* starting a supervisor */
 	char prog[1024];
@@ -474,24 +476,30 @@ static void arm(struct dd_shard *s)
 	struct io_uring_sqe *sqe = dd_uring_sqe(s);
 	if (!sqe)
 		return;
-	io_uring_prep_poll_add(sqe, ss->ev, POLLIN);
+	/* multishot: one poll for as long as the connection lasts */
+	io_uring_prep_poll_multishot(sqe, ss->ev, POLLIN);
 	io_uring_sqe_set_data64(sqe, DD_URING_TAG_SUP);
 	io_uring_submit(&s->uring->ring);
 	ss->armed = true;
 }
 
-static void send_acks(struct dd_shard *s, bool all_durable)
+static void send_acks(struct dd_shard *s, bool now)
 {
 	struct dd_sup_shard *ss = s->sup;
 	if (!ss->nacks || ss->ev < 0)
 		return;
+	/* each message wakes the supervisor: a batch every few ms, unless
+	 * many wait (a supervisor holds an exit's files until its ack) */
+	if (!now && ss->nacks < DD_SUP_ACK_MAX && s->now < ss->ack_ns + ACK_EVERY_NS)
+		return;
+	ss->ack_ns = s->now;
 	uint64_t done = dd_durable_lsn(s);
 	static _Thread_local struct dd_sup_ack a;
 	size_t keep = 0;
 	a.type = DD_SUP_ACK;
 	a.n = 0;
 	for (size_t i = 0; i < ss->nacks; i++) {
-		if (!all_durable && ss->acks[i].lsn > done) {
+		if (ss->acks[i].lsn > done) {
 			ss->acks[keep++] = ss->acks[i];
 			continue;
 		}
@@ -559,6 +567,14 @@ bool dd_sup_take_early(struct dd_shard *s, uint64_t id, uint32_t attempt, int *s
 static void lost(struct dd_shard *s)
 {
 	struct dd_sup_shard *ss = s->sup;
+	struct io_uring_sqe *sqe = ss->armed ? dd_uring_sqe(s) : NULL;
+	if (sqe) {
+		/* the ring's poll holds the socket: it goes with the poll */
+		io_uring_prep_poll_remove(sqe, DD_URING_TAG_SUP);
+		io_uring_sqe_set_data64(sqe, 0);
+		io_uring_submit(&s->uring->ring);
+	}
+	ss->armed = false;
 	close(ss->ev);
 	ss->ev = -1;
 	ss->nacks = 0; /* its records went with it */
@@ -568,11 +584,14 @@ static void lost(struct dd_shard *s)
 	dd_exec_sup_lost(s);
 }
 
-void dd_sup_readable(struct dd_shard *s, int res)
+void dd_sup_readable(struct dd_shard *s, int res, bool more)
 {
 	struct dd_sup_shard *ss = s->sup;
-	(void)res;
-	ss->armed = false;
+	if (res == -ECANCELED)
+		return; /* the poll of a connection that was closed (lost()) */
+	ss->armed = more && res >= 0;
+	if (ss->ev < 0)
+		return;
 	for (;;) {
 		union {
 			struct dd_sup_exit x;
@@ -631,8 +650,18 @@ void dd_sup_poll(struct dd_shard *s)
 	send_acks(s, false);
 }
 
+uint64_t dd_sup_timeout(const struct dd_shard *s, uint64_t timeout)
+{
+	const struct dd_sup_shard *ss = s->sup;
+	if (!ss || !ss->nacks)
+		return timeout;
+	uint64_t due = ss->ack_ns + ACK_EVERY_NS;
+	uint64_t left = due > s->now ? due - s->now : 0;
+	return left < timeout ? left : timeout;
+}
+
 void dd_sup_flush(struct dd_shard *s)
 {
 	if (s->sup)
-		send_acks(s, false);
+		send_acks(s, true);
 }

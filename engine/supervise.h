@@ -37,6 +37,7 @@ struct dd_sup_shard {
 		uint32_t attempt;
 	} *acks;
 	size_t nacks, capacks;
+	uint64_t ack_ns; /* when acknowledgements were last sent */
 	struct dd_sup_early { /* exits that came before their start's reply */
 		uint64_t id;
 		uint32_t attempt;
@@ -69,7 +70,7 @@ int dd_sup_spawn(struct dd_engine *e, int *conn, unsigned shard, uint64_t id, ui
  * the supervisor went away. */
 void dd_sup_poll(struct dd_shard *s);
 /* Reactor: the ring's poll on the events connection completed. */
-void dd_sup_readable(struct dd_shard *s, int res);
+void dd_sup_readable(struct dd_shard *s, int res, bool more);
 /* Reactor: @id's attempt has been recorded (its end or retry appended to
  * the log): the supervisor forgets it once that is durable. */
 void dd_sup_ack(struct dd_shard *s, uint64_t id, uint32_t attempt);
@@ -79,6 +80,8 @@ void dd_sup_signal(struct dd_shard *s, uint64_t id, uint32_t attempt, int sig);
  * not handed the job back yet): kept until dd_exec_started() asks. */
 void dd_sup_early(struct dd_shard *s, uint64_t id, uint32_t attempt, int status);
 bool dd_sup_take_early(struct dd_shard *s, uint64_t id, uint32_t attempt, int *status);
+/* Reactor: @timeout, or less when acknowledgements are due before it. */
+uint64_t dd_sup_timeout(const struct dd_shard *s, uint64_t timeout);
 /* Reactor exit: sends the acknowledgements that are durable now. */
 void dd_sup_flush(struct dd_shard *s);
 

@@ -116,7 +116,7 @@ size_t dd_uring_reap(struct dd_shard *s)
 		else if (ud == DD_URING_TAG_FUTEX)
 			r->futex_armed = false;
 		else if (ud == DD_URING_TAG_SUP)
-			dd_sup_readable(s, cqe->res);
+			dd_sup_readable(s, cqe->res, cqe->flags & IORING_CQE_F_MORE);
 		n++;
 	}
 	io_uring_cq_advance(&r->ring, n);

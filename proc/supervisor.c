@@ -620,10 +620,10 @@ static bool idle(struct sup *s)
 		pthread_mutex_unlock(&s->mu);
 		return none;
 	}
-	if (s->nev || s->nchildren)
+	if (s->nev)
 		return false;
 	pthread_mutex_lock(&s->mu);
-	bool none = s->nsconns == 0;
+	bool none = s->nsconns == 0 && s->nchildren == 0;
 	pthread_mutex_unlock(&s->mu);
 	if (!none)
 		return false;

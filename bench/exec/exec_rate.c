@@ -7,7 +7,7 @@
  *
  *   exec-rate [--seconds S] [--rounds N] [--threads N] [--program PATH] [--no-pin]
  *             [--spin-us N] [--via-daemon [--dispatchd PATH] [--daemon-inflight N]
- *             [--env-vars N]] [--cgroups auto|on|off]
+ *             [--env-vars N] [--supervisor PATH|off]] [--cgroups auto|on|off]
  *
  * --via-daemon adds a third loop each round: the same jobs submitted to a
  * real dispatchd (durability fsync) over its socket, 64 in flight (a job's
@@ -17,7 +17,9 @@
  * alternating order with the third; the report gives their ratio.
  *
  * --cgroups is the engine's and the daemon's setting (default auto: a
- * cgroup per job where they can be made), to measure what they cost.
+ * cgroup per job where they can be made), to measure what they cost;
+ * --supervisor the daemon's (default: the build's), to measure what
+ * starting jobs through the process supervisor costs (off: none).
  *
  * By default the engine pins its threads as it always does (reactor on one
  * CPU, workers on the node's others: on 2 CPUs both workers share one);
@@ -50,6 +52,7 @@ static unsigned daemon_inflight = 64; /* a job's round trip includes an fsync */
 static const char *dispatchd;
 static unsigned env_vars; /* --env-vars: a fourth loop, each job with this many */
 static const char *cgroups = "auto";
+static const char *supervisor; /* the daemon's --supervisor; NULL its default */
 static _Atomic uint64_t ended;
 
 /* The bare loop is std-r's spawn floor (bench/std-r/spawn_floor.c). */
@@ -156,7 +159,7 @@ int main(int argc, char **argv)
 		{"no-pin", no_argument, 0, 'n'},       {"spin-us", required_argument, 0, 'S'},
 		{"via-daemon", no_argument, 0, 'D'},    {"dispatchd", required_argument, 0, 'P'},
 		{"daemon-inflight", required_argument, 0, 'I'}, {"env-vars", required_argument, 0, 'E'},
-		{"cgroups", required_argument, 0, 'C'},
+		{"cgroups", required_argument, 0, 'C'}, {"supervisor", required_argument, 0, 'U'},
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0}};
 	unsigned rounds = 5, threads = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
@@ -184,11 +187,13 @@ int main(int argc, char **argv)
 			env_vars = (unsigned)atoi(optarg);
 		else if (c == 'C')
 			cgroups = optarg;
+		else if (c == 'U')
+			supervisor = optarg;
 		else {
 			fprintf(c == 'h' ? stdout : stderr,
 				"usage: exec-rate [--seconds S] [--rounds N] [--threads N] [--program P] [--no-pin]\n"
 				"                 [--spin-us N] [--via-daemon [--dispatchd PATH] [--daemon-inflight N]\n"
-				"                 [--env-vars N]] [--cgroups auto|on|off]\n");
+				"                 [--env-vars N] [--supervisor PATH|off]] [--cgroups auto|on|off]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -208,13 +213,13 @@ int main(int argc, char **argv)
 		bool env_first = env_vars && i % 2;
 		if (env_first)
 			de[i] = daemon_exec_rate(dispatchd, program, env_vars, seconds, daemon_inflight,
-						 cgroups, &failures);
+						 cgroups, supervisor, &failures);
 		dm[i] = via_daemon ? daemon_exec_rate(dispatchd, program, 0, seconds, daemon_inflight,
-						      cgroups, &failures)
+						      cgroups, supervisor, &failures)
 				   : 0;
 		if (env_vars && !env_first)
 			de[i] = daemon_exec_rate(dispatchd, program, env_vars, seconds, daemon_inflight,
-						 cgroups, &failures);
+						 cgroups, supervisor, &failures);
 		fprintf(stderr, "exec-rate: round %u: bare %.0f/s, engine %.0f/s, daemon %.0f/s",
 			i + 1, b[i], en[i], dm[i]);
 		if (env_vars)

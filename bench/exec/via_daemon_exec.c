@@ -58,7 +58,8 @@ static char *submit_line(const char *program, unsigned env_vars)
 }
 
 double daemon_exec_rate(const char *exe, const char *program, unsigned env_vars, double seconds,
-			unsigned inflight, const char *cgroups, uint64_t *failures)
+			unsigned inflight, const char *cgroups, const char *supervisor,
+			uint64_t *failures)
 {
 	char path[PATH_MAX], dir[] = "/var/tmp/exec-rate-XXXXXX"; /* mkdtemp fills the X's */
 	exe = dd_wire_dispatchd(exe, path, sizeof(path));
@@ -71,8 +72,21 @@ double daemon_exec_rate(const char *exe, const char *program, unsigned env_vars,
 	if (pid == 0) {
 		if (!freopen("/dev/null", "w", stderr))
 			_exit(127);
-		execl(exe, exe, "--state-dir", state, "--socket", sock, "--cgroups", cgroups,
-		      (char *)NULL);
+		char sup[PATH_MAX + 32];
+		const char *slash = strrchr(exe, '/');
+		if (!supervisor && !getenv("DISPATCHD_SUPERVISOR") && slash) {
+			/* the build tree's, beside the build's dispatchd */
+			snprintf(sup, sizeof(sup), "%.*s/../proc/dispatchd-supervisor",
+				 (int)(slash - exe), exe);
+			if (access(sup, X_OK) == 0)
+				supervisor = sup;
+		}
+		if (supervisor)
+			execl(exe, exe, "--state-dir", state, "--socket", sock, "--cgroups", cgroups,
+			      "--supervisor", supervisor, (char *)NULL);
+		else
+			execl(exe, exe, "--state-dir", state, "--socket", sock, "--cgroups", cgroups,
+			      (char *)NULL);
 		_exit(127);
 	}
 	int fd = -1;

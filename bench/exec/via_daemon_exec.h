@@ -7,8 +7,11 @@
  * of @program in flight over its socket for @seconds after a short warm-up,
  * and returns the jobs ended per second; adds failed jobs to *failures.
  * @env_vars: variables in each job's environment (0: none sent).
- * @cgroups: the daemon's --cgroups (auto, on, off). */
+ * @cgroups: the daemon's --cgroups (auto, on, off); @supervisor its
+ * --supervisor (NULL: $DISPATCHD_SUPERVISOR, else the build's beside
+ * @exe's, else the installed one). */
 double daemon_exec_rate(const char *exe, const char *program, unsigned env_vars, double seconds,
-			unsigned inflight, const char *cgroups, uint64_t *failures);
+			unsigned inflight, const char *cgroups, const char *supervisor,
+			uint64_t *failures);
 
 #endif

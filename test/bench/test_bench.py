@@ -262,6 +262,19 @@ def exec_rate_with_an_environment():
     run(EXEC_RATE, "--env-vars", "5", "--rounds", "1", code=2)
 
 
+@case
+def adopt_takes_over_every_running_job():
+    """bench/exec/adopt.py kills a daemon under running jobs, starts it
+    again and checks each job is running in its first attempt with the
+    same pid (it raises otherwise); it reports both times."""
+    dispatchd = os.environ.get("DISPATCHD", "build/daemon/dispatchd")
+    out, err = run(sys.executable, os.path.join(SOURCE, "bench", "exec", "adopt.py"), "--jobs", "20",
+                   "--rounds", "2", "--dispatchd", dispatchd, timeout=300)
+    assert "adopt  20 running process jobs" in out and "restart to answering" in out, out
+    assert err.count("20 running jobs taken over") == 2, err
+    run(sys.executable, os.path.join(SOURCE, "bench", "exec", "adopt.py"), "--jobs", "0", code=2)
+
+
 def need(*tools):
     missing = [t for t in tools if not shutil.which(t)]
     if missing:
