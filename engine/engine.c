@@ -428,7 +428,8 @@ void dd_engine_destroy_ex(struct dd_engine *e, unsigned flags)
 {
 	if (!e)
 		return;
-	e->leave_running = (flags & DD_DESTROY_LEAVE_RUNNING) && e->sup;
+	atomic_store_explicit(&e->leave_running, (flags & DD_DESTROY_LEAVE_RUNNING) && e->sup,
+			      memory_order_relaxed);
 	if ((flags & DD_DESTROY_LEAVE_RUNNING) && !e->sup && e->shards)
 		dd_log(e, LOG_WARNING, "running process jobs cannot be left running (process "
 		       "supervisor %s): they are ended", dd_engine_supervisor(e, NULL));

@@ -245,7 +245,9 @@ struct dd_engine {
 	char cg_status[1400];  /* what dd_engine_cgroups() says */
 	struct dd_sup_client *sup; /* the process supervisor (supervise.c), or NULL */
 	char sup_status[1200];  /* what dd_engine_supervisor() says */
-	bool leave_running;    /* destroy leaves process jobs to the supervisor */
+	/* destroy leaves process jobs to the supervisor: set before stopping,
+	 * read by the reactors once they see it */
+	_Atomic bool leave_running;
 	cpu_set_t proc_cpus; /* the CPUs the process had before we pinned any
 			      * thread: jobs' processes get these, not the
 			      * spawning worker's one CPU */

@@ -346,7 +346,8 @@ void dd_exec_started(struct dd_shard *s, struct dd_jobrec *j)
 	int status;
 	if (p->sup && dd_sup_take_early(s, p->id, p->attempt, &status))
 		exited(s, p, status); /* it ended before its start's reply came */
-	else if (p->sup && s->stopping && s->eng->leave_running)
+	else if (p->sup && s->stopping &&
+		 atomic_load_explicit(&s->eng->leave_running, memory_order_relaxed))
 		detach(s, p);
 }
 
@@ -567,7 +568,7 @@ void dd_exec_shutdown(struct dd_shard *s)
 {
 	if (!s->nprocs)
 		return;
-	if (s->eng->leave_running)
+	if (atomic_load_explicit(&s->eng->leave_running, memory_order_relaxed))
 		dd_exec_detach_all(s);
 	for (struct dd_exec_run *p = s->procs->next; p != s->procs; p = p->next)
 		if (!p->detached)

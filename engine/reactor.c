@@ -234,7 +234,7 @@ static void begin_stop(struct dd_shard *s)
 	s->stopping = true;
 	s->stop_deadline = s->now + s->eng->cfg.shutdown_grace_ns;
 	/* running processes go on under the supervisor, for the next engine */
-	if (s->eng->leave_running)
+	if (atomic_load_explicit(&s->eng->leave_running, memory_order_relaxed))
 		dd_exec_detach_all(s);
 	/* Nothing that has not started will start now. */
 	for (size_t i = 0; i < s->tabcap; i++) {
@@ -278,7 +278,8 @@ void *dd_reactor_main(void *arg)
 		work += dd_cmd_drain(s);
 		dd_requeue_nohandler(s);
 		work += dd_queue_wheel_advance(&s->wheel, s->now, dd_job_timer_fired, s);
-		if (!s->stopping && atomic_load_explicit(&e->stopping, memory_order_relaxed))
+		/* acquire: what destroy set before it (leave_running) */
+		if (!s->stopping && atomic_load_explicit(&e->stopping, memory_order_acquire))
 			begin_stop(s);
 		if (!s->stopping)
 			work += s->nworkers ? dispatch(s) : dispatch_inline(s);
