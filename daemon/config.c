@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <ini.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,8 @@ int dd_dcfg_set(struct dd_dcfg *c, const char *key, const char *v, char *err, si
 		bad = strcmp(v, "auto") ? dd_size_parse(v, &u) < 0 || u == UINT64_MAX ||
 						  (c->pool_mem = u, 0)
 					: (c->pool_mem = DD_POOL_AUTO_MEM, 0);
+	else if (!strcmp(key, "job_pids_max"))
+		bad = parse_u64(v, 1u << 22, &u) || (c->job_pids_max = u, 0);
 	else if (!strcmp(key, "supervisor"))
 		bad = !v[0] || (strcmp(v, "off") && v[0] != '/') ||
 		      copy(c->supervisor, sizeof(c->supervisor), v);
@@ -204,6 +207,13 @@ static int on_key(void *arg, const char *section, const char *name, const char *
 		lc->failed = true;
 		return 0;
 	}
+	if (!strcmp(section, "limits")) {
+		if (dd_dcfg_limit(lc->c, name, value, lc->err, lc->errlen) < 0) {
+			lc->failed = true;
+			return 0;
+		}
+		return 1;
+	}
 	if (section[0] && strcmp(section, "dispatchd")) {
 		snprintf(lc->err, lc->errlen, "unknown section [%s]", section);
 		lc->failed = true;
@@ -214,6 +224,59 @@ static int on_key(void *arg, const char *section, const char *name, const char *
 		return 0;
 	}
 	return 1;
+}
+
+int dd_dcfg_limit(struct dd_dcfg *c, const char *key, const char *value, char *err,
+		  size_t errlen)
+{
+	uint64_t max;
+	struct dd_dcfg_limit l = {0};
+	if (parse_u64(value, UINT32_MAX, &max) < 0) {
+		snprintf(err, errlen, "bad value '%s' for %s (a count of running process jobs; 0: no "
+			 "limit)", value, key);
+		return -1;
+	}
+	l.max = (uint32_t)max;
+	if (!strncmp(key, "queue.", 6) && key[6] && strlen(key + 6) < sizeof(l.kind)) {
+		snprintf(l.kind, sizeof(l.kind), "%s", key + 6);
+	} else if (!strcmp(key, "user.*")) {
+		l.uid = DD_LIMIT_ANY_USER;
+	} else if (!strncmp(key, "user.", 5) && key[5]) {
+		/* a name the passwd database knows, or a uid */
+		struct passwd *pw = getpwnam(key + 5);
+		uint64_t uid;
+		if (pw)
+			l.uid = pw->pw_uid;
+		else if (parse_u64(key + 5, UINT32_MAX - 1, &uid) == 0)
+			l.uid = (uint32_t)uid;
+		else {
+			snprintf(err, errlen, "[limits] %s: no user %s", key, key + 5);
+			return -1;
+		}
+	} else {
+		snprintf(err, errlen, "unknown limit '%s' (user.NAME, user.* or queue.NAME)", key);
+		return -1;
+	}
+	for (size_t i = 0; i < c->nlimits; i++)
+		if (c->limits[i].uid == l.uid && !strcmp(c->limits[i].kind, l.kind)) {
+			c->limits[i].max = l.max; /* the later line wins */
+			return 0;
+		}
+	if (c->nlimits == DD_DCFG_LIMITS) {
+		snprintf(err, errlen, "more than %d limits", DD_DCFG_LIMITS);
+		return -1;
+	}
+	c->limits[c->nlimits++] = l;
+	return 0;
+}
+
+size_t dd_dcfg_run_limits(const struct dd_dcfg *c, struct dd_run_limit *out)
+{
+	for (size_t i = 0; i < c->nlimits; i++)
+		out[i] = (struct dd_run_limit){.uid = c->limits[i].uid,
+					       .kind = c->limits[i].kind[0] ? c->limits[i].kind : NULL,
+					       .max = c->limits[i].max};
+	return c->nlimits;
 }
 
 static int finish(struct load_ctx *lc, int rc, const char *where)

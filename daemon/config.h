@@ -5,6 +5,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "dispatchd.h"
+
+/* A [limits] entry: "user.NAME = N", "user.* = N", "queue.NAME = N". */
+#define DD_DCFG_LIMITS 256
+struct dd_dcfg_limit {
+	uint32_t uid;  /* DD_LIMIT_ANY_USER for user.*; unused for a queue */
+	char kind[64]; /* a queue's name; "" a user's */
+	uint32_t max;
+};
 
 struct dd_dcfg {
 	char state_dir[1024];
@@ -27,6 +36,9 @@ struct dd_dcfg {
 	uint64_t kill_grace_ns;
 	uint64_t shutdown_grace_ns;
 	int cgroups;           /* DD_CGROUPS_AUTO, _ON, _OFF */
+	uint64_t job_pids_max; /* processes a job's tree may hold; 0 none */
+	struct dd_dcfg_limit limits[DD_DCFG_LIMITS]; /* [limits]; reloaded on SIGHUP */
+	size_t nlimits;
 	char supervisor[1024]; /* the supervisor program; "" the engine's
 				* default; "off" none (jobs end with the daemon) */
 	unsigned pool_cpus;    /* --cpus: DD_POOL_AUTO, or a count (0: none) */
@@ -44,12 +56,18 @@ struct dd_dcfg {
 
 void dd_dcfg_defaults(struct dd_dcfg *c);
 /* Reads an INI file over @c. Keys may sit before any section or under
- * [dispatchd]. Returns 0, or -1 with a message in @err ("file:line: ..."). */
+ * [dispatchd]; limits on running process jobs under [limits]. Returns 0, or -1 with a message in @err ("file:line: ..."). */
 int dd_dcfg_load(struct dd_dcfg *c, const char *path, char *err, size_t errlen);
 /* The same from a string (fuzzing, tests). */
 int dd_dcfg_load_string(struct dd_dcfg *c, const char *text, char *err, size_t errlen);
 /* One key: the file's and the flags' common path. Returns 0 or -1 (err). */
 int dd_dcfg_set(struct dd_dcfg *c, const char *key, const char *value, char *err, size_t errlen);
+/* A key of the [limits] section. Returns 0, or -1 with @err set. */
+int dd_dcfg_limit(struct dd_dcfg *c, const char *key, const char *value, char *err,
+		  size_t errlen);
+/* @c's limits as the engine takes them (pointing into @c): fills @out
+ * (DD_DCFG_LIMITS entries) and returns how many. */
+size_t dd_dcfg_run_limits(const struct dd_dcfg *c, struct dd_run_limit *out);
 /* Where a user's daemon listens without XDG_RUNTIME_DIR: a directory of
  * its own (mode 0700) in /tmp, never a guessable name others may take. */
 #define DD_USER_SOCKET_DIR "/tmp/dispatchd-%u"

@@ -197,6 +197,10 @@ static void engine_config(struct dd_server *srv, struct dd_config *ec)
 	ec->output_reserve = srv->cfg.output_reserve;
 	ec->kill_grace_ns = srv->cfg.kill_grace_ns;
 	ec->cgroups = srv->cfg.cgroups;
+	ec->job_pids_max = srv->cfg.job_pids_max;
+	static struct dd_run_limit lim[DD_DCFG_LIMITS]; /* the engine copies them */
+	ec->nlimits = dd_dcfg_run_limits(&srv->cfg, lim);
+	ec->limits = lim;
 	if (!strcmp(srv->cfg.supervisor, "off"))
 		ec->supervisor = "";
 	else if (srv->cfg.supervisor[0])

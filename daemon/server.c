@@ -476,6 +476,13 @@ static void reload(struct dd_server *srv)
 	srv->cfg.max_batch = fresh.max_batch;
 	srv->cfg.max_conns = fresh.max_conns;
 	srv->cfg.submit_wait_ns = fresh.submit_wait_ns;
+	struct dd_run_limit lim[DD_DCFG_LIMITS];
+	size_t nlim = dd_dcfg_run_limits(&fresh, lim);
+	int r = dd_engine_set_limits(srv->eng, lim, nlim);
+	if (r < 0)
+		dd_server_log("SIGHUP: cannot set the limits on running jobs: %s", dd_strerror(r));
+	else
+		dd_server_log("SIGHUP: %zu limits on running process jobs", nlim);
 	dd_server_log("SIGHUP: limits reloaded from %s (max_frame %zu, max_jobs_per_user %llu, "
 		      "max_batch %zu, max_conns %u)",
 		      srv->cfg.config, srv->cfg.max_frame,

@@ -17,6 +17,7 @@
 #include "idem.h"
 #include "jobtab.h"
 #include "lease.h"
+#include "limits.h"
 #include "placement.h"
 #include "pool.h"
 #include "proc.h"
@@ -116,6 +117,7 @@ static int shard_init(struct dd_engine *e, struct dd_shard *s, unsigned idx)
 	atomic_init(&s->reserved_seq, UINT64_MAX);
 	atomic_init(&s->live, 0);
 	dd_queue_lanes_init(&s->lanes);
+	dd_queue_lanes_init(&s->held);
 	s->retained.prev = s->retained.next = &s->retained;
 	s->nohandler.prev = s->nohandler.next = &s->nohandler;
 	s->first_seq = 1;
@@ -373,7 +375,8 @@ int dd_engine_create(const struct dd_config *cfg, struct dd_engine **out)
 		goto fail;
 	if ((r = dd_numa_topo_create(e->cfg.pretend_nodes, &e->topo)) < 0)
 		goto fail;
-	if ((r = dd_idem_create(&e->idem)) < 0 || (r = dd_proc_creds_create(&e->creds)) < 0)
+	if ((r = dd_idem_create(&e->idem)) < 0 || (r = dd_proc_creds_create(&e->creds)) < 0 ||
+	    (r = dd_limits_create(e)) < 0)
 		goto fail;
 	e->nshards = e->cfg.shards ? e->cfg.shards : (unsigned)e->topo->nnodes;
 	if (e->nshards > DD_MAX_SHARDS)
@@ -446,6 +449,7 @@ void dd_engine_destroy_ex(struct dd_engine *e, unsigned flags)
 		close(e->state_fd);
 	dd_probe_stop(e);
 	dd_idem_destroy(e->idem);
+	dd_limits_destroy(e);
 	dd_proc_creds_destroy(e->creds);
 	dd_numa_topo_destroy(e->topo);
 	pthread_mutex_destroy(&e->reg_lock);

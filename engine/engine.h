@@ -50,6 +50,7 @@ struct dd_exec_run;
 struct dd_pending;
 struct dd_proc_creds;
 struct dd_sup_client;
+struct dd_limits;
 struct dd_sup_shard;
 struct dd_proc_cg;
 struct dd_pool;
@@ -108,6 +109,7 @@ struct dd_jobrec {
 				     * worker, sent once its process is known */
 	bool start_pending;         /* its START waits for the next log batch
 				     * (durable/durable.c); the reactor's alone */
+	uint8_t lim;                /* JF_EXEC: DD_LIM_* (limits.h) */
 	uint32_t uid, gid;          /* owner */
 	int32_t pid;                /* JF_EXEC: last attempt's process, 0 none */
 	struct dd_exec_run *proc;   /* JF_EXEC: its running process, or NULL */
@@ -204,6 +206,9 @@ struct dd_shard {
 	struct dd_pool *pool;      /* CPUs and memory for process jobs (pool.c) */
 	struct dd_exec_run *procs; /* running processes (exec.c), a list */
 	struct dd_sup_shard *sup;  /* its connection to the supervisor, or NULL */
+	struct dd_queue_lanes held; /* process jobs over a limit (limits.c) */
+	size_t nheld;
+	uint64_t held_seen;        /* the limits' epoch of its last full look */
 	unsigned nprocs;
 	unsigned procs_ending;  /* exited, waiting for their output's last cut */
 	_Atomic bool out_wake;  /* the output helper asks for a sweep now: it
@@ -244,6 +249,7 @@ struct dd_engine {
 	struct dd_proc_cg *cg; /* the process jobs' cgroups (proctree.c), or NULL */
 	char cg_status[1400];  /* what dd_engine_cgroups() says */
 	struct dd_sup_client *sup; /* the process supervisor (supervise.c), or NULL */
+	struct dd_limits *limits;  /* on running process jobs (limits.c) */
 	char sup_status[1200];  /* what dd_engine_supervisor() says */
 	/* destroy leaves process jobs to the supervisor: set before stopping,
 	 * read by the reactors once they see it */

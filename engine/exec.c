@@ -30,6 +30,7 @@
 #include "exec.h"
 #include "jobtab.h"
 #include "lifecycle.h"
+#include "limits.h"
 #include "registry.h"
 #include "stats.h"
 #include "supervise.h"
@@ -214,6 +215,8 @@ static void watch(struct dd_shard *s, struct dd_exec_run *p)
 static void proc_free(struct dd_shard *s, struct dd_exec_run *p)
 {
 	dd_pool_release(s, &p->grant);
+	if (p->j)
+		dd_limits_give(s, p->j);
 	if (p->next) {
 		p->prev->next = p->next;
 		p->next->prev = p->prev;
@@ -592,6 +595,7 @@ void dd_exec_free_all(struct dd_shard *s)
 		struct dd_exec_run *p = s->procs->next;
 		if (p->j)
 			p->j->proc = NULL;
+		p->j = NULL; /* the engine goes: nothing to give back */
 		if (p->detached)
 			dd_proctree_release(s, p); /* it runs on, for the next engine */
 		proc_free(s, p);
@@ -709,7 +713,8 @@ int dd_exec_adopt(struct dd_shard *s, struct dd_jobrec *j, struct dd_sup_held *h
 		       dd_strerror(r));
 	int h_kind = dd_kind_for_exec(e, j->kind);
 	if (h_kind >= 0)
-		j->handler = h_kind;
+		j->handler = (uint16_t)h_kind;
+	dd_limits_force(s, j); /* it runs: counted, whatever the limits */
 	j->worker = -1;
 	j->pid = h->pid;
 	/* its time-out counts from its start, in this clock */

@@ -94,6 +94,14 @@ int dd_proctree_create(struct dd_shard *s, struct dd_exec_run *p, uint64_t mem, 
 		snprintf(why, whyn, "cannot create the job's cgroup %s: %s", name, dd_strerror(r));
 	else
 		p->cg_on = true;
+	/* confined to what it got: a cpuset holds where affinity alone can
+	 * be widened by the job itself; and at most pids_max processes */
+	if (r == 0 && (r = dd_proc_cg_job_confine(e->cg, &p->cg, e->cfg.job_pids_max,
+						  p->grant.pinned ? &p->grant.set : NULL)) < 0) {
+		snprintf(why, whyn, "cannot confine the job's cgroup %s: %s", name, dd_strerror(r));
+		dd_proc_cg_job_destroy(e->cg, &p->cg);
+		p->cg_on = false;
+	}
 	return r;
 }
 

@@ -7,6 +7,7 @@
 #include "jobtab.h"
 #include "lease.h"
 #include "lifecycle.h"
+#include "limits.h"
 #include "placement.h"
 #include "pool.h"
 #include "reactor.h"
@@ -121,9 +122,16 @@ static struct dd_jobrec *take_job(struct dd_shard *s)
 	struct dd_jobrec *j = s->pool->waiting ? dd_pool_next(s) : NULL;
 	if (j)
 		return j;
-	while ((j = next_job(s)))
-		if (!(j->flags & JF_EXEC) || dd_pool_admit(s, j))
+	/* held jobs a limit lets go now first (they came earlier), counted;
+	 * a queued one over its limit is set aside, not into the pool */
+	while ((j = dd_limits_next(s)) || (j = next_job(s))) {
+		if (!(j->flags & JF_EXEC))
 			return j;
+		if (!(j->lim & (DD_LIM_USER | DD_LIM_QUEUE)) && !dd_limits_take(s, j))
+			continue;
+		if (dd_pool_admit(s, j))
+			return j;
+	}
 	return NULL;
 }
 
@@ -157,12 +165,15 @@ static size_t dispatch(struct dd_shard *s)
 {
 	size_t total = 0;
 	struct dd_jobrec *batch[DD_WORKER_INFLIGHT];
-	for (unsigned tries = 0; tries < s->nworkers && (s->lanes.total || s->pool->waiting);
+	for (unsigned tries = 0;
+	     tries < s->nworkers && (s->lanes.total || s->pool->waiting || dd_limits_ready(s));
 	     tries++) {
 		struct dd_worker *w = &s->workers[s->rr];
 		s->rr = (s->rr + 1) % s->nworkers;
 		unsigned room = dd_worker_room(s, w);
-		size_t share = (s->lanes.total + s->pool->waiting + s->nworkers - 1) / s->nworkers;
+		size_t held = dd_limits_ready(s) ? s->nheld : 0;
+		size_t share = (s->lanes.total + s->pool->waiting + held + s->nworkers - 1) /
+			       s->nworkers;
 		size_t k = 0;
 		while (k < room && k < share) {
 			struct dd_jobrec *j = take_job(s);

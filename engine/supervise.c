@@ -391,7 +391,7 @@ int dd_sup_spawn(struct dd_engine *e, int *conn, unsigned shard, uint64_t id, ui
 		m->flags |= DD_SUP_F_IN;
 		fds[nf++] = sp->in;
 	}
-	for (const int *p = sp->cg_procs; p && *p >= 0 && m->ncg < 2; p++) {
+	for (const int *p = sp->cg_procs; p && *p >= 0 && m->ncg < 4; p++) {
 		fds[nf++] = *p;
 		m->ncg++;
 	}

@@ -424,6 +424,14 @@ struct dd_config {
 				   * dd_engine_cgroups()), DD_CGROUPS_ON
 				   * (creating the engine fails without them),
 				   * DD_CGROUPS_OFF */
+	const struct dd_run_limit *limits; /* limits on running process jobs
+				   * (see dd_engine_set_limits), copied; */
+	size_t nlimits;           /* none by default */
+	uint64_t job_pids_max;    /* processes one process job's tree may hold
+				   * at once (cgroups' pids controller: a fork
+				   * bomb stays a job's own); 0 (default): no
+				   * limit. Without the controller, said by
+				   * dd_engine_cgroups() */
 	const char *supervisor;   /* the dispatchd-supervisor program that holds
 				   * process jobs so that they outlive the
 				   * engine (DESIGN.md section 10; with a
@@ -438,6 +446,18 @@ struct dd_config {
 				   * refused, a log that cannot be written...);
 				   * NULL: dropped (the library never prints) */
 	void *log_arg;
+};
+
+/* A limit on running process jobs: at most @max at once (0: none) of
+ * owner @uid (DD_LIMIT_ANY_USER: of each owner without a limit of their
+ * own) when @kind is NULL, else of the kind (queue) @kind. A process job
+ * over a limit waits aside, QUEUED with the reason saying so, and never
+ * holds back other jobs waiting for the pool. */
+#define DD_LIMIT_ANY_USER UINT32_MAX
+struct dd_run_limit {
+	uint32_t uid;
+	const char *kind;
+	uint32_t max;
 };
 
 /* Fills @cfg with the defaults above. */
@@ -472,6 +492,12 @@ void dd_engine_destroy(struct dd_engine *e);
  * (see dd_engine_supervisor) they are killed as by dd_engine_destroy(). */
 #define DD_DESTROY_LEAVE_RUNNING 1u
 void dd_engine_destroy_ex(struct dd_engine *e, unsigned flags);
+
+/* Replaces the engine's limits on running process jobs with @v (@n of
+ * them; 0 lifts them all). Jobs already running are not stopped; held
+ * jobs that the new limits allow start. Any thread.
+ * @return 0, -EINVAL (a kind of more than 63 bytes), -ENOMEM. */
+int dd_engine_set_limits(struct dd_engine *e, const struct dd_run_limit *v, size_t n);
 
 /* Registers @fn under @name for jobs of that kind. With @fn NULL, @name is
  * an external queue: its jobs wait until a worker outside the engine takes

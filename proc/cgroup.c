@@ -32,14 +32,21 @@
 
 #define SELF_LEAF "dispatchd.self"
 
+/* The controllers a tree's cgroup uses, each on cgroup2 where it is
+ * enabled there, else on its v1 hierarchy (a hybrid host). */
+enum { V1_MEMORY, V1_PIDS, V1_CPUSET, V1_N };
+static const char *const ctl_name[V1_N + 1] = {"memory", "pids", "cpuset", NULL};
+
 struct dd_proc_cg {
-	int v2;     /* S on cgroup2 (a directory fd) */
-	int v1mem;  /* S on the v1 memory hierarchy, or -1 */
-	bool v2mem; /* the memory controller reaches S's children on v2 */
-	bool kill_file; /* cgroup.kill (Linux 5.14) */
+	int v2;            /* S on cgroup2 (a directory fd) */
+	bool v2on[V1_N];   /* the controller reaches S's children on v2 */
+	int v1[V1_N];      /* else S on the controller's v1 hierarchy, or -1 */
+	bool kill_file;    /* cgroup.kill (Linux 5.14) */
 	char v2path[PATH_MAX];
-	char v1mempath[PATH_MAX];
-	char desc[2 * PATH_MAX + 128];
+	char v1path[V1_N][PATH_MAX];
+	char v1cpus[1024], v1mems[256]; /* S's v1 cpuset, which a child's
+					 * starts from (v1 starts it empty) */
+	char desc[4 * PATH_MAX + 256];
 };
 
 /* ---- small file helpers: whole small files read and written at a dir fd ---- */
@@ -222,7 +229,7 @@ static void pass_on(const char *cdir, const char *const *want)
 	int c = open(cdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (c < 0)
 		return;
-	bool on[4] = {0};
+	bool on[V1_N] = {0};
 	enable(c, want, on);
 	char have[512];
 	bool missing = false;
@@ -253,6 +260,47 @@ static int subtree(const char *cdir, const char *name, char *path, size_t n)
 	return fd < 0 ? -errno : fd;
 }
 
+/* S's v1 cpuset gets its parent's CPUs and memory nodes: v1 starts a
+ * cpuset empty, and a task cannot enter an empty one. */
+static void v1_cpuset_init(struct dd_proc_cg *cg, const char *parent)
+{
+	int p = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (p < 0)
+		return;
+	int k = read_at(p, "cpuset.cpus", cg->v1cpus, sizeof(cg->v1cpus));
+	int m = read_at(p, "cpuset.mems", cg->v1mems, sizeof(cg->v1mems));
+	close(p);
+	cg->v1cpus[strcspn(cg->v1cpus, "\n")] = 0;
+	cg->v1mems[strcspn(cg->v1mems, "\n")] = 0;
+	if (k <= 0 || m <= 0 || !cg->v1cpus[0] || !cg->v1mems[0] ||
+	    write_at(cg->v1[V1_CPUSET], "cpuset.cpus", cg->v1cpus) < 0 ||
+	    write_at(cg->v1[V1_CPUSET], "cpuset.mems", cg->v1mems) < 0) {
+		close(cg->v1[V1_CPUSET]);
+		rmdir(cg->v1path[V1_CPUSET]);
+		cg->v1[V1_CPUSET] = -1;
+	}
+}
+
+/* ", memory on cgroup2", ", pids on v1 /sys/fs/cgroup/pids/x", ... */
+static int describe(struct dd_proc_cg *cg, int k, const char *v1why)
+{
+	size_t n = sizeof(cg->desc);
+	for (int i = 0; i < V1_N && k >= 0 && (size_t)k < n; i++) {
+		if (cg->v2on[i])
+			k += snprintf(cg->desc + k, n - (size_t)k, ", %s on cgroup2", ctl_name[i]);
+		else if (cg->v1[i] >= 0)
+			k += snprintf(cg->desc + k, n - (size_t)k, ", %s on v1 %s", ctl_name[i],
+				      cg->v1path[i]);
+		else if (i == V1_MEMORY)
+			k += snprintf(cg->desc + k, n - (size_t)k,
+				      ", no memory controller (%s): memory limits and peaks unavailable",
+				      v1why[0] ? v1why : "not enabled for this cgroup");
+		else
+			k += snprintf(cg->desc + k, n - (size_t)k, ", no %s controller", ctl_name[i]);
+	}
+	return k;
+}
+
 int dd_proc_cg_open(const char *name, struct dd_proc_cg **out, char *why, size_t whyn)
 {
 	*out = NULL;
@@ -261,14 +309,15 @@ int dd_proc_cg_open(const char *name, struct dd_proc_cg **out, char *why, size_t
 	struct dd_proc_cg *cg = calloc(1, sizeof(*cg));
 	if (!cg)
 		return -ENOMEM;
-	cg->v2 = cg->v1mem = -1;
+	cg->v2 = -1;
+	for (int i = 0; i < V1_N; i++)
+		cg->v1[i] = -1;
 	char cdir[PATH_MAX];
 	int rc = own_dir(NULL, cdir, sizeof(cdir), why, whyn);
 	if (rc < 0)
 		goto fail;
-	/* memory alone: no other controller's file is written or read */
-	static const char *const want[] = {"memory", NULL};
-	pass_on(cdir, want);
+	/* only these: no other controller's file is written or read */
+	pass_on(cdir, ctl_name);
 	if ((rc = subtree(cdir, name, cg->v2path, sizeof(cg->v2path))) < 0) {
 		snprintf(why, whyn, "cannot create cgroup %s: %s%s", cg->v2path, strerror(-rc),
 			 rc == -EACCES || rc == -EPERM || rc == -EROFS
@@ -277,32 +326,29 @@ int dd_proc_cg_open(const char *name, struct dd_proc_cg **out, char *why, size_t
 		goto fail;
 	}
 	cg->v2 = rc;
-	bool on[1] = {0};
-	enable(cg->v2, want, on);
-	cg->v2mem = on[0];
+	enable(cg->v2, ctl_name, cg->v2on);
 	/* every cgroup but the root has it from Linux 5.14 */
 	cg->kill_file = faccessat(cg->v2, "cgroup.kill", F_OK, 0) == 0;
 	char v1why[PATH_MAX + 64] = "";
-	if (!cg->v2mem) {
-		char mdir[PATH_MAX];
-		int r = own_dir("memory", mdir, sizeof(mdir), v1why, sizeof(v1why));
-		if (r == 0 && (r = subtree(mdir, name, cg->v1mempath, sizeof(cg->v1mempath))) >= 0)
-			cg->v1mem = r;
-		else if (r < 0 && !v1why[0])
-			snprintf(v1why, sizeof(v1why), "cannot create %s: %s", cg->v1mempath,
-				 strerror(-r));
+	for (int i = 0; i < V1_N; i++) {
+		if (cg->v2on[i])
+			continue;
+		char dir[PATH_MAX], w[PATH_MAX + 64] = "";
+		int r = own_dir(ctl_name[i], dir, sizeof(dir), w, sizeof(w));
+		if (r == 0 && (r = subtree(dir, name, cg->v1path[i], sizeof(cg->v1path[i]))) >= 0) {
+			cg->v1[i] = r;
+			if (i == V1_CPUSET)
+				v1_cpuset_init(cg, dir);
+		} else if (i == V1_MEMORY) {
+			if (r < 0 && !w[0])
+				snprintf(w, sizeof(w), "cannot create %s: %s", cg->v1path[i],
+					 strerror(-r));
+			snprintf(v1why, sizeof(v1why), "%s", w);
+		}
 	}
 	int k = snprintf(cg->desc, sizeof(cg->desc), "cgroup2 %s", cg->v2path);
-	if (cg->v2mem)
-		k += snprintf(cg->desc + k, sizeof(cg->desc) - (size_t)k, ", memory on cgroup2");
-	else if (cg->v1mem >= 0)
-		k += snprintf(cg->desc + k, sizeof(cg->desc) - (size_t)k, ", memory on v1 %s",
-			      cg->v1mempath);
-	else
-		k += snprintf(cg->desc + k, sizeof(cg->desc) - (size_t)k,
-			      ", no memory controller (%s): memory limits and peaks unavailable",
-			      v1why[0] ? v1why : "not enabled for this cgroup");
-	if (!cg->kill_file)
+	k = describe(cg, k, v1why);
+	if (!cg->kill_file && k >= 0 && (size_t)k < sizeof(cg->desc))
 		snprintf(cg->desc + k, sizeof(cg->desc) - (size_t)k,
 			 ", no cgroup.kill (kernel before 5.14): trees killed pid by pid");
 	*out = cg;
@@ -320,10 +366,11 @@ void dd_proc_cg_close(struct dd_proc_cg *cg)
 	 * us, for the next engine to find) */
 	close(cg->v2);
 	rmdir(cg->v2path);
-	if (cg->v1mem >= 0) {
-		close(cg->v1mem);
-		rmdir(cg->v1mempath);
-	}
+	for (int i = 0; i < V1_N; i++)
+		if (cg->v1[i] >= 0) {
+			close(cg->v1[i]);
+			rmdir(cg->v1path[i]);
+		}
 	free(cg);
 }
 
@@ -334,21 +381,35 @@ const char *dd_proc_cg_describe(const struct dd_proc_cg *cg)
 
 bool dd_proc_cg_memory(const struct dd_proc_cg *cg)
 {
-	return cg->v2mem || cg->v1mem >= 0;
+	return cg->v2on[V1_MEMORY] || cg->v1[V1_MEMORY] >= 0;
+}
+
+bool dd_proc_cg_pids(const struct dd_proc_cg *cg)
+{
+	return cg->v2on[V1_PIDS] || cg->v1[V1_PIDS] >= 0;
+}
+
+bool dd_proc_cg_cpuset(const struct dd_proc_cg *cg)
+{
+	return cg->v2on[V1_CPUSET] || cg->v1[V1_CPUSET] >= 0;
 }
 
 /* ---- one process's cgroup ---- */
 
 static void job_close(struct dd_proc_cg_job *j)
 {
-	int *fds[] = {&j->dir, &j->procs[0], &j->procs[1], &j->events, &j->mdir};
+	int *fds[] = {&j->dir, &j->events, &j->v1[0], &j->v1[1], &j->v1[2],
+		      &j->procs[0], &j->procs[1], &j->procs[2], &j->procs[3]};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
 			close(*fds[i]);
 		*fds[i] = -1;
 	}
-	j->procs[2] = -1;
+	j->procs[4] = -1;
 }
+
+static const struct dd_proc_cg_job job_none = {
+	.dir = -1, .procs = {-1, -1, -1, -1, -1}, .events = -1, .v1 = {-1, -1, -1}};
 
 /* mkdir @name at @parent; an empty one left by an earlier life is taken
  * over, a populated one refused (-EBUSY): its processes still run. */
@@ -367,23 +428,24 @@ static int set_memory(const struct dd_proc_cg *cg, struct dd_proc_cg_job *j, uin
 {
 	char v[32];
 	snprintf(v, sizeof(v), "%" PRIu64, max);
-	if (cg->v2mem) {
+	if (cg->v2on[V1_MEMORY]) {
 		int rc = write_at(j->dir, "memory.max", v);
 		/* no swap to escape to: the limit is what it says */
 		if (rc == 0)
 			(void)write_at(j->dir, "memory.swap.max", "0");
 		return rc;
 	}
-	int rc = write_at(j->mdir, "memory.limit_in_bytes", v);
-	if (rc == 0 && faccessat(j->mdir, "memory.memsw.limit_in_bytes", F_OK, 0) == 0)
-		(void)write_at(j->mdir, "memory.memsw.limit_in_bytes", v);
+	int m = j->v1[V1_MEMORY];
+	int rc = write_at(m, "memory.limit_in_bytes", v);
+	if (rc == 0 && faccessat(m, "memory.memsw.limit_in_bytes", F_OK, 0) == 0)
+		(void)write_at(m, "memory.memsw.limit_in_bytes", v);
 	return rc;
 }
 
 int dd_proc_cg_job_create(const struct dd_proc_cg *cg, const char *name, uint64_t mem_max,
 			  struct dd_proc_cg_job *j)
 {
-	*j = (struct dd_proc_cg_job){.dir = -1, .procs = {-1, -1, -1}, .events = -1, .mdir = -1};
+	*j = job_none;
 	snprintf(j->name, sizeof(j->name), "%s", name);
 	if (mem_max && !dd_proc_cg_memory(cg))
 		return -EOPNOTSUPP;
@@ -394,13 +456,23 @@ int dd_proc_cg_job_create(const struct dd_proc_cg *cg, const char *name, uint64_
 	    (j->procs[0] = openat(j->dir, "cgroup.procs", O_WRONLY | O_CLOEXEC)) < 0 ||
 	    (j->events = openat(j->dir, "cgroup.events", O_RDONLY | O_CLOEXEC)) < 0)
 		goto fail;
-	if (cg->v1mem >= 0) {
-		if ((rc = make_dir(cg->v1mem, name)) < 0) {
+	int np = 1;
+	for (int i = 0; i < V1_N; i++) {
+		if (cg->v1[i] < 0)
+			continue;
+		if ((rc = make_dir(cg->v1[i], name)) < 0) {
 			errno = -rc;
 			goto fail;
 		}
-		if ((j->mdir = openat(cg->v1mem, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
-		    (j->procs[1] = openat(j->mdir, "cgroup.procs", O_WRONLY | O_CLOEXEC)) < 0)
+		if ((j->v1[i] = openat(cg->v1[i], name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			goto fail;
+		/* a v1 cpuset starts empty, and nothing can enter it so */
+		if (i == V1_CPUSET && ((rc = write_at(j->v1[i], "cpuset.cpus", cg->v1cpus)) < 0 ||
+				       (rc = write_at(j->v1[i], "cpuset.mems", cg->v1mems)) < 0)) {
+			errno = -rc;
+			goto fail;
+		}
+		if ((j->procs[np++] = openat(j->v1[i], "cgroup.procs", O_WRONLY | O_CLOEXEC)) < 0)
 			goto fail;
 	}
 	if (mem_max && (rc = set_memory(cg, j, mem_max)) < 0) {
@@ -420,22 +492,57 @@ fail:
 int dd_proc_cg_job_open(const struct dd_proc_cg *cg, const char *name, uint64_t mem_max,
 			struct dd_proc_cg_job *j)
 {
-	*j = (struct dd_proc_cg_job){.dir = -1, .procs = {-1, -1, -1}, .events = -1, .mdir = -1,
-				     .mem_max = mem_max};
+	*j = job_none;
+	j->mem_max = mem_max;
 	snprintf(j->name, sizeof(j->name), "%s", name);
 	if ((j->dir = openat(cg->v2, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0 ||
 	    (j->events = openat(j->dir, "cgroup.events", O_RDONLY | O_CLOEXEC)) < 0)
 		goto fail;
-	/* its memory side, where there is one: for the peak and the limit's
-	 * kills; a tree that never had one (created before the controller
-	 * was) is followed without */
-	if (cg->v1mem >= 0)
-		j->mdir = openat(cg->v1mem, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	/* its v1 sides, where there are: the memory one for the peak and the
+	 * limit's kills, all to be removed with it; a tree made before a
+	 * controller was is followed without it */
+	for (int i = 0; i < V1_N; i++)
+		if (cg->v1[i] >= 0)
+			j->v1[i] = openat(cg->v1[i], name,
+					  O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	return 0;
 fail:;
 	int rc = -errno;
 	j->name[0] = 0; /* not removed on failure: it is someone's */
 	dd_proc_cg_job_release(j);
+	return rc;
+}
+
+/* "0,2-3" */
+static void cpu_list(const cpu_set_t *set, char *buf, size_t n)
+{
+	size_t k = 0;
+	buf[0] = 0;
+	for (int c = 0; c < CPU_SETSIZE && k + 24 < n; c++) {
+		if (!CPU_ISSET(c, set))
+			continue;
+		int e = c;
+		while (e + 1 < CPU_SETSIZE && CPU_ISSET(e + 1, set))
+			e++;
+		k += (size_t)snprintf(buf + k, n - k, e > c ? "%s%d-%d" : "%s%d", k ? "," : "", c, e);
+		c = e;
+	}
+}
+
+int dd_proc_cg_job_confine(const struct dd_proc_cg *cg, struct dd_proc_cg_job *j,
+			   uint64_t pids_max, const cpu_set_t *cpus)
+{
+	int rc = 0;
+	if (pids_max && dd_proc_cg_pids(cg)) {
+		char v[32];
+		snprintf(v, sizeof(v), "%" PRIu64, pids_max);
+		rc = write_at(cg->v2on[V1_PIDS] ? j->dir : j->v1[V1_PIDS], "pids.max", v);
+	}
+	if (rc == 0 && cpus && CPU_COUNT(cpus) && dd_proc_cg_cpuset(cg)) {
+		char list[4096];
+		cpu_list(cpus, list, sizeof(list));
+		rc = write_at(cg->v2on[V1_CPUSET] ? j->dir : j->v1[V1_CPUSET], "cpuset.cpus", list);
+	}
 	return rc;
 }
 
@@ -497,10 +604,10 @@ int dd_proc_cg_job_usage(const struct dd_proc_cg *cg, const struct dd_proc_cg_jo
 	}
 	/* the peak and the kernel's kills for the limit: v2's files, or
 	 * the v1 memory controller's */
-	if (cg->v2mem)
+	if (cg->v2on[V1_MEMORY])
 		memory_usage(j->dir, "memory.peak", "memory.events", u);
-	else if (j->mdir >= 0)
-		memory_usage(j->mdir, "memory.max_usage_in_bytes", "memory.oom_control", u);
+	else if (j->v1[V1_MEMORY] >= 0)
+		memory_usage(j->v1[V1_MEMORY], "memory.max_usage_in_bytes", "memory.oom_control", u);
 	return 0;
 }
 
@@ -510,9 +617,10 @@ int dd_proc_cg_job_destroy(const struct dd_proc_cg *cg, struct dd_proc_cg_job *j
 		/* v2 first: it refuses while a process is in the tree */
 		if (j->dir >= 0 && unlinkat(cg->v2, j->name, AT_REMOVEDIR) < 0 && errno != ENOENT)
 			return -errno;
-		if (j->mdir >= 0 && unlinkat(cg->v1mem, j->name, AT_REMOVEDIR) < 0 &&
-		    errno != ENOENT)
-			return -errno;
+		for (int i = 0; i < V1_N; i++)
+			if (j->v1[i] >= 0 && unlinkat(cg->v1[i], j->name, AT_REMOVEDIR) < 0 &&
+			    errno != ENOENT)
+				return -errno;
 		j->name[0] = 0;
 	}
 	job_close(j);

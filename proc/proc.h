@@ -177,9 +177,10 @@ struct dd_proc_cg;
 /* One process tree's cgroup (on v2, and on v1 memory where that is used). */
 struct dd_proc_cg_job {
 	int dir;      /* its v2 directory */
-	int procs[3]; /* cgroup.procs (v2, v1 memory) for the child, -1 ended */
+	int procs[5]; /* cgroup.procs (v2, then each v1 hierarchy used) for the
+		       * child, -1 ended */
 	int events;   /* v2 cgroup.events: "populated", pollable (POLLPRI) */
-	int mdir;     /* its v1 memory directory, or -1 */
+	int v1[3];    /* its v1 memory, pids and cpuset directories, or -1 */
 	uint64_t mem_max; /* its memory limit; 0 none */
 	char name[48];
 };
@@ -202,6 +203,10 @@ void dd_proc_cg_close(struct dd_proc_cg *cg);
 const char *dd_proc_cg_describe(const struct dd_proc_cg *cg);
 /* A memory limit can be set and a peak read. */
 bool dd_proc_cg_memory(const struct dd_proc_cg *cg);
+/* A limit on a tree's processes (pids controller) can be set. */
+bool dd_proc_cg_pids(const struct dd_proc_cg *cg);
+/* A tree can be confined to CPUs (cpuset controller). */
+bool dd_proc_cg_cpuset(const struct dd_proc_cg *cg);
 /* Creates the cgroup @name (an empty one left there is taken over) with
  * memory limit @mem_max (0: none). Returns 0; -EBUSY: a populated cgroup
  * of that name is there (its processes run on); -EOPNOTSUPP: a limit
@@ -213,6 +218,12 @@ int dd_proc_cg_job_create(const struct dd_proc_cg *cg, const char *name, uint64_
  * it was made with). Returns 0 or -errno (-ENOENT: there is none). */
 int dd_proc_cg_job_open(const struct dd_proc_cg *cg, const char *name, uint64_t mem_max,
 			struct dd_proc_cg_job *j);
+/* Before its process starts: limits @j's tree to @pids_max processes (0:
+ * none) and its CPUs to @cpus (NULL: all of the subtree's), where the
+ * controllers are there (see dd_proc_cg_pids, dd_proc_cg_cpuset; else
+ * nothing is done for that one). Returns 0 or -errno. */
+int dd_proc_cg_job_confine(const struct dd_proc_cg *cg, struct dd_proc_cg_job *j,
+			   uint64_t pids_max, const cpu_set_t *cpus);
 /* 1 while a process is in @j's cgroup, 0 when none is, or -errno. */
 int dd_proc_cg_job_populated(const struct dd_proc_cg_job *j);
 /* Signals every process in @j (SIGKILL through cgroup.kill where the

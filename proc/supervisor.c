@@ -184,7 +184,7 @@ static void do_spawn(struct sconn *c, const struct dd_sup_spawn *m, int *fds)
 	struct sup *s = c->sup;
 	unsigned k = 2;
 	int in = (m->flags & DD_SUP_F_IN) ? fds[k++] : -1;
-	int cg[3] = {-1, -1, -1};
+	int cg[5] = {-1, -1, -1, -1, -1};
 	for (uint32_t i = 0; i < m->ncg; i++)
 		cg[i] = fds[k++];
 	int memfd = (m->flags & DD_SUP_F_MEMFD) ? fds[k++] : -1;

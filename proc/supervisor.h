@@ -71,7 +71,7 @@ struct dd_sup_spawn {
 	uint64_t id;
 	uint32_t attempt, flags;
 	uint32_t uid, gid;
-	uint32_t ncg;      /* cgroup.procs fds, at most 2 */
+	uint32_t ncg;      /* cgroup.procs fds, at most 4 */
 	uint32_t spec_len; /* inline or in the memfd */
 	uint32_t ngroups;  /* with DD_SUP_F_CRED */
 	uint32_t env_len;  /* with DD_SUP_F_CRED: 4 NUL-ended strings */

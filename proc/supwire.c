@@ -15,7 +15,7 @@ unsigned dd_sup_spawn_nfds(const struct dd_sup_spawn *m)
 
 static int check_spawn(const struct dd_sup_spawn *m, size_t len, unsigned nfds)
 {
-	if (m->flags & ~DD_SUP_F_ALL || m->ncg > 2 || m->spec_len == 0 ||
+	if (m->flags & ~DD_SUP_F_ALL || m->ncg > 4 || m->spec_len == 0 ||
 	    m->spec_len > (1u << 20) || dd_sup_spawn_nfds(m) != nfds)
 		return -EPROTO;
 	size_t tail = len - sizeof(*m);

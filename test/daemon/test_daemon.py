@@ -2112,5 +2112,49 @@ def process_pool():
         assert c.wait(c.ok("submit", queue="dispatchd.noop")["id"])["state"] == "succeeded"
 
 
+@case
+def process_limits():
+    """[limits] user.* = 1: a user's jobs run one at a time (from their own
+    start and end times), a held one says why; a SIGHUP with user.* = 3
+    lets the held ones go at once; a bad limit is refused at start."""
+    d = Daemon("--cpus", "8", config="[limits]\nuser.* = 1\n")
+    work = tempfile.mkdtemp(prefix="dd-h19l-")
+    try:
+        with d, d.client() as c:
+            times, gate = os.path.join(work, "times"), os.path.join(work, "gate")
+            ids = [c.ok("submit", argv=["sh", "-c",
+                                        "read a b < /proc/uptime; echo \"$a 1\" >> %s; "
+                                        "while [ ! -e %s ]; do sleep 0.01; done; "
+                                        "read a b < /proc/uptime; echo \"$a -1\" >> %s"
+                                        % (times, gate, times)])["id"] for _ in range(3)]
+            until(lambda: os.path.exists(times))
+            held = [c.ok("get", id=j)["job"] for j in ids[1:]]
+            assert all(j["state"] == "queued" and
+                       j["reason"] == "waiting: its owner's limit of running process jobs"
+                       for j in held), held
+            with open(os.path.join(d.dir, "dispatchd.ini"), "w") as f:
+                f.write("[limits]\nuser.* = 3\n")
+            d.send_signal(signal.SIGHUP)
+            until(lambda: len(open(times).read().split("\n")) > 3, what="the held jobs' start")
+            open(gate, "w").close()
+            for j in ids:
+                assert c.wait(j)["state"] == "succeeded"
+            with open(times) as f:
+                ev = sorted((float(t), int(k)) for t, k in (ln.split() for ln in f))
+            run = most = 0
+            for _, k in ev:
+                run += k
+                most = max(most, run)
+            assert most == 3, ev  # one, then the other two with it after the raise
+            assert "SIGHUP: 1 limits on running process jobs" in d.logtext(), d.logtext()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    d = Daemon(config="[limits]\nuser.nosuchuser = 2\n", autostart=False)
+    with d:
+        d.start(wait=False)
+        assert d.proc.wait(20) == 2, d.logtext()
+        assert "no user nosuchuser" in d.logtext(), d.logtext()
+
+
 if __name__ == "__main__":
     sys.exit(run_cases(CASES, "daemon"))

@@ -5,6 +5,7 @@
  * cgroups the engine says so and refuses a memory limit. On this machine's
  * real cgroups (root). */
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 
 static char dir[] = "/tmp/dd-tree-XXXXXX"; /* mkdtemp fills the X's */
 static char pidfile[256];
+static uint64_t pids_max; /* the next engine's job_pids_max */
 
 static struct dd_engine *engine(int cgroups)
 {
@@ -25,6 +27,7 @@ static struct dd_engine *engine(int cgroups)
 	cfg.output_dir = dir;
 	cfg.kill_grace_ns = 200 * MS;
 	cfg.cgroups = cgroups;
+	cfg.job_pids_max = pids_max;
 	return make_engine(&cfg);
 }
 
@@ -164,6 +167,94 @@ Test(tree, over_its_memory_limit_a_job_fails_saying_so)
 	cr_assert_eq(wait_state(e, run(e, "exec python3 -c 'x = bytearray(64 << 20)'", &x, 0), &info),
 		     DD_SUCCEEDED, "%s", info.reason);
 	cr_assert_geq(info.mem_peak, 64u << 20);
+	dd_engine_destroy(e);
+}
+
+/* How many processes are in @pid's v2 cgroup now; -1 once it is gone. */
+static int tree_size(pid_t pid, char *cgdir, size_t n)
+{
+	if (!cgdir[0]) {
+		char path[64], line[400];
+		snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+		FILE *f = fopen(path, "r");
+		while (f && fgets(line, sizeof(line), f))
+			if (!strncmp(line, "0::", 3)) {
+				line[strcspn(line, "\n")] = 0;
+				snprintf(cgdir, n, "/sys/fs/cgroup/unified%s", line + 3);
+				if (access(cgdir, F_OK) < 0) /* a pure cgroup2 host */
+					snprintf(cgdir, n, "/sys/fs/cgroup%s", line + 3);
+			}
+		if (f)
+			fclose(f);
+	}
+	char procs[1100];
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cgdir);
+	FILE *f = fopen(procs, "r");
+	if (!f)
+		return -1;
+	int k = 0;
+	long p;
+	while (fscanf(f, "%ld", &p) == 1)
+		k++;
+	fclose(f);
+	return k;
+}
+
+Test(tree, a_fork_bomb_stays_within_its_pids_and_goes_at_its_time_out)
+{
+	pids_max = 32;
+	struct dd_engine *e = engine(DD_CGROUPS_AUTO);
+	if (!need_cgroups(e))
+		cr_skip_test("cgroups need root here");
+	if (!strstr(dd_engine_cgroups(e, NULL), "pids on"))
+		cr_skip_test("no pids controller: %s", dd_engine_cgroups(e, NULL));
+	struct dd_job_info info;
+	/* bash goes on when a fork fails (dash's shell would exit) */
+	uint64_t id = run(e, "echo $$ > pids; exec bash -c 'b() { while :; do b & done; }; b' 2>/dev/null",
+			  NULL, 1500 * MS);
+	pid_t p[1];
+	read_pids(p, 1);
+	char cgdir[1024] = "";
+	int most = 0, k;
+	while ((k = tree_size(p[0], cgdir, sizeof(cgdir))) >= 0) {
+		most = k > most ? k : most;
+		sleep_ms(5);
+	}
+	enum dd_state st = wait_state(e, id, &info);
+	cr_assert_eq(st, DD_TIMED_OUT, "%s: %s", dd_state_name(st), info.reason);
+	/* it grew to its limit and no further, and all of it went */
+	cr_assert_leq(most, 32, "%d processes in a tree limited to 32", most);
+	cr_assert_geq(most, 16, "the bomb reached %d processes only", most);
+	cr_assert(gone(p[0]));
+	dd_engine_destroy(e);
+}
+
+Test(tree, a_job_cannot_leave_the_cpus_it_was_granted)
+{
+	struct dd_engine *e = engine(DD_CGROUPS_AUTO);
+	if (!need_cgroups(e))
+		cr_skip_test("cgroups need root here");
+	if (!strstr(dd_engine_cgroups(e, NULL), "cpuset on"))
+		cr_skip_test("no cpuset controller: %s", dd_engine_cgroups(e, NULL));
+	cpu_set_t all;
+	cr_assert_eq(sched_getaffinity(0, sizeof(all), &all), 0);
+	if (CPU_COUNT(&all) < 2)
+		cr_skip_test("one CPU: nothing to leave for");
+	struct dd_job_info info;
+	struct dd_exec_spec x = {.cpus = 1};
+	/* affinity alone, the job could widen itself; its cpuset holds */
+	uint64_t id = run(e, "taskset -acp 0-1023 $$ >/dev/null 2>&1; "
+			     "grep Cpus_allowed_list /proc/self/status > pids", &x, 0);
+	cr_assert_eq(wait_state(e, id, &info), DD_SUCCEEDED, "%s", info.reason);
+	FILE *f = fopen(pidfile, "r");
+	char line[256] = "";
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(line, sizeof(line), f));
+	fclose(f);
+	const char *list = strchr(line, ':') + 1;
+	while (*list == ' ' || *list == '\t')
+		list++;
+	cr_assert(strspn(list, "0123456789") == strcspn(list, "\n"), "allowed: %s", list);
 	dd_engine_destroy(e);
 }
 

@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* the promises the supervisor reads by: the tail holds the
 		 * spec (inline), the groups and four NUL-ended strings */
 		const struct dd_sup_spawn *s = m;
-		if (nfds != dd_sup_spawn_nfds(s) || s->ncg > 2)
+		if (nfds != dd_sup_spawn_nfds(s) || s->ncg > 4)
 			abort();
 		const char *t = (const char *)(s + 1) + ((s->flags & DD_SUP_F_MEMFD) ? 0 : s->spec_len);
 		if (s->flags & DD_SUP_F_CRED) {
