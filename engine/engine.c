@@ -335,6 +335,8 @@ static int open_state(struct dd_engine *e)
 	}
 	for (unsigned i = 0; i < e->nshards && r == 0; i++)
 		r = dd_durable_load(&e->shards[i], &e->recovery, &w[i]);
+	for (unsigned i = 0; i < e->nshards && r == 0; i++)
+		dd_sup_reconcile(&e->shards[i]);
 	for (unsigned i = 0; i < e->nshards; i++) {
 		if (r == 0)
 			dd_durable_resubscribe(&e->shards[i], &w[i]);

@@ -108,7 +108,7 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_exec_run *p,
 		int once = -1;
 		sp.watch = NULL;
 		rc = dd_sup_spawn(e, w ? &w->sup_conn : &once, s->index, j->id, j->attempt, j->payload,
-				  j->payload_len, &sp, &c, why, whyn);
+				  j->payload_len, &sp, &c, &p->sup_pid, why, whyn);
 		if (once >= 0)
 			close(once);
 		p->sup = rc == 0;
@@ -251,9 +251,10 @@ static void signal_group(struct dd_shard *s, struct dd_exec_run *p, int sig)
 		/* orphaned: the leader alone, through its pidfd, and its group
 		 * while the leader lives (its pid is then still its own) */
 		struct pollfd pf = {p->pidfd, POLLIN, 0};
-		if (poll(&pf, 1, 0) == 0)
+		if (p->pidfd >= 0 && poll(&pf, 1, 0) == 0) {
 			kill(-p->pid, sig);
-		syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0);
+			syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0);
+		}
 		return;
 	}
 	/* The group leader is unreaped while we hold it, so its pid (the group
@@ -347,9 +348,14 @@ void dd_exec_started(struct dd_shard *s, struct dd_jobrec *j)
 	if (sig && !how)
 		signal_group(s, p, sig); /* asked for while it was being spawned */
 	int status;
-	if (p->sup && dd_sup_take_early(s, p->id, p->attempt, &status))
+	if (p->sup && dd_sup_dead(s, p->sup_pid)) {
+		/* its supervisor went away while the worker handed it back */
+		p->sup_lost = true;
+		signal_group(s, p, SIGKILL);
+		exited(s, p, SIGKILL);
+	} else if (p->sup && dd_sup_take_early(s, p->id, p->attempt, &status))
 		exited(s, p, status); /* it ended before its start's reply came */
-	else if (p->sup && s->stopping &&
+	else if (p->sup && s->stopping && !how &&
 		 atomic_load_explicit(&s->eng->leave_running, memory_order_relaxed))
 		detach(s, p);
 }
@@ -403,6 +409,8 @@ static void proc_end(struct dd_shard *s, struct dd_exec_run *p)
 	if (how) {
 		j->result = status;
 		dd_job_finish(s, j, (enum dd_state)how, j->reason);
+		/* a stop that kills (not one that leaves jobs running) ends the
+		 * attempt itself, unlogged: the next engine retries it */
 		if (sup && !sup_lost)
 			dd_sup_ack(s, id, attempt);
 		return;
@@ -626,14 +634,15 @@ void dd_exec_sup_exit(struct dd_shard *s, uint64_t id, uint32_t attempt, int sta
 	dd_sup_ack(s, id, attempt);
 }
 
-void dd_exec_sup_lost(struct dd_shard *s)
+void dd_exec_sup_lost(struct dd_shard *s, pid_t pid)
 {
 	s->sup->nearly = 0;
 	if (!s->nprocs)
 		return;
 	for (struct dd_exec_run *p = s->procs->next, *nx; p != s->procs; p = nx) {
 		nx = p->next;
-		if (!p->sup || p->exited || p->sup_lost || p->detached)
+		/* only its own: a run a new supervisor started goes on */
+		if (!p->sup || p->sup_pid != pid || p->exited || p->sup_lost || p->detached)
 			continue;
 		/* its exit can no longer be known: what runs of it is killed,
 		 * and the attempt fails saying why (retried by its policy) */
@@ -670,8 +679,11 @@ void dd_exec_detach_all(struct dd_shard *s)
 		return;
 	for (struct dd_exec_run *p = s->procs->next, *nx; p != s->procs; p = nx) {
 		nx = p->next;
-		/* an exited one ends here as usual: its status is known */
-		if (p->sup && !p->sup_lost && !p->exited && !p->detached)
+		/* an exited one ends here as usual: its status is known; a
+		 * cancelled one ends as cancelled (within the grace), not as
+		 * whatever it does once nobody remembers the cancel */
+		if (p->sup && !p->sup_lost && !p->exited && !p->detached &&
+		    !(p->j && atomic_load_explicit(&p->j->cancel, memory_order_relaxed)))
 			detach(s, p);
 	}
 }
@@ -733,15 +745,11 @@ int dd_exec_adopt(struct dd_shard *s, struct dd_jobrec *j, struct dd_sup_held *h
 void dd_exec_sup_adopted(struct dd_shard *s)
 {
 	struct dd_sup_shard *ss = s->sup;
-	size_t n = ss->nearly;
-	if (!n)
-		return;
-	struct dd_sup_early *v = malloc(n * sizeof(*v));
-	if (!v)
-		return;
-	memcpy(v, ss->early, n * sizeof(*v));
-	ss->nearly = 0;
-	for (size_t i = 0; i < n; i++)
-		dd_exec_sup_exit(s, v[i].id, v[i].attempt, v[i].status);
-	free(v);
+	/* as many as there are now: one kept again (its job on a worker,
+	 * which cannot be at the first turn) waits for its start */
+	for (size_t n = ss->nearly; n && ss->nearly; n--) {
+		struct dd_sup_early x = ss->early[0];
+		ss->early[0] = ss->early[--ss->nearly];
+		dd_exec_sup_exit(s, x.id, x.attempt, x.status);
+	}
 }

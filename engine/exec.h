@@ -41,6 +41,7 @@ struct dd_exec_run {
 	bool kill_sent;
 	bool sup;         /* the supervisor's child: it reports the exit */
 	bool sup_lost;    /* ...and it went away while this ran */
+	pid_t sup_pid;    /* the supervisor that holds it */
 	bool detached;    /* left running to the next engine; freed once its
 			   * output's cut (if one is under way) is done */
 	bool cg_on;       /* in its cgroup (proctree.c) */
@@ -68,9 +69,9 @@ void dd_exec_reaped(struct dd_shard *s, struct dd_exec_run *p, int res);
 void dd_exec_tree_event(struct dd_shard *s, struct dd_exec_run *p, int res);
 /* Reactor: the supervisor says @id's @attempt exited with @status. */
 void dd_exec_sup_exit(struct dd_shard *s, uint64_t id, uint32_t attempt, int status);
-/* Reactor: the supervisor went away: the shard's processes it held are
- * killed and their attempts fail. */
-void dd_exec_sup_lost(struct dd_shard *s);
+/* Reactor: the supervisor @pid went away: the shard's processes it held
+ * are killed and their attempts fail. */
+void dd_exec_sup_lost(struct dd_shard *s, pid_t pid);
 /* Recovery: @j was running and the supervisor holds its attempt's
  * process (@h, whose files it takes): @j runs again, under this engine. */
 struct dd_sup_held;

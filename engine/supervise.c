@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -34,6 +35,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dd_config.h"
@@ -46,6 +48,7 @@
 extern char **environ;
 
 #define ACK_EVERY_NS 10000000ull
+#define START_TRIES 200 /* 10 ms apart: a leaving supervisor's last moment */
 
 struct dd_sup_client {
 	pthread_mutex_t mu; /* starting a supervisor */
@@ -87,13 +90,58 @@ static int connect_to(struct dd_sup_client *c)
 	return fd;
 }
 
+bool dd_sup_dead(const struct dd_shard *s, pid_t pid)
+{
+	for (int i = 0; s->sup && pid && i < 4; i++)
+		if (s->sup->dead[i] == pid)
+			return true;
+	return false;
+}
+
+/* The events connection @fd is the shard's now: blocking sends, bounded
+ * (the supervisor reads at once; one that does not is as good as gone),
+ * reads without waiting. */
+static void take_events(struct dd_sup_shard *ss, int fd)
+{
+	struct timeval tv = {1, 0};
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	ss->ev = fd;
+	ss->ev_pid = 0; /* known from its list's end (DD_SUP_LISTED) */
+}
+
+/* The supervisor at the events connection's end, from its list's end: a
+ * socket's peer credentials name whoever listened, the engine that
+ * started it. Its pidfd tells later whether it died. */
+static void events_peer(struct dd_sup_shard *ss, pid_t pid)
+{
+	ss->ev_pid = pid;
+	if (ss->ev_pidfd >= 0)
+		close(ss->ev_pidfd);
+	ss->ev_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
 /* Under c->mu: a new supervisor, listening before it runs (the socket is
  * bound here and handed over), so that a connect right after succeeds. */
 static int start(struct dd_engine *e, struct dd_sup_client *c, char *why, size_t whyn)
 {
-	int lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (lfd < 0)
+	/* one supervisor per state dir: the lock is free only once the last
+	 * one has gone (one that leaves unlinks its socket first) */
+	int lock = openat(e->state_fd, DD_SUP_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (lock < 0) {
+		snprintf(why, whyn, "cannot open %s/%s: %s", e->state_dir, DD_SUP_LOCK,
+			 strerror(errno));
 		return -errno;
+	}
+	if (flock(lock, LOCK_EX | LOCK_NB) < 0) {
+		int r = errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		close(lock);
+		return r; /* one is leaving, or starting: connect again */
+	}
+	int lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (lfd < 0) {
+		close(lock);
+		return -errno;
+	}
 	unlinkat(e->state_fd, DD_SUP_SOCK, 0); /* one that nobody answers on */
 	int r;
 	struct stat st;
@@ -103,6 +151,7 @@ static int start(struct dd_engine *e, struct dd_sup_client *c, char *why, size_t
 		snprintf(why, whyn, "cannot listen at %s/%s: %s", e->state_dir, DD_SUP_SOCK,
 			 dd_strerror(r));
 		close(lfd);
+		close(lock);
 		return r;
 	}
 	fchmodat(e->state_fd, DD_SUP_SOCK, 0600, 0);
@@ -112,11 +161,12 @@ static int start(struct dd_engine *e, struct dd_sup_client *c, char *why, size_t
 	sigemptyset(&none);
 	sigfillset(&all);
 	posix_spawn_file_actions_init(&fa);
-	/* dup2 onto 3 and 4 clears close-on-exec for those two alone; the
+	/* dup2 onto 3, 4 and 5 clears close-on-exec for those alone; the
 	 * supervisor closes anything else it inherits */
 	int tmp_l = fcntl(lfd, F_DUPFD_CLOEXEC, 10), tmp_d = fcntl(e->state_fd, F_DUPFD_CLOEXEC, 10);
 	posix_spawn_file_actions_adddup2(&fa, tmp_l, 3);
 	posix_spawn_file_actions_adddup2(&fa, tmp_d, 4);
+	posix_spawn_file_actions_adddup2(&fa, lock, 5); /* its lock, held from now on */
 	posix_spawnattr_init(&at);
 	posix_spawnattr_setsigmask(&at, &none);
 	posix_spawnattr_setsigdefault(&at, &all);
@@ -133,6 +183,7 @@ static int start(struct dd_engine *e, struct dd_sup_client *c, char *why, size_t
 	if (tmp_d >= 0)
 		close(tmp_d);
 	close(lfd);
+	close(lock); /* the supervisor's copy holds it */
 	if (r != 0) {
 		snprintf(why, whyn, "cannot start %s: %s", c->prog, strerror(r));
 		unlinkat(e->state_fd, DD_SUP_SOCK, 0);
@@ -156,7 +207,10 @@ static int connect_role(struct dd_engine *e, uint32_t role, unsigned shard, char
 {
 	struct dd_sup_client *c = e->sup;
 	int fd = connect_to(c);
-	if (fd == -ECONNREFUSED || fd == -ENOENT) {
+	/* a supervisor that is leaving holds its lock for a moment after it
+	 * unlinked its socket: start() waits it out (bounded) */
+	for (int tries = 0; (fd == -ECONNREFUSED || fd == -ENOENT) && tries < START_TRIES;
+	     tries++) {
 		pthread_mutex_lock(&c->mu);
 		fd = connect_to(c); /* another thread may have started it */
 		if (fd == -ECONNREFUSED || fd == -ENOENT) {
@@ -164,7 +218,15 @@ static int connect_role(struct dd_engine *e, uint32_t role, unsigned shard, char
 			fd = r < 0 ? r : connect_to(c);
 		}
 		pthread_mutex_unlock(&c->mu);
+		if (fd == -EAGAIN) {
+			struct timespec ts = {0, 10000000};
+			nanosleep(&ts, NULL); /* a bounded back-off, not a synchronisation */
+			fd = -ENOENT;
+		}
 	}
+	if (fd == -ENOENT && !why[0])
+		snprintf(why, whyn, "another supervisor holds %s/%s and does not answer",
+			 e->state_dir, DD_SUP_LOCK);
 	if (fd < 0) {
 		if (!why[0])
 			snprintf(why, whyn, "cannot connect to %s/%s: %s", e->state_dir, DD_SUP_SOCK,
@@ -186,15 +248,48 @@ static int connect_role(struct dd_engine *e, uint32_t role, unsigned shard, char
 static int held_cmp(const void *a, const void *b)
 {
 	const struct dd_sup_held *x = a, *y = b;
-	return x->id < y->id ? -1 : x->id > y->id;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return x->attempt < y->attempt ? -1 : x->attempt > y->attempt;
 }
 
-struct dd_sup_held *dd_sup_held_find(struct dd_shard *s, uint64_t id)
+struct dd_sup_held *dd_sup_held_latest(struct dd_shard *s, uint64_t id)
 {
-	if (!s->sup || !s->sup->nheld)
+	struct dd_sup_shard *ss = s->sup;
+	if (!ss || !ss->nheld)
 		return NULL;
-	struct dd_sup_held key = {.id = id};
-	return bsearch(&key, s->sup->held, s->sup->nheld, sizeof(key), held_cmp);
+	/* sorted by (id, attempt): the last entry of @id */
+	size_t lo = 0, hi = ss->nheld;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (ss->held[mid].id <= id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo && ss->held[lo - 1].id == id ? &ss->held[lo - 1] : NULL;
+}
+
+void dd_sup_reconcile(struct dd_shard *s)
+{
+	struct dd_sup_shard *ss = s->sup;
+	for (size_t i = 0; ss && i < ss->nheld; i++) {
+		struct dd_sup_held *h = &ss->held[i];
+		if (h->taken)
+			continue;
+		h->taken = true;
+		if (h->exited) {
+			dd_sup_ack(s, h->id, h->attempt); /* nothing here waits for it */
+			continue;
+		}
+		/* a process no job here runs as (its job ended, or a later
+		 * attempt was taken over): it must not run on unseen. Its exit
+		 * comes later, is for no job, and is acknowledged then. */
+		dd_log(s->eng, LOG_WARNING, "job %" PRIu64 ": a process of its attempt %" PRIu32
+		       " that no job runs as any more: killed", h->id, h->attempt);
+		dd_proctree_orphan(s, h->id, h->attempt);
+		dd_sup_signal(s, h->id, h->attempt, SIGKILL);
+	}
 }
 
 static void held_close(struct dd_sup_held *h)
@@ -226,8 +321,10 @@ static int read_list(struct dd_shard *s, int fd, char *why, size_t whyn)
 			return -ETIMEDOUT;
 		}
 		ssize_t n = dd_sup_recv(fd, &m, sizeof(m), fds, &nfds, 0);
-		if (n > 0 && dd_sup_check(&m, (size_t)n, nfds, DD_SUP_LISTED) == 0)
+		if (n > 0 && dd_sup_check(&m, (size_t)n, nfds, DD_SUP_LISTED) == 0) {
+			events_peer(ss, m.l.sup_pid);
 			break;
+		}
 		if (n <= 0 || dd_sup_check(&m, (size_t)n, nfds, DD_SUP_CHILD) < 0) {
 			if (n > 0)
 				dd_sup_close_fds(fds, nfds);
@@ -306,13 +403,13 @@ int dd_sup_open(struct dd_engine *e)
 			r = -ENOMEM;
 			break;
 		}
-		s->sup->ev = -1;
+		s->sup->ev = s->sup->ev_pidfd = -1;
 		int fd = connect_role(e, DD_SUP_ROLE_EVENTS, i, why, sizeof(why));
 		if (fd < 0) {
 			r = fd;
 			break;
 		}
-		s->sup->ev = fd;
+		take_events(s->sup, fd);
 		r = read_list(s, fd, why, sizeof(why));
 	}
 	if (r < 0) {
@@ -324,10 +421,8 @@ int dd_sup_open(struct dd_engine *e)
 		return 0;
 	}
 	size_t held = 0;
-	for (unsigned i = 0; i < e->nshards; i++) {
-		fcntl(e->shards[i].sup->ev, F_SETFL, O_NONBLOCK);
+	for (unsigned i = 0; i < e->nshards; i++)
 		held += e->shards[i].sup->nheld;
-	}
 	snprintf(e->sup_status, sizeof(e->sup_status), "on: %s (%s)", c->prog,
 		 c->pid ? "started by this engine" : "found running");
 	if (held)
@@ -345,6 +440,9 @@ void dd_sup_close(struct dd_engine *e)
 			continue;
 		if (ss->ev >= 0)
 			close(ss->ev);
+		if (ss->ev_pidfd >= 0)
+			close(ss->ev_pidfd);
+		free(ss->ackbuf);
 		for (size_t k = 0; k < ss->nheld; k++)
 			held_close(&ss->held[k]);
 		free(ss->held);
@@ -360,7 +458,7 @@ void dd_sup_close(struct dd_engine *e)
 
 int dd_sup_spawn(struct dd_engine *e, int *conn, unsigned shard, uint64_t id, uint32_t attempt,
 		 const void *spec, size_t spec_len, const struct dd_proc_spawn *sp,
-		 struct dd_proc_child *c, char *why, size_t whyn)
+		 struct dd_proc_child *c, pid_t *sup_pid, char *why, size_t whyn)
 {
 	const struct dd_proc_cred *cr = sp->cred;
 	size_t envn = 0, ng = cr ? (size_t)cr->ngroups : 0;
@@ -456,6 +554,7 @@ int dd_sup_spawn(struct dd_engine *e, int *conn, unsigned shard, uint64_t id, ui
 	if (rc == 0) {
 		c->pid = r.pid;
 		c->pidfd = pfd[0];
+		*sup_pid = r.sup_pid;
 	} else if (r.why[0]) {
 		snprintf(why, whyn, "%s", r.why);
 	}
@@ -494,25 +593,30 @@ static void send_acks(struct dd_shard *s, bool now)
 		return;
 	ss->ack_ns = s->now;
 	uint64_t done = dd_durable_lsn(s);
-	static _Thread_local struct dd_sup_ack a;
-	size_t keep = 0;
-	a.type = DD_SUP_ACK;
-	a.n = 0;
-	for (size_t i = 0; i < ss->nacks; i++) {
-		if (ss->acks[i].lsn > done) {
-			ss->acks[keep++] = ss->acks[i];
-			continue;
+	if (!ss->ackbuf && !(ss->ackbuf = malloc(sizeof(*ss->ackbuf))))
+		return; /* kept for the next turn */
+	struct dd_sup_ack *a = ss->ackbuf;
+	/* the durable ones to the front (their order does not matter) */
+	size_t nd = 0;
+	for (size_t i = 0; i < ss->nacks; i++)
+		if (ss->acks[i].lsn <= done) {
+			struct dd_sup_ack_q t = ss->acks[nd];
+			ss->acks[nd++] = ss->acks[i];
+			ss->acks[i] = t;
 		}
-		a.e[a.n++] = (struct dd_sup_ack_ent){ss->acks[i].id, ss->acks[i].attempt, 0};
-		if (a.n == DD_SUP_ACK_MAX) {
-			dd_sup_send(ss->ev, &a, sizeof(a), NULL, 0, 0);
-			a.n = 0;
-		}
+	size_t sent = 0;
+	while (sent < nd) {
+		a->type = DD_SUP_ACK;
+		a->n = 0;
+		for (size_t i = sent; i < nd && a->n < DD_SUP_ACK_MAX; i++)
+			a->e[a->n++] = (struct dd_sup_ack_ent){ss->acks[i].id, ss->acks[i].attempt, 0};
+		size_t len = offsetof(struct dd_sup_ack, e) + a->n * sizeof(a->e[0]);
+		if (dd_sup_send(ss->ev, a, len, NULL, 0, 0) != (ssize_t)len)
+			break; /* not taken: kept for the next turn */
+		sent += a->n;
 	}
-	if (a.n)
-		dd_sup_send(ss->ev, &a, offsetof(struct dd_sup_ack, e) + a.n * sizeof(a.e[0]), NULL,
-			    0, 0);
-	ss->nacks = keep;
+	memmove(ss->acks, ss->acks + sent, (ss->nacks - sent) * sizeof(*ss->acks));
+	ss->nacks -= sent;
 }
 
 void dd_sup_ack(struct dd_shard *s, uint64_t id, uint32_t attempt)
@@ -532,8 +636,9 @@ void dd_sup_ack(struct dd_shard *s, uint64_t id, uint32_t attempt)
 void dd_sup_signal(struct dd_shard *s, uint64_t id, uint32_t attempt, int sig)
 {
 	struct dd_sup_signal g = {.type = DD_SUP_SIGNAL, .sig = sig, .id = id, .attempt = attempt};
-	if (s->sup->ev >= 0)
-		dd_sup_send(s->sup->ev, &g, sizeof(g), NULL, 0, 0);
+	if (s->sup->ev >= 0 && dd_sup_send(s->sup->ev, &g, sizeof(g), NULL, 0, 0) < 0)
+		dd_log(s->eng, LOG_WARNING, "job %" PRIu64 ": the supervisor did not take signal %d "
+		       "for attempt %" PRIu32, id, sig, attempt);
 }
 
 void dd_sup_early(struct dd_shard *s, uint64_t id, uint32_t attempt, int status)
@@ -577,11 +682,22 @@ static void lost(struct dd_shard *s)
 	ss->armed = false;
 	close(ss->ev);
 	ss->ev = -1;
+	ss->retry_ns = s->now; /* a connection again at once */
+	struct pollfd pf = {ss->ev_pidfd, POLLIN, 0};
+	if (ss->ev_pidfd >= 0 && poll(&pf, 1, 0) == 0) {
+		/* it lives, and dropped the connection (a message it refused):
+		 * what it holds is journaled there, and listed again */
+		dd_log(s->eng, LOG_WARNING, "shard %u: the process supervisor (pid %d) dropped "
+		       "its connection: connecting again", s->index, (int)ss->ev_pid);
+		return;
+	}
 	ss->nacks = 0; /* its records went with it */
-	ss->retry_ns = s->now; /* a new one at once, for the next starts */
-	dd_log(s->eng, LOG_ERR, "shard %u: the process supervisor went away; the running "
-	       "processes it held are killed and their attempts fail", s->index);
-	dd_exec_sup_lost(s);
+	memmove(ss->dead, ss->dead + 1, sizeof(ss->dead) - sizeof(ss->dead[0]));
+	ss->dead[3] = ss->ev_pid;
+	dd_log(s->eng, LOG_ERR, "shard %u: the process supervisor (pid %d) went away; the "
+	       "running processes it held are killed and their attempts fail", s->index,
+	       (int)ss->ev_pid);
+	dd_exec_sup_lost(s, ss->ev_pid);
 }
 
 void dd_sup_readable(struct dd_shard *s, int res, bool more)
@@ -616,8 +732,10 @@ void dd_sup_readable(struct dd_shard *s, int res, bool more)
 				dd_exec_sup_exit(s, m.c.id, m.c.attempt, m.c.status);
 			continue;
 		}
-		if (n > 0 && dd_sup_check(&m, (size_t)n, nfds, DD_SUP_LISTED) == 0)
+		if (n > 0 && dd_sup_check(&m, (size_t)n, nfds, DD_SUP_LISTED) == 0) {
+			events_peer(ss, m.l.sup_pid);
 			continue;
+		}
 		if (n > 0)
 			dd_sup_close_fds(fds, nfds);
 		lost(s);
@@ -639,8 +757,7 @@ void dd_sup_poll(struct dd_shard *s)
 		char why[512] = "";
 		int fd = connect_role(s->eng, DD_SUP_ROLE_EVENTS, s->index, why, sizeof(why));
 		if (fd >= 0) {
-			fcntl(fd, F_SETFL, O_NONBLOCK);
-			ss->ev = fd;
+			take_events(ss, fd);
 		} else {
 			ss->retry_ns = s->now + 1000000000ull;
 			dd_log(s->eng, LOG_ERR, "shard %u: %s", s->index, why);

@@ -27,6 +27,12 @@ struct dd_sup_held {
 /* A shard's connection to the supervisor. Reactor-owned after creation. */
 struct dd_sup_shard {
 	int ev;            /* the events connection, -1 none */
+	pid_t ev_pid;      /* the supervisor at its other end */
+	int ev_pidfd;      /* ...whose death tells a lost supervisor from a
+			    * dropped connection; -1 none */
+	pid_t dead[4];     /* supervisors that went away, latest last: a run
+			    * one of them started ends as lost */
+	struct dd_sup_ack *ackbuf; /* a message's worth, made on first use */
 	bool armed;        /* a poll on it is queued on the ring */
 	bool running;      /* the reactor has taken the adopted exits */
 	uint64_t retry_ns; /* no connection: when to try again */
@@ -54,16 +60,24 @@ struct dd_sup_shard {
 int dd_sup_open(struct dd_engine *e);
 /* After the shards' threads have stopped. */
 void dd_sup_close(struct dd_engine *e);
-/* The held process of @id in @s, or NULL. */
-struct dd_sup_held *dd_sup_held_find(struct dd_shard *s, uint64_t id);
+/* The held process of @id's latest attempt in @s, or NULL. */
+struct dd_sup_held *dd_sup_held_latest(struct dd_shard *s, uint64_t id);
+/* After recovery: what the supervisor holds that no job took over is
+ * ended (killed if it runs) and acknowledged. */
+void dd_sup_reconcile(struct dd_shard *s);
 
 /* Worker: starts @sp (its spec being the job's @spec bytes) in the
  * supervisor over the worker's own connection (*@conn, made on first
- * use). Returns as dd_proc_spawn(); -EPIPE (@why saying so) when the
- * supervisor cannot be reached or went away meanwhile. */
+ * use), and says which supervisor holds it (*@sup_pid). Blocks until the
+ * supervisor answers (as a start without it blocks until exec; its own
+ * watchdog bounds a start), and may start a supervisor. Returns as
+ * dd_proc_spawn(); -EPIPE (@why saying so) when the supervisor cannot be
+ * reached or went away meanwhile. */
 int dd_sup_spawn(struct dd_engine *e, int *conn, unsigned shard, uint64_t id, uint32_t attempt,
 		 const void *spec, size_t spec_len, const struct dd_proc_spawn *sp,
-		 struct dd_proc_child *c, char *why, size_t whyn);
+		 struct dd_proc_child *c, pid_t *sup_pid, char *why, size_t whyn);
+/* Reactor: the supervisor @pid went away (this shard saw it). */
+bool dd_sup_dead(const struct dd_shard *s, pid_t pid);
 
 /* Reactor, each turn: reads the events connection (exits), sends the
  * acknowledgements whose attempts are durable, and connects again after

@@ -62,9 +62,11 @@ struct child {
 
 struct events {
 	struct ep ep; /* EP_EVENTS */
+	struct events *next_dead;
 	int fd;
 	uint32_t shard;
 	bool want_out; /* an exit waits for room to be sent */
+	bool dead;     /* closed; freed after the epoll batch that may still name it */
 };
 
 /* A spawn connection and what the watchdog sees of it. */
@@ -88,6 +90,7 @@ struct sup {
 	unsigned nsconns;
 	struct events *ev[DD_SUP_MAX_SHARDS];
 	unsigned nev;
+	struct events *dead; /* closed this batch, freed after it */
 	bool served; /* some engine has connected */
 	uint64_t started_ns;
 };
@@ -170,11 +173,12 @@ static void watch_cb(void *arg, volatile struct dd_proc_report *rep)
 	atomic_store_explicit(&c->since, now_ns(CLOCK_MONOTONIC), memory_order_release);
 }
 
-static void reply(struct sconn *c, int rc, pid_t pid, int pidfd, const char *why)
+static int reply(struct sconn *c, int rc, pid_t pid, int pidfd, const char *why)
 {
-	struct dd_sup_spawned r = {.type = DD_SUP_SPAWNED, .rc = rc, .pid = pid};
+	struct dd_sup_spawned r = {.type = DD_SUP_SPAWNED, .rc = rc, .pid = pid, .sup_pid = getpid()};
 	snprintf(r.why, sizeof(r.why), "%s", why);
-	dd_sup_send(c->fd, &r, sizeof(r), &pidfd, rc == 0, 0);
+	return dd_sup_send(c->fd, &r, sizeof(r), &pidfd, rc == 0, 0) == (ssize_t)sizeof(r) ? 0
+											    : -EPIPE;
 }
 
 /* Starts what @m asks; @fds are the request's (all closed here but the
@@ -197,15 +201,13 @@ static void do_spawn(struct sconn *c, const struct dd_sup_spawn *m, int *fds)
 	struct dd_proc_child ch = {0, -1};
 	int rc;
 	if (memfd >= 0) {
-		struct stat st;
-		if (fstat(memfd, &st) < 0 || (uint64_t)st.st_size < m->spec_len) {
-			rc = -EPROTO;
+		/* read, not mapped: a file cut short meanwhile would fault a map */
+		if (!(map = malloc(m->spec_len))) {
+			rc = -ENOMEM;
 			goto out;
 		}
-		map = mmap(NULL, m->spec_len, PROT_READ, MAP_PRIVATE, memfd, 0);
-		if (map == MAP_FAILED) {
-			map = NULL;
-			rc = -errno;
+		if (pread(memfd, map, m->spec_len, 0) != (ssize_t)m->spec_len) {
+			rc = -EPROTO;
 			goto out;
 		}
 		bytes = map;
@@ -258,22 +260,32 @@ static void do_spawn(struct sconn *c, const struct dd_sup_spawn *m, int *fds)
 		if (old && old->exited) /* an attempt number the engine reused */
 			drop(s, old);
 		insert(s, n);
-		pthread_mutex_unlock(&s->mu);
-		/* the reply goes before the exit can be reported: the engine
-		 * then has the pidfd when the exit arrives (it keeps an exit
-		 * that comes first until the start's reply) */
-		reply(c, 0, ch.pid, ch.pidfd, "");
 		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &n->ep};
-		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, n->pidfd, &ev) < 0)
-			abort(); /* an unwatched child would never be reported */
+		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, n->pidfd, &ev) < 0) {
+			/* unwatched, it would never be reported: it does not run */
+			rc = -errno;
+			syscall(SYS_pidfd_send_signal, n->pidfd, SIGKILL, NULL, 0);
+			siginfo_t si;
+			waitid((idtype_t)P_PIDFD, (id_t)n->pidfd, &si, WEXITED | __WALL);
+			close(n->pidfd);
+			n->pidfd = -1;
+			n->exited = true;
+			drop(s, n);
+			pthread_mutex_unlock(&s->mu);
+			goto out;
+		}
+		/* an exit that overtakes the reply is kept by the engine until
+		 * the worker hands the job back */
+		if (reply(c, 0, ch.pid, ch.pidfd, "") < 0 && !n->exited)
+			kill(-ch.pid, SIGKILL); /* nobody knows it started: it must not run */
+		pthread_mutex_unlock(&s->mu);
 		goto done;
 	}
 out:
 	reply(c, rc, 0, -1, why);
 done:
 	dd_sup_close_fds(fds, k);
-	if (map)
-		munmap(map, m->spec_len);
+	free(map);
 	dd_proc_spec_free(&x);
 	free(groups);
 }
@@ -349,13 +361,33 @@ static void journal(struct sup *s, struct child *c)
 	}
 }
 
-static void events_close(struct sup *s, struct events *e)
+static void journal(struct sup *s, struct child *c);
+
+/* The shard's engine went (or a newer one took the shard). The exits it
+ * was sent but had not acknowledged go to the journal: they must outlive
+ * this supervisor as they would the engine. Under mu. Freed after the
+ * epoll batch, which may still name it. */
+static void events_close_locked(struct sup *s, struct events *e)
 {
+	if (e->dead)
+		return;
+	e->dead = true;
 	epoll_ctl(s->epfd, EPOLL_CTL_DEL, e->fd, NULL);
 	close(e->fd);
 	s->ev[e->shard] = NULL;
 	s->nev--;
-	free(e);
+	e->next_dead = s->dead;
+	s->dead = e;
+	for (struct child *c = s->all.next; c != &s->all; c = c->next)
+		if (c->shard == e->shard && c->exited)
+			journal(s, c);
+}
+
+static void events_close(struct sup *s, struct events *e)
+{
+	pthread_mutex_lock(&s->mu);
+	events_close_locked(s, e);
+	pthread_mutex_unlock(&s->mu);
 }
 
 /* Sends @c's exit to its shard's engine; without one (or one that does
@@ -377,10 +409,10 @@ static void report(struct sup *s, struct child *c)
 			epoll_ctl(s->epfd, EPOLL_CTL_MOD, e->fd, &ev);
 			return;
 		}
-		events_close(s, e);
+		events_close_locked(s, e); /* journals this exit with the rest */
+		return;
 	}
-	if (!e || !s->ev[c->shard])
-		journal(s, c);
+	journal(s, c);
 }
 
 static void reap(struct sup *s, struct child *c)
@@ -407,8 +439,7 @@ static void flush_exits(struct sup *s, struct events *e)
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &e->ep};
 	epoll_ctl(s->epfd, EPOLL_CTL_MOD, e->fd, &ev);
 	pthread_mutex_lock(&s->mu);
-	for (struct child *c = s->all.next; c != &s->all && s->ev[e->shard] == e && !e->want_out;
-	     c = c->next)
+	for (struct child *c = s->all.next; c != &s->all && !e->dead && !e->want_out; c = c->next)
 		if (c->shard == e->shard && c->exited && !c->sent)
 			report(s, c);
 	pthread_mutex_unlock(&s->mu);
@@ -456,7 +487,7 @@ static void list_children(struct sup *s, struct events *e)
 		count++;
 	}
 	pthread_mutex_unlock(&s->mu);
-	struct dd_sup_listed l = {.type = DD_SUP_LISTED, .count = count};
+	struct dd_sup_listed l = {.type = DD_SUP_LISTED, .count = count, .sup_pid = getpid()};
 	if (rc < 0 || send_wait(e->fd, &l, sizeof(l), NULL, 0) < 0)
 		events_close(s, e);
 }
@@ -557,9 +588,11 @@ static void on_signal(struct sup *s, const struct dd_sup_signal *g)
 
 static void on_events(struct sup *s, struct events *e, uint32_t what)
 {
+	if (e->dead)
+		return; /* closed earlier in this batch */
 	if (what & EPOLLOUT)
 		flush_exits(s, e);
-	if (!(what & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+	if (e->dead || !(what & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		return;
 	static struct dd_sup_ack buf; /* the main thread's */
 	for (;;) {
@@ -568,6 +601,8 @@ static void on_events(struct sup *s, struct events *e, uint32_t what)
 		ssize_t n = dd_sup_recv(e->fd, &buf, sizeof(buf), fds, &nfds, MSG_DONTWAIT);
 		if (n == -EAGAIN)
 			return;
+		if (n == 0)
+			dd_sup_close_fds(fds, nfds); /* an empty message's, or none at the end */
 		if (n <= 0) {
 			events_close(s, e); /* the engine went: exits go to the journal */
 			return;
@@ -693,12 +728,16 @@ int dd_sup_serve(int listen_fd, int dir_fd, uint64_t sock_ino)
 				break;
 			}
 		}
+		for (struct events *e = s->dead, *nx; e; e = nx) {
+			nx = e->next_dead;
+			free(e);
+		}
+		s->dead = NULL;
 		if (idle(s)) {
+			/* a connect that came meanwhile is refused with the socket:
+			 * its engine starts a new supervisor, which takes the lock
+			 * (DD_SUP_LOCK) once this one has let it go by exiting */
 			unlink_sock(s);
-			/* one more look: a connect that came before the unlink */
-			struct pollfd pf = {listen_fd, POLLIN, 0};
-			if (poll(&pf, 1, 0) == 1)
-				continue;
 			return 0;
 		}
 	}

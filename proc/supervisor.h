@@ -32,6 +32,9 @@
 #define DD_SUP_VERSION 1
 #define DD_SUP_SOCK "supervisor.sock"
 #define DD_SUP_JOURNAL "supervisor.exits"
+/* Held (flock) by the supervisor for its whole life, fd 5: one at a time
+ * per state directory, and a new one only once the last has gone. */
+#define DD_SUP_LOCK "supervisor.lock"
 #define DD_SUP_MAX_SHARDS 1024
 #define DD_SUP_WHY 256
 /* a spec longer than this goes in a memfd rather than in the message */
@@ -83,7 +86,8 @@ struct dd_sup_spawned {
 	uint32_t type;
 	int32_t rc;  /* as dd_proc_spawn() */
 	int32_t pid; /* rc 0: the child; its pidfd is passed */
-	uint32_t pad;
+	int32_t sup_pid; /* the supervisor's own (a socket's peer is whoever
+			  * listened: the engine that started it) */
 	char why[DD_SUP_WHY];
 };
 
@@ -104,6 +108,8 @@ struct dd_sup_child {
 
 struct dd_sup_listed {
 	uint32_t type, count;
+	int32_t sup_pid; /* the supervisor's own */
+	uint32_t pad;
 };
 
 struct dd_sup_exit {

@@ -15,8 +15,12 @@ unsigned dd_sup_spawn_nfds(const struct dd_sup_spawn *m)
 
 static int check_spawn(const struct dd_sup_spawn *m, size_t len, unsigned nfds)
 {
+	/* a uid switch without the owner's groups and environment would run
+	 * as the owner with root's groups: refused */
 	if (m->flags & ~DD_SUP_F_ALL || m->ncg > 4 || m->spec_len == 0 ||
-	    m->spec_len > (1u << 20) || dd_sup_spawn_nfds(m) != nfds)
+	    m->spec_len > (1u << 20) || dd_sup_spawn_nfds(m) != nfds ||
+	    m->shard >= DD_SUP_MAX_SHARDS || m->attempt == 0 ||
+	    ((m->flags & DD_SUP_F_SETUID) && !(m->flags & DD_SUP_F_CRED)))
 		return -EPROTO;
 	size_t tail = len - sizeof(*m);
 	size_t inl = (m->flags & DD_SUP_F_MEMFD) ? 0 : m->spec_len;
@@ -67,6 +71,7 @@ int dd_sup_check(const void *msg, size_t len, unsigned nfds, uint32_t want)
 	case DD_SUP_SPAWNED: {
 		const struct dd_sup_spawned *r = msg;
 		if (len != sizeof(*r) || nfds != (unsigned)(r->rc == 0) || (r->rc == 0 && r->pid <= 0) ||
+		    r->sup_pid <= 0 ||
 		    memchr(r->why, 0, sizeof(r->why)) == NULL)
 			return -EPROTO;
 		return 0;
@@ -74,14 +79,17 @@ int dd_sup_check(const void *msg, size_t len, unsigned nfds, uint32_t want)
 	case DD_SUP_CHILD: {
 		const struct dd_sup_child *c = msg;
 		unsigned f = c->flags;
-		if (len != sizeof(*c) || f & ~15u || c->attempt == 0 ||
-		    ((f & DD_SUP_C_EXITED) && (f & DD_SUP_C_PIDFD)) ||
+		/* a live child comes with its pidfd, an ended one without */
+		if (len != sizeof(*c) || f & ~15u || c->attempt == 0 || c->pid <= 0 ||
+		    !(f & DD_SUP_C_EXITED) != !!(f & DD_SUP_C_PIDFD) ||
 		    nfds != (unsigned)(!!(f & DD_SUP_C_PIDFD) + !!(f & DD_SUP_C_OUT) + !!(f & DD_SUP_C_ERR)))
 			return -EPROTO;
 		return 0;
 	}
-	case DD_SUP_LISTED:
-		return len == sizeof(struct dd_sup_listed) && !nfds ? 0 : -EPROTO;
+	case DD_SUP_LISTED: {
+		const struct dd_sup_listed *l = msg;
+		return len == sizeof(*l) && !nfds && l->sup_pid > 0 ? 0 : -EPROTO;
+	}
 	case DD_SUP_EXIT: {
 		const struct dd_sup_exit *x = msg;
 		return len == sizeof(*x) && !nfds && x->attempt ? 0 : -EPROTO;

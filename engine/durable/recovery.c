@@ -66,19 +66,31 @@ static int remember_wait(struct load_ctx *lc, struct dd_jobrec *j, const struct 
  * this engine takes it over. Returns whether it did. Else, whatever of
  * the attempt still runs in its cgroup (its supervisor went away) is
  * killed before the job is retried or lost. */
-static bool adopt(struct dd_shard *s, struct dd_jobrec *j, struct dd_recovery *out)
+static bool adopt(struct dd_shard *s, struct dd_jobrec *j, bool running,
+		  struct dd_recovery *out)
 {
-	struct dd_sup_held *h = dd_sup_held_find(s, j->id);
-	if (h && !h->taken && h->attempt == j->attempt) {
+	/* The attempt the log says runs; or a later one, whose START the log
+	 * had not made durable when the engine died: it runs all the same,
+	 * and is taken over rather than started a second time. */
+	struct dd_sup_held *h = dd_sup_held_latest(s, j->id);
+	if (h && !h->taken && (h->attempt > j->attempt || (running && h->attempt == j->attempt))) {
+		bool later = h->attempt > j->attempt;
+		uint32_t was = j->attempt;
+		j->attempt = h->attempt;
 		int r = dd_exec_adopt(s, j, h);
+		if (r < 0)
+			j->attempt = was;
 		if (r == 0) {
-			j->attempt = h->attempt;
+			if (later)
+				dd_log_start(s, j);
 			out->jobs_adopted++;
 			return true;
 		}
 		dd_log(s->eng, LOG_ERR, "job %" PRIu64 ": cannot take over its running process: %s",
 		       j->id, dd_strerror(r));
 	}
+	if (!running)
+		return false;
 	if (dd_proctree_orphan(s, j->id, j->attempt))
 		dd_log(s->eng, LOG_WARNING, "job %" PRIu64 ": processes of attempt %" PRIu32
 		       " ran with no supervisor: killed", j->id, j->attempt);
@@ -126,10 +138,11 @@ static int load_one(const struct dd_state_job *sj, void *arg)
 	dd_seq_set(s, j->id, SEQ_LIVE);
 	atomic_fetch_add_explicit(&s->live, 1, memory_order_relaxed);
 	lc->out->jobs_loaded++;
+	if ((j->flags & JF_EXEC) && sj->state != DD_WAITING &&
+	    adopt(s, j, sj->state == DD_RUNNING, lc->out))
+		return 0;
 	switch (sj->state) {
 	case DD_RUNNING:
-		if ((j->flags & JF_EXEC) && adopt(s, j, lc->out))
-			break;
 		if (j->attempt < j->max_attempts) {
 			j->not_before_ns = 0;
 			dd_log_retry(s, j);

@@ -34,7 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* the promises the supervisor reads by: the tail holds the
 		 * spec (inline), the groups and four NUL-ended strings */
 		const struct dd_sup_spawn *s = m;
-		if (nfds != dd_sup_spawn_nfds(s) || s->ncg > 4)
+		if (nfds != dd_sup_spawn_nfds(s) || s->ncg > 4 || s->shard >= DD_SUP_MAX_SHARDS ||
+		    !s->attempt || ((s->flags & DD_SUP_F_SETUID) && !(s->flags & DD_SUP_F_CRED)))
 			abort();
 		const char *t = (const char *)(s + 1) + ((s->flags & DD_SUP_F_MEMFD) ? 0 : s->spec_len);
 		if (s->flags & DD_SUP_F_CRED) {
@@ -48,6 +49,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (e != end)
 				abort();
 		}
+	}
+	if (dd_sup_check(m, size, nfds, want) == 0 && want == DD_SUP_CHILD) {
+		const struct dd_sup_child *c = m;
+		if (!(c->flags & DD_SUP_C_EXITED) != !!(c->flags & DD_SUP_C_PIDFD) || c->pid <= 0)
+			abort();
 	}
 	if (size == sizeof(struct dd_sup_jrec)) {
 		struct dd_sup_jrec r;
