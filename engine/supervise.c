@@ -1,5 +1,5 @@
 /* The engine's side of the process supervisor (DESIGN.md section 10;
- * proc/supervisor.h has the protocol).
+ * supervisor/supervisor.h has the protocol).
  *
  * Process jobs do not start in the engine but in the supervisor, a small
  * process of its own (dispatchd-supervisor) that is their parent: when
@@ -49,6 +49,8 @@ extern char **environ;
 
 #define ACK_EVERY_NS 10000000ull
 #define START_TRIES 200 /* 10 ms apart: a leaving supervisor's last moment */
+#define SUP_LEAVE_MS 500 /* a supervisor left with nothing exits within this */
+#define DYING_MS 500     /* ...and one that closed its files has exited */
 
 struct dd_sup_client {
 	pthread_mutex_t mu; /* starting a supervisor */
@@ -66,7 +68,8 @@ static const char *program(const struct dd_engine *e)
 {
 	if (e->cfg.supervisor)
 		return e->cfg.supervisor;
-	const char *env = getenv("DISPATCHD_SUPERVISOR");
+	/* not from a set-id program's caller: it names what runs as us */
+	const char *env = secure_getenv("DISPATCHD_SUPERVISOR");
 	return env && *env ? env : DD_SUPERVISOR_PATH;
 }
 
@@ -364,6 +367,14 @@ static void client_free(struct dd_engine *e)
 	struct dd_sup_client *c = e->sup;
 	if (!c)
 		return;
+	if (c->pidfd >= 0 && !atomic_load_explicit(&e->leave_running, memory_order_relaxed)) {
+		/* ours, and with nothing left it leaves at once: reaped, not
+		 * left a zombie of a process that goes on */
+		struct pollfd pf = {c->pidfd, POLLIN, 0};
+		siginfo_t si;
+		if (poll(&pf, 1, SUP_LEAVE_MS) == 1)
+			waitid((idtype_t)3 /* P_PIDFD */, (id_t)c->pidfd, &si, WEXITED | WNOHANG);
+	}
 	if (c->pidfd >= 0)
 		close(c->pidfd);
 	pthread_mutex_destroy(&c->mu);
@@ -683,8 +694,10 @@ static void lost(struct dd_shard *s)
 	close(ss->ev);
 	ss->ev = -1;
 	ss->retry_ns = s->now; /* a connection again at once */
+	/* a dying process closes its files before it is seen to have exited:
+	 * the connection's end comes first, its pidfd a moment after */
 	struct pollfd pf = {ss->ev_pidfd, POLLIN, 0};
-	if (ss->ev_pidfd >= 0 && poll(&pf, 1, 0) == 0) {
+	if (ss->ev_pidfd >= 0 && poll(&pf, 1, DYING_MS) == 0) {
 		/* it lives, and dropped the connection (a message it refused):
 		 * what it holds is journaled there, and listed again */
 		dd_log(s->eng, LOG_WARNING, "shard %u: the process supervisor (pid %d) dropped "

@@ -1,5 +1,5 @@
 /* engine/ — the engine's side of the process supervisor (supervise.c;
- * proc/supervisor.h): process jobs start in the supervisor, which holds
+ * supervisor/supervisor.h): process jobs start in the supervisor, which holds
  * them so that they outlive the engine, and the next engine on the same
  * state directory takes them over. Private. */
 #ifndef DD_ENGINE_SUPERVISE_H

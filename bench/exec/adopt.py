@@ -126,7 +126,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--dispatchd", default=os.path.join(ROOT, "build", "daemon", "dispatchd"))
     ap.add_argument("--supervisor", default=os.environ.get(
-        "DISPATCHD_SUPERVISOR", os.path.join(ROOT, "build", "proc", "dispatchd-supervisor")))
+        "DISPATCHD_SUPERVISOR", os.path.join(ROOT, "build", "supervisor", "dispatchd-supervisor")))
     args = ap.parse_args()
     if args.jobs < 1 or args.rounds < 1:
         ap.error("--jobs and --rounds must be at least 1")

@@ -76,7 +76,7 @@ double daemon_exec_rate(const char *exe, const char *program, unsigned env_vars,
 		const char *slash = strrchr(exe, '/');
 		if (!supervisor && !getenv("DISPATCHD_SUPERVISOR") && slash) {
 			/* the build tree's, beside the build's dispatchd */
-			snprintf(sup, sizeof(sup), "%.*s/../proc/dispatchd-supervisor",
+			snprintf(sup, sizeof(sup), "%.*s/../supervisor/dispatchd-supervisor",
 				 (int)(slash - exe), exe);
 			if (access(sup, X_OK) == 0)
 				supervisor = sup;

@@ -32,6 +32,13 @@ static void teardown(void)
 	cr_assert_eq(system(cmd), 0);
 }
 
+/* the engine's messages, for the report of a failure */
+static void on_log(int level, const char *msg, void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "engine <%d>: %s\n", level, msg);
+}
+
 static struct dd_engine *engine(struct dd_recovery *rec)
 {
 	struct dd_config cfg;
@@ -41,6 +48,7 @@ static struct dd_engine *engine(struct dd_recovery *rec)
 	cfg.state_dir = state;
 	cfg.durability = DD_DURABILITY_FSYNC;
 	cfg.kill_grace_ns = 200 * MS;
+	cfg.on_log = on_log;
 	struct dd_engine *e = make_engine(&cfg);
 	bool on;
 	const char *why = dd_engine_supervisor(e, &on);

@@ -1,5 +1,5 @@
 /* Fuzz target: the process supervisor's message and journal checks
- * (proc/supwire.c). A supervisor reads each message from a socket and each
+ * (supervisor/wire.c). A supervisor reads each message from a socket and each
  * journal record from the disk, and trusts nothing it has not checked:
  * what passes must be safe to read as the checks promise. The first byte
  * picks the message type and the fds said to come with it. Seeds: one

@@ -1,4 +1,4 @@
-/* The process supervisor's body (supervisor.h; DESIGN.md section 10).
+/* The process supervisor's main loop (supervisor.h; DESIGN.md section 10).
  *
  * It holds the engine's process jobs as its children, so that they go on
  * when the engine dies or restarts, and their exit statuses are collected
@@ -25,7 +25,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -33,335 +32,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "proc.h"
-#include "supervisor.h"
-
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
-#define NBUCKETS 4096u
-
-enum ep_kind { EP_LISTEN, EP_EVENTS, EP_CHILD, EP_WAKE };
-
-struct ep {
-	enum ep_kind kind;
-};
-
-struct child {
-	struct ep ep; /* EP_CHILD: its pidfd */
-	struct child *hnext;
-	struct child *next, *prev;
-	uint64_t id;
-	uint32_t attempt, shard;
-	pid_t pid;
-	int pidfd, out, err;
-	uint64_t start_rt_ns;
-	int status;
-	bool exited, sent, journaled;
-};
-
-struct events {
-	struct ep ep; /* EP_EVENTS */
-	struct events *next_dead;
-	int fd;
-	uint32_t shard;
-	bool want_out; /* an exit waits for room to be sent */
-	bool dead;     /* closed; freed after the epoll batch that may still name it */
-};
-
-/* A spawn connection and what the watchdog sees of it. */
-struct sconn {
-	struct sconn *next;
-	int fd;
-	_Atomic uint64_t since;
-	volatile struct dd_proc_report *rep;
-	struct sup *sup;
-};
-
-struct sup {
-	int epfd, listen_fd, dir_fd, jfd, wake_fd;
-	uint64_t sock_ino;
-	pthread_mutex_t mu; /* the table, the list of spawn connections */
-	struct child *bucket[NBUCKETS];
-	struct child all; /* list head */
-	size_t nchildren;
-	size_t njournaled; /* records in the journal not yet acknowledged */
-	struct sconn *sconns;
-	unsigned nsconns;
-	struct events *ev[DD_SUP_MAX_SHARDS];
-	unsigned nev;
-	struct events *dead; /* closed this batch, freed after it */
-	bool served; /* some engine has connected */
-	uint64_t started_ns;
-};
+#include "internal.h"
 
 static struct ep listen_ep = {EP_LISTEN}, wake_ep = {EP_WAKE};
-
-static uint64_t now_ns(clockid_t c)
-{
-	struct timespec ts;
-	clock_gettime(c, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static unsigned hash(uint64_t id, uint32_t attempt)
-{
-	uint64_t h = (id ^ ((uint64_t)attempt << 48)) * 0x9e3779b97f4a7c15ull;
-	return (unsigned)(h >> 40) % NBUCKETS;
-}
-
-/* Under mu. */
-static struct child *find(struct sup *s, uint64_t id, uint32_t attempt)
-{
-	for (struct child *c = s->bucket[hash(id, attempt)]; c; c = c->hnext)
-		if (c->id == id && c->attempt == attempt)
-			return c;
-	return NULL;
-}
-
-/* Under mu. */
-static void insert(struct sup *s, struct child *c)
-{
-	unsigned b = hash(c->id, c->attempt);
-	c->hnext = s->bucket[b];
-	s->bucket[b] = c;
-	c->next = &s->all;
-	c->prev = s->all.prev;
-	s->all.prev->next = c;
-	s->all.prev = c;
-	s->nchildren++;
-}
-
-/* Under mu. */
-static void drop(struct sup *s, struct child *c)
-{
-	struct child **pp = &s->bucket[hash(c->id, c->attempt)];
-	while (*pp != c)
-		pp = &(*pp)->hnext;
-	*pp = c->hnext;
-	c->prev->next = c->next;
-	c->next->prev = c->prev;
-	s->nchildren--;
-	if (c->journaled && --s->njournaled == 0 && s->jfd >= 0)
-		if (ftruncate(s->jfd, 0) == 0) /* everything in it was taken */
-			fdatasync(s->jfd);
-	if (c->out >= 0)
-		close(c->out);
-	if (c->err >= 0)
-		close(c->err);
-	free(c);
-}
-
-static void wake_main(struct sup *s)
-{
-	uint64_t one = 1;
-	ssize_t r = write(s->wake_fd, &one, sizeof(one));
-	(void)r; /* a full counter wakes it as well */
-}
-
-/* ---- starting (a spawn connection's thread) ---- */
-
-static void watch_cb(void *arg, volatile struct dd_proc_report *rep)
-{
-	struct sconn *c = arg;
-	if (!rep) {
-		atomic_store_explicit(&c->since, 0, memory_order_release);
-		return;
-	}
-	c->rep = rep;
-	/* release pairs with the watchdog's acquire */
-	atomic_store_explicit(&c->since, now_ns(CLOCK_MONOTONIC), memory_order_release);
-}
-
-static int reply(struct sconn *c, int rc, pid_t pid, int pidfd, const char *why)
-{
-	struct dd_sup_spawned r = {.type = DD_SUP_SPAWNED, .rc = rc, .pid = pid, .sup_pid = getpid()};
-	snprintf(r.why, sizeof(r.why), "%s", why);
-	return dd_sup_send(c->fd, &r, sizeof(r), &pidfd, rc == 0, 0) == (ssize_t)sizeof(r) ? 0
-											    : -EPIPE;
-}
-
-/* Starts what @m asks; @fds are the request's (all closed here but the
- * output files of a child that started, which it keeps). */
-static void do_spawn(struct sconn *c, const struct dd_sup_spawn *m, int *fds)
-{
-	struct sup *s = c->sup;
-	unsigned k = 2;
-	int in = (m->flags & DD_SUP_F_IN) ? fds[k++] : -1;
-	int cg[5] = {-1, -1, -1, -1, -1};
-	for (uint32_t i = 0; i < m->ncg; i++)
-		cg[i] = fds[k++];
-	int memfd = (m->flags & DD_SUP_F_MEMFD) ? fds[k++] : -1;
-	const char *tail = (const char *)(m + 1);
-	const void *bytes = tail;
-	void *map = NULL;
-	char why[DD_SUP_WHY] = "";
-	struct dd_proc_spec x = {0};
-	uint32_t *groups = NULL;
-	struct dd_proc_child ch = {0, -1};
-	int rc;
-	if (memfd >= 0) {
-		/* read, not mapped: a file cut short meanwhile would fault a map */
-		if (!(map = malloc(m->spec_len))) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		if (pread(memfd, map, m->spec_len, 0) != (ssize_t)m->spec_len) {
-			rc = -EPROTO;
-			goto out;
-		}
-		bytes = map;
-	}
-	if ((rc = dd_proc_spec_decode(bytes, m->spec_len, &x)) < 0)
-		goto out;
-	struct dd_proc_cred cr = {.uid = m->uid};
-	if (m->flags & DD_SUP_F_CRED) {
-		const char *g = tail + (memfd >= 0 ? 0 : m->spec_len);
-		if (m->ngroups && !(groups = malloc(m->ngroups * sizeof(*groups)))) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		memcpy(groups, g, m->ngroups * sizeof(*groups));
-		cr.groups = groups;
-		cr.ngroups = (int)m->ngroups;
-		const char *e = g + m->ngroups * sizeof(*groups);
-		for (int i = 0; i < 4; i++) {
-			cr.env[i] = (char *)e;
-			e += strlen(e) + 1;
-		}
-	}
-	struct dd_proc_spawn sp = {
-		.spec = &x, .cred = (m->flags & DD_SUP_F_CRED) ? &cr : NULL,
-		.setuid = m->flags & DD_SUP_F_SETUID, .uid = m->uid, .gid = m->gid,
-		.in = in, .out = fds[0], .err = fds[1],
-		.cpus = (m->flags & DD_SUP_F_CPUS) ? &m->cpus : NULL,
-		.cg_procs = m->ncg ? cg : NULL,
-		.watch = watch_cb, .watch_arg = c,
-	};
-	rc = dd_proc_spawn(&sp, &ch, why, sizeof(why));
-	if (rc == 0) {
-		struct child *n = calloc(1, sizeof(*n));
-		if (!n) {
-			/* cannot keep it: it must not run unwatched */
-			syscall(SYS_pidfd_send_signal, ch.pidfd, SIGKILL, NULL, 0);
-			siginfo_t si;
-			waitid((idtype_t)P_PIDFD, (id_t)ch.pidfd, &si, WEXITED | __WALL);
-			close(ch.pidfd);
-			rc = -ENOMEM;
-			goto out;
-		}
-		*n = (struct child){.ep = {EP_CHILD}, .id = m->id, .attempt = m->attempt,
-				    .shard = m->shard, .pid = ch.pid, .pidfd = ch.pidfd,
-				    .out = fds[0], .err = fds[1],
-				    .start_rt_ns = now_ns(CLOCK_REALTIME)};
-		fds[0] = fds[1] = -1; /* the child's record keeps them */
-		pthread_mutex_lock(&s->mu);
-		struct child *old = find(s, m->id, m->attempt);
-		if (old && old->exited) /* an attempt number the engine reused */
-			drop(s, old);
-		insert(s, n);
-		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &n->ep};
-		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, n->pidfd, &ev) < 0) {
-			/* unwatched, it would never be reported: it does not run */
-			rc = -errno;
-			syscall(SYS_pidfd_send_signal, n->pidfd, SIGKILL, NULL, 0);
-			siginfo_t si;
-			waitid((idtype_t)P_PIDFD, (id_t)n->pidfd, &si, WEXITED | __WALL);
-			close(n->pidfd);
-			n->pidfd = -1;
-			n->exited = true;
-			drop(s, n);
-			pthread_mutex_unlock(&s->mu);
-			goto out;
-		}
-		/* an exit that overtakes the reply is kept by the engine until
-		 * the worker hands the job back */
-		if (reply(c, 0, ch.pid, ch.pidfd, "") < 0 && !n->exited)
-			kill(-ch.pid, SIGKILL); /* nobody knows it started: it must not run */
-		pthread_mutex_unlock(&s->mu);
-		goto done;
-	}
-out:
-	reply(c, rc, 0, -1, why);
-done:
-	dd_sup_close_fds(fds, k);
-	free(map);
-	dd_proc_spec_free(&x);
-	free(groups);
-}
-
-static void *spawn_thread(void *arg)
-{
-	struct sconn *c = arg;
-	struct sup *s = c->sup;
-	char *buf = malloc(DD_SUP_MSG_MAX);
-	while (buf) {
-		int fds[DD_SUP_FDS_MAX];
-		unsigned nfds;
-		ssize_t n = dd_sup_recv(c->fd, buf, DD_SUP_MSG_MAX, fds, &nfds, 0);
-		if (n <= 0)
-			break;
-		if (dd_sup_check(buf, (size_t)n, nfds, DD_SUP_SPAWN) < 0) {
-			dd_sup_close_fds(fds, nfds);
-			break; /* not the engine's: the connection ends */
-		}
-		do_spawn(c, (const struct dd_sup_spawn *)buf, fds);
-	}
-	free(buf);
-	pthread_mutex_lock(&s->mu);
-	for (struct sconn **pp = &s->sconns; *pp; pp = &(*pp)->next)
-		if (*pp == c) {
-			*pp = c->next;
-			break;
-		}
-	s->nsconns--;
-	pthread_mutex_unlock(&s->mu);
-	close(c->fd);
-	free(c);
-	wake_main(s);
-	return NULL;
-}
-
-static void *watchdog_thread(void *arg)
-{
-	struct sup *s = arg;
-	for (;;) {
-		struct timespec ts = {0, 500000000};
-		nanosleep(&ts, NULL); /* a period, as the engine's reactor looks */
-		uint64_t now = now_ns(CLOCK_MONOTONIC);
-		pthread_mutex_lock(&s->mu);
-		for (struct sconn *c = s->sconns; c; c = c->next) {
-			uint64_t since = atomic_load_explicit(&c->since, memory_order_acquire);
-			if (!since || now < since + DD_PROC_SPAWN_LIMIT_NS)
-				continue;
-			int pid = dd_proc_report_pid(c->rep);
-			if (pid > 0 && atomic_load_explicit(&c->since, memory_order_acquire) == since)
-				dd_proc_spawn_abort(c->rep, pid);
-		}
-		pthread_mutex_unlock(&s->mu);
-	}
-	return NULL;
-}
-
-/* ---- reporting (main thread) ---- */
-
-static void journal(struct sup *s, struct child *c)
-{
-	struct dd_sup_jrec r = {.magic = DD_SUP_JMAGIC, .id = c->id, .attempt = c->attempt,
-				.shard = c->shard, .pid = c->pid, .status = c->status,
-				.start_rt_ns = c->start_rt_ns};
-	r.check = dd_sup_jrec_check(&r);
-	if (c->journaled || s->jfd < 0)
-		return;
-	/* O_APPEND: one record per write; fdatasync so that it outlives a
-	 * crash of the machine as the engine's own log would */
-	if (write(s->jfd, &r, sizeof(r)) == (ssize_t)sizeof(r) && fdatasync(s->jfd) == 0) {
-		c->journaled = true;
-		s->njournaled++;
-	}
-}
-
-static void journal(struct sup *s, struct child *c);
 
 /* The shard's engine went (or a newer one took the shard). The exits it
  * was sent but had not acknowledged go to the journal: they must outlive
@@ -619,25 +292,6 @@ static void on_events(struct sup *s, struct events *e, uint32_t what)
 	}
 }
 
-/* The journal of an earlier supervisor: its exits wait for an engine. */
-static void load_journal(struct sup *s)
-{
-	struct dd_sup_jrec r;
-	while (read(s->jfd, &r, sizeof(r)) == (ssize_t)sizeof(r)) {
-		if (dd_sup_jrec_valid(&r) < 0 || find(s, r.id, r.attempt))
-			continue; /* a torn record, or one written twice */
-		struct child *c = calloc(1, sizeof(*c));
-		if (!c)
-			return;
-		*c = (struct child){.ep = {EP_CHILD}, .id = r.id, .attempt = r.attempt,
-				    .shard = r.shard, .pid = r.pid, .pidfd = -1, .out = -1,
-				    .err = -1, .start_rt_ns = r.start_rt_ns, .status = r.status,
-				    .exited = true, .journaled = true};
-		insert(s, c);
-		s->njournaled++;
-	}
-}
-
 /* Idle: no engine, nothing held. The socket goes first (a connect from
  * now on is refused, and its engine starts a new supervisor), then the
  * check again for a connection that came in between. */
@@ -687,10 +341,18 @@ int dd_sup_serve(int listen_fd, int dir_fd, uint64_t sock_ino)
 	if ((s->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
 	    (s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
 		return -errno;
-	s->jfd = openat(dir_fd, DD_SUP_JOURNAL, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
-			0600);
+	s->jfd = openat(dir_fd, DD_SUP_JOURNAL,
+			O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+	struct stat jst;
+	if (s->jfd >= 0 && (fstat(s->jfd, &jst) < 0 || !S_ISREG(jst.st_mode))) {
+		close(s->jfd); /* not a file of ours (a FIFO would hang the load) */
+		s->jfd = -1;
+	}
 	if (s->jfd >= 0)
 		load_journal(s);
+	else
+		fprintf(stderr, "dispatchd-supervisor: no journal (%s): an exit while no engine "
+			"runs is kept in memory alone\n", strerror(errno));
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &listen_ep};
 	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, listen_fd, &ev) < 0)
 		return -errno;

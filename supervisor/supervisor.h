@@ -1,7 +1,7 @@
-/* proc/ — the process supervisor (DESIGN.md section 10): the process that
+/* supervisor/ — the process supervisor (DESIGN.md section 10): the process that
  * holds an engine's process jobs as its children, so that they outlive the
  * engine. One per state directory: the engine starts it (the
- * dispatchd-supervisor program, supervisor_main.c) or, after a crash or a
+ * dispatchd-supervisor program, main.c) or, after a crash or a
  * restart, finds it on the socket DD_SUP_SOCK in the state directory.
  *
  * Connections (SOCK_SEQPACKET, both ends the same uid, checked):
@@ -16,12 +16,13 @@
  *   that happen while no engine listens go to the journal DD_SUP_JOURNAL
  *   (fsync'd), which a supervisor started later reads back.
  *
- * The wire structs are the same program's on both ends (the engine starts
- * the supervisor of its own build, and a supervisor of another version
- * refuses the hello); every message is still checked for size and
- * contents, as the journal is. Private header of the component. */
-#ifndef DD_PROC_SUPERVISOR_H
-#define DD_PROC_SUPERVISOR_H
+ * Both ends use these structs as they are; a supervisor of another
+ * DD_SUP_VERSION (one that outlived an upgrade) refuses the hello, and
+ * the engine then starts process jobs itself, saying so. Every message is
+ * still checked for size and contents, as the journal is. Private header
+ * of the component. */
+#ifndef DD_SUPERVISOR_H
+#define DD_SUPERVISOR_H
 
 #include <sched.h>
 #include <stdbool.h>
