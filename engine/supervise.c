@@ -51,6 +51,7 @@ extern char **environ;
 #define START_TRIES 200 /* 10 ms apart: a leaving supervisor's last moment */
 #define SUP_LEAVE_MS 500 /* a supervisor left with nothing exits within this */
 #define DYING_MS 500     /* ...and one that closed its files has exited */
+#define LIST_MS 10000    /* a supervisor lists what it holds at once */
 
 struct dd_sup_client {
 	pthread_mutex_t mu; /* starting a supervisor */
@@ -305,6 +306,15 @@ static void held_close(struct dd_sup_held *h)
 		}
 }
 
+/* What comes on an events connection, sized for the largest (a bigger
+ * message is cut short, and refused). */
+union events_msg {
+	struct dd_sup_exit x;
+	struct dd_sup_child c;
+	struct dd_sup_listed l;
+	char b[64];
+};
+
 /* Reads the list the supervisor sends on a new events connection. */
 static int read_list(struct dd_shard *s, int fd, char *why, size_t whyn)
 {
@@ -312,14 +322,10 @@ static int read_list(struct dd_shard *s, int fd, char *why, size_t whyn)
 	size_t cap = 0;
 	struct pollfd pf = {fd, POLLIN, 0};
 	for (;;) {
-		union {
-			struct dd_sup_child c;
-			struct dd_sup_listed l;
-			char b[64];
-		} m;
+		union events_msg m;
 		int fds[DD_SUP_FDS_MAX];
 		unsigned nfds;
-		if (poll(&pf, 1, 10000) != 1) {
+		if (poll(&pf, 1, LIST_MS) != 1) {
 			snprintf(why, whyn, "the supervisor did not list its processes");
 			return -ETIMEDOUT;
 		}
@@ -722,12 +728,7 @@ void dd_sup_readable(struct dd_shard *s, int res, bool more)
 	if (ss->ev < 0)
 		return;
 	for (;;) {
-		union {
-			struct dd_sup_exit x;
-			struct dd_sup_child c;
-			struct dd_sup_listed l;
-			char b[64];
-		} m;
+		union events_msg m;
 		int fds[DD_SUP_FDS_MAX];
 		unsigned nfds;
 		ssize_t n = dd_sup_recv(ss->ev, &m, sizeof(m), fds, &nfds, MSG_DONTWAIT);

@@ -1882,6 +1882,18 @@ def _gone(pid):
         return True
 
 
+def _most_at_once(path):
+    """The most jobs that ran at once, from the "<time> 1" and "<time> -1"
+    lines they wrote to @path."""
+    with open(path) as f:
+        ev = sorted((float(t), int(k)) for t, k in (ln.split() for ln in f))
+    run = most = 0
+    for _, k in ev:
+        run += k
+        most = max(most, run)
+    return most, ev
+
+
 def _outlive(how):
     """Process jobs running when the daemon is killed (SIGKILL), stopped
     (SIGTERM, with jobs longer than shutdown_grace) or when its supervisor
@@ -2094,12 +2106,7 @@ def process_pool():
                              ).stdout) for _ in range(6)]
             for j in ids:
                 assert c.wait(j)["state"] == "succeeded"
-            with open(times) as f:
-                ev = sorted((float(t), int(k)) for t, k in (ln.split() for ln in f))
-            run = most = 0
-            for _, k in ev:
-                run += k
-                most = max(most, run)
+            most, ev = _most_at_once(times)
             assert most == 2, ev
             r = d.ctl("submit", "--cpus", "3", "--", "true", check=1)
             assert b"more CPUs or memory than the engine's pool holds (2 CPUs" in r.stderr, r.stderr
@@ -2142,12 +2149,7 @@ def process_limits():
             open(gate, "w").close()
             for j in ids:
                 assert c.wait(j)["state"] == "succeeded"
-            with open(times) as f:
-                ev = sorted((float(t), int(k)) for t, k in (ln.split() for ln in f))
-            run = most = 0
-            for _, k in ev:
-                run += k
-                most = max(most, run)
+            most, ev = _most_at_once(times)
             assert most == 3, ev  # one, then the other two with it after the raise
             assert "SIGHUP: 1 limits on running process jobs" in d.logtext(), d.logtext()
     finally:

@@ -72,35 +72,12 @@ static void touch(const char *name)
 	close(fd);
 }
 
-/* Most jobs that ran at once, from the "+1"/"-1" lines they wrote to
- * @name with /proc/uptime's clock (ends before starts at a tie). */
-static int most_at_once(const char *name, int events)
+/* most_at_once() of the notes @name in the jobs' dir */
+static int most(const char *name, int events)
 {
-	char path[256], buf[8192];
+	char path[256];
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	FILE *f = fopen(path, "r");
-	cr_assert_not_null(f, "%s", path);
-	size_t k = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[k] = 0;
-	fclose(f);
-	double t[64];
-	int d[64], n = 0;
-	for (char *p = buf; n < events && n < 64 && sscanf(p, "%lf %d", &t[n], &d[n]) == 2; n++)
-		p = strchr(p, '\n') + 1;
-	cr_assert_eq(n, events, "%s", buf);
-	for (int i = 0; i < n; i++)
-		for (int j = i + 1; j < n; j++)
-			if (t[j] < t[i] || (t[j] == t[i] && d[j] < d[i])) {
-				double tt = t[i];
-				int dd = d[i];
-				t[i] = t[j], d[i] = d[j], t[j] = tt, d[j] = dd;
-			}
-	int run = 0, most = 0;
-	for (int i = 0; i < n; i++) {
-		run += d[i];
-		most = run > most ? run : most;
-	}
-	return most;
+	return most_at_once(path, events);
 }
 
 #define TIMED "read a b < /proc/uptime; echo \"$a +1\" >> times; sleep 0.2; " \
@@ -115,9 +92,9 @@ Test(limits, an_owner_never_runs_more_than_its_limit, .fini = teardown)
 		ids[i] = job(e, TIMED, geteuid(), getegid(), "procs");
 	for (int i = 0; i < 5; i++)
 		cr_assert_eq(wait_state(e, ids[i], NULL), DD_SUCCEEDED);
-	int most = most_at_once("times", 10);
-	cr_assert_leq(most, 2, "%d ran at once under a limit of 2", most);
-	cr_assert_eq(most, 2, "the limit's two were never both used");
+	int k = most("times", 10);
+	cr_assert_leq(k, 2, "%d ran at once under a limit of 2", k);
+	cr_assert_eq(k, 2, "the limit's two were never both used");
 	dd_engine_destroy(e);
 }
 
@@ -133,7 +110,7 @@ Test(limits, a_queue_never_runs_more_than_its_limit, .fini = teardown)
 	cr_assert_eq(wait_state(e, other, NULL), DD_SUCCEEDED);
 	for (int i = 0; i < 4; i++)
 		cr_assert_eq(wait_state(e, ids[i], NULL), DD_SUCCEEDED);
-	cr_assert_eq(most_at_once("times", 8), 1);
+	cr_assert_eq(most("times", 8), 1);
 	dd_engine_destroy(e);
 }
 

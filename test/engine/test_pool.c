@@ -88,28 +88,11 @@ Test(pool, six_one_cpu_jobs_on_two_cpus_never_run_three_at_once)
 			     1, 0, DD_PRIO_NORMAL);
 	for (int i = 0; i < 6; i++)
 		cr_assert_eq(wait_state(e, ids[i], NULL), DD_SUCCEEDED);
-	char buf[4096];
-	read_file("times", buf, sizeof(buf));
-	/* sweep the 12 events in time order: ends before starts at a tie */
-	double t[12];
-	int d[12], n = 0;
-	for (char *p = buf; n < 12 && sscanf(p, "%lf %d", &t[n], &d[n]) == 2; n++)
-		p = strchr(p, '\n') + 1;
-	cr_assert_eq(n, 12, "%s", buf);
-	for (int i = 0; i < n; i++)
-		for (int k = i + 1; k < n; k++)
-			if (t[k] < t[i] || (t[k] == t[i] && d[k] < d[i])) {
-				double tt = t[i];
-				int dd = d[i];
-				t[i] = t[k], d[i] = d[k], t[k] = tt, d[k] = dd;
-			}
-	int run = 0, most = 0;
-	for (int i = 0; i < n; i++) {
-		run += d[i];
-		most = run > most ? run : most;
-	}
-	cr_assert_leq(most, 2, "%d ran at once:\n%s", most, buf);
-	cr_assert_eq(most, 2, "the pool's two CPUs were never both used:\n%s", buf);
+	char path[256];
+	snprintf(path, sizeof(path), "%s/times", dir);
+	int most = most_at_once(path, 12);
+	cr_assert_leq(most, 2, "%d ran at once", most);
+	cr_assert_eq(most, 2, "the pool's two CPUs were never both used");
 	dd_engine_destroy(e);
 }
 

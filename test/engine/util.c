@@ -188,3 +188,31 @@ uint64_t submit_exec(struct dd_engine *e, const char *const *argv, struct dd_exe
 	}
 	return submit_ok(e, &s);
 }
+
+int most_at_once(const char *path, int events)
+{
+	char buf[8192];
+	FILE *f = fopen(path, "r");
+	cr_assert_not_null(f, "%s", path);
+	size_t k = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[k] = 0;
+	fclose(f);
+	double t[64];
+	int d[64], n = 0;
+	for (char *p = buf; n < events && n < 64 && sscanf(p, "%lf %d", &t[n], &d[n]) == 2; n++)
+		p = strchr(p, '\n') + 1;
+	cr_assert_eq(n, events, "%s", buf);
+	for (int i = 0; i < n; i++)
+		for (int j = i + 1; j < n; j++)
+			if (t[j] < t[i] || (t[j] == t[i] && d[j] < d[i])) {
+				double tt = t[i];
+				int dd = d[i];
+				t[i] = t[j], d[i] = d[j], t[j] = tt, d[j] = dd;
+			}
+	int run = 0, most = 0;
+	for (int i = 0; i < n; i++) {
+		run += d[i];
+		most = run > most ? run : most;
+	}
+	return most;
+}

@@ -38,6 +38,11 @@ void await_started(struct dd_engine *e, uint64_t id);
 unsigned test_scale(void);
 void sleep_ms(unsigned ms);
 
+/* The most jobs that ran at once, from the "<time> 1" and "<time> -1"
+ * lines they wrote to @path (ends before starts at a tie); @events: how
+ * many lines there must be. */
+int most_at_once(const char *path, int events);
+
 /* A one-shard, one-worker engine whose process jobs write their output
  * to @output_dir; @grace_ns and @output_max 0 keep the defaults. */
 struct dd_engine *exec_engine_in(const char *output_dir, uint64_t grace_ns, uint64_t output_max);
