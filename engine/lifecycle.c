@@ -238,10 +238,10 @@ void dd_job_finish(struct dd_shard *s, struct dd_jobrec *j, enum dd_state st,
 		dd_pool_unqueue(s, j);
 	else if (j->lim & DD_LIM_HELD)
 		dd_limits_unhold(s, j);
-	if (!j->proc)
-		dd_limits_give(s, j); /* it waited in the pool (a run gives them back) */
 	else if (j->state == DD_QUEUED && j->link.next)
 		dd_queue_lanes_remove(&s->lanes, j->priority, &j->link);
+	if (!j->proc)
+		dd_limits_give(s, j); /* it waited in the pool (a run gives them back) */
 	if (j->flags & JF_LEASED) /* only then: a worker may be reading flags */
 		j->flags &= (uint8_t)~JF_LEASED;
 	dd_job_set_reason(s, j, reason);
