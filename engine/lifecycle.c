@@ -349,6 +349,10 @@ void dd_job_timer_fired(struct dd_queue_timer *t, void *arg)
 	} else if (j->state == DD_RUNNING && (j->flags & JF_EXEC) &&
 		   atomic_load_explicit(&j->cancel, memory_order_relaxed)) {
 		dd_exec_grace_over(s, j); /* SIGTERM was not enough */
+	} else if (j->state == DD_RUNNING && (j->flags & JF_EXEC) && (j->flags & JF_ON_WORKER)) {
+		/* still being started (its cgroup made, its exec under way): its
+		 * time-out counts from its start, where dd_exec_started() arms it
+		 * again; a start that hangs is the watchdog's */
 	} else if (j->state == DD_RUNNING) {
 		dd_job_cancel(s, j, DD_TIMED_OUT, dd_reason[R_TIMEOUT]);
 	}
