@@ -52,6 +52,7 @@ extern char **environ;
 #define SUP_LEAVE_MS 500 /* a supervisor left with nothing exits within this */
 #define DYING_MS 500     /* ...and one that closed its files has exited */
 #define LIST_MS 10000    /* a supervisor lists what it holds at once */
+#define ANSWER_S 20      /* beyond its start watchdog's limit, for a start's answer */
 
 struct dd_sup_client {
 	pthread_mutex_t mu; /* starting a supervisor */
@@ -236,6 +237,12 @@ static int connect_role(struct dd_engine *e, uint32_t role, unsigned shard, char
 			snprintf(why, whyn, "cannot connect to %s/%s: %s", e->state_dir, DD_SUP_SOCK,
 				 dd_strerror(fd));
 		return fd;
+	}
+	if (role == DD_SUP_ROLE_SPAWN) {
+		/* a start is answered within the supervisor's watchdog's limit;
+		 * a supervisor that does not answer at all is as good as gone */
+		struct timeval tv = {(time_t)(DD_PROC_SPAWN_LIMIT_NS / 1000000000ull) + ANSWER_S, 0};
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	}
 	struct dd_sup_hello h = {.type = DD_SUP_HELLO, .version = DD_SUP_VERSION, .role = role,
 				 .shard = shard};
@@ -561,9 +568,10 @@ int dd_sup_spawn(struct dd_engine *e, int *conn, unsigned shard, uint64_t id, ui
 			dd_sup_close_fds(pfd, np);
 		close(*conn);
 		*conn = -1;
-		/* whether it started is not known: its cgroup tells the next
-		 * start, which refuses to run beside it */
-		snprintf(why, whyn, "the process supervisor went away while starting it");
+		/* whether it started is not known: with cgroups, the failed
+		 * start's cleanup kills what runs in its cgroup */
+		snprintf(why, whyn, "the process supervisor %s while starting it",
+			 n == -EAGAIN ? "did not answer" : "went away");
 		rc = -EPIPE;
 		goto out;
 	}

@@ -91,14 +91,19 @@ static void report(struct sup *s, struct child *c)
 static void reap(struct sup *s, struct child *c)
 {
 	siginfo_t si = {0};
+	/* under the lock: its start's thread holds it until the reply that
+	 * passes this pidfd is sent (a child that exits at once is reaped
+	 * here before that), and the pidfd must not be closed under it */
+	pthread_mutex_lock(&s->mu);
 	if (waitid((idtype_t)P_PIDFD, (id_t)c->pidfd, &si, WEXITED | WNOHANG | __WALL) < 0)
 		si.si_code = CLD_KILLED, si.si_status = SIGKILL, si.si_pid = c->pid; /* cannot be */
-	if (si.si_pid == 0)
+	if (si.si_pid == 0) {
+		pthread_mutex_unlock(&s->mu);
 		return; /* not yet */
+	}
 	epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->pidfd, NULL);
 	close(c->pidfd);
 	c->pidfd = -1;
-	pthread_mutex_lock(&s->mu);
 	c->exited = true;
 	c->status = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8 : si.si_status & 0x7f;
 	report(s, c);
