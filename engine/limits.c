@@ -88,7 +88,8 @@ static struct limitset *make_set(const struct dd_run_limit *v, size_t n)
 		else
 			ls->users[ls->nusers++] = (struct ulimit){v[i].uid, v[i].max};
 	}
-	qsort(ls->users, ls->nusers, sizeof(*ls->users), ucmp);
+	if (ls->nusers)
+		qsort(ls->users, ls->nusers, sizeof(*ls->users), ucmp);
 	return ls;
 }
 
@@ -187,6 +188,8 @@ static uint32_t user_max(const struct limitset *ls, uint32_t uid)
 {
 	if (!ls)
 		return 0;
+	if (!ls->nusers)
+		return ls->any_user;
 	struct ulimit key = {uid, 0};
 	const struct ulimit *u = bsearch(&key, ls->users, ls->nusers, sizeof(key), ucmp);
 	return u ? u->max : ls->any_user;

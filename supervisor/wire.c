@@ -78,9 +78,11 @@ int dd_sup_check(const void *msg, size_t len, unsigned nfds, uint32_t want)
 	}
 	case DD_SUP_CHILD: {
 		const struct dd_sup_child *c = msg;
+		if (len != sizeof(*c))
+			return -EPROTO;
 		unsigned f = c->flags;
 		/* a live child comes with its pidfd, an ended one without */
-		if (len != sizeof(*c) || f & ~15u || c->attempt == 0 || c->pid <= 0 ||
+		if (f & ~15u || c->attempt == 0 || c->pid <= 0 ||
 		    !(f & DD_SUP_C_EXITED) != !!(f & DD_SUP_C_PIDFD) ||
 		    nfds != (unsigned)(!!(f & DD_SUP_C_PIDFD) + !!(f & DD_SUP_C_OUT) + !!(f & DD_SUP_C_ERR)))
 			return -EPROTO;
