@@ -1947,10 +1947,9 @@ def _outlive(how):
             if how == "sigkill":
                 d.kill()
             else:
-                t0 = time.time()
+                # the jobs end only at their gate: a stop that waited for
+                # them would end them after shutdown_grace, and they run on
                 assert d.stop() == 0
-                took = time.time() - t0
-                assert took < 2.5, "a stop waits for no running job: %.1f s" % took
             for n, pid in pids.items():
                 assert os.path.exists("/proc/%d" % pid), "%s runs on without the daemon" % n
             # one ends while no daemon runs: its supervisor reaps it

@@ -80,17 +80,24 @@ static void open_gate(void)
 	close(fd);
 }
 
+/* The attempt's stdout so far into @buf ("" while it has no file). */
+static void read_output(struct dd_engine *e, uint64_t id, uint32_t attempt, char *buf, size_t n)
+{
+	char path[512];
+	cr_assert_eq(dd_job_output_path(e, id, attempt, 1, path, sizeof(path)), 0);
+	FILE *f = fopen(path, "r");
+	size_t k = f ? fread(buf, 1, n - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[k] = 0;
+}
+
 /* Until its output file holds @text (the process has begun). */
 static void await_output(struct dd_engine *e, uint64_t id, uint32_t attempt, const char *text)
 {
-	char path[512], buf[256];
-	cr_assert_eq(dd_job_output_path(e, id, attempt, 1, path, sizeof(path)), 0);
+	char buf[256];
 	for (int i = 0; i < 60000; i++) {
-		FILE *f = fopen(path, "r");
-		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-		if (f)
-			fclose(f);
-		buf[n] = 0;
+		read_output(e, id, attempt, buf, sizeof(buf));
 		if (strstr(buf, text))
 			return;
 		sleep_ms(1);
@@ -100,13 +107,8 @@ static void await_output(struct dd_engine *e, uint64_t id, uint32_t attempt, con
 
 static void expect_output(struct dd_engine *e, uint64_t id, uint32_t attempt, const char *want)
 {
-	char path[512], buf[256];
-	cr_assert_eq(dd_job_output_path(e, id, attempt, 1, path, sizeof(path)), 0);
-	FILE *f = fopen(path, "r");
-	cr_assert_not_null(f, "%s", path);
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
+	char buf[256];
+	read_output(e, id, attempt, buf, sizeof(buf));
 	cr_assert_str_eq(buf, want);
 }
 
