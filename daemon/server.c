@@ -93,7 +93,9 @@ static void conn_events(struct conn *c)
 		ev.events |= EPOLLIN;
 	if (c->out_len > c->out_off)
 		ev.events |= EPOLLOUT;
-	epoll_ctl(c->srv->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+	/* a syscall only when they change: most turns leave them be */
+	if (ev.events != c->armed && epoll_ctl(c->srv->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+		c->armed = ev.events;
 }
 
 static void conn_close(struct conn *c)
@@ -436,6 +438,7 @@ static void accept_all(struct dd_server *srv, int lfd, bool tcp)
 		}
 		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
 		epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev);
+		c->armed = EPOLLIN;
 		if (srv->cfg.verbose)
 			dd_server_log("connection %llu: %s, uid %u pid %d", (unsigned long long)c->serial,
 				      tcp ? "tcp" : "unix", c->uid, (int)c->pid);

@@ -41,6 +41,7 @@ struct conn {
 	struct pend *held; /* not reading: a submit waits for the engine's room */
 	bool resume;       /* held no more: handle the lines read meanwhile */
 	bool watching;
+	uint32_t armed;    /* the epoll events last set for fd */
 	json_t *watch_ids; /* object "id" -> true, or NULL for every job */
 	json_t *watch_tag;
 	char watch_queue[64]; /* "" = every queue */

@@ -110,11 +110,12 @@ int dd_proctree_signal(struct dd_shard *s, struct dd_exec_run *p, int sig)
 	return dd_proc_cg_job_signal(s->eng->cg, &p->cg, sig);
 }
 
-/* The tree is empty: its usage is read and its cgroup goes. */
+/* The tree is empty: its usage is read and its cgroup goes (its v1 side
+ * kept for the next tree). */
 static void tree_done(struct dd_shard *s, struct dd_exec_run *p)
 {
 	dd_proc_cg_job_usage(s->eng->cg, &p->cg, &p->use);
-	int r = dd_proc_cg_job_destroy(s->eng->cg, &p->cg);
+	int r = dd_proc_cg_job_recycle(s->eng->cg, &p->cg);
 	if (r < 0) {
 		dd_log(s->eng, LOG_WARNING, "job %" PRIu64 ": cannot remove its cgroup %s: %s",
 		       p->id, p->cg.name, dd_strerror(r));

@@ -165,11 +165,16 @@ static size_t dispatch(struct dd_shard *s)
 {
 	size_t total = 0;
 	struct dd_jobrec *batch[DD_WORKER_INFLIGHT];
+	unsigned first = s->rr;
 	for (unsigned tries = 0;
 	     tries < s->nworkers && (s->lanes.total || s->pool->waiting || dd_limits_ready(s));
 	     tries++) {
-		struct dd_worker *w = &s->workers[s->rr];
-		s->rr = (s->rr + 1) % s->nworkers;
+		/* the turn passes only to the worker after one that got work:
+		 * a call with one job for two workers would otherwise hand
+		 * every job to the same one (each call moving the turn twice),
+		 * and process jobs would be spawned one at a time */
+		unsigned wi = (first + tries) % s->nworkers;
+		struct dd_worker *w = &s->workers[wi];
 		unsigned room = dd_worker_room(s, w);
 		size_t held = dd_limits_ready(s) ? s->nheld : 0;
 		size_t share = (s->lanes.total + s->pool->waiting + held + s->nworkers - 1) /
@@ -186,6 +191,7 @@ static size_t dispatch(struct dd_shard *s)
 			continue;
 		dd_queue_spsc_enqueue(w->inbox, batch, k); /* fits: inflight bounds it */
 		w->inflight += (unsigned)k;
+		s->rr = (wi + 1) % s->nworkers;
 		total += k;
 		dd_queue_wake_notify(&w->wake);
 	}

@@ -182,6 +182,12 @@ struct dd_proc_cg_job {
 	int events;   /* v2 cgroup.events: "populated", pollable (POLLPRI) */
 	int v1[3];    /* its v1 memory, pids and cpuset directories, or -1 */
 	uint64_t mem_max; /* its memory limit; 0 none */
+	/* what its cgroups hold now (a reused v1 one, its last tree's): each
+	 * is written only when a tree asks otherwise */
+	uint64_t pids_max; /* pids.max; 0 "max" */
+	uint64_t oom_base; /* the v1 memory kill count before this tree */
+	bool narrowed;     /* cpuset.cpus is @cpus, not the subtree's */
+	cpu_set_t cpus;
 	char name[48];
 };
 /* What a cgroup's processes used, over their lives. */
@@ -211,7 +217,7 @@ bool dd_proc_cg_cpuset(const struct dd_proc_cg *cg);
  * memory limit @mem_max (0: none). Returns 0; -EBUSY: a populated cgroup
  * of that name is there (its processes run on); -EOPNOTSUPP: a limit
  * without a memory controller; -errno. Pass j->procs to dd_proc_spawn. */
-int dd_proc_cg_job_create(const struct dd_proc_cg *cg, const char *name, uint64_t mem_max,
+int dd_proc_cg_job_create(struct dd_proc_cg *cg, const char *name, uint64_t mem_max,
 			  struct dd_proc_cg_job *j);
 /* Opens the cgroup @name that a process (of an earlier engine) runs in,
  * to follow it as dd_proc_cg_job_create() would have (@mem_max: the limit
@@ -238,6 +244,10 @@ int dd_proc_cg_job_procs(const struct dd_proc_cg_job *j, pid_t *pids, int max);
 /* Removes @j's cgroups and closes its files. Returns 0, or -EBUSY while a
  * process is in them (@j left as it was: call it again once empty). */
 int dd_proc_cg_job_destroy(const struct dd_proc_cg *cg, struct dd_proc_cg_job *j);
+/* As dd_proc_cg_job_destroy(), but @j's v1 cgroups are kept, empty, for
+ * a later dd_proc_cg_job_create() where they can be (not for a cgroup of
+ * dd_proc_cg_job_open()). Any thread. */
+int dd_proc_cg_job_recycle(struct dd_proc_cg *cg, struct dd_proc_cg_job *j);
 /* Closes @j's files and leaves its cgroups where they are. */
 void dd_proc_cg_job_release(struct dd_proc_cg_job *j);
 

@@ -242,3 +242,125 @@ Test(cgroup, a_taken_name_with_processes_is_refused, .init = setup, .fini = tear
 	cr_assert_eq(dd_proc_cg_job_destroy(cg, &k), 0);
 	cr_assert_eq(dd_proc_cg_job_destroy(cg, &j), 0);
 }
+
+/* The text of @name in the directory @dir, newline cut. */
+static void read_file(int dir, const char *name, char *buf, size_t n)
+{
+	int fd = openat(dir, name, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0, "%s: %s", name, strerror(errno));
+	ssize_t k = read(fd, buf, n - 1);
+	close(fd);
+	cr_assert_geq(k, 0);
+	buf[k] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+}
+
+static ino_t inode(int fd)
+{
+	struct stat st;
+	cr_assert_eq(fstat(fd, &st), 0);
+	return st.st_ino;
+}
+
+Test(cgroup, a_reused_v1_cgroup_keeps_nothing_of_its_last_tree, .init = setup, .fini = teardown, .timeout = 60)
+{
+	if (geteuid() != 0)
+		cr_skip_test("cgroups need root (or a delegated cgroup)");
+	struct dd_proc_cg_job a, b;
+	cr_assert_eq(dd_proc_cg_job_create(cg, "11.1", 32u << 20, &a), 0);
+	if (a.v1[0] < 0 && a.v1[1] < 0 && a.v1[2] < 0)
+		cr_skip_test("no v1 hierarchy in use (pure cgroup2): nothing is reused: %s",
+			     dd_proc_cg_describe(cg));
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(0, &one);
+	cr_assert_eq(dd_proc_cg_job_confine(cg, &a, 50, &one), 0);
+	ino_t ino[3];
+	for (int i = 0; i < 3; i++)
+		ino[i] = a.v1[i] >= 0 ? inode(a.v1[i]) : 0;
+	/* the first tree is killed over its limit */
+	int st = reap(start(&a, "exec python3 -c 'x = bytearray(256 << 20)'", NULL));
+	cr_assert_eq(st, SIGKILL, "status %d", st);
+	struct dd_proc_usage u;
+	dd_proc_cg_job_usage(cg, &a, &u);
+	wait_empty(&a, 10000);
+	cr_assert_eq(dd_proc_cg_job_recycle(cg, &a), 0);
+	/* the next tree has the same v1 cgroups, under its own name, with
+	 * no limit, no pids.max, every CPU, and no kill of its own */
+	cr_assert_eq(dd_proc_cg_job_create(cg, "12.1", 0, &b), 0);
+	cr_assert_eq(dd_proc_cg_job_confine(cg, &b, 0, NULL), 0);
+	for (int i = 0; i < 3; i++)
+		if (b.v1[i] >= 0)
+			cr_assert_eq(inode(b.v1[i]), ino[i], "v1 hierarchy %d: not reused", i);
+	char v[256];
+	if (b.v1[1] >= 0) {
+		read_file(b.v1[1], "pids.max", v, sizeof(v));
+		cr_assert_str_eq(v, "max");
+	}
+	if (b.v1[2] >= 0) {
+		char parent[256];
+		int s = openat(b.v1[2], "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		read_file(s, "cpuset.cpus", parent, sizeof(parent));
+		close(s);
+		read_file(b.v1[2], "cpuset.cpus", v, sizeof(v));
+		cr_assert_str_eq(v, parent);
+	}
+	cr_assert_eq(reap(start(&b, "exec python3 -c 'x = bytearray(64 << 20)'", NULL)), 0);
+	dd_proc_cg_job_usage(cg, &b, &u);
+	cr_assert_eq(u.oom_kills, 0);
+	if (b.v1[0] >= 0) {
+		cr_assert(u.have_mem);
+		cr_assert_geq(u.mem_peak, 64u << 20);
+	}
+	cr_assert_eq(dd_proc_cg_job_destroy(cg, &b), 0);
+}
+
+Test(cgroup, a_memory_cgroup_left_holding_page_cache_is_not_reused, .init = setup, .fini = teardown, .timeout = 60)
+{
+	if (geteuid() != 0)
+		cr_skip_test("cgroups need root (or a delegated cgroup)");
+	struct dd_proc_cg_job a, b;
+	cr_assert_eq(dd_proc_cg_job_create(cg, "13.1", 0, &a), 0);
+	if (a.v1[0] < 0)
+		cr_skip_test("no v1 memory hierarchy in use: %s", dd_proc_cg_describe(cg));
+	ino_t was = inode(a.v1[0]);
+	/* 8 MiB of a file's pages stay charged to it after its tree ends */
+	char dir[] = "/var/tmp/dd-cgcache-XXXXXX"; /* mkdtemp fills the X's */
+	cr_assert_not_null(mkdtemp(dir));
+	char script[512];
+	snprintf(script, sizeof(script), "head -c 8388608 /dev/zero > %s/f", dir);
+	cr_assert_eq(reap(start(&a, script, NULL)), 0);
+	wait_empty(&a, 10000);
+	cr_assert_eq(dd_proc_cg_job_recycle(cg, &a), 0);
+	cr_assert_eq(dd_proc_cg_job_create(cg, "14.1", 0, &b), 0);
+	cr_assert_neq(inode(b.v1[0]), was, "a memory cgroup holding 8 MiB of cache was reused");
+	cr_assert_eq(dd_proc_cg_job_destroy(cg, &b), 0);
+	snprintf(script, sizeof(script), "%s/f", dir);
+	unlink(script);
+	rmdir(dir);
+}
+
+Test(cgroup, closing_removes_the_spares_and_the_subtree, .init = setup, .timeout = 60)
+{
+	if (geteuid() != 0)
+		cr_skip_test("cgroups need root (or a delegated cgroup)");
+	struct dd_proc_cg_job a;
+	cr_assert_eq(dd_proc_cg_job_create(cg, "15.1", 0, &a), 0);
+	const char *d = strstr(dd_proc_cg_describe(cg), "pids on v1 ");
+	if (!d) {
+		dd_proc_cg_job_destroy(cg, &a);
+		dd_proc_cg_close(cg);
+		cr_skip_test("no v1 pids hierarchy in use: nothing is reused");
+	}
+	char sub[512];
+	snprintf(sub, sizeof(sub), "%.*s", (int)strcspn(d + 11, ","), d + 11);
+	cr_assert_eq(reap(start(&a, "exit 0", NULL)), 0);
+	wait_empty(&a, 10000);
+	cr_assert_eq(dd_proc_cg_job_recycle(cg, &a), 0);
+	char spare[600];
+	snprintf(spare, sizeof(spare), "%s/spare.0", sub);
+	cr_assert_eq(access(spare, F_OK), 0, "%s", spare);
+	dd_proc_cg_close(cg);
+	cg = NULL;
+	cr_assert_neq(access(sub, F_OK), 0, "%s is left", sub);
+}

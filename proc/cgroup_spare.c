@@ -1,0 +1,172 @@
+/* Spare v1 cgroups: a tree's memory, pids and cpuset cgroups on v1
+ * hierarchies outlive it, emptied and renamed "spare.N", and the next tree
+ * takes them by renaming them to its own name. A v1 mkdir and rmdir cost
+ * several times a rename (and the kernel frees a memory cgroup later, in
+ * a worker of its own); cgroup2 directories cannot be renamed, so a
+ * tree's v2 cgroup is always new.
+ *
+ * A spare keeps what its last tree left: its memory limit, pids.max and
+ * cpuset (written again only where the next tree asks otherwise), the
+ * memory controller's kill count (subtracted from the next tree's) and the
+ * page cache charged to it, which the next tree's peak starts from; so a
+ * memory cgroup is kept only when that is small (DD_CG_SPARE_MEM_LEFT).
+ *
+ * The names say what a spare is to the next engine on the subtree, which
+ * removes spares an earlier one left (dd_cg_spare_sweep). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgroup_int.h"
+#include "proc.h"
+
+#define SPARE_PREFIX "spare."
+
+/* Renames the v1 cgroups @from to @to; on a failure those renamed
+ * go back. Returns 0 or -errno. An empty @to left by an earlier life is
+ * removed first (a populated one: -EBUSY). */
+static int rename_v1(const struct dd_proc_cg *cg, const char *from, const char *to)
+{
+	int i;
+	for (i = 0; i < V1_N; i++) {
+		if (cg->v1[i] < 0)
+			continue;
+		if (renameat(cg->v1[i], from, cg->v1[i], to) == 0)
+			continue;
+		if (errno == EEXIST && unlinkat(cg->v1[i], to, AT_REMOVEDIR) == 0 &&
+		    renameat(cg->v1[i], from, cg->v1[i], to) == 0)
+			continue;
+		int rc = -errno;
+		while (--i >= 0)
+			if (cg->v1[i] >= 0)
+				(void)renameat(cg->v1[i], to, cg->v1[i], from);
+		return rc;
+	}
+	return 0;
+}
+
+/* Closes a spare's files and removes its cgroups. */
+static void drop(const struct dd_proc_cg *cg, struct dd_proc_cg_job *sp)
+{
+	for (int i = 0; i < V1_N; i++)
+		if (sp->v1[i] >= 0) {
+			(void)unlinkat(cg->v1[i], sp->name, AT_REMOVEDIR);
+			close(sp->v1[i]);
+			sp->v1[i] = -1;
+		}
+	for (int k = 1; k < 5; k++)
+		if (sp->procs[k] >= 0) {
+			close(sp->procs[k]);
+			sp->procs[k] = -1;
+		}
+}
+
+bool dd_cg_spare_take(struct dd_proc_cg *cg, const char *name, struct dd_proc_cg_job *j)
+{
+	pthread_mutex_lock(&cg->mu);
+	if (!cg->nspare) {
+		pthread_mutex_unlock(&cg->mu);
+		return false;
+	}
+	struct dd_proc_cg_job sp = cg->spare[--cg->nspare];
+	pthread_mutex_unlock(&cg->mu);
+	if (rename_v1(cg, sp.name, name) < 0) {
+		drop(cg, &sp);
+		return false;
+	}
+	for (int i = 0; i < V1_N; i++)
+		j->v1[i] = sp.v1[i];
+	for (int k = 1; k < 5; k++)
+		j->procs[k] = sp.procs[k];
+	j->mem_max = sp.mem_max;
+	j->pids_max = sp.pids_max;
+	j->oom_base = sp.oom_base;
+	j->narrowed = sp.narrowed;
+	j->cpus = sp.cpus;
+	/* the peak from now on: "0" sets it to what is charged now */
+	if (j->v1[V1_MEMORY] >= 0)
+		(void)dd_cg_write_at(j->v1[V1_MEMORY], "memory.max_usage_in_bytes", "0");
+	return true;
+}
+
+bool dd_cg_spare_keep(struct dd_proc_cg *cg, struct dd_proc_cg_job *j)
+{
+	/* all of its v1 side, with the files a child enters by */
+	int used = 0, np = 1;
+	for (int i = 0; i < V1_N; i++) {
+		if (cg->v1[i] < 0)
+			continue;
+		if (j->v1[i] < 0 || j->procs[np++] < 0)
+			return false;
+		used++;
+	}
+	if (!used)
+		return false;
+	char buf[2048];
+	uint64_t oom = 0;
+	if (j->v1[V1_MEMORY] >= 0) {
+		if (dd_cg_read_at(j->v1[V1_MEMORY], "memory.usage_in_bytes", buf, sizeof(buf)) <= 0 ||
+		    strtoull(buf, NULL, 10) > DD_CG_SPARE_MEM_LEFT)
+			return false;
+		if (dd_cg_read_at(j->v1[V1_MEMORY], "memory.oom_control", buf, sizeof(buf)) <= 0)
+			return false;
+		(void)dd_cg_keyed(buf, "oom_kill", &oom);
+	}
+	pthread_mutex_lock(&cg->mu);
+	bool room = cg->nspare < DD_CG_SPARES;
+	unsigned seq = cg->seq++;
+	pthread_mutex_unlock(&cg->mu);
+	if (!room)
+		return false;
+	struct dd_proc_cg_job sp = *j;
+	snprintf(sp.name, sizeof(sp.name), SPARE_PREFIX "%u", seq);
+	if (rename_v1(cg, j->name, sp.name) < 0)
+		return false;
+	sp.dir = sp.events = sp.procs[0] = -1;
+	sp.oom_base = oom;
+	pthread_mutex_lock(&cg->mu);
+	room = cg->nspare < DD_CG_SPARES;
+	if (room)
+		cg->spare[cg->nspare++] = sp;
+	pthread_mutex_unlock(&cg->mu);
+	if (!room) /* others filled it meanwhile */
+		drop(cg, &sp);
+	/* its v1 files are the spare's now (or closed) */
+	for (int i = 0; i < V1_N; i++)
+		j->v1[i] = -1;
+	for (int k = 1; k < 5; k++)
+		j->procs[k] = -1;
+	return true;
+}
+
+void dd_cg_spare_sweep(struct dd_proc_cg *cg)
+{
+	for (int i = 0; i < V1_N; i++) {
+		if (cg->v1[i] < 0)
+			continue;
+		int fd = dup(cg->v1[i]);
+		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+		if (!d) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		struct dirent *e;
+		while ((e = readdir(d)))
+			if (!strncmp(e->d_name, SPARE_PREFIX, strlen(SPARE_PREFIX)))
+				(void)unlinkat(cg->v1[i], e->d_name, AT_REMOVEDIR);
+		closedir(d);
+	}
+}
+
+void dd_cg_spare_drop_all(struct dd_proc_cg *cg)
+{
+	pthread_mutex_lock(&cg->mu);
+	while (cg->nspare)
+		drop(cg, &cg->spare[--cg->nspare]);
+	pthread_mutex_unlock(&cg->mu);
+}
