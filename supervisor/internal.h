@@ -33,6 +33,8 @@ struct child {
 	uint32_t attempt, shard;
 	pid_t pid;
 	int pidfd, out, err;
+	int cg[4];    /* its cgroup.procs files (v2 first), until acknowledged */
+	unsigned ncg; /* for a removed state directory's clean-up (abandon.c) */
 	uint64_t start_rt_ns;
 	int status;
 	bool exited, sent, journaled;
@@ -84,6 +86,11 @@ void journal(struct sup *s, struct child *c);
 void load_journal(struct sup *s);
 /* Wakes the main loop (a spawn connection ended). Any thread. */
 void wake_main(struct sup *s);
+
+/* abandon.c: the state directory was removed, and no engine can come
+ * back for what is here: every child's tree is killed and the cgroups
+ * it ran in are removed. */
+void abandon(struct sup *s);
 
 /* spawn.c: a spawn connection's thread, and the starts' watchdog */
 void *spawn_thread(void *arg);

@@ -308,10 +308,9 @@ static bool idle(struct sup *s)
 		 * what is here, and nothing may run unaccounted */
 		pthread_mutex_lock(&s->mu);
 		bool none = s->nsconns == 0;
-		for (struct child *c = s->all.next; none && c != &s->all; c = c->next)
-			if (!c->exited && kill(-c->pid, SIGKILL) < 0)
-				syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
 		pthread_mutex_unlock(&s->mu);
+		if (none)
+			abandon(s);
 		return none;
 	}
 	if (s->nev)

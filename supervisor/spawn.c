@@ -53,6 +53,7 @@ static void do_spawn(struct sconn *c, const struct dd_sup_spawn *m, int *fds)
 	unsigned k = 2;
 	int in = (m->flags & DD_SUP_F_IN) ? fds[k++] : -1;
 	int cg[5] = {-1, -1, -1, -1, -1};
+	unsigned cg_first = k;
 	for (uint32_t i = 0; i < m->ncg; i++)
 		cg[i] = fds[k++];
 	int memfd = (m->flags & DD_SUP_F_MEMFD) ? fds[k++] : -1;
@@ -119,6 +120,10 @@ static void do_spawn(struct sconn *c, const struct dd_sup_spawn *m, int *fds)
 				    .out = fds[0], .err = fds[1],
 				    .start_rt_ns = now_ns(CLOCK_REALTIME)};
 		fds[0] = fds[1] = -1; /* the child's record keeps them */
+		for (uint32_t i = 0; i < m->ncg && i < 4; i++) {
+			n->cg[n->ncg++] = cg[i];
+			fds[cg_first + i] = -1;
+		}
 		pthread_mutex_lock(&s->mu);
 		struct child *old = find(s, m->id, m->attempt);
 		if (old && old->exited) /* an attempt number the engine reused */

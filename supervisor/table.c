@@ -69,6 +69,8 @@ void drop(struct sup *s, struct child *c)
 	if (c->journaled && --s->njournaled == 0 && s->jfd >= 0)
 		if (ftruncate(s->jfd, 0) == 0) /* everything in it was taken */
 			fdatasync(s->jfd);
+	for (unsigned i = 0; i < c->ncg; i++)
+		close(c->cg[i]);
 	if (c->out >= 0)
 		close(c->out);
 	if (c->err >= 0)

@@ -1991,6 +1991,70 @@ def a_killed_supervisor_fails_and_retries_its_jobs():
     _outlive("supervisor")
 
 
+def _cgroup_dirs(pid):
+    """The directories of the cgroups @pid is in, one per hierarchy that
+    is a dispatchd's (v2, and each v1 one it uses)."""
+    mounts = {}
+    with open("/proc/self/mountinfo") as f:
+        for ln in f:
+            pre, post = ln.split(" - ", 1)
+            fs, _, opts = post.split()[:3]
+            root, mnt = pre.split()[3:5]
+            if fs == "cgroup2":
+                mounts[""] = (root, mnt)
+            elif fs == "cgroup":
+                for ctl in ("memory", "pids", "cpuset"):
+                    if ctl in opts.split(","):
+                        mounts[ctl] = (root, mnt)
+    dirs = []
+    with open("/proc/%d/cgroup" % pid) as f:
+        for ln in f:
+            _, ctls, path = ln.rstrip("\n").split(":", 2)
+            key = "" if ctls == "" else next((c for c in ctls.split(",") if c in mounts), None)
+            if key is None or key not in mounts or "/dispatchd-" not in path:
+                continue
+            root, mnt = mounts[key]
+            rel = path[len(root):] if root != "/" and path.startswith(root) else path
+            dirs.append(mnt + rel)
+    return dirs
+
+
+@case
+def a_removed_state_dir_leaves_no_job_or_cgroup_behind():
+    """A daemon stopped with its jobs left running, whose state dir is then
+    removed: no daemon can come back for them, so the supervisor kills
+    each job's whole tree (a setsid grandchild too) and removes their
+    cgroups and the daemon's subtrees, then exits."""
+    if os.geteuid() != 0:
+        raise Skip("needs root: cgroups")
+    d = Daemon(config="[dispatchd]\nshutdown_grace = 0.5\n")
+    work = tempfile.mkdtemp(prefix="dd-abandon-")
+    try:
+        pids = os.path.join(work, "pids")
+        with d:
+            with d.client() as c:
+                assert c.ok("ping")["cgroups"] is True
+                j = c.ok("submit", argv=["sh", "-c", "sleep 300 & echo $! > %s.t; setsid sleep 300 & "
+                                         "echo $! >> %s.t; mv %s.t %s; wait" % (pids, pids, pids, pids)])["id"]
+                until(lambda: os.path.exists(pids), what="the job's tree")
+                main = c.ok("get", id=j)["job"]["pid"]
+            with open(pids) as f:
+                tree = [main] + [int(x) for x in f.read().split()]
+            dirs = _cgroup_dirs(main)
+            assert len(dirs) >= 1 and all(os.path.isdir(x) for x in dirs), dirs
+            sups = supervisors(d.state)
+            assert len(sups) == 1, sups
+            assert d.stop() == 0
+            assert all(not _gone(p) for p in tree), "the stop left them running"
+            shutil.rmtree(d.state)
+            until(lambda: all(_gone(p) for p in tree), timeout=30, what="the tree killed")
+            until(lambda: _gone(sups[0]), timeout=30, what="the supervisor's exit")
+            left = [x for x in dirs + [os.path.dirname(x) for x in dirs] if os.path.exists(x)]
+            assert not left, "left behind: %s" % left
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 @case
 def without_the_supervisor_running_jobs_end_with_the_daemon():
     """--supervisor off: jobs start in the daemon; a stop ends them, and
