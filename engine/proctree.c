@@ -84,7 +84,8 @@ int dd_proctree_create(struct dd_shard *s, struct dd_exec_run *p, uint64_t mem, 
 	}
 	char name[48];
 	snprintf(name, sizeof(name), "%" PRIu64 ".%" PRIu32, p->id, p->attempt);
-	int r = dd_proc_cg_job_create(e->cg, name, mem, &p->cg);
+	const cpu_set_t *cpus = p->grant.pinned ? &p->grant.set : NULL;
+	int r = dd_proc_cg_job_create(e->cg, name, mem, cpus, &p->cg);
 	if (r == -EBUSY)
 		snprintf(why, whyn, "a process of attempt %" PRIu32 " still runs in its cgroup "
 			 "(%s): not started a second time", p->attempt, name);
@@ -96,8 +97,7 @@ int dd_proctree_create(struct dd_shard *s, struct dd_exec_run *p, uint64_t mem, 
 		p->cg_on = true;
 	/* confined to what it got: a cpuset holds where affinity alone can
 	 * be widened by the job itself; and at most pids_max processes */
-	if (r == 0 && (r = dd_proc_cg_job_confine(e->cg, &p->cg, e->cfg.job_pids_max,
-						  p->grant.pinned ? &p->grant.set : NULL)) < 0) {
+	if (r == 0 && (r = dd_proc_cg_job_confine(e->cg, &p->cg, e->cfg.job_pids_max, cpus)) < 0) {
 		snprintf(why, whyn, "cannot confine the job's cgroup %s: %s", name, dd_strerror(r));
 		dd_proc_cg_job_destroy(e->cg, &p->cg);
 		p->cg_on = false;

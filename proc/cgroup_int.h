@@ -44,6 +44,8 @@ int dd_cg_read_at(int dir, const char *name, char *buf, size_t n);
 int dd_cg_write_at(int dir, const char *name, const char *text);
 /* The value of "key N" in a flat-keyed file's text; false when absent. */
 bool dd_cg_keyed(const char *text, const char *key, uint64_t *v);
+/* The text of the open file @fd, from its start. */
+int dd_cg_pread(int fd, char *buf, size_t n);
 /* The pids in @dir's cgroup.procs (up to @max); the count or -errno. */
 int dd_cg_list_procs(int dir, pid_t *pids, int max);
 
@@ -51,10 +53,12 @@ int dd_cg_list_procs(int dir, pid_t *pids, int max);
 int dd_cg_set_memory(const struct dd_proc_cg *cg, struct dd_proc_cg_job *j, uint64_t max);
 
 /* A spare's v1 cgroups become @name's and go to @j (their files, and what
- * they hold now: limit, pids.max, cpuset), the memory peak reset. Returns
- * true, or false when there is none to take (or it could not be renamed:
- * then it is removed). Any thread. */
-bool dd_cg_spare_take(struct dd_proc_cg *cg, const char *name, struct dd_proc_cg_job *j);
+ * they hold now: limit, pids.max, cpuset), the memory peak reset; one
+ * confined to @cpus (NULL: to none) where there is. Returns true, or
+ * false when there is none to take (or it could not be renamed: then it
+ * is removed). Any thread. */
+bool dd_cg_spare_take(struct dd_proc_cg *cg, const char *name, const cpu_set_t *cpus,
+		      struct dd_proc_cg_job *j);
 /* @j's v1 cgroups, emptied and its v2 one removed, become a spare where
  * there is room and they can be reused; returns true when that is done
  * (@j's v1 files then are the spare's), false to remove them. */

@@ -19,8 +19,9 @@
 
 static void job_close(struct dd_proc_cg_job *j)
 {
-	int *fds[] = {&j->dir, &j->events, &j->v1[0], &j->v1[1], &j->v1[2],
-		      &j->procs[0], &j->procs[1], &j->procs[2], &j->procs[3]};
+	int *fds[] = {&j->dir,	   &j->events,	 &j->v1[0],    &j->v1[1],    &j->v1[2],
+		      &j->procs[0], &j->procs[1], &j->procs[2], &j->procs[3], &j->cpu_stat,
+		      &j->mem[0],   &j->mem[1],	 &j->mem[2]};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
 			close(*fds[i]);
@@ -29,8 +30,34 @@ static void job_close(struct dd_proc_cg_job *j)
 	j->procs[4] = -1;
 }
 
-static const struct dd_proc_cg_job job_none = {
-	.dir = -1, .procs = {-1, -1, -1, -1, -1}, .events = -1, .v1 = {-1, -1, -1}};
+static const struct dd_proc_cg_job job_none = {.dir = -1,
+						.procs = {-1, -1, -1, -1, -1},
+						.events = -1,
+						.v1 = {-1, -1, -1},
+						.cpu_stat = -1,
+						.mem = {-1, -1, -1}};
+
+int dd_cg_pread(int fd, char *buf, size_t n)
+{
+	ssize_t k = pread(fd, buf, n - 1, 0);
+	if (k < 0)
+		return -errno;
+	buf[k] = 0;
+	return (int)k;
+}
+
+/* The files read at every tree's end, opened once: cpu.stat of the new
+ * v2 cgroup, and those of a new v1 memory one (a spare has them). */
+static void open_reads(struct dd_proc_cg_job *j)
+{
+	j->cpu_stat = openat(j->dir, "cpu.stat", O_RDONLY | O_CLOEXEC);
+	int m = j->v1[0];
+	if (m < 0 || j->mem[0] >= 0)
+		return;
+	j->mem[0] = openat(m, "memory.max_usage_in_bytes", O_RDWR | O_CLOEXEC);
+	j->mem[1] = openat(m, "memory.oom_control", O_RDONLY | O_CLOEXEC);
+	j->mem[2] = openat(m, "memory.usage_in_bytes", O_RDONLY | O_CLOEXEC);
+}
 
 /* mkdir @name at @parent; an empty one left by an earlier life is taken
  * over, a populated one refused (-EBUSY): its processes still run. */
@@ -98,7 +125,7 @@ static int v1_make(const struct dd_proc_cg *cg, const char *name, struct dd_proc
 }
 
 int dd_proc_cg_job_create(struct dd_proc_cg *cg, const char *name, uint64_t mem_max,
-			  struct dd_proc_cg_job *j)
+			  const cpu_set_t *cpus, struct dd_proc_cg_job *j)
 {
 	*j = job_none;
 	snprintf(j->name, sizeof(j->name), "%s", name);
@@ -113,8 +140,9 @@ int dd_proc_cg_job_create(struct dd_proc_cg *cg, const char *name, uint64_t mem_
 		rc = -errno;
 		goto fail;
 	}
-	if (!dd_cg_spare_take(cg, name, j) && (rc = v1_make(cg, name, j)) < 0)
+	if (!dd_cg_spare_take(cg, name, cpus, j) && (rc = v1_make(cg, name, j)) < 0)
 		goto fail;
+	open_reads(j);
 	/* what is on v2 is new whatever the spare held */
 	if (cg->v2on[V1_MEMORY])
 		j->mem_max = 0;
@@ -237,17 +265,10 @@ int dd_proc_cg_job_signal(const struct dd_proc_cg *cg, const struct dd_proc_cg_j
 	return total;
 }
 
-/* @peak (a number) and the oom_kill count of @events, at @dir. */
-static void memory_usage(int dir, const char *peak, const char *events, struct dd_proc_usage *u)
+/* A file's text: through @fd where it is open, else @name at @dir. */
+static int read_text(int fd, int dir, const char *name, char *buf, size_t n)
 {
-	char buf[2048];
-	uint64_t v;
-	if (dd_cg_read_at(dir, peak, buf, sizeof(buf)) > 0) {
-		u->mem_peak = strtoull(buf, NULL, 10);
-		u->have_mem = true;
-	}
-	if (dd_cg_read_at(dir, events, buf, sizeof(buf)) > 0 && dd_cg_keyed(buf, "oom_kill", &v))
-		u->oom_kills = v;
+	return fd >= 0 ? dd_cg_pread(fd, buf, n) : dd_cg_read_at(dir, name, buf, n);
 }
 
 int dd_proc_cg_job_usage(const struct dd_proc_cg *cg, const struct dd_proc_cg_job *j,
@@ -256,18 +277,31 @@ int dd_proc_cg_job_usage(const struct dd_proc_cg *cg, const struct dd_proc_cg_jo
 	char buf[2048];
 	uint64_t v;
 	*u = (struct dd_proc_usage){0};
-	if (dd_cg_read_at(j->dir, "cpu.stat", buf, sizeof(buf)) > 0 && dd_cg_keyed(buf, "usage_usec", &v)) {
+	if (read_text(j->cpu_stat, j->dir, "cpu.stat", buf, sizeof(buf)) > 0 &&
+	    dd_cg_keyed(buf, "usage_usec", &v)) {
 		u->cpu_ns = v * 1000;
 		u->have_cpu = true;
 	}
 	/* the peak and the kernel's kills for the limit: v2's files, or
 	 * the v1 memory controller's */
-	if (cg->v2on[V1_MEMORY])
-		memory_usage(j->dir, "memory.peak", "memory.events", u);
-	else if (j->v1[V1_MEMORY] >= 0)
-		memory_usage(j->v1[V1_MEMORY], "memory.max_usage_in_bytes", "memory.oom_control", u);
+	int dir = j->dir, peak = -1, events = -1;
+	const char *peak_name = "memory.peak", *events_name = "memory.events";
+	if (!cg->v2on[V1_MEMORY]) {
+		if ((dir = j->v1[V1_MEMORY]) < 0)
+			return 0;
+		peak = j->mem[0];
+		events = j->mem[1];
+		peak_name = "memory.max_usage_in_bytes";
+		events_name = "memory.oom_control";
+	}
+	if (read_text(peak, dir, peak_name, buf, sizeof(buf)) > 0) {
+		u->mem_peak = strtoull(buf, NULL, 10);
+		u->have_mem = true;
+	}
 	/* a reused v1 memory cgroup counts its earlier trees' kills too */
-	u->oom_kills = u->oom_kills >= j->oom_base ? u->oom_kills - j->oom_base : 0;
+	if (read_text(events, dir, events_name, buf, sizeof(buf)) > 0 &&
+	    dd_cg_keyed(buf, "oom_kill", &v))
+		u->oom_kills = v >= j->oom_base ? v - j->oom_base : 0;
 	return 0;
 }
 

@@ -63,32 +63,57 @@ static void drop(const struct dd_proc_cg *cg, struct dd_proc_cg_job *sp)
 			close(sp->procs[k]);
 			sp->procs[k] = -1;
 		}
+	for (int k = 0; k < 3; k++)
+		if (sp->mem[k] >= 0) {
+			close(sp->mem[k]);
+			sp->mem[k] = -1;
+		}
 }
 
-bool dd_cg_spare_take(struct dd_proc_cg *cg, const char *name, struct dd_proc_cg_job *j)
+/* The spare to take for @cpus: the latest kept that is confined to them
+ * (so nothing is written), else the latest. Under cg->mu. */
+static unsigned pick(const struct dd_proc_cg *cg, const cpu_set_t *cpus)
+{
+	bool narrow = cpus && CPU_COUNT(cpus);
+	for (unsigned i = cg->nspare; i-- > 0;) {
+		const struct dd_proc_cg_job *sp = &cg->spare[i];
+		if (sp->narrowed == narrow && (!narrow || CPU_EQUAL(&sp->cpus, cpus)))
+			return i;
+	}
+	return cg->nspare - 1;
+}
+
+bool dd_cg_spare_take(struct dd_proc_cg *cg, const char *name, const cpu_set_t *cpus,
+		      struct dd_proc_cg_job *j)
 {
 	pthread_mutex_lock(&cg->mu);
 	if (!cg->nspare) {
 		pthread_mutex_unlock(&cg->mu);
 		return false;
 	}
-	struct dd_proc_cg_job sp = cg->spare[--cg->nspare];
+	unsigned i = pick(cg, cpus);
+	struct dd_proc_cg_job sp = cg->spare[i];
+	cg->spare[i] = cg->spare[--cg->nspare];
 	pthread_mutex_unlock(&cg->mu);
 	if (rename_v1(cg, sp.name, name) < 0) {
 		drop(cg, &sp);
 		return false;
 	}
-	for (int i = 0; i < V1_N; i++)
-		j->v1[i] = sp.v1[i];
+	for (int h = 0; h < V1_N; h++)
+		j->v1[h] = sp.v1[h];
 	for (int k = 1; k < 5; k++)
 		j->procs[k] = sp.procs[k];
+	for (int k = 0; k < 3; k++)
+		j->mem[k] = sp.mem[k];
 	j->mem_max = sp.mem_max;
 	j->pids_max = sp.pids_max;
 	j->oom_base = sp.oom_base;
 	j->narrowed = sp.narrowed;
 	j->cpus = sp.cpus;
 	/* the peak from now on: "0" sets it to what is charged now */
-	if (j->v1[V1_MEMORY] >= 0)
+	if (j->mem[0] >= 0)
+		(void)!pwrite(j->mem[0], "0", 1, 0);
+	else if (j->v1[V1_MEMORY] >= 0)
 		(void)dd_cg_write_at(j->v1[V1_MEMORY], "memory.max_usage_in_bytes", "0");
 	return true;
 }
@@ -109,10 +134,13 @@ bool dd_cg_spare_keep(struct dd_proc_cg *cg, struct dd_proc_cg_job *j)
 	char buf[2048];
 	uint64_t oom = 0;
 	if (j->v1[V1_MEMORY] >= 0) {
-		if (dd_cg_read_at(j->v1[V1_MEMORY], "memory.usage_in_bytes", buf, sizeof(buf)) <= 0 ||
+		/* its files are open: a spare is read through them */
+		if (j->mem[0] < 0 || j->mem[1] < 0 || j->mem[2] < 0)
+			return false;
+		if (dd_cg_pread(j->mem[2], buf, sizeof(buf)) <= 0 ||
 		    strtoull(buf, NULL, 10) > DD_CG_SPARE_MEM_LEFT)
 			return false;
-		if (dd_cg_read_at(j->v1[V1_MEMORY], "memory.oom_control", buf, sizeof(buf)) <= 0)
+		if (dd_cg_pread(j->mem[1], buf, sizeof(buf)) <= 0)
 			return false;
 		(void)dd_cg_keyed(buf, "oom_kill", &oom);
 	}
@@ -126,7 +154,7 @@ bool dd_cg_spare_keep(struct dd_proc_cg *cg, struct dd_proc_cg_job *j)
 	snprintf(sp.name, sizeof(sp.name), SPARE_PREFIX "%u", seq);
 	if (rename_v1(cg, j->name, sp.name) < 0)
 		return false;
-	sp.dir = sp.events = sp.procs[0] = -1;
+	sp.dir = sp.events = sp.procs[0] = sp.cpu_stat = -1;
 	sp.oom_base = oom;
 	pthread_mutex_lock(&cg->mu);
 	room = cg->nspare < DD_CG_SPARES;
@@ -140,6 +168,8 @@ bool dd_cg_spare_keep(struct dd_proc_cg *cg, struct dd_proc_cg_job *j)
 		j->v1[i] = -1;
 	for (int k = 1; k < 5; k++)
 		j->procs[k] = -1;
+	for (int k = 0; k < 3; k++)
+		j->mem[k] = -1;
 	return true;
 }
 

@@ -181,6 +181,9 @@ struct dd_proc_cg_job {
 		       * child, -1 ended */
 	int events;   /* v2 cgroup.events: "populated", pollable (POLLPRI) */
 	int v1[3];    /* its v1 memory, pids and cpuset directories, or -1 */
+	int cpu_stat; /* v2 cpu.stat, or -1 */
+	int mem[3];   /* v1 memory.max_usage_in_bytes ("0" resets it),
+		       * memory.oom_control, memory.usage_in_bytes; or -1 */
 	uint64_t mem_max; /* its memory limit; 0 none */
 	/* what its cgroups hold now (a reused v1 one, its last tree's): each
 	 * is written only when a tree asks otherwise */
@@ -214,11 +217,12 @@ bool dd_proc_cg_pids(const struct dd_proc_cg *cg);
 /* A tree can be confined to CPUs (cpuset controller). */
 bool dd_proc_cg_cpuset(const struct dd_proc_cg *cg);
 /* Creates the cgroup @name (an empty one left there is taken over) with
- * memory limit @mem_max (0: none). Returns 0; -EBUSY: a populated cgroup
+ * memory limit @mem_max (0: none); @cpus, what it is to be confined to
+ * (or NULL), chooses among spares. Returns 0; -EBUSY: a populated cgroup
  * of that name is there (its processes run on); -EOPNOTSUPP: a limit
  * without a memory controller; -errno. Pass j->procs to dd_proc_spawn. */
 int dd_proc_cg_job_create(struct dd_proc_cg *cg, const char *name, uint64_t mem_max,
-			  struct dd_proc_cg_job *j);
+			  const cpu_set_t *cpus, struct dd_proc_cg_job *j);
 /* Opens the cgroup @name that a process (of an earlier engine) runs in,
  * to follow it as dd_proc_cg_job_create() would have (@mem_max: the limit
  * it was made with). Returns 0 or -errno (-ENOENT: there is none). */

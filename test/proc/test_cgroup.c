@@ -112,7 +112,7 @@ Test(cgroup, leftovers_outlive_the_main_process_and_die_with_the_kill, .init = s
 	if (geteuid() != 0)
 		cr_skip_test("cgroups need root (or a delegated cgroup)");
 	struct dd_proc_cg_job j;
-	cr_assert_eq(dd_proc_cg_job_create(cg, "2.1", 0, &j), 0);
+	cr_assert_eq(dd_proc_cg_job_create(cg, "2.1", 0, NULL, &j), 0);
 	/* the main process ends at once; a background sleep and a setsid
 	 * grandchild (a session of its own, out of reach of a process-group
 	 * kill) stay in the tree */
@@ -132,7 +132,7 @@ Test(cgroup, sigterm_reaches_every_process_of_the_tree, .init = setup, .fini = t
 	if (geteuid() != 0)
 		cr_skip_test("cgroups need root (or a delegated cgroup)");
 	struct dd_proc_cg_job j;
-	cr_assert_eq(dd_proc_cg_job_create(cg, "3.1", 0, &j), 0);
+	cr_assert_eq(dd_proc_cg_job_create(cg, "3.1", 0, NULL, &j), 0);
 	int pidfd = start(&j, "setsid sleep 300 & sleep 300 & wait", NULL);
 	/* the tree has formed: sh and its two sleeps */
 	pid_t pids[8];
@@ -152,7 +152,7 @@ Test(cgroup, a_clean_exit_leaves_an_empty_cgroup_at_once, .init = setup, .fini =
 	if (geteuid() != 0)
 		cr_skip_test("cgroups need root (or a delegated cgroup)");
 	struct dd_proc_cg_job j;
-	cr_assert_eq(dd_proc_cg_job_create(cg, "4.1", 0, &j), 0);
+	cr_assert_eq(dd_proc_cg_job_create(cg, "4.1", 0, NULL, &j), 0);
 	cr_assert_eq(reap(start(&j, "exit 0", NULL)), 0);
 	cr_assert_eq(dd_proc_cg_job_populated(&j), 0);
 	cr_assert_eq(dd_proc_cg_job_destroy(cg, &j), 0);
@@ -165,7 +165,7 @@ Test(cgroup, a_memory_limit_kills_and_counts, .init = setup, .fini = teardown)
 	if (!dd_proc_cg_memory(cg))
 		cr_skip_test("no memory controller: %s", dd_proc_cg_describe(cg));
 	struct dd_proc_cg_job j;
-	cr_assert_eq(dd_proc_cg_job_create(cg, "5.1", 32u << 20, &j), 0);
+	cr_assert_eq(dd_proc_cg_job_create(cg, "5.1", 32u << 20, NULL, &j), 0);
 	int st = reap(start(&j, "exec python3 -c 'x = bytearray(256 << 20)'", NULL));
 	cr_assert_eq(st, SIGKILL, "status %d", st);
 	struct dd_proc_usage u;
@@ -183,7 +183,7 @@ Test(cgroup, cpu_time_and_peak_are_the_trees, .init = setup, .fini = teardown)
 	if (geteuid() != 0)
 		cr_skip_test("cgroups need root (or a delegated cgroup)");
 	struct dd_proc_cg_job j;
-	cr_assert_eq(dd_proc_cg_job_create(cg, "6.1", 0, &j), 0);
+	cr_assert_eq(dd_proc_cg_job_create(cg, "6.1", 0, NULL, &j), 0);
 	/* the work is a grandchild's: the main process's own rusage would
 	 * not hold it, the cgroup's does */
 	const char *busy = "python3 -c 'import time\n"
@@ -209,7 +209,7 @@ Test(cgroup, a_fork_bomb_under_a_memory_limit_is_killed_whole, .init = setup, .f
 	if (!dd_proc_cg_memory(cg))
 		cr_skip_test("no memory controller: %s", dd_proc_cg_describe(cg));
 	struct dd_proc_cg_job j;
-	cr_assert_eq(dd_proc_cg_job_create(cg, "7.1", 64u << 20, &j), 0);
+	cr_assert_eq(dd_proc_cg_job_create(cg, "7.1", 64u << 20, NULL, &j), 0);
 	pid_t pid;
 	int pidfd = start(&j, "b() { b | b & }; b; sleep 300", &pid);
 	/* let it grow into its limit: the cgroup has many processes */
@@ -229,25 +229,25 @@ Test(cgroup, a_taken_name_with_processes_is_refused, .init = setup, .fini = tear
 	if (geteuid() != 0)
 		cr_skip_test("cgroups need root (or a delegated cgroup)");
 	struct dd_proc_cg_job j, k;
-	cr_assert_eq(dd_proc_cg_job_create(cg, "8.1", 0, &j), 0);
+	cr_assert_eq(dd_proc_cg_job_create(cg, "8.1", 0, NULL, &j), 0);
 	int pidfd = start(&j, "sleep 300", NULL);
 	/* an earlier life's cgroup with its process still in it: a second
 	 * start under that name is refused */
-	cr_assert_eq(dd_proc_cg_job_create(cg, "8.1", 0, &k), -EBUSY);
+	cr_assert_eq(dd_proc_cg_job_create(cg, "8.1", 0, NULL, &k), -EBUSY);
 	cr_assert_geq(dd_proc_cg_job_signal(cg, &j, SIGKILL), 0);
 	cr_assert_eq(reap(pidfd), SIGKILL);
 	wait_empty(&j, 10000);
 	/* an empty one is taken over */
-	cr_assert_eq(dd_proc_cg_job_create(cg, "8.1", 0, &k), 0);
+	cr_assert_eq(dd_proc_cg_job_create(cg, "8.1", 0, NULL, &k), 0);
 	cr_assert_eq(dd_proc_cg_job_destroy(cg, &k), 0);
 	cr_assert_eq(dd_proc_cg_job_destroy(cg, &j), 0);
 }
 
-/* The text of @name in the directory @dir, newline cut. */
-static void read_file(int dir, const char *name, char *buf, size_t n)
+/* The text of @file in the directory @dir, newline cut. */
+static void read_file(int dir, const char *file, char *buf, size_t n)
 {
-	int fd = openat(dir, name, O_RDONLY | O_CLOEXEC);
-	cr_assert_geq(fd, 0, "%s: %s", name, strerror(errno));
+	int fd = openat(dir, file, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0, "%s: %s", file, strerror(errno));
 	ssize_t k = read(fd, buf, n - 1);
 	close(fd);
 	cr_assert_geq(k, 0);
@@ -267,7 +267,7 @@ Test(cgroup, a_reused_v1_cgroup_keeps_nothing_of_its_last_tree, .init = setup, .
 	if (geteuid() != 0)
 		cr_skip_test("cgroups need root (or a delegated cgroup)");
 	struct dd_proc_cg_job a, b;
-	cr_assert_eq(dd_proc_cg_job_create(cg, "11.1", 32u << 20, &a), 0);
+	cr_assert_eq(dd_proc_cg_job_create(cg, "11.1", 32u << 20, NULL, &a), 0);
 	if (a.v1[0] < 0 && a.v1[1] < 0 && a.v1[2] < 0)
 		cr_skip_test("no v1 hierarchy in use (pure cgroup2): nothing is reused: %s",
 			     dd_proc_cg_describe(cg));
@@ -287,7 +287,7 @@ Test(cgroup, a_reused_v1_cgroup_keeps_nothing_of_its_last_tree, .init = setup, .
 	cr_assert_eq(dd_proc_cg_job_recycle(cg, &a), 0);
 	/* the next tree has the same v1 cgroups, under its own name, with
 	 * no limit, no pids.max, every CPU, and no kill of its own */
-	cr_assert_eq(dd_proc_cg_job_create(cg, "12.1", 0, &b), 0);
+	cr_assert_eq(dd_proc_cg_job_create(cg, "12.1", 0, NULL, &b), 0);
 	cr_assert_eq(dd_proc_cg_job_confine(cg, &b, 0, NULL), 0);
 	for (int i = 0; i < 3; i++)
 		if (b.v1[i] >= 0)
@@ -320,7 +320,7 @@ Test(cgroup, a_memory_cgroup_left_holding_page_cache_is_not_reused, .init = setu
 	if (geteuid() != 0)
 		cr_skip_test("cgroups need root (or a delegated cgroup)");
 	struct dd_proc_cg_job a, b;
-	cr_assert_eq(dd_proc_cg_job_create(cg, "13.1", 0, &a), 0);
+	cr_assert_eq(dd_proc_cg_job_create(cg, "13.1", 0, NULL, &a), 0);
 	if (a.v1[0] < 0)
 		cr_skip_test("no v1 memory hierarchy in use: %s", dd_proc_cg_describe(cg));
 	ino_t was = inode(a.v1[0]);
@@ -332,7 +332,7 @@ Test(cgroup, a_memory_cgroup_left_holding_page_cache_is_not_reused, .init = setu
 	cr_assert_eq(reap(start(&a, script, NULL)), 0);
 	wait_empty(&a, 10000);
 	cr_assert_eq(dd_proc_cg_job_recycle(cg, &a), 0);
-	cr_assert_eq(dd_proc_cg_job_create(cg, "14.1", 0, &b), 0);
+	cr_assert_eq(dd_proc_cg_job_create(cg, "14.1", 0, NULL, &b), 0);
 	cr_assert_neq(inode(b.v1[0]), was, "a memory cgroup holding 8 MiB of cache was reused");
 	cr_assert_eq(dd_proc_cg_job_destroy(cg, &b), 0);
 	snprintf(script, sizeof(script), "%s/f", dir);
@@ -345,7 +345,7 @@ Test(cgroup, closing_removes_the_spares_and_the_subtree, .init = setup, .timeout
 	if (geteuid() != 0)
 		cr_skip_test("cgroups need root (or a delegated cgroup)");
 	struct dd_proc_cg_job a;
-	cr_assert_eq(dd_proc_cg_job_create(cg, "15.1", 0, &a), 0);
+	cr_assert_eq(dd_proc_cg_job_create(cg, "15.1", 0, NULL, &a), 0);
 	const char *d = strstr(dd_proc_cg_describe(cg), "pids on v1 ");
 	if (!d) {
 		dd_proc_cg_job_destroy(cg, &a);
