@@ -695,7 +695,12 @@ int dd_exec_adopt(struct dd_shard *s, struct dd_jobrec *j, struct dd_sup_held *h
 	int rc = dd_proc_spec_decode(j->payload, j->payload_len, &x);
 	if (rc < 0)
 		return rc;
-	struct dd_exec_run *p = dd_pool_take(s, j, x.cpus, x.mem);
+	/* the CPUs it runs on are the ones it holds again: taking the
+	 * lowest free would grant its CPUs to the next job too */
+	cpu_set_t on;
+	bool known = !h->exited && sched_getaffinity(h->pid, sizeof(on), &on) == 0 &&
+		     syscall(SYS_pidfd_send_signal, h->pidfd, 0, NULL, 0) == 0;
+	struct dd_exec_run *p = dd_pool_take(s, j, x.cpus, x.mem, known ? &on : NULL);
 	if (!p) {
 		dd_proc_spec_free(&x);
 		return -ENOMEM;

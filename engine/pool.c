@@ -87,9 +87,11 @@ static bool fits(const struct dd_pool *pl, uint32_t cpus, uint64_t mem)
 	return pl->total && cpus <= pl->free && mem <= pl->mem_free;
 }
 
-/* Takes @cpus and @mem from the pool for @j: its run (j->proc) is made
- * here and carries the grant to the worker and back. */
-static void grant(struct dd_shard *s, struct dd_jobrec *j, uint32_t cpus, uint64_t mem)
+/* Takes @cpus and @mem from the pool for @j, the CPUs of @on first (NULL:
+ * the lowest free): its run (j->proc) is made here and carries the grant
+ * to the worker and back. */
+static void grant_on(struct dd_shard *s, struct dd_jobrec *j, uint32_t cpus, uint64_t mem,
+		     const cpu_set_t *on)
 {
 	struct dd_pool *pl = s->pool;
 	struct dd_exec_run *p = calloc(1, sizeof(*p));
@@ -104,12 +106,13 @@ static void grant(struct dd_shard *s, struct dd_jobrec *j, uint32_t cpus, uint64
 		/* no more CPUs counted than there are: each its own */
 		CPU_ZERO(&g->set);
 		unsigned got = 0;
-		for (int c = 0; c < CPU_SETSIZE && got < cpus; c++)
-			if (CPU_ISSET(c, &pl->free_set)) {
-				CPU_CLR(c, &pl->free_set);
-				CPU_SET(c, &g->set);
-				got++;
-			}
+		for (int pass = on ? 0 : 1; pass < 2; pass++)
+			for (int c = 0; c < CPU_SETSIZE && got < cpus; c++)
+				if (CPU_ISSET(c, &pl->free_set) && (pass || CPU_ISSET(c, on))) {
+					CPU_CLR(c, &pl->free_set);
+					CPU_SET(c, &g->set);
+					got++;
+				}
 		g->pinned = true;
 	} else {
 		g->set = pl->set; /* a pool counted above its CPUs shares them */
@@ -120,8 +123,13 @@ static void grant(struct dd_shard *s, struct dd_jobrec *j, uint32_t cpus, uint64
 	publish(s);
 }
 
+static void grant(struct dd_shard *s, struct dd_jobrec *j, uint32_t cpus, uint64_t mem)
+{
+	grant_on(s, j, cpus, mem, NULL);
+}
+
 struct dd_exec_run *dd_pool_take(struct dd_shard *s, struct dd_jobrec *j, uint32_t cpus,
-				 uint64_t mem)
+				 uint64_t mem, const cpu_set_t *on)
 {
 	struct dd_pool *pl = s->pool;
 	if (cpus < 1)
@@ -132,7 +140,7 @@ struct dd_exec_run *dd_pool_take(struct dd_shard *s, struct dd_jobrec *j, uint32
 		mem = pl->mem_free;
 	j->proc = NULL;
 	if (cpus)
-		grant(s, j, cpus, mem);
+		grant_on(s, j, cpus, mem, on);
 	if (!j->proc) {
 		struct dd_exec_run *p = calloc(1, sizeof(*p));
 		if (!p)

@@ -49,10 +49,10 @@ bool dd_pool_admit(struct dd_shard *s, struct dd_jobrec *j);
  * large one. */
 struct dd_jobrec *dd_pool_next(struct dd_shard *s);
 /* Recovery: the run of @j, adopted while it runs (cpus and mem as its
- * spec asks), with what the pool has of that: a running process cannot
- * wait for room. NULL: no memory. */
+ * spec asks, the CPUs it runs on, @on, where free), with what the pool
+ * has of that: a running process cannot wait for room. NULL: no memory. */
 struct dd_exec_run *dd_pool_take(struct dd_shard *s, struct dd_jobrec *j, uint32_t cpus,
-				 uint64_t mem);
+				 uint64_t mem, const cpu_set_t *on);
 /* Reactor: gives back what @g holds. */
 void dd_pool_release(struct dd_shard *s, struct dd_grant *g);
 /* Reactor: takes a waiting job out (it is cancelled or the engine stops). */

@@ -146,6 +146,57 @@ Test(adopt, left_running_jobs_are_taken_over, .init = setup, .fini = teardown)
 	dd_engine_destroy(e);
 }
 
+/* A job that says which CPUs it may run on, then waits for the file
+ * go.@gate (none: ends at once). */
+static uint64_t says_cpus(struct dd_engine *e, const char *gate)
+{
+	char script[512];
+	if (gate)
+		snprintf(script, sizeof(script),
+			 "grep Cpus_allowed_list /proc/self/status; "
+			 "while [ ! -e %s.%s ]; do sleep 0.01; done", go, gate);
+	else
+		snprintf(script, sizeof(script), "grep Cpus_allowed_list /proc/self/status");
+	const char *argv[] = {"sh", "-c", script, NULL};
+	struct dd_exec_spec x = {.argv = argv};
+	struct dd_job_spec s = spec("procs");
+	s.exec = &x;
+	return submit_ok(e, &s);
+}
+
+Test(adopt, a_taken_over_job_holds_the_cpus_it_runs_on, .init = setup, .fini = teardown)
+{
+	struct dd_engine *e = engine(NULL);
+	struct dd_stats st;
+	dd_stats(e, &st);
+	if (st.total.pool_cpus < 2)
+		cr_skip_test("a pool of %llu CPU(s): two jobs cannot run on CPUs of their own",
+			     (unsigned long long)st.total.pool_cpus);
+	/* a takes the lowest CPU, b the next; a ends, b runs on */
+	uint64_t a = says_cpus(e, "a"), b = says_cpus(e, "b");
+	await_output(e, a, 1, "Cpus_allowed_list");
+	await_output(e, b, 1, "Cpus_allowed_list");
+	char cpus_b[256], gate[160];
+	read_output(e, b, 1, cpus_b, sizeof(cpus_b));
+	snprintf(gate, sizeof(gate), "%s.a", go);
+	close(open(gate, O_CREAT | O_WRONLY, 0600));
+	cr_assert_eq(wait_state(e, a, NULL), DD_SUCCEEDED);
+	dd_engine_destroy_ex(e, DD_DESTROY_LEAVE_RUNNING);
+	struct dd_recovery rec;
+	e = engine(&rec);
+	cr_assert_eq(rec.jobs_adopted, 1);
+	/* the next job gets the CPU a had, not b's */
+	uint64_t c = says_cpus(e, NULL);
+	cr_assert_eq(wait_state(e, c, NULL), DD_SUCCEEDED);
+	char cpus_c[256];
+	read_output(e, c, 1, cpus_c, sizeof(cpus_c));
+	cr_assert_str_neq(cpus_c, cpus_b, "job c was given the CPU job b runs on");
+	snprintf(gate, sizeof(gate), "%s.b", go);
+	close(open(gate, O_CREAT | O_WRONLY, 0600));
+	cr_assert_eq(wait_state(e, b, NULL), DD_SUCCEEDED);
+	dd_engine_destroy(e);
+}
+
 Test(adopt, an_exit_while_no_engine_runs_is_kept_and_recorded, .init = setup, .fini = teardown)
 {
 	struct dd_engine *e = engine(NULL);
