@@ -56,11 +56,21 @@ struct dd_exec_run {
 	siginfo_t si; /* IORING_OP_WAITID writes here */
 };
 
-/* exec.c: the process executor. Spawning runs on a worker; the rest on
- * the reactor. */
+/* The process executor: exec_start.c starts a process on a worker,
+ * exec.c watches it on the reactor, exec_sup.c follows what the
+ * supervisor holds. */
 struct dd_exec_run;
 /* Worker: starts j's process; sets j->proc and w_result (0, or -errno). */
 void dd_exec_spawn(struct dd_shard *s, struct dd_jobrec *j);
+/* Between exec*.c, on the reactor: p on the shard's list of running
+ * processes; p's process ended with @status; p left to the supervisor
+ * for the next engine; p freed (its grant given back); a signal to p's
+ * tree (or group). */
+void dd_exec_enlist(struct dd_shard *s, struct dd_exec_run *p);
+void dd_exec_exited(struct dd_shard *s, struct dd_exec_run *p, int status);
+void dd_exec_detach(struct dd_shard *s, struct dd_exec_run *p);
+void dd_exec_proc_free(struct dd_shard *s, struct dd_exec_run *p);
+void dd_exec_signal_group(struct dd_shard *s, struct dd_exec_run *p, int sig);
 /* Reactor: j came back from its worker; watch its process or end it. */
 void dd_exec_started(struct dd_shard *s, struct dd_jobrec *j);
 /* Reactor: a completion for p's exit watch. */

@@ -47,11 +47,8 @@
 
 extern char **environ;
 
-#define ACK_EVERY_NS 10000000ull
 #define START_TRIES 200 /* 10 ms apart: a leaving supervisor's last moment */
 #define SUP_LEAVE_MS 500 /* a supervisor left with nothing exits within this */
-#define DYING_MS 500     /* ...and one that closed its files has exited */
-#define LIST_MS 10000    /* a supervisor lists what it holds at once */
 #define ANSWER_S 20      /* beyond its start watchdog's limit, for a start's answer */
 
 struct dd_sup_client {
@@ -106,7 +103,7 @@ bool dd_sup_dead(const struct dd_shard *s, pid_t pid)
 /* The events connection @fd is the shard's now: blocking sends, bounded
  * (the supervisor reads at once; one that does not is as good as gone),
  * reads without waiting. */
-static void take_events(struct dd_sup_shard *ss, int fd)
+void dd_sup_take_events(struct dd_sup_shard *ss, int fd)
 {
 	struct timeval tv = {1, 0};
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -117,7 +114,7 @@ static void take_events(struct dd_sup_shard *ss, int fd)
 /* The supervisor at the events connection's end, from its list's end: a
  * socket's peer credentials name whoever listened, the engine that
  * started it. Its pidfd tells later whether it died. */
-static void events_peer(struct dd_sup_shard *ss, pid_t pid)
+void dd_sup_events_peer(struct dd_sup_shard *ss, pid_t pid)
 {
 	ss->ev_pid = pid;
 	if (ss->ev_pidfd >= 0)
@@ -207,7 +204,7 @@ static int start(struct dd_engine *e, struct dd_sup_client *c, char *why, size_t
 }
 
 /* A connection in @role, starting a supervisor when none answers. */
-static int connect_role(struct dd_engine *e, uint32_t role, unsigned shard, char *why,
+int dd_sup_connect_role(struct dd_engine *e, uint32_t role, unsigned shard, char *why,
 			size_t whyn)
 {
 	struct dd_sup_client *c = e->sup;
@@ -252,127 +249,6 @@ static int connect_role(struct dd_engine *e, uint32_t role, unsigned shard, char
 		return -EPIPE;
 	}
 	return fd;
-}
-
-/* ---- what a supervisor holds (creation) ---- */
-
-static int held_cmp(const void *a, const void *b)
-{
-	const struct dd_sup_held *x = a, *y = b;
-	if (x->id != y->id)
-		return x->id < y->id ? -1 : 1;
-	return x->attempt < y->attempt ? -1 : x->attempt > y->attempt;
-}
-
-struct dd_sup_held *dd_sup_held_latest(struct dd_shard *s, uint64_t id)
-{
-	struct dd_sup_shard *ss = s->sup;
-	if (!ss || !ss->nheld)
-		return NULL;
-	/* sorted by (id, attempt): the last entry of @id */
-	size_t lo = 0, hi = ss->nheld;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (ss->held[mid].id <= id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo && ss->held[lo - 1].id == id ? &ss->held[lo - 1] : NULL;
-}
-
-void dd_sup_reconcile(struct dd_shard *s)
-{
-	struct dd_sup_shard *ss = s->sup;
-	for (size_t i = 0; ss && i < ss->nheld; i++) {
-		struct dd_sup_held *h = &ss->held[i];
-		if (h->taken)
-			continue;
-		h->taken = true;
-		if (h->exited) {
-			dd_sup_ack(s, h->id, h->attempt); /* nothing here waits for it */
-			continue;
-		}
-		/* a process no job here runs as (its job ended, or a later
-		 * attempt was taken over): it must not run on unseen. Its exit
-		 * comes later, is for no job, and is acknowledged then. */
-		dd_log(s->eng, LOG_WARNING, "job %" PRIu64 ": a process of its attempt %" PRIu32
-		       " that no job runs as any more: killed", h->id, h->attempt);
-		dd_proctree_orphan(s, h->id, h->attempt);
-		dd_sup_signal(s, h->id, h->attempt, SIGKILL);
-	}
-}
-
-static void held_close(struct dd_sup_held *h)
-{
-	int *f[] = {&h->pidfd, &h->out, &h->err};
-	for (int i = 0; i < 3; i++)
-		if (*f[i] >= 0) {
-			close(*f[i]);
-			*f[i] = -1;
-		}
-}
-
-/* What comes on an events connection, sized for the largest (a bigger
- * message is cut short, and refused). */
-union events_msg {
-	struct dd_sup_exit x;
-	struct dd_sup_child c;
-	struct dd_sup_listed l;
-	char b[64];
-};
-
-/* Reads the list the supervisor sends on a new events connection. */
-static int read_list(struct dd_shard *s, int fd, char *why, size_t whyn)
-{
-	struct dd_sup_shard *ss = s->sup;
-	size_t cap = 0;
-	struct pollfd pf = {fd, POLLIN, 0};
-	for (;;) {
-		union events_msg m;
-		int fds[DD_SUP_FDS_MAX];
-		unsigned nfds;
-		if (poll(&pf, 1, LIST_MS) != 1) {
-			snprintf(why, whyn, "the supervisor did not list its processes");
-			return -ETIMEDOUT;
-		}
-		ssize_t n = dd_sup_recv(fd, &m, sizeof(m), fds, &nfds, 0);
-		if (n > 0 && dd_sup_check(&m, (size_t)n, nfds, DD_SUP_LISTED) == 0) {
-			events_peer(ss, m.l.sup_pid);
-			break;
-		}
-		if (n <= 0 || dd_sup_check(&m, (size_t)n, nfds, DD_SUP_CHILD) < 0) {
-			if (n > 0)
-				dd_sup_close_fds(fds, nfds);
-			snprintf(why, whyn, "the supervisor's list of processes is not one");
-			return -EPROTO;
-		}
-		if (ss->nheld == cap) {
-			size_t nc = cap ? cap * 2 : 64;
-			struct dd_sup_held *v = realloc(ss->held, nc * sizeof(*v));
-			if (!v) {
-				dd_sup_close_fds(fds, nfds);
-				return -ENOMEM;
-			}
-			ss->held = v;
-			cap = nc;
-		}
-		unsigned k = 0;
-		struct dd_sup_held *h = &ss->held[ss->nheld++];
-		*h = (struct dd_sup_held){.id = m.c.id, .attempt = m.c.attempt, .pid = m.c.pid,
-					  .exited = m.c.flags & DD_SUP_C_EXITED,
-					  .status = m.c.status, .start_rt_ns = m.c.start_rt_ns,
-					  .pidfd = -1, .out = -1, .err = -1};
-		if (m.c.flags & DD_SUP_C_PIDFD)
-			h->pidfd = fds[k++];
-		if (m.c.flags & DD_SUP_C_OUT)
-			h->out = fds[k++];
-		if (m.c.flags & DD_SUP_C_ERR)
-			h->err = fds[k++];
-	}
-	if (ss->nheld)
-		qsort(ss->held, ss->nheld, sizeof(*ss->held), held_cmp);
-	return 0;
 }
 
 static void client_free(struct dd_engine *e)
@@ -428,13 +304,13 @@ int dd_sup_open(struct dd_engine *e)
 			break;
 		}
 		s->sup->ev = s->sup->ev_pidfd = -1;
-		int fd = connect_role(e, DD_SUP_ROLE_EVENTS, i, why, sizeof(why));
+		int fd = dd_sup_connect_role(e, DD_SUP_ROLE_EVENTS, i, why, sizeof(why));
 		if (fd < 0) {
 			r = fd;
 			break;
 		}
-		take_events(s->sup, fd);
-		r = read_list(s, fd, why, sizeof(why));
+		dd_sup_take_events(s->sup, fd);
+		r = dd_sup_read_list(s, fd, why, sizeof(why));
 	}
 	if (r < 0) {
 		snprintf(e->sup_status, sizeof(e->sup_status),
@@ -468,7 +344,7 @@ void dd_sup_close(struct dd_engine *e)
 			close(ss->ev_pidfd);
 		free(ss->ackbuf);
 		for (size_t k = 0; k < ss->nheld; k++)
-			held_close(&ss->held[k]);
+			dd_sup_held_close(&ss->held[k]);
 		free(ss->held);
 		free(ss->acks);
 		free(ss->early);
@@ -545,7 +421,7 @@ int dd_sup_spawn(struct dd_engine *e, int *conn, unsigned shard, uint64_t id, ui
 	/* a connection the supervisor dropped (it went away) is made again
 	 * once: the request had not been taken */
 	for (int tries = 0;; tries++) {
-		if (*conn < 0 && (*conn = connect_role(e, DD_SUP_ROLE_SPAWN, shard, why, whyn)) < 0) {
+		if (*conn < 0 && (*conn = dd_sup_connect_role(e, DD_SUP_ROLE_SPAWN, shard, why, whyn)) < 0) {
 			rc = -EPIPE;
 			goto out;
 		}
@@ -588,219 +464,4 @@ out:
 		close(mfd);
 	free(buf);
 	return rc;
-}
-
-/* ---- exits (reactor) ---- */
-
-static void arm(struct dd_shard *s)
-{
-	struct dd_sup_shard *ss = s->sup;
-	if (ss->armed || ss->ev < 0 || !s->uring)
-		return;
-	struct io_uring_sqe *sqe = dd_uring_sqe(s);
-	if (!sqe)
-		return;
-	/* multishot: one poll for as long as the connection lasts */
-	io_uring_prep_poll_multishot(sqe, ss->ev, POLLIN);
-	io_uring_sqe_set_data64(sqe, DD_URING_TAG_SUP);
-	io_uring_submit(&s->uring->ring);
-	ss->armed = true;
-}
-
-static void send_acks(struct dd_shard *s, bool now)
-{
-	struct dd_sup_shard *ss = s->sup;
-	if (!ss->nacks || ss->ev < 0)
-		return;
-	/* each message wakes the supervisor: a batch every few ms, unless
-	 * many wait (a supervisor holds an exit's files until its ack) */
-	if (!now && ss->nacks < DD_SUP_ACK_MAX && s->now < ss->ack_ns + ACK_EVERY_NS)
-		return;
-	ss->ack_ns = s->now;
-	uint64_t done = dd_durable_lsn(s);
-	if (!ss->ackbuf && !(ss->ackbuf = malloc(sizeof(*ss->ackbuf))))
-		return; /* kept for the next turn */
-	struct dd_sup_ack *a = ss->ackbuf;
-	/* the durable ones to the front (their order does not matter) */
-	size_t nd = 0;
-	for (size_t i = 0; i < ss->nacks; i++)
-		if (ss->acks[i].lsn <= done) {
-			struct dd_sup_ack_q t = ss->acks[nd];
-			ss->acks[nd++] = ss->acks[i];
-			ss->acks[i] = t;
-		}
-	size_t sent = 0;
-	while (sent < nd) {
-		a->type = DD_SUP_ACK;
-		a->n = 0;
-		for (size_t i = sent; i < nd && a->n < DD_SUP_ACK_MAX; i++)
-			a->e[a->n++] = (struct dd_sup_ack_ent){ss->acks[i].id, ss->acks[i].attempt, 0};
-		size_t len = offsetof(struct dd_sup_ack, e) + a->n * sizeof(a->e[0]);
-		if (dd_sup_send(ss->ev, a, len, NULL, 0, 0) != (ssize_t)len)
-			break; /* not taken: kept for the next turn */
-		sent += a->n;
-	}
-	memmove(ss->acks, ss->acks + sent, (ss->nacks - sent) * sizeof(*ss->acks));
-	ss->nacks -= sent;
-}
-
-void dd_sup_ack(struct dd_shard *s, uint64_t id, uint32_t attempt)
-{
-	struct dd_sup_shard *ss = s->sup;
-	if (ss->nacks == ss->capacks) {
-		size_t nc = ss->capacks ? ss->capacks * 2 : 64;
-		void *v = realloc(ss->acks, nc * sizeof(*ss->acks));
-		if (!v)
-			return; /* the supervisor keeps it: the next engine acks it */
-		ss->acks = v;
-		ss->capacks = nc;
-	}
-	ss->acks[ss->nacks++] = (struct dd_sup_ack_q){id, dd_durable_appended(s), attempt};
-}
-
-void dd_sup_signal(struct dd_shard *s, uint64_t id, uint32_t attempt, int sig)
-{
-	struct dd_sup_signal g = {.type = DD_SUP_SIGNAL, .sig = sig, .id = id, .attempt = attempt};
-	if (s->sup->ev >= 0 && dd_sup_send(s->sup->ev, &g, sizeof(g), NULL, 0, 0) < 0)
-		dd_log(s->eng, LOG_WARNING, "job %" PRIu64 ": the supervisor did not take signal %d "
-		       "for attempt %" PRIu32, id, sig, attempt);
-}
-
-void dd_sup_early(struct dd_shard *s, uint64_t id, uint32_t attempt, int status)
-{
-	struct dd_sup_shard *ss = s->sup;
-	if (ss->nearly == ss->capearly) {
-		size_t nc = ss->capearly ? ss->capearly * 2 : 16;
-		void *v = realloc(ss->early, nc * sizeof(*ss->early));
-		if (!v)
-			return;
-		ss->early = v;
-		ss->capearly = nc;
-	}
-	ss->early[ss->nearly++] = (struct dd_sup_early){id, attempt, status};
-}
-
-bool dd_sup_take_early(struct dd_shard *s, uint64_t id, uint32_t attempt, int *status)
-{
-	struct dd_sup_shard *ss = s->sup;
-	for (size_t i = 0; i < ss->nearly; i++)
-		if (ss->early[i].id == id && ss->early[i].attempt == attempt) {
-			*status = ss->early[i].status;
-			ss->early[i] = ss->early[--ss->nearly];
-			return true;
-		}
-	return false;
-}
-
-/* The supervisor went away: what it held for this shard cannot be
- * followed any more. */
-static void lost(struct dd_shard *s)
-{
-	struct dd_sup_shard *ss = s->sup;
-	struct io_uring_sqe *sqe = ss->armed ? dd_uring_sqe(s) : NULL;
-	if (sqe) {
-		/* the ring's poll holds the socket: it goes with the poll */
-		io_uring_prep_poll_remove(sqe, DD_URING_TAG_SUP);
-		io_uring_sqe_set_data64(sqe, 0);
-		io_uring_submit(&s->uring->ring);
-	}
-	ss->armed = false;
-	close(ss->ev);
-	ss->ev = -1;
-	ss->retry_ns = s->now; /* a connection again at once */
-	/* a dying process closes its files before it is seen to have exited:
-	 * the connection's end comes first, its pidfd a moment after */
-	struct pollfd pf = {ss->ev_pidfd, POLLIN, 0};
-	if (ss->ev_pidfd >= 0 && poll(&pf, 1, DYING_MS) == 0) {
-		/* it lives, and dropped the connection (a message it refused):
-		 * what it holds is journaled there, and listed again */
-		dd_log(s->eng, LOG_WARNING, "shard %u: the process supervisor (pid %d) dropped "
-		       "its connection: connecting again", s->index, (int)ss->ev_pid);
-		return;
-	}
-	ss->nacks = 0; /* its records went with it */
-	memmove(ss->dead, ss->dead + 1, sizeof(ss->dead) - sizeof(ss->dead[0]));
-	ss->dead[3] = ss->ev_pid;
-	dd_log(s->eng, LOG_ERR, "shard %u: the process supervisor (pid %d) went away; the "
-	       "running processes it held are killed and their attempts fail", s->index,
-	       (int)ss->ev_pid);
-	dd_exec_sup_lost(s, ss->ev_pid);
-}
-
-void dd_sup_readable(struct dd_shard *s, int res, bool more)
-{
-	struct dd_sup_shard *ss = s->sup;
-	if (res == -ECANCELED)
-		return; /* the poll of a connection that was closed (lost()) */
-	ss->armed = more && res >= 0;
-	if (ss->ev < 0)
-		return;
-	for (;;) {
-		union events_msg m;
-		int fds[DD_SUP_FDS_MAX];
-		unsigned nfds;
-		ssize_t n = dd_sup_recv(ss->ev, &m, sizeof(m), fds, &nfds, MSG_DONTWAIT);
-		if (n == -EAGAIN)
-			break;
-		if (n > 0 && dd_sup_check(&m, (size_t)n, nfds, DD_SUP_EXIT) == 0) {
-			dd_exec_sup_exit(s, m.x.id, m.x.attempt, m.x.status);
-			continue;
-		}
-		if (n > 0 && dd_sup_check(&m, (size_t)n, nfds, DD_SUP_CHILD) == 0) {
-			/* the list of a connection made again: what it holds of
-			 * ours we know; an exit in it is an exit */
-			dd_sup_close_fds(fds, nfds);
-			if (m.c.flags & DD_SUP_C_EXITED)
-				dd_exec_sup_exit(s, m.c.id, m.c.attempt, m.c.status);
-			continue;
-		}
-		if (n > 0 && dd_sup_check(&m, (size_t)n, nfds, DD_SUP_LISTED) == 0) {
-			events_peer(ss, m.l.sup_pid);
-			continue;
-		}
-		if (n > 0)
-			dd_sup_close_fds(fds, nfds);
-		lost(s);
-		return;
-	}
-	arm(s);
-}
-
-void dd_sup_poll(struct dd_shard *s)
-{
-	struct dd_sup_shard *ss = s->sup;
-	if (!ss)
-		return;
-	if (!ss->running) {
-		ss->running = true;
-		dd_exec_sup_adopted(s);
-	}
-	if (ss->ev < 0 && s->now >= ss->retry_ns && !s->stopping) {
-		char why[512] = "";
-		int fd = connect_role(s->eng, DD_SUP_ROLE_EVENTS, s->index, why, sizeof(why));
-		if (fd >= 0) {
-			take_events(ss, fd);
-		} else {
-			ss->retry_ns = s->now + 1000000000ull;
-			dd_log(s->eng, LOG_ERR, "shard %u: %s", s->index, why);
-		}
-	}
-	arm(s);
-	send_acks(s, false);
-}
-
-uint64_t dd_sup_timeout(const struct dd_shard *s, uint64_t timeout)
-{
-	const struct dd_sup_shard *ss = s->sup;
-	if (!ss || !ss->nacks)
-		return timeout;
-	uint64_t due = ss->ack_ns + ACK_EVERY_NS;
-	uint64_t left = due > s->now ? due - s->now : 0;
-	return left < timeout ? left : timeout;
-}
-
-void dd_sup_flush(struct dd_shard *s)
-{
-	if (s->sup)
-		send_acks(s, true);
 }

@@ -1,4 +1,6 @@
-/* engine/ — the engine's side of the process supervisor (supervise.c;
+/* engine/ — the engine's side of the process supervisor (supervise.c: the
+ * connections and starts; supervise_held.c: what it holds at connection;
+ * supervise_events.c: exits on the reactor;
  * supervisor/supervisor.h): process jobs start in the supervisor, which holds
  * them so that they outlive the engine, and the next engine on the same
  * state directory takes them over. Private. */
@@ -10,6 +12,7 @@
 
 #include "engine.h"
 #include "proc.h"
+#include "supervisor.h"
 
 /* A process the supervisor holds for a shard, as it listed them when the
  * engine connected: the engine takes over those whose job still runs. */
@@ -76,6 +79,27 @@ void dd_sup_reconcile(struct dd_shard *s);
 int dd_sup_spawn(struct dd_engine *e, int *conn, unsigned shard, uint64_t id, uint32_t attempt,
 		 const void *spec, size_t spec_len, const struct dd_proc_spawn *sp,
 		 struct dd_proc_child *c, pid_t *sup_pid, char *why, size_t whyn);
+/* What comes on an events connection, sized for the largest (a bigger
+ * message is cut short, and refused). */
+union dd_sup_events_msg {
+	struct dd_sup_exit x;
+	struct dd_sup_child c;
+	struct dd_sup_listed l;
+	char b[64];
+};
+
+/* Between supervise*.c: the events connection @fd becomes @ss's; the
+ * supervisor at its end is @pid; a connection of @role to the
+ * supervisor (started when none answers), or -errno with @why; a held
+ * record's files closed; the list the supervisor sends on @fd read into
+ * s->sup->held. */
+void dd_sup_take_events(struct dd_sup_shard *ss, int fd);
+void dd_sup_events_peer(struct dd_sup_shard *ss, pid_t pid);
+int dd_sup_connect_role(struct dd_engine *e, uint32_t role, unsigned shard, char *why,
+			size_t whyn);
+void dd_sup_held_close(struct dd_sup_held *h);
+int dd_sup_read_list(struct dd_shard *s, int fd, char *why, size_t whyn);
+
 /* Reactor: the supervisor @pid went away (this shard saw it). */
 bool dd_sup_dead(const struct dd_shard *s, pid_t pid);
 
