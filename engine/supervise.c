@@ -204,11 +204,13 @@ static int start(struct dd_engine *e, struct dd_sup_client *c, char *why, size_t
 }
 
 /* A connection in @role, starting a supervisor when none answers. */
-int dd_sup_connect_role(struct dd_engine *e, uint32_t role, unsigned shard, char *why,
-			size_t whyn)
+int dd_sup_connect_role(struct dd_engine *e, uint32_t role, unsigned shard, bool may_start,
+			char *why, size_t whyn)
 {
 	struct dd_sup_client *c = e->sup;
 	int fd = connect_to(c);
+	if (fd < 0 && !may_start)
+		return fd;
 	/* a supervisor that is leaving holds its lock for a moment after it
 	 * unlinked its socket: start() waits it out (bounded) */
 	for (int tries = 0; (fd == -ECONNREFUSED || fd == -ENOENT) && tries < START_TRIES;
@@ -304,7 +306,7 @@ int dd_sup_open(struct dd_engine *e)
 			break;
 		}
 		s->sup->ev = s->sup->ev_pidfd = -1;
-		int fd = dd_sup_connect_role(e, DD_SUP_ROLE_EVENTS, i, why, sizeof(why));
+		int fd = dd_sup_connect_role(e, DD_SUP_ROLE_EVENTS, i, true, why, sizeof(why));
 		if (fd < 0) {
 			r = fd;
 			break;
@@ -421,7 +423,7 @@ int dd_sup_spawn(struct dd_engine *e, int *conn, unsigned shard, uint64_t id, ui
 	/* a connection the supervisor dropped (it went away) is made again
 	 * once: the request had not been taken */
 	for (int tries = 0;; tries++) {
-		if (*conn < 0 && (*conn = dd_sup_connect_role(e, DD_SUP_ROLE_SPAWN, shard, why, whyn)) < 0) {
+		if (*conn < 0 && (*conn = dd_sup_connect_role(e, DD_SUP_ROLE_SPAWN, shard, true, why, whyn)) < 0) {
 			rc = -EPIPE;
 			goto out;
 		}

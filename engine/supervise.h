@@ -39,6 +39,7 @@ struct dd_sup_shard {
 	bool armed;        /* a poll on it is queued on the ring */
 	bool running;      /* the reactor has taken the adopted exits */
 	uint64_t retry_ns; /* no connection: when to try again */
+	uint64_t retry_gap; /* ...and after how long, doubling */
 	struct dd_sup_held *held; /* the list at connection, sorted by id */
 	size_t nheld;
 	struct dd_sup_ack_q { /* exits recorded, acknowledged once durable */
@@ -90,13 +91,14 @@ union dd_sup_events_msg {
 
 /* Between supervise*.c: the events connection @fd becomes @ss's; the
  * supervisor at its end is @pid; a connection of @role to the
- * supervisor (started when none answers), or -errno with @why; a held
+ * supervisor (started when none answers, if @may_start; else -ENOENT or
+ * -ECONNREFUSED at once), or -errno with @why; a held
  * record's files closed; the list the supervisor sends on @fd read into
  * s->sup->held. */
 void dd_sup_take_events(struct dd_sup_shard *ss, int fd);
 void dd_sup_events_peer(struct dd_sup_shard *ss, pid_t pid);
-int dd_sup_connect_role(struct dd_engine *e, uint32_t role, unsigned shard, char *why,
-			size_t whyn);
+int dd_sup_connect_role(struct dd_engine *e, uint32_t role, unsigned shard, bool may_start,
+			char *why, size_t whyn);
 void dd_sup_held_close(struct dd_sup_held *h);
 int dd_sup_read_list(struct dd_shard *s, int fd, char *why, size_t whyn);
 

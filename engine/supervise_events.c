@@ -24,6 +24,7 @@
 
 #define ACK_EVERY_NS 10000000ull
 #define DYING_MS 500 /* a supervisor that closed its files has exited within this */
+#define RECONNECT_NS 20000000ull /* none runs: looked for again, then less often */
 
 static void arm(struct dd_shard *s)
 {
@@ -209,13 +210,25 @@ void dd_sup_poll(struct dd_shard *s)
 		dd_exec_sup_adopted(s);
 	}
 	if (ss->ev < 0 && s->now >= ss->retry_ns && !s->stopping) {
+		/* to a supervisor that runs, never starting one: that blocks
+		 * (a worker's next start does it), and until then there is
+		 * nothing to hear from */
 		char why[512] = "";
-		int fd = dd_sup_connect_role(s->eng, DD_SUP_ROLE_EVENTS, s->index, why, sizeof(why));
+		int fd = dd_sup_connect_role(s->eng, DD_SUP_ROLE_EVENTS, s->index, false, why,
+					     sizeof(why));
 		if (fd >= 0) {
 			dd_sup_take_events(ss, fd);
+			ss->retry_gap = 0;
+		} else if (fd == -ENOENT || fd == -ECONNREFUSED) {
+			/* soon after a start, rarely when none comes */
+			ss->retry_gap = ss->retry_gap ? ss->retry_gap * 2 : RECONNECT_NS;
+			if (ss->retry_gap > 1000000000ull)
+				ss->retry_gap = 1000000000ull;
+			ss->retry_ns = s->now + ss->retry_gap;
 		} else {
 			ss->retry_ns = s->now + 1000000000ull;
-			dd_log(s->eng, LOG_ERR, "shard %u: %s", s->index, why);
+			dd_log(s->eng, LOG_ERR, "shard %u: %s", s->index,
+			       why[0] ? why : dd_strerror(fd));
 		}
 	}
 	arm(s);
@@ -225,7 +238,13 @@ void dd_sup_poll(struct dd_shard *s)
 uint64_t dd_sup_timeout(const struct dd_shard *s, uint64_t timeout)
 {
 	const struct dd_sup_shard *ss = s->sup;
-	if (!ss || !ss->nacks)
+	if (!ss)
+		return timeout;
+	if (ss->ev < 0 && !s->stopping) {
+		uint64_t left = ss->retry_ns > s->now ? ss->retry_ns - s->now : 0;
+		timeout = left < timeout ? left : timeout;
+	}
+	if (!ss->nacks)
 		return timeout;
 	uint64_t due = ss->ack_ns + ACK_EVERY_NS;
 	uint64_t left = due > s->now ? due - s->now : 0;
