@@ -137,35 +137,64 @@ static int send_wait(int fd, const void *m, size_t len, const int *fds, unsigned
 }
 
 /* A new engine's events connection for its shard: what the shard has
- * here, live or ended, with the files the engine needs to take it over. */
+ * here, live or ended, with the files the engine needs to take it over.
+ * Taken under the lock (copies of the files, which a reap or an
+ * acknowledgement may close meanwhile) and sent without it: a start
+ * waits for the lock, and a send may wait for a slow reader. */
 static void list_children(struct sup *s, struct events *e)
 {
-	uint32_t count = 0;
+	struct item {
+		struct dd_sup_child m;
+		int fds[3];
+		unsigned n;
+	} *items = NULL;
+	size_t count = 0, cap = 0;
 	int rc = 0;
 	pthread_mutex_lock(&s->mu);
 	for (struct child *c = s->all.next; c != &s->all && rc == 0; c = c->next) {
 		if (c->shard != e->shard)
 			continue;
-		struct dd_sup_child m = {.type = DD_SUP_CHILD, .id = c->id, .attempt = c->attempt,
-					 .pid = c->pid, .status = c->status,
-					 .start_rt_ns = c->start_rt_ns};
-		int fds[3];
-		unsigned n = 0;
+		if (count == cap) {
+			size_t nc = cap ? cap * 2 : 64;
+			struct item *ni = realloc(items, nc * sizeof(*ni));
+			if (!ni) {
+				rc = -ENOMEM;
+				break;
+			}
+			items = ni;
+			cap = nc;
+		}
+		struct item *it = &items[count];
+		it->m = (struct dd_sup_child){.type = DD_SUP_CHILD, .id = c->id,
+					      .attempt = c->attempt, .pid = c->pid,
+					      .status = c->status, .start_rt_ns = c->start_rt_ns};
+		it->n = 0;
+		int src[3], k = 0;
 		if (c->exited)
-			m.flags |= DD_SUP_C_EXITED;
+			it->m.flags |= DD_SUP_C_EXITED;
 		else
-			m.flags |= DD_SUP_C_PIDFD, fds[n++] = c->pidfd;
+			it->m.flags |= DD_SUP_C_PIDFD, src[k++] = c->pidfd;
 		if (c->out >= 0)
-			m.flags |= DD_SUP_C_OUT, fds[n++] = c->out;
+			it->m.flags |= DD_SUP_C_OUT, src[k++] = c->out;
 		if (c->err >= 0)
-			m.flags |= DD_SUP_C_ERR, fds[n++] = c->err;
-		rc = send_wait(e->fd, &m, sizeof(m), fds, n);
+			it->m.flags |= DD_SUP_C_ERR, src[k++] = c->err;
+		for (int i = 0; i < k && rc == 0; i++)
+			if ((it->fds[it->n++] = fcntl(src[i], F_DUPFD_CLOEXEC, 3)) < 0)
+				rc = -errno;
+		count++;
 		/* an exit is reported in the list itself; it waits for its ack */
 		c->sent = c->exited;
-		count++;
 	}
 	pthread_mutex_unlock(&s->mu);
-	struct dd_sup_listed l = {.type = DD_SUP_LISTED, .count = count, .sup_pid = getpid()};
+	for (size_t i = 0; i < count && rc == 0; i++)
+		rc = send_wait(e->fd, &items[i].m, sizeof(items[i].m), items[i].fds, items[i].n);
+	for (size_t i = 0; i < count; i++)
+		for (unsigned k = 0; k < items[i].n; k++)
+			if (items[i].fds[k] >= 0)
+				close(items[i].fds[k]);
+	free(items);
+	struct dd_sup_listed l = {.type = DD_SUP_LISTED, .count = (uint32_t)count,
+				  .sup_pid = getpid()};
 	if (rc < 0 || send_wait(e->fd, &l, sizeof(l), NULL, 0) < 0)
 		events_close(s, e);
 }
