@@ -19,7 +19,7 @@
 #endif
 #define NBUCKETS 4096u
 
-enum ep_kind { EP_LISTEN, EP_EVENTS, EP_CHILD, EP_WAKE };
+enum ep_kind { EP_LISTEN, EP_EVENTS, EP_CHILD, EP_WAKE, EP_GONE };
 
 struct ep {
 	enum ep_kind kind;
@@ -60,6 +60,7 @@ struct sconn {
 
 struct sup {
 	int epfd, listen_fd, dir_fd, jfd, wake_fd;
+	int gone_fd; /* inotify on the state directory's parent, or -1 */
 	uint64_t sock_ino;
 	pthread_mutex_t mu; /* the table, the list of spawn connections */
 	struct child *bucket[NBUCKETS];

@@ -16,6 +16,7 @@
  * shared under one lock. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -34,7 +36,7 @@
 
 #include "internal.h"
 
-static struct ep listen_ep = {EP_LISTEN}, wake_ep = {EP_WAKE};
+static struct ep listen_ep = {EP_LISTEN}, wake_ep = {EP_WAKE}, gone_ep = {EP_GONE};
 
 /* The shard's engine went (or a newer one took the shard). The exits it
  * was sent but had not acknowledged go to the journal: they must outlive
@@ -353,6 +355,33 @@ static bool idle(struct sup *s)
 	return s->served || now_ns(CLOCK_MONOTONIC) - s->started_ns > 30000000000ull;
 }
 
+/* Wakes the loop when an entry of the state directory's parent goes
+ * (IN_DELETE_SELF does not come while the directory is open), so that a
+ * removed state directory is seen at once rather than at the next
+ * timeout, which remains the check where this cannot be set up. */
+static void watch_removal(struct sup *s)
+{
+	char link[64], path[PATH_MAX];
+	s->gone_fd = -1;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", s->dir_fd);
+	ssize_t k = readlink(link, path, sizeof(path) - 1);
+	if (k <= 0)
+		return;
+	path[k] = 0;
+	char *slash = strrchr(path, '/');
+	if (!slash)
+		return;
+	*(slash == path ? slash + 1 : slash) = 0;
+	if ((s->gone_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) < 0)
+		return;
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &gone_ep};
+	if (inotify_add_watch(s->gone_fd, path, IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR) < 0 ||
+	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->gone_fd, &ev) < 0) {
+		close(s->gone_fd);
+		s->gone_fd = -1;
+	}
+}
+
 static void unlink_sock(struct sup *s)
 {
 	struct stat st;
@@ -392,6 +421,7 @@ int dd_sup_serve(int listen_fd, int dir_fd, uint64_t sock_ino)
 	ev.data.ptr = &wake_ep;
 	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake_fd, &ev) < 0)
 		return -errno;
+	watch_removal(s);
 	pthread_t wd;
 	pthread_attr_t a;
 	pthread_attr_init(&a);
@@ -409,6 +439,12 @@ int dd_sup_serve(int listen_fd, int dir_fd, uint64_t sock_ino)
 			case EP_LISTEN:
 				accept_one(s);
 				break;
+			case EP_GONE: {
+				char buf[4096];
+				while (read(s->gone_fd, buf, sizeof(buf)) > 0)
+					;
+				break; /* the check below sees whether it was ours */
+			}
 			case EP_WAKE: {
 				uint64_t v;
 				ssize_t k = read(s->wake_fd, &v, sizeof(v));

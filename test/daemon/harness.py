@@ -84,20 +84,26 @@ def children(pid):
     return kids
 
 
-def kill_supervisors(state):
-    """Ends what a test left running under @state's supervisor: its jobs
-    (each its own process group) and the supervisor."""
-    for sup in supervisors(state):
-        for kid in children(sup):
-            for sig_to in (lambda: os.killpg(kid, signal.SIGKILL), lambda: os.kill(kid, signal.SIGKILL)):
-                try:
-                    sig_to()
-                except OSError:
-                    pass
-        try:
-            os.kill(sup, signal.SIGKILL)
-        except OSError:
-            pass
+def _zombie(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def kill_tree(sup):
+    """Ends the supervisor @sup and its jobs (each its own process group)."""
+    for kid in children(sup):
+        for sig_to in (lambda: os.killpg(kid, signal.SIGKILL), lambda: os.kill(kid, signal.SIGKILL)):
+            try:
+                sig_to()
+            except OSError:
+                pass
+    try:
+        os.kill(sup, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def raise_nofile(n=16384):
@@ -205,12 +211,28 @@ class Daemon:
                 import sys
                 sys.stderr.write("---- dispatchd log ----\n%s\n" % self.logtext()[-20000:])
             if self.proc and self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            if os.path.dirname(self.state) == self.dir:  # its own: nobody comes back for it
-                kill_supervisors(self.state)
+                # a stop as a service's: the engine removes what it made
+                # (its cgroups), and jobs it leaves running go on under
+                # the supervisor
+                self.proc.terminate()
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            sups = supervisors(self.state) if os.path.dirname(self.state) == self.dir else []
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+        # its own state dir is gone, and nobody comes back for its jobs:
+        # the supervisor kills them, removes their cgroups and exits;
+        # one that does not is killed here
+        deadline = time.monotonic() + 10
+        while sups and time.monotonic() < deadline:
+            sups = [p for p in sups if os.path.exists("/proc/%d" % p) and not _zombie(p)]
+            if sups:
+                time.sleep(0.01)
+        for sup in sups:
+            kill_tree(sup)
 
 
 class Client:
