@@ -37,6 +37,8 @@ struct dd_sup_shard {
 			    * one of them started ends as lost */
 	struct dd_sup_ack *ackbuf; /* a message's worth, made on first use */
 	bool armed;        /* a poll on it is queued on the ring */
+	uint64_t poll_ud;  /* ...with this user data (its generation) */
+	uint32_t poll_gen;
 	bool running;      /* the reactor has taken the adopted exits */
 	uint64_t retry_ns; /* no connection: when to try again */
 	uint64_t retry_gap; /* ...and after how long, doubling */
@@ -110,7 +112,7 @@ bool dd_sup_dead(const struct dd_shard *s, pid_t pid);
  * the supervisor went away. */
 void dd_sup_poll(struct dd_shard *s);
 /* Reactor: the ring's poll on the events connection completed. */
-void dd_sup_readable(struct dd_shard *s, int res, bool more);
+void dd_sup_readable(struct dd_shard *s, uint64_t ud, int res, bool more);
 /* Reactor: @id's attempt has been recorded (its end or retry appended to
  * the log): the supervisor forgets it once that is durable. */
 void dd_sup_ack(struct dd_shard *s, uint64_t id, uint32_t attempt);

@@ -34,9 +34,12 @@ static void arm(struct dd_shard *s)
 	struct io_uring_sqe *sqe = dd_uring_sqe(s);
 	if (!sqe)
 		return;
-	/* multishot: one poll for as long as the connection lasts */
+	/* multishot: one poll for as long as the connection lasts; its own
+	 * generation, so that a completion of an earlier connection's poll
+	 * (queued before it was removed) is told apart */
+	ss->poll_ud = DD_URING_TAG_SUP | (++ss->poll_gen & 0xffffffffu);
 	io_uring_prep_poll_multishot(sqe, ss->ev, POLLIN);
-	io_uring_sqe_set_data64(sqe, DD_URING_TAG_SUP);
+	io_uring_sqe_set_data64(sqe, ss->poll_ud);
 	io_uring_submit(&s->uring->ring);
 	ss->armed = true;
 }
@@ -134,7 +137,7 @@ static void lost(struct dd_shard *s)
 	struct io_uring_sqe *sqe = ss->armed ? dd_uring_sqe(s) : NULL;
 	if (sqe) {
 		/* the ring's poll holds the socket: it goes with the poll */
-		io_uring_prep_poll_remove(sqe, DD_URING_TAG_SUP);
+		io_uring_prep_poll_remove(sqe, ss->poll_ud);
 		io_uring_sqe_set_data64(sqe, 0);
 		io_uring_submit(&s->uring->ring);
 	}
@@ -161,10 +164,10 @@ static void lost(struct dd_shard *s)
 	dd_exec_sup_lost(s, ss->ev_pid);
 }
 
-void dd_sup_readable(struct dd_shard *s, int res, bool more)
+void dd_sup_readable(struct dd_shard *s, uint64_t ud, int res, bool more)
 {
 	struct dd_sup_shard *ss = s->sup;
-	if (res == -ECANCELED)
+	if (ud != ss->poll_ud || res == -ECANCELED)
 		return; /* the poll of a connection that was closed (lost()) */
 	ss->armed = more && res >= 0;
 	if (ss->ev < 0)

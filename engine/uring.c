@@ -115,8 +115,8 @@ size_t dd_uring_reap(struct dd_shard *s)
 			dd_durable_complete(s, ud, cqe->res);
 		else if (ud == DD_URING_TAG_FUTEX)
 			r->futex_armed = false;
-		else if (ud == DD_URING_TAG_SUP)
-			dd_sup_readable(s, cqe->res, cqe->flags & IORING_CQE_F_MORE);
+		else if ((ud & DD_URING_TAG_SUP_MASK) == DD_URING_TAG_SUP)
+			dd_sup_readable(s, ud, cqe->res, cqe->flags & IORING_CQE_F_MORE);
 		n++;
 	}
 	io_uring_cq_advance(&r->ring, n);

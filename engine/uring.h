@@ -10,8 +10,10 @@
 #include "engine.h"
 
 #define DD_URING_TAG_FUTEX 0x4655545800000000ull
-/* the shard's events connection to the process supervisor (supervise.c) */
+/* the shard's events connection to the process supervisor
+ * (supervise_events.c), with the poll's generation in the low 32 bits */
 #define DD_URING_TAG_SUP 0x5355505600000000ull
+#define DD_URING_TAG_SUP_MASK 0xffffffff00000000ull
 /* A process job's exit: the top bit, and its struct dd_exec_run * below;
  * with the low bit (the pointer's alignment leaves it free) a change of
  * its cgroup's cgroup.events instead. */
