@@ -435,11 +435,17 @@ void dd_exec_sweep(struct dd_shard *s)
 		if (!p->exited || p->tree_wait)
 			dd_output_cap(s, p, false);
 		else if (!atomic_load_explicit(&p->os[0].busy, memory_order_acquire) &&
-			   !atomic_load_explicit(&p->os[1].busy, memory_order_acquire) &&
-			   !dd_output_cap(s, p, true)) {
-			/* the last cut is made too: one a running look had in
+			   !atomic_load_explicit(&p->os[1].busy, memory_order_acquire)) {
+			/* once more, the last cut: one a running look had in
 			 * hand when the process ended was not the last, and the
-			 * file may still be over its cap */
+			 * file may still be over its cap. Once only: a writer
+			 * outside the tree (a file passed on) must not hold the
+			 * job, and its grant, for ever. */
+			if (!p->recut) {
+				p->recut = true;
+				if (dd_output_cap(s, p, true))
+					continue;
+			}
 			s->procs_ending--;
 			proc_end(s, p);
 		}

@@ -48,6 +48,7 @@ struct dd_exec_run {
 	uint64_t mem_max; /* its tree's memory limit, 0 none */
 	bool tree_killed; /* its main process ended and the rest was killed */
 	bool tree_wait;   /* reaped, waiting for the rest of its tree to go */
+	bool recut;       /* ended: its output's cap looked at once more */
 	struct dd_proc_cg_job cg;
 	struct dd_proc_usage use; /* the tree's, read once it is empty */
 	struct dd_grant grant;    /* what it holds of the pool (pool.c) */

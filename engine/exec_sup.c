@@ -36,6 +36,12 @@ void dd_exec_sup_exit(struct dd_shard *s, uint64_t id, uint32_t attempt, int sta
 			return;
 		}
 	}
+	/* stopping, with running jobs left to the next engine: this may be
+	 * one of them (its run let go), whose exit is the next engine's to
+	 * record; unacknowledged, the supervisor keeps it for that engine,
+	 * which acknowledges what no job of its own takes */
+	if (s->stopping && atomic_load_explicit(&s->eng->leave_running, memory_order_relaxed))
+		return;
 	/* an attempt no job here waits for (ended meanwhile, or not ours):
 	 * nothing to record */
 	dd_sup_ack(s, id, attempt);

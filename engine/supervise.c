@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,8 @@ struct dd_sup_client {
 	socklen_t addrlen;
 	pid_t pid; /* the supervisor this engine started (its child), or 0 */
 	int pidfd;
+	_Atomic unsigned starts; /* supervisors started: a reactor without a
+				  * connection looks for the new one at once */
 };
 
 /* The program: cfg.supervisor, $DISPATCHD_SUPERVISOR (the environment
@@ -199,6 +202,7 @@ static int start(struct dd_engine *e, struct dd_sup_client *c, char *why, size_t
 	}
 	c->pid = pid;
 	c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	atomic_fetch_add_explicit(&c->starts, 1, memory_order_relaxed);
 	dd_log(e, LOG_INFO, "process supervisor started: %s, pid %d", c->prog, (int)pid);
 	return 0;
 }
@@ -251,6 +255,11 @@ int dd_sup_connect_role(struct dd_engine *e, uint32_t role, unsigned shard, bool
 		return -EPIPE;
 	}
 	return fd;
+}
+
+unsigned dd_sup_starts(const struct dd_engine *e)
+{
+	return e->sup ? atomic_load_explicit(&e->sup->starts, memory_order_relaxed) : 0;
 }
 
 static void client_free(struct dd_engine *e)

@@ -42,6 +42,7 @@ struct dd_sup_shard {
 	bool running;      /* the reactor has taken the adopted exits */
 	uint64_t retry_ns; /* no connection: when to try again */
 	uint64_t retry_gap; /* ...and after how long, doubling */
+	unsigned seen_starts; /* dd_sup_starts() when last looked */
 	struct dd_sup_held *held; /* the list at connection, sorted by id */
 	size_t nheld;
 	struct dd_sup_ack_q { /* exits recorded, acknowledged once durable */
@@ -102,6 +103,8 @@ void dd_sup_events_peer(struct dd_sup_shard *ss, pid_t pid);
 int dd_sup_connect_role(struct dd_engine *e, uint32_t role, unsigned shard, bool may_start,
 			char *why, size_t whyn);
 void dd_sup_held_close(struct dd_sup_held *h);
+/* How many supervisors this engine has started. Any thread. */
+unsigned dd_sup_starts(const struct dd_engine *e);
 int dd_sup_read_list(struct dd_shard *s, int fd, char *why, size_t whyn);
 
 /* Reactor: the supervisor @pid went away (this shard saw it). */

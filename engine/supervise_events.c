@@ -212,6 +212,13 @@ void dd_sup_poll(struct dd_shard *s)
 		ss->running = true;
 		dd_exec_sup_adopted(s);
 	}
+	unsigned starts = dd_sup_starts(s->eng);
+	if (ss->ev < 0 && starts != ss->seen_starts) {
+		/* a worker has started one: no waiting out the back-off */
+		ss->retry_ns = 0;
+		ss->retry_gap = 0;
+	}
+	ss->seen_starts = starts;
 	if (ss->ev < 0 && s->now >= ss->retry_ns && !s->stopping) {
 		/* to a supervisor that runs, never starting one: that blocks
 		 * (a worker's next start does it), and until then there is

@@ -37,7 +37,7 @@ static const char *const ctl_name[V1_N + 1] = {"memory", "pids", "cpuset", NULL}
 
 /* ---- small file helpers: whole small files read and written at a dir fd ---- */
 
-int dd_cg_read_at(int dir, const char *name, char *buf, size_t n)
+int dd_proc_cg_read_at(int dir, const char *name, char *buf, size_t n)
 {
 	int fd = openat(dir, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -51,7 +51,7 @@ int dd_cg_read_at(int dir, const char *name, char *buf, size_t n)
 	return (int)k;
 }
 
-int dd_cg_write_at(int dir, const char *name, const char *text)
+int dd_proc_cg_write_at(int dir, const char *name, const char *text)
 {
 	int fd = openat(dir, name, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -64,7 +64,7 @@ int dd_cg_write_at(int dir, const char *name, const char *text)
 }
 
 /* The value of "key N" in a flat-keyed file's text; false when absent. */
-bool dd_cg_keyed(const char *text, const char *key, uint64_t *v)
+bool dd_proc_cg_keyed(const char *text, const char *key, uint64_t *v)
 {
 	size_t kl = strlen(key);
 	for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
@@ -172,7 +172,7 @@ static int own_dir(const char *v1ctl, char *dir, size_t n, char *why, size_t why
 }
 
 /* The pids in @dir's cgroup.procs (up to @max); returns the count or -errno. */
-int dd_cg_list_procs(int dir, pid_t *pids, int max)
+int dd_proc_cg_list_procs(int dir, pid_t *pids, int max)
 {
 	int fd = openat(dir, "cgroup.procs", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -195,16 +195,16 @@ int dd_cg_list_procs(int dir, pid_t *pids, int max)
 static void enable(int dir, const char *const *want, bool *on)
 {
 	char have[512], sub[512];
-	if (dd_cg_read_at(dir, "cgroup.controllers", have, sizeof(have)) < 0)
+	if (dd_proc_cg_read_at(dir, "cgroup.controllers", have, sizeof(have)) < 0)
 		return;
-	if (dd_cg_read_at(dir, "cgroup.subtree_control", sub, sizeof(sub)) < 0)
+	if (dd_proc_cg_read_at(dir, "cgroup.subtree_control", sub, sizeof(sub)) < 0)
 		sub[0] = 0;
 	for (int i = 0; want[i]; i++) {
 		if (!has_word(have, want[i]))
 			continue;
 		char cmd[64];
 		snprintf(cmd, sizeof(cmd), "+%s", want[i]);
-		on[i] = has_word(sub, want[i]) || dd_cg_write_at(dir, "cgroup.subtree_control", cmd) == 0;
+		on[i] = has_word(sub, want[i]) || dd_proc_cg_write_at(dir, "cgroup.subtree_control", cmd) == 0;
 	}
 }
 
@@ -219,15 +219,15 @@ static void pass_on(const char *cdir, const char *const *want)
 	enable(c, want, on);
 	char have[512];
 	bool missing = false;
-	if (dd_cg_read_at(c, "cgroup.controllers", have, sizeof(have)) >= 0)
+	if (dd_proc_cg_read_at(c, "cgroup.controllers", have, sizeof(have)) >= 0)
 		for (int i = 0; want[i]; i++)
 			missing |= has_word(have, want[i]) && !on[i];
 	pid_t pids[2] = {0};
-	if (missing && dd_cg_list_procs(c, pids, 2) == 1 && pids[0] == getpid() &&
+	if (missing && dd_proc_cg_list_procs(c, pids, 2) == 1 && pids[0] == getpid() &&
 	    (mkdirat(c, SELF_LEAF, 0755) == 0 || errno == EEXIST)) {
 		int leaf = openat(c, SELF_LEAF, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (leaf >= 0) {
-			if (dd_cg_write_at(leaf, "cgroup.procs", "0") == 0)
+			if (dd_proc_cg_write_at(leaf, "cgroup.procs", "0") == 0)
 				enable(c, want, on);
 			close(leaf);
 		}
@@ -253,14 +253,14 @@ static void v1_cpuset_init(struct dd_proc_cg *cg, const char *parent)
 	int p = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (p < 0)
 		return;
-	int k = dd_cg_read_at(p, "cpuset.cpus", cg->v1cpus, sizeof(cg->v1cpus));
-	int m = dd_cg_read_at(p, "cpuset.mems", cg->v1mems, sizeof(cg->v1mems));
+	int k = dd_proc_cg_read_at(p, "cpuset.cpus", cg->v1cpus, sizeof(cg->v1cpus));
+	int m = dd_proc_cg_read_at(p, "cpuset.mems", cg->v1mems, sizeof(cg->v1mems));
 	close(p);
 	cg->v1cpus[strcspn(cg->v1cpus, "\n")] = 0;
 	cg->v1mems[strcspn(cg->v1mems, "\n")] = 0;
 	if (k <= 0 || m <= 0 || !cg->v1cpus[0] || !cg->v1mems[0] ||
-	    dd_cg_write_at(cg->v1[V1_CPUSET], "cpuset.cpus", cg->v1cpus) < 0 ||
-	    dd_cg_write_at(cg->v1[V1_CPUSET], "cpuset.mems", cg->v1mems) < 0) {
+	    dd_proc_cg_write_at(cg->v1[V1_CPUSET], "cpuset.cpus", cg->v1cpus) < 0 ||
+	    dd_proc_cg_write_at(cg->v1[V1_CPUSET], "cpuset.mems", cg->v1mems) < 0) {
 		close(cg->v1[V1_CPUSET]);
 		rmdir(cg->v1path[V1_CPUSET]);
 		cg->v1[V1_CPUSET] = -1;
@@ -333,7 +333,7 @@ int dd_proc_cg_open(const char *name, struct dd_proc_cg **out, char *why, size_t
 			snprintf(v1why, sizeof(v1why), "%s", w);
 		}
 	}
-	dd_cg_spare_sweep(cg);
+	dd_proc_cg_spare_sweep(cg);
 	int k = snprintf(cg->desc, sizeof(cg->desc), "cgroup2 %s", cg->v2path);
 	k = describe(cg, k, v1why);
 	if (!cg->kill_file && k >= 0 && (size_t)k < sizeof(cg->desc))
@@ -353,7 +353,7 @@ void dd_proc_cg_close(struct dd_proc_cg *cg)
 		return;
 	/* S stays while a job's cgroup is left in it (a process that outlives
 	 * us, for the next engine to find) */
-	dd_cg_spare_drop_all(cg);
+	dd_proc_cg_spare_drop_all(cg);
 	close(cg->v2);
 	rmdir(cg->v2path);
 	for (int i = 0; i < V1_N; i++)

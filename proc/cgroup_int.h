@@ -40,32 +40,34 @@ struct dd_proc_cg {
 };
 
 /* Whole small files, read and written at a directory fd. */
-int dd_cg_read_at(int dir, const char *name, char *buf, size_t n);
-int dd_cg_write_at(int dir, const char *name, const char *text);
+int dd_proc_cg_read_at(int dir, const char *name, char *buf, size_t n);
+int dd_proc_cg_write_at(int dir, const char *name, const char *text);
 /* The value of "key N" in a flat-keyed file's text; false when absent. */
-bool dd_cg_keyed(const char *text, const char *key, uint64_t *v);
+bool dd_proc_cg_keyed(const char *text, const char *key, uint64_t *v);
 /* The text of the open file @fd, from its start. */
-int dd_cg_pread(int fd, char *buf, size_t n);
+int dd_proc_cg_pread(int fd, char *buf, size_t n);
 /* The pids in @dir's cgroup.procs (up to @max); the count or -errno. */
-int dd_cg_list_procs(int dir, pid_t *pids, int max);
+int dd_proc_cg_list_procs(int dir, pid_t *pids, int max);
 
 /* @j's memory limit becomes @max (0: none); 0 or -errno. */
-int dd_cg_set_memory(const struct dd_proc_cg *cg, struct dd_proc_cg_job *j, uint64_t max);
+int dd_proc_cg_set_memory(const struct dd_proc_cg *cg, struct dd_proc_cg_job *j, uint64_t max);
 
 /* A spare's v1 cgroups become @name's and go to @j (their files, and what
  * they hold now: limit, pids.max, cpuset), the memory peak reset; one
  * confined to @cpus (NULL: to none) where there is. Returns true, or
- * false when there is none to take (or it could not be renamed: then it
- * is removed). Any thread. */
-bool dd_cg_spare_take(struct dd_proc_cg *cg, const char *name, const cpu_set_t *cpus,
+ * false when there is none to take (or its peak cannot be reset or it
+ * cannot be renamed: then it is removed; a populated cgroup of that name
+ * leaves it a spare). Any thread. */
+bool dd_proc_cg_spare_take(struct dd_proc_cg *cg, const char *name, const cpu_set_t *cpus,
 		      struct dd_proc_cg_job *j);
-/* @j's v1 cgroups, emptied and its v2 one removed, become a spare where
- * there is room and they can be reused; returns true when that is done
- * (@j's v1 files then are the spare's), false to remove them. */
-bool dd_cg_spare_keep(struct dd_proc_cg *cg, struct dd_proc_cg_job *j);
+/* @j's v1 cgroups, its v2 one removed, become a spare where there is
+ * room and they can be reused (no process in them, little memory charged
+ * to them); returns true when that is done (@j's v1 files then are the
+ * spare's), false to remove them. */
+bool dd_proc_cg_spare_keep(struct dd_proc_cg *cg, struct dd_proc_cg_job *j);
 /* Removes the spares an earlier engine left in @cg's v1 subtrees. */
-void dd_cg_spare_sweep(struct dd_proc_cg *cg);
+void dd_proc_cg_spare_sweep(struct dd_proc_cg *cg);
 /* Removes every spare (@cg is closing). */
-void dd_cg_spare_drop_all(struct dd_proc_cg *cg);
+void dd_proc_cg_spare_drop_all(struct dd_proc_cg *cg);
 
 #endif

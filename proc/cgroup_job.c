@@ -1,9 +1,7 @@
 /* One process tree's cgroup (DESIGN.md section 10): made on cgroup v2 for
  * the tree, and on the v1 hierarchies of controllers that are not on v2
  * there; limited, signalled, read and removed. Its v1 cgroups are reused
- * from the spares of earlier trees where there are (cgroup_spare.c): a
- * cgroup2 directory cannot be renamed, v1 ones can, and a v1 mkdir and
- * rmdir cost several times a rename. */
+ * from the spares of earlier trees where there are (cgroup_spare.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -37,7 +35,7 @@ static const struct dd_proc_cg_job job_none = {.dir = -1,
 						.cpu_stat = -1,
 						.mem = {-1, -1, -1}};
 
-int dd_cg_pread(int fd, char *buf, size_t n)
+int dd_proc_cg_pread(int fd, char *buf, size_t n)
 {
 	ssize_t k = pread(fd, buf, n - 1, 0);
 	if (k < 0)
@@ -51,7 +49,7 @@ int dd_cg_pread(int fd, char *buf, size_t n)
 static void open_reads(struct dd_proc_cg_job *j)
 {
 	j->cpu_stat = openat(j->dir, "cpu.stat", O_RDONLY | O_CLOEXEC);
-	int m = j->v1[0];
+	int m = j->v1[V1_MEMORY];
 	if (m < 0 || j->mem[0] >= 0)
 		return;
 	j->mem[0] = openat(m, "memory.max_usage_in_bytes", O_RDWR | O_CLOEXEC);
@@ -72,15 +70,15 @@ static int make_dir(int parent, const char *name)
 	return mkdirat(parent, name, 0755) < 0 ? -errno : 0;
 }
 
-int dd_cg_set_memory(const struct dd_proc_cg *cg, struct dd_proc_cg_job *j, uint64_t max)
+int dd_proc_cg_set_memory(const struct dd_proc_cg *cg, struct dd_proc_cg_job *j, uint64_t max)
 {
 	char v[32];
 	if (cg->v2on[V1_MEMORY]) {
 		snprintf(v, sizeof(v), max ? "%" PRIu64 : "max", max);
-		int rc = dd_cg_write_at(j->dir, "memory.max", v);
+		int rc = dd_proc_cg_write_at(j->dir, "memory.max", v);
 		/* no swap to escape to: the limit is what it says */
 		if (rc == 0)
-			(void)dd_cg_write_at(j->dir, "memory.swap.max", "0");
+			(void)dd_proc_cg_write_at(j->dir, "memory.swap.max", "0");
 		if (rc == 0)
 			j->mem_max = max;
 		return rc;
@@ -92,10 +90,10 @@ int dd_cg_set_memory(const struct dd_proc_cg *cg, struct dd_proc_cg_job *j, uint
 	 * first, lowered last */
 	bool up = !max || (j->mem_max && max > j->mem_max);
 	if (sw && up)
-		(void)dd_cg_write_at(m, "memory.memsw.limit_in_bytes", v);
-	int rc = dd_cg_write_at(m, "memory.limit_in_bytes", v);
+		(void)dd_proc_cg_write_at(m, "memory.memsw.limit_in_bytes", v);
+	int rc = dd_proc_cg_write_at(m, "memory.limit_in_bytes", v);
 	if (rc == 0 && sw && !up)
-		(void)dd_cg_write_at(m, "memory.memsw.limit_in_bytes", v);
+		(void)dd_proc_cg_write_at(m, "memory.memsw.limit_in_bytes", v);
 	if (rc == 0)
 		j->mem_max = max;
 	return rc;
@@ -115,8 +113,8 @@ static int v1_make(const struct dd_proc_cg *cg, const char *name, struct dd_proc
 			return -errno;
 		/* a v1 cpuset starts empty, and nothing can enter it so */
 		if (i == V1_CPUSET &&
-		    ((rc = dd_cg_write_at(j->v1[i], "cpuset.cpus", cg->v1cpus)) < 0 ||
-		     (rc = dd_cg_write_at(j->v1[i], "cpuset.mems", cg->v1mems)) < 0))
+		    ((rc = dd_proc_cg_write_at(j->v1[i], "cpuset.cpus", cg->v1cpus)) < 0 ||
+		     (rc = dd_proc_cg_write_at(j->v1[i], "cpuset.mems", cg->v1mems)) < 0))
 			return rc;
 		if ((j->procs[np++] = openat(j->v1[i], "cgroup.procs", O_WRONLY | O_CLOEXEC)) < 0)
 			return -errno;
@@ -140,7 +138,7 @@ int dd_proc_cg_job_create(struct dd_proc_cg *cg, const char *name, uint64_t mem_
 		rc = -errno;
 		goto fail;
 	}
-	if (!dd_cg_spare_take(cg, name, cpus, j) && (rc = v1_make(cg, name, j)) < 0)
+	if (!dd_proc_cg_spare_take(cg, name, cpus, j) && (rc = v1_make(cg, name, j)) < 0)
 		goto fail;
 	open_reads(j);
 	/* what is on v2 is new whatever the spare held */
@@ -150,7 +148,7 @@ int dd_proc_cg_job_create(struct dd_proc_cg *cg, const char *name, uint64_t mem_
 		j->pids_max = 0;
 	if (cg->v2on[V1_CPUSET])
 		j->narrowed = false;
-	if (mem_max != j->mem_max && (rc = dd_cg_set_memory(cg, j, mem_max)) < 0)
+	if (mem_max != j->mem_max && (rc = dd_proc_cg_set_memory(cg, j, mem_max)) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -209,7 +207,7 @@ int dd_proc_cg_job_confine(const struct dd_proc_cg *cg, struct dd_proc_cg_job *j
 	if (pids_max != j->pids_max && dd_proc_cg_pids(cg)) {
 		char v[32];
 		snprintf(v, sizeof(v), pids_max ? "%" PRIu64 : "max", pids_max);
-		rc = dd_cg_write_at(cg->v2on[V1_PIDS] ? j->dir : j->v1[V1_PIDS], "pids.max", v);
+		rc = dd_proc_cg_write_at(cg->v2on[V1_PIDS] ? j->dir : j->v1[V1_PIDS], "pids.max", v);
 		if (rc == 0)
 			j->pids_max = pids_max;
 	}
@@ -221,7 +219,7 @@ int dd_proc_cg_job_confine(const struct dd_proc_cg *cg, struct dd_proc_cg_job *j
 			cpu_list(cpus, list, sizeof(list));
 		else /* the subtree's: v2's empty list is the parent's */
 			snprintf(list, sizeof(list), "%s", cg->v2on[V1_CPUSET] ? "" : cg->v1cpus);
-		rc = dd_cg_write_at(cg->v2on[V1_CPUSET] ? j->dir : j->v1[V1_CPUSET], "cpuset.cpus",
+		rc = dd_proc_cg_write_at(cg->v2on[V1_CPUSET] ? j->dir : j->v1[V1_CPUSET], "cpuset.cpus",
 				    list);
 		if (rc == 0) {
 			j->narrowed = narrow;
@@ -240,19 +238,19 @@ int dd_proc_cg_job_populated(const struct dd_proc_cg_job *j)
 		return -errno;
 	buf[k] = 0;
 	uint64_t v;
-	return dd_cg_keyed(buf, "populated", &v) ? v != 0 : -EPROTO;
+	return dd_proc_cg_keyed(buf, "populated", &v) ? v != 0 : -EPROTO;
 }
 
 int dd_proc_cg_job_signal(const struct dd_proc_cg *cg, const struct dd_proc_cg_job *j, int sig)
 {
 	if (sig == SIGKILL && cg->kill_file)
-		return dd_cg_write_at(j->dir, "cgroup.kill", "1");
+		return dd_proc_cg_write_at(j->dir, "cgroup.kill", "1");
 	/* pid by pid: a process forked while we read is caught by the next
 	 * round; SIGKILL rounds go on until one finds nobody new */
 	pid_t pids[1024];
 	int total = 0;
 	for (int round = 0; round < 64; round++) {
-		int n = dd_cg_list_procs(j->dir, pids, 1024);
+		int n = dd_proc_cg_list_procs(j->dir, pids, 1024);
 		if (n < 0)
 			return n;
 		int sent = 0;
@@ -268,7 +266,7 @@ int dd_proc_cg_job_signal(const struct dd_proc_cg *cg, const struct dd_proc_cg_j
 /* A file's text: through @fd where it is open, else @name at @dir. */
 static int read_text(int fd, int dir, const char *name, char *buf, size_t n)
 {
-	return fd >= 0 ? dd_cg_pread(fd, buf, n) : dd_cg_read_at(dir, name, buf, n);
+	return fd >= 0 ? dd_proc_cg_pread(fd, buf, n) : dd_proc_cg_read_at(dir, name, buf, n);
 }
 
 int dd_proc_cg_job_usage(const struct dd_proc_cg *cg, const struct dd_proc_cg_job *j,
@@ -278,7 +276,7 @@ int dd_proc_cg_job_usage(const struct dd_proc_cg *cg, const struct dd_proc_cg_jo
 	uint64_t v;
 	*u = (struct dd_proc_usage){0};
 	if (read_text(j->cpu_stat, j->dir, "cpu.stat", buf, sizeof(buf)) > 0 &&
-	    dd_cg_keyed(buf, "usage_usec", &v)) {
+	    dd_proc_cg_keyed(buf, "usage_usec", &v)) {
 		u->cpu_ns = v * 1000;
 		u->have_cpu = true;
 	}
@@ -300,7 +298,7 @@ int dd_proc_cg_job_usage(const struct dd_proc_cg *cg, const struct dd_proc_cg_jo
 	}
 	/* a reused v1 memory cgroup counts its earlier trees' kills too */
 	if (read_text(events, dir, events_name, buf, sizeof(buf)) > 0 &&
-	    dd_cg_keyed(buf, "oom_kill", &v))
+	    dd_proc_cg_keyed(buf, "oom_kill", &v))
 		u->oom_kills = v >= j->oom_base ? v - j->oom_base : 0;
 	return 0;
 }
@@ -327,7 +325,7 @@ int dd_proc_cg_job_recycle(struct dd_proc_cg *cg, struct dd_proc_cg_job *j)
 		return dd_proc_cg_job_destroy(cg, j);
 	if (unlinkat(cg->v2, j->name, AT_REMOVEDIR) < 0 && errno != ENOENT)
 		return -errno;
-	if (dd_cg_spare_keep(cg, j))
+	if (dd_proc_cg_spare_keep(cg, j))
 		j->name[0] = 0;
 	return dd_proc_cg_job_destroy(cg, j);
 }
@@ -340,5 +338,5 @@ void dd_proc_cg_job_release(struct dd_proc_cg_job *j)
 
 int dd_proc_cg_job_procs(const struct dd_proc_cg_job *j, pid_t *pids, int max)
 {
-	return dd_cg_list_procs(j->dir, pids, max);
+	return dd_proc_cg_list_procs(j->dir, pids, max);
 }

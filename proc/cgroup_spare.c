@@ -1,9 +1,10 @@
 /* Spare v1 cgroups: a tree's memory, pids and cpuset cgroups on v1
  * hierarchies outlive it, emptied and renamed "spare.N", and the next tree
- * takes them by renaming them to its own name. A v1 mkdir and rmdir cost
- * several times a rename (and the kernel frees a memory cgroup later, in
- * a worker of its own); cgroup2 directories cannot be renamed, so a
- * tree's v2 cgroup is always new.
+ * takes them by renaming them to its own name: a v1 mkdir and rmdir cost
+ * several times a rename, and the kernel frees a memory cgroup later in a
+ * worker of its own (docs/BENCHMARKS.md, "Measured choices: reused v1
+ * cgroups"). cgroup2 directories cannot be renamed, so a tree's v2
+ * cgroup is always new.
  *
  * A spare keeps what its last tree left: its memory limit, pids.max and
  * cpuset (written again only where the next tree asks otherwise), the
@@ -12,7 +13,7 @@
  * memory cgroup is kept only when that is small (DD_CG_SPARE_MEM_LEFT).
  *
  * The names say what a spare is to the next engine on the subtree, which
- * removes spares an earlier one left (dd_cg_spare_sweep). */
+ * removes spares an earlier one left (dd_proc_cg_spare_sweep). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -83,7 +84,7 @@ static unsigned pick(const struct dd_proc_cg *cg, const cpu_set_t *cpus)
 	return cg->nspare - 1;
 }
 
-bool dd_cg_spare_take(struct dd_proc_cg *cg, const char *name, const cpu_set_t *cpus,
+bool dd_proc_cg_spare_take(struct dd_proc_cg *cg, const char *name, const cpu_set_t *cpus,
 		      struct dd_proc_cg_job *j)
 {
 	pthread_mutex_lock(&cg->mu);
@@ -95,7 +96,26 @@ bool dd_cg_spare_take(struct dd_proc_cg *cg, const char *name, const cpu_set_t *
 	struct dd_proc_cg_job sp = cg->spare[i];
 	cg->spare[i] = cg->spare[--cg->nspare];
 	pthread_mutex_unlock(&cg->mu);
-	if (rename_v1(cg, sp.name, name) < 0) {
+	/* the peak from now on: "0" sets it to what is charged now; one that
+	 * cannot be reset would be the next tree's, so the spare goes */
+	if (sp.mem[0] >= 0 && pwrite(sp.mem[0], "0", 1, 0) != 1) {
+		drop(cg, &sp);
+		return false;
+	}
+	int rc = rename_v1(cg, sp.name, name);
+	if (rc == -EBUSY) {
+		/* a cgroup of that name still holds processes: the spare is
+		 * good, the name is not (the caller says so) */
+		pthread_mutex_lock(&cg->mu);
+		bool room = cg->nspare < DD_CG_SPARES;
+		if (room)
+			cg->spare[cg->nspare++] = sp;
+		pthread_mutex_unlock(&cg->mu);
+		if (!room)
+			drop(cg, &sp);
+		return false;
+	}
+	if (rc < 0) {
 		drop(cg, &sp);
 		return false;
 	}
@@ -110,15 +130,29 @@ bool dd_cg_spare_take(struct dd_proc_cg *cg, const char *name, const cpu_set_t *
 	j->oom_base = sp.oom_base;
 	j->narrowed = sp.narrowed;
 	j->cpus = sp.cpus;
-	/* the peak from now on: "0" sets it to what is charged now */
-	if (j->mem[0] >= 0)
-		(void)!pwrite(j->mem[0], "0", 1, 0);
-	else if (j->v1[V1_MEMORY] >= 0)
-		(void)dd_cg_write_at(j->v1[V1_MEMORY], "memory.max_usage_in_bytes", "0");
 	return true;
 }
 
-bool dd_cg_spare_keep(struct dd_proc_cg *cg, struct dd_proc_cg_job *j)
+/* No process is in @j's v1 cgroups. Its v2 one is empty, but a process
+ * may leave that alone (root may move itself): such a cgroup is not
+ * another tree's to have. */
+static bool v1_empty(const struct dd_proc_cg *cg, const struct dd_proc_cg_job *j)
+{
+	for (int i = 0; i < V1_N; i++) {
+		if (cg->v1[i] < 0)
+			continue;
+		char c;
+		int fd = openat(j->v1[i], "cgroup.procs", O_RDONLY | O_CLOEXEC);
+		ssize_t k = fd >= 0 ? read(fd, &c, 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (k != 0)
+			return false;
+	}
+	return true;
+}
+
+bool dd_proc_cg_spare_keep(struct dd_proc_cg *cg, struct dd_proc_cg_job *j)
 {
 	/* all of its v1 side, with the files a child enters by */
 	int used = 0, np = 1;
@@ -129,7 +163,7 @@ bool dd_cg_spare_keep(struct dd_proc_cg *cg, struct dd_proc_cg_job *j)
 			return false;
 		used++;
 	}
-	if (!used)
+	if (!used || !v1_empty(cg, j))
 		return false;
 	char buf[2048];
 	uint64_t oom = 0;
@@ -137,12 +171,12 @@ bool dd_cg_spare_keep(struct dd_proc_cg *cg, struct dd_proc_cg_job *j)
 		/* its files are open: a spare is read through them */
 		if (j->mem[0] < 0 || j->mem[1] < 0 || j->mem[2] < 0)
 			return false;
-		if (dd_cg_pread(j->mem[2], buf, sizeof(buf)) <= 0 ||
+		if (dd_proc_cg_pread(j->mem[2], buf, sizeof(buf)) <= 0 ||
 		    strtoull(buf, NULL, 10) > DD_CG_SPARE_MEM_LEFT)
 			return false;
-		if (dd_cg_pread(j->mem[1], buf, sizeof(buf)) <= 0)
+		if (dd_proc_cg_pread(j->mem[1], buf, sizeof(buf)) <= 0)
 			return false;
-		(void)dd_cg_keyed(buf, "oom_kill", &oom);
+		(void)dd_proc_cg_keyed(buf, "oom_kill", &oom);
 	}
 	pthread_mutex_lock(&cg->mu);
 	bool room = cg->nspare < DD_CG_SPARES;
@@ -173,7 +207,7 @@ bool dd_cg_spare_keep(struct dd_proc_cg *cg, struct dd_proc_cg_job *j)
 	return true;
 }
 
-void dd_cg_spare_sweep(struct dd_proc_cg *cg)
+void dd_proc_cg_spare_sweep(struct dd_proc_cg *cg)
 {
 	for (int i = 0; i < V1_N; i++) {
 		if (cg->v1[i] < 0)
@@ -193,7 +227,7 @@ void dd_cg_spare_sweep(struct dd_proc_cg *cg)
 	}
 }
 
-void dd_cg_spare_drop_all(struct dd_proc_cg *cg)
+void dd_proc_cg_spare_drop_all(struct dd_proc_cg *cg)
 {
 	pthread_mutex_lock(&cg->mu);
 	while (cg->nspare)

@@ -1,10 +1,9 @@
 /* A supervisor whose state directory was removed: no engine can come back
  * for its children, so nothing of theirs may run on or stay behind. Each
- * live child's whole tree is killed (cgroup.kill on v2, where it was
- * started in a cgroup; else its process group), and the cgroups the
- * engine made for its jobs (those the children ran in, and what else is
- * left empty in the engine's subtrees, its spare v1 ones) are removed,
- * with the subtrees themselves. A tree that does not die within a few
+ * child's whole tree is killed (its v2 cgroup, where it was started in a
+ * cgroup; else its process group), and the cgroups the engine made for
+ * its jobs (those the children ran in, and the engine's spare v1 ones)
+ * are removed, with the subtrees themselves. A tree that does not die within a few
  * seconds (a process in uninterruptible sleep) is left, and said. */
 #include <dirent.h>
 #include <errno.h>
@@ -75,30 +74,59 @@ static bool wait_empty(const char *dir, uint64_t until)
 	return empty;
 }
 
-/* Removes what is left empty in the subtree @dir, then @dir. */
+/* SIGKILL to every process in the v2 cgroup @dir: cgroup.kill, or, on a
+ * kernel without it (before 5.14), pid by pid until a round finds none
+ * new (a process forked meanwhile is caught by the next). */
+static void kill_cgroup(const char *dir)
+{
+	if (write_file(dir, "cgroup.kill", "1"))
+		return;
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	for (int round = 0; round < 64; round++) {
+		FILE *f = fopen(path, "re");
+		if (!f)
+			return;
+		long pid;
+		int n = 0;
+		while (fscanf(f, "%ld", &pid) == 1)
+			n += kill((pid_t)pid, SIGKILL) == 0;
+		fclose(f);
+		if (!n)
+			return;
+	}
+}
+
+/* Removes the spares (empty) in the subtree @dir, then @dir, which goes
+ * only once nothing else is in it. */
 static void remove_subtree(const char *dir)
 {
 	DIR *d = opendir(dir);
 	if (d) {
 		struct dirent *e;
 		while ((e = readdir(d)))
-			if (e->d_type == DT_DIR && e->d_name[0] != '.')
+			if (e->d_type == DT_DIR && !strncmp(e->d_name, "spare.", 6))
 				(void)unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
 		closedir(d);
 	}
 	(void)rmdir(dir);
 }
 
+/* Holds s->mu and the main loop for up to GIVE_UP_NS: no engine is there
+ * to be kept waiting (no events and no spawn connection), and the
+ * supervisor exits right after. */
 void abandon(struct sup *s)
 {
 	pthread_mutex_lock(&s->mu);
 	char dir[PATH_MAX];
 	for (struct child *c = s->all.next; c != &s->all; c = c->next) {
-		if (c->exited)
-			continue;
-		if (!(c->ncg && cg_dir(c->cg[0], dir, sizeof(dir)) &&
-		      write_file(dir, "cgroup.kill", "1")) &&
-		    kill(-c->pid, SIGKILL) < 0)
+		/* an exited child's tree too: what its main process left behind
+		 * (a setsid grandchild) runs on in its cgroup. Its v2 cgroup is
+		 * its own while it is there (a removed one reads "(deleted)",
+		 * and v2 ones are never renamed) */
+		if (c->ncg && cg_dir(c->cg[0], dir, sizeof(dir)))
+			kill_cgroup(dir);
+		else if (!c->exited && kill(-c->pid, SIGKILL) < 0)
 			syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
 	}
 	uint64_t until = now_ns(CLOCK_MONOTONIC) + GIVE_UP_NS;
@@ -111,16 +139,23 @@ void abandon(struct sup *s)
 				(unsigned long long)c->id, c->attempt, dir);
 			continue;
 		}
-		/* v2 first, then the v1 ones, then the subtrees they are in */
-		for (unsigned i = 0; i < c->ncg; i++)
-			if (cg_dir(c->cg[i], dir, sizeof(dir))) {
-				(void)rmdir(dir);
-				char *slash = strrchr(dir, '/');
-				if (slash) {
-					*slash = 0;
-					remove_subtree(dir);
-				}
-			}
+		/* v2 first, then the v1 ones of the same name, then the subtrees
+		 * they are in. A v1 one under another name is not this child's
+		 * any more: the engine reused it for a later tree (its v2 one
+		 * then is gone, and this child was skipped above) */
+		const char *name = strrchr(dir, '/') + 1;
+		char want[64];
+		snprintf(want, sizeof(want), "%s", name);
+		for (unsigned i = 0; i < c->ncg; i++) {
+			if (!cg_dir(c->cg[i], dir, sizeof(dir)))
+				continue;
+			char *slash = strrchr(dir, '/');
+			if (strcmp(slash + 1, want))
+				continue;
+			(void)rmdir(dir);
+			*slash = 0;
+			remove_subtree(dir);
+		}
 	}
 	pthread_mutex_unlock(&s->mu);
 }

@@ -358,7 +358,9 @@ static bool idle(struct sup *s)
 /* Wakes the loop when an entry of the state directory's parent goes
  * (IN_DELETE_SELF does not come while the directory is open), so that a
  * removed state directory is seen at once rather than at the next
- * timeout, which remains the check where this cannot be set up. */
+ * timeout, which remains the check where this cannot be set up. Any
+ * entry wakes it (inotify watches a directory whole): an fstat each, in
+ * a parent such as /var/lib where little is removed. */
 static void watch_removal(struct sup *s)
 {
 	char link[64], path[PATH_MAX];

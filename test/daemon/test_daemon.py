@@ -1987,6 +1987,35 @@ def running_jobs_outlive_a_stopped_daemon():
 
 
 @case
+def jobs_that_end_while_the_daemon_stops_keep_their_status():
+    """Jobs whose processes end while the daemon stops (between its letting
+    them go and its exit) are recorded by the next daemon with their real
+    status: not lost, not started again."""
+    d = Daemon("--cpus", "64")
+    work = tempfile.mkdtemp(prefix="dd-stopend-")
+    gate = os.path.join(work, "gate")
+    try:
+        with d:
+            with d.client() as c:
+                ids = [c.ok("submit", argv=["sh", "-c", "while [ ! -e %s ]; do sleep 0.002; done; "
+                                            "exit %d" % (gate, k % 3)])["id"] for k in range(40)]
+                until(lambda: all(c.ok("get", id=j)["job"]["state"] == "running" for j in ids),
+                      what="the jobs' starts")
+            # they end over the few milliseconds of the stop
+            open(gate, "w").close()
+            assert d.stop() == 0
+            d.start()
+            with d.client() as c:
+                for k, j in enumerate(ids):
+                    job = c.wait(j)
+                    assert job["attempt"] == 1, job
+                    want = "succeeded" if k % 3 == 0 else "failed"
+                    assert job["state"] == want and job["exit_code"] == k % 3, (k, job)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@case
 def a_killed_supervisor_fails_and_retries_its_jobs():
     _outlive("supervisor")
 
@@ -2036,16 +2065,27 @@ def a_removed_state_dir_leaves_no_job_or_cgroup_behind():
                 assert c.ok("ping")["cgroups"] is True
                 j = c.ok("submit", argv=["sh", "-c", "sleep 300 & echo $! > %s.t; setsid sleep 300 & "
                                          "echo $! >> %s.t; mv %s.t %s; wait" % (pids, pids, pids, pids)])["id"]
-                until(lambda: os.path.exists(pids), what="the job's tree")
+                # one whose main process ends while no daemon runs, leaving
+                # a setsid grandchild in its cgroup
+                gate, left = os.path.join(work, "gate"), os.path.join(work, "left")
+                k = c.ok("submit", argv=["sh", "-c", "setsid sleep 300 & echo $! > %s.t; mv %s.t %s; "
+                                         "while [ ! -e %s ]; do sleep 0.01; done" % (left, left, left, gate)])["id"]
+                until(lambda: os.path.exists(pids) and os.path.exists(left), what="the jobs' trees")
                 main = c.ok("get", id=j)["job"]["pid"]
+                main_k = c.ok("get", id=k)["job"]["pid"]
             with open(pids) as f:
                 tree = [main] + [int(x) for x in f.read().split()]
-            dirs = _cgroup_dirs(main)
-            assert len(dirs) >= 1 and all(os.path.isdir(x) for x in dirs), dirs
+            with open(left) as f:
+                orphan = int(f.read())
+            dirs = _cgroup_dirs(main) + _cgroup_dirs(main_k)
+            assert len(dirs) >= 2 and all(os.path.isdir(x) for x in dirs), dirs
             sups = supervisors(d.state)
             assert len(sups) == 1, sups
             assert d.stop() == 0
-            assert all(not _gone(p) for p in tree), "the stop left them running"
+            assert all(not _gone(p) for p in tree + [orphan]), "the stop left them running"
+            open(gate, "w").close()
+            until(lambda: _gone(main_k), what="the second job's main process to end")
+            tree.append(orphan)
             shutil.rmtree(d.state)
             until(lambda: all(_gone(p) for p in tree), timeout=30, what="the tree killed")
             until(lambda: _gone(sups[0]), timeout=30, what="the supervisor's exit")

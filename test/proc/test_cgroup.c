@@ -364,3 +364,54 @@ Test(cgroup, closing_removes_the_spares_and_the_subtree, .init = setup, .timeout
 	cg = NULL;
 	cr_assert_neq(access(sub, F_OK), 0, "%s is left", sub);
 }
+
+Test(cgroup, a_v1_cgroup_a_process_stays_in_is_not_reused, .init = setup, .fini = teardown, .timeout = 60)
+{
+	if (geteuid() != 0)
+		cr_skip_test("cgroups need root (or a delegated cgroup)");
+	struct dd_proc_cg_job a, b;
+	cr_assert_eq(dd_proc_cg_job_create(cg, "16.1", 0, NULL, &a), 0);
+	if (a.v1[0] < 0 && a.v1[1] < 0 && a.v1[2] < 0)
+		cr_skip_test("no v1 hierarchy in use: nothing is reused: %s", dd_proc_cg_describe(cg));
+	/* a root process leaves its v2 cgroup for the subtree's parent and
+	 * stays in its v1 ones */
+	char link[64], dir[512], script[1200];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", a.dir);
+	ssize_t k = readlink(link, dir, sizeof(dir) - 1);
+	cr_assert_gt(k, 0);
+	dir[k] = 0;
+	*strrchr(dir, '/') = 0;
+	*strrchr(dir, '/') = 0;
+	snprintf(script, sizeof(script), "sh -c 'echo $$ > %s/cgroup.procs; exec sleep 300' & echo $!",
+		 dir);
+	int pidfd = start(&a, script, NULL);
+	cr_assert_eq(reap(pidfd), 0);
+	wait_empty(&a, 10000);
+	pid_t left[4];
+	int n = 0;
+	for (int i = 0; i < 10000 && n < 1; i++) {
+		for (int h = 0; h < 3 && n < 1; h++) {
+			int fd = a.v1[h] >= 0 ? openat(a.v1[h], "cgroup.procs", O_RDONLY) : -1;
+			char buf[64] = "";
+			if (fd >= 0) {
+				ssize_t r = read(fd, buf, sizeof(buf) - 1);
+				close(fd);
+				if (r > 0)
+					left[n++] = (pid_t)atol(buf);
+			}
+		}
+		if (!n)
+			usleep(1000);
+	}
+	cr_assert_eq(n, 1, "the process is in no v1 cgroup of the tree");
+	/* its v1 cgroups are not kept, nor removed while it is there */
+	cr_assert_eq(dd_proc_cg_job_recycle(cg, &a), -EBUSY);
+	ino_t was = inode(a.v1[0] >= 0 ? a.v1[0] : a.v1[1] >= 0 ? a.v1[1] : a.v1[2]);
+	cr_assert_eq(dd_proc_cg_job_create(cg, "17.1", 0, NULL, &b), 0);
+	int h = b.v1[0] >= 0 ? 0 : b.v1[1] >= 0 ? 1 : 2;
+	cr_assert_neq(inode(b.v1[h]), was, "a v1 cgroup holding a process was reused");
+	cr_assert_eq(dd_proc_cg_job_destroy(cg, &b), 0);
+	kill(left[0], SIGKILL);
+	for (int i = 0; i < 10000 && dd_proc_cg_job_destroy(cg, &a) == -EBUSY; i++)
+		usleep(1000);
+}
