@@ -24,7 +24,9 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: dispatchctl [-s SOCKET] [--json] COMMAND [ARGS]\n"
-		"  submit [OPTIONS] -- CMD [ARGS..]   submit a process job, print its id\n"
+		"  submit [OPTIONS] -- CMD [ARGS..]   submit a process job, print its id (alone:\n"
+		"                                     --parsable says so); --wait: then wait for\n"
+		"                                     it and exit with its exit code\n"
 		"  run [OPTIONS] -- CMD [ARGS..]      submit, wait, stream its output, exit with its code;\n"
 		"                                     its stdin is run's; Ctrl-C: SIGINT to the job,\n"
 		"                                     twice (or SIGTERM/SIGHUP): cancel it\n"
@@ -39,6 +41,8 @@ static void usage(FILE *f)
 		"                   number is MiB); over it the job fails \"out of memory\"\n"
 		"  get ID                             one job\n"
 		"  wait [--timeout S] ID..            until they end; exit 0 if all succeeded\n"
+		"  status ID..                        one word each: pending, running, success,\n"
+		"                                     failed (a workflow engine's status command)\n"
 		"  cancel ID..                        cancel jobs\n"
 		"  list [--state S] [--queue Q] [--limit N] [--after ID]   --limit 0: every job\n"
 		"  output [--stderr] [--attempt N] ID what a process job wrote (N: 1 the first\n"
@@ -106,8 +110,14 @@ static int parse_count(const char *s, json_int_t *v)
 
 /* ---- submit / run ---- */
 
-/* The job of submit or run, with the caller's context (ctl_context.c). */
-static int build_job(int argc, char **argv, json_t **out)
+/* What submit alone takes: --wait, --parsable. */
+struct submit_flags {
+	bool wait, parsable;
+};
+
+/* The job of submit (@f set) or run (@f NULL), with the caller's context
+ * (ctl_context.c). */
+static int build_job(int argc, char **argv, json_t **out, struct submit_flags *f)
 {
 	static const struct option o[] = {
 		{"queue", required_argument, NULL, 'q'},  {"priority", required_argument, NULL, 'p'},
@@ -117,6 +127,7 @@ static int build_job(int argc, char **argv, json_t **out)
 		{"env", required_argument, NULL, 'e'},    {"export", required_argument, NULL, 'x'},
 		{"stdin", required_argument, NULL, 'i'},  {"umask", required_argument, NULL, 'u'},
 		{"mem", required_argument, NULL, 'm'},	  {"cpus", required_argument, NULL, 'c'},
+		{"wait", no_argument, NULL, 'W'},	  {"parsable", no_argument, NULL, 'P'},
 		{NULL, 0, NULL, 0},
 	};
 	json_t *job = json_object(), *env = NULL, *after = NULL;
@@ -222,6 +233,18 @@ static int build_job(int argc, char **argv, json_t **out)
 			}
 			break;
 		}
+		case 'W':
+		case 'P':
+			if (!f) {
+				usage_err("run waits and prints no id: --wait and --parsable are "
+					  "submit's%s", "");
+				goto fail;
+			}
+			if (c == 'W')
+				f->wait = true;
+			else
+				f->parsable = true;
+			break;
 		default:
 			goto fail;
 		}
@@ -271,28 +294,47 @@ fail:
 	return rc;
 }
 
+/* Prints the new job's id alone (--parsable says so, as sbatch's does;
+ * it is what submit prints anyway); with --wait, then waits for it and
+ * exits as it did. */
 static int cmd_submit(struct ctl *c, int argc, char **argv)
 {
 	json_t *req;
-	int rc = build_job(argc, argv, &req);
+	struct submit_flags f = {0};
+	int rc = build_job(argc, argv, &req, &f);
 	if (rc)
 		return rc;
 	json_t *resp = dd_ctl_call(c, req), *r = dd_ctl_result(resp);
+	json_int_t id = r ? json_integer_value(json_object_get(r, "id")) : 0;
 	if (r) {
-		if (json_out)
+		if (json_out && !f.wait)
 			print_json(r);
-		else
-			printf("%lld\n", (long long)json_integer_value(json_object_get(r, "id")));
+		else if (!json_out)
+			printf("%lld\n", (long long)id);
+		fflush(stdout);
 	}
 	json_decref(resp);
-	return r ? 0 : 1;
+	if (!r)
+		return 1;
+	return f.wait ? dd_ctl_wait_exit(c, id, json_out) : 0;
 }
 
 static int cmd_run(struct ctl *c, int argc, char **argv)
 {
 	json_t *req;
-	int rc = build_job(argc, argv, &req);
+	int rc = build_job(argc, argv, &req, NULL);
 	return rc ? rc : dd_ctl_run(c, req, json_out);
+}
+
+static int cmd_status(struct ctl *c, int argc, char **argv)
+{
+	json_int_t ids[1024];
+	if (argc < 2 || argc - 1 > 1024)
+		return usage_err("status: give 1 to 1024 job ids%s", "");
+	for (int i = 1; i < argc; i++)
+		if (parse_id(argv[i], &ids[i - 1]) < 0)
+			return usage_err("'%s' is not a job id", argv[i]);
+	return dd_ctl_status(c, ids, (size_t)argc - 1, json_out);
 }
 
 /* ---- the rest ---- */
@@ -536,8 +578,8 @@ int main(int argc, char **argv)
 	char **av = argv + optind;
 	int ac = argc - optind;
 	const char *cmd = av[0];
-	static const char *const known[] = {"submit", "run", "get", "wait", "cancel", "list",
-					    "output", "stats", "ping", "drain", "top"};
+	static const char *const known[] = {"submit", "run",	 "get",	 "wait", "status", "cancel",
+					    "list",   "output", "stats", "ping", "drain",  "top"};
 	bool ok = false;
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		ok |= !strcmp(cmd, known[i]);
@@ -559,6 +601,8 @@ int main(int argc, char **argv)
 			     : simple(&c, json_pack("{s:s, s:I}", "op", "get", "id", id), show_job);
 	else if (!strcmp(cmd, "wait"))
 		rc = cmd_wait(&c, ac, av);
+	else if (!strcmp(cmd, "status"))
+		rc = cmd_status(&c, ac, av);
 	else if (!strcmp(cmd, "cancel"))
 		rc = cmd_cancel(&c, ac, av);
 	else if (!strcmp(cmd, "list"))

@@ -47,6 +47,17 @@ int dd_ctl_connect(struct ctl *c, const char *where, bool is_default, const char
 /* @where names a TCP address: it has a ':' and no '/'. */
 bool dd_ctl_is_tcp(const char *where);
 
+/* ctl_status.c: prints one word for each of @ids, in order (pending,
+ * running, success, failed; unknown for a job the daemon does not know,
+ * said on stderr too). Returns 0, or 1 when a job was unknown. */
+int dd_ctl_status(struct ctl *c, const json_int_t *ids, size_t n, bool json_out);
+/* A job's end as a command's exit code: its own, 128 + the signal that
+ * ended it, else 0 if it succeeded and 1 if not. */
+int dd_ctl_job_exit(json_t *job);
+/* Waits for job @id and returns dd_ctl_job_exit() of it (1 on error,
+ * printed); says on stderr why a job that did not succeed ended. */
+int dd_ctl_wait_exit(struct ctl *c, json_int_t id, bool json_out);
+
 /* ctl_context.c: what submit and run send by default */
 /* @path made absolute against the current directory, into @buf. Returns
  * 0, or -errno (getcwd's, or -ENAMETOOLONG). */

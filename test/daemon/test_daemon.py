@@ -2015,6 +2015,84 @@ def jobs_that_end_while_the_daemon_stops_keep_their_status():
         shutil.rmtree(work, ignore_errors=True)
 
 
+# A workflow as a generic cluster interface runs one (Snakemake's
+# --cluster/--cluster-status, and the like): each step submitted with a
+# submit command that prints the id alone, its end seen through a status
+# command polled until it says success or failed, the next step submitted
+# once its inputs are there.
+_WORKFLOW = r"""
+set -e
+cd "$1"
+submit() { dispatchctl submit --parsable -- "$@"; }
+await() {
+    while :; do
+        s=$(dispatchctl status "$1")
+        case "$s" in
+        success) return 0 ;;
+        failed) echo "step $1 failed" >&2; return 1 ;;
+        pending|running) sleep 0.05 ;;
+        *) echo "status: '$s'" >&2; return 2 ;;
+        esac
+    done
+}
+a=$(submit sh -c 'seq 1 100 > numbers')
+await "$a"
+b=$(submit sh -c 'awk "{ s += \$1 } END { print s }" numbers > sum')
+c=$(submit sh -c 'wc -l < numbers > count')
+await "$b"; await "$c"
+d=$(submit sh -c 'echo "$(cat sum) / $(cat count)" > mean')
+await "$d"
+e=$(submit sh -c 'exit 4')
+if await "$e"; then exit 9; fi
+cat mean
+"""
+
+
+@case
+def status_words_and_submit_wait():
+    """dispatchctl status prints one word per job (pending, running,
+    success, failed), for a workflow engine's status command; a workflow
+    driven through submit --parsable and status runs to its end; submit
+    --wait exits with its job's code."""
+    with Daemon() as d:
+        work = tempfile.mkdtemp(prefix="dd-status-")
+        try:
+            gate = os.path.join(work, "gate")
+            run_id = int(d.ctl("submit", "--parsable", "--", "sh", "-c",
+                               "while [ ! -e %s ]; do sleep 0.01; done" % gate, check=0).stdout)
+            pend_id = int(d.ctl("submit", "--after", str(run_id), "--", "true", check=0).stdout)
+            ok_id = int(d.ctl("submit", "--", "true", check=0).stdout)
+            bad_id = int(d.ctl("submit", "--", "sh", "-c", "exit 3", check=0).stdout)
+            with d.client() as c:
+                c.wait(ok_id)
+                c.wait(bad_id)
+                until(lambda: c.ok("get", id=run_id)["job"]["state"] == "running",
+                      what="the gated job's start")
+            r = d.ctl("status", str(run_id), str(pend_id), str(ok_id), str(bad_id), check=0)
+            assert r.stdout.split() == [b"running", b"pending", b"success", b"failed"], r.stdout
+            r = d.ctl("--json", "status", str(ok_id), check=0)
+            assert json.loads(r.stdout) == {"statuses": [{"id": ok_id, "status": "success"}]}, r.stdout
+            r = d.ctl("status", "999999", check=1)
+            assert r.stdout == b"unknown\n" and b"no such job" in r.stderr, (r.stdout, r.stderr)
+            open(gate, "w").close()
+            # submit --wait: the id, then the job's own exit code
+            r = d.ctl("submit", "--wait", "--", "sh", "-c", "exit 7", check=7)
+            assert r.stdout.strip().isdigit(), r.stdout
+            d.ctl("submit", "--wait", "--", "true", check=0)
+            d.ctl("submit", "--wait", "--", "sh", "-c", "kill -TERM $$", check=128 + 15)
+            d.ctl("run", "--wait", "--", "true", check=2)
+            # the workflow, as a shell script a workflow engine's generic
+            # cluster interface would run
+            env = dict(os.environ, DISPATCHD_SOCKET=d.sock,
+                       PATH=os.path.dirname(os.path.abspath(DISPATCHCTL)) + ":" + os.environ["PATH"])
+            r = subprocess.run(["bash", "-c", _WORKFLOW, "workflow", work], capture_output=True,
+                               env=env, timeout=120)
+            assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+            assert r.stdout == b"5050 / 100\n", r.stdout
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 @case
 def a_killed_supervisor_fails_and_retries_its_jobs():
     _outlive("supervisor")
