@@ -84,7 +84,8 @@ def children(pid):
     return kids
 
 
-def _zombie(pid):
+def gone(pid):
+    """No such process, or a zombie an init has not reaped yet."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
@@ -228,7 +229,7 @@ class Daemon:
         # one that does not is killed here
         deadline = time.monotonic() + 10
         while sups and time.monotonic() < deadline:
-            sups = [p for p in sups if os.path.exists("/proc/%d" % p) and not _zombie(p)]
+            sups = [p for p in sups if not gone(p)]
             if sups:
                 time.sleep(0.01)
         for sup in sups:

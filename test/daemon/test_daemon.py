@@ -14,7 +14,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (DISPATCHCTL, Client, Daemon, Skip, run_cases, supervisors,  # noqa: E402
+from harness import (DISPATCHCTL, Client, Daemon, Skip, gone, run_cases, supervisors,  # noqa: E402
                      until)
 
 CASES = {}
@@ -1873,15 +1873,6 @@ def make_with_dispatchctl_shell():
 
 
 
-def _gone(pid):
-    """No such process, or a zombie an init has not reaped yet."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
 def _most_at_once(path):
     """The most jobs that ran at once, from the "<time> 1" and "<time> -1"
     lines they wrote to @path."""
@@ -2160,13 +2151,13 @@ def a_removed_state_dir_leaves_no_job_or_cgroup_behind():
             sups = supervisors(d.state)
             assert len(sups) == 1, sups
             assert d.stop() == 0
-            assert all(not _gone(p) for p in tree + [orphan]), "the stop left them running"
+            assert all(not gone(p) for p in tree + [orphan]), "the stop left them running"
             open(gate, "w").close()
-            until(lambda: _gone(main_k), what="the second job's main process to end")
+            until(lambda: gone(main_k), what="the second job's main process to end")
             tree.append(orphan)
             shutil.rmtree(d.state)
-            until(lambda: all(_gone(p) for p in tree), timeout=30, what="the tree killed")
-            until(lambda: _gone(sups[0]), timeout=30, what="the supervisor's exit")
+            until(lambda: all(gone(p) for p in tree), timeout=30, what="the tree killed")
+            until(lambda: gone(sups[0]), timeout=30, what="the supervisor's exit")
             left = [x for x in dirs + [os.path.dirname(x) for x in dirs] if os.path.exists(x)]
             assert not left, "left behind: %s" % left
     finally:
@@ -2222,7 +2213,7 @@ def process_trees():
             assert job["state"] == "succeeded", job
             with open(pids) as f:
                 left = [int(x) for x in f.read().split()]
-            assert len(left) == 2 and all(_gone(p) for p in left), left
+            assert len(left) == 2 and all(gone(p) for p in left), left
             assert job["cpu_time"] >= 0 and job["mem_peak"] > 0, job
             # through dispatchctl run, as a person would
             r = d.ctl("run", "--mem", "32M", "--", "python3", "-c", "x = bytearray(256 << 20)",
