@@ -42,10 +42,12 @@ int dd_ctl_status(struct ctl *c, const json_int_t *ids, size_t n, bool json_out)
 		json_decref(resp);
 	}
 	if (all) {
-		char *s = json_dumps(json_pack("{s:o}", "statuses", all), JSON_INDENT(2));
+		json_t *o = json_pack("{s:o}", "statuses", all);
+		char *s = json_dumps(o, JSON_INDENT(2));
 		if (s)
 			puts(s);
 		free(s);
+		json_decref(o);
 	}
 	fflush(stdout);
 	return rc;
