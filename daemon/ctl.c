@@ -50,6 +50,8 @@ static void usage(FILE *f)
 		"  top [--count N]                    a live view, every second (q to quit);\n"
 		"                                     --json: one stats object a line\n"
 		"  stats | ping | drain\n"
+		"  -c CMD [ARGS..]                    as a shell: run -- /bin/sh -c CMD (make's\n"
+		"                                     SHELL=dispatchctl runs each recipe line so)\n"
 		"  -s, --socket PATH|HOST:PORT  dispatchd's Unix socket (default: $DISPATCHD_SOCKET,\n"
 		"                      else the daemon's default for this user), or its TCP\n"
 		"                      address (HOST:PORT, [ADDR]:PORT)\n"
@@ -560,6 +562,21 @@ int main(int argc, char **argv)
 		{"token-file", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0}};
 	char sock[1024] = "";
 	const char *token_file = getenv("DISPATCHD_TOKEN_FILE");
+	/* as a shell: "dispatchctl -c CMD [ARGS..]", what make runs each
+	 * recipe line with under SHELL=dispatchctl, is run -- /bin/sh -c */
+	char *shell_av[260];
+	if (argc >= 3 && argc < 256 && !strcmp(argv[1], "-c")) {
+		int n = 0;
+		shell_av[n++] = argv[0];
+		shell_av[n++] = "run";
+		shell_av[n++] = "--";
+		shell_av[n++] = "/bin/sh";
+		for (int i = 1; i < argc; i++)
+			shell_av[n++] = argv[i];
+		shell_av[n] = NULL;
+		argc = n;
+		argv = shell_av;
+	}
 	int ch;
 	while ((ch = getopt_long(argc, argv, "+s:T:jhV", o, NULL)) != -1) {
 		switch (ch) {

@@ -2084,6 +2084,53 @@ def status_words_and_submit_wait():
             shutil.rmtree(work, ignore_errors=True)
 
 
+_MAKEFILE = """\
+PARTS := p1 p2 p3 p4 p5 p6 p7 p8
+all: sum
+sum: $(PARTS)
+	cat $^ | wc -l > $@
+p%:
+	sleep 0.3
+	echo $@ > $@
+bad:
+	exit 3
+"""
+
+
+@case
+def make_runs_its_recipes_through_dispatchd():
+    """make -j8 with SHELL=dispatchctl: each recipe line is a job of the
+    daemon, in make's directory, several at once as make schedules them;
+    a failing line fails make with the job's exit code."""
+    with Daemon("--cpus", "8") as d:
+        work = tempfile.mkdtemp(prefix="dd-make-")
+        try:
+            with open(os.path.join(work, "Makefile"), "w") as f:
+                f.write(_MAKEFILE)
+            env = dict(os.environ, DISPATCHD_SOCKET=d.sock)
+            shell = "SHELL=" + os.path.abspath(DISPATCHCTL)
+            r = subprocess.run(["make", "-j8", "-C", work, shell], capture_output=True, env=env,
+                               timeout=120)
+            assert r.returncode == 0, (r.stdout, r.stderr)
+            with open(os.path.join(work, "sum")) as f:
+                assert f.read().strip() == "8"
+            with d.client() as c:
+                jobs = c.ok("list", limit=1000)["jobs"]
+            # 8 parts of 2 lines, and the sum's
+            assert len(jobs) == 17 and all(j["state"] == "succeeded" for j in jobs), jobs
+            ev = sorted([(j["started_at"], 1) for j in jobs] + [(j["ended_at"], -1) for j in jobs])
+            run = most = 0
+            for _, k in ev:
+                run += k
+                most = max(most, run)
+            assert most >= 2, "make -j8 ran its jobs one at a time"
+            r = subprocess.run(["make", "-C", work, shell, "bad"], capture_output=True, env=env,
+                               timeout=60)
+            assert r.returncode == 2 and b"Error 3" in r.stderr, (r.returncode, r.stderr)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 @case
 def a_killed_supervisor_fails_and_retries_its_jobs():
     _outlive("supervisor")
