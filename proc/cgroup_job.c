@@ -241,16 +241,16 @@ int dd_proc_cg_job_populated(const struct dd_proc_cg_job *j)
 	return dd_proc_cg_keyed(buf, "populated", &v) ? v != 0 : -EPROTO;
 }
 
-int dd_proc_cg_job_signal(const struct dd_proc_cg *cg, const struct dd_proc_cg_job *j, int sig)
+int dd_proc_cg_signal_at(int dir, bool kill_file, int sig)
 {
-	if (sig == SIGKILL && cg->kill_file)
-		return dd_proc_cg_write_at(j->dir, "cgroup.kill", "1");
+	if (sig == SIGKILL && kill_file)
+		return dd_proc_cg_write_at(dir, "cgroup.kill", "1");
 	/* pid by pid: a process forked while we read is caught by the next
 	 * round; SIGKILL rounds go on until one finds nobody new */
 	pid_t pids[1024];
 	int total = 0;
 	for (int round = 0; round < 64; round++) {
-		int n = dd_proc_cg_list_procs(j->dir, pids, 1024);
+		int n = dd_proc_cg_list_procs(dir, pids, 1024);
 		if (n < 0)
 			return n;
 		int sent = 0;
@@ -261,6 +261,11 @@ int dd_proc_cg_job_signal(const struct dd_proc_cg *cg, const struct dd_proc_cg_j
 			break;
 	}
 	return total;
+}
+
+int dd_proc_cg_job_signal(const struct dd_proc_cg *cg, const struct dd_proc_cg_job *j, int sig)
+{
+	return dd_proc_cg_signal_at(j->dir, cg->kill_file, sig);
 }
 
 /* A file's text: through @fd where it is open, else @name at @dir. */

@@ -240,6 +240,10 @@ int dd_proc_cg_job_populated(const struct dd_proc_cg_job *j);
  * kernel has it). Returns how many were signalled one by one, 0 for
  * cgroup.kill, or -errno. */
 int dd_proc_cg_job_signal(const struct dd_proc_cg *cg, const struct dd_proc_cg_job *j, int sig);
+/* The same for the v2 cgroup whose directory is open at @dir, where
+ * @kill_file says whether it has cgroup.kill (the supervisor's, for a
+ * cgroup it knows by path alone). */
+int dd_proc_cg_signal_at(int dir, bool kill_file, int sig);
 /* What @j's processes used so far. Returns 0. */
 int dd_proc_cg_job_usage(const struct dd_proc_cg *cg, const struct dd_proc_cg_job *j,
 			 struct dd_proc_usage *u);

@@ -36,18 +36,6 @@ static bool cg_dir(int fd, char *dir, size_t n)
 	return true;
 }
 
-static bool write_file(const char *dir, const char *name, const char *text)
-{
-	char path[PATH_MAX + 32];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	bool ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
-	close(fd);
-	return ok;
-}
-
 /* Waits until the v2 cgroup @dir holds no process, up to @until. */
 static bool wait_empty(const char *dir, uint64_t until)
 {
@@ -74,27 +62,15 @@ static bool wait_empty(const char *dir, uint64_t until)
 	return empty;
 }
 
-/* SIGKILL to every process in the v2 cgroup @dir: cgroup.kill, or, on a
- * kernel without it (before 5.14), pid by pid until a round finds none
- * new (a process forked meanwhile is caught by the next). */
+/* SIGKILL to every process in the v2 cgroup @dir (proc/'s kill: its
+ * cgroup.kill, or pid by pid before Linux 5.14). */
 static void kill_cgroup(const char *dir)
 {
-	if (write_file(dir, "cgroup.kill", "1"))
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
 		return;
-	char path[PATH_MAX + 32];
-	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-	for (int round = 0; round < 64; round++) {
-		FILE *f = fopen(path, "re");
-		if (!f)
-			return;
-		long pid;
-		int n = 0;
-		while (fscanf(f, "%ld", &pid) == 1)
-			n += kill((pid_t)pid, SIGKILL) == 0;
-		fclose(f);
-		if (!n)
-			return;
-	}
+	(void)dd_proc_cg_signal_at(fd, faccessat(fd, "cgroup.kill", F_OK, 0) == 0, SIGKILL);
+	close(fd);
 }
 
 /* Removes the spares (empty) in the subtree @dir, then @dir, which goes
