@@ -32,6 +32,9 @@ static void usage(FILE *f)
 		"                                     twice (or SIGTERM/SIGHUP): cancel it\n"
 		"      --queue Q --priority urgent|high|normal|low --after ID,.. --delay S\n"
 		"      --timeout S --retries N --key K\n"
+		"      --array 1-100[:STEP][%%MAX] | 1,3,5-9   submit: a job array (Slurm's syntax),\n"
+		"                   an element per index, each seeing DD_ARRAY_INDEX (and\n"
+		"                   SLURM_ARRAY_TASK_ID); %%MAX: at most that many at once\n"
 		"      the job runs in the caller's directory, environment and umask unless:\n"
 		"      --cwd DIR  --export=ALL|NONE|NAME[=V],..  --env K=V (repeatable)\n"
 		"      --umask MODE  --stdin FILE (submit's default: /dev/null)\n"
@@ -45,6 +48,7 @@ static void usage(FILE *f)
 		"                                     failed (a workflow engine's status command)\n"
 		"  cancel ID..                        cancel jobs\n"
 		"  list [--state S] [--queue Q] [--limit N] [--after ID]   --limit 0: every job\n"
+		"  list --array ID [--state S]        an array's elements, in index order\n"
 		"  output [--stderr] [--attempt N] ID what a process job wrote (N: 1 the first\n"
 		"                                     attempt; default the last)\n"
 		"  top [--count N]                    a live view, every second (q to quit);\n"
@@ -130,6 +134,7 @@ static int build_job(int argc, char **argv, json_t **out, struct submit_flags *f
 		{"stdin", required_argument, NULL, 'i'},  {"umask", required_argument, NULL, 'u'},
 		{"mem", required_argument, NULL, 'm'},	  {"cpus", required_argument, NULL, 'c'},
 		{"wait", no_argument, NULL, 'W'},	  {"parsable", no_argument, NULL, 'P'},
+		{"array", required_argument, NULL, 'A'},
 		{NULL, 0, NULL, 0},
 	};
 	json_t *job = json_object(), *env = NULL, *after = NULL;
@@ -235,6 +240,15 @@ static int build_job(int argc, char **argv, json_t **out, struct submit_flags *f
 			}
 			break;
 		}
+		case 'A':
+			if (!f) {
+				usage_err("run streams one job: submit an array with submit --array%s",
+					  "");
+				goto fail;
+			}
+			/* the daemon reads it (dd_array_parse) and says what is wrong */
+			json_object_set_new(job, "array", json_string(optarg));
+			break;
 		case 'W':
 		case 'P':
 			if (!f) {
@@ -460,13 +474,18 @@ static int cmd_list(struct ctl *c, int argc, char **argv)
 	static const struct option o[] = {
 		{"state", required_argument, NULL, 's'}, {"queue", required_argument, NULL, 'q'},
 		{"limit", required_argument, NULL, 'n'}, {"after", required_argument, NULL, 'a'},
-		{NULL, 0, NULL, 0}};
+		{"array", required_argument, NULL, 'A'}, {NULL, 0, NULL, 0}};
 	json_t *req = json_pack("{s:s}", "op", "list");
 	int ch;
 	json_int_t v, limit = -1, after = 0;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "+s:q:n:a:", o, NULL)) != -1) {
-		if (ch == 's') {
+		if (ch == 'A' && parse_id(optarg, &v) == 0) {
+			json_object_set_new(req, "array", json_integer(v));
+		} else if (ch == 'A') {
+			json_decref(req);
+			return usage_err("list --array: '%s' is not a job id", optarg);
+		} else if (ch == 's') {
 			json_object_set_new(req, "state", json_string(optarg));
 		} else if (ch == 'q') {
 			json_object_set_new(req, "queue", json_string(optarg));

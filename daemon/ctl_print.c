@@ -71,10 +71,27 @@ void dd_ctl_print_job(json_t *j)
 	       (long long)json_integer_value(json_object_get(j, "max_attempts")),
 	       (long long)json_integer_value(json_object_get(j, "uid")),
 	       (long long)json_integer_value(json_object_get(j, "gid")));
-	if (json_is_true(json_object_get(j, "exec")))
+	json_t *arr = json_object_get(j, "array");
+	if (arr) {
+		printf("array:     %lld elements:", (long long)json_integer_value(json_object_get(arr, "count")));
+		const char *key;
+		json_t *n;
+		bool first = true;
+		json_object_foreach(json_object_get(arr, "states"), key, n) {
+			printf("%s %lld %s", first ? "" : ",", (long long)json_integer_value(n), key);
+			first = false;
+		}
+		printf("\n");
+	} else if (json_object_get(j, "array_id")) {
+		printf("array:     element %lld of array %lld\n",
+		       (long long)json_integer_value(json_object_get(j, "array_index")),
+		       (long long)json_integer_value(json_object_get(j, "array_id")));
+	}
+	/* an array's elements ran, not it: it has no process nor result */
+	if (!arr && json_is_true(json_object_get(j, "exec")))
 		printf("process:   exit %s%s%lld\n", ex, json_object_get(j, "pid") ? ", pid " : "",
 		       (long long)json_integer_value(json_object_get(j, "pid")));
-	else
+	else if (!arr)
 		printf("result:    %lld\n", (long long)json_integer_value(json_object_get(j, "result")));
 	if (str(j, "reason")[0])
 		printf("reason:    %s\n", str(j, "reason"));

@@ -43,6 +43,18 @@ json_t *dd_job_json(const struct dd_server *srv, const struct dd_job_info *in)
 						      (json_int_t)in->output_cut[0], "stderr",
 						      (json_int_t)in->output_cut[1]));
 	}
+	if (in->array_id && in->array_id == in->id) {
+		json_t *st = json_object();
+		for (int s = DD_WAITING; s < DD_STATE_COUNT; s++)
+			if (in->array_states[s])
+				json_object_set_new(st, dd_state_name((enum dd_state)s),
+						    json_integer((json_int_t)in->array_states[s]));
+		json_object_set_new(o, "array", json_pack("{s:I, s:o}", "count",
+							  (json_int_t)in->array_count, "states", st));
+	} else if (in->array_id) {
+		json_object_set_new(o, "array_id", json_integer((json_int_t)in->array_id));
+		json_object_set_new(o, "array_index", json_integer((json_int_t)in->array_index));
+	}
 	if (in->submitted_ns)
 		json_object_set_new(o, "submitted_at", when(srv, in->submitted_ns));
 	if (in->started_ns)

@@ -422,6 +422,31 @@ static int list_ids(struct dd_engine *e, int state, uint64_t after, uint64_t *id
 	return 0;
 }
 
+/* list with "array": its elements, in index order, from after "after". */
+static void list_array(struct conn *c, struct dd_req *r, uint64_t arr, int state, uint64_t after,
+		       uint64_t limit)
+{
+	struct dd_server *srv = c->srv;
+	struct dd_job_info in;
+	if (!dd_ops_lookup(c, r->tag, arr, &in, false))
+		return;
+	if (in.array_id != arr) {
+		dd_ops_error(c, r->tag, "EINVAL", "job %llu is not an array", (unsigned long long)arr);
+		return;
+	}
+	uint64_t last = arr + in.array_count, id = after > arr ? after + 1 : arr + 1;
+	json_t *jobs = json_array();
+	/* a state filter may skip many: bounded, the cursor says where */
+	for (uint64_t looked = 0; id <= last && json_array_size(jobs) < limit &&
+				  looked < 64 * (uint64_t)LIST_MAX; id++, looked++) {
+		if (dd_job_get(srv->eng, id, &in) < 0 || (state >= 0 && (int)in.state != state))
+			continue;
+		json_array_append_new(jobs, dd_job_json(srv, &in));
+	}
+	dd_ops_reply(c, r->tag, json_pack("{s:o, s:o}", "jobs", jobs, "next",
+					  id > last ? json_null() : json_integer((json_int_t)(id - 1))));
+}
+
 void dd_op_list(struct conn *c, struct dd_req *r)
 {
 	struct dd_server *srv = c->srv;
@@ -436,6 +461,11 @@ void dd_op_list(struct conn *c, struct dd_req *r)
 	if (json_object_get(r->root, "limit") &&
 	    (!dd_get_u64(r->root, "limit", &limit) || limit == 0 || limit > LIST_MAX)) {
 		dd_ops_error(c, r->tag, "EINVAL", "'limit' is 1 to %d", LIST_MAX);
+		return;
+	}
+	uint64_t arr;
+	if (dd_get_u64(r->root, "array", &arr)) {
+		list_array(c, r, arr, state, after, limit);
 		return;
 	}
 	const char *queue = json_string_value(json_object_get(r->root, "queue"));

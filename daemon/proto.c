@@ -30,7 +30,8 @@ static const struct field F_JOB[] = {
 	{"priority", 'p'}, {"after", 'a'}, {"delay", 'n'}, {"timeout", 'n'}, {"retries", 'i'},
 	{"backoff", 'n'}, {"key", 's'}, {"payload", 's'}, {"payload_b64", 's'},
 	{"durability", 's'}, {"output_max", 'i'}, {"rlimits", 'o'}, {"strict", 'b'},
-	{"umask", 'i'}, {"stdin", 's'}, {"stdin_fd", 'b'}, {"mem", 'i'}, {"cpus", 'i'}, {NULL, 0}};
+	{"umask", 'i'}, {"stdin", 's'}, {"stdin_fd", 'b'}, {"mem", 'i'}, {"cpus", 'i'},
+	{"array", 's'}, {NULL, 0}};
 static const struct field F_BATCH[] = {{"jobs", 'a'}, {"env", 'o'}, {NULL, 0}};
 static const struct field F_SIGNAL[] = {{"id", 'i'}, {"signal", 'g'}, {NULL, 0}};
 static const struct field F_ID[] = {{"id", 'i'}, {NULL, 0}};
@@ -38,7 +39,7 @@ static const struct field F_IDS[] = {{"id", 'i'}, {"ids", 'a'}, {NULL, 0}};
 static const struct field F_WAIT[] = {{"id", 'i'}, {"ids", 'a'}, {"timeout", 'n'}, {NULL, 0}};
 static const struct field F_WATCH[] = {{"ids", 'a'}, {"queue", 's'}, {NULL, 0}};
 static const struct field F_LIST[] = {
-	{"state", 's'}, {"queue", 's'}, {"after", 'i'}, {"limit", 'i'}, {NULL, 0}};
+	{"state", 's'}, {"queue", 's'}, {"after", 'i'}, {"limit", 'i'}, {"array", 'i'}, {NULL, 0}};
 static const struct field F_OUTPUT[] = {
 	{"id", 'i'}, {"stream", 's'}, {"offset", 'i'}, {"max", 'i'}, {"attempt", 'i'}, {NULL, 0}};
 static const struct field F_RESERVE[] = {
@@ -425,6 +426,25 @@ static int job_payload(json_t *o, struct dd_jobdec *jd, struct dd_perr *e)
 	return 0;
 }
 
+/* "array": Slurm's syntax (dd_array_parse). */
+static int job_array(json_t *v, struct dd_jobdec *jd, struct dd_perr *e)
+{
+	char why[200] = "";
+	uint64_t count;
+	if (strlen(json_string_value(v)) != json_string_length(v))
+		return fail(e, "EINVAL", "'array' is a text such as \"1-100%%4\"");
+	if (jd->exec.flags & DD_EXEC_STDIN_FD)
+		return fail(e, "EINVAL", "the elements of an array cannot share one 'stdin_fd'");
+	if (!(jd->ranges = malloc(DD_ARRAY_RANGES_MAX * sizeof(*jd->ranges))))
+		return fail(e, "ENOMEM", "out of memory");
+	if (dd_array_parse(json_string_value(v), jd->ranges, DD_ARRAY_RANGES_MAX, &jd->array.nranges,
+			   &jd->array.max_running, &count, why, sizeof(why)) < 0)
+		return fail(e, "EINVAL", "'array': %s", why);
+	jd->array.ranges = jd->ranges;
+	jd->spec.array = &jd->array;
+	return 0;
+}
+
 int dd_proto_job(json_t *o, bool top, const struct dd_envdec *shared, struct dd_jobdec *jd,
 		 struct dd_perr *e)
 {
@@ -513,6 +533,8 @@ int dd_proto_job(json_t *o, bool top, const struct dd_envdec *shared, struct dd_
 	}
 	if (json_is_true(json_object_get(o, "strict")))
 		s->flags |= DD_JOB_STRICT;
+	if ((v = json_object_get(o, "array")) && job_array(v, jd, e) < 0)
+		return -1;
 	return 0;
 }
 
@@ -523,6 +545,7 @@ void dd_jobdec_free(struct dd_jobdec *jd)
 	free(jd->envbuf);
 	free(jd->deps);
 	free(jd->payload);
+	free(jd->ranges);
 	memset(jd, 0, sizeof(*jd));
 }
 

@@ -48,6 +48,8 @@ struct dd_jobdec {
 	uint64_t *deps;
 	void *payload;
 	char queue[64];
+	struct dd_array_spec array;
+	struct dd_array_range *ranges; /* "array": malloc'd, or NULL */
 };
 
 /* submit_batch's top-level "env", shared by the process jobs of the batch:

@@ -16,6 +16,7 @@
 
 #include "engine.h"
 #include "command.h"
+#include "array.h"
 #include "durable/durable.h"
 #include "exec.h"
 #include "fate.h"
@@ -97,6 +98,35 @@ int dd_cmd_call(struct dd_engine *e, struct dd_cmd *c)
 	return c->rc;
 }
 
+static int count_stored(const struct dd_state_job *sj, void *arg)
+{
+	struct dd_job_info *info = arg;
+	if ((sj->spec.flags & DD_LOGREC_F_ELEMENT) && sj->spec.array_id == info->id &&
+	    sj->state >= DD_WAITING && sj->state <= DD_TIMED_OUT)
+		info->array_states[sj->state]++;
+	return 0;
+}
+
+/* An array that left memory: its elements by state, from the store (those
+ * it does not hold were never made: the array ended first). */
+static void array_from_store(struct dd_state_store *st, const struct dd_logrec *sp,
+			     struct dd_job_info *info)
+{
+	info->array_id = info->id;
+	for (uint32_t i = 0; i < sp->array_nranges; i++) {
+		uint32_t first, last, step;
+		dd_logrec_array_range(sp, i, &first, &last, &step);
+		info->array_count += (last - first) / step + 1;
+	}
+	if (dd_state_store_scan_range(st, info->id + 1, info->id + info->array_count, count_stored,
+				      info) < 0)
+		return;
+	uint64_t held = 0;
+	for (int s = DD_WAITING; s <= DD_TIMED_OUT; s++)
+		held += info->array_states[s];
+	info->array_states[DD_CANCELLED] += info->array_count - held;
+}
+
 /* A job that left memory, from its shard's store (caller's thread). */
 static int from_store(struct dd_engine *e, uint64_t id, struct dd_job_info *info)
 {
@@ -133,6 +163,12 @@ static int from_store(struct dd_engine *e, uint64_t id, struct dd_job_info *info
 		info->cpu_time_ns = job.cpu_ns;
 		info->mem_peak = job.mem_peak;
 		/* monotonic fields are meaningless across runs: 0 */
+		if (job.spec.flags & DD_LOGREC_F_ELEMENT) {
+			info->array_id = job.spec.array_id;
+			info->array_index = job.spec.array_index;
+		} else if (job.spec.flags & DD_LOGREC_F_ARRAY) {
+			array_from_store(st, &job.spec, info);
+		}
 	}
 	free(buf);
 	return 0;
@@ -253,11 +289,32 @@ static bool unlink_cmd(struct dd_cmd **list, struct dd_cmd *c)
 	return false;
 }
 
+/* A command naming an array's element that is not made yet. */
+static void unmade(struct dd_shard *s, struct dd_array *a, struct dd_cmd *c)
+{
+	switch (c->type) {
+	case CMD_GET:
+		dd_array_unmade_info(s, a, c->id, &c->info);
+		dd_cmd_complete(c, 0);
+		break;
+	case CMD_WAIT:
+		dd_array_wait(a, c); /* handed to the element when it is made */
+		break;
+	case CMD_WAIT_DURABLE:
+		dd_durable_wait_cmd(s, a->parent, c); /* it is in its array's record */
+		break;
+	default: /* cancel, signal, lease operations: the array answers */
+		dd_cmd_complete(c, -EBUSY);
+	}
+}
+
 static void handle(struct dd_shard *s, struct dd_cmd *c)
 {
 	if (c->type == CMD_UNWAIT) {
 		struct dd_jobrec *j = dd_tab_find(s, c->target->id);
+		struct dd_array *a = j ? NULL : dd_array_of(s, c->target->id);
 		if ((j && unlink_cmd(&j->waiters, c->target)) ||
+		    (a && unlink_cmd(&a->waiters, c->target)) ||
 		    unlink_cmd(&s->retry_cmds, c->target) || dd_durable_unwait(s, c->target))
 			dd_cmd_complete(c->target, -ETIMEDOUT);
 		dd_cmd_complete(c, 0);
@@ -268,6 +325,11 @@ static void handle(struct dd_shard *s, struct dd_cmd *c)
 		return;
 	}
 	struct dd_jobrec *j = dd_tab_find(s, c->id);
+	struct dd_array *a;
+	if (!j && (a = dd_array_of(s, c->id)) && dd_array_unmade(a, c->id)) {
+		unmade(s, a, c);
+		return;
+	}
 	if (!j) {
 		uint64_t seq = c->id & DD_ID_SEQ_MASK;
 		uint8_t fate = dd_seq_fate(s, c->id);
@@ -363,5 +425,12 @@ void dd_cmd_fail_all(struct dd_shard *s, int rc)
 			dd_cmd_complete(c, rc);
 		}
 		j->waiters = NULL;
+	}
+	for (size_t i = 0; i < s->narrs; i++) {
+		for (struct dd_cmd *c = s->arrs[i]->waiters, *nx; c; c = nx) {
+			nx = c->next;
+			dd_cmd_complete(c, rc);
+		}
+		s->arrs[i]->waiters = NULL;
 	}
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "array.h"
 #include "chain.h"
 #include "deps.h"
 #include "fate.h"
@@ -111,6 +112,12 @@ static void local_subscribe(struct dd_shard *s, uint64_t dep, uint64_t waiter)
 			outcome(s, waiter, false);
 		return;
 	}
+	struct dd_array *a = dd_array_of(s, dep);
+	if (a && dd_array_unmade(a, dep)) {
+		if (pending_add(s, dep, waiter) < 0) /* until it is made */
+			outcome(s, waiter, false);
+		return;
+	}
 	switch (dd_seq_fate(s, dep)) {
 	case SEQ_ENDED_OK:
 		outcome(s, waiter, true); /* ended and left memory */
@@ -150,6 +157,24 @@ void dd_deps_arrived(struct dd_shard *s, struct dd_jobrec *j)
 		s->npending--;
 		if (add_dependant(j, p->waiter) < 0)
 			outcome(s, p->waiter, false);
+		free(p);
+	}
+}
+
+void dd_deps_gone(struct dd_shard *s, uint64_t id, bool ok)
+{
+	if (s->npending == 0)
+		return;
+	struct dd_pending **pp = &s->pending[pend_slot(id, s->pendcap)];
+	while (*pp) {
+		struct dd_pending *p = *pp;
+		if (p->dep != id) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		s->npending--;
+		outcome(s, p->waiter, ok);
 		free(p);
 	}
 }

@@ -31,6 +31,9 @@ struct dd_pending { /* dependants of a job that has not arrived yet */
 void dd_deps_subscribe(struct dd_shard *s, uint64_t dep, uint64_t waiter);
 void dd_deps_release(struct dd_shard *s, struct dd_jobrec *j);
 void dd_deps_arrived(struct dd_shard *s, struct dd_jobrec *j);
+/* @id will never arrive (an array element that is not made): what waits
+ * on it is told @ok. */
+void dd_deps_gone(struct dd_shard *s, uint64_t id, bool ok);
 size_t dd_deps_drain(struct dd_shard *s);
 void dd_deps_flush(struct dd_shard *s);
 bool dd_deps_ready(struct dd_shard *s);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "array.h"
 #include "command.h"
 #include "deps.h"
 #include "durable/durable.h"
@@ -189,6 +190,7 @@ static void shard_fini(struct dd_shard *s)
 	}
 	dd_queue_mpsc_destroy(s->cmds);
 	dd_jobtab_destroy(s);
+	dd_array_destroy(s);
 	dd_deps_destroy(s);
 	for (unsigned w = 0; s->workers && w < s->nworkers; w++) {
 		dd_queue_spsc_destroy(s->workers[w].inbox);

@@ -44,6 +44,7 @@ struct dd_handler {
 };
 
 /* defined beside the files that own them */
+struct dd_array;
 struct dd_cmd;
 struct dd_durable;
 struct dd_exec_run;
@@ -120,6 +121,8 @@ struct dd_jobrec {
 #define DD_USE_CPU 1u
 #define DD_USE_MEM 2u
 	char *kind; /* DD_HANDLER_UNRESOLVED: the kind's name (arena copy) */
+	struct dd_array *arr; /* an array's own job or one of its elements
+			       * (array.c), else NULL */
 	unsigned char inline_payload[DD_INLINE_PAYLOAD];
 };
 
@@ -216,6 +219,10 @@ struct dd_shard {
 				 * below the reserve */
 	uint64_t proc_sweep_ns; /* next look at their output sizes */
 	struct dd_queue_node nohandler; /* recovered jobs whose kind is unknown yet */
+	struct dd_array **arrs;  /* arrays whose own job is in memory, by id (array.c) */
+	size_t narrs, caparrs;
+	struct dd_array **act;   /* ...of them, those with elements to make */
+	size_t nact, capact;
 	struct dd_queue_lanes **extq;   /* [handler]: queued jobs of external
 					 * queues, allocated when first used */
 	unsigned seen_handlers;

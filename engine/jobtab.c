@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "array.h"
 #include "fate.h"
 #include "idem.h"
 #include "jobtab.h"
@@ -70,6 +71,8 @@ void dd_jobrec_free(struct dd_shard *s, struct dd_jobrec *j)
 		dd_reason_free(s, (char *)j->reason);
 	if (j->stdin_fd >= 0)
 		dd_stdin_release(s->eng, j->stdin_fd);
+	if (j->arr)
+		dd_array_detach(s, j);
 	j->link.next = (struct dd_queue_node *)s->freelist;
 	s->freelist = j;
 	dd_st_add(s, ST_IN_MEMORY, -1);

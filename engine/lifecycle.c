@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "array.h"
 #include "command.h"
 #include "deps.h"
 #include "durable/durable.h"
@@ -69,6 +70,8 @@ void dd_shard_set_state(struct dd_shard *s, struct dd_jobrec *j, enum dd_state s
 		dd_st_add(s, gauge_of[prev], -1);
 	dd_st_add(s, gauge_of[st], 1);
 	j->state = (uint8_t)st;
+	if (st == DD_RUNNING && j->arr && j->arr->parent != j)
+		dd_array_started(s, j);
 	const struct dd_config *c = &s->eng->cfg;
 	if (c->on_event && (c->event_mask & (1u << st))) {
 		struct dd_event ev = {
@@ -114,6 +117,8 @@ void dd_job_info_fill(const struct dd_shard *s, const struct dd_jobrec *j,
 		info->cpu_time_ns = j->cpu_ns;
 		info->mem_peak = j->mem_peak;
 	}
+	if (j->arr)
+		dd_array_info(s, j, info);
 }
 
 void dd_job_info_exec(struct dd_job_info *info, bool exec, int result)
@@ -136,6 +141,10 @@ void dd_job_make_ready(struct dd_shard *s, struct dd_jobrec *j)
 		dd_queue_wheel_arm(&s->wheel, &j->timer, j->not_before_ns);
 		return;
 	}
+	if (dd_array_own(j)) {
+		dd_array_ready(s, j); /* its elements queue, not it */
+		return;
+	}
 	j->queued_ns = s->now;
 	dd_shard_set_state(s, j, DD_QUEUED);
 	if (dd_job_external(s, j))
@@ -156,6 +165,8 @@ void dd_job_arrive(struct dd_shard *s, struct dd_sub *m)
 			dd_jobrec_free(s, j);
 		if (m->key)
 			dd_idem_remove(s->eng->idem, m->key_hash, m->uid, m->key, m->id);
+		if (m->arr && m->arr->refs)
+			dd_array_unborn(s, m->arr); /* an element: it counts as failed */
 		dd_sub_release(s, m);
 		dd_seq_set(s, m->id, SEQ_ENDED_BAD);
 		dd_st_add(s, ST_SUBMITTED, 1);
@@ -186,6 +197,8 @@ void dd_job_arrive(struct dd_shard *s, struct dd_sub *m)
 	j->uid = m->uid;
 	j->gid = m->gid;
 	j->stdin_fd = m->stdin_fd;
+	if (m->arr)
+		dd_array_attach(s, j, m->arr);
 	if (m->exec) {
 		j->flags |= JF_EXEC;
 		j->result = -1; /* no exit status yet */
@@ -273,11 +286,15 @@ void dd_job_finish(struct dd_shard *s, struct dd_jobrec *j, enum dd_state st,
 	s->retained.prev->next = &j->link;
 	s->retained.prev = &j->link;
 	s->nretained++;
+	if (j->arr)
+		dd_array_ended(s, j, st, reason); /* last: it may end the array */
 }
 
 int dd_job_cancel(struct dd_shard *s, struct dd_jobrec *j, enum dd_state how,
 		  const char *reason)
 {
+	if (dd_array_own(j))
+		return dd_array_cancel(s, j, how, reason);
 	if (dd_state_terminal((enum dd_state)j->state))
 		return DD_ETERMINAL;
 	if (j->state == DD_RUNNING && (j->flags & JF_EXEC)) {

@@ -1,5 +1,6 @@
 /* A shard's reactor: the scheduler loop (DESIGN.md section 3). */
 #include "engine.h"
+#include "array.h"
 #include "command.h"
 #include "deps.h"
 #include "durable/durable.h"
@@ -298,6 +299,7 @@ void *dd_reactor_main(void *arg)
 		/* acquire: what destroy set before it (leave_running) */
 		if (!s->stopping && atomic_load_explicit(&e->stopping, memory_order_acquire))
 			begin_stop(s);
+		work += dd_array_fill(s);
 		if (!s->stopping)
 			work += s->nworkers ? dispatch(s) : dispatch_inline(s);
 		dd_deps_flush(s);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "array.h"
 #include "durable/durable.h"
 #include "idem.h"
 #include "pool.h"
@@ -61,6 +62,12 @@ static int validate(struct dd_engine *e, const struct dd_job_spec *sp, struct ki
 		return -EINVAL;
 	if (sp->exec && (sp->payload_len || !sp->exec->argv || !sp->exec->argv[0]))
 		return -EINVAL; /* a process job's payload is its spec */
+	uint64_t count;
+	int ar = sp->array ? dd_array_check(sp->array, &count) : 0;
+	if (ar < 0)
+		return ar;
+	if (sp->array && sp->exec && (sp->exec->flags & DD_EXEC_STDIN_FD))
+		return -EINVAL; /* elements cannot share one standard input */
 	if (sp->shard >= (int)e->nshards || sp->shard < -1)
 		return -EINVAL;
 	if (sp->node < -1 || sp->node >= e->topo->nnodes)
@@ -107,6 +114,8 @@ void dd_sub_release(struct dd_shard *s, struct dd_sub *m)
 		dd_numa_arena_free(s->arena, m->key, strlen(m->key) + 1);
 	if (m->stdin_fd >= 0)
 		dd_stdin_release(s->eng, m->stdin_fd);
+	if (m->arr && m->arr->refs == 0)
+		dd_array_drop(s, m->arr); /* an array's own job that never arrived */
 }
 
 void dd_stdin_release(struct dd_engine *e, int fd)
@@ -153,6 +162,7 @@ static int sub_prepare(struct dd_shard *s, const struct dd_job_spec *sp, int han
 	m->strict = (sp->flags & DD_JOB_STRICT) && m->level > DD_DURABILITY_NONE;
 	m->exec = sp->exec != NULL;
 	m->stdin_fd = -1;
+	m->arr = NULL;
 	if (sp->flags & DD_JOB_OWNER) {
 		m->uid = sp->uid;
 		m->gid = sp->gid;
@@ -197,6 +207,11 @@ static int sub_prepare(struct dd_shard *s, const struct dd_job_spec *sp, int han
 			goto nomem;
 		memcpy(m->key, sp->idem_key, len);
 	}
+	if (sp->array && !(m->arr = dd_array_new(s, sp->array))) {
+		if (m->key)
+			dd_numa_arena_free(s->arena, m->key, strlen(m->key) + 1);
+		goto nomem;
+	}
 	/* last: nothing after it can fail, so no path has to close it */
 	if (sp->exec && (sp->exec->flags & DD_EXEC_STDIN_FD) &&
 	    (m->stdin_fd = stdin_take(s->eng, sp->exec->stdin_fd)) < 0) {
@@ -204,6 +219,7 @@ static int sub_prepare(struct dd_shard *s, const struct dd_job_spec *sp, int han
 		m->stdin_fd = -1;
 		if (m->key)
 			dd_numa_arena_free(s->arena, m->key, strlen(m->key) + 1);
+		dd_array_drop(s, m->arr);
 		dd_numa_arena_free(s->arena, pay, plen);
 		dd_numa_arena_free(s->arena, deps, sp->ndeps * sizeof(uint64_t));
 		return err;
@@ -287,14 +303,18 @@ static size_t publish_run(struct dd_engine *e, struct dd_shard *s, unsigned prio
 		}
 		/* Numbered only once the cells are ours, so that every id handed
 		 * out reaches the reactor. */
-		uint64_t seq = atomic_fetch_add_explicit(&s->next_seq, got, memory_order_acq_rel);
+		/* an array (alone in its run) takes the ids of its elements too */
+		uint64_t extra = got == 1 && m[done].arr ? m[done].arr->count : 0;
+		uint64_t seq = atomic_fetch_add_explicit(&s->next_seq, got + extra,
+							 memory_order_acq_rel);
 		/* Durable state: wait until these ids are reserved on the device
 		 * (the reactor keeps a million ahead: this almost never waits).
 		 * The reactor itself cannot wait for itself. */
-		if (seq + got > atomic_load_explicit(&s->reserved_seq, memory_order_acquire) &&
+		if (seq + got + extra > atomic_load_explicit(&s->reserved_seq, memory_order_acquire) &&
 		    dd_tls_reactor != s) {
 			unsigned spins = 0;
-			while (seq + got > atomic_load_explicit(&s->reserved_seq, memory_order_acquire) &&
+			while (seq + got + extra >
+				       atomic_load_explicit(&s->reserved_seq, memory_order_acquire) &&
 			       !atomic_load_explicit(&e->stopping, memory_order_relaxed)) {
 				dd_queue_wake_notify(&s->wake);
 				backoff(&spins);
@@ -303,6 +323,8 @@ static size_t publish_run(struct dd_engine *e, struct dd_shard *s, unsigned prio
 		for (size_t i = 0; i < got; i++) {
 			struct dd_sub *x = &m[done + i];
 			x->id = ((uint64_t)s->index << DD_ID_SHARD_SHIFT) | (seq + i);
+			if (x->arr)
+				x->arr->id = x->id;
 			ids[done + i] = x->id;
 			memcpy(dd_queue_mpsc_slot(s->sub[prio], pos + i), x, sizeof(*x));
 			dd_queue_mpsc_publish(s->sub[prio], pos + i);
@@ -407,7 +429,7 @@ int dd_submit_batch_known(struct dd_engine *e, const struct dd_job_spec *specs, 
 		while (k < RUN_MAX && i + k < n) {
 			const struct dd_job_spec *q = &specs[i + k];
 			if (k > 0) {
-				if (q->idem_key || q->priority != sp->priority ||
+				if (q->idem_key || q->array || q->priority != sp->priority ||
 				    (q->shard >= 0 && q->shard != (int)sh) ||
 				    (q->node >= 0 && q->node != s->node))
 					break;
@@ -417,6 +439,8 @@ int dd_submit_batch_known(struct dd_engine *e, const struct dd_job_spec *specs, 
 			if ((r = sub_prepare(s, q, handler, now, 0, &run[k])) < 0)
 				break;
 			k++;
+			if (q->array)
+				break; /* alone: it numbers its elements too */
 		}
 		size_t got = publish_run(e, s, prio, run, k, flags, ids + i, &r);
 		if (known)

@@ -34,6 +34,9 @@ struct dd_sub {
 	uint32_t uid, gid; /* owner */
 	int32_t stdin_fd;  /* DD_EXEC_STDIN_FD: the engine's copy, owned by the
 			    * message and then the record; else -1 */
+	struct dd_array *arr; /* an array's own job: its array (owned by the
+			       * message, then the record); an element (made
+			       * by the reactor): its array; else NULL */
 };
 
 /* Closes a job's copy of its standard input (@fd >= 0) */

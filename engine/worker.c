@@ -1,6 +1,7 @@
 /* Worker threads: run in-process handlers for the jobs their reactor hands
  * them, and hand the records back through their completion ring. */
 #include "engine.h"
+#include "array.h"
 #include "exec.h"
 #include "stats.h"
 #include "worker.h"
@@ -27,6 +28,10 @@ void dd_run_handler(struct dd_shard *s, struct dd_jobrec *j, unsigned worker, ui
 		.intended_ns = j->intended_ns, .shard = s->index, .worker = worker,
 		.internal_ = j,
 	};
+	if (j->arr) { /* an element: which (its array's id and ranges never change) */
+		v.array_id = j->arr->id;
+		v.array_index = dd_array_index(j->arr, j->id - j->arr->id - 1);
+	}
 	v.start_ns = now;
 	j->w_start_ns = now;
 	/* cancelled between hand-over and start: do not run it */

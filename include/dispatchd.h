@@ -185,7 +185,60 @@ struct dd_job_spec {
 				* job of an engine running as root runs as its
 				* owner; without the flag the owner is the
 				* engine's effective uid/gid */
+	const struct dd_array_spec *array; /* a job array, or NULL: see below */
 };
+
+/* ---- job arrays ----------------------------------------------------------
+ *
+ * A spec with .array submits one array: a job that stands for the whole
+ * (its id is the array's) and one element per index, each a copy of the
+ * spec. Element k (0-based, in index order) has id = array id + 1 + k, so
+ * an array of N takes N + 1 consecutive ids of its shard. The array is one
+ * submission and one log record: elements are made (and logged) only as
+ * they become ready to run, a window at a time, so a pending element costs
+ * the engine nothing but its id. A process element's environment has
+ * DD_ARRAY_ID (the array's id), DD_ARRAY_INDEX (its index), DD_ARRAY_COUNT,
+ * and Slurm's SLURM_ARRAY_JOB_ID, SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT,
+ * SLURM_ARRAY_TASK_MIN and SLURM_ARRAY_TASK_MAX, for scripts written for it.
+ *
+ * The array's own job waits for its dependencies and delay, is QUEUED once
+ * they are met, RUNNING once an element started, and ends when every
+ * element has ended: SUCCEEDED when all succeeded, else FAILED ("N of M
+ * elements failed"), or CANCELLED when dd_cancel() named it (which cancels
+ * every element in one operation). dd_wait() and dd_job_get() on it give
+ * the counts by state (dd_job_info.array_*); a dependency on it is on the
+ * whole. Elements are ordinary jobs once made; an element not made yet is
+ * answered for by its array (dd_job_get: its array's waiting state) and
+ * cannot be cancelled alone (-EBUSY: cancel the array). */
+struct dd_array_range {
+	uint32_t first, last, step; /* first, first + step, ... <= last; step >= 1 */
+};
+#define DD_ARRAY_RANGES_MAX 256u
+#define DD_ARRAY_MAX (1u << 24)       /* elements of one array, at most */
+#define DD_ARRAY_INDEX_MAX 0x7fffffffu /* the largest index */
+
+struct dd_array_spec {
+	const struct dd_array_range *ranges; /* ascending and disjoint: each
+					      * range's first is above the
+					      * last of the one before */
+	unsigned nranges;      /* 1..DD_ARRAY_RANGES_MAX */
+	uint32_t max_running;  /* elements running at once, at most; 0 = no cap */
+};
+
+/* Reads Slurm's array syntax: "1-1000", "0-99:5" (a step), "1,3,5-9" (a
+ * list, in any order), each with an optional "%MAX" at the end (elements
+ * running at once). Steps are normalised (last is the last index reached)
+ * and ranges sorted.
+ * @param ranges   room for @max ranges; filled on success
+ * @param n        set to the ranges used
+ * @param max_running  set to the %MAX, 0 when none
+ * @param count    set to the elements
+ * @param why      a text saying what is wrong, on failure (may be NULL)
+ * @return 0, -EINVAL (not the syntax, an index over DD_ARRAY_INDEX_MAX, an
+ * index twice), -E2BIG (more than @max ranges, or over DD_ARRAY_MAX
+ * elements). Allocates nothing; any thread. */
+int dd_array_parse(const char *text, struct dd_array_range *ranges, unsigned max, unsigned *n,
+		   uint32_t *max_running, uint64_t *count, char *why, size_t whyn);
 
 /* Do not start the job before its submission record is durable (at its
  * durability level). Without it a job may run while its record is still on
@@ -211,6 +264,8 @@ struct dd_job {
 	unsigned shard;
 	unsigned worker;
 	const void *internal_; /* engine use */
+	uint64_t array_id;     /* an array's element: its array, else 0 */
+	uint32_t array_index;  /* ...and its index */
 };
 
 /* An in-process handler: returns 0 for success; any other value fails the
@@ -253,6 +308,14 @@ struct dd_job_info {
 	bool have_cpu_time, have_mem_peak;
 	uint64_t cpu_time_ns;  /* user + system CPU time */
 	uint64_t mem_peak;     /* bytes: the most memory it held at once */
+	/* Arrays: an element's array and index; the array's own job has
+	 * array_id == id, its elements' count and their number by state (an
+	 * element not made yet counts as the array's own state, WAITING,
+	 * DELAYED or QUEUED, or CANCELLED once the array is). 0 elsewhere. */
+	uint64_t array_id;
+	uint32_t array_index;
+	uint64_t array_count;
+	uint64_t array_states[DD_STATE_COUNT];
 };
 
 /* ---- engine -------------------------------------------------------------- */

@@ -275,3 +275,43 @@ void dd_proc_spec_free(struct dd_proc_spec *d)
 	free(d->blk);
 	memset(d, 0, sizeof(*d));
 }
+
+int dd_proc_spec_add_env(const void *buf, size_t len, const char *const *add, void **out,
+			 size_t *outlen)
+{
+	struct dd_proc_spec d;
+	int rc = dd_proc_spec_decode(buf, len, &d);
+	if (rc < 0)
+		return rc;
+	size_t nd = 0, na = 0, k = 0;
+	while (d.env && d.env[nd])
+		nd++;
+	while (add[na])
+		na++;
+	const char **env = malloc((nd + na + 1) * sizeof(*env));
+	if (!env) {
+		dd_proc_spec_free(&d);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < nd; i++) {
+		size_t kl = strcspn(d.env[i], "=") + 1;
+		bool over = false;
+		for (size_t m = 0; m < na && !over; m++)
+			over = !strncmp(add[m], d.env[i], kl);
+		if (!over)
+			env[k++] = d.env[i];
+	}
+	for (size_t m = 0; m < na; m++)
+		env[k++] = add[m];
+	env[k] = NULL;
+	struct dd_exec_spec x = {
+		.argv = (const char *const *)d.argv, .env = env, .env_replace = d.env_replace,
+		.cwd = d.cwd, .output_max = d.output_max, .rlimits = d.rl, .nrlimits = d.nrl,
+		.flags = DD_EXEC_UMASK, .umask = d.umask, .stdin_path = d.stdin_path,
+		.mem = d.mem, .cpus = d.cpus,
+	};
+	rc = dd_proc_spec_encode(&x, out, outlen);
+	free(env);
+	dd_proc_spec_free(&d);
+	return rc;
+}

@@ -53,6 +53,12 @@ int dd_proc_spec_decode(const void *buf, size_t len, struct dd_proc_spec *out);
  * none), from its header alone: a few loads, for the reactor. Returns 0,
  * or -EPROTO (not a spec: 1 and 0 given back). */
 int dd_proc_spec_request(const void *buf, size_t len, uint32_t *cpus, uint64_t *mem);
+/* The spec @buf (@len bytes) with the "KEY=VALUE" strings of @add
+ * (NULL-terminated) in its environment, replacing the spec's own of those
+ * keys: *out (malloc'd, *outlen bytes). An array's elements get their
+ * index this way. Returns 0, -EPROTO (not a spec), -E2BIG, -ENOMEM. */
+int dd_proc_spec_add_env(const void *buf, size_t len, const char *const *add, void **out,
+			 size_t *outlen);
 /* Frees what decode allocated; @d is zeroed (a second free does nothing). */
 void dd_proc_spec_free(struct dd_proc_spec *d);
 

@@ -86,6 +86,37 @@ uint64_t dd_logrec_dep(const struct dd_logrec *r, uint32_t i)
 	return le64toh(v);
 }
 
+void dd_logrec_array_range(const struct dd_logrec *r, uint32_t i, uint32_t *first,
+			   uint32_t *last, uint32_t *step)
+{
+	uint32_t v[3];
+	memcpy(v, r->array_ranges + (size_t)i * 12, 12);
+	*first = le32toh(v[0]);
+	*last = le32toh(v[1]);
+	*step = le32toh(v[2]);
+}
+
+/* An array's ranges, as dd_logrec_array_range() reads them: well formed,
+ * and not over the limits. */
+static bool array_ok(const struct dd_logrec *r)
+{
+	uint64_t n = 0;
+	uint32_t prev = 0;
+	if (r->array_nranges == 0 || r->array_nranges > DD_LOGREC_ARRAY_RANGES_MAX ||
+	    r->array_max > DD_LOGREC_ARRAY_MAX)
+		return false;
+	for (uint32_t i = 0; i < r->array_nranges; i++) {
+		uint32_t a, b, st;
+		dd_logrec_array_range(r, i, &a, &b, &st);
+		if (st == 0 || b < a || b > DD_LOGREC_ARRAY_INDEX_MAX || (b - a) % st ||
+		    (i > 0 && a <= prev))
+			return false;
+		prev = b;
+		n += (b - a) / st + 1;
+	}
+	return n <= DD_LOGREC_ARRAY_MAX;
+}
+
 /* The fields of an ending, in END and FINISH bodies alike. The byte after
  * the state holds flags saying what follows the reason, in this order:
  * END_F_CUT the two output_cut counts, END_F_CPU the attempt's CPU time,
@@ -176,6 +207,16 @@ size_t dd_logrec_encode_body(const struct dd_logrec *r, void *buf)
 		put(&w, r->payload, r->payload_len);
 		put(&w, r->deps, (size_t)r->ndeps * 8);
 		put(&w, r->key, r->key_len);
+		if (r->flags & DD_LOGREC_F_ARRAY) {
+			put32(&w, r->array_max);
+			put32(&w, r->array_nranges);
+			put(&w, r->array_ranges, (size_t)r->array_nranges * 12);
+		}
+		if (r->flags & DD_LOGREC_F_ELEMENT) {
+			put64(&w, r->array_id);
+			put32(&w, r->array_ord);
+			put32(&w, r->array_index);
+		}
 		break;
 	case DD_LOGREC_START:
 		put32(&w, (uint32_t)r->worker);
@@ -252,6 +293,28 @@ int dd_logrec_decode_body(uint32_t type, const void *body, size_t blen, struct d
 			       memchr(out->kind, 0, out->kind_len) ||
 			       (out->key_len && memchr(out->key, 0, out->key_len))))
 			return -EPROTO;
+		if (out->flags & ~(DD_LOGREC_F_STRICT | DD_LOGREC_F_EXEC | DD_LOGREC_F_ARRAY |
+				   DD_LOGREC_F_ELEMENT) ||
+		    (out->flags & DD_LOGREC_F_ARRAY && out->flags & DD_LOGREC_F_ELEMENT))
+			return -EPROTO;
+		if (out->flags & DD_LOGREC_F_ARRAY) {
+			out->array_max = get32(&r);
+			out->array_nranges = get32(&r);
+			if (r.bad || out->array_nranges > DD_LOGREC_ARRAY_RANGES_MAX)
+				return -EPROTO;
+			out->array_ranges = take(&r, (size_t)out->array_nranges * 12);
+			if (r.bad || !array_ok(out))
+				return -EPROTO;
+		}
+		if (out->flags & DD_LOGREC_F_ELEMENT) {
+			out->array_id = get64(&r);
+			out->array_ord = get32(&r);
+			out->array_index = get32(&r);
+			if (r.bad || out->array_ord >= DD_LOGREC_ARRAY_MAX ||
+			    out->array_index > DD_LOGREC_ARRAY_INDEX_MAX ||
+			    out->array_id >= out->id || out->id - out->array_id - 1 != out->array_ord)
+				return -EPROTO;
+		}
 		break;
 	case DD_LOGREC_START:
 		out->worker = (int32_t)get32(&r);

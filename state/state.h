@@ -46,7 +46,15 @@ enum dd_logrec_type {
 enum {
 	DD_LOGREC_F_STRICT = 1u, /* submit flags */
 	DD_LOGREC_F_EXEC = 2u,   /* the payload is an encoded process spec */
+	DD_LOGREC_F_ARRAY = 4u,  /* a job array's own job: its ranges follow */
+	DD_LOGREC_F_ELEMENT = 8u, /* an element of an array: which follows */
 };
+
+/* Arrays as the log keeps them (dispatchd.h's limits, which this
+ * component does not include). */
+#define DD_LOGREC_ARRAY_RANGES_MAX 256u
+#define DD_LOGREC_ARRAY_MAX (1u << 24)
+#define DD_LOGREC_ARRAY_INDEX_MAX 0x7fffffffu
 
 /* One decoded record. Pointers point into the buffer it was decoded from. */
 struct dd_logrec {
@@ -69,6 +77,16 @@ struct dd_logrec {
 	uint32_t ndeps;
 	const char *key;
 	uint32_t key_len;
+	/* SUBMIT with DD_LOGREC_F_ARRAY: its %MAX and ranges (array_nranges
+	 * triples of little-endian u32 first, last, step, maybe unaligned;
+	 * ascending, disjoint, last reached by step) */
+	uint32_t array_max;
+	uint32_t array_nranges;
+	const unsigned char *array_ranges;
+	/* SUBMIT with DD_LOGREC_F_ELEMENT: its array's id, its place in it
+	 * (id = array_id + 1 + array_ord) and its index */
+	uint64_t array_id;
+	uint32_t array_ord, array_index;
 	/* START, FINISH */
 	int32_t worker;
 	uint64_t started_rt; /* FINISH: when the attempt began (at_rt: ended) */
@@ -87,6 +105,9 @@ struct dd_logrec {
 #define DD_LOGREC_USE_CPU 1u
 #define DD_LOGREC_USE_MEM 2u
 uint64_t dd_logrec_dep(const struct dd_logrec *r, uint32_t i);
+/* Range @i of an array's SUBMIT. */
+void dd_logrec_array_range(const struct dd_logrec *r, uint32_t i, uint32_t *first,
+			   uint32_t *last, uint32_t *step);
 /* Bytes the record takes on disk. */
 size_t dd_logrec_size(const struct dd_logrec *r);
 /* Writes r (with r->lsn) at buf, which has dd_logrec_size(r) bytes. For SUBMIT,
@@ -246,6 +267,10 @@ int dd_state_store_list(struct dd_state_store *st, uint8_t state, uint64_t after
 /* Calls fn for every job not in a terminal state (recovery). */
 int dd_state_store_scan_live(struct dd_state_store *st,
 			     int (*fn)(const struct dd_state_job *job, void *arg), void *arg);
+/* Calls fn for every job with an id in [@lo, @hi], ascending (the
+ * elements of an array, at recovery). */
+int dd_state_store_scan_range(struct dd_state_store *st, uint64_t lo, uint64_t hi,
+			      int (*fn)(const struct dd_state_job *job, void *arg), void *arg);
 /* Removes up to @budget ended jobs that are older than @max_age_ns (0: no
  * age limit) or beyond the newest @max_count (SIZE_MAX: no count limit), in
  * one transaction. @exec_ids (room for @budget, or NULL) receives the ids

@@ -221,8 +221,10 @@ static int apply_submit(struct dd_state_store *st, struct dd_store_wcur *w,
 	bool unseen = r->id > st->max_id;
 	if (unseen)
 		st->max_id = r->id;
+	/* (an array's element is written all the same: recovery counts how
+	 * far its array got from the elements the store holds) */
 	if (unseen && h.state >= DD_STATE_SUCCEEDED && st->keep_no_ended &&
-	    !(r->flags & DD_LOGREC_F_EXEC)) {
+	    !(r->flags & (DD_LOGREC_F_EXEC | DD_LOGREC_F_ELEMENT))) {
 		/* retention would remove it at its next round: write nothing.
 		 * A replay finds no job and so skips it again. */
 		for (uint32_t j = next ? next[i] : UINT32_MAX; j != UINT32_MAX; j = next[j])

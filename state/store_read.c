@@ -207,6 +207,36 @@ int dd_state_store_scan_live(struct dd_state_store *st,
 	return r ? r : err_of(rc);
 }
 
+int dd_state_store_scan_range(struct dd_state_store *st, uint64_t lo, uint64_t hi,
+			      int (*fn)(const struct dd_state_job *job, void *arg), void *arg)
+{
+	MDB_txn *t;
+	MDB_cursor *c;
+	int rc = read_begin(st, &t), r = 0;
+	if (rc)
+		return err_of(rc);
+	if ((rc = mdb_cursor_open(t, st->jobs, &c)) == 0) {
+		unsigned char k[8];
+		be64(k, lo);
+		MDB_val key = {8, k}, d;
+		rc = mdb_cursor_get(c, &key, &d, MDB_SET_RANGE);
+		while (rc == 0 && r == 0 && key.mv_size == 8) {
+			uint64_t id = unbe64(key.mv_data);
+			if (id > hi)
+				break;
+			struct dd_state_job job;
+			if ((r = dd_store_job_decode(id, &d, &job)) == 0)
+				r = fn(&job, arg);
+			rc = mdb_cursor_get(c, &key, &d, MDB_NEXT);
+		}
+		mdb_cursor_close(c);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	read_end(st, t);
+	return r ? r : err_of(rc);
+}
+
 size_t dd_state_store_count(struct dd_state_store *st)
 {
 	MDB_txn *t;

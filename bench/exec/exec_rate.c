@@ -51,6 +51,7 @@ static bool via_daemon;
 static unsigned daemon_inflight = 64; /* a job's round trip includes an fsync */
 static const char *dispatchd;
 static unsigned env_vars; /* --env-vars: a fourth loop, each job with this many */
+static unsigned array; /* --array: one array of this many, per round */
 static const char *cgroups = "auto";
 static const char *supervisor; /* the daemon's --supervisor; NULL its default */
 static _Atomic uint64_t ended;
@@ -160,7 +161,7 @@ int main(int argc, char **argv)
 		{"via-daemon", no_argument, 0, 'D'},    {"dispatchd", required_argument, 0, 'P'},
 		{"daemon-inflight", required_argument, 0, 'I'}, {"env-vars", required_argument, 0, 'E'},
 		{"cgroups", required_argument, 0, 'C'}, {"supervisor", required_argument, 0, 'U'},
-		{"help", no_argument, 0, 'h'},
+		{"array", required_argument, 0, 'A'}, {"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0}};
 	unsigned rounds = 5, threads = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	int c;
@@ -189,21 +190,25 @@ int main(int argc, char **argv)
 			cgroups = optarg;
 		else if (c == 'U')
 			supervisor = optarg;
+		else if (c == 'A')
+			array = (unsigned)atoi(optarg);
 		else {
 			fprintf(c == 'h' ? stdout : stderr,
 				"usage: exec-rate [--seconds S] [--rounds N] [--threads N] [--program P] [--no-pin]\n"
 				"                 [--spin-us N] [--via-daemon [--dispatchd PATH] [--daemon-inflight N]\n"
-				"                 [--env-vars N] [--supervisor PATH|off]] [--cgroups auto|on|off]\n");
+				"                 [--env-vars N] [--supervisor PATH|off] [--array N]]\n"
+				"                 [--cgroups auto|on|off]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
 	if (rounds < 1 || rounds > 64 || threads < 1 || threads > 256 || seconds <= 0 ||
-	    env_vars > 10000 || (env_vars && !via_daemon) ||
+	    env_vars > 10000 || (env_vars && !via_daemon) || (array && !via_daemon) ||
+	    array > 1000000 ||
 	    (strcmp(cgroups, "auto") && strcmp(cgroups, "on") && strcmp(cgroups, "off"))) {
 		fprintf(stderr, "exec-rate: bad arguments\n");
 		return 2;
 	}
-	double b[64], en[64], dm[64], de[64] = {0};
+	double b[64], en[64], dm[64], de[64] = {0}, da[64] = {0};
 	uint64_t failures = 0;
 	for (unsigned i = 0; i < rounds; i++) {
 		b[i] = bare(threads);
@@ -220,8 +225,13 @@ int main(int argc, char **argv)
 		if (env_vars && !env_first)
 			de[i] = daemon_exec_rate(dispatchd, program, env_vars, seconds, daemon_inflight,
 						 cgroups, supervisor, &failures);
+		if (array)
+			da[i] = daemon_array_rate(dispatchd, program, array, cgroups, supervisor,
+						  &failures);
 		fprintf(stderr, "exec-rate: round %u: bare %.0f/s, engine %.0f/s, daemon %.0f/s",
 			i + 1, b[i], en[i], dm[i]);
+		if (array)
+			fprintf(stderr, ", daemon array of %u %.0f/s", array, da[i]);
 		if (env_vars)
 			fprintf(stderr, ", daemon with %u variables %.0f/s", env_vars, de[i]);
 		fputc('\n', stderr);
@@ -230,6 +240,7 @@ int main(int argc, char **argv)
 	qsort(en, rounds, sizeof(double), cmp);
 	qsort(dm, rounds, sizeof(double), cmp);
 	qsort(de, rounds, sizeof(double), cmp);
+	qsort(da, rounds, sizeof(double), cmp);
 	double mb = b[rounds / 2], me = en[rounds / 2];
 	printf("exec-rate  %s  %u threads/workers (%s)  %u rounds of %.1f s\n", program, threads,
 	       pin ? "engine threads pinned" : "unpinned", rounds, seconds);
@@ -248,6 +259,12 @@ int main(int argc, char **argv)
 			printf("  via dispatchd, %4u vars  median %8.0f /s  (min %.0f, max %.0f)\n",
 			       env_vars, mv, de[0], de[rounds - 1]);
 			printf("  with vars / without       %8.3f\n", md > 0 ? mv / md : 0);
+		}
+		if (array) {
+			double ma = da[rounds / 2];
+			printf("  one array of %7u      median %8.0f /s  (min %.0f, max %.0f)\n", array,
+			       ma, da[0], da[rounds - 1]);
+			printf("  array / bare              %8.3f\n", mb > 0 ? ma / mb : 0);
 		}
 	}
 	if (failures)

@@ -57,17 +57,29 @@ static char *submit_line(const char *program, unsigned env_vars)
 	return line;
 }
 
-double daemon_exec_rate(const char *exe, const char *program, unsigned env_vars, double seconds,
-			unsigned inflight, const char *cgroups, const char *supervisor,
-			uint64_t *failures)
+/* A daemon of its own, on a fresh directory: its pid (0: none), the
+ * directory (@dir, from its template) and a connection to it (-1: none). */
+struct daemon {
+	pid_t pid;
+	char dir[32];
+	int fd;
+};
+
+static void daemon_start(struct daemon *d, const char *exe, const char *cgroups,
+			 const char *supervisor)
 {
-	char path[PATH_MAX], dir[] = "/var/tmp/exec-rate-XXXXXX"; /* mkdtemp fills the X's */
+	char path[PATH_MAX];
+	d->pid = 0;
+	d->fd = -1;
+	strcpy(d->dir, "/var/tmp/exec-rate-XXXXXX"); /* mkdtemp fills the X's */
 	exe = dd_wire_dispatchd(exe, path, sizeof(path));
-	if (!mkdtemp(dir))
-		return 0;
+	if (!mkdtemp(d->dir)) {
+		d->dir[0] = 0;
+		return;
+	}
 	char sock[100], state[PATH_MAX];
-	snprintf(sock, sizeof(sock), "%s/sock", dir);
-	snprintf(state, sizeof(state), "%s/state", dir);
+	snprintf(sock, sizeof(sock), "%s/sock", d->dir);
+	snprintf(state, sizeof(state), "%s/state", d->dir);
 	pid_t pid = fork();
 	if (pid == 0) {
 		if (!freopen("/dev/null", "w", stderr))
@@ -89,11 +101,89 @@ double daemon_exec_rate(const char *exe, const char *program, unsigned env_vars,
 			      (char *)NULL);
 		_exit(127);
 	}
-	int fd = -1;
-	for (int i = 0; i < 500 && fd < 0; i++) {
+	d->pid = pid;
+	for (int i = 0; i < 500 && d->fd < 0 && pid > 0; i++) {
 		usleep(20000);
-		fd = dd_wire_connect(sock);
+		d->fd = dd_wire_connect(sock);
 	}
+}
+
+static void daemon_stop(struct daemon *d)
+{
+	if (d->fd >= 0)
+		close(d->fd);
+	if (d->pid > 0) {
+		kill(d->pid, SIGTERM);
+		waitpid(d->pid, NULL, 0);
+	}
+	if (d->dir[0])
+		nftw(d->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The next answer on @fd (buffered in @buf, @len bytes held), or NULL. */
+static json_t *next_answer(int fd, char *buf, size_t cap, size_t *len)
+{
+	for (;;) {
+		char *nl = memchr(buf, '\n', *len);
+		if (nl) {
+			json_t *m = json_loadb(buf, (size_t)(nl - buf), 0, NULL);
+			memmove(buf, nl + 1, *len - (size_t)(nl - buf) - 1);
+			*len -= (size_t)(nl - buf) + 1;
+			return m;
+		}
+		ssize_t k = recv(fd, buf + *len, cap - *len, 0);
+		if (k <= 0)
+			return NULL;
+		*len += (size_t)k;
+	}
+}
+
+double daemon_array_rate(const char *exe, const char *program, unsigned elements,
+			 const char *cgroups, const char *supervisor, uint64_t *failures)
+{
+	struct daemon d;
+	daemon_start(&d, exe, cgroups, supervisor);
+	double rate = 0;
+	static char buf[1 << 16];
+	size_t len = 0;
+	char req[512];
+	if (d.fd < 0)
+		goto out;
+	snprintf(req, sizeof(req),
+		 "{\"op\":\"submit\",\"tag\":\"s\",\"argv\":[\"%s\"],\"array\":\"1-%u\"}\n",
+		 program, elements);
+	uint64_t t0 = dd_mono_ns();
+	if (dd_net_send_all(d.fd, req, strlen(req)) < 0)
+		goto out;
+	json_t *m = next_answer(d.fd, buf, sizeof(buf), &len);
+	json_int_t id = json_integer_value(json_object_get(json_object_get(m, "result"), "id"));
+	json_decref(m);
+	if (!id)
+		goto out;
+	snprintf(req, sizeof(req), "{\"op\":\"wait\",\"tag\":\"w\",\"id\":%lld}\n",
+		 (long long)id);
+	if (dd_net_send_all(d.fd, req, strlen(req)) < 0 ||
+	    !(m = next_answer(d.fd, buf, sizeof(buf), &len)))
+		goto out;
+	uint64_t t1 = dd_mono_ns();
+	json_t *st = json_object_get(json_object_get(json_object_get(json_object_get(m, "result"),
+								     "job"), "array"), "states");
+	json_int_t ok = json_integer_value(json_object_get(st, "succeeded"));
+	*failures += elements - (uint64_t)ok;
+	json_decref(m);
+	rate = (double)elements / ((double)(t1 - t0) / 1e9);
+out:
+	daemon_stop(&d);
+	return rate;
+}
+
+double daemon_exec_rate(const char *exe, const char *program, unsigned env_vars, double seconds,
+			unsigned inflight, const char *cgroups, const char *supervisor,
+			uint64_t *failures)
+{
+	struct daemon d;
+	daemon_start(&d, exe, cgroups, supervisor);
+	int fd = d.fd;
 	double rate = 0;
 	char *submit = submit_line(program, env_vars);
 	if (fd < 0 || !submit)
@@ -115,17 +205,9 @@ double daemon_exec_rate(const char *exe, const char *program, unsigned env_vars,
 			t1 = now;
 			break;
 		}
-		char *nl = memchr(buf, '\n', len);
-		if (!nl) {
-			ssize_t k = recv(fd, buf + len, sizeof(buf) - len, 0);
-			if (k <= 0)
-				goto out;
-			len += (size_t)k;
-			continue;
-		}
-		json_t *m = json_loadb(buf, (size_t)(nl - buf), 0, NULL);
-		memmove(buf, nl + 1, len - (size_t)(nl - buf) - 1);
-		len -= (size_t)(nl - buf) + 1;
+		json_t *m = next_answer(fd, buf, sizeof(buf), &len);
+		if (!m)
+			goto out;
 		const char *tag = json_string_value(json_object_get(m, "tag"));
 		json_t *res = json_object_get(m, "result");
 		char req[128];
@@ -148,10 +230,6 @@ double daemon_exec_rate(const char *exe, const char *program, unsigned env_vars,
 	rate = (double)(ended - n0) / ((double)(t1 - t0) / 1e9);
 out:
 	free(submit);
-	if (fd >= 0)
-		close(fd);
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	daemon_stop(&d);
 	return rate;
 }

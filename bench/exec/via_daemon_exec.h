@@ -13,5 +13,9 @@
 double daemon_exec_rate(const char *exe, const char *program, unsigned env_vars, double seconds,
 			unsigned inflight, const char *cgroups, const char *supervisor,
 			uint64_t *failures);
+/* The same daemon, one array of @elements process jobs of @program: the
+ * elements ended per second, from the submit to the array's end. */
+double daemon_array_rate(const char *exe, const char *program, unsigned elements,
+			 const char *cgroups, const char *supervisor, uint64_t *failures);
 
 #endif

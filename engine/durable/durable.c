@@ -4,6 +4,7 @@
  * (callback, dd_wait_durable, strict starts) when the fsync of the batch
  * holding a submission completes — never before. The ring is the shard's
  * (uring.c), which the reactor also parks in. */
+#include <endian.h>
 #include <errno.h>
 #include <liburing.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "array.h"
 #include "command.h"
 #include "internal.h"
 #include "jobtab.h"
@@ -154,6 +156,24 @@ void dd_log_submit(struct dd_shard *s, struct dd_jobrec *j, const uint64_t *deps
 		.deps = (const unsigned char *)deps, .ndeps = ndeps,
 		.key = j->key, .key_len = j->key ? (uint32_t)strlen(j->key) : 0,
 	};
+	uint32_t ranges[DD_ARRAY_RANGES_MAX * 3];
+	const struct dd_array *arr = j->arr;
+	if (arr && arr->parent == j) {
+		r.flags |= DD_LOGREC_F_ARRAY;
+		r.array_max = arr->max_running;
+		r.array_nranges = arr->nranges;
+		for (unsigned i = 0; i < arr->nranges; i++) {
+			ranges[3 * i] = htole32(arr->ranges[i].first);
+			ranges[3 * i + 1] = htole32(arr->ranges[i].last);
+			ranges[3 * i + 2] = htole32(arr->ranges[i].step);
+		}
+		r.array_ranges = (const unsigned char *)ranges;
+	} else if (arr) {
+		r.flags |= DD_LOGREC_F_ELEMENT;
+		r.array_id = arr->id;
+		r.array_ord = (uint32_t)(j->id - arr->id - 1);
+		r.array_index = dd_array_index(arr, r.array_ord);
+	}
 	if (append(s, &r) < 0)
 		return; /* not logged: the caller fails the job */
 	j->flags |= JF_LOGGED;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <syslog.h>
 
+#include "array.h"
 #include "deps.h"
 #include "exec.h"
 #include "durable.h"
@@ -25,6 +26,9 @@ struct load_ctx {
 	struct dd_recovery *out;
 	struct dd_rwaits *w;
 	uint64_t now_rt;
+	bool elements; /* the second pass: arrays' elements, after their arrays */
+	struct dd_jobrec **ready; /* arrays to make ready after that pass */
+	size_t nready, capready;
 };
 
 static uint64_t rt_to_mono(const struct dd_shard *s, uint64_t rt)
@@ -97,11 +101,62 @@ static bool adopt(struct dd_shard *s, struct dd_jobrec *j, bool running,
 	return false;
 }
 
+/* How far an array got: the elements the store holds were made; those
+ * ended are counted, those not ended are loaded by the second pass. */
+static int count_element(const struct dd_state_job *sj, void *arg)
+{
+	struct dd_array *a = arg;
+	const struct dd_logrec *sp = &sj->spec;
+	if (!(sp->flags & DD_LOGREC_F_ELEMENT) || sp->array_id != a->id)
+		return 0;
+	if (sp->array_ord + 1u > a->next)
+		a->next = sp->array_ord + 1u;
+	if (sj->state >= DD_SUCCEEDED && sj->state <= DD_TIMED_OUT)
+		a->ended[sj->state - DD_SUCCEEDED]++;
+	else if (sp->array_ord < a->low)
+		a->low = sp->array_ord;
+	return 0;
+}
+
+/* An array's own job: its struct dd_array again, and how far it got. */
+static int load_array(struct load_ctx *lc, struct dd_jobrec *j, const struct dd_logrec *sp)
+{
+	struct dd_shard *s = lc->s;
+	struct dd_array_range rg[DD_ARRAY_RANGES_MAX];
+	for (uint32_t i = 0; i < sp->array_nranges; i++)
+		dd_logrec_array_range(sp, i, &rg[i].first, &rg[i].last, &rg[i].step);
+	struct dd_array_spec as = {.ranges = rg, .nranges = sp->array_nranges,
+				   .max_running = sp->array_max};
+	struct dd_array *a = dd_array_new(s, &as);
+	if (!a)
+		return -ENOMEM;
+	a->id = j->id;
+	a->low = UINT64_MAX;
+	dd_array_attach(s, j, a);
+	int r = dd_state_store_scan_range(dd_durable_store(s), a->id + 1, a->id + a->count,
+					  count_element, a);
+	if (a->low > a->next)
+		a->low = a->next;
+	if (r < 0)
+		return r;
+	if (lc->nready == lc->capready) {
+		size_t cap = lc->capready ? 2 * lc->capready : 16;
+		struct dd_jobrec **v = realloc(lc->ready, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		lc->ready = v;
+		lc->capready = cap;
+	}
+	return 0;
+}
+
 static int load_one(const struct dd_state_job *sj, void *arg)
 {
 	struct load_ctx *lc = arg;
 	struct dd_shard *s = lc->s;
 	const struct dd_logrec *sp = &sj->spec;
+	if (lc->elements != ((sp->flags & DD_LOGREC_F_ELEMENT) != 0))
+		return 0; /* the other pass's */
 	struct dd_jobrec *j = dd_jobrec_alloc(s);
 	if (!j)
 		return -ENOMEM;
@@ -138,6 +193,29 @@ static int load_one(const struct dd_state_job *sj, void *arg)
 	dd_seq_set(s, j->id, SEQ_LIVE);
 	atomic_fetch_add_explicit(&s->live, 1, memory_order_relaxed);
 	lc->out->jobs_loaded++;
+	if (sp->flags & DD_LOGREC_F_ARRAY) {
+		int r = load_array(lc, j, sp);
+		if (r < 0)
+			return r;
+		j->not_before_ns = sp->not_before_rt ? rt_to_mono(s, sp->not_before_rt) : 0;
+		if (sj->state != DD_WAITING) {
+			/* ready once its elements are back (the second pass) */
+			lc->ready[lc->nready++] = j;
+			return 0;
+		}
+		j->deps_unmet = sp->ndeps;
+		dd_shard_set_state(s, j, DD_WAITING);
+		if (sp->ndeps == 0)
+			lc->ready[lc->nready++] = j; /* held for strict start only */
+		else if (remember_wait(lc, j, sp) < 0)
+			dd_job_finish(s, j, DD_FAILED, dd_reason[R_DEPENDENCY]);
+		return 0;
+	}
+	if (sp->flags & DD_LOGREC_F_ELEMENT) {
+		struct dd_array *a = dd_array_of(s, j->id);
+		if (a && a->id == sp->array_id) /* else its array ended: it goes on alone */
+			dd_array_attach(s, j, a);
+	}
 	if ((j->flags & JF_EXEC) && sj->state != DD_WAITING &&
 	    adopt(s, j, sj->state == DD_RUNNING, lc->out))
 		return 0;
@@ -177,7 +255,16 @@ int dd_durable_load(struct dd_shard *s, struct dd_recovery *out, struct dd_rwait
 {
 	struct load_ctx lc = {.s = s, .out = out, .w = w};
 	s->now = dd_mono_ns();
-	return dd_state_store_scan_live(dd_durable_store(s), load_one, &lc);
+	int r = dd_state_store_scan_live(dd_durable_store(s), load_one, &lc);
+	if (r == 0) {
+		lc.elements = true;
+		r = dd_state_store_scan_live(dd_durable_store(s), load_one, &lc);
+	}
+	for (size_t i = 0; i < lc.nready; i++)
+		if (!dd_state_terminal((enum dd_state)lc.ready[i]->state))
+			dd_job_make_ready(s, lc.ready[i]);
+	free(lc.ready);
+	return r;
 }
 
 void dd_durable_resubscribe(struct dd_shard *s, struct dd_rwaits *w)

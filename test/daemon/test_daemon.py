@@ -2386,5 +2386,97 @@ def process_limits():
         assert "no user nosuchuser" in d.logtext(), d.logtext()
 
 
+@case
+def job_arrays():
+    """submit --array (Slurm's syntax): one id for the array and one per
+    element, each element seeing its index as DD_ARRAY_INDEX and
+    SLURM_ARRAY_TASK_ID; %MAX caps the elements running at once; get shows
+    the counts by state, list --array the elements, status and wait the
+    whole; cancel of the array is one operation; an array goes on across a
+    restart of the daemon without running an element twice."""
+    d = Daemon("--cpus", "8")
+    work = tempfile.mkdtemp(prefix="dd-array-")
+    try:
+        with d:
+            # every element once, its index and its array in its environment
+            arr = int(d.ctl("submit", "--parsable", "--array", "1-9:2,20%2", "--", "sh", "-c",
+                            "echo $DD_ARRAY_ID $DD_ARRAY_INDEX $SLURM_ARRAY_JOB_ID "
+                            "$SLURM_ARRAY_TASK_ID $SLURM_ARRAY_TASK_COUNT; "
+                            "[ $DD_ARRAY_INDEX != 5 ]", check=0).stdout)
+            r = d.ctl("wait", str(arr), check=1)
+            with d.client() as c:
+                job = c.ok("get", id=arr)["job"]
+                assert job["state"] == "failed", job
+                assert job["array"] == {"count": 6, "states": {"succeeded": 5, "failed": 1}}, job
+                assert job["reason"] == "1 of 6 elements did not succeed", job
+                listed = c.ok("list", array=arr)["jobs"]
+                assert [j["array_index"] for j in listed] == [1, 3, 5, 7, 9, 20], listed
+                assert [j["id"] for j in listed] == [arr + k for k in range(1, 7)], listed
+                for j in listed:
+                    out = base64.b64decode(c.ok("output", id=j["id"])["data"]).decode()
+                    assert out == "%d %d %d %d 6\n" % (arr, j["array_index"], arr,
+                                                       j["array_index"]), out
+                    want = "failed" if j["array_index"] == 5 else "succeeded"
+                    assert j["state"] == want and j["array_id"] == arr, j
+                failed = c.ok("list", array=arr, state="failed")["jobs"]
+                assert [j["array_index"] for j in failed] == [5], failed
+            r = d.ctl("status", str(arr), str(arr + 1), str(arr + 3), check=0)
+            assert r.stdout.split() == [b"failed", b"success", b"failed"], r.stdout
+            r = d.ctl("get", str(arr), check=0)
+            assert b"array:     6 elements: 5 succeeded, 1 failed" in r.stdout, r.stdout
+            r = d.ctl("submit", "--array", "5-1", "--", "true", check=1)
+            assert b"backwards" in r.stderr, r.stderr
+            r = d.ctl("run", "--array", "1-3", "--", "true", check=2)
+
+            # %MAX, in the submitter's directory
+            arr = int(ctl_in(d, work, "submit", "--array", "0-5%2", "--", "sh", "-c",
+                               "echo \"$(date +%s.%N) 1\" >> times; sleep 0.3; "
+                               "echo \"$(date +%s.%N) -1\" >> times", check=0).stdout)
+            d.ctl("wait", str(arr), check=0)
+            most, ev = _most_at_once(os.path.join(work, "times"))
+            assert most == 2 and len(ev) == 12, (most, ev)
+
+            # a million pending, cancelled in one operation
+            with d.client() as c:
+                gate = c.ok("submit", argv=["sleep", "600"])["id"]
+                big = c.ok("submit", argv=["true"], after=[gate], array="0-999999")["id"]
+                job = c.ok("get", id=big)["job"]
+                assert job["array"] == {"count": 1000000, "states": {"waiting": 1000000}}, job
+                el = c.ok("get", id=big + 500001)["job"]
+                assert el["state"] == "waiting" and el["array_index"] == 500000, el
+                c.ok("cancel", id=big)
+                job = c.wait(big)
+                assert job["state"] == "cancelled", job
+                assert job["array"]["states"] == {"cancelled": 1000000}, job
+                c.ok("cancel", id=gate)
+
+                # across a restart: what ended stays ended, the rest runs
+                locks = os.path.join(work, "locks")
+                os.mkdir(locks)
+                arr = c.ok("submit", argv=["sh", "-c",
+                                           "exec 9>>%s/$DD_ARRAY_INDEX; flock -n 9 || exit 99; "
+                                           "echo run >&9; while [ ! -e %s/go ] && "
+                                           "[ $DD_ARRAY_INDEX -ge 3 ]; do sleep 0.01; done"
+                                           % (locks, work)], array="0-9%4", retries=2)["id"]
+                until(lambda: c.ok("get", id=arr)["job"]["array"]["states"] ==
+                      {"succeeded": 3, "running": 4, "queued": 3}, what="3 done, 4 running")
+            assert d.stop() == 0
+            d.start()
+            open(os.path.join(work, "go"), "w").close()
+            with d.client() as c:
+                job = c.wait(arr)
+                assert job["state"] == "succeeded", job
+                assert job["array"]["states"] == {"succeeded": 10}, job
+                for k in range(10):
+                    with open(os.path.join(locks, str(k))) as f:
+                        runs = f.read()
+                    assert runs == "run\n", "element %d: %r" % (k, runs)
+                    j = c.ok("get", id=arr + 1 + k)["job"]
+                    assert j["attempt"] == 1, j
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+
 if __name__ == "__main__":
     sys.exit(run_cases(CASES, "daemon"))

@@ -23,6 +23,9 @@ static uint64_t next(void)
 static size_t seed_log(uint8_t *buf)
 {
 	static const uint64_t deps[] = {7, 9};
+	/* an array's ranges, little-endian u32 triples: 0-9:3 and 20-20 */
+	static const unsigned char ranges[24] = {0, 0, 0, 0, 9, 0, 0, 0, 3, 0, 0, 0,
+						 20, 0, 0, 0, 20, 0, 0, 0, 1, 0, 0, 0};
 	struct dd_logrec recs[] = {
 		{.type = DD_LOGREC_SUBMIT, .lsn = 1, .id = 5, .at_rt = 11, .max_attempts = 3,
 		 .priority = 2, .kind = "noop", .kind_len = 4, .payload = "hello", .payload_len = 5,
@@ -38,6 +41,12 @@ static size_t seed_log(uint8_t *buf)
 		 .reason_len = 1, .output_cut = {123456, 0}},
 		{.type = DD_LOGREC_FINISH, .lsn = 8, .id = 7, .attempt = 2, .state = 5,
 		 .output_cut = {0, 1}},
+		{.type = DD_LOGREC_SUBMIT, .lsn = 9, .id = 40, .max_attempts = 1, .kind = "a",
+		 .kind_len = 1, .flags = DD_LOGREC_F_ARRAY, .array_max = 2, .array_nranges = 2,
+		 .array_ranges = ranges},
+		{.type = DD_LOGREC_SUBMIT, .lsn = 10, .id = 43, .max_attempts = 1, .kind = "a",
+		 .kind_len = 1, .flags = DD_LOGREC_F_ELEMENT | DD_LOGREC_F_EXEC, .array_id = 40,
+		 .array_ord = 2, .array_index = 6},
 	};
 	size_t off = 0;
 	for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++)
@@ -48,7 +57,7 @@ static size_t seed_log(uint8_t *buf)
 int main(int argc, char **argv)
 {
 	unsigned long runs = argc > 1 ? strtoul(argv[1], NULL, 10) : 200000;
-	uint8_t seed[1024], buf[1200];
+	uint8_t seed[2048], buf[2400];
 	size_t n = seed_log(seed);
 	LLVMFuzzerTestOneInput(seed, n);
 	for (unsigned long i = 0; i < runs; i++) {

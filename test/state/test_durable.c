@@ -913,3 +913,89 @@ Test(durable, a_new_store_stays_locked_while_the_engine_runs)
 	dd_engine_destroy(e);
 	drop_tmpdir(dir);
 }
+
+/* ---- arrays across a restart ---- */
+
+static _Atomic int idx_runs[100];
+static _Atomic int idx_gate;
+
+/* Indices below 10 end at once; the others hold until idx_gate opens. */
+static int idx_handler(const struct dd_job *j, void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&idx_runs[j->array_index], 1);
+	while (j->array_index >= 10 && !atomic_load(&idx_gate) && !dd_job_cancelled(j)) {
+		struct timespec ts = {0, 200000};
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+/* An array is one record; its elements are made as they run. After a
+ * restart those that ended are not run again, those that ran are retried
+ * (at least once), and the rest are made as before. */
+Test(durable, an_array_goes_on_after_a_restart)
+{
+	char *dir = make_tmpdir("array");
+	struct dd_config c;
+	config_for(&c, dir, DD_DURABILITY_FSYNC);
+	c.workers = 4; /* the four may run at once */
+	struct dd_engine *e = open_engine(dir, DD_DURABILITY_FSYNC, &c);
+	cr_assert_eq(dd_handler_register(e, "idx", idx_handler, NULL), 0);
+	struct dd_array_range r = {0, 99, 1};
+	struct dd_array_spec as = {.ranges = &r, .nranges = 1, .max_running = 4};
+	struct dd_job_spec s = job("idx");
+	s.array = &as;
+	s.max_attempts = 3;
+	uint64_t id;
+	cr_assert_eq(dd_submit(e, &s, 0, &id), 0);
+	cr_assert_eq(dd_wait_durable(e, id, 5000 * MS), 0);
+	struct dd_job_info info;
+	for (int i = 0; i < 30000; i++) {
+		cr_assert_eq(dd_job_get(e, id, &info), 0);
+		if (info.array_states[DD_SUCCEEDED] == 10 && info.array_states[DD_RUNNING] == 4)
+			break;
+		struct timespec ts = {0, 200000};
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_eq(info.array_states[DD_SUCCEEDED], 10);
+	cr_assert_eq(info.array_states[DD_RUNNING], 4);
+	/* the four running ones' STARTs on the device */
+	for (uint64_t k = 11; k <= 14; k++)
+		cr_assert_eq(dd_wait_durable(e, id + k, 5000 * MS), 0);
+	dd_engine_destroy(e);
+
+	atomic_store(&idx_gate, 1);
+	e = open_engine(dir, DD_DURABILITY_FSYNC, &c);
+	cr_assert_eq(dd_handler_register(e, "idx", idx_handler, NULL), 0);
+	struct dd_recovery rec;
+	cr_assert_eq(dd_engine_recovery(e, &rec), 0);
+	cr_assert_eq(rec.jobs_loaded, 5, "the array and its 4 running elements, loaded %lu",
+		     (unsigned long)rec.jobs_loaded);
+	cr_assert_eq(dd_wait(e, id, 60000 * MS, &info), 0);
+	struct dd_job_info ei;
+	cr_assert_eq(dd_job_get(e, id + 1 + 11, &ei), 0);
+	cr_assert_eq(ei.state, DD_SUCCEEDED, "element 11: %s, %s, attempt %u", dd_state_name(ei.state),
+		     ei.reason, ei.attempt);
+	cr_assert_eq(info.state, DD_SUCCEEDED, "%s (%lu %lu %lu %lu)", info.reason,
+		     (unsigned long)info.array_states[5], (unsigned long)info.array_states[6],
+		     (unsigned long)info.array_states[7], (unsigned long)info.array_states[8]);
+	cr_assert_eq(info.array_states[DD_SUCCEEDED], 100);
+	for (int i = 0; i < 100; i++)
+		cr_assert_eq(atomic_load(&idx_runs[i]), i >= 10 && i < 14 ? 2 : 1,
+			     "index %d ran %d times", i, atomic_load(&idx_runs[i]));
+	cr_assert_eq(dd_job_get(e, id + 1 + 12, &info), 0);
+	cr_assert_eq(info.attempt, 2);
+	cr_assert_eq(info.array_index, 12u);
+	dd_engine_destroy(e);
+
+	/* and in the store, once it left memory */
+	c.retain_terminal = 0;
+	e = open_engine(dir, DD_DURABILITY_FSYNC, &c);
+	cr_assert_eq(dd_job_get(e, id, &info), 0);
+	cr_assert_eq(info.state, DD_SUCCEEDED);
+	cr_assert_eq(dd_job_get(e, id + 50, &info), 0);
+	cr_assert_eq(info.state, DD_SUCCEEDED);
+	dd_engine_destroy(e);
+	drop_tmpdir(dir);
+}
