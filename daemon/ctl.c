@@ -31,6 +31,9 @@ static void usage(FILE *f)
 		"                                     its stdin is run's; Ctrl-C: SIGINT to the job,\n"
 		"                                     twice (or SIGTERM/SIGHUP): cancel it\n"
 		"      --queue Q --priority urgent|high|normal|low --after ID,.. --delay S\n"
+		"      --dependency afterok:ID[:ID..],afterany:ID,afternotok:ID,aftercorr:ID\n"
+		"                   (Slurm's; --after is afterok; aftercorr: element i of this\n"
+		"                   array after element i of array ID)\n"
 		"      --timeout S --retries N --key K\n"
 		"      --array 1-100[:STEP][%%MAX] | 1,3,5-9   submit: a job array (Slurm's syntax),\n"
 		"                   an element per index, each seeing DD_ARRAY_INDEX (and\n"
@@ -135,6 +138,7 @@ static int build_job(int argc, char **argv, json_t **out, struct submit_flags *f
 		{"mem", required_argument, NULL, 'm'},	  {"cpus", required_argument, NULL, 'c'},
 		{"wait", no_argument, NULL, 'W'},	  {"parsable", no_argument, NULL, 'P'},
 		{"array", required_argument, NULL, 'A'},
+		{"dependency", required_argument, NULL, 'D'},
 		{NULL, 0, NULL, 0},
 	};
 	json_t *job = json_object(), *env = NULL, *after = NULL;
@@ -240,6 +244,10 @@ static int build_job(int argc, char **argv, json_t **out, struct submit_flags *f
 			}
 			break;
 		}
+		case 'D':
+			/* the daemon reads it (depspec.c) and says what is wrong */
+			json_object_set_new(job, "dependency", json_string(optarg));
+			break;
 		case 'A':
 			if (!f) {
 				usage_err("run streams one job: submit an array with submit --array%s",

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "depspec.h"
 #include "proto.h"
 
 /* Field types: s string, i integer, n number, b boolean, a array, o object,
@@ -31,7 +32,7 @@ static const struct field F_JOB[] = {
 	{"backoff", 'n'}, {"key", 's'}, {"payload", 's'}, {"payload_b64", 's'},
 	{"durability", 's'}, {"output_max", 'i'}, {"rlimits", 'o'}, {"strict", 'b'},
 	{"umask", 'i'}, {"stdin", 's'}, {"stdin_fd", 'b'}, {"mem", 'i'}, {"cpus", 'i'},
-	{"array", 's'}, {NULL, 0}};
+	{"array", 's'}, {"dependency", 's'}, {NULL, 0}};
 static const struct field F_BATCH[] = {{"jobs", 'a'}, {"env", 'o'}, {NULL, 0}};
 static const struct field F_SIGNAL[] = {{"id", 'i'}, {"signal", 'g'}, {NULL, 0}};
 static const struct field F_ID[] = {{"id", 'i'}, {NULL, 0}};
@@ -365,12 +366,16 @@ static int job_rlimits(json_t *o, struct dd_jobdec *jd, struct dd_perr *e)
 	return 0;
 }
 
-static int job_deps(json_t *a, struct dd_jobdec *jd, struct dd_perr *e)
+/* "after" (ids that must succeed) and "dependency" (Slurm's syntax), the
+ * two together: @a and @text, either may be NULL. */
+static int job_deps(json_t *a, const char *text, struct dd_jobdec *jd, struct dd_perr *e)
 {
 	size_t n = json_array_size(a);
 	if (n > DD_DEPS_MAX)
 		return fail(e, "E2BIG", "'after' holds at most %u ids", DD_DEPS_MAX);
-	if (n && !(jd->deps = malloc(n * sizeof(uint64_t))))
+	size_t room = text ? DD_DEPS_MAX : n;
+	if (room && (!(jd->deps = malloc(room * sizeof(uint64_t))) ||
+		     !(jd->kinds = calloc(room, 1))))
 		return fail(e, "ENOMEM", "out of memory");
 	for (size_t i = 0; i < n; i++) {
 		json_t *v = json_array_get(a, i);
@@ -378,8 +383,16 @@ static int job_deps(json_t *a, struct dd_jobdec *jd, struct dd_perr *e)
 			return fail(e, "EINVAL", "'after' holds job ids");
 		jd->deps[i] = (uint64_t)json_integer_value(v);
 	}
+	char why[160] = "";
+	int r = text ? dd_depspec_parse(text, jd->deps, jd->kinds, DD_DEPS_MAX, &n, why, sizeof(why))
+		     : 0;
+	if (r == -E2BIG)
+		return fail(e, "E2BIG", "'after' and 'dependency' hold at most %u ids", DD_DEPS_MAX);
+	if (r < 0)
+		return fail(e, "EINVAL", "'dependency': %s", why);
 	jd->spec.deps = jd->deps;
 	jd->spec.ndeps = (uint32_t)n;
+	jd->spec.dep_kinds = text ? jd->kinds : NULL;
 	return 0;
 }
 
@@ -508,7 +521,11 @@ int dd_proto_job(json_t *o, bool top, const struct dd_envdec *shared, struct dd_
 	}
 	if ((v = json_object_get(o, "priority")) && job_priority(v, jd, e) < 0)
 		return -1;
-	if ((v = json_object_get(o, "after")) && job_deps(v, jd, e) < 0)
+	json_t *dv = json_object_get(o, "dependency");
+	if (dv && strlen(json_string_value(dv)) != json_string_length(dv))
+		return fail(e, "EINVAL", "'dependency' is a text such as \"afterok:12:13,afterany:14\"");
+	if (((v = json_object_get(o, "after")) || dv) &&
+	    job_deps(v, dv ? json_string_value(dv) : NULL, jd, e) < 0)
 		return -1;
 	if (secs(o, "delay", &s->delay_ns, e) < 0 || secs(o, "timeout", &s->timeout_ns, e) < 0 ||
 	    secs(o, "backoff", &s->backoff_ns, e) < 0)
@@ -544,6 +561,7 @@ void dd_jobdec_free(struct dd_jobdec *jd)
 	free(jd->env);
 	free(jd->envbuf);
 	free(jd->deps);
+	free(jd->kinds);
 	free(jd->payload);
 	free(jd->ranges);
 	memset(jd, 0, sizeof(*jd));

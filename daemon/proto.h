@@ -46,6 +46,7 @@ struct dd_jobdec {
 	const char **argv, **env;
 	char *envbuf; /* "K=V\0K=V\0..." */
 	uint64_t *deps;
+	uint8_t *kinds; /* [spec.ndeps] with "dependency", else NULL */
 	void *payload;
 	char queue[64];
 	struct dd_array_spec array;

@@ -18,11 +18,13 @@
 #include "array.h"
 #include "command.h"
 #include "deps.h"
+#include "durable/durable.h"
 #include "fate.h"
 #include "jobtab.h"
 #include "lifecycle.h"
 #include "proc.h"
 #include "registry.h"
+#include "state.h"
 #include "submit.h"
 
 /* Elements made and not ended, at most, without %MAX: a process element
@@ -81,6 +83,23 @@ void dd_array_drop(struct dd_shard *s, struct dd_array *a)
 {
 	if (a)
 		dd_numa_arena_free(s->arena, a, array_bytes(a->nranges));
+}
+
+/* The place of @index in @a, or -1 when @a has no such index. */
+static int64_t ord_of(const struct dd_array *a, uint32_t index)
+{
+	unsigned lo = 0, hi = a->nranges;
+	while (hi - lo > 1) {
+		unsigned mid = (lo + hi) / 2;
+		if (a->ranges[mid].first <= index)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	const struct dd_array_range *r = &a->ranges[lo];
+	if (index < r->first || index > r->last || (index - r->first) % r->step)
+		return -1;
+	return (int64_t)(a->before[lo] + (index - r->first) / r->step);
 }
 
 uint32_t dd_array_index(const struct dd_array *a, uint64_t ord)
@@ -204,8 +223,42 @@ void dd_array_detach(struct dd_shard *s, struct dd_jobrec *j)
 		a->parent = NULL;
 		delist(s, a);
 	}
-	if (--a->refs == 0)
-		dd_array_drop(s, a);
+	if (--a->refs > 0)
+		return;
+	if (a->corr && --a->corr->refs == 0)
+		dd_array_drop(s, a->corr);
+	dd_array_drop(s, a);
+}
+
+/* The array whose elements @a's follow (aftercorr): the one in memory, or
+ * its ranges from the store once it left. NULL: none (no aftercorr), or
+ * @a->corr_id names no array. */
+static struct dd_array *corr_of(struct dd_shard *s, struct dd_array *a)
+{
+	if (a->corr || !a->corr_id)
+		return a->corr;
+	size_t k = find_slot(s, a->corr_id);
+	if (k < s->narrs && s->arrs[k]->id == a->corr_id) {
+		a->corr = s->arrs[k];
+		a->corr->refs++;
+		return a->corr;
+	}
+	struct dd_state_store *st = dd_durable_store(s);
+	struct dd_state_job job;
+	void *buf = NULL;
+	if (st && dd_state_store_get(st, a->corr_id, &job, &buf) == 0 &&
+	    (job.spec.flags & DD_LOGREC_F_ARRAY)) {
+		struct dd_array_range rg[DD_ARRAY_RANGES_MAX];
+		for (uint32_t i = 0; i < job.spec.array_nranges; i++)
+			dd_logrec_array_range(&job.spec, i, &rg[i].first, &rg[i].last, &rg[i].step);
+		struct dd_array_spec as = {.ranges = rg, .nranges = job.spec.array_nranges};
+		if ((a->corr = dd_array_new(s, &as))) {
+			a->corr->id = a->corr_id;
+			a->corr->refs = 1; /* @a's alone: not listed, no job of its own here */
+		}
+	}
+	free(buf);
+	return a->corr;
 }
 
 static void maybe_done(struct dd_shard *s, struct dd_array *a);
@@ -401,6 +454,11 @@ static void make(struct dd_shard *s, struct dd_array *a)
 		.exec = (p->flags & JF_EXEC) != 0, .uid = p->uid, .gid = p->gid,
 		.stdin_fd = -1, .arr = a,
 	};
+	int64_t corr = a->corr ? ord_of(a->corr, dd_array_index(a, ord)) : -1;
+	if (corr >= 0) { /* aftercorr: it waits for its counterpart to succeed */
+		m.ndeps = 1;
+		m.deps.inl[0] = a->corr->id + 1 + (uint64_t)corr;
+	}
 	int r = element_payload(s, a, ord, &m);
 	atomic_fetch_add_explicit(&s->live, 1, memory_order_relaxed);
 	if (r < 0)
@@ -430,6 +488,17 @@ size_t dd_array_fill(struct dd_shard *s)
 		if (!p || a->cancelled || a->next >= a->count ||
 		    dd_state_terminal((enum dd_state)p->state)) {
 			a->active = false;
+			continue;
+		}
+		if (a->corr_id && !corr_of(s, a)) {
+			char why[96];
+			snprintf(why, sizeof(why), "dependency aftercorr:%" PRIu64 " is not a job array",
+				 a->corr_id);
+			char *own = dd_reason_dup(s, why);
+			if (own)
+				dd_job_own_reason(s, p, own);
+			a->active = false;
+			dd_job_finish(s, p, DD_FAILED, own ? own : dd_reason[R_DEPENDENCY]);
 			continue;
 		}
 		uint32_t window = a->max_running ? a->max_running

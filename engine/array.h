@@ -26,6 +26,8 @@ struct dd_array {
 	bool active;               /* in s->act */
 	bool settled;              /* the unmade elements were settled */
 	struct dd_cmd *waiters;    /* dd_wait() on elements not made yet */
+	uint64_t corr_id;          /* aftercorr: the array its elements follow */
+	struct dd_array *corr;     /* ...once looked up (a reference), or NULL */
 };
 
 /* A copy of @sp (validated) in @s's arena, or NULL (no memory). */

@@ -7,6 +7,7 @@
  * submission is still in a ring) is parked in the pending map until it
  * arrives. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,29 +38,73 @@ static void xs_send(struct dd_shard *s, unsigned to, const struct dd_xs_event *e
 	o->ev[o->n++] = *ev;
 }
 
-static void apply_outcome(struct dd_shard *s, uint64_t waiter, bool ok)
+/* A dependant as a record's list keeps it: its id, with the kind of its
+ * wait in bits 54-55 of the sequence number (which never reaches 2^54: at
+ * 3 M jobs a second, that is 190 years). */
+#define KIND_SHIFT 54
+static uint64_t pack(uint64_t waiter, uint8_t kind)
 {
-	struct dd_jobrec *j = dd_tab_find(s, waiter);
-	if (!j || j->state != DD_WAITING)
-		return; /* cancelled, or already failed by another dependency */
-	if (!ok)
-		dd_job_finish(s, j, DD_FAILED, dd_reason[R_DEPENDENCY]);
-	else if (--j->deps_unmet == 0)
-		dd_job_make_ready(s, j);
+	return waiter | (uint64_t)kind << KIND_SHIFT;
 }
 
-static void outcome(struct dd_shard *s, uint64_t waiter, bool ok)
+static uint64_t packed_id(uint64_t v)
 {
+	return v & ~(3ull << KIND_SHIFT);
+}
+
+static uint8_t packed_kind(uint64_t v)
+{
+	return (uint8_t)((v >> KIND_SHIFT) & 3);
+}
+
+const char *dd_dep_kind_name(enum dd_dep_kind k)
+{
+	static const char *const n[DD_DEP_KINDS] = {"afterok", "afterany", "afternotok",
+						    "aftercorr"};
+	return (unsigned)k < DD_DEP_KINDS ? n[k] : "invalid";
+}
+
+static bool met(uint8_t kind, bool ok)
+{
+	return kind == DD_DEP_AFTERANY || (kind == DD_DEP_AFTERNOTOK ? !ok : ok);
+}
+
+static void apply_outcome(struct dd_shard *s, const struct dd_xs_event *ev)
+{
+	struct dd_jobrec *j = dd_tab_find(s, ev->waiter);
+	if (!j || j->state != DD_WAITING)
+		return; /* cancelled, or already failed by another dependency */
+	if (ev->lost || !met(ev->kind, ev->ok)) {
+		/* it can never be met: say which, and why */
+		char why[128];
+		snprintf(why, sizeof(why), "dependency %s:%llu %s", dd_dep_kind_name(ev->kind),
+			 (unsigned long long)ev->dep,
+			 ev->lost ? "cannot be followed" : ev->ok ? "succeeded" : "did not succeed");
+		char *own = dd_reason_dup(s, why);
+		if (own)
+			dd_job_own_reason(s, j, own);
+		dd_job_finish(s, j, DD_FAILED, own ? own : dd_reason[R_DEPENDENCY]);
+	} else if (--j->deps_unmet == 0) {
+		dd_job_make_ready(s, j);
+	}
+}
+
+/* Tells @waiter how its dependency @dep (of @kind) ended: @ok it succeeded;
+ * @lost it cannot be followed. */
+static void outcome(struct dd_shard *s, uint64_t waiter, uint64_t dep, uint8_t kind, bool ok,
+		    bool lost)
+{
+	struct dd_xs_event ev = {.type = XS_OUTCOME, .kind = kind, .ok = ok, .lost = lost,
+				 .dep = dep, .waiter = waiter};
 	unsigned to = dd_id_shard(waiter);
 	if (to == s->index) {
-		apply_outcome(s, waiter, ok);
+		apply_outcome(s, &ev);
 		return;
 	}
-	struct dd_xs_event ev = {.type = XS_OUTCOME, .ok = ok, .waiter = waiter};
 	xs_send(s, to, &ev);
 }
 
-static int add_dependant(struct dd_jobrec *j, uint64_t waiter)
+static int add_dependant(struct dd_jobrec *j, uint64_t waiter, uint8_t kind)
 {
 	if (j->ndependants == j->capdependants) {
 		uint32_t cap = j->capdependants ? j->capdependants * 2 : 4;
@@ -69,7 +114,7 @@ static int add_dependant(struct dd_jobrec *j, uint64_t waiter)
 		j->dependants = d;
 		j->capdependants = cap;
 	}
-	j->dependants[j->ndependants++] = waiter;
+	j->dependants[j->ndependants++] = pack(waiter, kind);
 	return 0;
 }
 
@@ -86,7 +131,7 @@ static size_t pending_slot(const struct dd_pending *p, size_t cap)
 
 DD_CHAIN_GROW(grow_pending, struct dd_pending, pending_slot)
 
-static int pending_add(struct dd_shard *s, uint64_t dep, uint64_t waiter)
+static int pending_add(struct dd_shard *s, uint64_t dep, uint64_t waiter, uint8_t kind)
 {
 	if (s->npending >= s->pendcap && grow_pending(&s->pending, &s->pendcap, 256) < 0)
 		return -ENOMEM;
@@ -95,6 +140,7 @@ static int pending_add(struct dd_shard *s, uint64_t dep, uint64_t waiter)
 		return -ENOMEM;
 	p->dep = dep;
 	p->waiter = waiter;
+	p->kind = kind;
 	size_t k = pend_slot(dep, s->pendcap);
 	p->next = s->pending[k];
 	s->pending[k] = p;
@@ -102,43 +148,46 @@ static int pending_add(struct dd_shard *s, uint64_t dep, uint64_t waiter)
 	return 0;
 }
 
-static void local_subscribe(struct dd_shard *s, uint64_t dep, uint64_t waiter)
+static void local_subscribe(struct dd_shard *s, uint64_t dep, uint64_t waiter, uint8_t kind)
 {
 	struct dd_jobrec *d = dd_tab_find(s, dep);
 	if (d) {
 		if (dd_state_terminal((enum dd_state)d->state))
-			outcome(s, waiter, d->state == DD_SUCCEEDED);
-		else if (add_dependant(d, waiter) < 0)
-			outcome(s, waiter, false);
+			outcome(s, waiter, dep, kind, d->state == DD_SUCCEEDED, false);
+		else if (add_dependant(d, waiter, kind) < 0)
+			outcome(s, waiter, dep, kind, false, true);
 		return;
 	}
 	struct dd_array *a = dd_array_of(s, dep);
 	if (a && dd_array_unmade(a, dep)) {
-		if (pending_add(s, dep, waiter) < 0) /* until it is made */
-			outcome(s, waiter, false);
+		if (pending_add(s, dep, waiter, kind) < 0) /* until it is made */
+			outcome(s, waiter, dep, kind, false, true);
 		return;
 	}
 	switch (dd_seq_fate(s, dep)) {
 	case SEQ_ENDED_OK:
-		outcome(s, waiter, true); /* ended and left memory */
+		outcome(s, waiter, dep, kind, true, false); /* ended and left memory */
+		break;
+	case SEQ_ENDED_BAD:
+		outcome(s, waiter, dep, kind, false, false);
 		break;
 	case SEQ_UNSEEN:
-		if (pending_add(s, dep, waiter) < 0)
-			outcome(s, waiter, false);
+		if (pending_add(s, dep, waiter, kind) < 0)
+			outcome(s, waiter, dep, kind, false, true);
 		break;
 	default:
-		outcome(s, waiter, false);
+		outcome(s, waiter, dep, kind, false, true);
 	}
 }
 
-void dd_deps_subscribe(struct dd_shard *s, uint64_t dep, uint64_t waiter)
+void dd_deps_subscribe(struct dd_shard *s, uint64_t dep, uint64_t waiter, uint8_t kind)
 {
 	unsigned owner = dd_id_shard(dep);
 	if (owner == s->index) {
-		local_subscribe(s, dep, waiter);
+		local_subscribe(s, dep, waiter, kind);
 		return;
 	}
-	struct dd_xs_event ev = {.type = XS_SUBSCRIBE, .dep = dep, .waiter = waiter};
+	struct dd_xs_event ev = {.type = XS_SUBSCRIBE, .kind = kind, .dep = dep, .waiter = waiter};
 	xs_send(s, owner, &ev);
 }
 
@@ -155,8 +204,8 @@ void dd_deps_arrived(struct dd_shard *s, struct dd_jobrec *j)
 		}
 		*pp = p->next;
 		s->npending--;
-		if (add_dependant(j, p->waiter) < 0)
-			outcome(s, p->waiter, false);
+		if (add_dependant(j, p->waiter, p->kind) < 0)
+			outcome(s, p->waiter, j->id, p->kind, false, true);
 		free(p);
 	}
 }
@@ -174,7 +223,7 @@ void dd_deps_gone(struct dd_shard *s, uint64_t id, bool ok)
 		}
 		*pp = p->next;
 		s->npending--;
-		outcome(s, p->waiter, ok);
+		outcome(s, p->waiter, id, p->kind, ok, false);
 		free(p);
 	}
 }
@@ -183,7 +232,8 @@ void dd_deps_release(struct dd_shard *s, struct dd_jobrec *j)
 {
 	bool ok = j->state == DD_SUCCEEDED;
 	for (uint32_t i = 0; i < j->ndependants; i++)
-		outcome(s, j->dependants[i], ok);
+		outcome(s, packed_id(j->dependants[i]), j->id, packed_kind(j->dependants[i]), ok,
+			false);
 	free(j->dependants);
 	j->dependants = NULL;
 	j->ndependants = j->capdependants = 0;
@@ -200,9 +250,9 @@ size_t dd_deps_drain(struct dd_shard *s)
 		while ((n = dd_queue_spsc_dequeue(s->xs_in[from], ev, 64)) > 0) {
 			for (size_t i = 0; i < n; i++) {
 				if (ev[i].type == XS_SUBSCRIBE)
-					local_subscribe(s, ev[i].dep, ev[i].waiter);
+					local_subscribe(s, ev[i].dep, ev[i].waiter, ev[i].kind);
 				else
-					apply_outcome(s, ev[i].waiter, ev[i].ok);
+					apply_outcome(s, &ev[i]);
 			}
 			total += n;
 		}

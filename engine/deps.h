@@ -11,8 +11,12 @@
 enum { XS_SUBSCRIBE = 1, XS_OUTCOME = 2 };
 
 struct dd_xs_event {
-	uint32_t type;
-	uint32_t ok;        /* XS_OUTCOME: dependency succeeded */
+	uint8_t type;
+	uint8_t kind;       /* enum dd_dep_kind */
+	uint8_t ok;         /* XS_OUTCOME: the dependency succeeded */
+	uint8_t lost;       /* XS_OUTCOME: it cannot be followed (no memory,
+			     * an id that never was): never met */
+	uint32_t pad;
 	uint64_t dep;       /* the dependency's id */
 	uint64_t waiter;    /* the dependant's id */
 };
@@ -25,10 +29,11 @@ struct dd_xs_overflow {
 struct dd_pending { /* dependants of a job that has not arrived yet */
 	uint64_t dep;
 	uint64_t waiter;
+	uint8_t kind;
 	struct dd_pending *next;
 };
 
-void dd_deps_subscribe(struct dd_shard *s, uint64_t dep, uint64_t waiter);
+void dd_deps_subscribe(struct dd_shard *s, uint64_t dep, uint64_t waiter, uint8_t kind);
 void dd_deps_release(struct dd_shard *s, struct dd_jobrec *j);
 void dd_deps_arrived(struct dd_shard *s, struct dd_jobrec *j);
 /* @id will never arrive (an array element that is not made): what waits

@@ -208,37 +208,49 @@ void dd_job_arrive(struct dd_shard *s, struct dd_sub *m)
 	dd_deps_arrived(s, j);
 
 	const uint64_t *deps = m->ndeps > DD_INLINE_DEPS ? m->deps.heap : m->deps.inl;
+	/* an array's aftercorr is its elements' to wait for, one each, not its own */
+	uint32_t nwait = m->ndeps;
+	for (uint32_t i = 0; m->kinds && i < m->ndeps; i++)
+		if (m->kinds[i] == DD_DEP_AFTERCORR) {
+			nwait--;
+			if (m->arr)
+				m->arr->corr_id = deps[i];
+		}
 	if (m->level > DD_DURABILITY_NONE && s->dur) {
-		dd_log_submit(s, j, deps, m->ndeps, m->strict);
+		dd_log_submit(s, j, deps, m->kinds, m->ndeps, m->strict);
 		if (!(j->flags & JF_LOGGED)) {
 			/* The log refused it (no space, I/O error): the submitter
 			 * learns from dd_wait_durable(); the job must not run. */
 			j->state = DD_QUEUED;
 			dd_st_add(s, ST_QUEUED, 1);
 			dd_job_finish(s, j, DD_FAILED, dd_reason[R_NOT_LOGGED]);
-			if (m->ndeps > DD_INLINE_DEPS)
-				dd_numa_arena_free(s->arena, m->deps.heap, m->ndeps * sizeof(uint64_t));
-			return;
+			goto out;
 		}
 	}
 	if (s->stopping) {
 		j->state = DD_QUEUED; /* never queued: counted straight to cancelled */
 		dd_st_add(s, ST_QUEUED, 1);
 		dd_job_finish(s, j, DD_CANCELLED, dd_reason[R_SHUTDOWN]);
-	} else if (m->ndeps == 0 && !(j->flags & JF_HELD)) {
+	} else if (nwait == 0 && !(j->flags & JF_HELD)) {
 		dd_job_make_ready(s, j);
-	} else if (m->ndeps == 0) {
+	} else if (nwait == 0) {
 		dd_shard_set_state(s, j, DD_WAITING); /* strict: until durable */
 	} else {
-		j->deps_unmet += m->ndeps;
+		j->deps_unmet += nwait;
 		dd_shard_set_state(s, j, DD_WAITING);
 		/* A subscription may answer at once (dependency already ended)
 		 * and so finish j or make it ready inside this loop. */
-		for (uint32_t i = 0; i < m->ndeps; i++)
-			dd_deps_subscribe(s, deps[i], j->id);
+		uint64_t id = j->id;
+		for (uint32_t i = 0; i < m->ndeps; i++) {
+			uint8_t k = m->kinds ? m->kinds[i] : DD_DEP_AFTEROK;
+			if (k != DD_DEP_AFTERCORR)
+				dd_deps_subscribe(s, deps[i], id, k);
+		}
 	}
+out:
 	if (m->ndeps > DD_INLINE_DEPS)
 		dd_numa_arena_free(s->arena, m->deps.heap, m->ndeps * sizeof(uint64_t));
+	dd_numa_arena_free(s->arena, m->kinds, m->ndeps);
 }
 
 void dd_job_finish(struct dd_shard *s, struct dd_jobrec *j, enum dd_state st,

@@ -26,10 +26,15 @@
 
 static __thread unsigned tl_rr; /* per-thread round-robin: no shared counter */
 
+static uint64_t corr_dep(const struct dd_job_spec *sp);
+
 static unsigned route(struct dd_engine *e, const struct dd_job_spec *sp, uint64_t key_hash)
 {
 	if (sp->shard >= 0)
 		return (unsigned)sp->shard;
+	uint64_t corr = sp->array ? corr_dep(sp) : 0;
+	if (corr)
+		return dd_id_shard(corr); /* its elements follow the other array's */
 	if (sp->idem_key)
 		return (unsigned)(key_hash % e->nshards); /* one home per key */
 	if (sp->node >= 0) {
@@ -42,6 +47,15 @@ static unsigned route(struct dd_engine *e, const struct dd_job_spec *sp, uint64_
 				return i;
 	}
 	return e->nshards == 1 ? 0 : tl_rr++ % e->nshards;
+}
+
+/* The dependency an aftercorr names, or 0. */
+static uint64_t corr_dep(const struct dd_job_spec *sp)
+{
+	for (uint32_t i = 0; sp->dep_kinds && i < sp->ndeps; i++)
+		if (sp->dep_kinds[i] == DD_DEP_AFTERCORR)
+			return sp->deps[i];
+	return 0;
 }
 
 /* The last kind resolved: a batch of one kind looks its handler up once. */
@@ -76,6 +90,17 @@ static int validate(struct dd_engine *e, const struct dd_job_spec *sp, struct ki
 		return -E2BIG;
 	if (sp->idem_key && (!sp->idem_key[0] || strlen(sp->idem_key) > DD_KEY_MAX))
 		return sp->idem_key[0] ? -E2BIG : -EINVAL;
+	unsigned corr = 0;
+	for (uint32_t i = 0; i < sp->ndeps; i++) {
+		uint8_t k = sp->dep_kinds ? sp->dep_kinds[i] : DD_DEP_AFTEROK;
+		if (k >= DD_DEP_KINDS)
+			return -EINVAL;
+		corr += k == DD_DEP_AFTERCORR;
+	}
+	/* aftercorr: an array on one other array, made on its shard */
+	if (corr > 1 || (corr && !sp->array) ||
+	    (corr && sp->shard >= 0 && (unsigned)sp->shard != dd_id_shard(corr_dep(sp))))
+		return -EINVAL;
 	for (uint32_t i = 0; i < sp->ndeps; i++) {
 		uint64_t d = sp->deps[i];
 		unsigned sh = dd_id_shard(d);
@@ -110,6 +135,7 @@ void dd_sub_release(struct dd_shard *s, struct dd_sub *m)
 		dd_numa_arena_free(s->arena, m->payload.heap, m->payload_len);
 	if (m->ndeps > DD_INLINE_DEPS)
 		dd_numa_arena_free(s->arena, m->deps.heap, m->ndeps * sizeof(uint64_t));
+	dd_numa_arena_free(s->arena, m->kinds, m->ndeps);
 	if (m->key)
 		dd_numa_arena_free(s->arena, m->key, strlen(m->key) + 1);
 	if (m->stdin_fd >= 0)
@@ -152,6 +178,7 @@ static int sub_prepare(struct dd_shard *s, const struct dd_job_spec *sp, int han
 	m->max_attempts = sp->max_attempts ? sp->max_attempts : 1;
 	m->payload_len = (uint32_t)sp->payload_len;
 	m->ndeps = sp->ndeps;
+	m->kinds = NULL;
 	m->handler = (uint16_t)handler;
 	m->priority = (uint8_t)sp->priority;
 	m->key = NULL;
@@ -201,15 +228,26 @@ static int sub_prepare(struct dd_shard *s, const struct dd_job_spec *sp, int han
 		memcpy(deps, sp->deps, sp->ndeps * sizeof(uint64_t));
 		m->deps.heap = deps;
 	}
+	bool kinds = false;
+	for (uint32_t i = 0; sp->dep_kinds && i < sp->ndeps; i++)
+		kinds |= sp->dep_kinds[i] != DD_DEP_AFTEROK;
+	if (kinds) {
+		if (!(m->kinds = dd_numa_arena_alloc(s->arena, sp->ndeps)))
+			goto nomem;
+		memcpy(m->kinds, sp->dep_kinds, sp->ndeps);
+	}
 	if (sp->idem_key) {
 		size_t len = strlen(sp->idem_key) + 1;
-		if (!(m->key = dd_numa_arena_alloc(s->arena, len)))
+		if (!(m->key = dd_numa_arena_alloc(s->arena, len))) {
+			dd_numa_arena_free(s->arena, m->kinds, sp->ndeps);
 			goto nomem;
+		}
 		memcpy(m->key, sp->idem_key, len);
 	}
 	if (sp->array && !(m->arr = dd_array_new(s, sp->array))) {
 		if (m->key)
 			dd_numa_arena_free(s->arena, m->key, strlen(m->key) + 1);
+		dd_numa_arena_free(s->arena, m->kinds, sp->ndeps);
 		goto nomem;
 	}
 	/* last: nothing after it can fail, so no path has to close it */
@@ -220,6 +258,7 @@ static int sub_prepare(struct dd_shard *s, const struct dd_job_spec *sp, int han
 		if (m->key)
 			dd_numa_arena_free(s->arena, m->key, strlen(m->key) + 1);
 		dd_array_drop(s, m->arr);
+		dd_numa_arena_free(s->arena, m->kinds, sp->ndeps);
 		dd_numa_arena_free(s->arena, pay, plen);
 		dd_numa_arena_free(s->arena, deps, sp->ndeps * sizeof(uint64_t));
 		return err;

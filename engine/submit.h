@@ -26,6 +26,8 @@ struct dd_sub {
 		uint64_t inl[DD_INLINE_DEPS];
 		uint64_t *heap; /* arena copy, freed by the reactor */
 	} deps;
+	uint8_t *kinds; /* [ndeps] enum dd_dep_kind (arena copy, freed by the
+			 * reactor), or NULL: all DD_DEP_AFTEROK */
 	char *key; /* arena copy, owned by the record, or NULL */
 	uint64_t key_hash;
 	uint8_t level;  /* enum dd_durability, resolved */

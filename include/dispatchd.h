@@ -168,8 +168,10 @@ struct dd_job_spec {
 	uint32_t max_attempts; /* 0 or 1 = no retry */
 	uint64_t backoff_ns;   /* first retry delay; doubles per attempt (default 10 ms) */
 	uint64_t backoff_max_ns; /* cap on the back-off (default 60 s) */
-	const uint64_t *deps;  /* ids that must succeed first */
+	const uint64_t *deps;  /* ids this job waits for: see dep_kinds */
 	uint32_t ndeps;        /* at most DD_DEPS_MAX */
+	const uint8_t *dep_kinds; /* [ndeps] enum dd_dep_kind, or NULL: every
+				* one DD_DEP_AFTEROK */
 	int node;              /* NUMA node (engine's numbering) to run on, -1 = any */
 	int shard;             /* shard to run on, -1 = any (overrides node) */
 	const char *idem_key;  /* idempotency key, NUL-terminated, or NULL;
@@ -246,6 +248,22 @@ int dd_array_parse(const char *text, struct dd_array_range *ranges, unsigned max
 #define DD_JOB_STRICT 1u
 /* spec.uid/gid name the job's owner. */
 #define DD_JOB_OWNER 2u
+
+/* What a dependency waits for (Slurm's --dependency kinds). A dependency
+ * that can never be met ends its dependant FAILED, with a reason that
+ * names it: "dependency afterok:ID did not succeed". */
+enum dd_dep_kind {
+	DD_DEP_AFTEROK = 0,    /* the job succeeds */
+	DD_DEP_AFTERANY = 1,   /* the job ends, however */
+	DD_DEP_AFTERNOTOK = 2, /* the job ends but does not succeed */
+	DD_DEP_AFTERCORR = 3,  /* an array on an array: element i waits for
+				* the other array's element of the same index
+				* to succeed (an index it has not: no wait); the
+				* array is then made on the other one's shard */
+};
+#define DD_DEP_KINDS 4
+/* "afterok", "afterany", "afternotok", "aftercorr", or "invalid". */
+const char *dd_dep_kind_name(enum dd_dep_kind k);
 
 #define DD_PAYLOAD_MAX (16u << 20)
 #define DD_DEPS_MAX 4096u

@@ -217,6 +217,8 @@ size_t dd_logrec_encode_body(const struct dd_logrec *r, void *buf)
 			put32(&w, r->array_ord);
 			put32(&w, r->array_index);
 		}
+		if (r->flags & DD_LOGREC_F_DEPKINDS)
+			put(&w, r->dep_kinds, r->ndeps);
 		break;
 	case DD_LOGREC_START:
 		put32(&w, (uint32_t)r->worker);
@@ -294,7 +296,7 @@ int dd_logrec_decode_body(uint32_t type, const void *body, size_t blen, struct d
 			       (out->key_len && memchr(out->key, 0, out->key_len))))
 			return -EPROTO;
 		if (out->flags & ~(DD_LOGREC_F_STRICT | DD_LOGREC_F_EXEC | DD_LOGREC_F_ARRAY |
-				   DD_LOGREC_F_ELEMENT) ||
+				   DD_LOGREC_F_ELEMENT | DD_LOGREC_F_DEPKINDS) ||
 		    (out->flags & DD_LOGREC_F_ARRAY && out->flags & DD_LOGREC_F_ELEMENT))
 			return -EPROTO;
 		if (out->flags & DD_LOGREC_F_ARRAY) {
@@ -314,6 +316,12 @@ int dd_logrec_decode_body(uint32_t type, const void *body, size_t blen, struct d
 			    out->array_index > DD_LOGREC_ARRAY_INDEX_MAX ||
 			    out->array_id >= out->id || out->id - out->array_id - 1 != out->array_ord)
 				return -EPROTO;
+		}
+		if (out->flags & DD_LOGREC_F_DEPKINDS) {
+			out->dep_kinds = take(&r, out->ndeps);
+			for (uint32_t i = 0; !r.bad && i < out->ndeps; i++)
+				if (out->dep_kinds[i] >= DD_LOGREC_DEP_KINDS)
+					return -EPROTO;
 		}
 		break;
 	case DD_LOGREC_START:

@@ -48,7 +48,10 @@ enum {
 	DD_LOGREC_F_EXEC = 2u,   /* the payload is an encoded process spec */
 	DD_LOGREC_F_ARRAY = 4u,  /* a job array's own job: its ranges follow */
 	DD_LOGREC_F_ELEMENT = 8u, /* an element of an array: which follows */
+	DD_LOGREC_F_DEPKINDS = 16u, /* a kind byte per dependency follows (else
+				     * every one is afterok) */
 };
+#define DD_LOGREC_DEP_KINDS 4 /* dispatchd.h's enum dd_dep_kind, 0..3 */
 
 /* Arrays as the log keeps them (dispatchd.h's limits, which this
  * component does not include). */
@@ -75,6 +78,7 @@ struct dd_logrec {
 	uint32_t payload_len;
 	const unsigned char *deps; /* ndeps little-endian u64, maybe unaligned */
 	uint32_t ndeps;
+	const uint8_t *dep_kinds;  /* with DD_LOGREC_F_DEPKINDS: ndeps of them */
 	const char *key;
 	uint32_t key_len;
 	/* SUBMIT with DD_LOGREC_F_ARRAY: its %MAX and ranges (array_nranges

@@ -138,8 +138,8 @@ static int ack_push(struct dd_durable *d, const struct dd_ack *a)
 	return 0;
 }
 
-void dd_log_submit(struct dd_shard *s, struct dd_jobrec *j, const uint64_t *deps, uint32_t ndeps,
-		   bool strict)
+void dd_log_submit(struct dd_shard *s, struct dd_jobrec *j, const uint64_t *deps,
+		   const uint8_t *kinds, uint32_t ndeps, bool strict)
 {
 	struct dd_durable *d = s->dur;
 	const char *kind = s->eng->handlers[j->handler].name;
@@ -153,9 +153,11 @@ void dd_log_submit(struct dd_shard *s, struct dd_jobrec *j, const uint64_t *deps
 		.uid = j->uid, .gid = j->gid,
 		.kind = kind, .kind_len = (uint32_t)strlen(kind),
 		.payload = j->payload, .payload_len = j->payload_len,
-		.deps = (const unsigned char *)deps, .ndeps = ndeps,
+		.deps = (const unsigned char *)deps, .ndeps = ndeps, .dep_kinds = kinds,
 		.key = j->key, .key_len = j->key ? (uint32_t)strlen(j->key) : 0,
 	};
+	if (kinds)
+		r.flags |= DD_LOGREC_F_DEPKINDS;
 	uint32_t ranges[DD_ARRAY_RANGES_MAX * 3];
 	const struct dd_array *arr = j->arr;
 	if (arr && arr->parent == j) {

@@ -19,6 +19,7 @@ struct dd_rwait { /* a recovered WAITING job and its dependencies */
 	uint64_t id;
 	uint32_t ndeps;
 	uint64_t *deps;
+	uint8_t *kinds; /* [ndeps], or NULL: all afterok */
 };
 struct dd_rwaits {
 	struct dd_rwait *v;
@@ -27,8 +28,9 @@ struct dd_rwaits {
 int dd_durable_load(struct dd_shard *s, struct dd_recovery *out, struct dd_rwaits *w);
 /* After every shard is loaded: subscribes the waiting jobs again; frees w. */
 void dd_durable_resubscribe(struct dd_shard *s, struct dd_rwaits *w);
-void dd_log_submit(struct dd_shard *s, struct dd_jobrec *j, const uint64_t *deps, uint32_t ndeps,
-		   bool strict);
+/* @kinds: [ndeps] enum dd_dep_kind, or NULL (all afterok). */
+void dd_log_submit(struct dd_shard *s, struct dd_jobrec *j, const uint64_t *deps,
+		   const uint8_t *kinds, uint32_t ndeps, bool strict);
 void dd_log_start(struct dd_shard *s, struct dd_jobrec *j);
 void dd_log_retry(struct dd_shard *s, struct dd_jobrec *j);
 void dd_log_end(struct dd_shard *s, struct dd_jobrec *j);

@@ -57,11 +57,17 @@ static int remember_wait(struct load_ctx *lc, struct dd_jobrec *j, const struct 
 		w->cap = cap;
 	}
 	uint64_t *deps = malloc(sp->ndeps * sizeof(uint64_t));
-	if (!deps)
+	uint8_t *kinds = sp->dep_kinds ? malloc(sp->ndeps) : NULL;
+	if (!deps || (sp->dep_kinds && !kinds)) {
+		free(deps);
 		return -ENOMEM;
+	}
 	for (uint32_t i = 0; i < sp->ndeps; i++)
 		deps[i] = dd_logrec_dep(sp, i);
-	w->v[w->n++] = (struct dd_rwait){.id = j->id, .ndeps = sp->ndeps, .deps = deps};
+	if (kinds)
+		memcpy(kinds, sp->dep_kinds, sp->ndeps);
+	w->v[w->n++] = (struct dd_rwait){.id = j->id, .ndeps = sp->ndeps, .deps = deps,
+					 .kinds = kinds};
 	return 0;
 }
 
@@ -197,15 +203,21 @@ static int load_one(const struct dd_state_job *sj, void *arg)
 		int r = load_array(lc, j, sp);
 		if (r < 0)
 			return r;
+		uint32_t corr = 0;
+		for (uint32_t i = 0; sp->dep_kinds && i < sp->ndeps; i++)
+			if (sp->dep_kinds[i] == DD_DEP_AFTERCORR) {
+				corr++;
+				j->arr->corr_id = dd_logrec_dep(sp, i);
+			}
 		j->not_before_ns = sp->not_before_rt ? rt_to_mono(s, sp->not_before_rt) : 0;
 		if (sj->state != DD_WAITING) {
 			/* ready once its elements are back (the second pass) */
 			lc->ready[lc->nready++] = j;
 			return 0;
 		}
-		j->deps_unmet = sp->ndeps;
+		j->deps_unmet = sp->ndeps - corr;
 		dd_shard_set_state(s, j, DD_WAITING);
-		if (sp->ndeps == 0)
+		if (j->deps_unmet == 0)
 			lc->ready[lc->nready++] = j; /* held for strict start only */
 		else if (remember_wait(lc, j, sp) < 0)
 			dd_job_finish(s, j, DD_FAILED, dd_reason[R_DEPENDENCY]);
@@ -270,9 +282,13 @@ int dd_durable_load(struct dd_shard *s, struct dd_recovery *out, struct dd_rwait
 void dd_durable_resubscribe(struct dd_shard *s, struct dd_rwaits *w)
 {
 	for (size_t i = 0; i < w->n; i++) {
-		for (uint32_t k = 0; k < w->v[i].ndeps; k++)
-			dd_deps_subscribe(s, w->v[i].deps[k], w->v[i].id);
+		for (uint32_t k = 0; k < w->v[i].ndeps; k++) {
+			uint8_t kind = w->v[i].kinds ? w->v[i].kinds[k] : DD_DEP_AFTEROK;
+			if (kind != DD_DEP_AFTERCORR) /* its elements' (array.c) */
+				dd_deps_subscribe(s, w->v[i].deps[k], w->v[i].id, kind);
+		}
 		free(w->v[i].deps);
+		free(w->v[i].kinds);
 	}
 	free(w->v);
 	memset(w, 0, sizeof(*w));

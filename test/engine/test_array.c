@@ -204,7 +204,9 @@ Test(array, cancel_is_one_operation)
 		     1000000);
 	cr_assert_geq(info.array_states[DD_CANCELLED], 1000000 - 4096);
 	cr_assert_eq(wait_state(e, dep, &info), DD_FAILED);
-	cr_assert_str_eq(info.reason, "dependency");
+	char want[96];
+	snprintf(want, sizeof(want), "dependency afterok:%lu did not succeed", (unsigned long)late);
+	cr_assert_str_eq(info.reason, want);
 	cr_assert_eq(dd_cancel(e, id), DD_ETERMINAL);
 	dd_engine_destroy(e);
 }
@@ -281,5 +283,86 @@ Test(array, bad_specs_are_refused)
 	r[0] = (struct dd_array_range){0, DD_ARRAY_MAX, 1};
 	as.nranges = 1;
 	cr_assert_eq(dd_submit(e, &s, 0, &id), -E2BIG);
+	dd_engine_destroy(e);
+}
+
+/* aftercorr: element i of one array waits for element i of the other to
+ * succeed; an index the other has not waits for nothing; one whose
+ * counterpart failed fails, naming it. */
+static _Atomic int corr_order[64];
+static _Atomic int corr_n;
+
+static int corr_first(const struct dd_job *j, void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&arr_gate))
+		sleep_ms(1);
+	atomic_store(&corr_order[atomic_fetch_add(&corr_n, 1)], (int)j->array_index);
+	return j->array_index == 4 ? 1 : 0;
+}
+
+static int corr_second(const struct dd_job *j, void *arg)
+{
+	(void)arg;
+	atomic_store(&corr_order[atomic_fetch_add(&corr_n, 1)], 100 + (int)j->array_index);
+	return 0;
+}
+
+Test(array, aftercorr_pairs_the_elements)
+{
+	atomic_store(&arr_gate, 0);
+	struct dd_config c;
+	dd_config_init(&c);
+	c.pretend_nodes = 2; /* the second array follows the first to its shard */
+	c.workers = 10;      /* room for the first's six that hold, and more */
+	c.pin = false;
+	struct dd_engine *e = make_engine(&c);
+	cr_assert_eq(dd_handler_register(e, "first", corr_first, NULL), 0);
+	cr_assert_eq(dd_handler_register(e, "second", corr_second, NULL), 0);
+	uint64_t a = submit_array(e, "0-5", "first");
+	struct dd_array_range r = {2, 8, 1};
+	struct dd_array_spec as = {.ranges = &r, .nranges = 1};
+	uint8_t kind = DD_DEP_AFTERCORR;
+	struct dd_job_spec s = spec("second");
+	s.array = &as;
+	s.deps = &a;
+	s.ndeps = 1;
+	s.dep_kinds = &kind;
+	uint64_t b;
+	cr_assert_eq(dd_submit(e, &s, 0, &b), 0);
+	/* 6, 7 and 8 have no counterpart: they run while the first holds */
+	for (int i = 0; i < 60000 && atomic_load(&corr_n) < 3; i++)
+		sleep_ms(1);
+	cr_assert_eq(atomic_load(&corr_n), 3);
+	struct dd_job_info info;
+	cr_assert_eq(dd_job_get(e, b + 1, &info), 0);
+	cr_assert_eq(info.state, DD_WAITING, "index 2 waits for the first's 2");
+	atomic_store(&arr_gate, 1);
+	cr_assert_eq(wait_state(e, b, &info), DD_FAILED);
+	cr_assert_eq(info.array_states[DD_SUCCEEDED], 6);
+	cr_assert_eq(info.array_states[DD_FAILED], 1);
+	cr_assert_eq(dd_job_get(e, b + 1 + 2, &info), 0);
+	cr_assert_eq(info.array_index, 4u);
+	char want[96];
+	snprintf(want, sizeof(want), "dependency afterok:%lu did not succeed",
+		 (unsigned long)(a + 1 + 4));
+	cr_assert_str_eq(info.reason, want);
+	/* each second element after its first */
+	int at[200];
+	memset(at, -1, sizeof(at));
+	for (int i = 0; i < atomic_load(&corr_n); i++)
+		at[atomic_load(&corr_order[i])] = i;
+	for (int k = 2; k <= 5; k++)
+		if (k != 4)
+			cr_assert_gt(at[100 + k], at[k], "index %d ran before its counterpart", k);
+	/* an aftercorr on what is not an array */
+	struct dd_job_spec o = spec("ok");
+	uint64_t plain = submit_ok(e, &o), bad;
+	s.deps = &plain;
+	cr_assert_eq(dd_submit(e, &s, 0, &bad), 0);
+	cr_assert_eq(wait_state(e, bad, &info), DD_FAILED);
+	snprintf(want, sizeof(want), "dependency aftercorr:%lu is not a job array",
+		 (unsigned long)plain);
+	cr_assert_str_eq(info.reason, want);
 	dd_engine_destroy(e);
 }

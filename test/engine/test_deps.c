@@ -88,10 +88,13 @@ Test(deps, failure_fails_dependants_transitively)
 	struct dd_job_info info;
 	cr_assert_eq(wait_state(e, a, NULL), DD_FAILED);
 	cr_assert_eq(wait_state(e, b, &info), DD_FAILED);
-	cr_assert_str_eq(info.reason, "dependency");
+	char want[96];
+	snprintf(want, sizeof(want), "dependency afterok:%lu did not succeed", (unsigned long)a);
+	cr_assert_str_eq(info.reason, want, "the reason names it");
 	cr_assert_eq(info.attempt, 0, "never ran");
 	cr_assert_eq(wait_state(e, cjob, &info), DD_FAILED);
-	cr_assert_str_eq(info.reason, "dependency");
+	snprintf(want, sizeof(want), "dependency afterok:%lu did not succeed", (unsigned long)b);
+	cr_assert_str_eq(info.reason, want);
 	cr_assert_eq(pos_of(1), -1);
 	cr_assert_eq(pos_of(3), -1);
 	dd_engine_destroy(e);
@@ -214,4 +217,83 @@ Test(deps, fates_of_ended_jobs_are_compacted, .timeout = 120)
 	cr_assert_eq(st.total.succeeded, n - n / EVERY + 1, "the job after a good one ran");
 	free(ids);
 	dd_engine_destroy(e);
+}
+
+/* Slurm's kinds: afterany runs whatever the end, afternotok only after a
+ * failure (and fails, naming it, after a success), on jobs in memory and
+ * on jobs that left it, within a shard and across shards. */
+static void kinds(struct dd_config *c)
+{
+	struct dd_engine *e = make_engine(c);
+	struct dd_job_spec g = spec("gate");
+	atomic_store(&gate_open, 0);
+	uint64_t gate = submit_ok(e, &g);
+	uint64_t bad = submit_after(e, "fail", &gate, 1, 0);
+	uint64_t good = submit_after(e, "order", &gate, 1, 1);
+	struct {
+		uint64_t dep;
+		uint8_t kind;
+		enum dd_state want;
+		const char *why;
+	} t[] = {
+		{bad, DD_DEP_AFTERANY, DD_SUCCEEDED, ""},
+		{good, DD_DEP_AFTERANY, DD_SUCCEEDED, ""},
+		{bad, DD_DEP_AFTERNOTOK, DD_SUCCEEDED, ""},
+		{good, DD_DEP_AFTERNOTOK, DD_FAILED, "succeeded"},
+		{bad, DD_DEP_AFTEROK, DD_FAILED, "did not succeed"},
+		{good, DD_DEP_AFTEROK, DD_SUCCEEDED, ""},
+	};
+	uint64_t ids[6], later[6];
+	for (int i = 0; i < 6; i++) {
+		struct dd_job_spec s = spec("ok");
+		s.deps = &t[i].dep;
+		s.ndeps = 1;
+		s.dep_kinds = &t[i].kind;
+		ids[i] = submit_ok(e, &s);
+	}
+	atomic_store(&gate_open, 1);
+	cr_assert_eq(wait_state(e, bad, NULL), DD_FAILED);
+	cr_assert_eq(wait_state(e, good, NULL), DD_SUCCEEDED);
+	/* and once they ended */
+	for (int i = 0; i < 6; i++) {
+		struct dd_job_spec s = spec("ok");
+		s.deps = &t[i].dep;
+		s.ndeps = 1;
+		s.dep_kinds = &t[i].kind;
+		later[i] = submit_ok(e, &s);
+	}
+	for (int i = 0; i < 12; i++) {
+		struct dd_job_info info;
+		int k = i % 6;
+		cr_assert_eq(wait_state(e, i < 6 ? ids[k] : later[k], &info), t[k].want, "case %d", i);
+		if (t[k].want == DD_FAILED) {
+			char want[96];
+			snprintf(want, sizeof(want), "dependency %s:%lu %s", dd_dep_kind_name(t[k].kind),
+				 (unsigned long)t[k].dep, t[k].why);
+			cr_assert_str_eq(info.reason, want);
+		}
+	}
+	uint8_t nokind = 9;
+	struct dd_job_spec s = spec("ok");
+	s.deps = &good;
+	s.ndeps = 1;
+	s.dep_kinds = &nokind;
+	uint64_t id;
+	cr_assert_eq(dd_submit(e, &s, 0, &id), -EINVAL);
+	nokind = DD_DEP_AFTERCORR;
+	cr_assert_eq(dd_submit(e, &s, 0, &id), -EINVAL, "aftercorr is for arrays");
+	dd_engine_destroy(e);
+}
+
+Test(deps, kinds)
+{
+	kinds(NULL);
+}
+
+Test(deps, kinds_across_shards)
+{
+	struct dd_config c;
+	dd_config_init(&c);
+	c.pretend_nodes = 3;
+	kinds(&c);
 }
