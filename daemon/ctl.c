@@ -3,6 +3,7 @@
  * with the job's own exit code. */
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@ static void usage(FILE *f)
 		"  run [OPTIONS] -- CMD [ARGS..]      submit, wait, stream its output, exit with its code;\n"
 		"                                     its stdin is run's; Ctrl-C: SIGINT to the job,\n"
 		"                                     twice (or SIGTERM/SIGHUP): cancel it\n"
+		"      --name NAME (-J)  what list and get call it\n"
 		"      --queue Q --priority urgent|high|normal|low --after ID,.. --delay S\n"
 		"      --dependency afterok:ID[:ID..],afterany:ID,afternotok:ID,aftercorr:ID\n"
 		"                   (Slurm's; --after is afterok; aftercorr: element i of this\n"
@@ -52,6 +54,7 @@ static void usage(FILE *f)
 		"  cancel ID..                        cancel jobs\n"
 		"  list [--state S] [--queue Q] [--limit N] [--after ID]   --limit 0: every job\n"
 		"  list --array ID [--state S]        an array's elements, in index order\n"
+		"  list --name NAME | --user USER     the jobs of that name, of that user\n"
 		"  output [--stderr] [--attempt N] ID what a process job wrote (N: 1 the first\n"
 		"                                     attempt; default the last)\n"
 		"  top [--count N]                    a live view, every second (q to quit);\n"
@@ -139,6 +142,7 @@ static int build_job(int argc, char **argv, json_t **out, struct submit_flags *f
 		{"wait", no_argument, NULL, 'W'},	  {"parsable", no_argument, NULL, 'P'},
 		{"array", required_argument, NULL, 'A'},
 		{"dependency", required_argument, NULL, 'D'},
+		{"name", required_argument, NULL, 'J'}, {"job-name", required_argument, NULL, 'J'},
 		{NULL, 0, NULL, 0},
 	};
 	json_t *job = json_object(), *env = NULL, *after = NULL;
@@ -147,7 +151,7 @@ static int build_job(int argc, char **argv, json_t **out, struct submit_flags *f
 	int c, rc = 2;
 	double secs;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+q:p:a:d:t:r:k:C:e:", o, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+q:p:a:d:t:r:k:C:e:J:", o, NULL)) != -1) {
 		switch (c) {
 		case 'q':
 			json_object_set_new(job, "queue", json_string(optarg));
@@ -244,6 +248,9 @@ static int build_job(int argc, char **argv, json_t **out, struct submit_flags *f
 			}
 			break;
 		}
+		case 'J':
+			json_object_set_new(job, "name", json_string(optarg));
+			break;
 		case 'D':
 			/* the daemon reads it (depspec.c) and says what is wrong */
 			json_object_set_new(job, "dependency", json_string(optarg));
@@ -482,13 +489,25 @@ static int cmd_list(struct ctl *c, int argc, char **argv)
 	static const struct option o[] = {
 		{"state", required_argument, NULL, 's'}, {"queue", required_argument, NULL, 'q'},
 		{"limit", required_argument, NULL, 'n'}, {"after", required_argument, NULL, 'a'},
-		{"array", required_argument, NULL, 'A'}, {NULL, 0, NULL, 0}};
+		{"array", required_argument, NULL, 'A'}, {"name", required_argument, NULL, 'N'},
+		{"user", required_argument, NULL, 'u'}, {NULL, 0, NULL, 0}};
 	json_t *req = json_pack("{s:s}", "op", "list");
 	int ch;
 	json_int_t v, limit = -1, after = 0;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "+s:q:n:a:", o, NULL)) != -1) {
-		if (ch == 'A' && parse_id(optarg, &v) == 0) {
+		if (ch == 'N') {
+			json_object_set_new(req, "name", json_string(optarg));
+		} else if (ch == 'u') {
+			struct passwd *pw = getpwnam(optarg);
+			char *end;
+			long long uid = strtoll(optarg, &end, 10);
+			if (!pw && (*end || end == optarg || uid < 0)) {
+				json_decref(req);
+				return usage_err("list --user: no user '%s'", optarg);
+			}
+			json_object_set_new(req, "uid", json_integer(pw ? (json_int_t)pw->pw_uid : uid));
+		} else if (ch == 'A' && parse_id(optarg, &v) == 0) {
 			json_object_set_new(req, "array", json_integer(v));
 		} else if (ch == 'A') {
 			json_decref(req);

@@ -1,6 +1,8 @@
 /* dispatchctl's human-readable tables. */
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "ctl.h"
@@ -24,6 +26,41 @@ static void fmt_time(json_t *v, char *buf, size_t n)
 	snprintf(buf + k, n - k, ".%03d", (int)((t - (double)s) * 1000));
 }
 
+/* A job's owner as people know it: the user name, or the uid when the
+ * name cannot be found. The last few are remembered: a table repeats them. */
+static const char *user_text(json_t *j)
+{
+	static struct {
+		long long uid;
+		char name[33];
+	} seen[8];
+	static unsigned next;
+	long long uid = json_integer_value(json_object_get(j, "uid"));
+	for (unsigned i = 0; i < 8; i++)
+		if (seen[i].name[0] && seen[i].uid == uid)
+			return seen[i].name;
+	unsigned k = next++ % 8;
+	struct passwd pw, *got = NULL;
+	char buf[1024];
+	seen[k].uid = uid;
+	if (getpwuid_r((uid_t)uid, &pw, buf, sizeof(buf), &got) == 0 && got)
+		snprintf(seen[k].name, sizeof(seen[k].name), "%s", got->pw_name);
+	else
+		snprintf(seen[k].name, sizeof(seen[k].name), "%lld", uid);
+	return seen[k].name;
+}
+
+/* Its name, and an array element's index: "name[3]", "-[3]", "-". */
+static void name_text(json_t *j, char *buf, size_t n)
+{
+	const char *nm = str(j, "name");
+	if (json_object_get(j, "array_index"))
+		snprintf(buf, n, "%s[%lld]", nm[0] ? nm : "-",
+			 (long long)json_integer_value(json_object_get(j, "array_index")));
+	else
+		snprintf(buf, n, "%s", nm[0] ? nm : "-");
+}
+
 static void exit_text(json_t *j, char *buf, size_t n)
 {
 	json_t *ec = json_object_get(j, "exit_code"), *sig = json_object_get(j, "signal");
@@ -38,21 +75,26 @@ static void exit_text(json_t *j, char *buf, size_t n)
 void dd_ctl_print_jobs(json_t *jobs, bool header)
 {
 	if (header)
-		printf("%-20s %-10s %-16s %-7s %-8s %-6s %s\n", "ID", "STATE", "QUEUE", "ATTEMPT",
-		       "EXIT", "UID", "REASON");
+		printf("%-10s %-10s %-16s %-10s %-12s %-7s %-6s %-32s %s\n", "ID", "STATE", "NAME", "USER",
+		       "QUEUE", "ATTEMPT", "EXIT", "COMMAND", "REASON");
 	size_t i;
 	json_t *j;
 	json_array_foreach(jobs, i, j)
 	{
-		char ex[32], att[24];
+		char ex[32], att[24], nm[160], cmd[33];
 		exit_text(j, ex, sizeof(ex));
+		name_text(j, nm, sizeof(nm));
 		snprintf(att, sizeof(att), "%lld/%lld",
 			 (long long)json_integer_value(json_object_get(j, "attempt")),
 			 (long long)json_integer_value(json_object_get(j, "max_attempts")));
-		printf("%-20lld %-10s %-16s %-7s %-8s %-6lld %s\n",
-		       (long long)json_integer_value(json_object_get(j, "id")), str(j, "state"),
-		       str(j, "queue"), att, ex, (long long)json_integer_value(json_object_get(j, "uid")),
-		       str(j, "reason"));
+		/* the command cut to its column, saying so */
+		const char *c = json_object_get(j, "command") ? str(j, "command") : "-";
+		snprintf(cmd, sizeof(cmd), "%s", c);
+		if (strlen(c) > 32)
+			memcpy(cmd + 29, "...", 4);
+		printf("%-10lld %-10s %-16s %-10s %-12s %-7s %-6s %-32s %s\n",
+		       (long long)json_integer_value(json_object_get(j, "id")), str(j, "state"), nm,
+		       user_text(j), str(j, "queue"), att, ex, cmd, str(j, "reason"));
 	}
 }
 
@@ -63,12 +105,18 @@ void dd_ctl_print_job(json_t *j)
 	fmt_time(json_object_get(j, "submitted_at"), t1, sizeof(t1));
 	fmt_time(json_object_get(j, "started_at"), t2, sizeof(t2));
 	fmt_time(json_object_get(j, "ended_at"), t3, sizeof(t3));
-	printf("id:        %lld\nstate:     %s\nqueue:     %s\npriority:  %s\n"
-	       "attempt:   %lld of %lld\nowner:     uid %lld gid %lld\n",
-	       (long long)json_integer_value(json_object_get(j, "id")), str(j, "state"),
+	printf("id:        %lld\nstate:     %s\n", (long long)json_integer_value(json_object_get(j, "id")),
+	       str(j, "state"));
+	if (str(j, "name")[0])
+		printf("name:      %s\n", str(j, "name"));
+	if (json_object_get(j, "command"))
+		printf("command:   %s\n", str(j, "command"));
+	if (str(j, "cwd")[0])
+		printf("cwd:       %s\n", str(j, "cwd"));
+	printf("queue:     %s\npriority:  %s\nattempt:   %lld of %lld\nowner:     %s (uid %lld gid %lld)\n",
 	       str(j, "queue"), str(j, "priority"),
 	       (long long)json_integer_value(json_object_get(j, "attempt")),
-	       (long long)json_integer_value(json_object_get(j, "max_attempts")),
+	       (long long)json_integer_value(json_object_get(j, "max_attempts")), user_text(j),
 	       (long long)json_integer_value(json_object_get(j, "uid")),
 	       (long long)json_integer_value(json_object_get(j, "gid")));
 	json_t *arr = json_object_get(j, "array");

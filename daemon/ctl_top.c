@@ -8,6 +8,7 @@
  * frame is the stats object, one a line. */
 #include <errno.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +40,32 @@ static void fmt_ns(char *buf, size_t n, long long ns)
 		snprintf(buf, n, "%.1fus", (double)ns / 1e3);
 }
 
-static void frame(json_t *st, bool tty, bool first)
+/* The running jobs (the first @running of them): who, what and where. */
+static void running_jobs(json_t *jobs, long long running)
+{
+	if (!json_array_size(jobs))
+		return;
+	printf("%-10s %-16s %-10s %-34s %s\n", "running", "name", "user", "command", "cwd");
+	size_t i;
+	json_t *j;
+	json_array_foreach(jobs, i, j)
+	{
+		const char *nm = json_string_value(json_object_get(j, "name"));
+		const char *cmd = json_string_value(json_object_get(j, "command"));
+		const char *cwd = json_string_value(json_object_get(j, "cwd"));
+		char user[24];
+		snprintf(user, sizeof(user), "%lld", (long long)json_integer_value(json_object_get(j, "uid")));
+		struct passwd *pw = getpwuid((uid_t)json_integer_value(json_object_get(j, "uid")));
+		printf("%-10lld %-16.16s %-10.10s %-34.34s %s\n",
+		       (long long)json_integer_value(json_object_get(j, "id")), nm ? nm : "-",
+		       pw ? pw->pw_name : user, cmd ? cmd : "-", cwd ? cwd : "-");
+	}
+	if ((long long)json_array_size(jobs) < running)
+		printf("(and %lld more)\n", running - (long long)json_array_size(jobs));
+	printf("\n");
+}
+
+static void frame(json_t *st, json_t *jobs, bool tty, bool first)
 {
 	static const char *const rates[] = {"submitted", "dispatched", "succeeded", "failed",
 					    "retried"};
@@ -71,6 +97,7 @@ static void frame(json_t *st, bool tty, bool first)
 	       "running", "in store");
 	printf("%-12s %12lld %12lld %12lld %12lld %12lld\n\n", "", num(t, "waiting"),
 	       num(t, "delayed"), num(t, "queued"), num(t, "running"), num(t, "store_jobs"));
+	running_jobs(jobs, num(t, "running"));
 	printf("%-12s %10s %10s %10s %10s %10s %10s\n", span, "count", "p50", "p90", "p99", "p99.9",
 	       "max");
 	const char *k;
@@ -139,7 +166,11 @@ int dd_ctl_top(struct ctl *c, int frames, bool json)
 			free(line);
 			fflush(stdout);
 		} else {
-			frame(r, tty, n == 0);
+			json_t *lr = dd_ctl_call(c, json_pack("{s:s, s:s, s:i}", "op", "list", "state",
+							      "running", "limit", 10));
+			json_t *l = dd_ctl_result(lr);
+			frame(r, l ? json_object_get(l, "jobs") : NULL, tty, n == 0);
+			json_decref(lr);
 		}
 		json_decref(resp);
 		if (frames > 0 && n + 1 >= frames)

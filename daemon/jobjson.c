@@ -26,7 +26,12 @@ json_t *dd_job_json(const struct dd_server *srv, const struct dd_job_info *in)
 	if (!o)
 		return NULL;
 	json_object_set_new(o, "exec", json_boolean(in->exec));
+	if (in->name[0])
+		json_object_set_new(o, "name", json_string(in->name));
 	if (in->exec) {
+		json_object_set_new(o, "command", json_string(in->command));
+		if (in->cwd[0])
+			json_object_set_new(o, "cwd", json_string(in->cwd));
 		json_object_set_new(o, "exit_code",
 				    in->exit_code >= 0 ? json_integer(in->exit_code) : json_null());
 		json_object_set_new(o, "signal",

@@ -469,11 +469,15 @@ void dd_op_list(struct conn *c, struct dd_req *r)
 		return;
 	}
 	const char *queue = json_string_value(json_object_get(r->root, "queue"));
+	const char *name = json_string_value(json_object_get(r->root, "name"));
+	uint64_t uid = 0;
+	bool by_uid = dd_get_u64(r->root, "uid", &uid);
+	bool filter = queue || name || by_uid;
 	uint64_t ids[LIST_MAX];
 	json_t *jobs = json_array();
 	bool end = false;
 	uint64_t cursor = after;
-	/* a queue filter may skip whole pages: bounded, the cursor says where */
+	/* a filter may skip whole pages: bounded, the cursor says where */
 	for (int pages = 0; pages < 64 && !end && json_array_size(jobs) < limit; pages++) {
 		size_t n;
 		int rc = list_ids(srv->eng, state, cursor, ids, (size_t)limit, &n, &end);
@@ -487,11 +491,12 @@ void dd_op_list(struct conn *c, struct dd_req *r)
 			cursor = ids[i];
 			if (dd_job_get(srv->eng, ids[i], &in) < 0)
 				continue; /* gone meanwhile (retention) */
-			if (queue && strcmp(queue, in.kind))
+			if ((queue && strcmp(queue, in.kind)) || (name && strcmp(name, in.name)) ||
+			    (by_uid && in.uid != uid))
 				continue;
 			json_array_append_new(jobs, dd_job_json(srv, &in));
 		}
-		if (!queue)
+		if (!filter)
 			break;
 	}
 	dd_ops_reply(c, r->tag,

@@ -32,7 +32,7 @@ static const struct field F_JOB[] = {
 	{"backoff", 'n'}, {"key", 's'}, {"payload", 's'}, {"payload_b64", 's'},
 	{"durability", 's'}, {"output_max", 'i'}, {"rlimits", 'o'}, {"strict", 'b'},
 	{"umask", 'i'}, {"stdin", 's'}, {"stdin_fd", 'b'}, {"mem", 'i'}, {"cpus", 'i'},
-	{"array", 's'}, {"dependency", 's'}, {NULL, 0}};
+	{"array", 's'}, {"dependency", 's'}, {"name", 's'}, {NULL, 0}};
 static const struct field F_BATCH[] = {{"jobs", 'a'}, {"env", 'o'}, {NULL, 0}};
 static const struct field F_SIGNAL[] = {{"id", 'i'}, {"signal", 'g'}, {NULL, 0}};
 static const struct field F_ID[] = {{"id", 'i'}, {NULL, 0}};
@@ -40,7 +40,8 @@ static const struct field F_IDS[] = {{"id", 'i'}, {"ids", 'a'}, {NULL, 0}};
 static const struct field F_WAIT[] = {{"id", 'i'}, {"ids", 'a'}, {"timeout", 'n'}, {NULL, 0}};
 static const struct field F_WATCH[] = {{"ids", 'a'}, {"queue", 's'}, {NULL, 0}};
 static const struct field F_LIST[] = {
-	{"state", 's'}, {"queue", 's'}, {"after", 'i'}, {"limit", 'i'}, {"array", 'i'}, {NULL, 0}};
+	{"state", 's'}, {"queue", 's'}, {"after", 'i'}, {"limit", 'i'}, {"array", 'i'},
+	{"name", 's'}, {"uid", 'i'}, {NULL, 0}};
 static const struct field F_OUTPUT[] = {
 	{"id", 'i'}, {"stream", 's'}, {"offset", 'i'}, {"max", 'i'}, {"attempt", 'i'}, {NULL, 0}};
 static const struct field F_RESERVE[] = {
@@ -552,6 +553,12 @@ int dd_proto_job(json_t *o, bool top, const struct dd_envdec *shared, struct dd_
 		s->flags |= DD_JOB_STRICT;
 	if ((v = json_object_get(o, "array")) && job_array(v, jd, e) < 0)
 		return -1;
+	if ((v = json_object_get(o, "name"))) {
+		size_t nl = json_string_length(v);
+		if (!nl || nl > DD_NAME_MAX || strlen(json_string_value(v)) != nl)
+			return fail(e, "EINVAL", "'name' is 1 to %u bytes", DD_NAME_MAX);
+		s->name = json_string_value(v);
+	}
 	return 0;
 }
 

@@ -452,7 +452,7 @@ static void make(struct dd_shard *s, struct dd_array *a)
 		.backoff_max_ns = p->backoff_max_ns, .max_attempts = p->max_attempts,
 		.handler = p->handler, .priority = p->priority, .level = p->level,
 		.exec = (p->flags & JF_EXEC) != 0, .uid = p->uid, .gid = p->gid,
-		.stdin_fd = -1, .arr = a,
+		.stdin_fd = -1, .arr = a, .name = p->name ? dd_reason_dup(s, p->name) : NULL,
 	};
 	int64_t corr = a->corr ? ord_of(a->corr, dd_array_index(a, ord)) : -1;
 	if (corr >= 0) { /* aftercorr: it waits for its counterpart to succeed */

@@ -23,6 +23,7 @@
 #include "jobtab.h"
 #include "lease.h"
 #include "lifecycle.h"
+#include "proc.h"
 #include "reactor.h"
 #include "state.h"
 
@@ -163,6 +164,11 @@ static int from_store(struct dd_engine *e, uint64_t id, struct dd_job_info *info
 		info->cpu_time_ns = job.cpu_ns;
 		info->mem_peak = job.mem_peak;
 		/* monotonic fields are meaningless across runs: 0 */
+		snprintf(info->name, sizeof(info->name), "%.*s", (int)job.spec.name_len,
+			 job.spec.name ? job.spec.name : "");
+		if (job.spec.flags & DD_LOGREC_F_EXEC)
+			dd_proc_spec_describe(job.spec.payload, job.spec.payload_len, info->command,
+					      sizeof(info->command), info->cwd, sizeof(info->cwd));
 		if (job.spec.flags & DD_LOGREC_F_ELEMENT) {
 			info->array_id = job.spec.array_id;
 			info->array_index = job.spec.array_index;

@@ -103,6 +103,7 @@ struct dd_jobrec {
 	uint64_t *dependants; /* ids waiting on this job (any shard) */
 	struct dd_cmd *waiters; /* dd_wait() callers */
 	char *key;
+	char *name;   /* dd_job_spec.name (arena copy), or NULL */
 	uint64_t key_hash;
 	uint64_t sub_lsn, end_lsn; /* its SUBMIT and END records, 0 = none */
 	uint8_t level;              /* enum dd_durability */

@@ -65,6 +65,7 @@ void dd_jobrec_free(struct dd_shard *s, struct dd_jobrec *j)
 		dd_numa_arena_free(s->arena, j->key, strlen(j->key) + 1);
 	}
 	free(j->dependants);
+	dd_reason_free(s, j->name);
 	if (j->kind)
 		dd_numa_arena_free(s->arena, j->kind, strlen(j->kind) + 1);
 	if (j->flags & JF_REASON_OWN)

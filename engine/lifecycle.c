@@ -18,6 +18,7 @@
 #include "lease.h"
 #include "lifecycle.h"
 #include "limits.h"
+#include "proc.h"
 #include "state.h"
 #include "stats.h"
 #include "submit.h"
@@ -119,6 +120,11 @@ void dd_job_info_fill(const struct dd_shard *s, const struct dd_jobrec *j,
 	}
 	if (j->arr)
 		dd_array_info(s, j, info);
+	if (j->name)
+		snprintf(info->name, sizeof(info->name), "%s", j->name);
+	if (j->flags & JF_EXEC)
+		dd_proc_spec_describe(j->payload, j->payload_len, info->command, sizeof(info->command),
+				      info->cwd, sizeof(info->cwd));
 }
 
 void dd_job_info_exec(struct dd_job_info *info, bool exec, int result)
@@ -192,6 +198,7 @@ void dd_job_arrive(struct dd_shard *s, struct dd_sub *m)
 		memcpy(j->inline_payload, m->payload.inl, m->payload_len);
 	}
 	j->key = m->key;
+	j->name = m->name;
 	j->key_hash = m->key_hash;
 	j->level = m->level;
 	j->uid = m->uid;

@@ -90,6 +90,8 @@ static int validate(struct dd_engine *e, const struct dd_job_spec *sp, struct ki
 		return -E2BIG;
 	if (sp->idem_key && (!sp->idem_key[0] || strlen(sp->idem_key) > DD_KEY_MAX))
 		return sp->idem_key[0] ? -E2BIG : -EINVAL;
+	if (sp->name && (!sp->name[0] || strnlen(sp->name, DD_NAME_MAX + 1) > DD_NAME_MAX))
+		return sp->name[0] ? -E2BIG : -EINVAL;
 	unsigned corr = 0;
 	for (uint32_t i = 0; i < sp->ndeps; i++) {
 		uint8_t k = sp->dep_kinds ? sp->dep_kinds[i] : DD_DEP_AFTEROK;
@@ -138,6 +140,8 @@ void dd_sub_release(struct dd_shard *s, struct dd_sub *m)
 	dd_numa_arena_free(s->arena, m->kinds, m->ndeps);
 	if (m->key)
 		dd_numa_arena_free(s->arena, m->key, strlen(m->key) + 1);
+	if (m->name)
+		dd_numa_arena_free(s->arena, m->name, strlen(m->name) + 1);
 	if (m->stdin_fd >= 0)
 		dd_stdin_release(s->eng, m->stdin_fd);
 	if (m->arr && m->arr->refs == 0)
@@ -182,6 +186,7 @@ static int sub_prepare(struct dd_shard *s, const struct dd_job_spec *sp, int han
 	m->handler = (uint16_t)handler;
 	m->priority = (uint8_t)sp->priority;
 	m->key = NULL;
+	m->name = NULL;
 	m->key_hash = key_hash;
 	/* a job may lower the engine's level, never raise it */
 	uint8_t lvl = (uint8_t)s->eng->cfg.durability;
@@ -244,10 +249,12 @@ static int sub_prepare(struct dd_shard *s, const struct dd_job_spec *sp, int han
 		}
 		memcpy(m->key, sp->idem_key, len);
 	}
-	if (sp->array && !(m->arr = dd_array_new(s, sp->array))) {
+	if ((sp->array && !(m->arr = dd_array_new(s, sp->array))) ||
+	    (sp->name && !(m->name = dd_reason_dup(s, sp->name)))) {
 		if (m->key)
 			dd_numa_arena_free(s->arena, m->key, strlen(m->key) + 1);
 		dd_numa_arena_free(s->arena, m->kinds, sp->ndeps);
+		dd_array_drop(s, m->arr);
 		goto nomem;
 	}
 	/* last: nothing after it can fail, so no path has to close it */
@@ -257,6 +264,8 @@ static int sub_prepare(struct dd_shard *s, const struct dd_job_spec *sp, int han
 		m->stdin_fd = -1;
 		if (m->key)
 			dd_numa_arena_free(s->arena, m->key, strlen(m->key) + 1);
+		if (m->name)
+			dd_numa_arena_free(s->arena, m->name, strlen(m->name) + 1);
 		dd_array_drop(s, m->arr);
 		dd_numa_arena_free(s->arena, m->kinds, sp->ndeps);
 		dd_numa_arena_free(s->arena, pay, plen);

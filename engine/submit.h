@@ -29,6 +29,7 @@ struct dd_sub {
 	uint8_t *kinds; /* [ndeps] enum dd_dep_kind (arena copy, freed by the
 			 * reactor), or NULL: all DD_DEP_AFTEROK */
 	char *key; /* arena copy, owned by the record, or NULL */
+	char *name; /* likewise */
 	uint64_t key_hash;
 	uint8_t level;  /* enum dd_durability, resolved */
 	uint8_t strict; /* DD_JOB_STRICT */

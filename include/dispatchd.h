@@ -188,7 +188,11 @@ struct dd_job_spec {
 				* owner; without the flag the owner is the
 				* engine's effective uid/gid */
 	const struct dd_array_spec *array; /* a job array, or NULL: see below */
+	const char *name;      /* what people call it (Slurm's --job-name), at
+				* most DD_NAME_MAX bytes, NUL-terminated, or NULL;
+				* an array's elements share their array's */
 };
+#define DD_NAME_MAX 128u
 
 /* ---- job arrays ----------------------------------------------------------
  *
@@ -334,6 +338,11 @@ struct dd_job_info {
 	uint32_t array_index;
 	uint64_t array_count;
 	uint64_t array_states[DD_STATE_COUNT];
+	char name[DD_NAME_MAX + 1]; /* dd_job_spec.name, or "" */
+	/* A process job's command (its argv, joined by spaces, cut to fit with
+	 * "..." at the end) and working directory ("" for the engine's) */
+	char command[256];
+	char cwd[256];
 };
 
 /* ---- engine -------------------------------------------------------------- */

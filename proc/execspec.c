@@ -18,6 +18,7 @@
  * Host byte order: a state directory is not moved between machines of
  * different endianness. The decoder trusts nothing (recovered bytes, fuzz). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -314,4 +315,23 @@ int dd_proc_spec_add_env(const void *buf, size_t len, const char *const *add, vo
 	free(env);
 	dd_proc_spec_free(&d);
 	return rc;
+}
+
+void dd_proc_spec_describe(const void *buf, size_t len, char *cmd, size_t cmdn, char *cwd,
+			   size_t cwdn)
+{
+	struct dd_proc_spec d;
+	cmd[0] = cwd[0] = 0;
+	if (dd_proc_spec_decode(buf, len, &d) < 0)
+		return;
+	size_t o = 0;
+	for (size_t i = 0; d.argv[i] && o < cmdn; i++) {
+		int k = snprintf(cmd + o, cmdn - o, "%s%s", i ? " " : "", d.argv[i]);
+		o += k > 0 ? (size_t)k : 0;
+	}
+	if (o >= cmdn && cmdn > 4)
+		memcpy(cmd + cmdn - 4, "...", 4); /* cut: say so */
+	if (d.cwd)
+		snprintf(cwd, cwdn, "%s", d.cwd);
+	dd_proc_spec_free(&d);
 }

@@ -59,6 +59,11 @@ int dd_proc_spec_request(const void *buf, size_t len, uint32_t *cpus, uint64_t *
  * index this way. Returns 0, -EPROTO (not a spec), -E2BIG, -ENOMEM. */
 int dd_proc_spec_add_env(const void *buf, size_t len, const char *const *add, void **out,
 			 size_t *outlen);
+/* What a person is shown of the spec @buf (@len bytes): its argv joined by
+ * spaces into @cmd (cut to fit, ending "..." when cut) and its working
+ * directory into @cwd ("" for none). Both "" when it is not a spec. */
+void dd_proc_spec_describe(const void *buf, size_t len, char *cmd, size_t cmdn, char *cwd,
+			   size_t cwdn);
 /* Frees what decode allocated; @d is zeroed (a second free does nothing). */
 void dd_proc_spec_free(struct dd_proc_spec *d);
 

@@ -219,6 +219,10 @@ size_t dd_logrec_encode_body(const struct dd_logrec *r, void *buf)
 		}
 		if (r->flags & DD_LOGREC_F_DEPKINDS)
 			put(&w, r->dep_kinds, r->ndeps);
+		if (r->flags & DD_LOGREC_F_NAME) {
+			put32(&w, r->name_len);
+			put(&w, r->name, r->name_len);
+		}
 		break;
 	case DD_LOGREC_START:
 		put32(&w, (uint32_t)r->worker);
@@ -296,7 +300,7 @@ int dd_logrec_decode_body(uint32_t type, const void *body, size_t blen, struct d
 			       (out->key_len && memchr(out->key, 0, out->key_len))))
 			return -EPROTO;
 		if (out->flags & ~(DD_LOGREC_F_STRICT | DD_LOGREC_F_EXEC | DD_LOGREC_F_ARRAY |
-				   DD_LOGREC_F_ELEMENT | DD_LOGREC_F_DEPKINDS) ||
+				   DD_LOGREC_F_ELEMENT | DD_LOGREC_F_DEPKINDS | DD_LOGREC_F_NAME) ||
 		    (out->flags & DD_LOGREC_F_ARRAY && out->flags & DD_LOGREC_F_ELEMENT))
 			return -EPROTO;
 		if (out->flags & DD_LOGREC_F_ARRAY) {
@@ -322,6 +326,14 @@ int dd_logrec_decode_body(uint32_t type, const void *body, size_t blen, struct d
 			for (uint32_t i = 0; !r.bad && i < out->ndeps; i++)
 				if (out->dep_kinds[i] >= DD_LOGREC_DEP_KINDS)
 					return -EPROTO;
+		}
+		if (out->flags & DD_LOGREC_F_NAME) {
+			out->name_len = get32(&r);
+			if (r.bad || out->name_len == 0 || out->name_len > DD_LOGREC_NAME_MAX)
+				return -EPROTO;
+			out->name = take(&r, out->name_len);
+			if (!r.bad && memchr(out->name, 0, out->name_len))
+				return -EPROTO;
 		}
 		break;
 	case DD_LOGREC_START:

@@ -50,7 +50,9 @@ enum {
 	DD_LOGREC_F_ELEMENT = 8u, /* an element of an array: which follows */
 	DD_LOGREC_F_DEPKINDS = 16u, /* a kind byte per dependency follows (else
 				     * every one is afterok) */
+	DD_LOGREC_F_NAME = 32u,  /* the job's name follows (u32 length, bytes) */
 };
+#define DD_LOGREC_NAME_MAX 128u /* dispatchd.h's DD_NAME_MAX */
 #define DD_LOGREC_DEP_KINDS 4 /* dispatchd.h's enum dd_dep_kind, 0..3 */
 
 /* Arrays as the log keeps them (dispatchd.h's limits, which this
@@ -79,6 +81,8 @@ struct dd_logrec {
 	const unsigned char *deps; /* ndeps little-endian u64, maybe unaligned */
 	uint32_t ndeps;
 	const uint8_t *dep_kinds;  /* with DD_LOGREC_F_DEPKINDS: ndeps of them */
+	const char *name;          /* with DD_LOGREC_F_NAME: not NUL-terminated */
+	uint32_t name_len;
 	const char *key;
 	uint32_t key_len;
 	/* SUBMIT with DD_LOGREC_F_ARRAY: its %MAX and ranges (array_nranges

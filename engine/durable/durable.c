@@ -158,6 +158,11 @@ void dd_log_submit(struct dd_shard *s, struct dd_jobrec *j, const uint64_t *deps
 	};
 	if (kinds)
 		r.flags |= DD_LOGREC_F_DEPKINDS;
+	if (j->name) {
+		r.flags |= DD_LOGREC_F_NAME;
+		r.name = j->name;
+		r.name_len = (uint32_t)strlen(j->name);
+	}
 	uint32_t ranges[DD_ARRAY_RANGES_MAX * 3];
 	const struct dd_array *arr = j->arr;
 	if (arr && arr->parent == j) {

@@ -195,6 +195,10 @@ static int load_one(const struct dd_state_job *sj, void *arg)
 	}
 	memcpy(j->kind, sp->kind, sp->kind_len);
 	j->kind[sp->kind_len] = 0;
+	if (sp->name_len && (j->name = dd_numa_arena_alloc(s->arena, sp->name_len + 1))) {
+		memcpy(j->name, sp->name, sp->name_len);
+		j->name[sp->name_len] = 0;
+	}
 	/* the key stays in the store, which answers for it */
 	dd_seq_set(s, j->id, SEQ_LIVE);
 	atomic_fetch_add_explicit(&s->live, 1, memory_order_relaxed);

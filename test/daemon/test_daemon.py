@@ -2478,5 +2478,48 @@ def job_arrays():
 
 
 
+@case
+def names_commands_and_users():
+    """--name (Slurm's -J): list, get and top show a job's name, command
+    and working directory and its owner's user name; list --name and
+    list --user pick jobs out; a name over 128 bytes is refused."""
+    import pwd
+    me = pwd.getpwuid(os.getuid()).pw_name
+    with Daemon() as d:
+        work = tempfile.mkdtemp(prefix="dd-names-")
+        try:
+            a = int(ctl_in(d, work, "submit", "--name", "align", "--", "sleep", "30", check=0).stdout)
+            b = int(ctl_in(d, work, "submit", "-J", "sort", "--array", "1-2", "--", "true",
+                           check=0).stdout)
+            d.ctl("wait", str(b), check=0)
+            with d.client() as c:
+                until(lambda: c.ok("get", id=a)["job"]["state"] == "running", what="its start")
+                job = c.ok("get", id=a)["job"]
+                assert (job["name"], job["command"], job["cwd"]) == ("align", "sleep 30", work), job
+                el = c.ok("get", id=b + 2)["job"]
+                assert el["name"] == "sort" and el["array_index"] == 2, el
+                assert [j["id"] for j in c.ok("list", name="sort")["jobs"]] == [b, b + 1, b + 2]
+                assert c.ok("list", uid=os.getuid() + 12345)["jobs"] == []
+                c.err("submit", "EINVAL", argv=["true"], name="x" * 129)
+            r = d.ctl("list", "--name", "align", check=0)
+            rows = r.stdout.decode().splitlines()
+            assert len(rows) == 2 and rows[1].split()[:4] == [str(a), "running", "align", me], rows
+            assert "sleep 30" in rows[1], rows
+            r = d.ctl("list", "--user", me, check=0)
+            assert len(r.stdout.decode().splitlines()) == 1 + 4, r.stdout
+            r = d.ctl("list", "--user", "no-such-user-here", check=2)
+            r = d.ctl("get", str(a), check=0)
+            for want in ("name:      align", "command:   sleep 30", "cwd:       " + work,
+                         "owner:     %s (uid" % me):
+                assert want.encode() in r.stdout, (want, r.stdout)
+            r = d.ctl("top", "--count", "1", check=0)
+            assert b"align" in r.stdout and b"sleep 30" in r.stdout, r.stdout
+            r = d.ctl("list", check=0)
+            assert b"sort[2]" in r.stdout, r.stdout
+            d.ctl("cancel", str(a), check=0)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 if __name__ == "__main__":
     sys.exit(run_cases(CASES, "daemon"))
