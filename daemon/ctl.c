@@ -32,6 +32,11 @@ static void usage(FILE *f)
 		"                                     its stdin is run's; Ctrl-C: SIGINT to the job,\n"
 		"                                     twice (or SIGTERM/SIGHUP): cancel it\n"
 		"      --name NAME (-J)  what list and get call it\n"
+		"      --output FILE (-o), --error FILE   stdout and stderr to files of yours,\n"
+		"                   opened as you from the job's directory (sbatch's: --output\n"
+		"                   alone takes stderr too); %%j id, %%A array id, %%a index,\n"
+		"                   %%x name, %%u user, %%N host; without them dispatchd keeps\n"
+		"                   the output (dispatchctl output)\n"
 		"      --queue Q --priority urgent|high|normal|low --after ID,.. --delay S\n"
 		"      --dependency afterok:ID[:ID..],afterany:ID,afternotok:ID,aftercorr:ID\n"
 		"                   (Slurm's; --after is afterok; aftercorr: element i of this\n"
@@ -143,6 +148,7 @@ static int build_job(int argc, char **argv, json_t **out, struct submit_flags *f
 		{"array", required_argument, NULL, 'A'},
 		{"dependency", required_argument, NULL, 'D'},
 		{"name", required_argument, NULL, 'J'}, {"job-name", required_argument, NULL, 'J'},
+		{"output", required_argument, NULL, 'o'}, {"error", required_argument, NULL, 'E'},
 		{NULL, 0, NULL, 0},
 	};
 	json_t *job = json_object(), *env = NULL, *after = NULL;
@@ -151,7 +157,7 @@ static int build_job(int argc, char **argv, json_t **out, struct submit_flags *f
 	int c, rc = 2;
 	double secs;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+q:p:a:d:t:r:k:C:e:J:", o, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+q:p:a:d:t:r:k:C:e:J:o:", o, NULL)) != -1) {
 		switch (c) {
 		case 'q':
 			json_object_set_new(job, "queue", json_string(optarg));
@@ -250,6 +256,11 @@ static int build_job(int argc, char **argv, json_t **out, struct submit_flags *f
 		}
 		case 'J':
 			json_object_set_new(job, "name", json_string(optarg));
+			break;
+		case 'o':
+		case 'E':
+			/* patterns: the engine names the files at each start */
+			json_object_set_new(job, c == 'o' ? "output" : "error", json_string(optarg));
 			break;
 		case 'D':
 			/* the daemon reads it (depspec.c) and says what is wrong */

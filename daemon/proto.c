@@ -32,7 +32,8 @@ static const struct field F_JOB[] = {
 	{"backoff", 'n'}, {"key", 's'}, {"payload", 's'}, {"payload_b64", 's'},
 	{"durability", 's'}, {"output_max", 'i'}, {"rlimits", 'o'}, {"strict", 'b'},
 	{"umask", 'i'}, {"stdin", 's'}, {"stdin_fd", 'b'}, {"mem", 'i'}, {"cpus", 'i'},
-	{"array", 's'}, {"dependency", 's'}, {"name", 's'}, {NULL, 0}};
+	{"array", 's'}, {"dependency", 's'}, {"name", 's'}, {"output", 's'}, {"error", 's'},
+	{NULL, 0}};
 static const struct field F_BATCH[] = {{"jobs", 'a'}, {"env", 'o'}, {NULL, 0}};
 static const struct field F_SIGNAL[] = {{"id", 'i'}, {"signal", 'g'}, {NULL, 0}};
 static const struct field F_ID[] = {{"id", 'i'}, {NULL, 0}};
@@ -440,6 +441,28 @@ static int job_payload(json_t *o, struct dd_jobdec *jd, struct dd_perr *e)
 	return 0;
 }
 
+/* "output" or "error" (@key): a path pattern (dd_output_pattern), checked
+ * by expanding it once. */
+static int job_output(json_t *o, const char *key, const char **path, struct dd_perr *e)
+{
+	json_t *v = json_object_get(o, key);
+	if (!v)
+		return 0;
+	const char *s = json_string_value(v);
+	char buf[4096];
+	int r = strlen(s) == json_string_length(v) && s[0]
+			? dd_output_pattern(s, 1, 0, -1, "n", "u", buf, sizeof(buf))
+			: -EINVAL;
+	if (r == -EINVAL)
+		return fail(e, "EINVAL", "'%s' is a path, with %%j (job id), %%A (array id), %%a "
+					 "(array index), %%x (name), %%u (user), %%N (host), %%%% ('%%')",
+			    key);
+	if (r < 0)
+		return fail(e, "EINVAL", "'%s': the path is too long", key);
+	*path = s;
+	return 0;
+}
+
 /* "array": Slurm's syntax (dd_array_parse). */
 static int job_array(json_t *v, struct dd_jobdec *jd, struct dd_perr *e)
 {
@@ -495,6 +518,9 @@ int dd_proto_job(json_t *o, bool top, const struct dd_envdec *shared, struct dd_
 		}
 		if ((v = json_object_get(o, "rlimits")) && job_rlimits(v, jd, e) < 0)
 			return -1;
+		if (job_output(o, "output", &jd->exec.stdout_path, e) < 0 ||
+		    job_output(o, "error", &jd->exec.stderr_path, e) < 0)
+			return -1;
 		uint64_t om;
 		if (dd_get_u64(o, "output_max", &om))
 			jd->exec.output_max = om ? om : 1; /* 0 would mean "the default" */
@@ -513,7 +539,7 @@ int dd_proto_job(json_t *o, bool top, const struct dd_envdec *shared, struct dd_
 		static const char *const exec_only[] = {"env",	   "env_replace", "cwd",
 							"rlimits", "output_max",  "umask",
 							"stdin",   "stdin_fd",	  "mem",
-							"cpus"};
+							"cpus",    "output",	  "error"};
 		for (size_t i = 0; i < sizeof(exec_only) / sizeof(exec_only[0]); i++)
 			if (json_object_get(o, exec_only[i]))
 				return fail(e, "EINVAL", "'%s' needs 'argv'", exec_only[i]);

@@ -5,10 +5,14 @@
  * without one, here, with dd_proc_spawn); the reactor then watches it
  * (exec.c). */
 #include <errno.h>
+#include <pwd.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <syslog.h>
 #include <unistd.h>
+
+#include "array.h"
 
 #include "exec.h"
 #include "supervise.h"
@@ -24,6 +28,45 @@ static void spawn_watch(void *arg, volatile struct dd_proc_report *rep)
 	w->spawn_rep = rep;
 	/* release pairs with the watchdog's acquire of spawn_since */
 	atomic_store_explicit(&w->spawn_since, dd_mono_ns(), memory_order_release);
+}
+
+#define OUT_PATH_MAX 4096 /* Linux's PATH_MAX */
+
+/* The files the spec's output patterns name for this start (sbatch's
+ * --output and --error: stderr goes with stdout unless it has its own),
+ * into x's paths, in @out and @err (OUT_PATH_MAX each). Returns 0, or -errno
+ * with @why saying why. */
+static int output_paths(const struct dd_jobrec *j, const struct dd_proc_cred *cr, struct dd_proc_spec *x, char *out, char *err,
+			char *why, size_t whyn)
+{
+	char user[64] = "";
+	if (cr) {
+		snprintf(user, sizeof(user), "%s", cr->env[0] + 5); /* "USER=" */
+	} else {
+		struct passwd pw, *got = NULL;
+		char buf[1024];
+		if (getpwuid_r(j->uid, &pw, buf, sizeof(buf), &got) == 0 && got)
+			snprintf(user, sizeof(user), "%s", got->pw_name);
+		else
+			snprintf(user, sizeof(user), "%u", (unsigned)j->uid);
+	}
+	uint64_t arr = j->arr ? j->arr->id : 0;
+	int64_t idx = j->arr ? (int64_t)dd_array_index(j->arr, j->id - j->arr->id - 1) : -1;
+	const char *pat[2] = {x->stdout_path, x->stderr_path ? x->stderr_path : x->stdout_path};
+	char *dst[2] = {out, err};
+	for (int k = 0; k < 2; k++) {
+		if (!pat[k])
+			continue;
+		int r = dd_output_pattern(pat[k], j->id, arr, idx, j->name, user, dst[k], OUT_PATH_MAX);
+		if (r < 0) {
+			snprintf(why, whyn, "cannot make the %s path of '%s': %s", k ? "stderr" : "stdout",
+				 pat[k], dd_strerror(r));
+			return r;
+		}
+	}
+	x->stdout_path = pat[0] ? out : NULL;
+	x->stderr_path = pat[1] ? err : NULL;
+	return 0;
 }
 
 /* Starts j's process into @p. Returns 0; -errno when it did not start
@@ -51,6 +94,21 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_exec_run *p,
 	 * root) its uid; none for a uid without a passwd entry */
 	if (j->uid != e->euid && (rc = dd_proc_creds_get(e->creds, j->uid, &cr, why, whyn)) < 0)
 		goto out;
+	/* output where the submitter asked, as this start names it */
+	char outp[OUT_PATH_MAX], errp[OUT_PATH_MAX];
+	const void *pay = j->payload;
+	size_t plen = j->payload_len;
+	void *named = NULL;
+	if (x.stdout_path || x.stderr_path) {
+		if ((rc = output_paths(j, cr, &x, outp, errp, why, whyn)) < 0)
+			goto out;
+		/* the supervisor starts it from the spec: these paths, not the patterns */
+		if (e->sup && (rc = dd_proc_spec_set_output(j->payload, j->payload_len, x.stdout_path,
+							    x.stderr_path, &named, &plen)) < 0)
+			goto out;
+		if (named)
+			pay = named;
+	}
 	p->mem_max = x.mem;
 	if ((rc = dd_proctree_create(s, p, x.mem, why, whyn)) < 0)
 		goto out;
@@ -77,8 +135,8 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_exec_run *p,
 		/* the supervisor starts it (it watches its own starts) */
 		int once = -1;
 		sp.watch = NULL;
-		rc = dd_sup_spawn(e, w ? &w->sup_conn : &once, s->index, j->id, j->attempt, j->payload,
-				  j->payload_len, &sp, &c, &p->sup_pid, why, whyn);
+		rc = dd_sup_spawn(e, w ? &w->sup_conn : &once, s->index, j->id, j->attempt, pay, plen,
+				  &sp, &c, &p->sup_pid, why, whyn);
 		if (once >= 0)
 			close(once);
 		p->sup = rc == 0;
@@ -94,6 +152,7 @@ static int spawn(struct dd_shard *s, struct dd_jobrec *j, struct dd_exec_run *p,
 		p->pidfd = c.pidfd;
 	}
 out:
+	free(named);
 	dd_proc_creds_put(e->creds, cr);
 	dd_proc_spec_free(&x);
 	return rc;

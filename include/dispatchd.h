@@ -130,6 +130,14 @@ struct dd_exec_spec {
 	const char *stdin_path;  /* opened O_RDONLY as the job's owner in the
 				  * child, after it entered cwd (a relative path
 				  * is relative to cwd); NULL: /dev/null */
+	const char *stdout_path; /* a file for stdout, or NULL: the engine keeps
+				  * it (output_dir). A pattern of
+				  * dd_output_pattern(), expanded at each start;
+				  * opened as the job's owner in the child after it
+				  * entered cwd, created (0666 less the umask) or
+				  * truncated, as sbatch's --output. Alone, stderr
+				  * goes there too */
+	const char *stderr_path; /* likewise, for stderr */
 	uint64_t mem;            /* bytes: the memory limit of the process's
 				  * whole tree (its cgroup's), 0 = none. Over
 				  * it, the kernel kills the tree's largest
@@ -193,6 +201,16 @@ struct dd_job_spec {
 				* an array's elements share their array's */
 };
 #define DD_NAME_MAX 128u
+
+/* The path @pattern names for a job, Slurm's way: %j the job's id, %A its
+ * array's id (its own outside an array), %a its index in the array (""
+ * outside one), %x its name ("" without one), %u its owner's user name,
+ * %N the host's short name, %% a '%'.
+ * @return the length written to @out (@n bytes, NUL included), -EINVAL
+ * (another letter after '%', or a '%' at the end), -ENAMETOOLONG (no
+ * room). @user, @name may be NULL. Any thread; allocates nothing. */
+int dd_output_pattern(const char *pattern, uint64_t id, uint64_t array_id, int64_t index,
+		      const char *name, const char *user, char *out, size_t n);
 
 /* ---- job arrays ----------------------------------------------------------
  *

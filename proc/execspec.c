@@ -4,11 +4,13 @@
  *
  *   u32 magic "DDX1"   u32 flags (1 env_replace, 2 cwd present,
  *                                 4 umask present, 8 stdin path present,
- *                                 16 memory limit present, 32 CPUs present)
+ *                                 16 memory limit present, 32 CPUs present,
+ *                                 64 stdout path present, 128 stderr path present)
  *   u64 output_max     u32 nrlimits   u32 argc   u32 envc
  *   [u32 umask] [u64 memory limit, not 0] [u32 CPUs, at least 2]
  *   nrlimits x { i32 resource, u64 cur, u64 max }
- *   [cwd] [stdin path] argv[argc] env[envc], each u32 length + bytes (no NUL)
+ *   [cwd] [stdin path] [stdout path] [stderr path] argv[argc] env[envc],
+ *   each u32 length + bytes (no NUL)
  *
  * The optional fields only follow their flag bits, so a spec without them
  * has the bytes of the format's first version, and every payload an
@@ -31,7 +33,9 @@
 #define F_STDIN 8u
 #define F_MEM 16u
 #define F_CPUS 32u
-#define F_ALL (F_ENV_REPLACE | F_CWD | F_UMASK | F_STDIN | F_MEM | F_CPUS)
+#define F_STDOUT 64u
+#define F_STDERR 128u
+#define F_ALL (F_ENV_REPLACE | F_CWD | F_UMASK | F_STDIN | F_MEM | F_CPUS | F_STDOUT | F_STDERR)
 #define HEAD_BYTES 28u /* magic, flags, output_max, nrlimits, argc, envc */
 
 struct wbuf {
@@ -64,7 +68,8 @@ static size_t encode(const struct dd_exec_spec *x, struct wbuf *w)
 	put(w, &u, 4);
 	bool um = x->flags & DD_EXEC_UMASK;
 	u = (x->env_replace ? F_ENV_REPLACE : 0) | (x->cwd ? F_CWD : 0) | (um ? F_UMASK : 0) |
-	    (x->stdin_path ? F_STDIN : 0) | (x->mem ? F_MEM : 0) | (x->cpus > 1 ? F_CPUS : 0);
+	    (x->stdin_path ? F_STDIN : 0) | (x->mem ? F_MEM : 0) | (x->cpus > 1 ? F_CPUS : 0) |
+	    (x->stdout_path ? F_STDOUT : 0) | (x->stderr_path ? F_STDERR : 0);
 	put(w, &u, 4);
 	put(w, &x->output_max, 8);
 	put(w, &x->nrlimits, 4);
@@ -90,6 +95,10 @@ static size_t encode(const struct dd_exec_spec *x, struct wbuf *w)
 		put_str(w, x->cwd);
 	if (x->stdin_path)
 		put_str(w, x->stdin_path);
+	if (x->stdout_path)
+		put_str(w, x->stdout_path);
+	if (x->stderr_path)
+		put_str(w, x->stderr_path);
 	for (uint32_t i = 0; i < argc; i++)
 		put_str(w, x->argv[i]);
 	for (uint32_t i = 0; i < envc; i++)
@@ -107,6 +116,7 @@ int dd_proc_spec_encode(const struct dd_exec_spec *x, void **out, size_t *len)
 	if ((x->flags & ~(DD_EXEC_UMASK | DD_EXEC_STDIN_FD)) ||
 	    ((x->flags & DD_EXEC_UMASK) && x->umask > 0777) ||
 	    (x->stdin_path && (!x->stdin_path[0] || (x->flags & DD_EXEC_STDIN_FD))) ||
+	    (x->stdout_path && !x->stdout_path[0]) || (x->stderr_path && !x->stderr_path[0]) ||
 	    ((x->flags & DD_EXEC_STDIN_FD) && x->stdin_fd < 0))
 		return -EINVAL;
 	for (size_t i = 0; x->env && x->env[i]; i++)
@@ -211,9 +221,9 @@ int dd_proc_spec_decode(const void *buf, size_t len, struct dd_proc_spec *out)
 	if (r.bad)
 		return -EPROTO;
 	/* pointers, then the strings with their NULs: never more than the rest
-	 * of the buffer plus one byte per string (cwd and stdin: 2) */
+	 * of the buffer plus one byte per string (cwd, stdin, stdout, stderr: 4) */
 	size_t nptr = (size_t)argc + 1 + (envc ? (size_t)envc + 1 : 0);
-	size_t bytes = nptr * sizeof(char *) + (len - r.off) + (size_t)argc + envc + 2;
+	size_t bytes = nptr * sizeof(char *) + (len - r.off) + (size_t)argc + envc + 4;
 	out->blk = malloc(bytes);
 	if (!out->blk)
 		return -ENOMEM;
@@ -224,6 +234,14 @@ int dd_proc_spec_decode(const void *buf, size_t len, struct dd_proc_spec *out)
 	if (flags & F_STDIN) {
 		out->stdin_path = get_str(&r, &dst);
 		r.bad |= out->stdin_path && !out->stdin_path[0];
+	}
+	if (flags & F_STDOUT) {
+		out->stdout_path = get_str(&r, &dst);
+		r.bad |= out->stdout_path && !out->stdout_path[0];
+	}
+	if (flags & F_STDERR) {
+		out->stderr_path = get_str(&r, &dst);
+		r.bad |= out->stderr_path && !out->stderr_path[0];
 	}
 	out->argv = ptrs;
 	for (uint32_t i = 0; i < argc; i++)
@@ -277,6 +295,44 @@ void dd_proc_spec_free(struct dd_proc_spec *d)
 	memset(d, 0, sizeof(*d));
 }
 
+/* @d encoded again, with the "KEY=VALUE" strings of @add (NULL: none) in
+ * its environment (replacing its own of those keys) and, when @set_out,
+ * @out_path and @err_path for its output paths. */
+static int rewrite(const struct dd_proc_spec *d, const char *const *add, bool set_out,
+		   const char *out_path, const char *err_path, void **res, size_t *reslen)
+{
+	size_t nd = 0, na = 0, k = 0;
+	while (d->env && d->env[nd])
+		nd++;
+	while (add && add[na])
+		na++;
+	const char **env = malloc((nd + na + 1) * sizeof(*env));
+	if (!env)
+		return -ENOMEM;
+	for (size_t i = 0; i < nd; i++) {
+		size_t kl = strcspn(d->env[i], "=") + 1;
+		bool over = false;
+		for (size_t m = 0; m < na && !over; m++)
+			over = !strncmp(add[m], d->env[i], kl);
+		if (!over)
+			env[k++] = d->env[i];
+	}
+	for (size_t m = 0; m < na; m++)
+		env[k++] = add[m];
+	env[k] = NULL;
+	struct dd_exec_spec x = {
+		.argv = (const char *const *)d->argv, .env = k ? env : NULL,
+		.env_replace = d->env_replace, .cwd = d->cwd, .output_max = d->output_max,
+		.rlimits = d->rl, .nrlimits = d->nrl, .flags = DD_EXEC_UMASK, .umask = d->umask,
+		.stdin_path = d->stdin_path,
+		.stdout_path = set_out ? out_path : d->stdout_path,
+		.stderr_path = set_out ? err_path : d->stderr_path, .mem = d->mem, .cpus = d->cpus,
+	};
+	int rc = dd_proc_spec_encode(&x, res, reslen);
+	free(env);
+	return rc;
+}
+
 int dd_proc_spec_add_env(const void *buf, size_t len, const char *const *add, void **out,
 			 size_t *outlen)
 {
@@ -284,35 +340,19 @@ int dd_proc_spec_add_env(const void *buf, size_t len, const char *const *add, vo
 	int rc = dd_proc_spec_decode(buf, len, &d);
 	if (rc < 0)
 		return rc;
-	size_t nd = 0, na = 0, k = 0;
-	while (d.env && d.env[nd])
-		nd++;
-	while (add[na])
-		na++;
-	const char **env = malloc((nd + na + 1) * sizeof(*env));
-	if (!env) {
-		dd_proc_spec_free(&d);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < nd; i++) {
-		size_t kl = strcspn(d.env[i], "=") + 1;
-		bool over = false;
-		for (size_t m = 0; m < na && !over; m++)
-			over = !strncmp(add[m], d.env[i], kl);
-		if (!over)
-			env[k++] = d.env[i];
-	}
-	for (size_t m = 0; m < na; m++)
-		env[k++] = add[m];
-	env[k] = NULL;
-	struct dd_exec_spec x = {
-		.argv = (const char *const *)d.argv, .env = env, .env_replace = d.env_replace,
-		.cwd = d.cwd, .output_max = d.output_max, .rlimits = d.rl, .nrlimits = d.nrl,
-		.flags = DD_EXEC_UMASK, .umask = d.umask, .stdin_path = d.stdin_path,
-		.mem = d.mem, .cpus = d.cpus,
-	};
-	rc = dd_proc_spec_encode(&x, out, outlen);
-	free(env);
+	rc = rewrite(&d, add, false, NULL, NULL, out, outlen);
+	dd_proc_spec_free(&d);
+	return rc;
+}
+
+int dd_proc_spec_set_output(const void *buf, size_t len, const char *out_path,
+			    const char *err_path, void **res, size_t *reslen)
+{
+	struct dd_proc_spec d;
+	int rc = dd_proc_spec_decode(buf, len, &d);
+	if (rc < 0)
+		return rc;
+	rc = rewrite(&d, NULL, true, out_path, err_path, res, reslen);
 	dd_proc_spec_free(&d);
 	return rc;
 }

@@ -31,6 +31,7 @@ struct dd_proc_spec {
 	bool env_replace;
 	char *cwd;    /* or NULL */
 	char *stdin_path; /* or NULL */
+	char *stdout_path, *stderr_path; /* or NULL (patterns, as submitted) */
 	unsigned umask; /* 022 unless the spec gave one */
 	uint64_t output_max;
 	uint64_t mem; /* the tree's memory limit, bytes; 0 none */
@@ -59,6 +60,11 @@ int dd_proc_spec_request(const void *buf, size_t len, uint32_t *cpus, uint64_t *
  * index this way. Returns 0, -EPROTO (not a spec), -E2BIG, -ENOMEM. */
 int dd_proc_spec_add_env(const void *buf, size_t len, const char *const *add, void **out,
 			 size_t *outlen);
+/* The spec @buf with stdout and stderr paths @out_path and @err_path in
+ * place of its own (its patterns, expanded by the caller): *res
+ * (malloc'd, *reslen bytes). Returns as dd_proc_spec_add_env(). */
+int dd_proc_spec_set_output(const void *buf, size_t len, const char *out_path,
+			    const char *err_path, void **res, size_t *reslen);
 /* What a person is shown of the spec @buf (@len bytes): its argv joined by
  * spaces into @cmd (cut to fit, ending "..." when cut) and its working
  * directory into @cwd ("" for none). Both "" when it is not a spec. */

@@ -48,13 +48,16 @@
 extern char **environ;
 
 /* The step at which the child could not go on, for the reason text. */
-enum step { STEP_SETUP = 1, STEP_CGROUP, STEP_CREDS, STEP_CWD, STEP_STDIN, STEP_RLIMIT, STEP_EXEC };
+enum step {
+	STEP_SETUP = 1, STEP_CGROUP, STEP_CREDS, STEP_CWD, STEP_STDIN, STEP_OUTPUT, STEP_RLIMIT,
+	STEP_EXEC,
+};
 
 /* What the child leaves in the shared page when it cannot go on. */
 struct dd_proc_report {
 	int err;  /* errno; 0: it exec'd */
 	int step; /* enum step */
-	int arg;  /* STEP_RLIMIT: the resource */
+	int arg;  /* STEP_RLIMIT: the resource; STEP_OUTPUT: 1 stdout, 2 stderr */
 	_Atomic int pid;     /* the child's, once it runs (for the watchdog) */
 	_Atomic int killed;  /* a watchdog gave up on it (dd_proc_spawn_abort) */
 };
@@ -68,6 +71,7 @@ struct spawn_args {
 	size_t bufn;
 	const char *cwd;
 	const char *stdin_path;
+	const char *out_path[2]; /* stdout's and stderr's files, or NULL */
 	unsigned umask;
 	int in, out, err;
 	const struct dd_rlimit *rl;
@@ -218,6 +222,32 @@ static void __attribute__((noreturn)) child_main(const struct spawn_args *a,
 			goto fail;
 		close(fd);
 	}
+	step = STEP_OUTPUT;
+	for (int k = 0; k < 2; k++) {
+		if (!a->out_path[k])
+			continue;
+		arg = k + 1;
+		if (k == 1 && a->out_path[0] && !strcmp(a->out_path[0], a->out_path[1])) {
+			if (dup2(1, 2) < 0) /* one file for both, as sbatch's --output */
+				goto fail;
+			continue;
+		}
+		/* as the owner (its effective uid), as sbatch: created or
+		 * truncated; not blocking on a FIFO without a reader; never a
+		 * /proc file, which here (vfork) would be the daemon's */
+		int fd = open(a->out_path[k], O_WRONLY | O_CREAT | O_TRUNC | O_NOCTTY | O_CLOEXEC |
+						      O_NONBLOCK, 0666);
+		if (fd < 0 || fcntl(fd, F_SETFL, O_WRONLY) < 0)
+			goto fail;
+		struct statfs sf;
+		if (syscall(SYS_fstatfs, fd, &sf) < 0 || sf.f_type == PROC_SUPER_MAGIC) {
+			errno = EACCES;
+			goto fail;
+		}
+		if (dup2(fd, k + 1) < 0)
+			goto fail;
+		close(fd);
+	}
 	if (a->drop) {
 		step = STEP_CREDS;
 		if (syscall(SYS_setresuid, a->uid, a->uid, a->uid) < 0)
@@ -266,6 +296,10 @@ static void report_text(char *buf, size_t n, const struct dd_proc_report *r, con
 		break;
 	case STEP_STDIN:
 		snprintf(buf, n, "cannot open stdin %s: %s", a->stdin_path, e);
+		break;
+	case STEP_OUTPUT:
+		snprintf(buf, n, "cannot open %s %s: %s", r->arg == 2 ? "stderr" : "stdout",
+			 a->out_path[r->arg == 2], e);
 		break;
 	case STEP_CREDS:
 		snprintf(buf, n, "cannot switch to uid %u gid %u: %s", (unsigned)a->uid,
@@ -365,6 +399,7 @@ int dd_proc_spawn(const struct dd_proc_spawn *sp, struct dd_proc_child *c, char 
 		.search = strchr(x->argv[0], '/') ? NULL : env_path(envp),
 		.buf = path, .bufn = sizeof(path),
 		.cwd = x->cwd, .stdin_path = x->stdin_path, .umask = x->umask,
+		.out_path = {x->stdout_path, x->stderr_path},
 		.in = sp->in >= 0 ? sp->in : in, .out = sp->out, .err = sp->err,
 		.rl = x->rl, .nrl = x->nrl,
 		.cpus = sp->cpus, .cg_procs = sp->cg_procs, .keep = -1,

@@ -292,6 +292,53 @@ def stdin_is_opened_without_roots_capabilities():
 
 
 @case
+def output_files_are_opened_as_their_owner():
+    """--output and --error are opened as the job's owner, never as root:
+    not in a directory only root may write, not over a file of root's, not
+    in /proc; what is written belongs to the owner. The pattern names each
+    array element's file."""
+    need_root()
+    with Users("alice") as u, Daemon() as d:
+        open_socket(d)
+        work = tempfile.mkdtemp(prefix="dd-out-")
+        mine = os.path.join(work, "alice")
+        os.mkdir(mine)
+        os.chown(mine, u.alice.uid, u.alice.gid)
+        os.chmod(work, 0o755)
+        victim = os.path.join(work, "root-owned")
+        with open(victim, "w") as f:
+            f.write("precious\n")
+        os.chmod(victim, 0o644)
+        try:
+            for path, why in ((os.path.join(work, "new"), "Permission denied"),
+                              (victim, "Permission denied"),
+                              ("/etc/dd-test-output", "Permission denied"),
+                              ("/proc/self/mem", "")):
+                r = ctl(u.alice, d, "submit", "--output", path, "--", "echo", "owned")
+                assert r.returncode == 0, text(r)
+                with d.client() as c:
+                    job = c.wait(int(r.stdout))
+                assert job["state"] == "failed" and ("cannot open stdout " + path) in job["reason"], job
+                assert why in job["reason"], job
+            assert open(victim).read() == "precious\n"
+            assert not os.path.exists(os.path.join(work, "new"))
+            assert not os.path.exists("/etc/dd-test-output")
+            r = ctl(u.alice, d, "submit", "--array", "1-2", "--output", "%x-%A_%a-%u.out",
+                    "--name", "job", "--", "sh", "-c", "echo out; echo err >&2", cwd=mine)
+            assert r.returncode == 0, text(r)
+            arr = int(r.stdout)
+            with d.client() as c:
+                assert c.wait(arr)["state"] == "succeeded"
+            for k in (1, 2):
+                p = os.path.join(mine, "job-%d_%d-%s.out" % (arr, k, u.alice.name))
+                st = os.stat(p)
+                assert (st.st_uid, st.st_gid) == (u.alice.uid, u.alice.gid), (p, st)
+                assert open(p).read() == "out\nerr\n", open(p).read()
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+@case
 def a_job_has_a_session_of_its_own():
     """A job never shares the daemon's session, and so never its
     controlling terminal (a root dispatchd started from a terminal)."""

@@ -20,7 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; x.env && x.env[i]; i++)
 			if (!strchr(x.env[i], '='))
 				abort();
-		if (x.umask > 0777 || (x.stdin_path && !x.stdin_path[0]))
+		if (x.umask > 0777 || (x.stdin_path && !x.stdin_path[0]) ||
+		    (x.stdout_path && !x.stdout_path[0]) || (x.stderr_path && !x.stderr_path[0]))
 			abort();
 		/* and what decodes encodes back to a spec that decodes alike */
 		struct dd_exec_spec sp = {
@@ -28,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			.env_replace = x.env_replace, .cwd = x.cwd, .output_max = x.output_max,
 			.rlimits = x.rl, .nrlimits = x.nrl, .flags = DD_EXEC_UMASK,
 			.umask = x.umask, .stdin_path = x.stdin_path, .mem = x.mem,
-			.cpus = x.cpus,
+			.cpus = x.cpus, .stdout_path = x.stdout_path, .stderr_path = x.stderr_path,
 		};
 		void *buf;
 		size_t len;
@@ -38,7 +39,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    !y.stdin_path != !x.stdin_path ||
 			    (y.stdin_path && strcmp(y.stdin_path, x.stdin_path)) ||
 			    strcmp(y.argv[0], x.argv[0]) || y.mem != x.mem ||
-			    y.cpus != x.cpus)
+			    y.cpus != x.cpus || !y.stdout_path != !x.stdout_path ||
+			    (y.stdout_path && strcmp(y.stdout_path, x.stdout_path)) ||
+			    !y.stderr_path != !x.stderr_path ||
+			    (y.stderr_path && strcmp(y.stderr_path, x.stderr_path)))
 				abort();
 			dd_proc_spec_free(&y);
 			free(buf);
@@ -51,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 /* Seeds made by the encoder. */
 const struct dd_fuzz_seed *dd_fuzz_seeds(size_t *n)
 {
-	static struct dd_fuzz_seed seeds[8];
+	static struct dd_fuzz_seed seeds[9];
 	const char *a1[] = {"sh", "-c", "echo hi", NULL};
 	const char *e1[] = {"A=b", "PATH=/bin", NULL};
 	struct dd_rlimit rl = {.resource = 7, .cur = 10, .max = 20};
@@ -65,8 +69,9 @@ const struct dd_fuzz_seed *dd_fuzz_seeds(size_t *n)
 		{.argv = a1, .env = e1, .cwd = "/tmp", .rlimits = &rl, .nrlimits = 1,
 		 .flags = DD_EXEC_UMASK, .umask = 0777, .stdin_path = "in"},
 		{.argv = a1, .cwd = "/tmp", .mem = 64u << 20, .cpus = 4},
+		{.argv = a1, .stdout_path = "out-%j", .stderr_path = "err-%A_%a"},
 	};
-	for (int i = 0; i < 7; i++) {
+	for (int i = 0; i < 8; i++) {
 		void *buf;
 		size_t len;
 		if (!seeds[i].data && dd_proc_spec_encode(&specs[i], &buf, &len) == 0)
@@ -80,7 +85,7 @@ const struct dd_fuzz_seed *dd_fuzz_seeds(size_t *n)
 		0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,                     /* nrl, argc, envc */
 		1, 0, 0, 0, '/', 4, 0, 0, 0, 't', 'r', 'u', 'e',        /* cwd, argv[0] */
 	};
-	seeds[7] = (struct dd_fuzz_seed){old, sizeof(old)};
-	*n = 8;
+	seeds[8] = (struct dd_fuzz_seed){old, sizeof(old)};
+	*n = 9;
 	return seeds;
 }
