@@ -25,6 +25,9 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: dispatchctl [-s SOCKET] [--json] COMMAND [ARGS]\n"
+		"  submit [OPTIONS] SCRIPT [ARGS..]   a batch script: its #DD lines (before its first\n"
+		"                                     command) are options, ours win; a shell\n"
+		"                                     script runs as it was at the submit\n"
 		"  submit [OPTIONS] -- CMD [ARGS..]   submit a process job, print its id (alone:\n"
 		"                                     --parsable says so); --wait: then wait for\n"
 		"                                     it and exit with its exit code\n"
@@ -132,32 +135,36 @@ struct submit_flags {
 	bool wait, parsable;
 };
 
+/* submit's and run's options (a script's #DD lines hold them too) */
+static const struct option job_opts[] = {
+	{"queue", required_argument, NULL, 'q'},  {"priority", required_argument, NULL, 'p'},
+	{"after", required_argument, NULL, 'a'},  {"delay", required_argument, NULL, 'd'},
+	{"timeout", required_argument, NULL, 't'}, {"retries", required_argument, NULL, 'r'},
+	{"key", required_argument, NULL, 'k'},    {"cwd", required_argument, NULL, 'C'},
+	{"env", required_argument, NULL, 'e'},    {"export", required_argument, NULL, 'x'},
+	{"stdin", required_argument, NULL, 'i'},  {"umask", required_argument, NULL, 'u'},
+	{"mem", required_argument, NULL, 'm'},	  {"cpus", required_argument, NULL, 'c'},
+	{"wait", no_argument, NULL, 'W'},	  {"parsable", no_argument, NULL, 'P'},
+	{"array", required_argument, NULL, 'A'},
+	{"dependency", required_argument, NULL, 'D'},
+	{"name", required_argument, NULL, 'J'}, {"job-name", required_argument, NULL, 'J'},
+	{"output", required_argument, NULL, 'o'}, {"error", required_argument, NULL, 'E'},
+	{NULL, 0, NULL, 0},
+};
+#define JOB_SHORT_OPTS "+q:p:a:d:t:r:k:C:e:J:o:"
+
 /* The job of submit (@f set) or run (@f NULL), with the caller's context
  * (ctl_context.c). */
 static int build_job(int argc, char **argv, json_t **out, struct submit_flags *f)
 {
-	static const struct option o[] = {
-		{"queue", required_argument, NULL, 'q'},  {"priority", required_argument, NULL, 'p'},
-		{"after", required_argument, NULL, 'a'},  {"delay", required_argument, NULL, 'd'},
-		{"timeout", required_argument, NULL, 't'}, {"retries", required_argument, NULL, 'r'},
-		{"key", required_argument, NULL, 'k'},    {"cwd", required_argument, NULL, 'C'},
-		{"env", required_argument, NULL, 'e'},    {"export", required_argument, NULL, 'x'},
-		{"stdin", required_argument, NULL, 'i'},  {"umask", required_argument, NULL, 'u'},
-		{"mem", required_argument, NULL, 'm'},	  {"cpus", required_argument, NULL, 'c'},
-		{"wait", no_argument, NULL, 'W'},	  {"parsable", no_argument, NULL, 'P'},
-		{"array", required_argument, NULL, 'A'},
-		{"dependency", required_argument, NULL, 'D'},
-		{"name", required_argument, NULL, 'J'}, {"job-name", required_argument, NULL, 'J'},
-		{"output", required_argument, NULL, 'o'}, {"error", required_argument, NULL, 'E'},
-		{NULL, 0, NULL, 0},
-	};
+	const struct option *o = job_opts;
 	json_t *job = json_object(), *env = NULL, *after = NULL;
 	const char *cwd = NULL, *export = NULL, *in = NULL;
 	long mask = -1;
 	int c, rc = 2;
 	double secs;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+q:p:a:d:t:r:k:C:e:J:o:", o, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, JOB_SHORT_OPTS, o, NULL)) != -1) {
 		switch (c) {
 		case 'q':
 			json_object_set_new(job, "queue", json_string(optarg));
@@ -343,7 +350,16 @@ static int cmd_submit(struct ctl *c, int argc, char **argv)
 {
 	json_t *req;
 	struct submit_flags f = {0};
-	int rc = build_job(argc, argv, &req, &f);
+	int nargc;
+	char **nargv, *keep;
+	int rc = dd_ctl_script_argv(argc, argv, job_opts, JOB_SHORT_OPTS, &nargc, &nargv, &keep);
+	if (rc)
+		return rc;
+	if (nargv) { /* a batch script: its #DD options, then ours */
+		argc = nargc;
+		argv = nargv;
+	}
+	rc = build_job(argc, argv, &req, &f);
 	if (rc)
 		return rc;
 	json_t *resp = dd_ctl_call(c, req), *r = dd_ctl_result(resp);

@@ -364,13 +364,24 @@ void dd_proc_spec_describe(const void *buf, size_t len, char *cmd, size_t cmdn, 
 	cmd[0] = cwd[0] = 0;
 	if (dd_proc_spec_decode(buf, len, &d) < 0)
 		return;
-	size_t o = 0;
-	for (size_t i = 0; d.argv[i] && o < cmdn; i++) {
-		int k = snprintf(cmd + o, cmdn - o, "%s%s", i ? " " : "", d.argv[i]);
+	size_t o = 0, first = 0;
+	/* a batch script run from its text (SHELL -c "#!..." PATH ARGS..): its
+	 * path and arguments, as it was submitted */
+	for (size_t i = 0; d.argv[i]; i++)
+		if (!strcmp(d.argv[i], "-c") && d.argv[i + 1] && !strncmp(d.argv[i + 1], "#!", 2) &&
+		    d.argv[i + 2]) {
+			first = i + 2;
+			break;
+		}
+	for (size_t i = first; d.argv[i] && o < cmdn; i++) {
+		int k = snprintf(cmd + o, cmdn - o, "%s%s", i > first ? " " : "", d.argv[i]);
 		o += k > 0 ? (size_t)k : 0;
 	}
 	if (o >= cmdn && cmdn > 4)
 		memcpy(cmd + cmdn - 4, "...", 4); /* cut: say so */
+	for (char *c = cmd; *c; c++)
+		if ((unsigned char)*c < ' ')
+			*c = ' '; /* one line: a table's row */
 	if (d.cwd)
 		snprintf(cwd, cwdn, "%s", d.cwd);
 	dd_proc_spec_free(&d);

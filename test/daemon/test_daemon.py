@@ -2521,5 +2521,68 @@ def names_commands_and_users():
             shutil.rmtree(work, ignore_errors=True)
 
 
+@case
+def batch_scripts_outputs_and_dependency_kinds():
+    """submit SCRIPT reads the script's #DD lines as options (the command
+    line's win) and runs the script as it was at the submit; --output and
+    --error name files by pattern in the job's directory; --dependency
+    takes Slurm's kinds, and a dependency never met names itself."""
+    with Daemon() as d:
+        work = tempfile.mkdtemp(prefix="dd-script-")
+        try:
+            script = os.path.join(work, "job.sh")
+            with open(script, "w") as f:
+                f.write("#!/bin/sh\n# a comment\n#DD --name from-script --array 1-3%2\n"
+                        "#DD --output 'out %x-%a.txt' -J replaced\n\n"
+                        "echo \"$DD_ARRAY_INDEX $0 $*\"; echo to-err >&2\n#DD --name never\n")
+            arr = int(ctl_in(d, work, "submit", "-J", "cli", "job.sh", "a", "b c", check=0).stdout)
+            os.unlink(script)  # ran as it was at the submit
+            d.ctl("wait", str(arr), check=0)
+            for k in (1, 2, 3):
+                with open(os.path.join(work, "out cli-%d.txt" % k)) as f:
+                    assert f.read() == "%d %s a b c\nto-err\n" % (k, script), k
+            with d.client() as c:
+                job = c.ok("get", id=arr)["job"]
+                assert job["name"] == "cli" and job["command"] == script + " a b c", job
+            with open(script, "w") as f:
+                f.write("#!/bin/sh\n#DD --no-such-option\ntrue\n")
+            r = ctl_in(d, work, "submit", "job.sh", check=2)
+            assert b"no-such-option" in r.stderr, r.stderr
+            with open(script, "w") as f:
+                f.write("#!/bin/sh\n#DD 'unclosed\ntrue\n")
+            r = ctl_in(d, work, "submit", "job.sh", check=2)
+            assert b"line 2" in r.stderr, r.stderr
+            # --output alone takes stderr too; --error alone, stderr alone
+            j1 = int(ctl_in(d, work, "submit", "--output", "o-%j", "--error", "e-%j", "--", "sh",
+                            "-c", "echo o; echo e >&2", check=0).stdout)
+            j2 = int(ctl_in(d, work, "submit", "--error", "only-%j", "--", "sh", "-c",
+                            "echo kept; echo e >&2", check=0).stdout)
+            d.ctl("wait", str(j1), str(j2), check=0)
+            assert open(os.path.join(work, "o-%d" % j1)).read() == "o\n"
+            assert open(os.path.join(work, "e-%d" % j1)).read() == "e\n"
+            assert open(os.path.join(work, "only-%d" % j2)).read() == "e\n"
+            with d.client() as c:
+                assert base64.b64decode(c.ok("output", id=j2)["data"]) == b"kept\n"
+                c.err("submit", "EINVAL", argv=["true"], output="x-%q")
+            # dependency kinds
+            bad = int(d.ctl("submit", "--", "false", check=0).stdout)
+            ok = int(d.ctl("submit", "--", "true", check=0).stdout)
+            any_ = int(d.ctl("submit", "--dependency", "afterany:%d:%d" % (bad, ok), "--", "true",
+                             check=0).stdout)
+            notok = int(d.ctl("submit", "--dependency", "afternotok:%d" % bad, "--", "true",
+                              check=0).stdout)
+            never = int(d.ctl("submit", "--dependency", "afternotok:%d" % ok, "--", "true",
+                              check=0).stdout)
+            d.ctl("wait", str(any_), str(notok), check=0)
+            with d.client() as c:
+                job = c.wait(never)
+                assert job["state"] == "failed", job
+                assert job["reason"] == "dependency afternotok:%d succeeded" % ok, job
+            r = d.ctl("submit", "--dependency", "singleton", "--", "true", check=1)
+            assert b"not a dependency kind" in r.stderr, r.stderr
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 if __name__ == "__main__":
     sys.exit(run_cases(CASES, "daemon"))
