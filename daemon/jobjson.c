@@ -71,11 +71,16 @@ json_t *dd_job_json(const struct dd_server *srv, const struct dd_job_info *in)
 
 json_t *dd_event_json(const struct dd_server *srv, const struct dd_event *ev)
 {
-	return json_pack("{s:I, s:s, s:s, s:i, s:i, s:s, s:o}", "id", (json_int_t)ev->id,
+	json_t *o = json_pack("{s:I, s:s, s:s, s:i, s:i, s:s, s:o}", "id", (json_int_t)ev->id,
 			 "state", dd_state_name(ev->state), "prev",
 			 ev->prev_state ? dd_state_name(ev->prev_state) : "new", "attempt",
 			 (int)ev->attempt, "result", ev->result, "reason",
 			 ev->reason ? ev->reason : "", "at", when(srv, ev->at_ns));
+	if (o && ev->array_id) {
+		json_object_set_new(o, "array_id", json_integer((json_int_t)ev->array_id));
+		json_object_set_new(o, "array_index", json_integer((json_int_t)ev->array_index));
+	}
+	return o;
 }
 
 static json_t *shard_counters(const struct dd_shard_stats *s);

@@ -315,10 +315,14 @@ void dd_op_watch_event(struct dd_server *srv, const struct dd_evrec *r)
 	struct dd_event e = r->ev;
 	const struct dd_event *ev = &e;
 	e.reason = r->reason;
-	char key[24];
+	char key[24], akey[24] = "";
 	snprintf(key, sizeof(key), "%llu", (unsigned long long)ev->id);
+	if (ev->array_id) /* a watch of an array sees its elements too */
+		snprintf(akey, sizeof(akey), "%llu", (unsigned long long)ev->array_id);
 	for (struct conn *c = srv->conns.next; c != &srv->conns; c = c->next) {
-		if (!c->watching || c->dead || (c->watch_ids && !json_object_get(c->watch_ids, key)) ||
+		if (!c->watching || c->dead ||
+		    (c->watch_ids && !json_object_get(c->watch_ids, key) &&
+		     !(akey[0] && json_object_get(c->watch_ids, akey))) ||
 		    (c->watch_queue[0] && strcmp(c->watch_queue, r->kind)))
 			continue;
 		json_t *o = json_object();

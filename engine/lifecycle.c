@@ -82,6 +82,10 @@ void dd_shard_set_state(struct dd_shard *s, struct dd_jobrec *j, enum dd_state s
 			.kind = j->handler == DD_HANDLER_UNRESOLVED ? j->kind
 								   : s->eng->handlers[j->handler].name,
 		};
+		if (j->arr && j->arr->parent != j) {
+			ev.array_id = j->arr->id;
+			ev.array_index = dd_array_index(j->arr, j->id - j->arr->id - 1);
+		}
 		c->on_event(&ev, c->event_arg);
 	}
 }

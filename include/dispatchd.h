@@ -398,6 +398,8 @@ struct dd_event {
 	uint64_t at_ns;       /* when the change happened */
 	uint32_t uid;         /* the job's owner */
 	const char *kind;     /* the job's kind (queue); valid during the callback */
+	uint64_t array_id;    /* an array's element: its array, else 0 */
+	uint32_t array_index; /* ...and its index */
 };
 
 /* Called on a shard's reactor thread for every state change whose bit

@@ -170,9 +170,23 @@ class Client:
 
     def submit(self, argv, **fields):
         """Submits a process job; returns its id once it is durable.
-        Fields: queue, priority, after, delay, timeout, retries, key,
-        cpus, mem, stdin, rlimits, output_max... (docs/PROTOCOL.md)."""
+        Fields: name, queue, priority, after, dependency (Slurm's
+        "afterok:ID,afterany:ID.."), delay, timeout, retries, key, cpus,
+        mem, stdin, output and error (paths with %j %A %a %x %u), rlimits,
+        output_max, array... (docs/PROTOCOL.md)."""
         return self.call("submit", **self.job_fields(argv, **fields))["id"]
+
+    def submit_array(self, argv, indices, **fields):
+        """Submits a job array: one element per index of @indices (Slurm's
+        syntax, "1-100", "0-98:2%10", "1,3,5-9"), each seeing its index as
+        DD_ARRAY_INDEX. Returns the array's id; element k (0-based, in index
+        order) has id + 1 + k."""
+        return self.submit(argv, array=indices, **fields)
+
+    def elements(self, array_id, state=None, limit=1000):
+        """The elements of an array, in index order, page by page (an
+        element not started yet shows its array's waiting state)."""
+        return self.list(state=state, array=array_id, limit=limit)
 
     def submit_queued(self, queue, payload=b"", **fields):
         """Submits a job for the external workers of @queue."""
@@ -233,15 +247,16 @@ class Client:
         job = self.wait(jid)
         return job, self.output(jid), self.output(jid, "stderr")
 
-    def list(self, state=None, queue=None, limit=1000):
-        """Every job (of a @state, of a @queue), in id order, page by page."""
+    def list(self, state=None, queue=None, limit=1000, name=None, uid=None, array=None):
+        """Every job (of a @state, @queue, @name, owner @uid; or the
+        elements of @array), in id order, page by page."""
         after = 0
         while after is not None:
             req = {"after": after, "limit": limit}
-            if state:
-                req["state"] = state
-            if queue:
-                req["queue"] = queue
+            for k, v in (("state", state), ("queue", queue), ("name", name), ("uid", uid),
+                         ("array", array)):
+                if v is not None:
+                    req[k] = v
             r = self.call("list", **req)
             yield from r["jobs"]
             after = r["next"]
@@ -250,7 +265,8 @@ class Client:
         """The state changes of jobs (all, or of @ids and/or @queue) from
         now on (the watch is in place when this returns), as they come: an
         endless iterator of events; call unwatch (or close the client) to
-        end them."""
+        end them. An array's id among @ids brings its elements' changes
+        too (events with array_id and array_index)."""
         req = {}
         if ids is not None:
             req["ids"] = list(ids)

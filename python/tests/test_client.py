@@ -154,6 +154,40 @@ class ClientTest(unittest.TestCase):
             w.unwatch()
             self.assertTrue(w.ping()["pong"])
 
+    def test_an_array_its_elements_and_its_watch(self):
+        with self.client() as d:
+            gate = os.path.join(self.work, "array-gate")
+            arr = d.submit_array(["sh", "-c", "while [ ! -e %s ]; do sleep 0.01; done; "
+                                  "echo $DD_ARRAY_INDEX; [ $DD_ARRAY_INDEX != 4 ]" % gate],
+                                 "0-4%2", name="py-array", output=os.path.join(self.work, "a-%a"))
+            events = d.watch(ids=[arr])
+            open(gate, "w").close()
+            job = d.wait(arr)
+            self.assertEqual(job["state"], "failed")
+            self.assertEqual(job["array"], {"count": 5, "states": {"succeeded": 4, "failed": 1}})
+            els = list(d.elements(arr))
+            self.assertEqual([e["array_index"] for e in els], [0, 1, 2, 3, 4])
+            self.assertEqual([e["id"] for e in els], [arr + 1 + k for k in range(5)])
+            self.assertTrue(all(e["name"] == "py-array" for e in els))
+            for k in range(5):
+                with open(os.path.join(self.work, "a-%d" % k)) as f:
+                    self.assertEqual(f.read(), "%d\n" % k)
+            seen = set()
+            for ev in events:
+                if ev.get("array_id") == arr and ev["state"] in ("succeeded", "failed"):
+                    seen.add(ev["array_index"])
+                if ev["id"] == arr and ev["state"] == "failed":
+                    break
+            self.assertEqual(seen, {0, 1, 2, 3, 4})
+            d.unwatch()
+            self.assertEqual(d.status([arr, arr + 1, arr + 5]), ["failed", "success", "failed"])
+            # dependency kinds
+            bad = d.submit(["false"])
+            after = d.submit(["true"], dependency="afternotok:%d" % bad)
+            self.assertEqual(d.wait(after)["state"], "succeeded")
+            never = d.submit(["true"], dependency="afterok:%d" % bad)
+            self.assertEqual(d.wait(never)["reason"], "dependency afterok:%d did not succeed" % bad)
+
     def test_an_external_worker_leases_acks_and_nacks(self):
         with self.client() as d:
             payload = b"\xff\x00binary"
