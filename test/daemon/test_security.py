@@ -381,6 +381,15 @@ def a_start_its_user_stops_does_not_hold_the_workers():
                         if int(uid) == u.mallory.uid and os.readlink("/proc/%d/exe" % pid) in images:
                             os.kill(pid, signal.SIGSTOP)
                             stopped.add(pid)
+                            # it may have exec'd between the look and the
+                            # stop: then it is a job that ran, not a start,
+                            # and it goes on. Looked at once it has stopped
+                            # (a stopped process execs nothing: that look
+                            # is final)
+                            until(lambda: _proc_state(pid) in ("T", "t", None), timeout=30,
+                                  what="pid %d to stop" % pid)
+                            if os.readlink("/proc/%d/exe" % pid) not in images:
+                                os.kill(pid, signal.SIGCONT)
                     except (OSError, IndexError):
                         pass
         t = threading.Thread(target=stopper)
@@ -405,6 +414,15 @@ def a_start_its_user_stops_does_not_hold_the_workers():
         assert hung, "no start was stopped (the race was not hit): %s" % ends
         assert all(j["state"] == "failed" for j in hung), hung
         assert "start hung" in d.logtext()
+
+
+def _proc_state(pid):
+    """The state letter of @pid (R, S, T...), or None once it has gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
 
 
 def _output(c, jid):
