@@ -350,16 +350,16 @@ static int cmd_submit(struct ctl *c, int argc, char **argv)
 {
 	json_t *req;
 	struct submit_flags f = {0};
-	int nargc;
-	char **nargv, *keep;
-	int rc = dd_ctl_script_argv(argc, argv, job_opts, JOB_SHORT_OPTS, &nargc, &nargv, &keep);
+	struct dd_ctl_script sc;
+	int rc = dd_ctl_script_argv(argc, argv, job_opts, JOB_SHORT_OPTS, &sc);
 	if (rc)
 		return rc;
-	if (nargv) { /* a batch script: its #DD options, then ours */
-		argc = nargc;
-		argv = nargv;
+	if (sc.argv) { /* a batch script: its #DD options, then ours */
+		argc = sc.argc;
+		argv = sc.argv;
 	}
 	rc = build_job(argc, argv, &req, &f);
+	dd_ctl_script_free(&sc); /* build_job copied what it needs */
 	if (rc)
 		return rc;
 	json_t *resp = dd_ctl_call(c, req), *r = dd_ctl_result(resp);

@@ -80,13 +80,20 @@ int dd_ctl_top(struct ctl *c, int frames, bool json);
 
 /* ctl_script.c: submit's arguments when the command is a batch script
  * (a file starting "#!", not after "--"): its #DD options before the
- * command line's, and its text as the job runs it. *nargv (NULL: use argv
- * as it is) and *keep live as long as the process. @o, @shorts: submit's
- * options. Returns 0, or an exit status (1, or 2 for a bad #DD line) with
- * the reason on stderr. */
+ * command line's, and its text as the job runs it. sc->argv is NULL when
+ * the command is no script (use argv as it is); free with
+ * dd_ctl_script_free. @o, @shorts: submit's options. Returns 0, or an
+ * exit status (1, or 2 for a bad #DD line) with the reason on stderr. */
 struct option;
+struct dd_ctl_script {
+	int argc;
+	char **argv;
+	char **owned; /* the strings of argv that are ours to free */
+	int nowned;
+};
 int dd_ctl_script_argv(int argc, char **argv, const struct option *o, const char *shorts,
-		       int *nargc, char ***nargv, char **keep);
+		       struct dd_ctl_script *sc);
+void dd_ctl_script_free(struct dd_ctl_script *sc);
 
 /* ctl_print.c */
 void dd_ctl_print_jobs(json_t *jobs, bool header);

@@ -41,12 +41,19 @@ static int shebang(const char *hb, size_t n, char *buf, size_t bn, char **w, boo
 	return k;
 }
 
-int dd_ctl_script_argv(int argc, char **argv, const struct option *o, const char *shorts,
-		       int *nargc, char ***nargv, char **keep)
+void dd_ctl_script_free(struct dd_ctl_script *sc)
 {
-	*nargc = 0;
-	*nargv = NULL;
-	*keep = NULL;
+	for (int i = 0; i < sc->nowned; i++)
+		free(sc->owned[i]);
+	free(sc->owned);
+	free(sc->argv);
+	memset(sc, 0, sizeof(*sc));
+}
+
+int dd_ctl_script_argv(int argc, char **argv, const struct option *o, const char *shorts,
+		       struct dd_ctl_script *sc)
+{
+	memset(sc, 0, sizeof(*sc));
 	/* where the options end, as build_job's getopt will see it */
 	int save = opterr;
 	opterr = 0;
@@ -102,33 +109,36 @@ int dd_ctl_script_argv(int argc, char **argv, const struct option *o, const char
 	/* argv[0], #DD words, the command line's options, the command */
 	int n = 1 + nw + (at - 1) + 1 + (copy ? ni + 2 : 0) + (argc - at);
 	char **v = calloc((size_t)n + 1, sizeof(*v));
-	if (!v) {
-		dd_script_free(words, nw);
-		free(text);
+	char **own = calloc((size_t)nw + (size_t)ni + 2, sizeof(*own));
+	int k = 0, no = 0;
+	bool ok = v && own;
+	if (ok) {
+		v[k++] = argv[0];
+		for (int i = 0; i < nw; i++)
+			v[k++] = own[no++] = words[i];
+		for (int i = 1; i < at; i++)
+			v[k++] = argv[i];
+		v[k++] = "--";
+		if (copy) {
+			for (int i = 0; i < ni; i++)
+				ok &= (v[k++] = own[no++] = strdup(iw[i])) != NULL;
+			v[k++] = "-c";
+			v[k++] = own[no++] = text; /* $0 is then the script's path */
+			text = NULL;
+		}
+		ok &= (v[k++] = own[no++] = strdup(path)) != NULL;
+		for (int i = at + 1; i < argc; i++)
+			v[k++] = argv[i];
+		v[k] = NULL;
+		nw = 0; /* its words are own[]'s now */
+	}
+	dd_script_free(words, nw);
+	free(text);
+	*sc = (struct dd_ctl_script){.argc = k, .argv = v, .owned = own, .nowned = no};
+	if (!ok) {
+		fprintf(stderr, "dispatchctl: out of memory\n");
+		dd_ctl_script_free(sc);
 		return 1;
 	}
-	int k = 0;
-	v[k++] = argv[0];
-	for (int i = 0; i < nw; i++)
-		v[k++] = words[i];
-	for (int i = 1; i < at; i++)
-		v[k++] = argv[i];
-	v[k++] = "--";
-	if (copy) {
-		for (int i = 0; i < ni; i++)
-			v[k++] = strdup(iw[i]);
-		v[k++] = "-c";
-		v[k++] = text; /* $0 is then the script's path, $1.. its arguments */
-	}
-	v[k++] = strdup(path);
-	for (int i = at + 1; i < argc; i++)
-		v[k++] = argv[i];
-	v[k] = NULL;
-	free(words); /* the words themselves live on in v, for the process's life */
-	if (!copy)
-		free(text);
-	*nargc = k;
-	*nargv = v;
-	*keep = copy ? text : NULL;
 	return 0;
 }
