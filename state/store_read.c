@@ -176,65 +176,80 @@ int dd_state_store_list(struct dd_state_store *st, uint8_t state, uint64_t after
 	return err_of(rc == MDB_NOTFOUND ? 0 : rc);
 }
 
+/* Walks @dbi from @start (NULL: its first key) on, one read transaction,
+ * calling @step for each entry until it returns non-zero: 1 stops the
+ * walk, a negative code stops it and is returned. */
+struct walk {
+	struct dd_state_store *st;
+	MDB_txn *t;
+	int (*fn)(const struct dd_state_job *job, void *arg);
+	void *arg;
+	uint64_t hi; /* scan_range's last id */
+};
+
+static int walk(struct walk *w, MDB_dbi dbi, MDB_val *start,
+		int (*step)(struct walk *w, MDB_val *key, MDB_val *d))
+{
+	MDB_cursor *c;
+	int rc = read_begin(w->st, &w->t), r = 0;
+	if (rc)
+		return err_of(rc);
+	if ((rc = mdb_cursor_open(w->t, dbi, &c)) == 0) {
+		MDB_val key = start ? *start : (MDB_val){0, NULL}, d;
+		rc = mdb_cursor_get(c, &key, &d, start ? MDB_SET_RANGE : MDB_FIRST);
+		while (rc == 0 && (r = step(w, &key, &d)) == 0)
+			rc = mdb_cursor_get(c, &key, &d, MDB_NEXT);
+		mdb_cursor_close(c);
+		if (rc == MDB_NOTFOUND || r == 1)
+			rc = r = 0;
+	}
+	read_end(w->st, w->t);
+	return r ? r : err_of(rc);
+}
+
+/* scan_live: the state index's live entries, each job from the table */
+static int live_step(struct walk *w, MDB_val *key, MDB_val *d)
+{
+	(void)d;
+	if (key->mv_size < 9 || ((unsigned char *)key->mv_data)[0] >= DD_STATE_SUCCEEDED)
+		return 1;
+	uint64_t id = unbe64((unsigned char *)key->mv_data + 1);
+	unsigned char k[8];
+	be64(k, id);
+	MDB_val jk = {8, k}, jd;
+	struct dd_state_job job;
+	int rc = mdb_get(w->t, w->st->jobs, &jk, &jd);
+	if (rc)
+		return rc == MDB_NOTFOUND ? 1 : err_of(rc);
+	int r = dd_store_job_decode(id, &jd, &job);
+	return r ? r : w->fn(&job, w->arg);
+}
+
 int dd_state_store_scan_live(struct dd_state_store *st,
 			     int (*fn)(const struct dd_state_job *job, void *arg), void *arg)
 {
-	MDB_txn *t;
-	MDB_cursor *c;
-	int rc = read_begin(st, &t), r = 0;
-	if (rc)
-		return err_of(rc);
-	if ((rc = mdb_cursor_open(t, st->bystate, &c)) == 0) {
-		MDB_val key, d;
-		rc = mdb_cursor_get(c, &key, &d, MDB_FIRST);
-		while (rc == 0 && r == 0 && ((unsigned char *)key.mv_data)[0] < DD_STATE_SUCCEEDED) {
-			uint64_t id = unbe64((unsigned char *)key.mv_data + 1);
-			unsigned char k[8];
-			be64(k, id);
-			MDB_val jk = {8, k}, jd;
-			struct dd_state_job job;
-			if ((rc = mdb_get(t, st->jobs, &jk, &jd)) != 0)
-				break;
-			if ((r = dd_store_job_decode(id, &jd, &job)) == 0)
-				r = fn(&job, arg);
-			rc = mdb_cursor_get(c, &key, &d, MDB_NEXT);
-		}
-		mdb_cursor_close(c);
-		if (rc == MDB_NOTFOUND)
-			rc = 0;
-	}
-	read_end(st, t);
-	return r ? r : err_of(rc);
+	struct walk w = {.st = st, .fn = fn, .arg = arg};
+	return walk(&w, st->bystate, NULL, live_step);
+}
+
+/* scan_range: the table's jobs up to w->hi */
+static int range_step(struct walk *w, MDB_val *key, MDB_val *d)
+{
+	if (key->mv_size != 8 || unbe64(key->mv_data) > w->hi)
+		return 1;
+	struct dd_state_job job;
+	int r = dd_store_job_decode(unbe64(key->mv_data), d, &job);
+	return r ? r : w->fn(&job, w->arg);
 }
 
 int dd_state_store_scan_range(struct dd_state_store *st, uint64_t lo, uint64_t hi,
 			      int (*fn)(const struct dd_state_job *job, void *arg), void *arg)
 {
-	MDB_txn *t;
-	MDB_cursor *c;
-	int rc = read_begin(st, &t), r = 0;
-	if (rc)
-		return err_of(rc);
-	if ((rc = mdb_cursor_open(t, st->jobs, &c)) == 0) {
-		unsigned char k[8];
-		be64(k, lo);
-		MDB_val key = {8, k}, d;
-		rc = mdb_cursor_get(c, &key, &d, MDB_SET_RANGE);
-		while (rc == 0 && r == 0 && key.mv_size == 8) {
-			uint64_t id = unbe64(key.mv_data);
-			if (id > hi)
-				break;
-			struct dd_state_job job;
-			if ((r = dd_store_job_decode(id, &d, &job)) == 0)
-				r = fn(&job, arg);
-			rc = mdb_cursor_get(c, &key, &d, MDB_NEXT);
-		}
-		mdb_cursor_close(c);
-		if (rc == MDB_NOTFOUND)
-			rc = 0;
-	}
-	read_end(st, t);
-	return r ? r : err_of(rc);
+	struct walk w = {.st = st, .fn = fn, .arg = arg, .hi = hi};
+	unsigned char k[8];
+	be64(k, lo);
+	MDB_val start = {8, k};
+	return walk(&w, st->jobs, &start, range_step);
 }
 
 size_t dd_state_store_count(struct dd_state_store *st)

@@ -91,6 +91,14 @@ static int element(const struct dd_job *j, void *arg)
 	return j->array_index % 7 == 3 ? 1 : 0; /* those fail */
 }
 
+/* Until @n elements run (a minute at most: a loaded machine). */
+static void await_running(int n)
+{
+	for (int i = 0; i < 60000 && atomic_load(&running) < n; i++)
+		sleep_ms(1);
+	cr_assert_geq(atomic_load(&running), n, "%d elements never ran at once", n);
+}
+
 static struct dd_engine *array_engine(unsigned workers)
 {
 	struct dd_config c;
@@ -161,8 +169,7 @@ Test(array, max_caps_the_elements_running_at_once)
 	struct dd_engine *e = array_engine(8);
 	uint64_t id = submit_array(e, "1-30%3", "element");
 	/* three start and hold; no fourth may start while they do */
-	while (atomic_load(&running) < 3)
-		sleep_ms(1);
+	await_running(3);
 	struct dd_job_info info;
 	cr_assert_eq(dd_job_get(e, id, &info), 0);
 	cr_assert_eq(info.state, DD_RUNNING);
@@ -187,8 +194,7 @@ Test(array, cancel_is_one_operation)
 	atomic_store(&arr_gate, 0);
 	struct dd_engine *e = array_engine(2);
 	uint64_t id = submit_array(e, "0-999999", "element");
-	while (atomic_load(&running) < 2)
-		sleep_ms(1);
+	await_running(2);
 	/* what waits on an element, made or not, learns it will not run */
 	struct dd_job_spec s = spec("ok");
 	uint64_t late = id + 1 + 500000, dep;
