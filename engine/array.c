@@ -378,8 +378,9 @@ int dd_array_cancel(struct dd_shard *s, struct dd_jobrec *j, enum dd_state how, 
 	}
 	a->cancelled = true;
 	settle_unmade(s, a, true);
+	uint64_t made = a->next;
 	a->next = a->count;
-	for (uint64_t ord = a->low; ord < a->count && a->live; ord++) {
+	for (uint64_t ord = a->low; ord < made && a->live; ord++) {
 		struct dd_jobrec *e = dd_tab_find(s, a->id + 1 + ord);
 		if (e && !dd_state_terminal((enum dd_state)e->state))
 			dd_job_cancel(s, e, how, reason);
