@@ -581,8 +581,12 @@ int dd_proto_job(json_t *o, bool top, const struct dd_envdec *shared, struct dd_
 		return -1;
 	if ((v = json_object_get(o, "name"))) {
 		size_t nl = json_string_length(v);
-		if (!nl || nl > DD_NAME_MAX || strlen(json_string_value(v)) != nl)
-			return fail(e, "EINVAL", "'name' is 1 to %u bytes", DD_NAME_MAX);
+		const char *nm = json_string_value(v);
+		bool printable = true;
+		for (size_t i = 0; i < nl; i++) /* it is shown in other users' tables */
+			printable &= (unsigned char)nm[i] >= ' ' && nm[i] != 0x7f;
+		if (!nl || nl > DD_NAME_MAX || strlen(nm) != nl || !printable)
+			return fail(e, "EINVAL", "'name' is 1 to %u bytes of printable text", DD_NAME_MAX);
 		s->name = json_string_value(v);
 	}
 	return 0;

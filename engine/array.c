@@ -169,6 +169,21 @@ bool dd_array_unmade(const struct dd_array *a, uint64_t id)
 	return id - a->id - 1 >= a->next && !a->settled;
 }
 
+/* Off s->act. Within dd_array_fill (an element made ended its array)
+ * the fill drops it; anywhere else it goes now, since the array may be
+ * freed before the next fill. */
+static void deactivate(struct dd_shard *s, struct dd_array *a)
+{
+	if (!a->active)
+		return;
+	a->active = false;
+	for (size_t i = 0; !s->filling && i < s->nact; i++)
+		if (s->act[i] == a) {
+			s->act[i] = s->act[--s->nact];
+			break;
+		}
+}
+
 static void activate(struct dd_shard *s, struct dd_array *a)
 {
 	if (a->active || a->cancelled || a->next >= a->count)
@@ -215,6 +230,17 @@ void dd_array_attach(struct dd_shard *s, struct dd_jobrec *j, struct dd_array *a
 	}
 }
 
+/* Drops a reference to @a, and with its last one the array, and its
+ * reference to the array it follows (aftercorr), in turn. */
+static void put(struct dd_shard *s, struct dd_array *a)
+{
+	while (a && --a->refs == 0) {
+		struct dd_array *corr = a->corr;
+		dd_array_drop(s, a);
+		a = corr;
+	}
+}
+
 void dd_array_detach(struct dd_shard *s, struct dd_jobrec *j)
 {
 	struct dd_array *a = j->arr;
@@ -222,12 +248,16 @@ void dd_array_detach(struct dd_shard *s, struct dd_jobrec *j)
 	if (a->parent == j) {
 		a->parent = NULL;
 		delist(s, a);
+		deactivate(s, a);
+		/* waits on elements never to be made (it ended at a shutdown, and
+		 * so settled none): the engine goes, they end with it */
+		for (struct dd_cmd *c = a->waiters, *n; c; c = n) {
+			n = c->next;
+			dd_cmd_complete(c, DD_ESHUTDOWN);
+		}
+		a->waiters = NULL;
 	}
-	if (--a->refs > 0)
-		return;
-	if (a->corr && --a->corr->refs == 0)
-		dd_array_drop(s, a->corr);
-	dd_array_drop(s, a);
+	put(s, a);
 }
 
 /* The array whose elements @a's follow (aftercorr): the one in memory, or
@@ -262,6 +292,15 @@ static struct dd_array *corr_of(struct dd_shard *s, struct dd_array *a)
 }
 
 static void maybe_done(struct dd_shard *s, struct dd_array *a);
+
+void dd_array_never(struct dd_shard *s, const struct dd_array *a, uint64_t id)
+{
+	for (uint64_t k = 1; k <= a->count; k++) {
+		dd_seq_set(s, id + k, SEQ_ENDED_BAD);
+		if (s->npending)
+			dd_deps_gone(s, id + k, false);
+	}
+}
 
 void dd_array_unborn(struct dd_shard *s, struct dd_array *a)
 {
@@ -347,6 +386,7 @@ void dd_array_ended(struct dd_shard *s, struct dd_jobrec *j, enum dd_state st, c
 		 * dependency; at shutdown it is not over (the next run goes on) */
 		if (reason != dd_reason[R_SHUTDOWN])
 			settle_unmade(s, a, st != DD_SUCCEEDED);
+		deactivate(s, a); /* s->act holds no reference: not past its end */
 		return;
 	}
 	a->live--;
@@ -483,12 +523,17 @@ size_t dd_array_fill(struct dd_shard *s)
 	size_t made = 0, k = 0;
 	if (s->stopping)
 		return 0;
+	s->filling = true;
 	for (size_t i = 0; i < s->nact; i++) {
 		struct dd_array *a = s->act[i];
 		struct dd_jobrec *p = a->parent;
-		if (!p || a->cancelled || a->next >= a->count ||
+		if (!a->active || !p || a->cancelled || a->next >= a->count ||
 		    dd_state_terminal((enum dd_state)p->state)) {
 			a->active = false;
+			continue;
+		}
+		if (p->state != DD_QUEUED && p->state != DD_RUNNING) {
+			s->act[k++] = a; /* not ready yet (recovery): kept for when it is */
 			continue;
 		}
 		if (a->corr_id && !corr_of(s, a)) {
@@ -498,7 +543,6 @@ size_t dd_array_fill(struct dd_shard *s)
 			char *own = dd_reason_dup(s, why);
 			if (own)
 				dd_job_own_reason(s, p, own);
-			a->active = false;
 			dd_job_finish(s, p, DD_FAILED, own ? own : dd_reason[R_DEPENDENCY]);
 			continue;
 		}
@@ -506,14 +550,17 @@ size_t dd_array_fill(struct dd_shard *s)
 			: (p->flags & JF_EXEC) ? WINDOW_EXEC : WINDOW_INPROC;
 		if (resolve(s, p))
 			while (a->live < window && a->next < a->count && made < FILL_TURN &&
+			       !dd_state_terminal((enum dd_state)p->state) &&
 			       (size_t)atomic_load_explicit(&s->live, memory_order_relaxed) <
 				       s->eng->cfg.max_live_jobs) {
 				make(s, a);
 				made++;
 			}
-		s->act[k++] = a; /* kept: more to make */
+		if (a->active) /* more to make; else its own job ended meanwhile */
+			s->act[k++] = a;
 	}
 	s->nact = k;
+	s->filling = false;
 	return made;
 }
 

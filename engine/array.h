@@ -44,6 +44,9 @@ uint32_t dd_array_index(const struct dd_array *a, uint64_t ord);
 void dd_array_attach(struct dd_shard *s, struct dd_jobrec *j, struct dd_array *a);
 /* The record @j leaves memory. */
 void dd_array_detach(struct dd_shard *s, struct dd_jobrec *j);
+/* The array @a (its own job @id) could not be held (no memory): none of
+ * its elements will be; their fate is final and what waits on them told. */
+void dd_array_never(struct dd_shard *s, const struct dd_array *a, uint64_t id);
 /* An element could not be held (no memory): it counts as failed. */
 void dd_array_unborn(struct dd_shard *s, struct dd_array *a);
 /* An array's own job is ready: its elements may be made. */

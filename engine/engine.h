@@ -224,6 +224,7 @@ struct dd_shard {
 	size_t narrs, caparrs;
 	struct dd_array **act;   /* ...of them, those with elements to make */
 	size_t nact, capact;
+	bool filling;            /* in dd_array_fill (array.c) */
 	struct dd_queue_lanes **extq;   /* [handler]: queued jobs of external
 					 * queues, allocated when first used */
 	unsigned seen_handlers;

@@ -177,6 +177,8 @@ void dd_job_arrive(struct dd_shard *s, struct dd_sub *m)
 			dd_idem_remove(s->eng->idem, m->key_hash, m->uid, m->key, m->id);
 		if (m->arr && m->arr->refs)
 			dd_array_unborn(s, m->arr); /* an element: it counts as failed */
+		else if (m->arr)
+			dd_array_never(s, m->arr, m->id);
 		dd_sub_release(s, m);
 		dd_seq_set(s, m->id, SEQ_ENDED_BAD);
 		dd_st_add(s, ST_SUBMITTED, 1);

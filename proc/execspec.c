@@ -380,9 +380,12 @@ void dd_proc_spec_describe(const void *buf, size_t len, char *cmd, size_t cmdn, 
 	if (o >= cmdn && cmdn > 4)
 		memcpy(cmd + cmdn - 4, "...", 4); /* cut: say so */
 	for (char *c = cmd; *c; c++)
-		if ((unsigned char)*c < ' ')
-			*c = ' '; /* one line: a table's row */
+		if ((unsigned char)*c < ' ' || *c == 0x7f)
+			*c = ' '; /* one line of a table's row, and no terminal controls */
 	if (d.cwd)
 		snprintf(cwd, cwdn, "%s", d.cwd);
+	for (char *c = cwd; *c; c++)
+		if ((unsigned char)*c < ' ' || *c == 0x7f)
+			*c = '?'; /* shown in other users' tables: no terminal controls */
 	dd_proc_spec_free(&d);
 }

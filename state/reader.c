@@ -220,6 +220,12 @@ static void rebase(struct dd_logrec *rec, ptrdiff_t delta)
 		rec->key += delta;
 	if (rec->reason)
 		rec->reason += delta;
+	if (rec->dep_kinds)
+		rec->dep_kinds += delta;
+	if (rec->name)
+		rec->name += delta;
+	if (rec->array_ranges)
+		rec->array_ranges += delta;
 }
 
 /* Room for one more record in b->recs. */

@@ -214,7 +214,10 @@ static int load_one(const struct dd_state_job *sj, void *arg)
 				j->arr->corr_id = dd_logrec_dep(sp, i);
 			}
 		j->not_before_ns = sp->not_before_rt ? rt_to_mono(s, sp->not_before_rt) : 0;
-		if (sj->state != DD_WAITING) {
+		/* The store keeps an array's own job WAITING until it ends (it
+		 * logs no START): once any element was made, its dependencies
+		 * were met, and are not waited for again */
+		if (sj->state != DD_WAITING || j->arr->next > 0) {
 			/* ready once its elements are back (the second pass) */
 			lc->ready[lc->nready++] = j;
 			return 0;
