@@ -357,35 +357,84 @@ int dd_proc_spec_set_output(const void *buf, size_t len, const char *out_path,
 	return rc;
 }
 
+/* The next string of @r, in place (not NUL-terminated). */
+static bool peek_str(struct rbuf *r, const char **s, uint32_t *len)
+{
+	get(r, len, 4);
+	if (r->bad || r->n - r->off < *len) {
+		r->bad = true;
+		return false;
+	}
+	*s = (const char *)r->p + r->off;
+	r->off += *len;
+	return true;
+}
+
+/* @n bytes of @s appended at cmd[*o] (room @cmdn), without terminal
+ * controls: one line of a table's row, shown to other users too. */
+static void add_text(char *out, size_t outn, size_t *o, const char *s, size_t n, char ctl)
+{
+	for (size_t i = 0; i < n && *o + 1 < outn; i++) {
+		unsigned char c = (unsigned char)s[i];
+		out[(*o)++] = c < ' ' || c == 0x7f ? ctl : (char)c;
+	}
+	out[*o] = 0;
+}
+
 void dd_proc_spec_describe(const void *buf, size_t len, char *cmd, size_t cmdn, char *cwd,
 			   size_t cwdn)
 {
-	struct dd_proc_spec d;
+	/* read in place, allocating nothing: it runs for every job a get or a
+	 * wait answers for, on the reactor */
+	struct rbuf r = {.p = buf, .n = len};
+	uint32_t magic, flags, nrl, argc, envc, l;
+	uint64_t out_max;
+	const char *str;
 	cmd[0] = cwd[0] = 0;
-	if (dd_proc_spec_decode(buf, len, &d) < 0)
+	get(&r, &magic, 4);
+	get(&r, &flags, 4);
+	get(&r, &out_max, 8);
+	get(&r, &nrl, 4);
+	get(&r, &argc, 4);
+	get(&r, &envc, 4);
+	if (r.bad || magic != MAGIC || (flags & ~F_ALL) || nrl > DD_RLIMITS_MAX || argc == 0)
 		return;
-	size_t o = 0, first = 0;
-	/* a batch script run from its text (SHELL -c "#!..." PATH ARGS..): its
-	 * path and arguments, as it was submitted */
-	for (size_t i = 0; d.argv[i]; i++)
-		if (!strcmp(d.argv[i], "-c") && d.argv[i + 1] && !strncmp(d.argv[i + 1], "#!", 2) &&
-		    d.argv[i + 2]) {
-			first = i + 2;
+	r.off += (flags & F_UMASK ? 4 : 0) + (flags & F_MEM ? 8 : 0) + (flags & F_CPUS ? 4 : 0) +
+		 (size_t)nrl * 20;
+	if (r.off > r.n)
+		return;
+	if ((flags & F_CWD) && peek_str(&r, &str, &l)) {
+		size_t o = 0;
+		add_text(cwd, cwdn, &o, str, l, '?');
+	}
+	static const uint32_t paths[] = {F_STDIN, F_STDOUT, F_STDERR}; /* their order */
+	for (int k = 0; k < 3; k++)
+		if ((flags & paths[k]) && !peek_str(&r, &str, &l))
+			return;
+	/* a batch script run from its text (SHELL -c "#!..." PATH ARGS..): shown
+	 * as its path and arguments, as it was submitted */
+	struct rbuf at = r;
+	uint32_t first = 0;
+	const char *prev = NULL, *prev2 = NULL;
+	uint32_t pl = 0, pl2 = 0;
+	for (uint32_t i = 0; i < argc && peek_str(&at, &str, &l); i++) {
+		if (i >= 2 && pl2 == 2 && !memcmp(prev2, "-c", 2) && pl >= 2 && !memcmp(prev, "#!", 2)) {
+			first = i;
 			break;
 		}
-	for (size_t i = first; d.argv[i] && o < cmdn; i++) {
-		int k = snprintf(cmd + o, cmdn - o, "%s%s", i > first ? " " : "", d.argv[i]);
-		o += k > 0 ? (size_t)k : 0;
+		prev2 = prev, pl2 = pl;
+		prev = str, pl = l;
 	}
-	if (o >= cmdn && cmdn > 4)
+	size_t o = 0;
+	for (uint32_t i = 0; i < argc && peek_str(&r, &str, &l); i++) {
+		if (i < first)
+			continue;
+		if (i > first)
+			add_text(cmd, cmdn, &o, " ", 1, ' ');
+		add_text(cmd, cmdn, &o, str, l, ' ');
+		if (o + 1 >= cmdn)
+			break;
+	}
+	if (o + 1 >= cmdn && cmdn > 4)
 		memcpy(cmd + cmdn - 4, "...", 4); /* cut: say so */
-	for (char *c = cmd; *c; c++)
-		if ((unsigned char)*c < ' ' || *c == 0x7f)
-			*c = ' '; /* one line of a table's row, and no terminal controls */
-	if (d.cwd)
-		snprintf(cwd, cwdn, "%s", d.cwd);
-	for (char *c = cwd; *c; c++)
-		if ((unsigned char)*c < ' ' || *c == 0x7f)
-			*c = '?'; /* shown in other users' tables: no terminal controls */
-	dd_proc_spec_free(&d);
 }

@@ -12,6 +12,15 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	/* what people are shown of it: read in place, within the bytes and the
+	 * buffers, one line without terminal controls */
+	char cmd[64], cwd[32];
+	dd_proc_spec_describe(data, size, cmd, sizeof(cmd), cwd, sizeof(cwd));
+	if (strnlen(cmd, sizeof(cmd)) == sizeof(cmd) || strnlen(cwd, sizeof(cwd)) == sizeof(cwd))
+		abort();
+	for (const char *c = cmd; *c; c++)
+		if ((unsigned char)*c < ' ' || *c == 0x7f)
+			abort();
 	struct dd_proc_spec x;
 	if (dd_proc_spec_decode(data, size, &x) == 0) {
 		/* what decodes must be usable: terminated strings, a program */
